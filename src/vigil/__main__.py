@@ -1,0 +1,5 @@
+"""``python -m vigil`` runs the ``vigil`` command."""
+
+from vigil.cli import app
+
+app()

@@ -1,0 +1,28 @@
+"""The ``vigil`` command: one Typer app, one sub-module per area.
+
+Each area module exposes ``register(app)`` and imports its heavy dependencies inside the
+command functions, so ``vigil --help`` stays fast and serving never imports torch.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from vigil.cli import data_commands
+
+app = typer.Typer(
+    name="vigil",
+    help="Vigil: real-time card fraud detection with a complete MLOps lifecycle.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """Vigil: real-time card fraud detection with a complete MLOps lifecycle."""
+
+
+for area in (data_commands,):
+    area.register(app)

@@ -1,0 +1,42 @@
+"""Options and helpers shared by every ``vigil`` subcommand."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vigil.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
+from vigil.logs import configure_logging
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="YAML configuration file.", show_default=True)
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a setting: section.key=value (repeatable)."),
+]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
+
+
+def start(
+    config: Path = DEFAULT_CONFIG_PATH,
+    overrides: list[str] | None = None,
+    verbose: bool = False,
+    json_logs: bool = False,
+) -> Settings:
+    """Entry-point preamble: configure logging and build the one settings object."""
+    configure_logging(verbose=verbose, json_format=json_logs)
+    try:
+        return load_settings(config, overrides or [], environ=os.environ)
+    except ConfigError as error:
+        typer.secho(f"configuration error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print a clear error (no traceback) and return the exit to raise."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=code)

@@ -1,0 +1,276 @@
+"""Vigil's one typed configuration: YAML file, then ``VIGIL_*`` environment, then ``--set``.
+
+Only entry points (CLI commands, the API lifespan, the worker) call :func:`load_settings`;
+everything else receives the resulting :class:`Settings` object explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_CONFIG_PATH = Path("configs/vigil.yaml")
+ENV_PREFIX = "VIGIL_"
+
+
+class ConfigError(ValueError):
+    """Raised when the configuration is unreadable, has an unknown key or a bad value."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DriftConfig(_Section):
+    """A switchable change in the simulated world from ``start_day`` on."""
+
+    scenario: Literal["none", "new_fraud_pattern", "amount_inflation", "customer_shift"] = "none"
+    start_day: int = Field(120, ge=0)
+    strength: float = Field(1.5, gt=0)
+
+
+class DataConfig(_Section):
+    """Transaction simulator and raw-data location."""
+
+    n_customers: int = Field(5000, gt=0)
+    n_terminals: int = Field(10000, gt=0)
+    n_days: int = Field(183, gt=0)
+    start_date: date = date(2018, 4, 1)
+    radius: float = Field(5.0, gt=0)
+    seed: int = 0
+    raw_dir: Path = Path("data/raw")
+    drift: DriftConfig = DriftConfig()
+
+
+class FeaturesConfig(_Section):
+    """Feature windows and the label delay shared by offline and online computation."""
+
+    windows_days: list[int] = Field(default_factory=lambda: [1, 7, 30], min_length=1)
+    label_delay_days: int = Field(7, ge=0)
+    night_end_hour: int = Field(6, ge=0, le=23)
+    output_path: Path = Path("data/features/features.parquet")
+    duckdb_memory_limit: str = "2GB"
+    duckdb_threads: int = Field(2, gt=0)
+    extended: bool = True
+
+
+class LightGBMConfig(_Section):
+    """LightGBM baseline hyperparameters."""
+
+    n_estimators: int = Field(300, gt=0)
+    learning_rate: float = Field(0.05, gt=0)
+    num_leaves: int = Field(31, gt=1)
+
+
+class ModelConfig(_Section):
+    """Which model to train and, for the MLP, its architecture."""
+
+    kind: Literal["mlp", "lightgbm", "logistic"] = "mlp"
+    hidden_sizes: list[int] = Field(default_factory=lambda: [64, 32])
+    activation: Literal["relu", "gelu", "silu", "tanh"] = "relu"
+    dropout: float = Field(0.1, ge=0, lt=1)
+    normalization: Literal["none", "batchnorm", "layernorm"] = "none"
+    lightgbm: LightGBMConfig = LightGBMConfig()
+    logistic_c: float = Field(1.0, gt=0)
+
+
+class TrainConfig(_Section):
+    """The handbook's protocol (train, delay, test periods) and optimisation settings."""
+
+    experiment_name: str = "vigil"
+    train_start: date = date(2018, 7, 25)
+    train_days: int = Field(7, gt=0)
+    delay_days: int = Field(7, ge=0)
+    test_days: int = Field(7, gt=0)
+    validation_days: int = Field(1, ge=0)
+    epochs: int = Field(30, gt=0)
+    batch_size: int = Field(512, gt=0)
+    lr: float = Field(0.001, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    class_weighting: Literal["none", "balanced", "undersample"] = "balanced"
+    early_stopping_patience: int = Field(5, gt=0)
+    seed: int = 42
+    cost_missed_fraud: float = Field(100.0, ge=0)
+    cost_false_alarm: float = Field(5.0, ge=0)
+    top_k_cards: int = Field(100, gt=0)
+    runs_dir: Path = Path("runs")
+
+
+class InferenceConfig(_Section):
+    """Where the serving model lives and how decisions are explained."""
+
+    model_path: Path = Path("models/current/model.onnx")
+    reason_codes: int = Field(3, ge=0)
+    batch_size: int = Field(4096, gt=0)
+
+
+class ServingConfig(_Section):
+    """HTTP service settings."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, gt=0, lt=65536)
+    api_key: str = Field("change-me", min_length=1)
+    max_upload_bytes: int = Field(10_000_000, gt=0)
+    max_batch_rows: int = Field(10_000, gt=0)
+
+
+class StorageConfig(_Section):
+    """Database, online state store and the group-commit writer."""
+
+    database_url: str = "sqlite:///data/vigil.db"
+    state_url: str = "memory://"
+    commit_max_batch: int = Field(256, gt=0)
+    commit_max_delay_ms: float = Field(2.0, ge=0)
+    queue_max: int = Field(10_000, gt=0)
+
+
+class BrokerConfig(_Section):
+    """RabbitMQ topology and consumer settings; ``url: null`` scores in-process."""
+
+    url: str | None = None
+    prefetch: int = Field(256, gt=0)
+    batch_size: int = Field(128, gt=0)
+    transactions_queue: str = "transactions"
+    decisions_exchange: str = "decisions"
+    labels_queue: str = "labels"
+
+
+class TrackingConfig(_Section):
+    """MLflow tracking store and registry."""
+
+    mlflow_uri: str = "file:./mlruns"
+    registered_model: str = "vigil-fraud"
+
+
+class MonitoringConfig(_Section):
+    """Drift and delayed-label monitoring."""
+
+    drift_reference_days: int = Field(7, gt=0)
+
+
+class Settings(_Section):
+    """The whole configuration of one Vigil process."""
+
+    data: DataConfig = DataConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    inference: InferenceConfig = InferenceConfig()
+    serving: ServingConfig = ServingConfig()
+    storage: StorageConfig = StorageConfig()
+    broker: BrokerConfig = BrokerConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+
+
+def _parse_value(raw: str) -> Any:
+    """Read an override value as YAML so ``0.1``, ``[1, 7]``, ``null`` and ``true`` get types."""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def _set_dotted(tree: dict[str, Any], dotted_key: str, value: Any) -> None:
+    parts = [p for p in dotted_key.split(".") if p]
+    if not parts:
+        raise ConfigError(f"empty configuration key in override {dotted_key!r}")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"configuration key {dotted_key!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _env_overrides(environ: Mapping[str, str]) -> list[tuple[str, Any]]:
+    """``VIGIL_TRAIN__LR=0.01`` becomes ``("train.lr", 0.01)``."""
+    overrides = []
+    for name, raw in sorted(environ.items()):
+        if name.startswith(ENV_PREFIX) and "__" in name:
+            key = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+            overrides.append((key, _parse_value(raw)))
+    return overrides
+
+
+def _parse_set(assignments: Sequence[str]) -> list[tuple[str, Any]]:
+    overrides = []
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        overrides.append((key.strip(), _parse_value(raw)))
+    return overrides
+
+
+def _format_validation_error(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        key = ".".join(str(p) for p in problem["loc"])
+        if problem["type"] == "extra_forbidden":
+            lines.append(f"unknown configuration key {key!r}")
+        else:
+            shown = json.dumps(problem.get("input"), default=str)
+            lines.append(f"bad value for {key!r}: {problem['msg']} (got {shown})")
+    return "; ".join(lines)
+
+
+def build_settings(
+    tree: Mapping[str, Any],
+    overrides: Sequence[tuple[str, Any]] = (),
+) -> Settings:
+    """Validate a configuration tree with dotted-key overrides applied on top."""
+    merged: dict[str, Any] = json.loads(json.dumps(dict(tree), default=str))
+    for key, value in overrides:
+        _set_dotted(merged, key, value)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error)) from None
+
+
+def load_settings(
+    path: Path | None = DEFAULT_CONFIG_PATH,
+    overrides: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Load YAML (if ``path`` exists), apply ``VIGIL_*`` env vars, then ``--set`` overrides."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        if not path.exists():
+            if path != DEFAULT_CONFIG_PATH:
+                raise ConfigError(f"configuration file {path} does not exist")
+        else:
+            try:
+                loaded = yaml.safe_load(path.read_text()) or {}
+            except yaml.YAMLError as error:
+                raise ConfigError(f"configuration file {path} is not valid YAML: {error}") from None
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"configuration file {path} must hold a mapping of sections")
+            tree = loaded
+    env_items = _env_overrides(environ if environ is not None else {})
+    return build_settings(tree, [*env_items, *_parse_set(overrides)])
+
+
+def settings_to_dict(settings: Settings) -> dict[str, Any]:
+    """The resolved configuration as plain JSON types (for logging and tracking)."""
+    return settings.model_dump(mode="json")
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 0.1}}`` becomes ``{"train.lr": 0.1}`` (for MLflow params, DVC)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{dotted}."))
+        else:
+            flat[dotted] = value
+    return flat

@@ -1,0 +1,43 @@
+"""Vigil's column names and dtypes: the one place that declares them."""
+
+from __future__ import annotations
+
+TRANSACTION_ID = "transaction_id"
+TX_DATETIME = "tx_datetime"
+CUSTOMER_ID = "customer_id"
+TERMINAL_ID = "terminal_id"
+TX_AMOUNT = "tx_amount"
+TX_FRAUD = "tx_fraud"
+TX_FRAUD_SCENARIO = "tx_fraud_scenario"
+LABELLED_AT = "labelled_at"
+TX_DATE = "tx_date"  # Parquet partition key (YYYY-MM-DD)
+
+TRANSACTION_COLUMNS: tuple[str, ...] = (
+    TRANSACTION_ID,
+    TX_DATETIME,
+    CUSTOMER_ID,
+    TERMINAL_ID,
+    TX_AMOUNT,
+)
+LABEL_COLUMNS: tuple[str, ...] = (TRANSACTION_ID, TX_FRAUD, LABELLED_AT)
+
+DTYPES: dict[str, str] = {
+    TRANSACTION_ID: "int64",
+    TX_DATETIME: "datetime64[us]",
+    CUSTOMER_ID: "int64",
+    TERMINAL_ID: "int64",
+    TX_AMOUNT: "float64",
+    TX_FRAUD: "int8",
+    TX_FRAUD_SCENARIO: "int8",
+}
+
+# The Fraud Detection Handbook's published column names, mapped onto Vigil's.
+HANDBOOK_COLUMNS: dict[str, str] = {
+    "TRANSACTION_ID": TRANSACTION_ID,
+    "TX_DATETIME": TX_DATETIME,
+    "CUSTOMER_ID": CUSTOMER_ID,
+    "TERMINAL_ID": TERMINAL_ID,
+    "TX_AMOUNT": TX_AMOUNT,
+    "TX_FRAUD": TX_FRAUD,
+    "TX_FRAUD_SCENARIO": TX_FRAUD_SCENARIO,
+}

@@ -1,0 +1,60 @@
+"""Feature names and order: the one definition shared by offline, online, training and serving.
+
+The first fifteen are the Fraud Detection Handbook's (chapter 3), lower-cased so that
+results compare directly. ``extended`` adds point-in-time features that are computed online
+too.
+"""
+
+from __future__ import annotations
+
+from vigil.config import FeaturesConfig
+
+SECONDS_PER_DAY = 86_400
+
+TX_AMOUNT = "tx_amount"
+TX_DURING_WEEKEND = "tx_during_weekend"
+TX_DURING_NIGHT = "tx_during_night"
+
+
+def customer_nb_tx(window_days: int) -> str:
+    """Transactions of the customer in (t - n days, t], the current one included."""
+    return f"customer_id_nb_tx_{window_days}day_window"
+
+
+def customer_avg_amount(window_days: int) -> str:
+    """Mean amount of the customer's transactions in (t - n days, t]."""
+    return f"customer_id_avg_amount_{window_days}day_window"
+
+
+def terminal_nb_tx(window_days: int) -> str:
+    """Terminal transactions in (t - d - n days, t - d], d the label delay."""
+    return f"terminal_id_nb_tx_{window_days}day_window"
+
+
+def terminal_risk(window_days: int) -> str:
+    """Share of frauds among the terminal's transactions in (t - d - n, t - d]; 0 when none."""
+    return f"terminal_id_risk_{window_days}day_window"
+
+
+# Extended features (``features.extended: true``).
+AMOUNT_OVER_CUSTOMER_AVG = "customer_id_amount_over_avg_longest_window"
+SECONDS_SINCE_CUSTOMER_PREV_TX = "customer_id_seconds_since_prev_tx"
+CUSTOMER_RISK_LONGEST = "customer_id_risk_longest_window"
+
+
+def handbook_feature_names(config: FeaturesConfig) -> list[str]:
+    """The handbook's features, in the handbook's order, for the configured windows."""
+    names = [TX_AMOUNT, TX_DURING_WEEKEND, TX_DURING_NIGHT]
+    for n in config.windows_days:
+        names += [customer_nb_tx(n), customer_avg_amount(n)]
+    for n in config.windows_days:
+        names += [terminal_nb_tx(n), terminal_risk(n)]
+    return names
+
+
+def feature_names(config: FeaturesConfig) -> list[str]:
+    """Every model input column, in the order models are trained and served with."""
+    names = handbook_feature_names(config)
+    if config.extended:
+        names += [AMOUNT_OVER_CUSTOMER_AVG, SECONDS_SINCE_CUSTOMER_PREV_TX, CUSTOMER_RISK_LONGEST]
+    return names
