@@ -1,0 +1,1 @@
+"""Inference without torch: model metadata, ONNX Runtime scorer, decisions, batch scoring."""
