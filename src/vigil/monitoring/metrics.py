@@ -1,0 +1,182 @@
+"""Every Prometheus metric Vigil exposes, defined once and bound to an explicit registry.
+
+The API and the stream worker each build one :class:`VigilMetrics` at start-up (never at
+import) and serve :meth:`VigilMetrics.exposition` on ``/metrics``. Dashboards and alert rules
+refer to these names; ``tests/integration/test_prometheus_queries.py`` checks that they agree.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+__all__ = ["CONTENT_TYPE_LATEST", "VigilMetrics", "create_metrics"]
+
+# Fine-grained below 10 ms: a scored request takes about a millisecond on the happy path.
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01,
+    0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+# Storage round trips: Redis or an in-process dict (sub-millisecond) up to a slow database.
+STORAGE_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+)  # fmt: skip
+# A message's whole trip: publish -> consume -> score -> commit -> ack.
+END_TO_END_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class VigilMetrics:
+    """The metric objects of one Vigil process, registered in ``registry``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        reg = registry
+
+        # Service.
+        self.http_requests = Counter(
+            "vigil_http_requests",
+            "HTTP requests answered, by route template and status code.",
+            ["route", "status"],
+            registry=reg,
+        )
+        self.http_request_duration = Histogram(
+            "vigil_http_request_duration_seconds",
+            "Time from request received to response sent, by route template.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+
+        # Model.
+        self.scores = Histogram(
+            "vigil_score",
+            "Fraud scores produced, by model role (champion or challenger in shadow).",
+            ["role"],
+            buckets=SCORE_BUCKETS,
+            registry=reg,
+        )
+        self.decisions = Counter(
+            "vigil_decisions",
+            "Decisions taken by the champion model, by label (fraud or legit).",
+            ["label"],
+            registry=reg,
+        )
+        self.model_info = Gauge(
+            "vigil_model_info",
+            "Always 1: the model version and kind serving in each role.",
+            ["role", "model_version", "model_kind"],
+            registry=reg,
+        )
+        self.feature_drift_psi = Gauge(
+            "vigil_feature_drift_psi",
+            "Population stability index of each feature against the reference window.",
+            ["feature"],
+            registry=reg,
+        )
+
+        # Business.
+        self.flagged_amount = Counter(
+            "vigil_flagged_amount",
+            "Sum of the amounts (currency units) of transactions flagged as fraud.",
+            registry=reg,
+        )
+        self.prevented_loss = Counter(
+            "vigil_prevented_loss",
+            "Estimated loss prevented: amounts of flagged transactions later labelled fraud.",
+            registry=reg,
+        )
+        self.false_alarms = Counter(
+            "vigil_false_alarms",
+            "Flagged transactions later labelled legitimate.",
+            registry=reg,
+        )
+        self.labels_received = Counter(
+            "vigil_labels_received",
+            "Fraud labels received (chargebacks, analyst verdicts), by outcome.",
+            ["outcome"],
+            registry=reg,
+        )
+
+        # Storage.
+        self.state_store_latency = Histogram(
+            "vigil_state_store_latency_seconds",
+            "Online state store round trip, by operation (read or update).",
+            ["operation"],
+            buckets=STORAGE_BUCKETS,
+            registry=reg,
+        )
+        self.db_commit_latency = Histogram(
+            "vigil_db_commit_latency_seconds",
+            "Time the database writer takes to commit one group of rows.",
+            buckets=STORAGE_BUCKETS,
+            registry=reg,
+        )
+        self.writer_queue_depth = Gauge(
+            "vigil_writer_queue_depth",
+            "Rows waiting in the database writer's queue.",
+            registry=reg,
+        )
+
+        # Stream worker.
+        self.messages_consumed = Counter(
+            "vigil_stream_messages_consumed",
+            "Broker messages received by the stream worker, by queue.",
+            ["queue"],
+            registry=reg,
+        )
+        self.messages_acked = Counter(
+            "vigil_stream_messages_acked",
+            "Broker messages acknowledged after their result was committed, by queue.",
+            ["queue"],
+            registry=reg,
+        )
+        self.messages_dead_lettered = Counter(
+            "vigil_stream_messages_dead_lettered",
+            "Broker messages sent to the dead-letter queue, by queue and short reason.",
+            ["queue", "reason"],
+            registry=reg,
+        )
+        self.stream_batch_size = Histogram(
+            "vigil_stream_batch_size",
+            "Messages scored together in one stream worker batch.",
+            buckets=BATCH_BUCKETS,
+            registry=reg,
+        )
+        self.stream_end_to_end_latency = Histogram(
+            "vigil_stream_end_to_end_latency_seconds",
+            "Time from a transaction's publication to the ack of its committed decision.",
+            buckets=END_TO_END_BUCKETS,
+            registry=reg,
+        )
+
+    def set_model(self, role: str, model_version: str, model_kind: str) -> None:
+        """Record the model now serving in ``role``, replacing whichever served there before."""
+        for labels in self._model_labels(role):
+            self.model_info.remove(*labels)
+        self.model_info.labels(role=role, model_version=model_version, model_kind=model_kind).set(1)
+
+    def _model_labels(self, role: str) -> list[tuple[str, ...]]:
+        """Label tuples of ``vigil_model_info`` currently set for ``role``."""
+        return [
+            (sample.labels["role"], sample.labels["model_version"], sample.labels["model_kind"])
+            for metric in self.model_info.collect()
+            for sample in metric.samples
+            if sample.labels.get("role") == role
+        ]
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus text format (serve with ``CONTENT_TYPE_LATEST``)."""
+        return generate_latest(self.registry)
+
+
+def create_metrics(registry: CollectorRegistry | None = None) -> VigilMetrics:
+    """Build Vigil's metrics in ``registry``, or in a fresh registry of their own."""
+    return VigilMetrics(registry if registry is not None else CollectorRegistry())
