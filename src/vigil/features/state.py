@@ -1,0 +1,264 @@
+"""Online feature state: the store interface, its value types and the in-process store.
+
+A store keeps, per customer and per terminal, the recent transactions ``(ts, id)`` with
+the amount and any fraud label received, trimmed to the longest window plus the label
+delay. ``record`` appends transactions (idempotent on ``transaction_id``) and returns, for
+each, the raw window aggregates that :mod:`vigil.features.online` turns into features.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from bisect import bisect_right, insort
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from vigil.config import FeaturesConfig
+from vigil.data import schema
+from vigil.features.definitions import SECONDS_PER_DAY
+
+US_PER_DAY = SECONDS_PER_DAY * 1_000_000
+_EPOCH = datetime(1970, 1, 1)
+
+
+def epoch_us(moment: datetime) -> int:
+    """Microseconds since the epoch; naive datetimes are UTC (as in the offline SQL)."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    delta = moment - _EPOCH
+    return (delta.days * SECONDS_PER_DAY + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    raise TypeError(f"tx_datetime must be a datetime or ISO string, got {type(value).__name__}")
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    """One transaction as the online feature computer needs it."""
+
+    transaction_id: int
+    tx_datetime: datetime
+    customer_id: int
+    terminal_id: int
+    tx_amount: float
+
+    @property
+    def ts_us(self) -> int:
+        """Event time in microseconds since the epoch."""
+        return epoch_us(self.tx_datetime)
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """A fraud verdict for a transaction already seen (or about to be seen) by the store."""
+
+    transaction_id: int
+    customer_id: int
+    terminal_id: int
+    tx_datetime: datetime
+    fraud: bool
+
+
+def as_transaction(tx: Transaction | Mapping[str, Any]) -> Transaction:
+    """Coerce a mapping with the transaction columns into a :class:`Transaction`."""
+    if isinstance(tx, Transaction):
+        return tx
+    try:
+        result = Transaction(
+            transaction_id=int(tx[schema.TRANSACTION_ID]),
+            tx_datetime=_as_datetime(tx[schema.TX_DATETIME]),
+            customer_id=int(tx[schema.CUSTOMER_ID]),
+            terminal_id=int(tx[schema.TERMINAL_ID]),
+            tx_amount=float(tx[schema.TX_AMOUNT]),
+        )
+    except KeyError as error:
+        raise ValueError(f"transaction lacks field {error.args[0]!r}") from None
+    if result.transaction_id < 0 or not math.isfinite(result.tx_amount):
+        raise ValueError(f"bad transaction {result}: negative id or non-finite amount")
+    return result
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """Window lengths and label delay in microseconds, derived from :class:`FeaturesConfig`."""
+
+    windows_us: tuple[int, ...]
+    delay_us: int
+
+    @classmethod
+    def from_config(cls, config: FeaturesConfig) -> WindowSpec:
+        """The spec for the configured windows and label delay."""
+        return cls(
+            tuple(n * US_PER_DAY for n in config.windows_days), config.label_delay_days * US_PER_DAY
+        )
+
+    @property
+    def longest_us(self) -> int:
+        """The longest window."""
+        return max(self.windows_us)
+
+    @property
+    def horizon_us(self) -> int:
+        """How far back any feature looks: longest window plus label delay."""
+        return self.longest_us + self.delay_us
+
+
+@dataclass
+class Aggregates:
+    """Raw window aggregates for one transaction (per window, in ``windows_us`` order)."""
+
+    customer_count: list[int] = field(default_factory=list)
+    customer_sum: list[float] = field(default_factory=list)
+    terminal_count: list[int] = field(default_factory=list)
+    terminal_frauds: list[int] = field(default_factory=list)
+    customer_risk_count: int = 0
+    customer_risk_frauds: int = 0
+    prev_gap_us: int | None = None
+
+
+class StateStore(Protocol):
+    """Per-customer and per-terminal recent history, shared by the feature computers."""
+
+    def record(self, txs: Sequence[Transaction], spec: WindowSpec) -> list[Aggregates]:
+        """Append transactions in order (idempotent) and return each one's aggregates."""
+        ...
+
+    def add_label(self, label: Label) -> None:
+        """Attach a fraud label to a recorded transaction (idempotent)."""
+        ...
+
+    async def arecord(self, txs: Sequence[Transaction], spec: WindowSpec) -> list[Aggregates]:
+        """Async :meth:`record`."""
+        ...
+
+    async def aadd_label(self, label: Label) -> None:
+        """Async :meth:`add_label`."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+_AFTER = math.inf  # sorts after every transaction id at the same timestamp
+
+
+@dataclass
+class _History:
+    """One entity's transactions sorted by ``(ts, id)``, with amounts and labels by id."""
+
+    keys: list[tuple[int, int]] = field(default_factory=list)
+    amounts: dict[int, float] = field(default_factory=dict)
+    frauds: dict[int, int] = field(default_factory=dict)
+
+    def add(self, ts: int, tx_id: int, amount: float) -> None:
+        if tx_id not in self.amounts:
+            insort(self.keys, (ts, tx_id))
+            self.amounts[tx_id] = amount
+
+    def trim(self, cutoff_us: int) -> None:
+        """Forget transactions at or before ``cutoff_us``."""
+        cut = bisect_right(self.keys, (cutoff_us, _AFTER))
+        for _, tx_id in self.keys[:cut]:
+            del self.amounts[tx_id]
+            self.frauds.pop(tx_id, None)
+        del self.keys[:cut]
+
+    def after(self, ts: int) -> int:
+        """Index of the first transaction strictly after instant ``ts``."""
+        return bisect_right(self.keys, (ts, _AFTER))
+
+    def ids(self, lo: int, hi: int) -> list[int]:
+        return [tx_id for _, tx_id in self.keys[lo:hi]]
+
+
+def _delayed(history: _History, ts: int, length_us: int, delay_us: int) -> tuple[int, int]:
+    """(transactions, frauds) in ``(ts - delay - length, ts - delay]``."""
+    lo, hi = history.after(ts - delay_us - length_us), history.after(ts - delay_us)
+    return hi - lo, sum(history.frauds.get(i, 0) for i in history.ids(lo, hi))
+
+
+def aggregate(
+    customer: _History, terminal: _History, tx: Transaction, spec: WindowSpec
+) -> Aggregates:
+    """Window aggregates of ``tx`` from its customer's and terminal's histories."""
+    ts = tx.ts_us
+    upper = bisect_right(customer.keys, (ts, tx.transaction_id))
+    agg = Aggregates()
+    for window in spec.windows_us:
+        lo = customer.after(ts - window)
+        agg.customer_count.append(upper - lo)
+        agg.customer_sum.append(sum(customer.amounts[i] for i in customer.ids(lo, upper)))
+        count, frauds = _delayed(terminal, ts, window, spec.delay_us)
+        agg.terminal_count.append(count)
+        agg.terminal_frauds.append(frauds)
+    agg.customer_risk_count, agg.customer_risk_frauds = _delayed(
+        customer, ts, spec.longest_us, spec.delay_us
+    )
+    if upper >= 2:
+        agg.prev_gap_us = ts - customer.keys[upper - 2][0]
+    return agg
+
+
+class InMemoryStateStore:
+    """The embedded store: histories in this process, guarded by one lock."""
+
+    def __init__(self) -> None:
+        self._customers: dict[int, _History] = {}
+        self._terminals: dict[int, _History] = {}
+        self._lock = threading.Lock()
+
+    def _record_one(self, tx: Transaction, spec: WindowSpec) -> Aggregates:
+        ts = tx.ts_us
+        customer = self._customers.setdefault(tx.customer_id, _History())
+        terminal = self._terminals.setdefault(tx.terminal_id, _History())
+        for history in (customer, terminal):
+            history.add(ts, tx.transaction_id, tx.tx_amount)
+            history.trim(ts - spec.horizon_us)
+        return aggregate(customer, terminal, tx, spec)
+
+    def record(self, txs: Sequence[Transaction], spec: WindowSpec) -> list[Aggregates]:
+        """Append transactions in order (idempotent) and return each one's aggregates."""
+        with self._lock:
+            return [self._record_one(tx, spec) for tx in txs]
+
+    def add_label(self, label: Label) -> None:
+        """Attach a fraud label to the transaction if its histories still hold it."""
+        with self._lock:
+            for histories, key in (
+                (self._customers, label.customer_id),
+                (self._terminals, label.terminal_id),
+            ):
+                history = histories.get(key)
+                if history is not None and label.transaction_id in history.amounts:
+                    history.frauds[label.transaction_id] = int(label.fraud)
+
+    async def arecord(self, txs: Sequence[Transaction], spec: WindowSpec) -> list[Aggregates]:
+        """Async :meth:`record` (in-process: no I/O to wait for)."""
+        return self.record(txs, spec)
+
+    async def aadd_label(self, label: Label) -> None:
+        """Async :meth:`add_label`."""
+        self.add_label(label)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def make_state_store(url: str, prefix: str = "vigil:features") -> StateStore:
+    """``memory://`` for the in-process store, ``redis://...`` for the shared Redis store."""
+    if url.startswith("memory://"):
+        return InMemoryStateStore()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from vigil.features.redis_state import RedisStateStore
+
+        return RedisStateStore(url, prefix=prefix)
+    raise ValueError(f"unknown state store URL {url!r}: use memory:// or redis://host:port/db")
