@@ -1,0 +1,108 @@
+"""Transactions, predictions and labels: idempotent bulk writes keyed on ``transaction_id``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql.dml import Insert as PgInsert
+from sqlalchemy.dialects.sqlite.dml import Insert as SqliteInsert
+
+from vigil.storage.errors import StorageError
+from vigil.storage.records import LabelRecord, PredictionRecord
+from vigil.storage.tables import labels, predictions, transactions
+
+
+def _upsertable_insert(connection: Connection, table: Table) -> PgInsert | SqliteInsert:
+    """The dialect's INSERT that supports ``ON CONFLICT``."""
+    name = connection.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise StorageError(f"unsupported database dialect {name!r}: use SQLite or PostgreSQL")
+
+
+def _insert_ignoring_duplicates(
+    connection: Connection, table: Table, rows: Sequence[dict[str, Any]]
+) -> None:
+    if rows:
+        statement = _upsertable_insert(connection, table).on_conflict_do_nothing(
+            index_elements=["transaction_id"]
+        )
+        connection.execute(statement, list(rows))
+
+
+def insert_prediction_records(connection: Connection, records: Sequence[PredictionRecord]) -> None:
+    """Insert transactions and their predictions; ids already stored are left unchanged."""
+    _insert_ignoring_duplicates(connection, transactions, [r.transaction_row() for r in records])
+    _insert_ignoring_duplicates(connection, predictions, [r.prediction_row() for r in records])
+
+
+def insert_labels(connection: Connection, records: Sequence[LabelRecord]) -> list[int]:
+    """Store labels; a label is final, so a repeat changes nothing. Returns the new ids."""
+    if not records:
+        return []
+    statement = (
+        _upsertable_insert(connection, labels)
+        .on_conflict_do_nothing(index_elements=["transaction_id"])
+        .returning(labels.c.transaction_id)
+    )
+    rows = [
+        {
+            "transaction_id": r.transaction_id,
+            "tx_fraud": r.tx_fraud,
+            "labelled_at": r.labelled_at,
+            "received_at": r.received_at,
+        }
+        for r in records
+    ]
+    return [row.transaction_id for row in connection.execute(statement, rows)]
+
+
+def _prediction_view() -> Any:
+    """Predictions joined with their transaction's fields."""
+    return select(
+        predictions,
+        transactions.c.tx_datetime,
+        transactions.c.customer_id,
+        transactions.c.terminal_id,
+        transactions.c.tx_amount,
+    ).join_from(
+        predictions,
+        transactions,
+        predictions.c.transaction_id == transactions.c.transaction_id,
+        isouter=True,
+    )
+
+
+def fetch_prediction(connection: Connection, transaction_id: int) -> dict[str, Any] | None:
+    """The stored prediction (with its transaction's fields) for one id, or None."""
+    query = _prediction_view().where(predictions.c.transaction_id == transaction_id)
+    row = connection.execute(query).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def fetch_predictions(
+    connection: Connection, transaction_ids: Sequence[int]
+) -> list[dict[str, Any]]:
+    """Stored predictions for the given ids (missing ids are skipped), in id order."""
+    query = (
+        _prediction_view()
+        .where(predictions.c.transaction_id.in_(list(transaction_ids)))
+        .order_by(predictions.c.transaction_id)
+    )
+    return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def recent_predictions(connection: Connection, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest ``limit`` predictions, newest first."""
+    query = _prediction_view().order_by(predictions.c.created_at.desc()).limit(limit)
+    return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def count_rows(connection: Connection, table: Table) -> int:
+    """Number of rows in ``table``."""
+    return int(connection.execute(select(func.count()).select_from(table)).scalar_one())

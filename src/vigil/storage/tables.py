@@ -1,0 +1,123 @@
+"""SQLAlchemy Core tables: the one declaration of Vigil's relational schema.
+
+Alembic migrations in ``migrations/versions`` create these; a test checks they agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend (SQLite keeps no offset of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        """Store UTC; naive values are taken to be UTC already."""
+        if value is None or value.tzinfo is None:
+            return value
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        """Return an aware UTC datetime."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+PREDICTION_SOURCES = ("api", "stream", "batch")
+EXPERIMENT_STATUSES = ("queued", "running", "failed", "finished")
+
+metadata = MetaData()
+
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("transaction_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("tx_datetime", DateTime, nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("terminal_id", BigInteger, nullable=False),
+    Column("tx_amount", Float, nullable=False),
+    Column("extra", JSON, nullable=True),
+    Column("received_at", UtcDateTime, nullable=False),
+)
+
+# No foreign key to transactions: the writer inserts both in one transaction anyway and a
+# constraint check per row would only slow the hot path down.
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("transaction_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("score", Float, nullable=False),
+    Column("label", SmallInteger, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("reason_codes", JSON, nullable=False),
+    Column("model_version", String(128), nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("challenger_score", Float, nullable=True),
+    Column("challenger_version", String(128), nullable=True),
+    Column("source", String(8), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    CheckConstraint("source IN ('api', 'stream', 'batch')", name="ck_predictions_source"),
+    Index("ix_predictions_created_at", "created_at"),
+)
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("transaction_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("tx_fraud", SmallInteger, nullable=False),
+    Column("labelled_at", DateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_version", String(128), nullable=False),
+    Column("model_path", Text, nullable=False),
+    Column("deployed_at", UtcDateTime, nullable=False),
+    Column("alias", String(32), nullable=False),
+    Column("experiment_id", Integer, nullable=True),
+    Index("ix_deployments_alias_deployed_at", "alias", "deployed_at"),
+)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("status", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("metrics", JSON, nullable=True),
+    Column("mlflow_run_id", String(64), nullable=True),
+    Column("model_path", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    CheckConstraint(
+        "status IN ('queued', 'running', 'failed', 'finished')", name="ck_experiments_status"
+    ),
+)

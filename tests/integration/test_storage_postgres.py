@@ -1,0 +1,158 @@
+"""Storage against real PostgreSQL: migrations, lossless restarts, killed connections."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, make_url, select, text
+
+from vigil.storage import (
+    DatabaseUnavailable,
+    GroupCommitWriter,
+    PredictionRecord,
+    WriterClosed,
+    count_rows,
+    create_db_engine,
+    upgrade_database,
+)
+from vigil.storage.tables import metadata, predictions, transactions
+
+pytestmark = pytest.mark.integration
+
+
+def make_record(transaction_id: int) -> PredictionRecord:
+    """A hand-made scored transaction."""
+    return PredictionRecord(
+        transaction_id=transaction_id,
+        tx_datetime=datetime(2018, 4, 1, 12),
+        customer_id=transaction_id % 17,
+        terminal_id=transaction_id % 23,
+        tx_amount=float(transaction_id),
+        score=0.3,
+        label=0,
+        threshold=0.5,
+        reason_codes=["tx_amount"],
+        model_version="m-1",
+        latency_ms=0.5,
+        source="stream",
+    )
+
+
+@pytest.fixture
+def schema_url(postgres_url: str) -> Iterator[str]:
+    """A migrated, private schema (and application name) so parallel test runs never clash."""
+    name = f"vigil_storage_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{name}"'))
+    url = make_url(postgres_url).update_query_dict(
+        {"options": f"-csearch_path={name}", "application_name": name}
+    )
+    rendered = url.render_as_string(hide_password=False)
+    upgrade_database(rendered)
+    yield rendered
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+    admin.dispose()
+
+
+def stored_ids(url: str) -> set[int]:
+    """Ids with a stored prediction; checks every prediction has its transaction."""
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as connection:
+            assert count_rows(connection, transactions) == count_rows(connection, predictions)
+            ids = connection.execute(select(predictions.c.transaction_id)).scalars().all()
+    finally:
+        engine.dispose()
+    return set(ids)
+
+
+def test_migrations_create_the_declared_schema(schema_url: str) -> None:
+    engine = create_db_engine(schema_url)
+    try:
+        assert set(metadata.tables) <= set(inspect(engine).get_table_names())
+        with engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+        upgrade_database(schema_url)  # idempotent
+    finally:
+        engine.dispose()
+
+
+async def submit_all(
+    writer: GroupCommitWriter, ids: range, acknowledged: set[int], concurrency: int = 64
+) -> None:
+    """Submit ids ``concurrency`` at a time, recording those whose commit was acknowledged."""
+
+    async def one(transaction_id: int) -> None:
+        try:
+            await writer.submit(make_record(transaction_id))
+        except (WriterClosed, DatabaseUnavailable):
+            return
+        acknowledged.add(transaction_id)
+
+    for start in range(ids.start, ids.stop, concurrency):
+        await asyncio.gather(*(one(i) for i in range(start, min(start + concurrency, ids.stop))))
+
+
+async def test_stop_mid_stream_loses_no_acknowledged_record(schema_url: str) -> None:
+    acknowledged: set[int] = set()
+    writer = GroupCommitWriter(schema_url, max_batch=128, max_delay_ms=2)
+    await writer.start()
+    producer = asyncio.create_task(submit_all(writer, range(5_000), acknowledged))
+    while len(acknowledged) < 1_000:
+        await asyncio.sleep(0.005)
+    await writer.stop()  # mid-stream: in-flight records are committed, later ones refused
+    await producer
+    assert 1_000 <= len(acknowledged) < 5_000
+    assert acknowledged <= stored_ids(schema_url)
+
+    restarted = GroupCommitWriter(schema_url, max_batch=128, max_delay_ms=2)
+    await restarted.start()
+    await submit_all(restarted, range(5_000), acknowledged)  # redelivery of everything
+    await restarted.stop()
+    assert acknowledged == stored_ids(schema_url) == set(range(5_000))
+
+
+def terminate_backends(admin_url: str, application_name: str) -> int:
+    """pg_terminate_backend every connection of ``application_name``; returns how many."""
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            killed = connection.execute(
+                text(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
+                    "FROM pg_stat_activity WHERE application_name = :name"
+                ),
+                {"name": application_name},
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    return int(killed)
+
+
+async def test_killed_connection_mid_stream_is_recovered(
+    schema_url: str, postgres_url: str
+) -> None:
+    acknowledged: set[int] = set()
+    writer = GroupCommitWriter(schema_url, max_batch=128, max_delay_ms=2, retry_initial_s=0.01)
+    await writer.start()
+    producer = asyncio.create_task(submit_all(writer, range(4_000), acknowledged))
+    while len(acknowledged) < 1_000:
+        await asyncio.sleep(0.005)
+    application_name = make_url(schema_url).query["application_name"]
+    killed = await asyncio.to_thread(terminate_backends, postgres_url, application_name)
+    await producer
+    assert killed >= 1
+    assert writer.healthy
+    missing = set(range(4_000)) - acknowledged
+    await submit_all(writer, range(4_000), acknowledged)  # retry anything refused
+    await writer.stop()
+    assert acknowledged == stored_ids(schema_url) == set(range(4_000))
+    assert len(missing) <= 128, "at most one batch may fail when the connection drops"

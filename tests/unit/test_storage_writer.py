@@ -1,0 +1,165 @@
+"""Group-commit writer on SQLite: batching, durability, back-pressure, outages."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from vigil.storage import (
+    DatabaseUnavailable,
+    GroupCommitWriter,
+    PredictionRecord,
+    WriterClosed,
+    WriterOverloaded,
+    count_rows,
+    create_db_engine,
+    upgrade_database,
+)
+from vigil.storage import writer as writer_module
+from vigil.storage.tables import predictions, transactions
+
+
+def make_record(transaction_id: int) -> PredictionRecord:
+    """A hand-made scored transaction."""
+    return PredictionRecord(
+        transaction_id=transaction_id,
+        tx_datetime=datetime(2018, 4, 1, 12),
+        customer_id=1,
+        terminal_id=2,
+        tx_amount=10.0,
+        score=0.1,
+        label=0,
+        threshold=0.5,
+        reason_codes=[],
+        model_version="m-1",
+        latency_ms=0.4,
+    )
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'vigil.db'}"
+    upgrade_database(url)
+    return url
+
+
+def stored_ids(url: str) -> list[int]:
+    """Transaction ids with a stored prediction."""
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as connection:
+            assert count_rows(connection, transactions) == count_rows(connection, predictions)
+            query = select(predictions.c.transaction_id).order_by(predictions.c.transaction_id)
+            return list(connection.execute(query).scalars())
+    finally:
+        engine.dispose()
+
+
+async def test_concurrent_submits_share_commits(db_url: str) -> None:
+    observed: list[tuple[int, float]] = []
+    writer = GroupCommitWriter(
+        db_url, max_batch=64, max_delay_ms=5, on_commit=lambda n, s: observed.append((n, s))
+    )
+    await writer.start()
+    await asyncio.gather(*(writer.submit(make_record(i)) for i in range(200)))
+    await writer.stop()
+    assert stored_ids(db_url) == list(range(200))
+    assert writer.commits == len(observed) < 200
+    assert sum(n for n, _ in observed) == 200
+    assert max(n for n, _ in observed) <= 64
+    assert all(seconds > 0 for _, seconds in observed)
+
+
+async def test_submit_returns_only_after_commit(db_url: str) -> None:
+    writer = GroupCommitWriter(db_url, max_batch=8, max_delay_ms=1)
+    await writer.start()
+    await writer.submit(make_record(7))
+    assert stored_ids(db_url) == [7]
+    await writer.stop()
+
+
+async def test_duplicate_submits_store_one_row(db_url: str) -> None:
+    writer = GroupCommitWriter(db_url, max_batch=8, max_delay_ms=1)
+    await writer.start()
+    await asyncio.gather(*(writer.submit(make_record(1)) for _ in range(5)))
+    await writer.submit(make_record(1))
+    await writer.stop()
+    assert stored_ids(db_url) == [1]
+
+
+async def test_full_queue_refuses_at_once_and_stores_nothing_for_the_refused(db_url: str) -> None:
+    # A long linger keeps the two accepted records queued while the third arrives.
+    writer = GroupCommitWriter(db_url, max_batch=100, max_delay_ms=10_000, queue_max=2)
+    await writer.start()
+    accepted = [asyncio.create_task(writer.submit(make_record(i))) for i in (1, 2)]
+    await asyncio.sleep(0)
+    assert writer.queue_depth == 2
+    with pytest.raises(WriterOverloaded):
+        await writer.submit(make_record(3))
+    await writer.stop()  # drains: the accepted records are committed
+    await asyncio.gather(*accepted)
+    assert stored_ids(db_url) == [1, 2]
+
+
+async def test_stopped_writer_refuses(db_url: str) -> None:
+    writer = GroupCommitWriter(db_url)
+    with pytest.raises(WriterClosed):
+        await writer.submit(make_record(1))
+    await writer.start()
+    await writer.stop()
+    with pytest.raises(WriterClosed):
+        await writer.submit(make_record(1))
+
+
+async def wait_healthy(writer: GroupCommitWriter, timeout_s: float = 5.0) -> None:
+    """Poll until the writer reports a reachable database."""
+    async with asyncio.timeout(timeout_s):
+        while not writer.healthy:
+            await asyncio.sleep(0.01)
+
+
+async def test_unreachable_database_fails_fast_then_recovers(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'not-yet' / 'vigil.db'}"  # its folder does not exist yet
+    writer = GroupCommitWriter(url, retry_initial_s=0.01, retry_max_s=0.05)
+    await writer.start()
+    assert not writer.healthy
+    with pytest.raises(DatabaseUnavailable):
+        await writer.submit(make_record(1))
+    upgrade_database(url)  # the database comes back
+    await wait_healthy(writer)
+    await writer.submit(make_record(2))
+    await writer.stop()
+    assert stored_ids(url) == [2]
+
+
+async def test_outage_mid_stream_fails_pending_records_then_resumes(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_insert = writer_module.insert_prediction_records
+    outage = {"failures_left": 1}
+
+    def flaky_insert(connection: object, records: list[PredictionRecord]) -> None:
+        if outage["failures_left"] > 0:
+            outage["failures_left"] -= 1
+            raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+        real_insert(connection, records)
+
+    monkeypatch.setattr(writer_module, "insert_prediction_records", flaky_insert)
+    writer = GroupCommitWriter(db_url, max_batch=4, max_delay_ms=1, retry_initial_s=0.01)
+    await writer.start()
+    results = await asyncio.gather(
+        *(writer.submit(make_record(i)) for i in range(10)), return_exceptions=True
+    )
+    failed = [i for i, r in enumerate(results) if isinstance(r, DatabaseUnavailable)]
+    acknowledged = [i for i, r in enumerate(results) if r is None]
+    assert failed, "the outage must surface as DatabaseUnavailable"
+    assert len(failed) + len(acknowledged) == 10
+    await wait_healthy(writer)
+    await writer.submit(make_record(99))
+    await writer.stop()
+    assert stored_ids(db_url) == [*acknowledged, 99]
