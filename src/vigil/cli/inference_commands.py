@@ -1,0 +1,67 @@
+"""``vigil predict``: batch scoring with the ONNX model (no torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vigil.cli.common import ConfigOption, SetOption, VerboseOption, fail, start
+from vigil.config import DEFAULT_CONFIG_PATH
+
+
+def predict(
+    input_path: Annotated[
+        Path,
+        typer.Option(
+            "--input_path", "--input-path", "-i", help="Transactions (or features): CSV/Parquet."
+        ),
+    ],
+    output_path: Annotated[
+        Path,
+        typer.Option(
+            "--output_path",
+            "--output-path",
+            "-o",
+            help="Where to write transaction_id, score, label (.csv or .parquet).",
+        ),
+    ],
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", help="ONNX model file [default: inference.model_path]."),
+    ] = None,
+    features_precomputed: Annotated[
+        bool,
+        typer.Option(
+            "--features-precomputed",
+            help="The input already holds transaction_id and the model's feature columns.",
+        ),
+    ] = False,
+    threads: Annotated[
+        int, typer.Option("--threads", min=1, help="ONNX Runtime intra-op threads.")
+    ] = 1,
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    overrides: SetOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Score a file of transactions and write transaction_id, score, label."""
+    settings = start(config, overrides, verbose)
+    from vigil.inference.errors import InvalidFeaturesError, ModelLoadError, ModelScoringError
+    from vigil.predict import PredictionInputError, predict_file
+
+    try:
+        summary = predict_file(
+            settings, input_path, output_path, model, features_precomputed, threads
+        )
+    except (PredictionInputError, InvalidFeaturesError, ModelLoadError, ModelScoringError) as error:
+        raise fail(f"{error} (nothing was written)") from None
+    typer.echo(
+        f"wrote {summary.rows} predictions ({summary.flagged} flagged) by model "
+        f"{summary.model_version} to {summary.output_path} in {summary.seconds:.2f} s"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the inference commands to the ``vigil`` app."""
+    app.command("predict")(predict)

@@ -1,0 +1,186 @@
+"""Batch scoring end to end: CSV and Parquet round trips, and bad inputs that write nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from onnx_factory import logistic_model, make_metadata, save
+from vigil.cli import app
+from vigil.config import Settings, build_settings
+from vigil.data.simulate import simulate_transactions
+from vigil.features.definitions import feature_names
+from vigil.features.offline import compute_features_frame
+
+THRESHOLD = 0.5
+
+
+@pytest.fixture(scope="module")
+def settings() -> Settings:
+    return build_settings({"data": {"n_customers": 60, "n_terminals": 120, "n_days": 6}})
+
+
+@pytest.fixture(scope="module")
+def transactions(settings: Settings) -> pd.DataFrame:
+    return simulate_transactions(settings.data).drop(columns=["tx_fraud", "tx_fraud_scenario"])
+
+
+@pytest.fixture(scope="module")
+def weights(settings: Settings) -> np.ndarray:
+    names = feature_names(settings.features)
+    w = np.zeros(len(names))
+    w[names.index("tx_amount")] = 0.03
+    w[names.index("customer_id_nb_tx_1day_window")] = 0.2
+    return w
+
+
+@pytest.fixture
+def model_path(tmp_path: Path, settings: Settings, weights: np.ndarray) -> Path:
+    metadata = make_metadata(feature_names(settings.features), threshold=THRESHOLD)
+    return save(logistic_model(weights, -3.0, metadata), tmp_path / "model.onnx")
+
+
+def _expected(settings: Settings, transactions: pd.DataFrame, weights: np.ndarray) -> pd.Series:
+    features = compute_features_frame(settings.features, transactions)
+    x = features[feature_names(settings.features)].to_numpy(np.float32)
+    z = x @ weights.astype(np.float32) - 3.0
+    return pd.Series(1 / (1 + np.exp(-z)), index=features["transaction_id"])
+
+
+def _run(*args: object) -> object:
+    return CliRunner().invoke(app, ["predict", *[str(a) for a in args]])
+
+
+def _write(frame: pd.DataFrame, path: Path) -> Path:
+    if path.suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_round_trip_scores_every_transaction_in_input_order(
+    tmp_path: Path,
+    settings: Settings,
+    transactions: pd.DataFrame,
+    weights: np.ndarray,
+    model_path: Path,
+    suffix: str,
+) -> None:
+    shuffled = transactions.sample(frac=1.0, random_state=1)
+    source = _write(shuffled, tmp_path / f"in{suffix}")
+    target = tmp_path / "out" / f"scores{suffix}"
+    result = _run("--input_path", source, "--output_path", target, "--model", model_path)
+    assert result.exit_code == 0, result.output
+    out = pd.read_csv(target) if suffix == ".csv" else pd.read_parquet(target)
+    assert list(out.columns) == ["transaction_id", "score", "label"]
+    assert out["transaction_id"].tolist() == shuffled["transaction_id"].tolist()
+    expected = _expected(settings, transactions, weights).loc[out["transaction_id"]]
+    np.testing.assert_allclose(out["score"], expected, atol=1e-6)
+    assert (out["label"] == (out["score"] >= THRESHOLD)).all()
+    assert 0 < out["label"].sum() < len(out)
+    assert list(target.parent.iterdir()) == [target]  # no temp file left behind
+
+
+def test_precomputed_features(
+    tmp_path: Path,
+    settings: Settings,
+    transactions: pd.DataFrame,
+    weights: np.ndarray,
+    model_path: Path,
+) -> None:
+    features = compute_features_frame(settings.features, transactions)
+    source = _write(features, tmp_path / "features.parquet")
+    target = tmp_path / "scores.csv"
+    result = _run("-i", source, "-o", target, "-m", model_path, "--features-precomputed")
+    assert result.exit_code == 0, result.output
+    out = pd.read_csv(target)
+    expected = _expected(settings, transactions, weights).loc[out["transaction_id"]]
+    np.testing.assert_allclose(out["score"], expected, atol=1e-6)
+
+
+def _corrupt(frame: pd.DataFrame, path: Path, how: str) -> Path:
+    if how == "missing-column":
+        return _write(frame.drop(columns=["terminal_id"]), path)
+    if how == "bad-type":
+        bad = frame.astype({"tx_amount": object})
+        bad.loc[3, "tx_amount"] = "twelve"
+        return _write(bad, path)
+    if how == "duplicate-id":
+        return _write(pd.concat([frame, frame.head(1)]), path)
+    if how == "garbage":
+        path.write_bytes(b"\x00\x01PAR1 not parquet at all" * 10)
+        return path
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize(
+    ("how", "suffix", "message"),
+    [
+        ("missing-column", ".csv", "terminal_id"),
+        ("bad-type", ".csv", "tx_amount"),
+        ("duplicate-id", ".parquet", "transaction_id"),
+        ("garbage", ".parquet", "not readable"),
+    ],
+)
+def test_malformed_input_fails_clearly_and_writes_nothing(
+    tmp_path: Path,
+    transactions: pd.DataFrame,
+    model_path: Path,
+    how: str,
+    suffix: str,
+    message: str,
+) -> None:
+    source = _corrupt(transactions, tmp_path / f"in{suffix}", how)
+    out_dir = tmp_path / "out"
+    result = _run("-i", source, "-o", out_dir / "scores.csv", "-m", model_path)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "nothing was written" in result.output
+    assert not out_dir.exists()
+
+
+def test_missing_feature_columns_are_named(
+    tmp_path: Path, settings: Settings, transactions: pd.DataFrame, model_path: Path
+) -> None:
+    features = compute_features_frame(settings.features, transactions)
+    dropped = ["terminal_id_risk_7day_window", "tx_during_night"]
+    source = _write(features.drop(columns=dropped), tmp_path / "features.csv")
+    target = tmp_path / "scores.csv"
+    result = _run("-i", source, "-o", target, "-m", model_path, "--features-precomputed")
+    assert result.exit_code == 1
+    assert str(["tx_during_night", "terminal_id_risk_7day_window"]) in result.output
+    assert not target.exists()
+
+
+def test_missing_model_or_bad_output_suffix_writes_nothing(
+    tmp_path: Path, transactions: pd.DataFrame, model_path: Path
+) -> None:
+    source = _write(transactions, tmp_path / "in.csv")
+    no_model = _run("-i", source, "-o", tmp_path / "a.csv", "-m", tmp_path / "none.onnx")
+    bad_suffix = _run("-i", source, "-o", tmp_path / "a.json", "-m", model_path)
+    assert no_model.exit_code == 1 and "does not exist" in no_model.output
+    assert bad_suffix.exit_code == 1 and ".csv, .parquet or .pq" in bad_suffix.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "model.onnx"]
+
+
+def test_python_dash_m_entry_point(
+    tmp_path: Path, transactions: pd.DataFrame, model_path: Path
+) -> None:
+    source = _write(transactions.head(50), tmp_path / "in.csv")
+    target = tmp_path / "scores.parquet"
+    args = ["--input_path", source, "--output_path", target, "--model", model_path]
+    completed = subprocess.run(
+        [sys.executable, "-m", "vigil.predict", *map(str, args)],
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert len(pd.read_parquet(target)) == 50
