@@ -1,0 +1,151 @@
+"""Append labelled transactions to the training data: all rows valid, or nothing written.
+
+The training data is the day-partitioned Parquet dataset under ``data.raw_dir``. A batch is
+parsed, mapped onto the schema and checked against the data contract as a whole; only then
+are its new rows written, as one extra file per day, staged first and moved into place so a
+reader never sees half a batch. Rows whose ``transaction_id`` is already known (in the data
+or earlier in the batch) are reported and skipped.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from vigil.data import schema
+from vigil.data.contracts import DataContractError, validate_transactions
+from vigil.data.io import DataFormatError, partition_dir, to_schema
+from vigil.lifecycle.errors import RejectedData
+
+logger = logging.getLogger(__name__)
+
+MAX_REPORTED_DUPLICATES = 100
+
+
+@dataclass(frozen=True)
+class AddDataResult:
+    """What one upload did."""
+
+    received: int
+    appended: int
+    duplicates: int
+    duplicate_ids: list[int]
+    files: list[str]
+
+
+def parse_csv(payload: bytes) -> pd.DataFrame:
+    """Read an uploaded CSV; :class:`RejectedData` when it is not parseable CSV."""
+    try:
+        return pd.read_csv(io.BytesIO(payload))
+    except (ValueError, UnicodeDecodeError) as error:  # pandas' parser errors are ValueErrors
+        raise RejectedData(f"not a readable CSV file: {error}") from None
+
+
+def _validated(frame: pd.DataFrame) -> pd.DataFrame:
+    """The batch in schema dtypes with labels required; every problem listed on failure."""
+    if frame.empty:
+        raise RejectedData("the file holds no rows")
+    try:
+        return validate_transactions(to_schema(frame), require_labels=True)
+    except (DataFormatError, DataContractError) as error:
+        raise RejectedData(str(error)) from None
+
+
+class TrainingData:
+    """The labelled training dataset on disk; appends are serialised by a lock."""
+
+    def __init__(self, raw_dir: Path) -> None:
+        self.raw_dir = raw_dir
+        self._lock = threading.Lock()
+
+    def _files(self) -> list[Path]:
+        return sorted(self.raw_dir.rglob("*.parquet")) if self.raw_dir.exists() else []
+
+    def known_ids(self) -> set[int]:
+        """Every ``transaction_id`` already in the training data."""
+        files = self._files()
+        if not files:
+            return set()
+        dataset = ds.dataset([str(f) for f in files], format="parquet")
+        ids = dataset.to_table(columns=[schema.TRANSACTION_ID]).column(0)
+        return set(ids.to_pylist())
+
+    def _target_schema(self, frame: pd.DataFrame) -> pa.Schema:
+        """Existing files' schema (so DuckDB reads old and new files as one dataset)."""
+        files = self._files()
+        if not files:
+            return pa.Table.from_pandas(frame, preserve_index=False).schema
+        return pq.read_schema(files[0]).remove_metadata()
+
+    def _conform(self, frame: pd.DataFrame, target: pa.Schema) -> pa.Table:
+        frame = frame.copy()
+        if schema.TX_FRAUD_SCENARIO in target.names and schema.TX_FRAUD_SCENARIO not in frame:
+            # Uploaded labels do not say which fraud pattern it was; 0 means "not recorded".
+            frame[schema.TX_FRAUD_SCENARIO] = 0
+        missing = [name for name in target.names if name not in frame.columns]
+        if missing:
+            raise RejectedData(f"training data needs column(s) {missing} that the file lacks")
+        return pa.Table.from_pandas(frame[target.names], schema=target, preserve_index=False)
+
+    def append(self, frame: pd.DataFrame) -> AddDataResult:
+        """Validate the whole batch, skip known ids, write the rest; nothing written on error."""
+        received = len(frame)
+        repeats: list[object] = []
+        if schema.TRANSACTION_ID in frame.columns:
+            # Repeats inside the batch are reported like repeats of stored rows, not rejected.
+            in_batch = frame[schema.TRANSACTION_ID].duplicated()
+            repeats = frame.loc[in_batch, schema.TRANSACTION_ID].tolist()
+            frame = frame[~in_batch]
+        batch = _validated(frame)
+        with self._lock:
+            known = batch[schema.TRANSACTION_ID].isin(self.known_ids())
+            fresh = batch[~known]
+            files = self._write(fresh) if len(fresh) else []
+        duplicate_ids = sorted(
+            {int(i) for i in [*repeats, *batch.loc[known, schema.TRANSACTION_ID]]}
+        )
+        logger.info(
+            "add_data: %d received, %d appended, %d duplicate(s)",
+            received,
+            len(fresh),
+            received - len(fresh),
+        )
+        return AddDataResult(
+            received=received,
+            appended=len(fresh),
+            duplicates=received - len(fresh),
+            duplicate_ids=duplicate_ids[:MAX_REPORTED_DUPLICATES],
+            files=[str(f) for f in files],
+        )
+
+    def _write(self, frame: pd.DataFrame) -> list[Path]:
+        """Stage one file per day, then move each into its partition."""
+        target = self._target_schema(frame)
+        part = f"added-{uuid.uuid4().hex[:12]}.parquet"
+        self.raw_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.raw_dir.parent))
+        try:
+            staged = []
+            for day, rows in frame.groupby(frame[schema.TX_DATETIME].dt.normalize(), sort=True):
+                relative = partition_dir(Path(), pd.Timestamp(day)) / part
+                (staging / relative).parent.mkdir(parents=True, exist_ok=True)
+                pq.write_table(self._conform(rows, target), staging / relative)
+                staged.append(relative)
+            for relative in staged:
+                (self.raw_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging / relative, self.raw_dir / relative)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return [self.raw_dir / relative for relative in staged]
