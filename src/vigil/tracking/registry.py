@@ -8,6 +8,7 @@ the alias, never through a hard-coded version.
 from __future__ import annotations
 
 import logging
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +76,7 @@ class ModelRegistry:
         self._client = MlflowClient(self._uri)
 
     def _find_model_artifact(self, run_id: str) -> str | None:
-        """Artifact path of the run's ``model.onnx`` (breadth-first), or None."""
+        """Artifact folder of the run's ``model.onnx`` (breadth-first; "" = root), or None."""
         pending = [""]
         while pending:
             folder = pending.pop(0)
@@ -83,7 +84,7 @@ class ModelRegistry:
                 if item.is_dir:
                     pending.append(item.path)
                 elif Path(item.path).name == MODEL_FILE:
-                    return str(Path(item.path).parent.as_posix())
+                    return posixpath.dirname(item.path)
         return None
 
     def register(
