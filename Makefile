@@ -37,5 +37,12 @@ format: $(STAMP)
 bench: $(STAMP) ## run every benchmark; each prints its figure last
 	for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
+HOST ?= http://127.0.0.1:8000
+USERS ?= 100
+DURATION ?= 60s
+load: $(STAMP) ## Locust against a running `vigil serve` (HOST=...): 100 users x 10 req/s = 1,000 req/s
+	$(BIN)/locust -f locustfile.py --headless --only-summary -u $(USERS) -r $(USERS) \
+		-t $(DURATION) --host $(HOST)
+
 clean:
 	rm -rf data runs mlruns models .pytest_cache

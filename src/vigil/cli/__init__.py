@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import typer
 
-from vigil.cli import data_commands, inference_commands, ops_commands, storage_commands
+from vigil.cli import (
+    data_commands,
+    inference_commands,
+    ops_commands,
+    serve_commands,
+    storage_commands,
+)
 
 app = typer.Typer(
     name="vigil",
@@ -24,5 +30,5 @@ def main() -> None:
     """Vigil: real-time card fraud detection with a complete MLOps lifecycle."""
 
 
-for area in (data_commands, ops_commands, storage_commands, inference_commands):
+for area in (data_commands, ops_commands, storage_commands, inference_commands, serve_commands):
     area.register(app)

@@ -1,0 +1,68 @@
+"""``vigil serve``: the inference API under uvicorn (uvloop, httptools, no access log)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Annotated, Any
+
+import typer
+
+from vigil.cli.common import ConfigOption, SetOption, VerboseOption, start
+from vigil.config import DEFAULT_CONFIG_PATH, Settings
+
+# Worker processes (``--workers > 1``) rebuild the app from the settings the parent resolved.
+SETTINGS_ENV = "VIGIL_SERVE_SETTINGS_JSON"
+
+
+def _install_request_id_filter() -> None:
+    from vigil.serving.context import RequestIdFilter
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RequestIdFilter())
+
+
+def worker_app() -> object:
+    """uvicorn factory for worker processes: settings come from the parent via the environment."""
+    from vigil.logs import configure_logging
+    from vigil.serving import create_app
+
+    configure_logging(json_format=True)
+    _install_request_id_filter()
+    return create_app(Settings.model_validate_json(os.environ[SETTINGS_ENV]))
+
+
+def serve(
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    overrides: SetOption = None,
+    verbose: VerboseOption = False,
+    host: Annotated[str | None, typer.Option(help="Bind address (default: serving.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: serving.port).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (one per core).")] = 1,
+) -> None:
+    """Serve the fraud-scoring API (OpenAPI at /docs) until interrupted."""
+    import uvicorn
+
+    from vigil.serving import create_app
+
+    settings = start(config, overrides, verbose, json_logs=True)
+    _install_request_id_filter()
+    options: dict[str, Any] = {
+        "host": host or settings.serving.host,
+        "port": port or settings.serving.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "log_config": None,
+        "lifespan": "on",
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    uvicorn.run("vigil.cli.serve_commands:worker_app", factory=True, workers=workers, **options)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``vigil serve`` to the ``vigil`` app."""
+    app.command("serve")(serve)

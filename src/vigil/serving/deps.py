@@ -1,0 +1,46 @@
+"""What routes receive: the running services, as named dependency types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from vigil.config import Settings
+from vigil.features import OnlineFeatureComputer, StateStore
+from vigil.inference.manager import ModelManager
+from vigil.monitoring import VigilMetrics
+from vigil.serving.errors import NotReady
+from vigil.serving.service import PredictionService
+from vigil.storage import GroupCommitWriter
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything one API process runs on, built once in the lifespan."""
+
+    settings: Settings
+    metrics: VigilMetrics
+    models: ModelManager
+    store: StateStore
+    features: OnlineFeatureComputer
+    writer: GroupCommitWriter
+    predictions: PredictionService
+
+
+def get_services(request: Request) -> Services:
+    """The services of the running app; 503 while starting or stopping."""
+    services: Services | None = getattr(request.app.state, "services", None)
+    if services is None:
+        raise NotReady("service is starting or stopping")
+    return services
+
+
+def get_prediction_service(request: Request) -> PredictionService:
+    """The prediction service (the hot path calls this directly, skipping ``Depends``)."""
+    return get_services(request).predictions
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_service)]

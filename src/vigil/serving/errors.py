@@ -1,0 +1,92 @@
+"""Domain errors become HTTP errors here, and only here; no stack trace ever leaves."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from vigil.serving.context import request_id_var
+from vigil.storage.errors import DatabaseUnavailable, WriterClosed, WriterOverloaded
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = "1"
+
+
+class ServiceError(Exception):
+    """An error with an HTTP status and a message that is safe to show the caller."""
+
+    status_code = 500
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class PayloadTooLarge(ServiceError):
+    """The request body or the batch is larger than the configured limit."""
+
+    status_code = 413
+
+    def __init__(self, limit: int, what: str = "request body", unit: str = "bytes") -> None:
+        super().__init__(f"{what} exceeds the limit of {limit} {unit}")
+
+
+class BadUpload(ServiceError):
+    """An upload that cannot be read as the expected CSV or JSON."""
+
+    status_code = 400
+
+
+class NotReady(ServiceError):
+    """A dependency (model, database, state store) is not available yet."""
+
+    status_code = 503
+
+
+def json_error(status_code: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+    """A JSON error body carrying the request id (when inside a request)."""
+    body = orjson.dumps({"detail": detail, "request_id": request_id_var.get()})
+    return Response(body, status_code, headers=headers, media_type="application/json")
+
+
+async def _service_error(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, ServiceError)
+    headers = {"Retry-After": RETRY_AFTER_SECONDS} if error.status_code == 503 else None
+    return json_error(error.status_code, error.detail, headers)
+
+
+async def _overloaded(_request: Request, _error: Exception) -> Response:
+    log.warning("database writer queue full; pushing back with 503")
+    return json_error(503, "service overloaded, retry later", {"Retry-After": RETRY_AFTER_SECONDS})
+
+
+async def _database_unavailable(_request: Request, error: Exception) -> Response:
+    log.error("database unavailable: %s", error)
+    return json_error(503, "database unavailable", {"Retry-After": RETRY_AFTER_SECONDS})
+
+
+async def _state_store_unavailable(_request: Request, error: Exception) -> Response:
+    log.error("state store unavailable: %s", error)
+    return json_error(503, "state store unavailable", {"Retry-After": RETRY_AFTER_SECONDS})
+
+
+async def _unhandled(request: Request, error: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+    return json_error(500, "internal server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map domain errors to status codes; anything else becomes a generic 500."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(WriterOverloaded, _overloaded)
+    app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
+    app.add_exception_handler(WriterClosed, _database_unavailable)
+    app.add_exception_handler(RedisConnectionError, _state_store_unavailable)
+    app.add_exception_handler(RedisTimeoutError, _state_store_unavailable)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,96 @@
+"""Start-up and shut-down: model, state store and database writer, built from settings.
+
+Objects passed to :func:`vigil.serving.create_app` are used as they are and left for the
+caller to close; the ones built here are started here and closed on shut-down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from vigil.config import Settings
+from vigil.features import OnlineFeatureComputer, StateStore, feature_names, make_state_store
+from vigil.inference.manager import ModelManager
+from vigil.monitoring import VigilMetrics
+from vigil.serving.deps import Services
+from vigil.serving.service import PredictionService
+from vigil.storage import GroupCommitWriter, upgrade_database
+
+log = logging.getLogger(__name__)
+
+
+async def _start_writer(settings: Settings, metrics: VigilMetrics) -> GroupCommitWriter:
+    """Migrate the database, then start the group-commit writer."""
+    storage = settings.storage
+    await asyncio.to_thread(upgrade_database, storage.database_url)
+    commit_latency = metrics.db_commit_latency
+    writer = GroupCommitWriter(
+        storage.database_url,
+        storage.commit_max_batch,
+        storage.commit_max_delay_ms,
+        storage.queue_max,
+        on_commit=lambda _rows, seconds: commit_latency.observe(seconds),
+    )
+    await writer.start()
+    return writer
+
+
+def build_models(settings: Settings) -> ModelManager:
+    """Load the configured model as champion (raises ``ModelLoadError`` with the reason)."""
+    return ModelManager.from_paths(
+        settings.inference.model_path, available_features=feature_names(settings.features)
+    )
+
+
+@asynccontextmanager
+async def running_services(
+    settings: Settings,
+    metrics: VigilMetrics,
+    model_manager: ModelManager | None = None,
+    state_store: StateStore | None = None,
+    writer: GroupCommitWriter | None = None,
+) -> AsyncIterator[Services]:
+    """Build what was not injected, yield the running services, close what was built."""
+    async with AsyncExitStack() as stack:
+        models = model_manager or await asyncio.to_thread(build_models, settings)
+        if state_store is None:
+            state_store = make_state_store(settings.storage.state_url)
+            stack.callback(state_store.close)
+        if writer is None:
+            writer = await _start_writer(settings, metrics)
+            stack.push_async_callback(writer.stop)
+        metrics.writer_queue_depth.set_function(lambda: writer.queue_depth)
+        features = OnlineFeatureComputer(settings.features, state_store)
+        predictions = PredictionService(settings, models, features, writer, metrics)
+        champion = models.snapshot().champion.metadata
+        metrics.set_model("champion", champion.model_version, champion.model_kind)
+        log.info("serving model %s", champion.model_version)
+        yield Services(settings, metrics, models, state_store, features, writer, predictions)
+
+
+def lifespan_for(
+    settings: Settings,
+    metrics: VigilMetrics,
+    model_manager: ModelManager | None,
+    state_store: StateStore | None,
+    writer: GroupCommitWriter | None,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The FastAPI lifespan: services live on ``app.state.services`` while the app runs."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with running_services(
+            settings, metrics, model_manager, state_store, writer
+        ) as services:
+            app.state.services = services
+            try:
+                yield
+            finally:
+                app.state.services = None
+
+    return lifespan

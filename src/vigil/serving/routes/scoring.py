@@ -1,0 +1,98 @@
+"""``/predict`` (the hot path), ``/forward`` (model only, classic contract), ``/forward_batch``."""
+
+from __future__ import annotations
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from vigil.inference.errors import InvalidFeaturesError, ModelScoringError
+from vigil.serving.deps import get_prediction_service
+from vigil.serving.schemas import (
+    BatchOut,
+    DecisionOut,
+    ErrorOut,
+    ForwardRequest,
+    Transaction,
+    decision_body,
+    request_body_schema,
+)
+from vigil.serving.uploads import JSON, media_type, parse_json, read_batch
+
+router = APIRouter(tags=["scoring"])
+
+BAD_REQUEST = "bad request"
+MODEL_FAILED = "модель не смогла обработать данные"
+_BATCH = TypeAdapter(list[Transaction])
+_ERRORS = {413: {"model": ErrorOut}, 503: {"model": ErrorOut, "description": "Retry later."}}
+
+
+def json_response(content: object) -> Response:
+    """orjson-encoded JSON (several times faster than the default encoder)."""
+    return Response(orjson.dumps(content), media_type=JSON)
+
+
+@router.post(
+    "/predict",
+    response_model=DecisionOut,
+    responses={
+        422: {"description": "Invalid transaction; the error names the field."},
+        **_ERRORS,
+    },
+    openapi_extra=request_body_schema(Transaction),
+    summary="Score one transaction (online features, persisted before the answer)",
+)
+async def predict(request: Request) -> Response:
+    """Decide on one payment; the prediction is durably stored before this returns."""
+    transaction = parse_json(await request.body(), Transaction)
+    decision = await get_prediction_service(request).predict(transaction)
+    return json_response(decision_body(decision))
+
+
+@router.post(
+    "/forward",
+    response_model=DecisionOut,
+    responses={
+        400: {"description": "Malformed or wrong-format request: body `bad request`."},
+        403: {"description": f"The model could not process the data: body `{MODEL_FAILED}`."},
+        413: {"model": ErrorOut},
+    },
+    openapi_extra=request_body_schema(ForwardRequest),
+    summary="Model only: score precomputed features (classic contract)",
+)
+async def forward(request: Request) -> Response:
+    """Score feature values; 400 ``bad request`` for bad input, 403 when the model fails."""
+    if media_type(request) != JSON:
+        return PlainTextResponse(BAD_REQUEST, 400)
+    try:
+        body = ForwardRequest.model_validate_json(await request.body())
+    except ValidationError:
+        return PlainTextResponse(BAD_REQUEST, 400)
+    try:
+        decision = get_prediction_service(request).forward(body)
+    except (InvalidFeaturesError, ModelScoringError):
+        return PlainTextResponse(MODEL_FAILED, 403)
+    return json_response(decision_body(decision))
+
+
+@router.post(
+    "/forward_batch",
+    response_model=BatchOut,
+    responses={
+        400: {"model": ErrorOut, "description": "Unreadable upload."},
+        415: {"model": ErrorOut},
+        422: {"description": "Invalid row; the error names the row index and field."},
+        **_ERRORS,
+    },
+    openapi_extra=request_body_schema(Transaction, array=True, csv=True),
+    summary="Score many transactions (JSON array or CSV upload); results in input order",
+)
+async def forward_batch(request: Request) -> Response:
+    """Features over the batch itself; nothing is stored and online state is not touched."""
+    service = get_prediction_service(request)
+    limit = request.app.state.settings.serving.max_batch_rows
+    transactions = await read_batch(request, _BATCH, limit, allow_json=True)
+    decisions = await run_in_threadpool(service.score_batch, transactions)
+    return json_response({"results": [decision_body(d) for d in decisions]})

@@ -1,0 +1,266 @@
+"""HTTP bodies of the inference service, with the examples shown at ``/docs``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from vigil.inference.decision import Decision
+from vigil.inference.metadata import ModelMetadata
+
+TRANSACTION_EXAMPLE = {
+    "transaction_id": 1754155,
+    "tx_datetime": "2018-09-30T23:56:36",
+    "customer_id": 2513,
+    "terminal_id": 7438,
+    "tx_amount": 57.16,
+}
+DECISION_EXAMPLE = {
+    "transaction_id": 1754155,
+    "score": 0.0132,
+    "label": 0,
+    "threshold": 0.35,
+    "reason_codes": [],
+    "model_version": "vigil-3f2a9c1d",
+}
+
+
+class Transaction(BaseModel):
+    """One card payment to score (the handbook's schema; extra fields pass through)."""
+
+    model_config = ConfigDict(
+        extra="allow", frozen=True, json_schema_extra={"examples": [TRANSACTION_EXAMPLE]}
+    )
+
+    transaction_id: int = Field(ge=0, lt=2**63)
+    tx_datetime: datetime
+    customer_id: int = Field(ge=0, lt=2**63)
+    terminal_id: int = Field(ge=0, lt=2**63)
+    tx_amount: float = Field(ge=0, allow_inf_nan=False)
+
+    @field_validator("tx_datetime")
+    @classmethod
+    def _naive_utc(cls, value: datetime) -> datetime:
+        """Store and compute in naive UTC, like the training data."""
+        if value.tzinfo is None:
+            return value
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+
+class LabelledTransaction(Transaction):
+    """A transaction with its known outcome, for ``/evaluate``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{**TRANSACTION_EXAMPLE, "tx_fraud": 0}]}
+    )
+
+    tx_fraud: int = Field(ge=0, le=1, description="1 = fraud, 0 = genuine.")
+
+
+class ReasonCodeOut(BaseModel):
+    """A feature that pushed the score up, and by how much (probability points)."""
+
+    feature: str
+    contribution: float
+
+
+class DecisionOut(BaseModel):
+    """The answer for one transaction: score, decision and why."""
+
+    model_config = ConfigDict(
+        protected_namespaces=(), json_schema_extra={"examples": [DECISION_EXAMPLE]}
+    )
+
+    transaction_id: int | None
+    score: float = Field(description="Fraud probability in [0, 1].")
+    label: int = Field(description="1 = flagged as fraud (score >= threshold), 0 = legitimate.")
+    threshold: float
+    reason_codes: list[ReasonCodeOut] = Field(
+        description="Features that pushed the score up most (explained for flagged rows)."
+    )
+    model_version: str
+
+
+class ForwardRequest(BaseModel):
+    """Model-only input: feature values by name, or a list in the model's feature order."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"transaction_id": 17, "features": {"tx_amount": 57.16, "tx_during_night": 1.0}},
+                {"features": [57.16, 0.0, 1.0]},
+            ]
+        },
+    )
+
+    transaction_id: int | None = Field(None, ge=0, lt=2**63)
+    features: dict[str, float] | list[float]
+
+
+class BatchOut(BaseModel):
+    """Results of a batch, in the order of the input rows."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"results": [DECISION_EXAMPLE]}]})
+
+    results: list[DecisionOut]
+
+
+class EvaluationMetrics(BaseModel):
+    """Quality of the serving model on a labelled upload (metric code shared with training)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    n_transactions: int
+    n_frauds: int
+    auc_roc: float | None = Field(description="None when the upload holds a single class.")
+    average_precision: float | None
+    precision: float = Field(description="At the model's decision threshold.")
+    recall: float
+    card_precision_at_k: float
+    k: int
+
+
+class EvaluateOut(BaseModel):
+    """Predictions for every uploaded row plus the metrics they earn."""
+
+    model_config = ConfigDict(
+        protected_namespaces=(),
+        json_schema_extra={
+            "examples": [
+                {
+                    "model_version": "vigil-3f2a9c1d",
+                    "metrics": {
+                        "n_transactions": 2,
+                        "n_frauds": 1,
+                        "auc_roc": 1.0,
+                        "average_precision": 1.0,
+                        "precision": 1.0,
+                        "recall": 1.0,
+                        "card_precision_at_k": 0.5,
+                        "k": 100,
+                    },
+                    "predictions": [DECISION_EXAMPLE],
+                }
+            ]
+        },
+    )
+
+    model_version: str
+    metrics: EvaluationMetrics
+    predictions: list[DecisionOut]
+
+
+class HealthOut(BaseModel):
+    """Liveness and readiness: ``ready`` only when every dependency answers."""
+
+    model_config = ConfigDict(
+        protected_namespaces=(),
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ready",
+                    "checks": {"model": True, "database": True, "state_store": True},
+                    "model_version": "vigil-3f2a9c1d",
+                }
+            ]
+        },
+    )
+
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, bool]
+    model_version: str | None
+
+
+class MetadataOut(BaseModel):
+    """Metadata of the serving (champion) model and of the challenger in shadow, if any."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    champion: ModelMetadata
+    challenger: ModelMetadata | None = None
+
+
+class ReloadRequest(BaseModel):
+    """Load a model file beside the serving one and swap atomically."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"model_path": "models/current/model.onnx"}]},
+    )
+
+    model_path: str = Field(min_length=1, max_length=4096)
+
+
+class ChallengerRequest(BaseModel):
+    """Load a model file as the shadow challenger, or remove it with ``null``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"model_path": "models/next/model.onnx"}]},
+    )
+
+    model_path: str | None = Field(min_length=1, max_length=4096)
+
+
+class ReloadOut(BaseModel):
+    """The model now serving in the role and the one it replaced."""
+
+    model_config = ConfigDict(
+        protected_namespaces=(),
+        json_schema_extra={
+            "examples": [{"model_version": "vigil-9b1e0c2f", "previous_version": "vigil-3f2a9c1d"}]
+        },
+    )
+
+    model_version: str | None
+    previous_version: str | None
+
+
+class ErrorOut(BaseModel):
+    """A JSON error: what went wrong, and the request id to quote in a support ticket."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"detail": "service overloaded", "request_id": "9f1c"}]}
+    )
+
+    detail: str
+    request_id: str | None = None
+
+
+def decision_body(decision: Decision) -> dict[str, Any]:
+    """A decision as the JSON object :class:`DecisionOut` documents (built without pydantic)."""
+    return {
+        "transaction_id": decision.transaction_id,
+        "score": decision.score,
+        "label": decision.label,
+        "threshold": decision.threshold,
+        "reason_codes": [
+            {"feature": reason.feature, "contribution": reason.contribution}
+            for reason in decision.reason_codes
+        ],
+        "model_version": decision.model_version,
+    }
+
+
+def request_body_schema(
+    model: type[BaseModel], *, array: bool = False, csv: bool = False, json: bool = True
+) -> dict[str, Any]:
+    """``openapi_extra`` documenting a body a route reads by hand (JSON, CSV, upload)."""
+    schema = model.model_json_schema()
+    content: dict[str, Any] = {}
+    if json:
+        body = {"type": "array", "items": schema, "minItems": 1} if array else schema
+        content["application/json"] = {"schema": body}
+    if csv:
+        content["text/csv"] = {"schema": {"type": "string"}}
+        content["multipart/form-data"] = {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+                "required": ["file"],
+            }
+        }
+    return {"requestBody": {"required": True, "content": content}}

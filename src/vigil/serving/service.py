@@ -1,0 +1,227 @@
+"""The service's domain logic, free of HTTP: features, champion (and shadow challenger), decision,
+persistence. Routes parse, call one method here, and shape the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from vigil.config import Settings
+from vigil.data import schema
+from vigil.features import OnlineFeatureComputer
+from vigil.features import Transaction as OnlineTransaction
+from vigil.features.offline import compute_features_frame
+from vigil.inference.decision import Decision, decide
+from vigil.inference.errors import InvalidFeaturesError
+from vigil.inference.manager import ModelManager
+from vigil.inference.scorer import OnnxScorer
+from vigil.metrics import average_precision, card_precision_at_k, roc_auc, threshold_metrics
+from vigil.monitoring import VigilMetrics
+from vigil.serving.schemas import ForwardRequest, LabelledTransaction, Transaction
+from vigil.storage import GroupCommitWriter, PredictionRecord
+
+log = logging.getLogger(__name__)
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """Decisions for a labelled batch and the metrics they earn."""
+
+    model_version: str
+    metrics: dict[str, float | int | None]
+    decisions: list[Decision]
+
+
+class PredictionService:
+    """Scores transactions with the serving model; ``predict`` also updates state and persists."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        models: ModelManager,
+        features: OnlineFeatureComputer,
+        writer: GroupCommitWriter,
+        metrics: VigilMetrics,
+    ) -> None:
+        self._settings = settings
+        self._models = models
+        self._features = features
+        self._writer = writer
+        self._reason_codes = settings.inference.reason_codes
+        self._columns: dict[OnnxScorer, np.ndarray | None] = {}
+        self._champion_scores = metrics.scores.labels(role=CHAMPION)
+        self._challenger_scores = metrics.scores.labels(role=CHALLENGER)
+        self._decisions = {
+            0: metrics.decisions.labels(label="legit"),
+            1: metrics.decisions.labels(label="fraud"),
+        }
+
+    async def predict(self, tx: Transaction) -> Decision:
+        """Online features, champion decision (challenger in shadow), durable write, answer."""
+        started = time.perf_counter()
+        online = OnlineTransaction(
+            tx.transaction_id, tx.tx_datetime, tx.customer_id, tx.terminal_id, tx.tx_amount
+        )
+        online_vector = (await self._features.afeatures_for(online)).reshape(1, -1)
+        models = self._models.snapshot()
+        champion, challenger = models.champion, models.challenger
+        vector = self._model_order(champion, online_vector)
+        (decision,) = decide(champion, [tx.transaction_id], vector, self._reason_codes)
+        shadow = self._shadow_score(challenger, online_vector)
+        record = PredictionRecord(
+            transaction_id=tx.transaction_id,
+            tx_datetime=tx.tx_datetime,
+            customer_id=tx.customer_id,
+            terminal_id=tx.terminal_id,
+            tx_amount=tx.tx_amount,
+            score=decision.score,
+            label=decision.label,
+            threshold=decision.threshold,
+            reason_codes=[reason.feature for reason in decision.reason_codes],
+            model_version=decision.model_version,
+            latency_ms=(time.perf_counter() - started) * 1000.0,
+            extra=tx.model_extra or None,
+            challenger_score=shadow,
+            challenger_version=challenger.metadata.model_version if challenger else None,
+        )
+        await self._writer.submit(record)
+        self._observe(decision)
+        return decision
+
+    def forward(self, request: ForwardRequest) -> Decision:
+        """Model only: score precomputed features; nothing is stored."""
+        champion = self._models.snapshot().champion
+        vector = _feature_vector(request.features, champion.feature_names)
+        tid = request.transaction_id if request.transaction_id is not None else 0
+        (decision,) = decide(champion, [tid], vector, self._reason_codes)
+        self._observe(decision)
+        return decision
+
+    def score_batch(self, transactions: Sequence[Transaction]) -> list[Decision]:
+        """Decisions in input order; features computed over the batch itself (nothing stored)."""
+        champion = self._models.snapshot().champion
+        ids, matrix = self._batch_features(transactions, champion)
+        return decide(champion, ids, matrix, self._reason_codes)
+
+    def evaluate(self, transactions: Sequence[LabelledTransaction]) -> Evaluation:
+        """Decisions plus AUC ROC, AP, precision, recall and CP@k on a labelled batch."""
+        champion = self._models.snapshot().champion
+        ids, matrix = self._batch_features(transactions, champion)
+        decisions = decide(champion, ids, matrix, self._reason_codes)
+        labels = np.fromiter((t.tx_fraud for t in transactions), np.int8, len(transactions))
+        scores = np.fromiter((d.score for d in decisions), np.float64, len(decisions))
+        return Evaluation(
+            champion.metadata.model_version,
+            self._metrics(transactions, labels, scores, champion.metadata.threshold),
+            decisions,
+        )
+
+    def _batch_features(
+        self, transactions: Sequence[Transaction], model: OnnxScorer
+    ) -> tuple[list[int], np.ndarray]:
+        frame = transactions_frame(transactions)
+        features = compute_features_frame(self._settings.features, frame)
+        ids = frame[schema.TRANSACTION_ID].tolist()
+        aligned = features.set_index(schema.TRANSACTION_ID).loc[ids, list(model.feature_names)]
+        return ids, aligned.to_numpy(dtype=np.float32)
+
+    def _metrics(
+        self,
+        transactions: Sequence[LabelledTransaction],
+        labels: np.ndarray,
+        scores: np.ndarray,
+        threshold: float,
+    ) -> dict[str, float | int | None]:
+        both_classes = 0 < int(labels.sum()) < labels.size
+        at_threshold = threshold_metrics(
+            labels,
+            scores,
+            threshold,
+            self._settings.train.cost_missed_fraud,
+            self._settings.train.cost_false_alarm,
+        )
+        k = self._settings.train.top_k_cards
+        days = [t.tx_datetime.date().toordinal() for t in transactions]
+        cards = [t.customer_id for t in transactions]
+        return {
+            "n_transactions": int(labels.size),
+            "n_frauds": int(labels.sum()),
+            "auc_roc": roc_auc(labels, scores) if both_classes else None,
+            "average_precision": average_precision(labels, scores) if both_classes else None,
+            "precision": at_threshold.precision,
+            "recall": at_threshold.recall,
+            "card_precision_at_k": card_precision_at_k(days, cards, labels, scores, k),
+            "k": k,
+        }
+
+    def _model_order(self, model: OnnxScorer, online_vector: np.ndarray) -> np.ndarray:
+        """Online features [1, F] rearranged into the model's feature order (cached per model)."""
+        columns = self._columns.get(model)
+        if columns is None:
+            columns = _column_indices(self._features.names, model.feature_names)
+            self._columns[model] = columns
+        return online_vector if columns is _SAME_ORDER else online_vector[:, columns]
+
+    def _shadow_score(
+        self, challenger: OnnxScorer | None, online_vector: np.ndarray
+    ) -> float | None:
+        """The challenger's score for the same features; its failure never fails the request."""
+        if challenger is None:
+            return None
+        try:
+            score = float(challenger.score(self._model_order(challenger, online_vector))[0])
+        except Exception:
+            log.exception("challenger %s failed in shadow", challenger.metadata.model_version)
+            return None
+        self._challenger_scores.observe(score)
+        return score
+
+    def _observe(self, decision: Decision) -> None:
+        self._champion_scores.observe(decision.score)
+        self._decisions[decision.label].inc()
+
+
+_SAME_ORDER = None
+
+
+def _column_indices(available: Sequence[str], wanted: Sequence[str]) -> np.ndarray | None:
+    """Indices picking ``wanted`` out of ``available``; ``None`` when the orders agree."""
+    if list(available) == list(wanted):
+        return _SAME_ORDER
+    position = {name: i for i, name in enumerate(available)}
+    return np.asarray([position[name] for name in wanted], dtype=np.intp)
+
+
+def _feature_vector(features: dict[str, float] | list[float], names: Sequence[str]) -> np.ndarray:
+    """[1, F] float32 from features by name (exactly the model's) or a list in model order."""
+    if isinstance(features, dict):
+        missing = [name for name in names if name not in features]
+        unknown = sorted(set(features) - set(names))
+        if missing or unknown:
+            raise InvalidFeaturesError(f"missing features {missing}, unknown features {unknown}")
+        values: list[float] = [features[name] for name in names]
+    else:
+        values = features
+    vector = np.asarray(values, dtype=np.float32).reshape(1, -1)
+    if vector.shape[1] != len(names):
+        raise InvalidFeaturesError(f"expected {len(names)} feature values, got {vector.shape[1]}")
+    if not np.isfinite(vector).all():
+        raise InvalidFeaturesError("feature values must be finite float32 numbers")
+    return vector
+
+
+def transactions_frame(transactions: Sequence[Transaction]) -> pd.DataFrame:
+    """Validated transactions as a frame with the schema's columns and dtypes (labels if any)."""
+    columns = [*schema.TRANSACTION_COLUMNS]
+    if isinstance(transactions[0], LabelledTransaction):
+        columns.append(schema.TX_FRAUD)
+    frame = pd.DataFrame({c: [getattr(t, c) for t in transactions] for c in columns})
+    return frame.astype({c: schema.DTYPES[c] for c in columns})
