@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
@@ -71,17 +72,26 @@ def label_schema() -> pa.DataFrameSchema:
     )
 
 
+def _plain(value: object) -> object:
+    """numpy scalars as Python ones, so messages read ``12`` and not ``np.int64(12)``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _example(frame: pd.DataFrame, index: object, value: object) -> str:
-    if index is None or pd.isna(index):
-        return repr(value)
+    if index is None or index not in frame.index:  # table-level failures have no row
+        return repr(_plain(value))
     shown = f"row {index}"
-    if schema.TRANSACTION_ID in frame.columns and index in frame.index:
-        shown += f" ({schema.TRANSACTION_ID}={frame.at[index, schema.TRANSACTION_ID]!r})"
-    return f"{shown}: {value!r}"
+    if schema.TRANSACTION_ID in frame.columns:
+        shown += f" ({schema.TRANSACTION_ID}={_plain(frame.at[index, schema.TRANSACTION_ID])!r})"
+    return f"{shown}: {_plain(value)!r}"
 
 
 def describe_failures(name: str, frame: pd.DataFrame, failures: pd.DataFrame) -> str:
     """One line per (column, check) with the failing row count and a few examples."""
+    checks = failures["check"].astype(str)
+    uncoercible = failures.loc[checks.str.startswith("coerce_dtype"), "column"]
+    # A value that could not be coerced also fails the dtype check: report it once.
+    failures = failures[~(checks.str.startswith("dtype(") & failures["column"].isin(uncoercible))]
     lines = []
     for (column, check), cases in failures.groupby(
         [failures["column"].fillna(""), failures["check"].astype(str)], sort=False

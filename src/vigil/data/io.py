@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -90,7 +91,7 @@ def _cast(series: pd.Series, dtype: str) -> pd.Series:
         raise DataFormatError(
             f"column {series.name!r}: {int(parsed.isna().sum())} missing value(s)"
         )
-    return parsed.astype(dtype)
+    return parsed.astype(np.dtype(dtype))
 
 
 def to_schema(frame: pd.DataFrame) -> pd.DataFrame:
