@@ -24,6 +24,8 @@ from vigil.storage import (
 logger = logging.getLogger(__name__)
 
 ACTIVE_STATUSES = ("queued", "running")
+# The experiment metric holding its model registry version (set by the retrain job).
+REGISTRY_VERSION = "registry_version"
 INTERRUPTED = "interrupted: the service stopped while this experiment was active"
 
 

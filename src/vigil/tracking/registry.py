@@ -75,6 +75,18 @@ class ModelRegistry:
         self._uri = prepare_tracking_uri(config.mlflow_uri)
         self._client = MlflowClient(self._uri)
 
+    def run_id_for(self, vigil_run_id: str) -> str:
+        """The MLflow run id of the training run whose directory is named ``vigil_run_id``."""
+        experiment_ids = [e.experiment_id for e in self._client.search_experiments()]
+        runs = self._client.search_runs(
+            experiment_ids, filter_string=f"tags.vigil_run_id = '{vigil_run_id}'", max_results=2
+        )
+        if len(runs) != 1:
+            raise RegistryError(
+                f"expected one MLflow run tagged vigil_run_id={vigil_run_id!r}, found {len(runs)}"
+            )
+        return str(runs[0].info.run_id)
+
     def _find_model_artifact(self, run_id: str) -> str | None:
         """Artifact folder of the run's ``model.onnx`` (breadth-first; "" = root), or None."""
         pending = [""]
