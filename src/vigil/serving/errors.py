@@ -76,17 +76,11 @@ async def _state_store_unavailable(_request: Request, error: Exception) -> Respo
     return json_error(503, "state store unavailable", {"Retry-After": RETRY_AFTER_SECONDS})
 
 
-async def _unhandled(request: Request, error: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
-    return json_error(500, "internal server error")
-
-
 def install_error_handlers(app: FastAPI) -> None:
-    """Map domain errors to status codes; anything else becomes a generic 500."""
+    """Map domain errors to status codes (unexpected ones: see ``ServiceMiddleware``)."""
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(WriterOverloaded, _overloaded)
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
     app.add_exception_handler(WriterClosed, _database_unavailable)
     app.add_exception_handler(RedisConnectionError, _state_store_unavailable)
     app.add_exception_handler(RedisTimeoutError, _state_store_unavailable)
-    app.add_exception_handler(Exception, _unhandled)

@@ -6,6 +6,7 @@ which matters at thousands of requests per second on one core.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -21,6 +22,8 @@ from vigil.serving.errors import PayloadTooLarge
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 UNMATCHED_ROUTE = "unmatched"
+
+log = logging.getLogger(__name__)
 
 
 def _request_id(scope: Scope) -> bytes:
@@ -43,6 +46,17 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
+async def _send_json(send: Send, status: int, detail: str, request_id: bytes) -> None:
+    body = orjson.dumps({"detail": detail, "request_id": request_id.decode()})
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"%d" % len(body)),
+        (REQUEST_ID_HEADER, request_id),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class ServiceMiddleware:
     """Tags each HTTP request with an id, enforces the upload limit and records metrics."""
 
@@ -61,7 +75,7 @@ class ServiceMiddleware:
         started = time.perf_counter()
         request_id = _request_id(scope)
         token = request_id_var.set(request_id.decode())
-        status_code = 500
+        status_code: int | None = None
 
         async def send_with_id(message: Message) -> None:
             nonlocal status_code
@@ -73,11 +87,21 @@ class ServiceMiddleware:
         try:
             length = _content_length(scope)
             if length is not None and length > self.max_body_bytes:
-                await self._reject_too_large(send_with_id, request_id)
+                status_code = 413
+                detail = PayloadTooLarge(self.max_body_bytes).detail
+                await _send_json(send, status_code, detail, request_id)
             else:
                 await self.app(scope, self._limited(receive), send_with_id)
+        except Exception:
+            # The one place unexpected errors end: logged with the request id, answered with
+            # a generic 500 that reveals nothing.
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if status_code is not None:
+                raise  # the response has started: nothing sensible can be sent any more
+            status_code = 500
+            await _send_json(send, 500, "internal server error", request_id)
         finally:
-            self._record(scope, status_code, time.perf_counter() - started)
+            self._record(scope, status_code or 500, time.perf_counter() - started)
             request_id_var.reset(token)
 
     def _limited(self, receive: Receive) -> Receive:
@@ -95,13 +119,6 @@ class ServiceMiddleware:
             return message
 
         return receive_limited
-
-    async def _reject_too_large(self, send: Send, request_id: bytes) -> None:
-        detail = PayloadTooLarge(self.max_body_bytes).detail
-        body = orjson.dumps({"detail": detail, "request_id": request_id.decode()})
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-        await send({"type": "http.response.start", "status": 413, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
 
     def _record(self, scope: Scope, status_code: int, seconds: float) -> None:
         route = scope.get("route")

@@ -210,7 +210,8 @@ def _feature_vector(features: dict[str, float] | list[float], names: Sequence[st
         values: list[float] = [features[name] for name in names]
     else:
         values = features
-    vector = np.asarray(values, dtype=np.float32).reshape(1, -1)
+    with np.errstate(over="ignore"):  # an overflow becomes inf, rejected just below
+        vector = np.asarray(values, dtype=np.float32).reshape(1, -1)
     if vector.shape[1] != len(names):
         raise InvalidFeaturesError(f"expected {len(names)} feature values, got {vector.shape[1]}")
     if not np.isfinite(vector).all():

@@ -2,7 +2,15 @@
 
 from fastapi import APIRouter
 
-from vigil.serving.routes import admin, evaluate, health, metadata, observability, scoring
+from vigil.serving.routes import (
+    admin,
+    evaluate,
+    health,
+    lifecycle,
+    metadata,
+    observability,
+    scoring,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     scoring.router,
@@ -11,6 +19,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     metadata.router,
     observability.router,
     admin.router,
+    lifecycle.router,
 )
 
 __all__ = ["ROUTERS"]

@@ -1,0 +1,177 @@
+"""Operations contracts: health, metadata, metrics, admin security, request ids, safe 500s."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api_support import (
+    API_KEY,
+    FailingStore,
+    FakeWriter,
+    api_settings,
+    build_app,
+    transaction,
+    write_model,
+)
+from vigil.config import Settings
+
+
+@pytest.fixture
+def writer() -> FakeWriter:
+    return FakeWriter()
+
+
+@pytest.fixture
+def settings(small_settings: Settings) -> Settings:
+    return api_settings(small_settings)
+
+
+@pytest.fixture
+def client(settings: Settings, tmp_path: Path, writer: FakeWriter) -> Iterator[TestClient]:
+    model = write_model(settings, tmp_path / "a.onnx", "model-a")
+    with TestClient(build_app(settings, model, writer), raise_server_exceptions=False) as c:
+        yield c
+
+
+def test_health_is_ready_with_the_model_version(client: TestClient) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ready",
+        "checks": {"model": True, "database": True, "state_store": True},
+        "model_version": "model-a",
+    }
+
+
+def test_health_is_503_when_the_database_writer_is_unhealthy(
+    client: TestClient, writer: FakeWriter
+) -> None:
+    writer.healthy = False
+    response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+    assert response.json()["checks"]["database"] is False
+
+
+def test_metadata_reports_the_onnx_metadata(client: TestClient, settings: Settings) -> None:
+    body = client.get("/metadata").json()
+    assert body["champion"]["model_version"] == "model-a"
+    assert body["champion"]["git_commit"] == "0000000"
+    assert body["champion"]["threshold"] == 0.5
+    assert body["champion"]["feature_names"][0] == "tx_amount"
+    assert body["challenger"] is None
+
+
+def test_metrics_expose_requests_decisions_and_model(client: TestClient) -> None:
+    client.post("/predict", json=transaction(1, amount=300.0))
+    client.post("/predict", json=transaction(2, amount=10.0))
+    text = client.get("/metrics").text
+    assert 'vigil_http_requests_total{route="/predict",status="200"} 2.0' in text
+    assert 'vigil_decisions_total{label="fraud"} 1.0' in text
+    assert 'vigil_decisions_total{label="legit"} 1.0' in text
+    assert 'vigil_score_count{role="champion"} 2.0' in text
+    assert (
+        'vigil_model_info{model_kind="logistic",model_version="model-a",role="champion"} 1.0'
+        in text
+    )
+    assert "vigil_writer_queue_depth 0.0" in text
+    assert 'vigil_http_request_duration_seconds_count{route="/predict"} 2.0' in text
+
+
+def test_request_id_is_echoed_or_generated(client: TestClient) -> None:
+    given = client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    generated = client.get("/health", headers={"X-Request-ID": "bad id with spaces"})
+    assert len(generated.headers["x-request-id"]) == 16
+
+
+@pytest.mark.parametrize(("headers", "status"), [({}, 401), ({"X-API-Key": "wrong"}, 403)])
+def test_admin_routes_need_the_api_key(
+    client: TestClient, tmp_path: Path, headers: dict, status: int
+) -> None:
+    for route in ("/admin/reload", "/admin/challenger"):
+        response = client.post(
+            route, json={"model_path": str(tmp_path / "a.onnx")}, headers=headers
+        )
+        assert response.status_code == status
+
+
+def test_reload_swaps_the_model_and_later_answers_name_it(
+    client: TestClient, settings: Settings, tmp_path: Path
+) -> None:
+    new_model = write_model(settings, tmp_path / "b.onnx", "model-b", bias=-1.0)
+    response = client.post(
+        "/admin/reload", json={"model_path": str(new_model)}, headers={"X-API-Key": API_KEY}
+    )
+    assert response.status_code == 200
+    assert response.json() == {"model_version": "model-b", "previous_version": "model-a"}
+    assert client.post("/predict", json=transaction(3)).json()["model_version"] == "model-b"
+    assert client.get("/health").json()["model_version"] == "model-b"
+    assert 'model_version="model-b",role="champion"' in client.get("/metrics").text
+
+
+def test_reload_of_a_broken_file_is_422_and_the_old_model_keeps_serving(
+    client: TestClient, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    response = client.post(
+        "/admin/reload", json={"model_path": str(broken)}, headers={"X-API-Key": API_KEY}
+    )
+    assert response.status_code == 422
+    assert "not a loadable ONNX model" in response.json()["detail"]
+    assert client.post("/predict", json=transaction(4)).json()["model_version"] == "model-a"
+
+
+def test_challenger_scores_in_shadow_and_is_stored(
+    client: TestClient, settings: Settings, tmp_path: Path, writer: FakeWriter
+) -> None:
+    challenger = write_model(settings, tmp_path / "c.onnx", "model-c", bias=0.0)
+    headers = {"X-API-Key": API_KEY}
+    set_response = client.post(
+        "/admin/challenger", json={"model_path": str(challenger)}, headers=headers
+    )
+    assert set_response.json() == {"model_version": "model-c", "previous_version": None}
+    answer = client.post("/predict", json=transaction(5, amount=10.0)).json()
+    assert answer["model_version"] == "model-a"  # the challenger never decides
+    record = writer.records[-1]
+    assert record.challenger_version == "model-c"
+    assert record.challenger_score == pytest.approx(1 / (1 + 2.718281828**-0.5), abs=1e-4)
+    assert client.get("/metadata").json()["challenger"]["model_version"] == "model-c"
+    cleared = client.post("/admin/challenger", json={"model_path": None}, headers=headers)
+    assert cleared.json() == {"model_version": None, "previous_version": "model-c"}
+
+
+def test_unexpected_errors_are_a_generic_500_without_internals(
+    settings: Settings, tmp_path: Path
+) -> None:
+    model = write_model(settings, tmp_path / "a.onnx", "model-a")
+    app = build_app(settings, model, FakeWriter(), store=FailingStore())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.post("/predict", json=transaction(1), headers={"X-Request-ID": "r-1"})
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal server error", "request_id": "r-1"}
+    assert "passwd" not in response.text
+
+
+def test_routes_answer_503_before_start_up(settings: Settings, tmp_path: Path) -> None:
+    model = write_model(settings, tmp_path / "a.onnx", "model-a")
+    client = TestClient(build_app(settings, model, FakeWriter()))  # no `with`: no lifespan
+    assert client.get("/health").status_code == 503
+    assert client.post("/predict", json=transaction(1)).status_code == 503
+
+
+def test_openapi_documents_every_route_with_examples(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    expected = {
+        "/predict", "/forward", "/forward_batch", "/evaluate", "/health", "/metadata",
+        "/metrics", "/admin/reload", "/admin/challenger",
+    }  # fmt: skip
+    assert expected <= set(schema["paths"])
+    text = client.get("/openapi.json").text
+    assert '"examples"' in text and "2018-09-30T23:56:36" in text
+    assert client.get("/docs").status_code == 200
