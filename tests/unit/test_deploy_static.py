@@ -205,6 +205,8 @@ def test_prometheus_scrapes_compose_services_on_the_ports_they_serve() -> None:
     }
     assert targets["vigil-api"] == "api:8000"
     assert targets["vigil-worker"] == "worker:9100"
+    worker_command = services["worker"]["command"]
+    assert worker_command[worker_command.index("--metrics-port") + 1] == "9100"
     assert "EXPOSE 9100" in (DOCKER_DIR / "Dockerfile.worker").read_text()
     assert "8000:8000" in services["api"]["ports"]
     alertmanager = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
@@ -294,7 +296,7 @@ def artefact_commands() -> set[tuple[str, ...]]:
 def test_artefacts_run_the_expected_commands() -> None:
     assert artefact_commands() == {
         ("serve", "--workers", "1"),
-        ("worker",),
+        ("worker", "--metrics-port", "9100"),
         ("ui",),
         ("db", "upgrade"),
     }
