@@ -1,0 +1,137 @@
+"""Lifecycle routes: add_data, retrain (one at a time), metrics, deploy (hot swap), security."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api_support import API_KEY, FakeWriter, api_settings, build_app, transaction, write_model
+from vigil.config import DataConfig, Settings
+from vigil.data.io import read_transactions
+from vigil.data.simulate import generate
+from vigil.lifecycle.add_data import TrainingData
+from vigil.lifecycle.runner import RetrainRunner, TrainOutcome
+from vigil.serving.routes.lifecycle import LifecycleServices
+from vigil.storage import create_db_engine, upgrade_database
+
+AUTH = {"X-API-Key": API_KEY}
+
+
+class ModelWritingJob:
+    """Training stand-in: waits for the test, then 'trains' a tiny ONNX model."""
+
+    def __init__(self, settings: Settings, out_dir: Path) -> None:
+        self.settings = settings
+        self.out_dir = out_dir
+        self.release = threading.Event()
+
+    def run(self, experiment_id: int) -> TrainOutcome:
+        assert self.release.wait(10)
+        path = self.out_dir / f"exp-{experiment_id}.onnx"
+        write_model(self.settings, path, f"retrained-{experiment_id}", bias=-1.0)
+        return TrainOutcome(path, {"test.average_precision": 0.61}, f"mlflow-{experiment_id}")
+
+    def cancel(self) -> None:
+        self.release.set()
+
+
+@pytest.fixture
+def settings(small_settings: Settings) -> Settings:
+    return api_settings(small_settings)
+
+
+@pytest.fixture
+def job(settings: Settings, tmp_path: Path) -> ModelWritingJob:
+    return ModelWritingJob(settings, tmp_path / "trained")
+
+
+@pytest.fixture
+def client(settings: Settings, tmp_path: Path, job: ModelWritingJob) -> Iterator[TestClient]:
+    generate(DataConfig(n_customers=50, n_terminals=100, n_days=10), settings.data.raw_dir)
+    upgrade_database(settings.storage.database_url)
+    engine = create_db_engine(settings.storage.database_url)
+    app = build_app(settings, write_model(settings, tmp_path / "a.onnx", "model-a"), FakeWriter())
+    app.state.lifecycle = LifecycleServices(
+        RetrainRunner(engine, job), TrainingData(settings.data.raw_dir), engine
+    )
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+    engine.dispose()
+
+
+def labelled_csv(settings: Settings, n: int, offset: int = 1_000_000) -> str:
+    rows = read_transactions(settings.data.raw_dir).tail(n).drop(columns=["tx_fraud_scenario"])
+    rows["transaction_id"] += offset
+    return rows.to_csv(index=False)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("put", "/add_data"), ("put", "/retrain"), ("post", "/deploy/1")]
+)
+def test_mutating_routes_need_the_api_key(client: TestClient, method: str, path: str) -> None:
+    assert client.request(method, path).status_code == 401
+    assert client.request(method, path, headers={"X-API-Key": "wrong"}).status_code == 403
+
+
+def test_add_data_appends_valid_rows_and_reports_duplicates(
+    client: TestClient, settings: Settings
+) -> None:
+    before = len(read_transactions(settings.data.raw_dir))
+    body = labelled_csv(settings, 4)
+    headers = {**AUTH, "content-type": "text/csv"}
+    first = client.put("/add_data", content=body, headers=headers)
+    assert first.status_code == 200
+    assert first.json() == {"received": 4, "appended": 4, "duplicates": 0, "duplicate_ids": []}
+    again = client.put("/add_data", files={"file": ("labels.csv", body, "text/csv")}, headers=AUTH)
+    assert again.json()["appended"] == 0
+    assert again.json()["duplicates"] == 4
+    assert len(read_transactions(settings.data.raw_dir)) == before + 4
+
+
+def test_add_data_rejects_an_invalid_file_whole(client: TestClient, settings: Settings) -> None:
+    before = len(read_transactions(settings.data.raw_dir))
+    body = labelled_csv(settings, 3).replace(",0\n", ",7\n", 1)  # one tx_fraud out of {0, 1}
+    response = client.put("/add_data", content=body, headers={**AUTH, "content-type": "text/csv"})
+    assert response.status_code == 422
+    assert "tx_fraud" in response.json()["detail"]
+    assert len(read_transactions(settings.data.raw_dir)) == before
+
+
+def test_retrain_metrics_deploy_cycle(client: TestClient, job: ModelWritingJob) -> None:
+    started = client.put("/retrain", headers=AUTH)
+    assert started.status_code == 202
+    experiment_id = started.json()["experiment_id"]
+    assert isinstance(experiment_id, int)
+
+    assert client.put("/retrain", headers=AUTH).status_code == 409
+    assert client.get(f"/metrics/{experiment_id}").json()["status"] in ("queued", "running")
+    assert client.post(f"/deploy/{experiment_id}", headers=AUTH).status_code == 409
+    assert client.get("/metrics/999").status_code == 404
+    assert client.post("/deploy/999", headers=AUTH).status_code == 404
+
+    job.release.set()
+    client.app.state.lifecycle.runner.wait(10)  # type: ignore[attr-defined]
+    done = client.get(f"/metrics/{experiment_id}").json()
+    assert done["status"] == "finished"
+    assert done["metrics"] == {"test.average_precision": 0.61}
+    assert done["mlflow_run_id"] == f"mlflow-{experiment_id}"
+    assert done["duration_seconds"] >= 0
+
+    assert client.post("/predict", json=transaction(1)).json()["model_version"] == "model-a"
+    deployed = client.post(f"/deploy/{experiment_id}", headers=AUTH)
+    assert deployed.status_code == 200
+    body = deployed.json()
+    assert (body["model_version"], body["previous_version"]) == (
+        f"retrained-{experiment_id}",
+        "model-a",
+    )
+    assert body["registry_version"] is None  # the fake job registered nothing
+    new_version = client.post("/predict", json=transaction(2)).json()["model_version"]
+    assert new_version == f"retrained-{experiment_id}"
+    assert Path(body["model_path"]).read_bytes() == Path(done["model_path"]).read_bytes()
+    listed = client.get("/experiments").json()
+    assert [e["experiment_id"] for e in listed] == [experiment_id]
