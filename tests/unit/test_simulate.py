@@ -197,20 +197,20 @@ def test_customer_shift_moves_payments_to_the_night(small_frame: pd.DataFrame) -
     assert late_rows > 1.5 * (day_index(small_frame, SMALL) >= 30).sum()
 
 
-def test_generate_streams_day_partitions_equal_to_the_in_memory_frame(
-    tmp_path: Path, small_frame: pd.DataFrame
-) -> None:
+def test_generate_streams_day_partitions_equal_to_the_in_memory_frame(tmp_path: Path) -> None:
+    config = SMALL.model_copy(update={"n_days": 15})
+    expected = simulate_transactions(config)
     out = tmp_path / "raw"
-    summary = generate(SMALL, out, csv=True, progress=False)
+    summary = generate(config, out, csv=True, progress=False)
     partitions = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.parquet"))
-    assert len(partitions) == SMALL.n_days
+    assert len(partitions) == config.n_days
     assert partitions[0] == "tx_date=2018-04-01/part-0.parquet"
-    assert summary.rows == len(small_frame)
-    assert summary.frauds == int(small_frame[schema.TX_FRAUD].sum())
-    assert summary.fraud_rate == pytest.approx(small_frame[schema.TX_FRAUD].mean())
-    pd.testing.assert_frame_equal(read_transactions(out), small_frame)
+    assert summary.rows == len(expected)
+    assert summary.frauds == int(expected[schema.TX_FRAUD].sum())
+    assert summary.fraud_rate == pytest.approx(expected[schema.TX_FRAUD].mean())
+    pd.testing.assert_frame_equal(read_transactions(out), expected)
     assert summary.csv_path is not None
-    pd.testing.assert_frame_equal(read_transactions(summary.csv_path), small_frame)
+    pd.testing.assert_frame_equal(read_transactions(summary.csv_path), expected)
 
 
 def test_generate_refuses_to_mix_with_existing_partitions(tmp_path: Path) -> None:
