@@ -2,10 +2,14 @@
 
 Order of transactions is ``(tx_datetime, transaction_id)``; a transaction sees the
 transactions before it in that order plus itself. Windows are durations of ``n * 86400``
-seconds over integer microseconds, so ``(t - n days, t]`` is the RANGE frame
+seconds over integer microseconds ``ts``, so ``(t - n days, t]`` is the RANGE frame
 ``n * 86400e6 - 1 PRECEDING AND CURRENT ROW``. A RANGE frame ending at CURRENT ROW also
 holds the later transactions of the same customer at the same instant; the ``later_*``
 columns take them back out so that ties follow the tie order exactly.
+
+The SQL comes in three parts so that a large build can run the customer part per
+customer-hash bucket and the terminal part per terminal-hash bucket (each needs only its
+own entity's history), then join them; :func:`feature_sql` joins them in one query.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from vigil.data import schema
 from vigil.features import definitions as fd
 
 US_PER_DAY = fd.SECONDS_PER_DAY * 1_000_000
+ID, TS = schema.TRANSACTION_ID, "ts"
 
 
 def check_config(config: FeaturesConfig) -> None:
@@ -28,116 +33,146 @@ def check_config(config: FeaturesConfig) -> None:
         raise ValueError(f"features.windows_days must be distinct and >= 1: {config.windows_days}")
 
 
+def base_sql(source: str, has_fraud: bool, passthrough: list[str]) -> str:
+    """Typed transaction columns plus ``ts`` (epoch microseconds) and ``fraud`` (NULL if absent)."""
+    fraud = f"CAST({schema.TX_FRAUD} AS DOUBLE)" if has_fraud else "CAST(NULL AS DOUBLE)"
+    labels = [f"CAST({name} AS TINYINT) AS {name}" for name in passthrough]
+    columns = [
+        f"CAST({ID} AS BIGINT) AS {ID}",
+        f"CAST({schema.TX_DATETIME} AS TIMESTAMP) AS {schema.TX_DATETIME}",
+        f"CAST({schema.CUSTOMER_ID} AS BIGINT) AS {schema.CUSTOMER_ID}",
+        f"CAST({schema.TERMINAL_ID} AS BIGINT) AS {schema.TERMINAL_ID}",
+        f"CAST({schema.TX_AMOUNT} AS DOUBLE) AS {schema.TX_AMOUNT}",
+        *labels,
+        f"epoch_us(CAST({schema.TX_DATETIME} AS TIMESTAMP)) AS {TS}",
+        f"{fraud} AS fraud",
+    ]
+    return f"SELECT {', '.join(columns)} FROM {source}"
+
+
 def _range(partition: str, start_us: int, end_us: int | None) -> str:
     """A RANGE frame over ``ts`` holding rows with ``ts - start_us < ts_j <= ts - end_us``."""
     end = "CURRENT ROW" if end_us is None else f"{end_us} PRECEDING"
     return (
-        f"(PARTITION BY {partition} ORDER BY ts RANGE BETWEEN {start_us - 1} PRECEDING AND {end})"
+        f"(PARTITION BY {partition} ORDER BY {TS} RANGE BETWEEN {start_us - 1} PRECEDING AND {end})"
     )
 
 
-def _window_columns(config: FeaturesConfig) -> list[str]:
-    """Raw window aggregates (counts, sums, fraud counts) computed in the ``windowed`` CTE."""
+def _ratio(numerator: str, count: str) -> str:
+    return f"CASE WHEN {count} = 0 THEN 0.0 ELSE {numerator} / {count} END"
+
+
+def customer_sql(config: FeaturesConfig, relation: str, where: str = "TRUE") -> str:
+    """``transaction_id, ts`` and the customer features of the rows of ``relation`` in ``where``.
+
+    ``where`` must keep whole customers (e.g. a customer-hash bucket).
+    """
     delay_us = config.label_delay_days * US_PER_DAY
-    cols = []
+    longest = max(config.windows_days)
+    windows, features = [], []
     for n in config.windows_days:
         frame = _range(schema.CUSTOMER_ID, n * US_PER_DAY, None)
-        cols += [
+        windows += [
             f"count(*) OVER {frame} AS c_cnt_{n}",
             f"sum({schema.TX_AMOUNT}) OVER {frame} AS c_sum_{n}",
         ]
+        count = f"(c_cnt_{n} - later_cnt)"
+        features += [
+            f"CAST({count} AS DOUBLE) AS {fd.customer_nb_tx(n)}",
+            f"(c_sum_{n} - later_sum) / {count} AS {fd.customer_avg_amount(n)}",
+        ]
+    if config.extended:
+        frame = _range(schema.CUSTOMER_ID, delay_us + longest * US_PER_DAY, delay_us)
+        windows += [
+            f"count(*) OVER {frame} AS c_risk_cnt",
+            f"coalesce(sum(fraud) OVER {frame}, 0) AS c_risk_fraud",
+            f"row_number() OVER (PARTITION BY {schema.CUSTOMER_ID}, {TS} ORDER BY {ID}) "
+            "AS peer_rank",
+            f"max({TS}) OVER (PARTITION BY {schema.CUSTOMER_ID} ORDER BY {TS} "
+            "RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_ts",
+        ]
+        avg = f"((c_sum_{longest} - later_sum) / (c_cnt_{longest} - later_cnt))"
+        cap = float(longest * fd.SECONDS_PER_DAY)
+        features += [
+            f"CASE WHEN {avg} = 0 THEN 1.0 ELSE {schema.TX_AMOUNT} / {avg} END "
+            f"AS {fd.AMOUNT_OVER_CUSTOMER_AVG}",
+            f"CASE WHEN peer_rank > 1 THEN 0.0 WHEN prev_ts IS NULL THEN {cap} "
+            f"ELSE least(({TS} - prev_ts) / 1e6, {cap}) END AS {fd.SECONDS_SINCE_CUSTOMER_PREV_TX}",
+            f"{_ratio('c_risk_fraud', 'c_risk_cnt')} AS {fd.CUSTOMER_RISK_LONGEST}",
+        ]
+    return f"""
+SELECT {ID}, {TS}, {", ".join(features)}
+FROM (
+    SELECT *, {", ".join(windows)},
+        count(*) OVER later_peers AS later_cnt,
+        coalesce(sum({schema.TX_AMOUNT}) OVER later_peers, 0) AS later_sum
+    FROM {relation}
+    WHERE {where}
+    WINDOW later_peers AS (
+        PARTITION BY {schema.CUSTOMER_ID}, {TS} ORDER BY {ID}
+        ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING
+    )
+)"""
+
+
+def terminal_sql(config: FeaturesConfig, relation: str, where: str = "TRUE") -> str:
+    """``transaction_id, ts`` and the terminal features of the rows of ``relation`` in ``where``.
+
+    ``where`` must keep whole terminals (e.g. a terminal-hash bucket).
+    """
+    delay_us = config.label_delay_days * US_PER_DAY
+    windows, features = [], []
+    for n in config.windows_days:
         frame = _range(schema.TERMINAL_ID, delay_us + n * US_PER_DAY, delay_us)
-        cols += [
+        windows += [
             f"count(*) OVER {frame} AS t_cnt_{n}",
             f"coalesce(sum(fraud) OVER {frame}, 0) AS t_fraud_{n}",
         ]
-    cols += [
-        "count(*) OVER later_peers AS later_cnt",
-        f"coalesce(sum({schema.TX_AMOUNT}) OVER later_peers, 0) AS later_sum",
-    ]
-    if config.extended:
-        longest = max(config.windows_days) * US_PER_DAY
-        frame = _range(schema.CUSTOMER_ID, delay_us + longest, delay_us)
-        cols += [
-            f"count(*) OVER {frame} AS c_risk_cnt",
-            f"coalesce(sum(fraud) OVER {frame}, 0) AS c_risk_fraud",
-            "row_number() OVER (PARTITION BY customer_id, ts ORDER BY transaction_id) AS peer_rank",
-            "max(ts) OVER (PARTITION BY customer_id ORDER BY ts "
-            "RANGE BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_ts",
+        features += [
+            f"CAST(t_cnt_{n} AS DOUBLE) AS {fd.terminal_nb_tx(n)}",
+            f"{_ratio(f't_fraud_{n}', f't_cnt_{n}')} AS {fd.terminal_risk(n)}",
         ]
-    return cols
+    return f"""
+SELECT {ID}, {TS}, {", ".join(features)}
+FROM (SELECT *, {", ".join(windows)} FROM {relation} WHERE {where})"""
 
 
-def _feature_expressions(config: FeaturesConfig) -> list[str]:
-    """``expression AS name`` for every feature, in :func:`feature_names` order."""
-    longest = max(config.windows_days)
-    exprs = {
-        fd.TX_AMOUNT: f"CAST({schema.TX_AMOUNT} AS DOUBLE)",
+def row_features(config: FeaturesConfig) -> dict[str, str]:
+    """Features of the transaction alone, as expressions over the base columns."""
+    night = f"hour({schema.TX_DATETIME}) <= {config.night_end_hour}"
+    return {
+        fd.TX_AMOUNT: schema.TX_AMOUNT,
         fd.TX_DURING_WEEKEND: f"CAST(isodow({schema.TX_DATETIME}) >= 6 AS DOUBLE)",
-        fd.TX_DURING_NIGHT: (
-            f"CAST(hour({schema.TX_DATETIME}) <= {config.night_end_hour} AS DOUBLE)"
-        ),
+        fd.TX_DURING_NIGHT: f"CAST({night} AS DOUBLE)",
     }
-    for n in config.windows_days:
-        count = f"(c_cnt_{n} - later_cnt)"
-        exprs[fd.customer_nb_tx(n)] = f"CAST({count} AS DOUBLE)"
-        exprs[fd.customer_avg_amount(n)] = f"(c_sum_{n} - later_sum) / {count}"
-        exprs[fd.terminal_nb_tx(n)] = f"CAST(t_cnt_{n} AS DOUBLE)"
-        exprs[fd.terminal_risk(n)] = (
-            f"CASE WHEN t_cnt_{n} = 0 THEN 0.0 ELSE t_fraud_{n} / t_cnt_{n} END"
-        )
-    if config.extended:
-        avg = exprs[fd.customer_avg_amount(longest)]
-        cap = longest * fd.SECONDS_PER_DAY
-        exprs[fd.AMOUNT_OVER_CUSTOMER_AVG] = (
-            f"CASE WHEN {avg} = 0 THEN 1.0 ELSE {schema.TX_AMOUNT} / ({avg}) END"
-        )
-        exprs[fd.SECONDS_SINCE_CUSTOMER_PREV_TX] = (
-            f"CASE WHEN peer_rank > 1 THEN 0.0 WHEN prev_ts IS NULL THEN {float(cap)} "
-            f"ELSE least((ts - prev_ts) / 1e6, {float(cap)}) END"
-        )
-        exprs[fd.CUSTOMER_RISK_LONGEST] = (
-            "CASE WHEN c_risk_cnt = 0 THEN 0.0 ELSE c_risk_fraud / c_risk_cnt END"
-        )
-    return [f"{exprs[name]} AS {name}" for name in fd.feature_names(config)]
 
 
-def feature_sql(
+def assemble_sql(
     config: FeaturesConfig,
-    source: str,
-    has_fraud: bool,
+    base: str,
+    customers: str,
+    terminals: str,
     passthrough: list[str],
     where: str = "TRUE",
 ) -> str:
-    """SELECT computing ids, ``passthrough`` label columns and the features over ``source``.
-
-    ``where`` filters the output rows only (after the windows), so a caller can compute a
-    slice of rows from a source that also holds their history.
-    """
-    check_config(config)
-    fraud = f"CAST({schema.TX_FRAUD} AS DOUBLE)" if has_fraud else "CAST(NULL AS DOUBLE)"
-    keys = [
-        f"CAST({schema.TRANSACTION_ID} AS BIGINT) AS {schema.TRANSACTION_ID}",
-        f"CAST({schema.TX_DATETIME} AS TIMESTAMP) AS {schema.TX_DATETIME}",
-        f"CAST({schema.CUSTOMER_ID} AS BIGINT) AS {schema.CUSTOMER_ID}",
-        f"CAST({schema.TERMINAL_ID} AS BIGINT) AS {schema.TERMINAL_ID}",
-    ]
-    labels = [f"CAST({name} AS TINYINT) AS {name}" for name in passthrough]
-    outputs = [*keys, *labels, *_feature_expressions(config)]
+    """Ids, labels and every feature in :func:`feature_names` order, sorted by tie order."""
+    rows = row_features(config)
+    keys = [ID, schema.TX_DATETIME, schema.CUSTOMER_ID, schema.TERMINAL_ID]
+    features = [f"{rows[n]} AS {n}" if n in rows else n for n in fd.feature_names(config)]
     return f"""
-WITH base AS (
-    SELECT *, epoch_us({schema.TX_DATETIME}) AS ts, {fraud} AS fraud FROM {source}
-),
-windowed AS (
-    SELECT *, {", ".join(_window_columns(config))}
-    FROM base
-    WINDOW later_peers AS (
-        PARTITION BY {schema.CUSTOMER_ID}, ts ORDER BY {schema.TRANSACTION_ID}
-        ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING
-    )
-)
-SELECT {", ".join(outputs)}
-FROM windowed
+SELECT {", ".join([*(f"b.{k}" for k in keys), *passthrough, *features])}
+FROM ({base}) AS b
+JOIN ({customers}) AS c USING ({ID})
+JOIN ({terminals}) AS t USING ({ID})
 WHERE {where}
-ORDER BY {schema.TX_DATETIME}, {schema.TRANSACTION_ID}
-"""
+ORDER BY b.{TS}, b.{ID}"""
+
+
+def feature_sql(
+    config: FeaturesConfig, source: str, has_fraud: bool, passthrough: list[str]
+) -> str:
+    """One query computing ids, ``passthrough`` labels and all features over ``source``."""
+    check_config(config)
+    customers, terminals = customer_sql(config, "base"), terminal_sql(config, "base")
+    query = assemble_sql(config, "SELECT * FROM base", customers, terminals, passthrough)
+    return f"WITH base AS ({base_sql(source, has_fraud, passthrough)}) {query}"

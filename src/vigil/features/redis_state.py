@@ -1,0 +1,219 @@
+"""The shared online state store on Redis: one Lua call per transaction, pipelined per batch.
+
+Per customer: a sorted set of transaction ids scored by event time (microseconds, exact
+in a double below 2**53), a hash of amounts and a hash of fraud labels; per terminal: a
+sorted set and a hash of labels. The record script adds the transaction (NX: idempotent),
+trims entries older than the longest window plus the label delay, refreshes TTLs and
+returns the raw window aggregates, so every API replica and worker sees the same state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+from vigil.features.state import US_PER_DAY, Aggregates, Label, Transaction, WindowSpec
+
+logger = logging.getLogger(__name__)
+
+# Lua numbers are doubles: times and sums leave as '%.17g' strings to stay exact.
+_COMMON_LUA = """
+local function fmt(x) return string.format('%.17g', x) end
+local function id_before(a, b)  -- numeric order of non-negative integer id strings
+  if #a ~= #b then return #a < #b end
+  return a < b
+end
+local function hmget(key, ids)
+  local values = {}
+  for start = 1, #ids, 1000 do
+    local chunk = {}
+    for i = start, math.min(start + 999, #ids) do chunk[#chunk + 1] = ids[i] end
+    local got = redis.call('HMGET', key, unpack(chunk))
+    for i = 1, #got do values[#values + 1] = got[i] end
+  end
+  return values
+end
+"""
+
+_RECORD_LUA = (
+    _COMMON_LUA
+    + """
+-- KEYS: customer zset, customer amounts, customer labels, terminal zset, terminal labels
+-- ARGV: ts, id, amount, delay, ttl_ms, window_1 .. window_n (microseconds)
+local ts, id, delay, ttl = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[5])
+local windows, longest = {}, 0
+for i = 6, #ARGV do
+  windows[#windows + 1] = tonumber(ARGV[i])
+  longest = math.max(longest, windows[#windows])
+end
+if redis.call('ZADD', KEYS[1], 'NX', ts, id) == 1 then
+  redis.call('HSET', KEYS[2], id, ARGV[3])
+end
+redis.call('ZADD', KEYS[4], 'NX', ts, id)
+
+local cutoff = fmt(ts - longest - delay)
+for _, keys in ipairs({{KEYS[1], KEYS[2], KEYS[3]}, {KEYS[4], KEYS[5]}}) do
+  local old = redis.call('ZRANGEBYSCORE', keys[1], '-inf', cutoff)
+  for start = 1, #old, 1000 do
+    local chunk = {}
+    for i = start, math.min(start + 999, #old) do chunk[#chunk + 1] = old[i] end
+    for k = 2, #keys do redis.call('HDEL', keys[k], unpack(chunk)) end
+  end
+  redis.call('ZREMRANGEBYSCORE', keys[1], '-inf', cutoff)
+  for k = 1, #keys do redis.call('PEXPIRE', keys[k], ttl) end
+end
+
+local result = {}
+-- customer windows (ts - w, ts], ties after this id excluded; previous transaction's gap
+local rows = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. fmt(ts - longest), fmt(ts), 'WITHSCORES')
+local ids, scores = {}, {}
+for i = 1, #rows, 2 do
+  local score = tonumber(rows[i + 1])
+  if score < ts or not id_before(id, rows[i]) then
+    ids[#ids + 1], scores[#scores + 1] = rows[i], score
+  end
+end
+local amounts = hmget(KEYS[2], ids)
+local prev_score, prev_id = nil, nil
+for i = 1, #ids do
+  if ids[i] ~= id and (prev_score == nil or scores[i] > prev_score
+      or (scores[i] == prev_score and id_before(prev_id, ids[i]))) then
+    prev_score, prev_id = scores[i], ids[i]
+  end
+end
+result[1] = prev_score and fmt(ts - prev_score) or ''
+
+-- customer risk over (ts - delay - longest, ts - delay]
+local low, high = '(' .. fmt(ts - delay - longest), fmt(ts - delay)
+local risk_ids = redis.call('ZRANGEBYSCORE', KEYS[1], low, high)
+local risk_frauds = 0
+for _, label in ipairs(hmget(KEYS[3], risk_ids)) do
+  if label then risk_frauds = risk_frauds + tonumber(label) end
+end
+result[2], result[3] = #risk_ids, risk_frauds
+
+-- terminal rows over the delayed longest window, labels alongside
+local trows = redis.call('ZRANGEBYSCORE', KEYS[4], low, high, 'WITHSCORES')
+local tids, tscores = {}, {}
+for i = 1, #trows, 2 do
+  tids[#tids + 1], tscores[#tscores + 1] = trows[i], tonumber(trows[i + 1])
+end
+local labels = hmget(KEYS[5], tids)
+
+for w = 1, #windows do
+  local count, total = 0, 0
+  for i = 1, #ids do
+    if scores[i] > ts - windows[w] then
+      count, total = count + 1, total + tonumber(amounts[i])
+    end
+  end
+  local tcount, tfrauds = 0, 0
+  for i = 1, #tids do
+    if tscores[i] > ts - delay - windows[w] then
+      tcount = tcount + 1
+      if labels[i] then tfrauds = tfrauds + tonumber(labels[i]) end
+    end
+  end
+  result[#result + 1] = count
+  result[#result + 1] = fmt(total)
+  result[#result + 1] = tcount
+  result[#result + 1] = tfrauds
+end
+return result
+"""
+)
+
+_LABEL_LUA = """
+-- KEYS: customer zset, customer labels, terminal zset, terminal labels; ARGV: id, fraud
+-- A label hash lives as long as its sorted set (the record script refreshes both).
+for k = 1, 3, 2 do
+  if redis.call('ZSCORE', KEYS[k], ARGV[1]) then
+    redis.call('HSET', KEYS[k + 1], ARGV[1], ARGV[2])
+    local ttl = redis.call('PTTL', KEYS[k])
+    if ttl > 0 then redis.call('PEXPIRE', KEYS[k + 1], ttl) end
+  end
+end
+return 1
+"""
+
+
+def _parse(reply: Sequence[Any], n_windows: int) -> Aggregates:
+    """Aggregates from the record script's flat reply."""
+    gap = str(reply[0])
+    agg = Aggregates(
+        prev_gap_us=int(float(gap)) if gap else None,
+        customer_risk_count=int(reply[1]),
+        customer_risk_frauds=int(reply[2]),
+    )
+    for w in range(n_windows):
+        count, total, tcount, tfrauds = reply[3 + 4 * w : 7 + 4 * w]
+        agg.customer_count.append(int(count))
+        agg.customer_sum.append(float(total))
+        agg.terminal_count.append(int(tcount))
+        agg.terminal_frauds.append(int(tfrauds))
+    return agg
+
+
+class RedisStateStore:
+    """:class:`~vigil.features.state.StateStore` on Redis, shared by every replica."""
+
+    def __init__(self, url: str, prefix: str = "vigil:features", ttl_slack_days: int = 1) -> None:
+        self.prefix = prefix
+        self._ttl_slack_us = ttl_slack_days * US_PER_DAY
+        self._client = redis.Redis.from_url(url, decode_responses=True)
+        self._aclient = aioredis.Redis.from_url(url, decode_responses=True)
+        self._record = self._client.register_script(_RECORD_LUA)
+        self._label = self._client.register_script(_LABEL_LUA)
+        self._arecord = self._aclient.register_script(_RECORD_LUA)
+        self._alabel = self._aclient.register_script(_LABEL_LUA)
+
+    def _keys(self, customer_id: int, terminal_id: int) -> list[str]:
+        customer, terminal = f"{self.prefix}:c:{customer_id}", f"{self.prefix}:t:{terminal_id}"
+        suffixes = [(customer, "tx"), (customer, "amt"), (customer, "lab")]
+        suffixes += [(terminal, "tx"), (terminal, "lab")]
+        return [f"{entity}:{suffix}" for entity, suffix in suffixes]
+
+    def _ttl_ms(self, spec: WindowSpec) -> int:
+        return (spec.horizon_us + self._ttl_slack_us) // 1000
+
+    def _record_args(self, tx: Transaction, spec: WindowSpec) -> list[Any]:
+        head = [tx.ts_us, tx.transaction_id, repr(float(tx.tx_amount)), spec.delay_us]
+        return [*head, self._ttl_ms(spec), *spec.windows_us]
+
+    def _label_call(self, label: Label) -> tuple[list[str], list[Any]]:
+        keys = self._keys(label.customer_id, label.terminal_id)
+        return [keys[0], keys[2], keys[3], keys[4]], [label.transaction_id, int(label.fraud)]
+
+    def record(self, txs: Sequence[Transaction], spec: WindowSpec) -> list[Aggregates]:
+        """Append transactions in order (idempotent): one pipelined round trip per batch."""
+        pipe = self._client.pipeline(transaction=False)
+        for tx in txs:
+            keys = self._keys(tx.customer_id, tx.terminal_id)
+            self._record(keys=keys, args=self._record_args(tx, spec), client=pipe)
+        return [_parse(reply, len(spec.windows_us)) for reply in pipe.execute()]
+
+    async def arecord(self, txs: Sequence[Transaction], spec: WindowSpec) -> list[Aggregates]:
+        """Async :meth:`record`."""
+        pipe = self._aclient.pipeline(transaction=False)
+        for tx in txs:
+            keys = self._keys(tx.customer_id, tx.terminal_id)
+            await self._arecord(keys=keys, args=self._record_args(tx, spec), client=pipe)
+        return [_parse(reply, len(spec.windows_us)) for reply in await pipe.execute()]
+
+    def add_label(self, label: Label) -> None:
+        """Attach a fraud label to the transaction if its histories still hold it."""
+        keys, args = self._label_call(label)
+        self._label(keys=keys, args=args)
+
+    async def aadd_label(self, label: Label) -> None:
+        """Async :meth:`add_label`."""
+        keys, args = self._label_call(label)
+        await self._alabel(keys=keys, args=args)
+
+    def close(self) -> None:
+        """Close the synchronous connection pool (the async one closes with its loop)."""
+        self._client.close()
