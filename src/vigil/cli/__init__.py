@@ -11,6 +11,7 @@ import typer
 from vigil.cli import (
     data_commands,
     inference_commands,
+    lifecycle_commands,
     ops_commands,
     serve_commands,
     storage_commands,
@@ -30,5 +31,12 @@ def main() -> None:
     """Vigil: real-time card fraud detection with a complete MLOps lifecycle."""
 
 
-for area in (data_commands, ops_commands, storage_commands, inference_commands, serve_commands):
+for area in (
+    data_commands,
+    ops_commands,
+    storage_commands,
+    inference_commands,
+    serve_commands,
+    lifecycle_commands,
+):
     area.register(app)
