@@ -1,1 +1,7 @@
-"""Inference without torch: model metadata, ONNX Runtime scorer, decisions, batch scoring."""
+"""Inference without torch: model metadata, ONNX Runtime scorer, decisions, batch scoring.
+
+Public modules (imported directly, so that ``metadata`` stays light for exporters):
+``metadata`` (the model contract), ``scorer`` (``OnnxScorer``), ``decision`` (``decide``,
+``Decision``, threshold rule), ``reasons`` (occlusion reason codes), ``manager``
+(``ModelManager`` hot swap) and ``errors``.
+"""
