@@ -55,21 +55,26 @@ class Decision:
 def validate_scores(scores: np.ndarray, tolerance: float = SCORE_TOLERANCE) -> np.ndarray:
     """Scores clipped to [0, 1]; NaN or beyond ``tolerance`` raises ``ModelScoringError``."""
     scores = np.asarray(scores, dtype=np.float32)
-    if np.isnan(scores).any():
-        bad = int(np.count_nonzero(np.isnan(scores)))
-        raise ModelScoringError(f"the model returned {bad} NaN score(s)")
+    # Two reductions on the hot path; NaN propagates through min/max and fails the check.
     low, high = float(scores.min(initial=0.0)), float(scores.max(initial=1.0))
-    if low < -tolerance or high > 1.0 + tolerance:
+    if not (low >= -tolerance and high <= 1.0 + tolerance):
+        nans = int(np.count_nonzero(np.isnan(scores)))
+        if nans:
+            raise ModelScoringError(f"the model returned {nans} NaN score(s)")
         raise ModelScoringError(
             f"the model returned scores in [{low}, {high}], outside [0, 1]: "
             "not a probability (is the sigmoid missing from the exported graph?)"
         )
-    return np.clip(scores, 0.0, 1.0)
+    return np.clip(scores, 0.0, 1.0) if low < 0.0 or high > 1.0 else scores
 
 
 def label_scores(scores: np.ndarray, threshold: float) -> np.ndarray:
     """1 (fraud) where ``score >= threshold``, else 0; int8 [N]."""
     return (np.asarray(scores) >= threshold).astype(np.int8)
+
+
+def _baseline(metadata: ModelMetadata) -> np.ndarray:
+    return np.asarray(metadata.feature_means, dtype=np.float32)
 
 
 def decide(
@@ -89,10 +94,9 @@ def decide(
             f"for {len(transaction_ids)} transaction(s), got {list(features.shape)}"
         )
     explaining = reason_codes > 0 and explain != "none"
-    baseline = np.asarray(metadata.feature_means, dtype=np.float32)
     reasons: list[tuple[ReasonCode, ...]] = [()] * len(transaction_ids)
     if explaining and explain == "all":
-        raw, contributions = occlusion_contributions(scorer.score, features, baseline)
+        raw, contributions = occlusion_contributions(scorer.score, features, _baseline(metadata))
         scores = validate_scores(raw)
         reasons = top_reasons(contributions, metadata.feature_names, reason_codes)
     else:
@@ -101,7 +105,7 @@ def decide(
     if explaining and explain == "flagged" and labels.any():
         flagged = np.flatnonzero(labels)
         _, contributions = occlusion_contributions(
-            scorer.score, features[flagged], baseline, scores[flagged]
+            scorer.score, features[flagged], _baseline(metadata), scores[flagged]
         )
         for row, row_reasons in zip(
             flagged.tolist(),
