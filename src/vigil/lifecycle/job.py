@@ -1,8 +1,8 @@
-"""One retraining as child processes: features, train, register (torch stays out of the API).
+"""One retraining as child processes: train, then register (torch stays out of the API).
 
 Each experiment gets a folder ``<train.runs_dir>/experiments/<id>/`` holding the exact
-configuration it ran with (``config.yaml``: rerun it with ``vigil train --config``), the
-feature table, the training run directory and the combined log of every step.
+configuration it ran with (``config.yaml``: rerun it with ``python -m vigil.train
+--config``), the training run directory and the combined log of every step.
 """
 
 from __future__ import annotations
@@ -40,14 +40,8 @@ def experiment_dir(settings: Settings, experiment_id: int) -> Path:
 
 
 def experiment_settings(settings: Settings, workdir: Path) -> Settings:
-    """The service's settings with the experiment's own feature table and runs folder."""
-    return build_settings(
-        settings_to_dict(settings),
-        [
-            ("features.output_path", str(workdir / "features.parquet")),
-            ("train.runs_dir", str(workdir / "runs")),
-        ],
-    )
+    """The service's settings with the experiment's own runs folder."""
+    return build_settings(settings_to_dict(settings), [("train.runs_dir", str(workdir / "runs"))])
 
 
 def find_run_dir(runs_dir: Path) -> Path:
@@ -70,7 +64,7 @@ def headline_metrics(summary: dict[str, Any]) -> dict[str, float]:
 
 
 class SubprocessTrainJob:
-    """Runs ``vigil features``, ``vigil train``, ``vigil registry register`` for an experiment."""
+    """Runs ``python -m vigil.train`` then ``vigil registry register`` for one experiment."""
 
     def __init__(
         self, settings: Settings, timeout_seconds: float | None = None, python: str = sys.executable
@@ -83,13 +77,11 @@ class SubprocessTrainJob:
 
     def steps(self, workdir: Path, runs_dir: Path) -> list[list[str]]:
         """The commands of one retraining (``register`` picks the run ``train`` made)."""
-        vigil = [self._python, "-m", "vigil"]
-        common = ["--config", str(workdir / CONFIG_FILE)]
+        config = ["--config", str(workdir / CONFIG_FILE)]
         register = ["--run-dir", str(runs_dir), "--output", str(workdir / REGISTRATION_FILE)]
         return [
-            [*vigil, "features", *common],
-            [*vigil, "train", *common],
-            [*vigil, "registry", "register", *common, *register],
+            [self._python, "-m", "vigil.train", *config],
+            [self._python, "-m", "vigil", "registry", "register", *config, *register],
         ]
 
     def run(self, experiment_id: int) -> TrainOutcome:
@@ -124,12 +116,14 @@ class SubprocessTrainJob:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-                raise TrainingFailed(f"{command[3]} timed out after {self._timeout} s") from None
+                raise TrainingFailed(f"{command[2]} timed out after {self._timeout} s") from None
             finally:
                 self._process = None
         if code != 0:
             tail = log_file.read_text(errors="replace")[-LOG_TAIL_CHARS:]
-            raise TrainingFailed(f"`vigil {command[3]}` exited with {code}; log tail:\n{tail}")
+            raise TrainingFailed(
+                f"`{' '.join(command[2:4])}` exited with {code}; log tail:\n{tail}"
+            )
 
     def cancel(self) -> None:
         """Stop the current step (the runner records the experiment as failed)."""
