@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,7 +49,7 @@ def _read_metadata(path: Path, session: ort.InferenceSession) -> ModelMetadata:
         raise ModelLoadError(f"model file {path} carries no metadata_props (ModelMetadata)")
     try:
         metadata = ModelMetadata.from_props(props)
-    except (ValueError, json.JSONDecodeError) as error:  # pydantic ValidationError is a ValueError
+    except ValueError as error:  # pydantic's ValidationError and JSONDecodeError both are
         raise ModelLoadError(f"model file {path} has malformed metadata: {error}") from error
     if len(metadata.feature_means) != len(metadata.feature_names):
         raise ModelLoadError(
@@ -99,7 +98,6 @@ class OnnxScorer:
         self.feature_names: tuple[str, ...] = tuple(metadata.feature_names)
         self.n_features = len(self.feature_names)
         self._output_names = [OUTPUT_NAME]
-        self._run_options = ort.RunOptions()
 
     @classmethod
     def load(cls, path: Path, intra_op_num_threads: int = 1) -> OnnxScorer:
@@ -126,9 +124,7 @@ class OnnxScorer:
         """Fraud probabilities, float32 [N], for raw features [N, F] (converted to float32)."""
         batch = self._as_batch(features)
         try:
-            (scores,) = self._session.run(
-                self._output_names, {INPUT_NAME: batch}, self._run_options
-            )
+            (scores,) = self._session.run(self._output_names, {INPUT_NAME: batch})
         except Exception as error:  # ONNX Runtime's errors share no base class but Exception
             raise ModelScoringError(f"model {self.model_version} failed: {error}") from error
         if scores.shape != (batch.shape[0],):
