@@ -29,7 +29,7 @@ def predict(
     ],
     model: Annotated[
         Path | None,
-        typer.Option("--model", "-m", help="ONNX model file [default: inference.model_path]."),
+        typer.Option("--model", "-m", help="ONNX model file (default: inference.model_path)."),
     ] = None,
     features_precomputed: Annotated[
         bool,
