@@ -8,6 +8,7 @@ the alias, never through a hard-coded version.
 from __future__ import annotations
 
 import logging
+import os
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,8 +47,11 @@ class ModelVersionInfo:
 
 
 def prepare_tracking_uri(uri: str) -> str:
-    """Create the folder of a SQLite tracking database (MLflow does not) and return the URI."""
-    if uri.startswith("sqlite:"):
+    """Make ``uri`` usable: opt in to the file store, create a SQLite database's folder."""
+    if uri.startswith("file:"):
+        # The embedded default (DESIGN: "MLflow file store"); MLflow 3 wants an explicit opt-in.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    elif uri.startswith("sqlite:"):
         database = make_url(uri).database
         if database not in (None, "", ":memory:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
