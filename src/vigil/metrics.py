@@ -45,22 +45,30 @@ def _cumulative_counts(y: NDArray[np.int8], s: NDArray) -> tuple[NDArray, NDArra
 
 def roc_auc(labels: ArrayLike, scores: ArrayLike) -> float:
     """Area under the ROC curve (ties count one half, as scikit-learn's ``roc_auc_score``)."""
-    y, s = _binary_inputs(labels, scores)
-    _require_both_classes(y, "AUC ROC")
-    tps, fps, _ = _cumulative_counts(y, s)
-    tpr = np.r_[0.0, tps / tps[-1]]
-    fpr = np.r_[0.0, fps / fps[-1]]
+    fpr, tpr = roc_curve(labels, scores)
     return float(np.trapezoid(tpr, fpr))
 
 
 def average_precision(labels: ArrayLike, scores: ArrayLike) -> float:
     """Average precision: sum over thresholds of (recall step) x precision (scikit-learn's)."""
+    precision, recall = precision_recall_curve(labels, scores)
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def roc_curve(labels: ArrayLike, scores: ArrayLike) -> tuple[NDArray, NDArray]:
+    """False and true positive rates at each distinct threshold, starting at (0, 0)."""
     y, s = _binary_inputs(labels, scores)
-    _require_both_classes(y, "average precision")
+    _require_both_classes(y, "ROC curve")
     tps, fps, _ = _cumulative_counts(y, s)
-    precision = tps / (tps + fps)
-    recall_steps = np.diff(np.r_[0.0, tps / tps[-1]])
-    return float(np.sum(recall_steps * precision))
+    return np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]]
+
+
+def precision_recall_curve(labels: ArrayLike, scores: ArrayLike) -> tuple[NDArray, NDArray]:
+    """Precision and recall at each distinct threshold, highest threshold first."""
+    y, s = _binary_inputs(labels, scores)
+    _require_both_classes(y, "precision-recall curve")
+    tps, fps, _ = _cumulative_counts(y, s)
+    return tps / (tps + fps), tps / tps[-1]
 
 
 def card_precision_at_k_per_day(

@@ -10,8 +10,14 @@ import pytest
 from vigil.config import TrainConfig
 from vigil.training.splits import Periods, handbook_split, transaction_days
 
-CONFIG = TrainConfig(
-    train_start=date(2018, 7, 25), train_days=7, delay_days=7, test_days=7, validation_days=2
+CONFIG = TrainConfig.model_validate(
+    {
+        "train_start": "2018-07-25",
+        "train_days": 7,
+        "delay_days": 7,
+        "test_days": 7,
+        "validation_days": 2,
+    }
 )
 START = datetime(2018, 7, 25, 12)
 

@@ -12,6 +12,7 @@ from vigil.cli import (
     data_commands,
     inference_commands,
     lifecycle_commands,
+    model_commands,
     ops_commands,
     serve_commands,
     storage_commands,
@@ -33,6 +34,7 @@ def main() -> None:
 
 for area in (
     data_commands,
+    model_commands,
     ops_commands,
     storage_commands,
     inference_commands,

@@ -1,0 +1,98 @@
+"""``vigil train`` and ``vigil experiments``: train, export and compare models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vigil.cli.common import ConfigOption, SetOption, VerboseOption, fail, start
+from vigil.config import DEFAULT_CONFIG_PATH, ConfigError
+
+DataOption = Annotated[
+    Path | None,
+    typer.Option("--data", help="Raw transactions: file or directory (default: data.raw_dir)."),
+]
+RunsDirOption = Annotated[
+    Path | None, typer.Option("--runs-dir", help="Run directories (default: train.runs_dir).")
+]
+
+experiments_app = typer.Typer(
+    help="Run configs/experiments/*.yaml and compare runs.", no_args_is_help=False
+)
+
+
+def train_command(
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    overrides: SetOption = None,
+    verbose: VerboseOption = False,
+    data: DataOption = None,
+    promote: Annotated[
+        bool, typer.Option("--promote", help="Also write the model to inference.model_path.")
+    ] = False,
+) -> None:
+    """Train, evaluate and export one model into a new run directory."""
+    settings = start(config, overrides, verbose)
+    from vigil.train import train
+
+    try:
+        run_dir = train(settings, data, promote)
+    except (ValueError, RuntimeError, OSError) as error:
+        raise fail(str(error)) from None
+    typer.echo(str(run_dir))
+
+
+@experiments_app.callback(invoke_without_command=True)
+def experiments_table(
+    ctx: typer.Context,
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    runs_dir: RunsDirOption = None,
+) -> None:
+    """Without a subcommand: the comparison table of the runs already in the runs dir."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = start(config)
+    from vigil.training.experiments import aggregate, format_table, read_run_metrics
+
+    runs = read_run_metrics(runs_dir or settings.train.runs_dir)
+    if not runs:
+        raise fail(f"no runs in {runs_dir or settings.train.runs_dir}")
+    typer.echo(format_table(aggregate(runs)))
+
+
+@experiments_app.command("run")
+def experiments_run(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Experiment names (default: all).")
+    ] = None,
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    overrides: SetOption = None,
+    verbose: VerboseOption = False,
+    data: DataOption = None,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Runs per experiment.")] = 1,
+    experiments_dir: Annotated[
+        Path, typer.Option("--experiments-dir", help="Where the override files are.")
+    ] = Path("configs/experiments"),
+) -> None:
+    """Run experiments (override files merged over --config) and print the comparison."""
+    start(config, overrides, verbose)
+    from vigil.training.experiments import (
+        aggregate,
+        experiment_files,
+        format_table,
+        run_experiments,
+    )
+
+    try:
+        files = experiment_files(experiments_dir, names or [])
+        results = run_experiments(config, files, overrides or [], data, seeds)
+    except (ConfigError, ValueError, RuntimeError, OSError) as error:
+        raise fail(str(error)) from None
+    typer.echo(format_table(aggregate(results)))
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the model commands to the ``vigil`` app."""
+    app.command("train")(train_command)
+    app.add_typer(experiments_app, name="experiments")

@@ -1,0 +1,33 @@
+"""The model kinds one run can produce, and scoring them in-process (before export)."""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import lightgbm
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+from vigil.models.mlp import FraudMLP
+
+FraudModel: TypeAlias = FraudMLP | Pipeline | lightgbm.LGBMClassifier
+
+
+def model_kind(model: FraudModel) -> str:
+    """``mlp`` | ``logistic`` | ``lightgbm``, as recorded in the model metadata."""
+    if isinstance(model, FraudMLP):
+        return "mlp"
+    if isinstance(model, lightgbm.LGBMClassifier):
+        return "lightgbm"
+    if isinstance(model, Pipeline):
+        return "logistic"
+    raise TypeError(f"not a Vigil model: {type(model).__name__}")
+
+
+def predict_scores(model: FraudModel, features: np.ndarray) -> np.ndarray:
+    """Fraud probabilities, float32 [N], for raw features [N, F]."""
+    batch = np.ascontiguousarray(features, dtype=np.float32)
+    if isinstance(model, FraudMLP):
+        return model.predict_proba(batch)
+    probabilities = np.asarray(model.predict_proba(batch))
+    return probabilities[:, 1].astype(np.float32)

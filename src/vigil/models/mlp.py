@@ -1,0 +1,116 @@
+"""The fraud MLP: raw features in, fraud logit out, feature scaling carried inside.
+
+Reads top to bottom: a standard-scaler (buffers, so it travels in ``state_dict``,
+safetensors and the ONNX graph), then ``hidden_sizes`` blocks of
+Linear -> normalisation -> activation -> dropout, then one Linear to a single logit.
+``save_pretrained`` / ``from_pretrained`` come from ``PyTorchModelHubMixin``: the
+constructor arguments go to ``config.json``, weights and scaler to ``model.safetensors``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from huggingface_hub import PyTorchModelHubMixin
+from torch import nn
+
+from vigil.config import ModelConfig
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+}
+
+
+def _normalization(kind: str, width: int) -> nn.Module:
+    if kind == "batchnorm":
+        return nn.BatchNorm1d(width)
+    if kind == "layernorm":
+        return nn.LayerNorm(width)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown normalization {kind!r} (none | batchnorm | layernorm)")
+
+
+class FraudMLP(nn.Module, PyTorchModelHubMixin, library_name="vigil", tags=["fraud-detection"]):
+    """Feed-forward fraud scorer on raw features (scaling inside)."""
+
+    feature_mean: torch.Tensor
+    feature_scale: torch.Tensor
+
+    def __init__(
+        self,
+        n_features: int,
+        hidden_sizes: list[int],
+        activation: str = "relu",
+        dropout: float = 0.0,
+        normalization: str = "none",
+    ) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r} ({' | '.join(ACTIVATIONS)})")
+        # Standard-scaler fitted on training rows: x_scaled = (x - mean) / scale.
+        self.register_buffer("feature_mean", torch.zeros(n_features))
+        self.register_buffer("feature_scale", torch.ones(n_features))
+        layers: list[nn.Module] = []
+        width = n_features
+        for hidden in hidden_sizes:
+            layers += [
+                nn.Linear(width, hidden),
+                _normalization(normalization, hidden),
+                ACTIVATIONS[activation](),
+                nn.Dropout(dropout),
+            ]
+            width = hidden
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, 1)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, n_features: int) -> FraudMLP:
+        """Build the architecture the ``model`` section describes."""
+        return cls(
+            n_features=n_features,
+            hidden_sizes=list(config.hidden_sizes),
+            activation=config.activation,
+            dropout=config.dropout,
+            normalization=config.normalization,
+        )
+
+    def fit_scaler(self, features: np.ndarray) -> None:
+        """Set the scaler from training rows (constant columns keep scale 1)."""
+        mean = features.mean(axis=0)
+        std = features.std(axis=0)
+        std[std == 0] = 1.0
+        self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.feature_scale.copy_(torch.as_tensor(std, dtype=torch.float32))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Raw features [batch, n_features] -> fraud logits [batch]."""
+        x = (features - self.feature_mean) / self.feature_scale
+        return self.head(self.body(x)).squeeze(-1)
+
+    @torch.no_grad()
+    def predict_proba(self, features: np.ndarray, batch_size: int = 65_536) -> np.ndarray:
+        """Fraud probabilities (float32) for raw features, in eval mode."""
+        was_training = self.training
+        self.eval()
+        parts = [
+            torch.sigmoid(self(torch.as_tensor(features[i : i + batch_size], dtype=torch.float32)))
+            for i in range(0, len(features), batch_size)
+        ]
+        self.train(was_training)
+        return torch.cat(parts).numpy() if parts else np.zeros(0, dtype=np.float32)
+
+
+class ProbabilityHead(nn.Module):
+    """Wraps a :class:`FraudMLP` so that its output is the probability (for export)."""
+
+    def __init__(self, model: FraudMLP) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Raw features [batch, n_features] -> fraud probabilities [batch]."""
+        return torch.sigmoid(self.model(features))

@@ -1,0 +1,191 @@
+"""One training run: split, fit, choose the threshold, evaluate, export, track.
+
+Everything a run produces lands in one directory ``runs/<experiment>-<timestamp>-<id>/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vigil import metrics
+from vigil.config import Settings
+from vigil.data.schema import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
+from vigil.features.definitions import feature_names
+from vigil.inference.metadata import ModelMetadata
+from vigil.models.baselines import fit_lightgbm, fit_logistic
+from vigil.models.kinds import FraudModel, predict_scores
+from vigil.training import artifacts
+from vigil.training.data import FeatureTable, feature_matrix
+from vigil.training.provenance import git_commit
+from vigil.training.splits import handbook_split
+from vigil.training.tracking import check_reachable, log_run
+from vigil.training.trainer import Dataset, EpochRecord, epoch_order, train_mlp
+
+logger = logging.getLogger(__name__)
+
+# Headline figures copied into the ONNX metadata and MLflow.
+HEADLINE = ("auc_roc", "average_precision", "card_precision_at_k", "precision", "recall")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Where a run's artifacts are and what it measured (the ``metrics.json`` content)."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One evaluation set: labels, scores and what card precision@k needs."""
+
+    labels: np.ndarray
+    scores: np.ndarray
+    days: np.ndarray
+    cards: np.ndarray
+
+
+def new_run_dir(settings: Settings) -> Path:
+    """A fresh ``<runs_dir>/<experiment>-<YYYYmmdd-HHMMSS>-<6 hex>`` directory."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    name = f"{settings.train.experiment_name}-{stamp}-{uuid.uuid4().hex[:6]}"
+    path = settings.train.runs_dir / name
+    path.mkdir(parents=True)
+    return path
+
+
+def _dataset(frame: pd.DataFrame, settings: Settings) -> Dataset:
+    return Dataset(feature_matrix(frame, settings), frame[TX_FRAUD].to_numpy(dtype=np.int8))
+
+
+def fit_model(
+    settings: Settings, train: Dataset, validation: Dataset, run_dir: Path
+) -> tuple[FraudModel, list[EpochRecord]]:
+    """Fit the configured ``model.kind``; only the MLP has an epoch history."""
+    kind, config = settings.model.kind, settings.train
+    if kind == "mlp":
+        return train_mlp(train, validation, settings.model, config, run_dir / "tensorboard")
+    if config.class_weighting == "undersample":
+        rows = epoch_order(train.labels, True, np.random.default_rng(config.seed))
+        train = Dataset(train.features[rows], train.labels[rows])
+    balanced = config.class_weighting == "balanced"
+    if kind == "logistic":
+        model = fit_logistic(train.features, train.labels, settings.model, balanced, config.seed)
+        return model, []
+    validation_pair = (validation.features, validation.labels)
+    model = fit_lightgbm(
+        train.features, train.labels, validation_pair, settings.model, balanced, config.seed
+    )
+    return model, []
+
+
+def _score(model: FraudModel, frame: pd.DataFrame, settings: Settings) -> Scored:
+    data = _dataset(frame, settings)
+    days = frame[TX_DATETIME].to_numpy().astype("datetime64[D]").astype(np.int64)
+    cards = frame[CUSTOMER_ID].to_numpy()
+    return Scored(data.labels, predict_scores(model, data.features), days, cards)
+
+
+def _evaluate(scored: Scored, threshold: float, settings: Settings) -> dict[str, float]:
+    config = settings.train
+    return metrics.evaluate_scores(
+        scored.days,
+        scored.cards,
+        scored.labels,
+        scored.scores,
+        threshold,
+        config.cost_missed_fraud,
+        config.cost_false_alarm,
+        config.top_k_cards,
+    )
+
+
+def _metadata(
+    settings: Settings, run_dir: Path, train: Dataset, summary: dict[str, Any]
+) -> ModelMetadata:
+    headline = {name: summary["test"][name] for name in HEADLINE}
+    headline["expected_cost_per_transaction"] = summary["test"]["expected_cost_per_transaction"]
+    headline["validation_average_precision"] = summary["validation"]["average_precision"]
+    return ModelMetadata(
+        model_version=run_dir.name,
+        model_kind=settings.model.kind,
+        experiment_name=settings.train.experiment_name,
+        git_commit=summary["git_commit"],
+        saved_at=datetime.now(UTC),
+        feature_names=feature_names(settings.features),
+        feature_means=[float(m) for m in train.features.mean(axis=0, dtype=np.float64)],
+        threshold=summary["threshold"],
+        metrics=headline,
+    )
+
+
+def run_training(settings: Settings, table: FeatureTable, promote: bool = False) -> RunResult:
+    """Train, evaluate and export one model on a feature table; returns its run directory."""
+    check_reachable(settings.tracking.mlflow_uri)
+    split = handbook_split(table.frame, settings.train)
+    train, validation = _dataset(split.train, settings), _dataset(split.validation, settings)
+    run_dir = new_run_dir(settings)
+    logger.info(
+        "run %s: training %s on %d rows", run_dir.name, settings.model.kind, len(train.labels)
+    )
+    started = time.perf_counter()
+    model, history = fit_model(settings, train, validation, run_dir)
+    train_seconds = time.perf_counter() - started
+    val_scored, test_scored = (_score(model, f, settings) for f in (split.validation, split.test))
+    threshold = metrics.choose_threshold(
+        val_scored.labels,
+        val_scored.scores,
+        settings.train.cost_missed_fraud,
+        settings.train.cost_false_alarm,
+    )
+    summary: dict[str, Any] = {
+        "run_id": run_dir.name,
+        "experiment_name": settings.train.experiment_name,
+        "model_kind": settings.model.kind,
+        "threshold": threshold,
+        "test": _evaluate(test_scored, threshold, settings),
+        "validation": _evaluate(val_scored, threshold, settings),
+        "train_seconds": train_seconds,
+        "epochs_run": len(history),
+        "best_epoch": max(history, key=lambda r: r.validation_average_precision).epoch
+        if history
+        else None,
+        "history": [asdict(r) for r in history],
+        "git_commit": git_commit(),
+        "dataset": {"path": str(table.source), "sha256": table.source_sha256},
+    }
+    metadata = _metadata(settings, run_dir, train, summary)
+    artifacts.write_run(
+        run_dir,
+        model,
+        metadata,
+        summary,
+        settings,
+        (test_scored.labels, test_scored.scores),
+        history,
+    )
+    final = {f"test_{k}": v for k, v in summary["test"].items()}
+    final |= {f"validation_{k}": v for k, v in summary["validation"].items()}
+    log_run(settings, run_dir, final | {"train_seconds": train_seconds}, history, _tags(summary))
+    if promote:
+        artifacts.promote(run_dir, settings.inference.model_path)
+    return RunResult(run_dir=run_dir, metrics=summary)
+
+
+def _tags(summary: dict[str, Any]) -> dict[str, str]:
+    return {
+        "git_commit": summary["git_commit"],
+        "dataset_path": summary["dataset"]["path"],
+        "dataset_sha256": summary["dataset"]["sha256"],
+        "model_kind": summary["model_kind"],
+        "vigil_run_id": summary["run_id"],
+    }
