@@ -17,6 +17,8 @@ TRANSACTION_EXAMPLE = {
     "terminal_id": 7438,
     "tx_amount": 57.16,
 }
+# Far above any card payment, far below float32's limit (the model computes in float32).
+MAX_AMOUNT = 1e12
 DECISION_EXAMPLE = {
     "transaction_id": 1754155,
     "score": 0.0132,
@@ -38,7 +40,9 @@ class Transaction(BaseModel):
     tx_datetime: datetime
     customer_id: int = Field(ge=0, lt=2**63)
     terminal_id: int = Field(ge=0, lt=2**63)
-    tx_amount: float = Field(ge=0, allow_inf_nan=False)
+    tx_amount: float = Field(
+        ge=0, le=MAX_AMOUNT, allow_inf_nan=False, description="Amount; at most 1e12."
+    )
 
     @field_validator("tx_datetime")
     @classmethod
@@ -46,7 +50,10 @@ class Transaction(BaseModel):
         """Store and compute in naive UTC, like the training data."""
         if value.tzinfo is None:
             return value
-        return value.astimezone(UTC).replace(tzinfo=None)
+        try:
+            return value.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            raise ValueError("datetime out of range once converted to UTC") from None
 
 
 class LabelledTransaction(Transaction):
