@@ -1,4 +1,4 @@
-"""``vigil experiments``, ``vigil registry ...`` and ``vigil stage ...`` (DVC pipeline steps)."""
+"""``vigil registry ...`` (MLflow model registry) and ``vigil stage ...`` (DVC pipeline steps)."""
 
 from __future__ import annotations
 
@@ -18,53 +18,6 @@ stage_app = typer.Typer(help="Steps of the DVC pipeline that no other command co
 AliasOption = Annotated[
     str, typer.Option("--alias", "-a", help="champion | challenger", show_default=True)
 ]
-
-# Columns of `vigil experiments`: (header, MLflow field).
-EXPERIMENT_COLUMNS = (
-    ("run", "tags.vigil_run_id"),
-    ("kind", "params.model.kind"),
-    ("hidden", "params.model.hidden_sizes"),
-    ("lr", "params.train.lr"),
-    ("epochs", "params.train.epochs"),
-    ("dataset", "tags.vigil.dataset_version"),
-    ("test AUC", "metrics.test_auc_roc"),
-    ("test AP", "metrics.test_average_precision"),
-    ("test CP@k", "metrics.test_card_precision_at_k"),
-)
-
-
-def experiments(
-    experiment: Annotated[
-        str | None, typer.Option("--experiment", "-e", help="[default: train.experiment_name]")
-    ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 20,
-    config: ConfigOption = DEFAULT_CONFIG_PATH,
-    overrides: SetOption = None,
-    verbose: VerboseOption = False,
-) -> None:
-    """Compare the MLflow runs of an experiment: parameters, dataset and test metrics."""
-    settings = start(config, overrides, verbose)
-    import mlflow
-    from rich.console import Console
-    from rich.table import Table
-
-    from vigil.tracking.registry import prepare_tracking_uri
-
-    mlflow.set_tracking_uri(prepare_tracking_uri(settings.tracking.mlflow_uri))
-    name = experiment or settings.train.experiment_name
-    runs = mlflow.search_runs(
-        experiment_names=[name], max_results=limit, order_by=["attributes.start_time DESC"]
-    )
-    if runs.empty:
-        raise fail(f"no MLflow runs in experiment {name!r} at {settings.tracking.mlflow_uri}")
-    table = Table(*(header for header, _ in EXPERIMENT_COLUMNS), title=f"experiment {name}")
-    for _, run in runs.iterrows():
-        cells = []
-        for _, field in EXPERIMENT_COLUMNS:
-            value = run.get(field)
-            cells.append(f"{value:.4f}" if isinstance(value, float) else str(value or ""))
-        table.add_row(*cells)
-    Console(width=160).print(table)
 
 
 def register_run(
@@ -249,7 +202,6 @@ def stage_holdout(
 
 def register(app: typer.Typer) -> None:
     """Attach the lifecycle commands to the ``vigil`` app."""
-    app.command("experiments")(experiments)
     registry_app.command("register")(register_run)
     registry_app.command("show")(show)
     registry_app.command("promote")(promote)
