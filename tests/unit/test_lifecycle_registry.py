@@ -1,0 +1,100 @@
+"""Model registry: versions with lineage tags, champion/challenger aliases, alias resolution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vigil.config import DataConfig, TrackingConfig
+from vigil.tracking.lineage import (
+    TAG_DATASET_VERSION,
+    dataset_version,
+    dvc_data_hash,
+)
+from vigil.tracking.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
+
+
+@pytest.fixture
+def tracking(tmp_path: Path) -> TrackingConfig:
+    return TrackingConfig(mlflow_uri=f"file:{tmp_path / 'mlruns'}", registered_model="test-model")
+
+
+def log_run(tracking: TrackingConfig, model_bytes: bytes, tmp_path: Path) -> str:
+    """A finished MLflow run holding ``model.onnx`` (as training logs it) and its run-dir tag."""
+    import mlflow
+
+    model = tmp_path / "model.onnx"
+    model.write_bytes(model_bytes)
+    mlflow.set_tracking_uri(tracking.mlflow_uri)
+    with mlflow.start_run() as run:
+        mlflow.set_tag("vigil_run_id", f"dir-{model_bytes.decode()}")
+        mlflow.log_artifact(str(model))
+    return str(run.info.run_id)
+
+
+def test_register_alias_and_resolve(tracking: TrackingConfig, tmp_path: Path) -> None:
+    registry = ModelRegistry(tracking)
+    first = log_run(tracking, b"one", tmp_path)
+    second = log_run(tracking, b"two", tmp_path)
+
+    v1 = registry.register(first, tags={TAG_DATASET_VERSION: "sim-base"})
+    v2 = registry.register(second)
+    registry.set_alias(CHAMPION, v1.version)
+    registry.set_alias(CHALLENGER, v2.version)
+
+    assert (v1.version, v2.version) == (1, 2)
+    champion = registry.by_alias(CHAMPION)
+    assert champion is not None
+    assert champion.tags[TAG_DATASET_VERSION] == "sim-base"
+    assert registry.resolve(CHAMPION, tmp_path / "a").read_bytes() == b"one"
+    assert registry.resolve(CHALLENGER, tmp_path / "b").read_bytes() == b"two"
+    assert registry.run_id_for("dir-two") == second
+    assert registry.for_run(first).version == 1  # type: ignore[union-attr]
+
+    registry.set_alias(CHAMPION, v2.version)  # promotion moves the alias
+    assert registry.resolve(CHAMPION, tmp_path / "c").read_bytes() == b"two"
+    assert [v.version for v in registry.versions()] == [2, 1]
+
+
+def test_unknown_version_alias_or_run_is_an_error(tracking: TrackingConfig, tmp_path: Path) -> None:
+    registry = ModelRegistry(tracking)
+    assert registry.by_alias(CHAMPION) is None
+    with pytest.raises(RegistryError, match="not set"):
+        registry.resolve(CHAMPION, tmp_path)
+    with pytest.raises(RegistryError, match="no version 7"):
+        registry.set_alias(CHAMPION, 7)
+    with pytest.raises(RegistryError, match="unknown alias"):
+        registry.set_alias("staging", 1)
+    with pytest.raises(RegistryError, match="vigil_run_id"):
+        registry.run_id_for("missing")
+
+
+def test_dvc_hash_comes_from_dvc_lock(tmp_path: Path) -> None:
+    data = tmp_path / "data" / "raw"
+    data.mkdir(parents=True)
+    lock = tmp_path / "dvc.lock"
+    lock.write_text(
+        yaml.safe_dump(
+            {"stages": {"extract_data": {"outs": [{"path": "data/raw", "md5": "abc123.dir"}]}}}
+        )
+    )
+    assert dvc_data_hash(data, lock) == "abc123.dir"
+    assert dvc_data_hash(tmp_path / "elsewhere", lock) == "untracked"
+    assert dvc_data_hash(data, tmp_path / "no.lock") == "untracked"
+
+
+@pytest.mark.parametrize(
+    ("drift", "expected"),
+    [
+        ({}, "sim-1000c-90d-s0-base"),
+        (
+            {"scenario": "amount_inflation", "start_day": 60},
+            "sim-1000c-90d-s0-drift-amount_inflation-d60",
+        ),
+    ],
+)
+def test_dataset_version_names_world_and_drift(drift: dict, expected: str) -> None:
+    config = DataConfig.model_validate({"n_customers": 1000, "n_days": 90, "drift": drift})
+    assert dataset_version(config) == expected
