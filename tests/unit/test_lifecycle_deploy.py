@@ -1,0 +1,94 @@
+"""Deploy: only finished experiments, a broken model changes nothing, the file is installed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from onnx_factory import logistic_model, make_metadata, save
+from vigil.inference.manager import ModelManager
+from vigil.lifecycle.deploy import deploy_experiment, install_model
+from vigil.lifecycle.errors import NotDeployable
+from vigil.storage import Experiment, create_db_engine, list_deployments, upgrade_database
+
+FEATURES = ["tx_amount", "tx_during_night"]
+
+
+def model(path: Path, version: str) -> Path:
+    return save(
+        logistic_model([0.1, 0.0], -1.0, make_metadata(FEATURES, model_version=version)), path
+    )
+
+
+def experiment(status: str, model_path: Path | None) -> Experiment:
+    now = datetime.now(UTC)
+    return Experiment(
+        7, status, now, now, now, {}, "run", str(model_path) if model_path else None, None
+    )
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    url = f"sqlite:///{tmp_path / 'vigil.db'}"
+    upgrade_database(url)
+    return create_db_engine(url)
+
+
+@pytest.fixture
+def manager(tmp_path: Path) -> ModelManager:
+    return ModelManager.from_paths(model(tmp_path / "old.onnx", "old"))
+
+
+@pytest.mark.parametrize("status", ["queued", "running", "failed"])
+def test_only_a_finished_experiment_deploys(
+    status: str, manager: ModelManager, engine: Engine, tmp_path: Path
+) -> None:
+    new = model(tmp_path / "new.onnx", "new")
+    with pytest.raises(NotDeployable, match=status):
+        deploy_experiment(experiment(status, new), manager, tmp_path / "serving.onnx", engine)
+    assert manager.snapshot().champion.model_version == "old"
+
+
+def test_a_broken_model_leaves_everything_unchanged(
+    manager: ModelManager, engine: Engine, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx model")
+    serving = tmp_path / "serving.onnx"
+    with pytest.raises(NotDeployable, match="not a loadable ONNX model"):
+        deploy_experiment(experiment("finished", broken), manager, serving, engine)
+    assert manager.snapshot().champion.model_version == "old"
+    assert not serving.exists()
+    with engine.connect() as connection:
+        assert list_deployments(connection) == []
+
+
+def test_deploy_swaps_installs_and_records(
+    manager: ModelManager, engine: Engine, tmp_path: Path
+) -> None:
+    new = model(tmp_path / "new.onnx", "new")
+    serving = tmp_path / "serving" / "model.onnx"
+    result = deploy_experiment(experiment("finished", new), manager, serving, engine)
+    assert (result.previous_version, result.model_version) == ("old", "new")
+    assert manager.snapshot().champion.model_version == "new"
+    assert serving.read_bytes() == new.read_bytes()
+    with engine.connect() as connection:
+        (recorded,) = list_deployments(connection)
+    assert (recorded.model_version, recorded.experiment_id, recorded.alias) == (
+        "new",
+        7,
+        "champion",
+    )
+
+
+def test_install_replaces_the_file_and_leaves_no_temp(tmp_path: Path) -> None:
+    source, target = tmp_path / "a.bin", tmp_path / "dir" / "model.onnx"
+    source.write_bytes(b"new")
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    install_model(source, target)
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in target.parent.iterdir()] == ["model.onnx"]
