@@ -69,10 +69,15 @@ class Label:
 
 def as_transaction(tx: Transaction | Mapping[str, Any]) -> Transaction:
     """Coerce a mapping with the transaction columns into a :class:`Transaction`."""
-    if isinstance(tx, Transaction):
-        return tx
+    result = tx if isinstance(tx, Transaction) else _from_mapping(tx)
+    if result.transaction_id < 0 or not math.isfinite(result.tx_amount):
+        raise ValueError(f"bad transaction {result}: negative id or non-finite amount")
+    return result
+
+
+def _from_mapping(tx: Mapping[str, Any]) -> Transaction:
     try:
-        result = Transaction(
+        return Transaction(
             transaction_id=int(tx[schema.TRANSACTION_ID]),
             tx_datetime=_as_datetime(tx[schema.TX_DATETIME]),
             customer_id=int(tx[schema.CUSTOMER_ID]),
@@ -81,9 +86,6 @@ def as_transaction(tx: Transaction | Mapping[str, Any]) -> Transaction:
         )
     except KeyError as error:
         raise ValueError(f"transaction lacks field {error.args[0]!r}") from None
-    if result.transaction_id < 0 or not math.isfinite(result.tx_amount):
-        raise ValueError(f"bad transaction {result}: negative id or non-finite amount")
-    return result
 
 
 @dataclass(frozen=True)
