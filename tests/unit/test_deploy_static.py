@@ -302,21 +302,7 @@ def test_artefacts_run_the_expected_commands() -> None:
     }
 
 
-# Commands the artefacts need that are not built yet. strict: once one lands, its XPASS fails
-# the run until it is removed from here.
-PENDING_COMMANDS = {("ui",): "vigil ui (the Streamlit UI) is not in the CLI yet"}
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        pytest.param(args, marks=pytest.mark.xfail(strict=True, reason=PENDING_COMMANDS[args]))
-        if args in PENDING_COMMANDS
-        else args
-        for args in sorted(artefact_commands())
-    ],
-    ids=" ".join,
-)
+@pytest.mark.parametrize("args", sorted(artefact_commands()), ids=" ".join)
 def test_each_artefact_command_exists_in_the_cli(args: tuple[str, ...]) -> None:
     # --help after the real arguments: click parses them (unknown commands or options fail)
     # and then prints the help instead of running the command.

@@ -10,12 +10,14 @@ import typer
 
 from vigil.cli import (
     data_commands,
+    feature_commands,
     inference_commands,
     lifecycle_commands,
     model_commands,
     ops_commands,
     serve_commands,
     storage_commands,
+    ui_commands,
 )
 
 app = typer.Typer(
@@ -34,11 +36,13 @@ def main() -> None:
 
 for area in (
     data_commands,
+    feature_commands,
     model_commands,
     ops_commands,
     storage_commands,
     inference_commands,
     serve_commands,
     lifecycle_commands,
+    ui_commands,
 ):
     area.register(app)

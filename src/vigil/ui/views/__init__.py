@@ -1,0 +1,1 @@
+"""One module per UI page, each exposing ``render(options)``."""

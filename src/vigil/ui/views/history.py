@@ -1,0 +1,50 @@
+"""Page: recent predictions from the database, with filters."""
+
+from __future__ import annotations
+
+import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
+
+from vigil.ui.options import UiOptions
+from vigil.ui.queries import HistoryFilter, model_versions, prediction_history
+from vigil.ui.views.common import database_or_warning
+
+ALL = "All"
+LABELS = {ALL: None, "Flagged": 1, "Legitimate": 0}
+
+
+def _filters(versions: list[str]) -> HistoryFilter:
+    cols = st.columns(5)
+    label = cols[0].selectbox("Decision", list(LABELS), key="decision")
+    version = cols[1].selectbox("Model version", [ALL, *versions], key="model_version")
+    min_score = cols[2].slider("Minimum score", 0.0, 1.0, 0.0, 0.01, key="min_score")
+    customer = cols[3].text_input("Customer id", "", key="customer")
+    limit = cols[4].number_input("Rows", min_value=1, max_value=10_000, value=200, key="rows")
+    return HistoryFilter(
+        limit=int(limit),
+        label=LABELS[label],
+        model_version=None if version == ALL else version,
+        min_score=float(min_score),
+        customer_id=int(customer) if customer.strip().isdigit() else None,
+    )
+
+
+def render(options: UiOptions) -> None:
+    """Draw the page."""
+    st.header("History")
+    engine = database_or_warning(options)
+    if engine is None:
+        return
+    try:
+        with engine.connect() as connection:
+            versions = model_versions(connection)
+            where = _filters(versions)
+            frame = prediction_history(connection, where)
+    except SQLAlchemyError as error:
+        st.error(f"Could not read predictions: {error}")
+        return
+    if frame.empty:
+        st.info("No stored predictions match. Score transactions through the API or the worker.")
+        return
+    st.caption(f"{len(frame)} newest matching prediction(s); tx_fraud is the label, if known.")
+    st.dataframe(frame, hide_index=True)

@@ -1,0 +1,329 @@
+"""The Streamlit UI run headless with AppTest: each page against a tiny ONNX model and SQLite."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from streamlit.testing.v1 import AppTest
+from tests.onnx_factory import logistic_model, make_metadata, save
+
+from vigil.config import Settings, build_settings
+from vigil.data import schema
+from vigil.data.simulate import simulate_transactions
+from vigil.features import InMemoryStateStore, OnlineFeatureComputer, feature_names
+from vigil.features.offline import compute_features_frame
+from vigil.inference.metadata import ModelMetadata
+from vigil.inference.scorer import OnnxScorer
+from vigil.storage import (
+    LabelRecord,
+    PredictionRecord,
+    create_db_engine,
+    insert_labels,
+    insert_prediction_records,
+    upgrade_database,
+)
+from vigil.ui import app as ui_app
+
+APP = Path(ui_app.__file__)
+THRESHOLD = 0.5
+VERSION = "ui-test-1"
+
+
+def default_settings() -> Settings:
+    return build_settings({})
+
+
+def tiny_model(path: Path) -> Path:
+    """score = sigmoid(0.02 * amount - 3): 57.16 -> 0.135, 300 -> 0.953 (threshold 0.5)."""
+    names = feature_names(default_settings().features)
+    weights = [0.02 if name == schema.TX_AMOUNT else 0.0 for name in names]
+    metadata = make_metadata(names, threshold=THRESHOLD, model_version=VERSION)
+    metadata = ModelMetadata.model_validate(
+        {**metadata.model_dump(), "metrics": {"auc_roc": 0.91, "average_precision": 0.62}}
+    )
+    return save(logistic_model(weights, -3.0, metadata), path)
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> dict[str, Path]:
+    return {
+        "model": tmp_path / "models" / "model.onnx",
+        "db": tmp_path / "vigil.db",
+        "config": tmp_path / "vigil.yaml",
+    }
+
+
+def app_test(
+    monkeypatch: pytest.MonkeyPatch, paths: dict[str, Path], *extra: str, page: str = "score"
+) -> AppTest:
+    """The UI with its settings passed as ``vigil ui`` passes them (script arguments)."""
+    paths["config"].write_text(yaml.safe_dump({"inference": {"model_path": str(paths["model"])}}))
+    for name in [n for n in os.environ if n.startswith("VIGIL_")]:
+        monkeypatch.delenv(name)
+    argv = [
+        str(APP),
+        "--config",
+        str(paths["config"]),
+        "--set",
+        f"storage.database_url=sqlite:///{paths['db']}",
+        *extra,
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    at.query_params["page"] = page
+    return at.run()
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+
+
+# --- Score -----------------------------------------------------------------------------
+
+
+def submit(at: AppTest, amount: float, customer: int = 7, terminal: int = 3) -> AppTest:
+    at.number_input(key="customer_id").set_value(customer)
+    at.number_input(key="terminal_id").set_value(terminal)
+    at.number_input(key="tx_amount").set_value(amount)
+    at.date_input(key="tx_date").set_value(date(2018, 4, 2))
+    at.time_input(key="tx_time").set_value(time(3, 30))
+    at.button[0].click()
+    return at.run()
+
+
+def test_score_page_shows_the_models_decision_for_the_entered_transaction(
+    monkeypatch: pytest.MonkeyPatch, paths: dict[str, Path]
+) -> None:
+    tiny_model(paths["model"])
+    at = app_test(monkeypatch, paths)
+    no_exception(at)
+    scorer = OnnxScorer.load(paths["model"])
+    computer = OnlineFeatureComputer(default_settings().features, InMemoryStateStore())
+    expected = []
+    for tx_id, amount in enumerate([300.0, 57.16]):
+        at = submit(at, amount)
+        no_exception(at)
+        vector = computer.features_for(
+            {
+                schema.TRANSACTION_ID: tx_id,
+                schema.TX_DATETIME: datetime(2018, 4, 2, 3, 30),
+                schema.CUSTOMER_ID: 7,
+                schema.TERMINAL_ID: 3,
+                schema.TX_AMOUNT: amount,
+            }
+        )
+        expected.append(scorer.score_one(vector))
+        shown = metrics(at)
+        assert shown["Score"] == f"{expected[-1]:.4f}"
+        assert shown["Threshold"] == "0.5000"
+        assert shown["Model version"] == VERSION
+        assert shown["Decision"] == ("FRAUD" if expected[-1] >= THRESHOLD else "legitimate")
+    # 300 is flagged, and the only feature with weight is the amount: it is the reason.
+    assert expected[0] == pytest.approx(1 / (1 + np.exp(-(0.02 * 300 - 3))), abs=1e-6)
+    assert expected[1] == pytest.approx(1 / (1 + np.exp(-(0.02 * 57.16 - 3))), abs=1e-6)
+    reasons = at.dataframe[0].value
+    assert list(reasons["feature"]) == [schema.TX_AMOUNT]
+    assert reasons["contribution"][0] == pytest.approx(expected[1] - 1 / (1 + np.exp(3)), abs=1e-5)
+
+
+def test_score_page_says_when_there_is_no_model(
+    monkeypatch: pytest.MonkeyPatch, paths: dict[str, Path]
+) -> None:
+    at = submit(app_test(monkeypatch, paths), 10.0)
+    no_exception(at)
+    assert f"No model at {paths['model']} yet" in at.warning[0].value
+    assert "vigil train --promote" in at.warning[0].value
+    assert not at.metric
+
+
+def test_score_page_reports_an_unreachable_api(
+    monkeypatch: pytest.MonkeyPatch, paths: dict[str, Path]
+) -> None:
+    at = app_test(monkeypatch, paths, "--api-url", "http://127.0.0.1:9/")
+    assert at.radio(key="score_mode").value == "The API"
+    assert at.text_input(key="api_url").value == "http://127.0.0.1:9"
+    at = submit(at, 10.0)
+    no_exception(at)
+    assert "could not reach the API at http://127.0.0.1:9" in at.error[0].value
+
+
+# --- Simulate ---------------------------------------------------------------------------
+
+
+def test_simulate_page_shows_the_worlds_fraud_rate_and_flagged_amount(
+    monkeypatch: pytest.MonkeyPatch, paths: dict[str, Path]
+) -> None:
+    tiny_model(paths["model"])
+    at = app_test(monkeypatch, paths, page="simulate")
+    at.number_input(key="n_customers").set_value(40)
+    at.number_input(key="n_terminals").set_value(80)
+    at.number_input(key="n_days").set_value(4)
+    at.number_input(key="seed").set_value(3)
+    at.button[0].click()
+    at = at.run()
+    no_exception(at)
+    settings = default_settings()
+    data = settings.data.model_copy(
+        update={"n_customers": 40, "n_terminals": 80, "n_days": 4, "seed": 3}
+    )
+    world = simulate_transactions(data)
+    features = compute_features_frame(settings.features, world).set_index(schema.TRANSACTION_ID)
+    amounts = features.loc[world[schema.TRANSACTION_ID], schema.TX_AMOUNT].to_numpy()
+    flagged = 1 / (1 + np.exp(-(0.02 * amounts - 3))) >= THRESHOLD
+    shown = metrics(at)
+    assert shown["Transactions"] == f"{len(world):,}"
+    assert shown["Fraud rate"] == f"{world[schema.TX_FRAUD].mean():.2%}"
+    assert shown["Flagged"] == f"{flagged.mean():.2%}"
+    assert shown["Flagged amount"] == f"{amounts[flagged].sum():,.2f}"
+
+
+# --- History and Analytics --------------------------------------------------------------
+
+
+def record(tx_id: int, day: int, amount: float, score: float, version: str) -> PredictionRecord:
+    return PredictionRecord(
+        transaction_id=tx_id,
+        tx_datetime=datetime(2018, 4, day, 10, 0),
+        customer_id=tx_id % 2,
+        terminal_id=5,
+        tx_amount=amount,
+        score=score,
+        label=int(score >= THRESHOLD),
+        threshold=THRESHOLD,
+        reason_codes=["tx_amount"] if score >= THRESHOLD else [],
+        model_version=version,
+        latency_ms=1.0,
+        created_at=datetime(2026, 11, 23, 12, tx_id, tzinfo=UTC),
+    )
+
+
+@pytest.fixture
+def database(paths: dict[str, Path]) -> Path:
+    """Four predictions on two days (two flagged), one confirmed fraud, one confirmed genuine."""
+    url = f"sqlite:///{paths['db']}"
+    upgrade_database(url)
+    engine = create_db_engine(url)
+    with engine.begin() as connection:
+        insert_prediction_records(
+            connection,
+            [
+                record(1, 1, 10.0, 0.10, "m-1"),
+                record(2, 1, 300.0, 0.90, "m-1"),
+                record(3, 2, 250.0, 0.55, "m-2"),
+                record(4, 2, 20.0, 0.05, "m-2"),
+            ],
+        )
+        insert_labels(
+            connection,
+            [
+                LabelRecord(2, 1, datetime(2018, 4, 5)),
+                LabelRecord(4, 0, datetime(2018, 4, 6)),
+            ],
+        )
+    engine.dispose()
+    return paths["db"]
+
+
+def test_history_page_lists_and_filters_stored_predictions(
+    monkeypatch: pytest.MonkeyPatch, paths: dict[str, Path], database: Path
+) -> None:
+    at = app_test(monkeypatch, paths, page="history")
+    no_exception(at)
+    table = at.dataframe[0].value
+    assert list(table["transaction_id"]) == [4, 3, 2, 1]  # newest first
+    assert list(table["tx_fraud"].fillna(-1)) == [0, -1, 1, -1]
+    at.selectbox(key="decision").set_value("Flagged")
+    at.selectbox(key="model_version").set_value("m-2")
+    at = at.run()
+    assert list(at.dataframe[0].value["transaction_id"]) == [3]
+    at.selectbox(key="model_version").set_value("All")
+    at.slider(key="min_score").set_value(0.95)
+    at = at.run()
+    assert not at.dataframe and "No stored predictions match" in at.info[0].value
+
+
+def test_analytics_page_shows_the_business_figures(
+    monkeypatch: pytest.MonkeyPatch, paths: dict[str, Path], database: Path
+) -> None:
+    at = app_test(monkeypatch, paths, page="analytics")
+    no_exception(at)
+    assert metrics(at) == {
+        "Transactions": "4",
+        "Flagged": "50.00%",
+        "Flagged amount": "550.00",
+        "Confirmed fraud rate": "25.00%",
+    }
+    daily = at.dataframe[0].value
+    assert list(daily["flagged"]) == [1, 1]
+    assert list(daily["flagged_amount"]) == [300.0, 250.0]
+    assert list(daily["confirmed_frauds"]) == [1, 0]
+    assert list(daily["labelled"]) == [1, 1]
+
+
+@pytest.mark.parametrize("page", ["history", "analytics"])
+def test_database_pages_say_when_there_is_no_database_and_create_none(
+    monkeypatch: pytest.MonkeyPatch, paths: dict[str, Path], page: str
+) -> None:
+    at = app_test(monkeypatch, paths, page=page)
+    no_exception(at)
+    assert f"No database at {paths['db']} yet" in at.warning[0].value
+    assert not paths["db"].exists()
+
+
+def test_database_pages_say_when_the_schema_is_missing(
+    monkeypatch: pytest.MonkeyPatch, paths: dict[str, Path]
+) -> None:
+    create_db_engine(f"sqlite:///{paths['db']}").connect().close()
+    at = app_test(monkeypatch, paths, page="history")
+    no_exception(at)
+    assert "has no Vigil tables yet: run `vigil db upgrade`" in at.warning[0].value
+
+
+# --- Models -----------------------------------------------------------------------------
+
+
+def test_models_page_shows_the_serving_models_metadata(
+    monkeypatch: pytest.MonkeyPatch, paths: dict[str, Path]
+) -> None:
+    tiny_model(paths["model"])
+    at = app_test(monkeypatch, paths, page="models")
+    no_exception(at)
+    assert at.subheader[0].value == f"Serving model: {VERSION}"
+    assert metrics(at) == {
+        "Kind": "logistic",
+        "Threshold": "0.5000",
+        "Git commit": "0000000",
+        "Saved at": "2026-11-23 12:00",
+    }
+    shown_metrics = at.dataframe[0].value
+    assert dict(zip(shown_metrics["metric"], shown_metrics["value"], strict=True)) == {
+        "auc_roc": 0.91,
+        "average_precision": 0.62,
+    }
+    assert list(at.dataframe[1].value["feature"]) == feature_names(default_settings().features)
+
+
+def test_models_page_says_when_there_is_no_model(
+    monkeypatch: pytest.MonkeyPatch, paths: dict[str, Path]
+) -> None:
+    at = app_test(monkeypatch, paths, page="models")
+    no_exception(at)
+    assert f"No model at {paths['model']} yet" in at.warning[0].value
+
+
+def test_a_bad_configuration_is_a_message_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, paths: dict[str, Path]
+) -> None:
+    at = app_test(monkeypatch, paths, "--set", "serving.port=0")
+    no_exception(at)
+    assert "Configuration error" in at.error[0].value and "serving.port" in at.error[0].value
