@@ -80,8 +80,8 @@ def child(raw_dir: Path, output: Path, memory_limit: str, threads: int) -> None:
     sys.stdout.write(json.dumps(result) + "\n")
 
 
-def bench_online(url: str, n: int) -> float:
-    """features_for calls per second on a small synthetic stream through store ``url``."""
+def bench_online(url: str, n: int, batch: int) -> float:
+    """Transactions per second through ``features_for_batch`` (batch 1 = ``features_for``)."""
     from vigil.features.online import OnlineFeatureComputer
     from vigil.features.state import Transaction, make_state_store
 
@@ -93,13 +93,25 @@ def bench_online(url: str, n: int) -> float:
         Transaction(i, start + timedelta(seconds=int(s)), int(c), int(t), 42.0)
         for i, (s, c, t) in enumerate(zip(seconds, customers, terminals, strict=True))
     ]
-    store = make_state_store(url, prefix=f"vigil:bench:{time.time_ns()}")
+    prefix = f"vigil:bench:{time.time_ns()}"
+    store = make_state_store(url, prefix=prefix)
     computer = OnlineFeatureComputer(FeaturesConfig(), store)
     started = time.perf_counter()
-    for tx in txs:
-        computer.features_for(tx)
+    if batch == 1:
+        for tx in txs:
+            computer.features_for(tx)
+    else:
+        for i in range(0, n, batch):
+            computer.features_for_batch(txs[i : i + batch])
     rate = n / (time.perf_counter() - started)
     store.close()
+    if url.startswith("redis"):
+        import redis
+
+        client = redis.Redis.from_url(url)
+        for key in client.scan_iter(f"{prefix}:*", count=1000):
+            client.delete(key)
+        client.close()
     return rate
 
 
@@ -111,6 +123,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--memory-limit", default="2GB")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--online", type=int, default=20_000, help="online calls (0 skips)")
+    parser.add_argument("--batch", type=int, default=100, help="micro-batch size timed too")
     parser.add_argument("--redis-url", default=None, help="also time the Redis store")
     parser.add_argument("--child", nargs=2, type=Path, help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -124,8 +137,10 @@ def main() -> None:
     headline = []
     if args.online:
         for url in ["memory://", *([args.redis_url] if args.redis_url else [])]:
-            rate = bench_online(url, args.online)
-            headline.append(f"online {url.split(':')[0]} {rate:,.0f} features_for/s")
+            kind = url.split(":")[0]
+            for batch in (1, args.batch):
+                rate = bench_online(url, args.online, batch)
+                headline.append(f"online {kind} batch {batch}: {rate:,.0f} tx/s")
     if args.rows:
         raw_dir = args.work_dir / f"raw-{args.rows}-{args.days}d"
         if not raw_dir.exists():
