@@ -1,0 +1,127 @@
+"""The retrain job's child processes: commands, outcome collection, failures, cancel."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vigil.config import Settings
+from vigil.lifecycle.job import (
+    CONFIG_FILE,
+    LOG_FILE,
+    SubprocessTrainJob,
+    TrainingFailed,
+    experiment_dir,
+    headline_metrics,
+)
+from vigil.lifecycle.runner import REGISTRY_VERSION
+
+# Stands in for the interpreter: "-m vigil.train" writes a run, "-m vigil registry" registers.
+FAKE_PYTHON = """#!{python}
+import json, os, sys, time
+from pathlib import Path
+args = sys.argv[1:]
+config = Path(args[args.index("--config") + 1])
+mode = os.environ.get("FAKE_MODE", "ok")
+if args[1] == "vigil.train":
+    print("training...", flush=True)
+    if mode == "fail":
+        print("CUDA? no: loss is NaN", flush=True)
+        sys.exit(3)
+    if mode == "hang":
+        time.sleep(60)
+    run = config.parent / "runs" / "vigil-run-1"
+    run.mkdir(parents=True)
+    (run / "model.onnx").write_bytes(b"onnx")
+    summary = {{"test": {{"average_precision": 0.5, "top_k": 100}}, "threshold": 0.4,
+               "validation": {{"auc_roc": 0.9}}, "history": [], "model_kind": "mlp"}}
+    (run / "metrics.json").write_text(json.dumps(summary))
+else:
+    out = Path(args[args.index("--output") + 1])
+    out.write_text(json.dumps({{"run_id": "mlflow-123", "version": 4}}))
+"""
+
+
+@pytest.fixture
+def fake_python(tmp_path: Path) -> str:
+    script = tmp_path / "python"
+    script.write_text(FAKE_PYTHON.format(python=sys.executable))
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_headline_metrics_keep_numbers_only() -> None:
+    summary = {
+        "test": {"average_precision": 0.5, "n_frauds": 3, "model": "x"},
+        "validation": {"auc_roc": 0.9},
+        "threshold": 0.25,
+        "history": [{"epoch": 1}],
+        "flag": True,
+    }
+    assert headline_metrics(summary) == {
+        "test.average_precision": 0.5,
+        "test.n_frauds": 3.0,
+        "validation.auc_roc": 0.9,
+        "threshold": 0.25,
+    }
+
+
+def test_run_trains_registers_and_reports(
+    small_settings: Settings, fake_python: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_MODE", "ok")
+    outcome = SubprocessTrainJob(small_settings, python=fake_python).run(5)
+    workdir = experiment_dir(small_settings, 5)
+    assert outcome.model_path == workdir / "runs" / "vigil-run-1" / "model.onnx"
+    assert outcome.mlflow_run_id == "mlflow-123"
+    assert outcome.metrics == {
+        "test.average_precision": 0.5,
+        "test.top_k": 100.0,
+        "validation.auc_roc": 0.9,
+        "threshold": 0.4,
+        REGISTRY_VERSION: 4,
+    }
+    saved = yaml.safe_load((workdir / CONFIG_FILE).read_text())
+    assert saved["train"]["runs_dir"] == str(workdir / "runs")
+    assert saved["data"] == json.loads(json.dumps(small_settings.data.model_dump(mode="json")))
+    log = (workdir / LOG_FILE).read_text()
+    assert "-m vigil.train --config" in log
+    assert "registry register" in log
+
+
+def test_a_failing_step_raises_with_the_log_tail(
+    small_settings: Settings, fake_python: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_MODE", "fail")
+    with pytest.raises(TrainingFailed, match=r"exited with 3(.|\n)*loss is NaN"):
+        SubprocessTrainJob(small_settings, python=fake_python).run(6)
+
+
+def test_cancel_stops_the_running_step(
+    small_settings: Settings, fake_python: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_MODE", "hang")
+    job = SubprocessTrainJob(small_settings, python=fake_python)
+    errors: list[Exception] = []
+
+    def run() -> None:
+        try:
+            job.run(7)
+        except TrainingFailed as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=run)
+    started = time.monotonic()
+    thread.start()
+    time.sleep(0.5)
+    job.cancel()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert time.monotonic() - started < 10
+    assert len(errors) == 1
