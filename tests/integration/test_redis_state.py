@@ -104,4 +104,5 @@ async def test_async_variants_share_state_with_sync(redis_url: str) -> None:
         reference.features_for(tx)
         reference.add_label(tx.transaction_id, tx.customer_id, tx.terminal_id, tx.tx_datetime, True)
     np.testing.assert_array_equal(got, reference.features_for_batch(txs[40:]))
+    await store.aclose()
     store.close()

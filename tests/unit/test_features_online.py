@@ -116,3 +116,12 @@ def test_bad_input_raises_clear_errors() -> None:
         make_state_store("postgres://nope")
     with pytest.raises(ValueError, match="label_delay_days"):
         OnlineFeatureComputer(FeaturesConfig(label_delay_days=0), InMemoryStateStore())
+
+
+def test_silent_customers_and_terminals_are_swept() -> None:
+    store = InMemoryStateStore(sweep_every=2)
+    online = OnlineFeatureComputer(CONFIG, store)
+    online.features_for(tx(1, 0, customer=1, terminal=1))
+    online.features_for(tx(2, 24 * 40, customer=2, terminal=2))  # second record: sweep
+    assert set(store._customers) == {2}
+    assert set(store._terminals) == {2}

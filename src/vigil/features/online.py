@@ -41,7 +41,9 @@ class OnlineFeatureComputer:
         self.dtype = dtype
         self.spec = WindowSpec.from_config(config)
         self.names = feature_names(config)
-        self._cap_seconds = float(max(config.windows_days) * SECONDS_PER_DAY)
+        longest = max(config.windows_days)
+        self._cap_seconds = float(longest * SECONDS_PER_DAY)
+        self._longest_index = config.windows_days.index(longest)
 
     def _vector(self, tx: Transaction, agg: Aggregates) -> list[float]:
         """Feature values as the SQL computes them (same formulas, same edge cases)."""
@@ -57,7 +59,7 @@ class OnlineFeatureComputer:
         for count, frauds in zip(agg.terminal_count, agg.terminal_frauds, strict=True):
             values += [float(count), frauds / count if count else 0.0]
         if self.config.extended:
-            longest_avg = averages[self.config.windows_days.index(max(self.config.windows_days))]
+            longest_avg = averages[self._longest_index]
             gap = agg.prev_gap_us
             seconds = self._cap_seconds if gap is None else min(gap / 1e6, self._cap_seconds)
             risk_count = agg.customer_risk_count

@@ -215,5 +215,9 @@ class RedisStateStore:
         await self._alabel(keys=keys, args=args)
 
     def close(self) -> None:
-        """Close the synchronous connection pool (the async one closes with its loop)."""
+        """Close the synchronous connection pool."""
         self._client.close()
+
+    async def aclose(self) -> None:
+        """Close the asynchronous connection pool (call from the event loop that used it)."""
+        await self._aclient.aclose()

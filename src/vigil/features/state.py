@@ -146,7 +146,11 @@ class StateStore(Protocol):
         ...
 
     def close(self) -> None:
-        """Release connections."""
+        """Release synchronous connections."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release asynchronous connections."""
         ...
 
 
@@ -188,7 +192,7 @@ def _delayed(history: _History, ts: int, length_us: int, delay_us: int) -> tuple
     return hi - lo, sum(history.frauds.get(i, 0) for i in history.ids(lo, hi))
 
 
-def aggregate(
+def _aggregate(
     customer: _History, terminal: _History, tx: Transaction, spec: WindowSpec
 ) -> Aggregates:
     """Window aggregates of ``tx`` from its customer's and terminal's histories."""
@@ -213,19 +217,35 @@ def aggregate(
 class InMemoryStateStore:
     """The embedded store: histories in this process, guarded by one lock."""
 
-    def __init__(self) -> None:
+    def __init__(self, sweep_every: int = 100_000) -> None:
         self._customers: dict[int, _History] = {}
         self._terminals: dict[int, _History] = {}
         self._lock = threading.Lock()
+        self._sweep_every = sweep_every
+        self._since_sweep = 0
+        self._latest_us = 0
+
+    def _sweep(self, horizon_us: int) -> None:
+        """Drop customers and terminals whose whole history is older than the horizon."""
+        cutoff = self._latest_us - horizon_us
+        for histories in (self._customers, self._terminals):
+            silent = [key for key, h in histories.items() if not h.keys or h.keys[-1][0] <= cutoff]
+            for key in silent:
+                del histories[key]
+        self._since_sweep = 0
 
     def _record_one(self, tx: Transaction, spec: WindowSpec) -> Aggregates:
         ts = tx.ts_us
+        self._latest_us = max(self._latest_us, ts)
+        self._since_sweep += 1
+        if self._since_sweep >= self._sweep_every:
+            self._sweep(spec.horizon_us)
         customer = self._customers.setdefault(tx.customer_id, _History())
         terminal = self._terminals.setdefault(tx.terminal_id, _History())
         for history in (customer, terminal):
             history.add(ts, tx.transaction_id, tx.tx_amount)
             history.trim(ts - spec.horizon_us)
-        return aggregate(customer, terminal, tx, spec)
+        return _aggregate(customer, terminal, tx, spec)
 
     def record(self, txs: Sequence[Transaction], spec: WindowSpec) -> list[Aggregates]:
         """Append transactions in order (idempotent) and return each one's aggregates."""
@@ -252,6 +272,9 @@ class InMemoryStateStore:
         self.add_label(label)
 
     def close(self) -> None:
+        """Nothing to release."""
+
+    async def aclose(self) -> None:
         """Nothing to release."""
 
 
