@@ -302,9 +302,10 @@ def test_models_page_shows_the_serving_models_metadata(
     assert metrics(at) == {
         "Kind": "logistic",
         "Threshold": "0.5000",
+        "Features": str(len(feature_names(default_settings().features))),
         "Git commit": "0000000",
-        "Saved at": "2026-11-23 12:00",
     }
+    assert "saved at 2026-11-23 12:00 UTC, commit 0000000" in at.caption[1].value
     shown_metrics = at.dataframe[0].value
     assert dict(zip(shown_metrics["metric"], shown_metrics["value"], strict=True)) == {
         "auc_roc": 0.91,

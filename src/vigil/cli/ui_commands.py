@@ -33,6 +33,8 @@ def streamlit_command(
         str(headless).lower(),
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "viewer",
     ]
     if host:
         command += ["--server.address", host]

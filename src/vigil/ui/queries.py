@@ -111,7 +111,7 @@ def score_histogram(connection: Connection, bins: int = SCORE_BINS) -> pd.DataFr
     )
     bin_index = case((raw_bin >= bins, bins - 1), else_=raw_bin).label("bin")
     query = select(bin_index, func.count().label("predictions")).group_by(bin_index)
-    counts = dict(connection.execute(query).tuples().all())
+    counts: dict[int, int] = dict(connection.execute(query).tuples().all())
     return pd.DataFrame(
         {
             "score_from": [i / bins for i in range(bins)],

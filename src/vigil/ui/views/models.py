@@ -17,9 +17,12 @@ def metadata_card(role: str, metadata: ModelMetadata) -> None:
     cols = st.columns(4)
     cols[0].metric("Kind", metadata.model_kind)
     cols[1].metric("Threshold", f"{metadata.threshold:.4f}")
-    cols[2].metric("Git commit", metadata.git_commit[:12])
-    cols[3].metric("Saved at", metadata.saved_at.strftime("%Y-%m-%d %H:%M"))
-    st.caption(f"Experiment {metadata.experiment_name}")
+    cols[2].metric("Features", len(metadata.feature_names))
+    cols[3].metric("Git commit", metadata.git_commit[:8])
+    saved = metadata.saved_at.strftime("%Y-%m-%d %H:%M %Z").strip()
+    st.caption(
+        f"Experiment {metadata.experiment_name}, saved at {saved}, commit {metadata.git_commit}"
+    )
     left, right = st.columns(2)
     left.markdown("**Metrics**")
     if metadata.metrics:
