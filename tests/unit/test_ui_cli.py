@@ -4,6 +4,7 @@ the UI's API client parses the API's documented answers."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,11 +36,11 @@ def test_vigil_ui_runs_streamlit_on_the_packaged_app_and_forwards_the_settings(
     config.write_text("inference:\n  model_path: /models/m.onnx\n")
     launched: list[list[str]] = []
 
-    def fake_run(command: list[str], check: bool) -> subprocess.CompletedProcess[str]:
+    def fake_execv(path: str, command: list[str]) -> None:
+        assert path == command[0] == sys.executable
         launched.append(command)
-        return subprocess.CompletedProcess(command, 0)
 
-    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr(os, "execv", fake_execv)
     result = CliRunner().invoke(
         app,
         ["ui", "-c", str(config), "--set", "serving.port=8100", "--port", "8600",
@@ -62,7 +63,7 @@ def test_vigil_ui_runs_streamlit_on_the_packaged_app_and_forwards_the_settings(
 def test_vigil_ui_rejects_a_bad_configuration_before_launching(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("launched"))
+    monkeypatch.setattr(os, "execv", lambda *a: pytest.fail("launched"))
     result = CliRunner().invoke(app, ["ui", "--set", "serving.port=0"])
     assert result.exit_code == 2
     assert "serving.port" in result.output

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -67,11 +67,9 @@ def ui(
     start(config, overrides, verbose)  # fail here, not in the browser, on a bad configuration
     command = streamlit_command(script_args(config, overrides or [], api_url), port, host, headless)
     typer.echo(f"Vigil UI on http://{host or 'localhost'}:{port}")
-    try:
-        completed = subprocess.run(command, check=False)
-    except KeyboardInterrupt:
-        raise typer.Exit(code=0) from None
-    raise typer.Exit(code=completed.returncode)
+    sys.stdout.flush()
+    # Become Streamlit (no parent left behind), so stop signals reach the server directly.
+    os.execv(command[0], command)
 
 
 def register(app: typer.Typer) -> None:
