@@ -54,7 +54,7 @@ def find_run_dir(runs_dir: Path) -> Path:
 
 def headline_metrics(summary: dict[str, Any]) -> dict[str, float]:
     """Numeric test and validation figures of a ``metrics.json``, flattened (``test.auc_roc``)."""
-    wanted = {key: summary[key] for key in ("test", "validation") if key in summary}
+    wanted: dict[str, Any] = {k: summary[k] for k in ("test", "validation") if k in summary}
     wanted["threshold"] = summary.get("threshold")
     return {
         key: float(value)

@@ -63,7 +63,7 @@ def _info(version: ModelVersion) -> ModelVersionInfo:
         name=version.name,
         version=int(version.version),
         run_id=version.run_id or "",
-        source=version.source,
+        source=version.source or "",
         aliases=tuple(version.aliases or ()),
         tags=dict(version.tags or {}),
     )

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
@@ -246,7 +246,9 @@ async def experiment_metrics(experiment_id: int, lifecycle: LifecycleDep) -> Exp
     response_model=list[ExperimentOut],
     summary="Retraining experiments, newest first",
 )
-async def experiments(lifecycle: LifecycleDep, limit: int = 50) -> list[ExperimentOut]:
+async def experiments(
+    lifecycle: LifecycleDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+) -> list[ExperimentOut]:
     """Every experiment this service ran (up to ``limit``)."""
     found = await asyncio.to_thread(lifecycle.runner.list, limit)
     return [ExperimentOut.of(e) for e in found]
