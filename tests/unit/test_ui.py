@@ -29,6 +29,7 @@ from vigil.storage import (
     upgrade_database,
 )
 from vigil.ui import app as ui_app
+from vigil.ui.queries import score_histogram
 
 APP = Path(ui_app.__file__)
 THRESHOLD = 0.5
@@ -328,3 +329,13 @@ def test_a_bad_configuration_is_a_message_not_a_traceback(
     at = app_test(monkeypatch, paths, "--set", "serving.port=0")
     no_exception(at)
     assert "Configuration error" in at.error[0].value and "serving.port" in at.error[0].value
+
+
+def test_score_histogram_counts_each_prediction_in_its_bin(database: Path) -> None:
+    engine = create_db_engine(f"sqlite:///{database}")
+    with engine.connect() as connection:
+        histogram = score_histogram(connection)
+    engine.dispose()
+    assert len(histogram) == 20 and histogram["score_from"][11] == pytest.approx(0.55)
+    # scores 0.05, 0.10, 0.55, 0.90 fall in bins 1, 2, 11 and 18 (width 0.05)
+    assert {i: n for i, n in enumerate(histogram["predictions"]) if n} == {1: 1, 2: 1, 11: 1, 18: 1}

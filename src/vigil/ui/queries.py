@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import Connection, Integer, case, cast, func, select
@@ -22,7 +21,6 @@ class HistoryFilter:
     model_version: str | None = None
     min_score: float = 0.0
     customer_id: int | None = None
-    since: datetime | None = None
 
 
 def model_versions(connection: Connection) -> list[str]:
@@ -64,8 +62,6 @@ def prediction_history(connection: Connection, where: HistoryFilter) -> pd.DataF
         query = query.where(predictions.c.model_version == where.model_version)
     if where.customer_id is not None:
         query = query.where(transactions.c.customer_id == where.customer_id)
-    if where.since is not None:
-        query = query.where(transactions.c.tx_datetime >= where.since)
     return pd.DataFrame(
         connection.execute(query).mappings().all(), columns=list(query.selected_columns.keys())
     )
