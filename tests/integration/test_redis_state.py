@@ -30,8 +30,8 @@ def stream(n: int) -> list[Transaction]:
 
 
 def test_replay_through_redis_matches_offline(redis_url: str, small_settings: Settings) -> None:
-    data = small_settings.data.model_copy(update={"n_customers": 80, "n_terminals": 60})
-    frame = simulate_transactions(data.model_copy(update={"n_days": 45}))
+    data = small_settings.data.model_copy(update={"n_customers": 40, "n_terminals": 40})
+    frame = simulate_transactions(data.model_copy(update={"n_days": 40}))
     store = make_state_store(redis_url, prefix="vigil:test:parity")
     try:
         online = replay(OnlineFeatureComputer(CONFIG, store, dtype=np.float64), frame)

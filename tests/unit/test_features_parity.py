@@ -74,7 +74,7 @@ def test_replay_matches_offline_on_edge_heavy_stream(config: FeaturesConfig) -> 
 
 
 def test_replay_matches_offline_on_simulated_data(small_settings: Settings) -> None:
-    data = small_settings.data.model_copy(update={"n_days": 25})
+    data = small_settings.data.model_copy(update={"n_days": 15})
     frame = simulate_transactions(data)
     config = small_settings.features
     assert_parity(config, compute_features_frame(config, frame), replay_in_memory(config, frame))
