@@ -58,7 +58,7 @@ def fit_lightgbm(
         random_state=seed,
         deterministic=True,
         force_row_wise=True,
-        n_jobs=2,
+        n_jobs=1,  # deterministic and immune to OpenMP spin-waits on a busy machine
         verbose=-1,
         metric="average_precision",
     )

@@ -1,0 +1,161 @@
+"""One training run end to end on a tiny simulated world: artifacts, determinism, entry point."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from vigil.config import Settings, build_settings
+from vigil.data.simulate import simulate_transactions
+from vigil.inference.metadata import ModelMetadata
+from vigil.inference.scorer import OnnxScorer
+from vigil.models.export_hf import load_hf
+from vigil.models.kinds import predict_scores
+from vigil.train import main
+from vigil.training.data import FeatureTable, feature_matrix, load_feature_table
+from vigil.training.experiments import aggregate, format_table, read_run_metrics
+from vigil.training.run import fit_model, run_training
+from vigil.training.splits import handbook_split
+from vigil.training.tracking import TrackingError
+from vigil.training.trainer import Dataset
+
+TINY_WORLD = {
+    "data": {"n_customers": 200, "n_terminals": 400, "n_days": 40, "start_date": "2018-04-01"},
+    "train": {
+        "train_start": "2018-04-10",
+        "train_days": 10,
+        "validation_days": 3,
+        "delay_days": 7,
+        "test_days": 7,
+        "epochs": 3,
+        "batch_size": 256,
+        "top_k_cards": 20,
+    },
+    "model": {"hidden_sizes": [16], "lightgbm": {"n_estimators": 30}},
+}
+
+
+def _settings(root: Path, **sections: dict[str, object]) -> Settings:
+    tree = json.loads(json.dumps(TINY_WORLD))
+    tree["data"]["raw_dir"] = str(root / "raw.parquet")
+    tree["train"]["runs_dir"] = str(root / "runs")
+    tree["tracking"] = {"mlflow_uri": f"file:{root / 'mlruns'}"}
+    tree["inference"] = {"model_path": str(root / "serving" / "model.onnx")}
+    for section, values in sections.items():
+        tree.setdefault(section, {}).update(values)
+    return build_settings(tree)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, FeatureTable]:
+    root = tmp_path_factory.mktemp("world")
+    settings = _settings(root)
+    simulate_transactions(settings.data).to_parquet(settings.data.raw_dir)
+    return root, load_feature_table(settings)
+
+
+def test_run_writes_every_artifact_and_promotes(world: tuple[Path, FeatureTable]) -> None:
+    root, table = world
+    settings = _settings(root)
+    result = run_training(settings, table, promote=True)
+    run = result.run_dir
+    assert run.parent == settings.train.runs_dir and run.name.startswith("vigil-")
+    for name in ("metrics.json", "config.yaml", "model.onnx", "model.mar", "hf/config.json"):
+        assert (run / name).is_file(), name
+    plots = {p.name for p in (run / "plots").iterdir()}
+    assert plots == {
+        "roc.png",
+        "precision_recall.png",
+        "score_histogram.png",
+        "training_curves.png",
+    }
+    assert any((run / "tensorboard").iterdir())
+    summary = json.loads((run / "metrics.json").read_text())
+    for key in ("auc_roc", "average_precision", "card_precision_at_k", "precision", "recall"):
+        assert 0.0 <= summary["test"][key] <= 1.0
+    assert summary["test"]["threshold"] == summary["threshold"]
+    assert summary["validation"]["n_transactions"] > 0 and summary["train_seconds"] > 0
+    assert len(summary["history"]) == summary["epochs_run"] <= 3
+    # The promoted model is the run's model, with the contract's metadata.
+    props = {p.key: p.value for p in onnx.load(str(settings.inference.model_path)).metadata_props}
+    metadata = ModelMetadata.from_props(props)
+    assert metadata.model_version == run.name and metadata.threshold == summary["threshold"]
+    assert metadata.metrics["average_precision"] == summary["test"]["average_precision"]
+    # ONNX on real test rows agrees with the restored Hugging Face model.
+    test_rows = feature_matrix(handbook_split(table.frame, settings.train).test, settings)
+    onnx_scores = OnnxScorer.load(run / "model.onnx").score(test_rows)
+    hf_scores = load_hf(run / "hf").predict_proba(test_rows)
+    np.testing.assert_allclose(onnx_scores, hf_scores, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "lightgbm"])
+def test_same_config_and_data_give_the_same_model(
+    world: tuple[Path, FeatureTable], kind: str, tmp_path: Path
+) -> None:
+    root, table = world
+    settings = _settings(root, model={"kind": kind})
+    split = handbook_split(table.frame, settings.train)
+    train, validation = (
+        Dataset(feature_matrix(f, settings), f["tx_fraud"].to_numpy(np.int8))
+        for f in (split.train, split.validation)
+    )
+    rows = feature_matrix(split.test, settings)
+    (first, history_1), (second, history_2) = (
+        fit_model(settings, train, validation, tmp_path / str(i)) for i in range(2)
+    )
+    assert history_1 == history_2
+    assert np.array_equal(predict_scores(first, rows), predict_scores(second, rows))
+
+
+@pytest.mark.parametrize("kind", ["logistic", "lightgbm"])
+def test_baselines_go_through_the_same_entry_point(
+    world: tuple[Path, FeatureTable], kind: str
+) -> None:
+    root, table = world
+    settings = _settings(root / kind, model={"kind": kind}, train={"experiment_name": kind})
+    run = run_training(settings, table).run_dir
+    scorer = OnnxScorer.load(run / "model.onnx")
+    assert scorer.metadata.model_kind == kind and (run / "model.mar").is_file()
+    rows = read_run_metrics(settings.train.runs_dir)
+    assert "| " + kind + " | " + kind + " | 1 |" in format_table(aggregate(rows))
+
+
+def test_unreachable_tracking_server_fails_before_training(
+    world: tuple[Path, FeatureTable],
+) -> None:
+    root, table = world
+    settings = _settings(root / "offline", tracking={"mlflow_uri": "http://127.0.0.1:9"})
+    with pytest.raises(TrackingError, match="not reachable"):
+        run_training(settings, table)
+    assert not settings.train.runs_dir.exists()
+
+
+@pytest.mark.slow  # a fresh interpreter importing torch; the in-process run above is the fast twin
+def test_python_m_vigil_train_smoke(world: tuple[Path, FeatureTable]) -> None:
+    root, _ = world
+    settings = _settings(root)
+    config = root / "tiny.yaml"
+    config.write_text(json.dumps(json.loads(json.dumps(TINY_WORLD))))
+    command = [
+        sys.executable, "-m", "vigil.train", "--config", str(config),
+        "--data", str(settings.data.raw_dir),
+        "--set", f"train.runs_dir={root / 'smoke'}",
+        "--set", f"tracking.mlflow_uri=file:{root / 'mlruns'}",
+        "--set", "train.epochs=1",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run,) = (root / "smoke").iterdir()
+    assert json.loads((run / "metrics.json").read_text())["epochs_run"] == 1
+
+
+def test_entry_point_rejects_a_bad_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--set", "train.lr=-1"])
+    assert exit_info.value.code == 2 and "train.lr" in capsys.readouterr().err
