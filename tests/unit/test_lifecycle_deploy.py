@@ -12,6 +12,7 @@ from onnx_factory import logistic_model, make_metadata, save
 from vigil.inference.manager import ModelManager
 from vigil.lifecycle.deploy import deploy_experiment, install_model
 from vigil.lifecycle.errors import NotDeployable
+from vigil.lifecycle.follower import ChampionFollower
 from vigil.storage import Experiment, create_db_engine, list_deployments, upgrade_database
 
 FEATURES = ["tx_amount", "tx_during_night"]
@@ -92,3 +93,19 @@ def test_install_replaces_the_file_and_leaves_no_temp(tmp_path: Path) -> None:
     install_model(source, target)
     assert target.read_bytes() == b"new"
     assert [p.name for p in target.parent.iterdir()] == ["model.onnx"]
+
+
+def test_other_processes_follow_the_deployment(engine: Engine, tmp_path: Path) -> None:
+    old = model(tmp_path / "old.onnx", "old")
+    here, there = ModelManager.from_paths(old), ModelManager.from_paths(old)
+    follower = ChampionFollower(engine, there)
+    assert not follower.check_once()
+
+    new = model(tmp_path / "new.onnx", "new")
+    deploy_experiment(experiment("finished", new), here, tmp_path / "serving.onnx", engine)
+
+    assert follower.check_once()
+    assert there.snapshot().champion.model_version == "new"
+    assert not follower.check_once()
+    late = ChampionFollower(engine, ModelManager.from_paths(old))  # history is not replayed
+    assert not late.check_once()
