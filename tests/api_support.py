@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from pathlib import Path
 
@@ -58,6 +59,7 @@ class FakeWriter:
             raise WriterOverloaded("write queue full (test)")
         if not self.healthy:
             raise DatabaseUnavailable("database down (test)")
+        await asyncio.sleep(0)  # like the real writer, yield while the batch commits
         self.records.append(record)
 
 
