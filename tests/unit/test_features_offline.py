@@ -80,5 +80,8 @@ def test_clear_errors(simulated: pd.DataFrame, tmp_path: Path) -> None:
         compute_features_frame(FeaturesConfig(), simulated.drop(columns=["terminal_id"]))
     with pytest.raises(ValueError, match="label_delay_days must be >= 1"):
         compute_features_frame(FeaturesConfig(label_delay_days=0), simulated)
+    simulated.head(0).to_parquet(tmp_path / "empty.parquet")
+    with pytest.raises(ValueError, match="holds no transactions"):
+        build_feature_table(FeaturesConfig(), tmp_path / "empty.parquet", tmp_path / "f.parquet")
     with pytest.raises(FileNotFoundError, match="no Parquet data"):
         build_feature_table(FeaturesConfig(), tmp_path / "missing", tmp_path / "f.parquet")

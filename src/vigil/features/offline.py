@@ -157,13 +157,13 @@ def _assemble(
     work: Path,
     passthrough: list[str],
     output_path: Path,
+    slices: list[tuple[int, int]],
     bar: tqdm[Any],
 ) -> int:
     """Join the parts slice by slice in time order, streaming into one Parquet file."""
     rows = 0
     customers = f"SELECT * FROM read_parquet('{work / 'customers'}/*.parquet')"
     terminals = f"SELECT * FROM read_parquet('{work / 'terminals'}/*.parquet')"
-    slices = _time_slices(con, max(bar.total // 3, 1))
     # Streamed batches keep the ORDER BY only when insertion order is preserved.
     con.execute("SET preserve_insertion_order = true")
     writer: pq.ParquetWriter | None = None
@@ -210,11 +210,15 @@ def build_feature_table(
             con.execute(f"CREATE VIEW base AS {base_sql(relation, has_fraud, passthrough)}")
             total = con.execute("SELECT count(*) FROM base").fetchone()
             n_rows = int(total[0]) if total else 0
+            if n_rows == 0:
+                raise ValueError(f"{source} holds no transactions")
             buckets = plan_buckets(n_rows, config, rows_per_bucket)
             logger.info("features for %d rows from %s in %d buckets", n_rows, source, buckets)
-            with tqdm(total=3 * buckets, desc="features", unit="step", disable=not progress) as bar:
+            slices = _time_slices(con, buckets)
+            steps = 2 * buckets + len(slices)
+            with tqdm(total=steps, desc="features", unit="step", disable=not progress) as bar:
                 _write_parts(con, config, work, buckets, bar)
-                written = _assemble(con, config, work, passthrough, output_path, bar)
+                written = _assemble(con, config, work, passthrough, output_path, slices, bar)
         finally:
             con.close()
     if written != n_rows:
