@@ -1,6 +1,6 @@
 """Feature benchmark: offline build time and peak memory, online features_for per second.
 
-    .venv/bin/python benchmarks/bench_features.py                      # 3M rows, < 2 min
+    .venv/bin/python benchmarks/bench_features.py                      # 2M rows, < 2 min
     .venv/bin/python benchmarks/bench_features.py --rows 50000000      # the 50M target
     .venv/bin/python benchmarks/bench_features.py --rows 0 --redis-url redis://127.0.0.1:6379/15
 
@@ -117,12 +117,12 @@ def bench_online(url: str, n: int, batch: int) -> float:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=3_000_000, help="0 skips the offline run")
+    parser.add_argument("--rows", type=int, default=2_000_000, help="0 skips the offline run")
     parser.add_argument("--days", type=int, default=183)
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/vigil-bench-features"))
     parser.add_argument("--memory-limit", default="2GB")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--online", type=int, default=20_000, help="online calls (0 skips)")
+    parser.add_argument("--online", type=int, default=10_000, help="online calls (0 skips)")
     parser.add_argument("--batch", type=int, default=100, help="micro-batch size timed too")
     parser.add_argument("--redis-url", default=None, help="also time the Redis store")
     parser.add_argument("--child", nargs=2, type=Path, help=argparse.SUPPRESS)
