@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from vigil.config import FeaturesConfig
 from vigil.features import definitions as fd
+from vigil.features.offline import compute_features_frame
 from vigil.features.online import OnlineFeatureComputer
 from vigil.features.state import InMemoryStateStore, Transaction, make_state_store
 
@@ -125,3 +127,14 @@ def test_silent_customers_and_terminals_are_swept() -> None:
     online.features_for(tx(2, 24 * 40, customer=2, terminal=2))  # second record: sweep
     assert set(store._customers) == {2}
     assert set(store._terminals) == {2}
+
+
+def test_time_zone_aware_input_matches_offline_utc() -> None:
+    moment = pd.Timestamp("2018-04-07 01:30:00", tz="Europe/Paris")  # Friday 23:30 UTC
+    row = {"transaction_id": 1, "tx_datetime": moment, "customer_id": 1, "terminal_id": 1}
+    row["tx_amount"] = 5.0
+    online = computer().features_for(row)
+    offline = compute_features_frame(CONFIG, pd.DataFrame([row]))[NAMES].to_numpy()[0]
+    np.testing.assert_array_equal(online, offline)
+    assert value(online, fd.TX_DURING_WEEKEND) == 0.0
+    assert value(online, fd.TX_DURING_NIGHT) == 0.0

@@ -54,6 +54,7 @@ def connect(config: FeaturesConfig, temp_dir: Path | None = None) -> duckdb.Duck
     con = duckdb.connect()
     con.execute(f"SET memory_limit = '{config.duckdb_memory_limit}'")
     con.execute(f"SET threads = {int(config.duckdb_threads)}")
+    con.execute("SET TimeZone = 'UTC'")  # time-zone-aware inputs: hours and days in UTC
     if temp_dir is not None:
         con.execute(f"SET temp_directory = '{temp_dir}'")
     con.execute("SET preserve_insertion_order = false")

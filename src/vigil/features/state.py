@@ -12,7 +12,7 @@ import math
 import threading
 from bisect import bisect_right, insort
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -70,6 +70,9 @@ class Label:
 def as_transaction(tx: Transaction | Mapping[str, Any]) -> Transaction:
     """Coerce a mapping with the transaction columns into a :class:`Transaction`."""
     result = tx if isinstance(tx, Transaction) else _from_mapping(tx)
+    moment = result.tx_datetime
+    if moment.tzinfo is not None:  # wall-clock features use UTC, as the offline SQL does
+        result = replace(result, tx_datetime=moment.astimezone(UTC).replace(tzinfo=None))
     if result.transaction_id < 0 or not math.isfinite(result.tx_amount):
         raise ValueError(f"bad transaction {result}: negative id or non-finite amount")
     return result
