@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, assume, given
@@ -61,11 +60,6 @@ def test_no_route_answers_a_server_error(small_settings: Settings, tmp_path: Pat
         conforms()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="features: OnlineFeatureComputer divides by zero when a transaction id is replayed "
-    "with another time (reported to the features owner)",
-)
 def test_replayed_id_with_another_time_is_not_a_server_error(
     small_settings: Settings, tmp_path: Path
 ) -> None:

@@ -58,6 +58,15 @@ def test_same_transaction_twice_is_counted_once() -> None:
     assert value(later, fd.customer_avg_amount(1)) == 20.0
 
 
+def test_id_replayed_at_an_earlier_time_gives_finite_features() -> None:
+    online = computer()
+    online.features_for(tx(1, 48))
+    replay = online.features_for(tx(1, 0))  # same id, two days earlier: first recording kept
+    assert np.isfinite(replay).all()
+    assert value(replay, fd.customer_nb_tx(1)) == 0
+    assert value(replay, fd.customer_avg_amount(1)) == 0.0
+
+
 def test_labels_are_idempotent_and_respect_the_delay() -> None:
     online = computer()
     online.features_for(tx(1, 0, customer=1))

@@ -53,7 +53,11 @@ class OnlineFeatureComputer:
             float(moment.weekday() >= 5),
             float(moment.hour <= self.config.night_end_hour),
         ]
-        averages = [s / c for s, c in zip(agg.customer_sum, agg.customer_count, strict=True)]
+        # A count of 0 only happens for a transaction id replayed at another time: the store
+        # keeps the first recording (idempotence), so the replay may fall outside its windows.
+        averages = [
+            s / c if c else 0.0 for s, c in zip(agg.customer_sum, agg.customer_count, strict=True)
+        ]
         for count, average in zip(agg.customer_count, averages, strict=True):
             values += [float(count), average]
         for count, frauds in zip(agg.terminal_count, agg.terminal_frauds, strict=True):
