@@ -17,6 +17,7 @@ from vigil.cli import (
     ops_commands,
     serve_commands,
     storage_commands,
+    stream_commands,
     ui_commands,
 )
 
@@ -42,6 +43,7 @@ for area in (
     storage_commands,
     inference_commands,
     serve_commands,
+    stream_commands,
     lifecycle_commands,
     ui_commands,
 ):

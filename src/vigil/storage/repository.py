@@ -103,6 +103,18 @@ def recent_predictions(connection: Connection, limit: int = 100) -> list[dict[st
     return [dict(row) for row in connection.execute(query).mappings()]
 
 
+def fetch_transactions(
+    connection: Connection, transaction_ids: Sequence[int]
+) -> list[dict[str, Any]]:
+    """Stored transactions for the given ids (missing ids are skipped), in id order."""
+    query = (
+        select(transactions)
+        .where(transactions.c.transaction_id.in_(list(transaction_ids)))
+        .order_by(transactions.c.transaction_id)
+    )
+    return [dict(row) for row in connection.execute(query).mappings()]
+
+
 def count_rows(connection: Connection, table: Table) -> int:
     """Number of rows in ``table``."""
     return int(connection.execute(select(func.count()).select_from(table)).scalar_one())

@@ -1,0 +1,226 @@
+"""Stream worker throughput (tx/s, one and two workers) and publish-to-decision latency.
+
+Real RabbitMQ, PostgreSQL and Redis; each ``vigil worker`` is a subprocess pinned to one core.
+Throughput: N transactions are queued first, then the clock runs from the first decision to
+the N-th (consume, features, score, commit, publish with confirm, ack). Latency: transactions
+published at a fixed rate, each decision's arrival minus its ``published_at``.
+
+    .venv/bin/python benchmarks/bench_stream.py
+    .venv/bin/python benchmarks/bench_stream.py --transactions 100000 --latency-seconds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aio_pika
+import numpy as np
+import pandas as pd
+import redis
+from sqlalchemy import create_engine, make_url, text
+
+from vigil.config import BrokerConfig, DataConfig, FeaturesConfig
+from vigil.data import schema
+from vigil.data.simulate import simulate_transactions
+from vigil.features import feature_names
+from vigil.streaming import BrokerSink, declare_topology, replay
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--transactions", type=int, default=20_000)
+    parser.add_argument("--latency-rate", type=float, default=1000.0)
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13", help="FLUSHED")
+    parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
+    return parser.parse_args()
+
+
+def make_stream(n: int) -> pd.DataFrame:
+    """At least ``n`` simulated transactions in time order."""
+    days = 30
+    config = DataConfig(n_customers=max(200, n // (2 * days) + 1), n_terminals=4000, n_days=days)
+    frame = simulate_transactions(config).sort_values([schema.TX_DATETIME, schema.TRANSACTION_ID])
+    return frame.head(n).drop(columns=[schema.TX_FRAUD, schema.TX_FRAUD_SCENARIO], errors="ignore")
+
+
+def make_model(path: Path) -> Path:
+    """A logistic model over every feature (the scoring cost is not what is measured here)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from onnx_factory import logistic_model, make_metadata, save
+
+    names = feature_names(FeaturesConfig())
+    weights = np.random.default_rng(0).normal(0, 0.01, len(names))
+    return save(logistic_model(weights.tolist(), -3.0, make_metadata(names, threshold=0.5)), path)
+
+
+class Environment:
+    """Unique queues, a throw-away schema, a model file; workers started on demand."""
+
+    def __init__(self, args: argparse.Namespace, folder: Path) -> None:
+        tag = uuid.uuid4().hex[:8]
+        self.args = args
+        self.schema = f"bench_stream_{tag}"
+        self.broker = BrokerConfig(
+            url=args.amqp_url,
+            transactions_queue=f"bench-tx-{tag}",
+            labels_queue=f"bench-labels-{tag}",
+            decisions_exchange=f"bench-decisions-{tag}",
+        )
+        url = make_url(args.postgres_url).update_query_dict(
+            {"options": f"-csearch_path={self.schema}"}
+        )
+        self.database_url = url.render_as_string(hide_password=False)
+        self.model = make_model(folder / "model.onnx")
+        self.folder = folder
+        self.admin = create_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
+
+    def reset_state(self) -> None:
+        """Fresh schema and online state for one run."""
+        redis.Redis.from_url(self.args.redis_url).flushdb()
+        with self.admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
+            connection.execute(text(f'CREATE SCHEMA "{self.schema}"'))
+
+    def start_worker(self, core: int) -> subprocess.Popen[bytes]:
+        """``vigil worker`` pinned to ``core``."""
+        env = dict(os.environ)
+        env.update(
+            {
+                "VIGIL_STORAGE__DATABASE_URL": self.database_url,
+                "VIGIL_STORAGE__STATE_URL": self.args.redis_url,
+                "VIGIL_BROKER__URL": self.args.amqp_url,
+                "VIGIL_BROKER__TRANSACTIONS_QUEUE": self.broker.transactions_queue,
+                "VIGIL_BROKER__LABELS_QUEUE": self.broker.labels_queue,
+                "VIGIL_BROKER__DECISIONS_EXCHANGE": self.broker.decisions_exchange,
+                "VIGIL_INFERENCE__MODEL_PATH": str(self.model),
+            }
+        )
+        (self.folder / "none.yaml").write_text("{}\n")
+        log = (self.folder / "worker.log").open("ab")
+        return subprocess.Popen(
+            ["taskset", "-c", str(core), sys.executable, "-m", "vigil", "worker",
+             "--config", str(self.folder / "none.yaml")],
+            env=env, stdout=log, stderr=log,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        with self.admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
+        self.admin.dispose()
+        redis.Redis.from_url(self.args.redis_url).flushdb()
+
+
+class DecisionCounter:
+    """Consumes the decisions exchange; records arrival times and latencies."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[float] = []
+        self.latencies: list[float] = []
+
+    async def on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        now = time.time()
+        self.arrivals.append(now)
+        published_at = json.loads(message.body).get("published_at")
+        if published_at is not None:
+            self.latencies.append(now - published_at)
+
+    async def wait_for(self, count: int, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while len(self.arrivals) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {len(self.arrivals)} of {count} decisions arrived")
+            await asyncio.sleep(0.05)
+
+
+async def run_once(
+    env: Environment, frame: pd.DataFrame, workers: int, rate: float
+) -> DecisionCounter:
+    """Queue ``frame`` (all first when ``rate`` is 0), run ``workers`` workers, count decisions."""
+    env.reset_state()
+    connection = await aio_pika.connect_robust(env.args.amqp_url)
+    channel = await connection.channel()
+    topology = await declare_topology(channel, env.broker)
+    await topology.transactions.purge()
+    capture = await channel.declare_queue(exclusive=True)
+    await capture.bind(topology.decisions, routing_key="#")
+    counter = DecisionCounter()
+    await capture.consume(counter.on_message, no_ack=True)
+    procs = []
+    try:
+        async with BrokerSink(env.broker) as sink:
+            if rate <= 0:
+                await replay(frame, sink, rate=0, label_after_s=None, progress=False)
+            cores = os.cpu_count() or 1
+            procs = [env.start_worker(core % cores) for core in range(workers)]
+            if rate > 0:
+                while (
+                    await channel.declare_queue(env.broker.transactions_queue, passive=True)
+                ).declaration_result.consumer_count < workers:
+                    await asyncio.sleep(0.2)
+                await asyncio.sleep(1.0)  # let the workers settle
+                await replay(frame, sink, rate=rate, label_after_s=None, progress=False)
+        await counter.wait_for(len(frame), timeout_s=300)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(30)
+        await channel.queue_delete(env.broker.transactions_queue)
+        await channel.queue_delete(f"{env.broker.transactions_queue}.dlq")
+        await channel.queue_delete(env.broker.labels_queue)
+        await channel.queue_delete(f"{env.broker.labels_queue}.dlq")
+        await connection.close()
+    return counter
+
+
+def throughput(counter: DecisionCounter) -> float:
+    """Decisions per second from the first decision to the last."""
+    span = counter.arrivals[-1] - counter.arrivals[0]
+    return (len(counter.arrivals) - 1) / span if span > 0 else float("inf")
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    frame = make_stream(max(args.transactions, int(args.latency_rate * args.latency_seconds)))
+    with tempfile.TemporaryDirectory() as folder:
+        env = Environment(args, Path(folder))
+        try:
+            rates = {}
+            for workers in args.workers:
+                counter = await run_once(env, frame.head(args.transactions), workers, rate=0)
+                rates[workers] = throughput(counter)
+                print(f"{workers} worker(s): {rates[workers]:,.0f} tx/s end to end "
+                      f"({args.transactions} transactions)")  # fmt: skip
+            n_latency = int(args.latency_rate * args.latency_seconds)
+            counter = await run_once(env, frame.head(n_latency), 1, rate=args.latency_rate)
+            p50, p99 = np.percentile(np.array(counter.latencies) * 1000, [50, 99])
+            print(f"latency at {args.latency_rate:,.0f} tx/s, 1 worker: p50 {p50:.1f} ms, "
+                  f"p99 {p99:.1f} ms")  # fmt: skip
+        finally:
+            env.close()
+    summary = ", ".join(f"{w} worker(s) {r:,.0f} tx/s" for w, r in rates.items())
+    print(f"stream worker: {summary}; publish->decision at {args.latency_rate:,.0f} tx/s "
+          f"p50 {p50:.1f} ms p99 {p99:.1f} ms")  # fmt: skip
+
+
+def main() -> None:
+    """Run the benchmark and print the headline last."""
+    asyncio.run(main_async(parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""``vigil worker``, ``vigil replay`` and ``vigil asyncapi``: the streaming entry points."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vigil.cli.common import ConfigOption, SetOption, VerboseOption, fail, start
+from vigil.config import DEFAULT_CONFIG_PATH, Settings
+
+
+async def _run_worker(settings: Settings, metrics_port: int) -> None:
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from vigil.monitoring import create_metrics
+    from vigil.streaming import StreamRuntime, StreamWorker
+
+    metrics = create_metrics(CollectorRegistry())
+    if metrics_port:
+        start_http_server(metrics_port, registry=metrics.registry)
+    runtime = StreamRuntime.build(settings, source="stream")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    worker = StreamWorker(
+        settings.broker, runtime.pipeline, runtime.features, runtime.store, metrics
+    )
+    try:
+        await worker.run(stop)
+    finally:
+        await runtime.close()
+
+
+def worker(
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    overrides: SetOption = None,
+    verbose: VerboseOption = False,
+    metrics_port: Annotated[int, typer.Option(help="Serve /metrics on this port (0: off).")] = 0,
+) -> None:
+    """Score the transactions queue and apply the labels queue until SIGTERM (then drain)."""
+    settings = start(config, overrides, verbose, json_logs=True)
+    if settings.broker.url is None:
+        raise fail("broker.url is not set: the worker needs RabbitMQ (try `vigil replay`)")
+    asyncio.run(_run_worker(settings, metrics_port))
+
+
+async def _run_replay(
+    settings: Settings, source: Path, rate: float, limit: int | None, label_after: float | None
+) -> None:
+    from vigil.data.io import read_transactions
+    from vigil.streaming import BrokerSink, InProcessSink, ReplaySummary, StreamRuntime, replay
+    from vigil.streaming.replay import Sink
+
+    frame = read_transactions(source)
+    if limit is not None:
+        frame = frame.sort_values("tx_datetime", kind="stable").head(limit)
+
+    async def send(sink: Sink) -> ReplaySummary:
+        return await replay(
+            frame,
+            sink,
+            rate=rate,
+            batch_size=settings.broker.batch_size,
+            label_after_s=label_after,
+            label_delay_days=settings.features.label_delay_days,
+        )
+
+    if settings.broker.url is not None:
+        async with BrokerSink(settings.broker) as broker_sink:
+            summary = await send(broker_sink)
+    else:
+        runtime = StreamRuntime.build(settings, source="batch")
+        try:
+            summary = await send(InProcessSink(runtime.pipeline, runtime.features, runtime.store))
+        finally:
+            await runtime.close()
+    where = "RabbitMQ" if settings.broker.url else "in-process scoring"
+    typer.echo(
+        f"replayed {summary.transactions} transactions and {summary.labels} labels to {where}"
+        f" in {summary.seconds:.1f} s ({summary.rate:,.0f} tx/s)"
+    )
+
+
+def replay_command(
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    overrides: SetOption = None,
+    verbose: VerboseOption = False,
+    source: Annotated[
+        Path | None, typer.Option("--input", help="Transactions (Parquet dir/file, CSV).")
+    ] = None,
+    rate: Annotated[float, typer.Option(help="Transactions per second (0: flat out).")] = 0.0,
+    limit: Annotated[int | None, typer.Option(help="Replay only the first N.")] = None,
+    label_after: Annotated[
+        float, typer.Option(help="Send each label this many seconds later (<0: no labels).")
+    ] = 5.0,
+) -> None:
+    """Replay a dataset into the transactions queue (or score in-process without a broker)."""
+    settings = start(config, overrides, verbose)
+    path = source if source is not None else settings.data.raw_dir
+    if not path.exists():
+        raise fail(f"no transactions at {path}: run `vigil generate` or pass --input")
+    asyncio.run(_run_replay(settings, path, rate, limit, label_after if label_after >= 0 else None))
+
+
+def asyncapi(
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    overrides: SetOption = None,
+    output: Annotated[Path, typer.Option(help="Where to write the YAML.")] = Path(
+        "docs/asyncapi.yaml"
+    ),
+) -> None:
+    """Write the AsyncAPI document generated from the message models."""
+    import yaml
+
+    from vigil.streaming import build_asyncapi
+
+    settings = start(config, overrides)
+    output.write_text(yaml.safe_dump(build_asyncapi(settings.broker), sort_keys=False))
+    typer.echo(f"wrote {output}")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the streaming commands to the ``vigil`` app."""
+    app.command("worker")(worker)
+    app.command("replay")(replay_command)
+    app.command("asyncapi")(asyncapi)

@@ -1,0 +1,396 @@
+"""The stream worker against real RabbitMQ, PostgreSQL and Redis: nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aio_pika
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import create_engine, make_url, select, text
+
+from onnx_factory import logistic_model, make_metadata, save
+from vigil.config import BrokerConfig, DataConfig, Settings, build_settings
+from vigil.data import schema
+from vigil.data.simulate import simulate_transactions
+from vigil.features import feature_names
+from vigil.features.offline import compute_features_frame
+from vigil.inference.scorer import OnnxScorer
+from vigil.storage import create_db_engine
+from vigil.storage.tables import labels, predictions, transactions
+from vigil.streaming import StreamRuntime, StreamWorker, declare_topology
+from vigil.streaming.messages import LabelMessage, TransactionMessage
+from vigil.streaming.topology import REASON_HEADER, dead_letter_queue
+
+pytestmark = pytest.mark.integration
+
+N_DAYS = 6  # shorter than the label delay: offline and online risk features are both 0
+
+
+@pytest.fixture(scope="module")
+def stream() -> pd.DataFrame:
+    """A small simulated stream, in time order."""
+    config = DataConfig(n_customers=400, n_terminals=800, n_days=N_DAYS, seed=3)
+    frame = simulate_transactions(config)
+    return frame.sort_values([schema.TX_DATETIME, schema.TRANSACTION_ID]).reset_index(drop=True)
+
+
+@pytest.fixture
+def pg_schema_url(postgres_url: str) -> Iterator[str]:
+    """A private schema (and application name) so concurrent runs never clash."""
+    name = f"vigil_stream_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{name}"'))
+    url = make_url(postgres_url).update_query_dict(
+        {"options": f"-csearch_path={name}", "application_name": name}
+    )
+    yield url.render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+    admin.dispose()
+
+
+def write_model(settings_features: object, offline: pd.DataFrame, path: Path) -> Path:
+    """A logistic model over every feature, weights scaled to the features' magnitudes."""
+    names = feature_names(settings_features)  # type: ignore[arg-type]
+    scale = offline[names].abs().mean().to_numpy() + 1.0
+    weights = np.random.default_rng(0).normal(0, 1.5, len(names)) / scale
+    metadata = make_metadata(names, offline[names].mean().tolist(), threshold=0.6)
+    return save(logistic_model(weights.tolist(), -0.5, metadata), path)
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path, pg_schema_url: str, amqp_url: str, redis_url: str, stream: pd.DataFrame
+) -> Settings:
+    """Unique queue names, a private schema, Redis state, a model file."""
+    tag = uuid.uuid4().hex[:8]
+    tree = {
+        "storage": {"database_url": pg_schema_url, "state_url": redis_url},
+        "broker": {
+            "url": amqp_url,
+            "batch_size": 128,
+            "prefetch": 256,
+            "transactions_queue": f"test-tx-{tag}",
+            "labels_queue": f"test-labels-{tag}",
+            "decisions_exchange": f"test-decisions-{tag}",
+        },
+        "inference": {"model_path": str(tmp_path / "model.onnx")},
+    }
+    base = build_settings(tree)
+    write_model(
+        base.features, compute_features_frame(base.features, stream), tmp_path / "model.onnx"
+    )
+    return base
+
+
+@dataclass
+class Broker:
+    """A test-side connection: publish, capture decisions, read dead letters."""
+
+    channel: aio_pika.abc.AbstractChannel
+    config: BrokerConfig
+    decisions: aio_pika.abc.AbstractQueue
+
+    async def publish(self, queue: str, bodies: list[bytes]) -> None:
+        exchange = self.channel.default_exchange
+        await asyncio.gather(
+            *(exchange.publish(aio_pika.Message(body=b), routing_key=queue) for b in bodies)
+        )
+
+    async def drain(
+        self, queue: aio_pika.abc.AbstractQueue
+    ) -> list[aio_pika.abc.AbstractIncomingMessage]:
+        got = []
+        while (message := await queue.get(fail=False, no_ack=True)) is not None:
+            got.append(message)
+        return got
+
+
+@pytest.fixture
+async def broker(settings: Settings) -> AsyncIterator[Broker]:
+    config = settings.broker
+    assert config.url is not None
+    connection = await aio_pika.connect_robust(config.url)
+    channel = await connection.channel(publisher_confirms=True)
+    topology = await declare_topology(channel, config)
+    capture = await channel.declare_queue(f"{config.decisions_exchange}-capture", durable=False)
+    await capture.bind(topology.decisions, routing_key="#")
+    yield Broker(channel, config, capture)
+    for queue in (
+        config.transactions_queue,
+        config.labels_queue,
+        dead_letter_queue(config.transactions_queue),
+        dead_letter_queue(config.labels_queue),
+        capture.name,
+    ):
+        await channel.queue_delete(queue)
+    for exchange in (
+        config.decisions_exchange,
+        f"{config.transactions_queue}.dlx",
+        f"{config.labels_queue}.dlx",
+    ):
+        await channel.exchange_delete(exchange)
+    await connection.close()
+
+
+def transaction_bodies(frame: pd.DataFrame) -> list[bytes]:
+    columns = list(schema.TRANSACTION_COLUMNS)
+    return [
+        TransactionMessage(**dict(zip(columns, row, strict=True))).to_bytes()
+        for row in frame[columns].itertuples(index=False, name=None)
+    ]
+
+
+def stored_ids(url: str) -> list[int]:
+    engine = create_db_engine(url)
+    try:
+        with engine.connect() as connection:
+            # One statement, one snapshot: both ids, or a mismatch a commit cannot explain.
+            rows = connection.execute(
+                select(predictions.c.transaction_id, transactions.c.transaction_id).join_from(
+                    predictions,
+                    transactions,
+                    predictions.c.transaction_id == transactions.c.transaction_id,
+                    full=True,
+                )
+            ).all()
+    except Exception:  # tables not created yet by the worker
+        return []
+    finally:
+        engine.dispose()
+    assert all(p == t for p, t in rows), "a prediction without its transaction or vice versa"
+    return [p for p, _ in rows]
+
+
+async def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class RunningWorker:
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+    runtime: StreamRuntime
+
+    async def shutdown(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, 20)
+        await self.runtime.close()
+
+
+async def start_worker(settings: Settings) -> RunningWorker:
+    runtime = StreamRuntime.build(settings, source="stream")
+    worker = StreamWorker(settings.broker, runtime.pipeline, runtime.features, runtime.store)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    await asyncio.wait_for(worker.ready.wait(), 10)
+    return RunningWorker(stop, task, runtime)
+
+
+async def test_scores_like_offline_dead_letters_poison_and_applies_labels(
+    settings: Settings, broker: Broker, stream: pd.DataFrame
+) -> None:
+    good = stream.head(600)
+    bodies = transaction_bodies(good)
+    poison = {
+        b"{not json": "invalid message",
+        json.dumps({"transaction_id": 10**9, "tx_datetime": "2018-04-01T00:00:00"}).encode(): (
+            "customer_id: Field required"
+        ),
+        TransactionMessage.model_construct(
+            transaction_id=10**9 + 1,
+            tx_datetime=good.tx_datetime[0],
+            customer_id=1,
+            terminal_id=1,
+            tx_amount=-5.0,
+            schema_version=1,
+        )
+        .model_dump_json()
+        .encode(): "tx_amount: Input should be greater than or equal to 0",
+        bodies[0].replace(b'"schema_version":1', b'"schema_version":2'): "schema_version",
+    }
+    mixed = bodies[:200] + list(poison) + bodies[200:]
+    worker = await start_worker(settings)
+    await broker.publish(settings.broker.transactions_queue, mixed)
+    await wait_until(lambda: len(stored_ids(settings.storage.database_url)) >= 600, 30, "600 rows")
+
+    label_bodies = [
+        LabelMessage(transaction_id=int(t), tx_fraud=1, labelled_at=good.tx_datetime[0]).to_bytes()
+        for t in good.transaction_id[:5]
+    ] + [b'{"transaction_id": -1}']
+    await broker.publish(settings.broker.labels_queue, label_bodies)
+    engine = create_db_engine(settings.storage.database_url)
+
+    def label_count() -> int:
+        with engine.connect() as connection:
+            return len(connection.execute(select(labels.c.transaction_id)).all())
+
+    await wait_until(lambda: label_count() == 5, 10, "5 labels")
+    engine.dispose()
+    await worker.shutdown()
+
+    assert sorted(stored_ids(settings.storage.database_url)) == sorted(good.transaction_id)
+    decisions = {}
+    for message in await broker.drain(broker.decisions):
+        body = json.loads(message.body)
+        decisions[body["transaction_id"]] = body
+        assert message.routing_key == ("decision.fraud" if body["label"] else "decision.legit")
+    assert sorted(decisions) == sorted(good.transaction_id)
+
+    # Parity: every published score is the model applied to the OFFLINE features.
+    offline = compute_features_frame(settings.features, good).set_index(schema.TRANSACTION_ID)
+    scorer = OnnxScorer.load(settings.inference.model_path)
+    expected = scorer.score(offline[list(scorer.feature_names)].to_numpy(np.float32))
+    published = np.array([decisions[t]["score"] for t in offline.index])
+    np.testing.assert_allclose(published, expected, rtol=1e-5, atol=1e-6)
+    assert 0 < sum(d["label"] for d in decisions.values()) < 600
+
+    dead = await broker.drain(
+        await broker.channel.get_queue(dead_letter_queue(settings.broker.transactions_queue))
+    )
+    assert sorted(m.body for m in dead) == sorted(poison)
+    for message in dead:
+        assert poison[message.body] in message.headers[REASON_HEADER]
+    dead_labels = await broker.drain(
+        await broker.channel.get_queue(dead_letter_queue(settings.broker.labels_queue))
+    )
+    assert [m.body for m in dead_labels] == [b'{"transaction_id": -1}']
+
+
+def terminate_backends(admin_url: str, application_name: str) -> int:
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            return int(
+                connection.execute(
+                    text(
+                        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
+                        "FROM pg_stat_activity WHERE application_name = :name"
+                    ),
+                    {"name": application_name},
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+async def test_database_outage_mid_stream_loses_nothing(
+    settings: Settings, broker: Broker, stream: pd.DataFrame, postgres_url: str
+) -> None:
+    frame = stream.head(1500)
+    worker = await start_worker(settings)
+    url = settings.storage.database_url
+    await broker.publish(settings.broker.transactions_queue, transaction_bodies(frame))
+    await wait_until(lambda: len(stored_ids(url)) >= 200, 30, "first rows")
+    # The database "goes away" for about a second: every connection the worker opens is killed.
+    name = make_url(url).query["application_name"]
+    killed = 0
+    for _ in range(20):
+        killed += await asyncio.to_thread(terminate_backends, postgres_url, name)
+        await asyncio.sleep(0.05)
+    await wait_until(lambda: len(stored_ids(url)) == 1500, 30, "the backlog to drain")
+    await worker.shutdown()
+    assert killed >= 1
+    assert sorted(stored_ids(url)) == sorted(frame.transaction_id)
+    published = [json.loads(m.body)["transaction_id"] for m in await broker.drain(broker.decisions)]
+    assert set(published) == set(frame.transaction_id)
+
+
+def worker_process(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    """``vigil worker`` in a subprocess, configured through VIGIL_* variables."""
+    env = dict(os.environ)
+    for key, value in {
+        "STORAGE__DATABASE_URL": settings.storage.database_url,
+        "STORAGE__STATE_URL": settings.storage.state_url,
+        "BROKER__URL": settings.broker.url,
+        "BROKER__TRANSACTIONS_QUEUE": settings.broker.transactions_queue,
+        "BROKER__LABELS_QUEUE": settings.broker.labels_queue,
+        "BROKER__DECISIONS_EXCHANGE": settings.broker.decisions_exchange,
+        "INFERENCE__MODEL_PATH": str(settings.inference.model_path),
+    }.items():
+        env[f"VIGIL_{key}"] = str(value)
+    log = log_path.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", "vigil", "worker", "--config", str(log_path.parent / "none.yaml")],
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+
+
+def assert_each_id_decided_once(published: list[dict[str, object]], ids: pd.Series) -> None:
+    """Every id has a decision; duplicates (redeliveries) all carry the same score."""
+    by_id: dict[object, set[object]] = {}
+    for body in published:
+        by_id.setdefault(body["transaction_id"], set()).add(body["score"])
+    assert set(by_id) == set(ids)
+    assert all(len(scores) == 1 for scores in by_id.values()), "a republished decision changed"
+
+
+async def test_crash_mid_stream_has_an_exactly_once_effect(
+    settings: Settings, broker: Broker, stream: pd.DataFrame
+) -> None:
+    """In-process crash: the worker task is cancelled mid-batch, its deliveries never acked."""
+    frame = stream.head(2000)
+    url = settings.storage.database_url
+    await broker.publish(settings.broker.transactions_queue, transaction_bodies(frame))
+    first = await start_worker(settings)
+    await wait_until(lambda: len(stored_ids(url)) >= 300, 30, "the first worker to start")
+    first.task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await first.task
+    await first.runtime.close()
+    assert len(stored_ids(url)) < 2000, "the crash must land mid-stream"
+    second = await start_worker(settings)
+    await wait_until(lambda: len(stored_ids(url)) == 2000, 30, "the backlog to drain")
+    await second.shutdown()
+    ids = stored_ids(url)
+    assert len(ids) == len(set(ids)) == 2000
+    published = [json.loads(m.body) for m in await broker.drain(broker.decisions)]
+    assert_each_id_decided_once(published, frame.transaction_id)
+
+
+@pytest.mark.slow
+async def test_sigkill_mid_stream_has_an_exactly_once_effect(
+    settings: Settings, broker: Broker, stream: pd.DataFrame, tmp_path: Path
+) -> None:
+    frame = stream.head(4000)
+    assert len(frame) == 4000
+    (tmp_path / "none.yaml").write_text("{}\n")
+    url = settings.storage.database_url
+    await broker.publish(settings.broker.transactions_queue, transaction_bodies(frame))
+    first = worker_process(settings, tmp_path / "worker.log")
+    try:
+        await wait_until(lambda: len(stored_ids(url)) >= 800, 40, "the first worker to start")
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    assert len(stored_ids(url)) < 4000, "the kill must land mid-stream"
+    second = worker_process(settings, tmp_path / "worker.log")
+    try:
+        await wait_until(lambda: len(stored_ids(url)) == 4000, 40, "the backlog to drain")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(20) == 0, (tmp_path / "worker.log").read_text()[-3000:]
+    ids = stored_ids(url)
+    assert len(ids) == len(set(ids)) == 4000
+    published = [json.loads(m.body) for m in await broker.drain(broker.decisions)]
+    assert_each_id_decided_once(published, frame.transaction_id)
