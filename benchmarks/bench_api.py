@@ -157,14 +157,14 @@ def _milliseconds(value: str) -> float:
 
 
 def run_wrk(
-    args: argparse.Namespace, route: str, script: str, seconds: int, env: dict[str, str]
+    args: argparse.Namespace, url: str, script: str, seconds: int, env: dict[str, str]
 ) -> WrkResult:
     """One wrk run from the client core; parses throughput, percentiles and errors."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(script)
     command = [
         "taskset", "-c", args.client_core, "wrk", "-t1", f"-c{args.connections}",
-        f"-d{seconds}s", "--latency", "-s", lua.name, f"http://127.0.0.1:{args.port}{route}",
+        f"-d{seconds}s", "--latency", "-s", lua.name, url,
     ]  # fmt: skip
     output = subprocess.run(
         command, capture_output=True, text=True, check=True, env={**os.environ, **env}
@@ -179,7 +179,7 @@ def run_wrk(
     errors += sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
     count = re.search(r"(\d+) requests in", output)
-    if rate is None or count is None:
+    if rate is None or count is None or len(percentiles) != 2:
         raise RuntimeError(f"unexpected wrk output:\n{output}")
     return WrkResult(
         requests_per_s=float(rate.group(1)),
@@ -221,10 +221,11 @@ def measure_route(
     args: argparse.Namespace, pid: int, route: str, script: str, env_for: Callable[[int], dict]
 ) -> tuple[WrkResult, int, int]:
     """Warm up, then measure; returns the result and the id range the measured run used."""
-    run_wrk(args, route, script, args.warmup, env_for(_id_base()))
+    url = f"http://127.0.0.1:{args.port}{route}"
+    run_wrk(args, url, script, args.warmup, env_for(_id_base()))
     base = _id_base()
     cpu_before = cpu_seconds(pid)
-    result = run_wrk(args, route, script, args.duration, env_for(base))
+    result = run_wrk(args, url, script, args.duration, env_for(base))
     result = replace(result, server_cpu_s=cpu_seconds(pid) - cpu_before)
     return result, base, base + ID_SPAN
 
