@@ -26,7 +26,6 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_api import REPO, VIGIL, WrkResult, cpu_seconds, run_wrk
 
 TORCHSERVE = REPO / ".venv" / "bin" / "torchserve"
