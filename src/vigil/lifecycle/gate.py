@@ -133,11 +133,15 @@ def compare(data: PairedScores, policy: GatePolicy) -> GateDecision:
     rng = np.random.default_rng(policy.seed)
     ap = _compare_ap(data, policy, rng)
     cp = _compare_cp(data, policy, rng)
-    if ap.ci_low <= policy.min_gain:
+    interval = f"{policy.confidence:.0%} interval [{ap.ci_low:+.4f}, {ap.ci_high:+.4f}]"
+    if ap.ci_high < 0:
+        promote = False
+        reason = f"challenger AP is worse by {-ap.difference:.4f} ({interval})"
+    elif ap.ci_low <= policy.min_gain:
         promote = False
         reason = (
-            f"AP gain {ap.difference:+.4f} not significant: {policy.confidence:.0%} interval "
-            f"[{ap.ci_low:+.4f}, {ap.ci_high:+.4f}] does not lie above {policy.min_gain:+.4f}"
+            f"AP gain {ap.difference:+.4f} not significant: {interval} "
+            f"does not lie above {policy.min_gain:+.4f}"
         )
     elif cp.difference < 0:
         promote = False
