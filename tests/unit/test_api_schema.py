@@ -10,7 +10,7 @@ from pathlib import Path
 
 import schemathesis
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, assume, given
+from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -27,15 +27,6 @@ ROUTES = {
 EXCLUDED = [positive_data_acceptance]
 
 
-def _conflicting_replay(case: schemathesis.Case, seen: dict[object, object]) -> bool:
-    """A /predict body reusing a transaction_id with other fields: the known features bug
-    (see ``test_replayed_id_with_another_time_is_not_a_server_error``), kept out of here."""
-    body = case.body if case.path == "/predict" and isinstance(case.body, dict) else None
-    if body is None or "transaction_id" not in body:
-        return False
-    return seen.setdefault(body["transaction_id"], body) != body
-
-
 def test_no_route_answers_a_server_error(small_settings: Settings, tmp_path: Path) -> None:
     settings = api_settings(small_settings, max_batch_rows=20)
     writer = FakeWriter()
@@ -45,7 +36,6 @@ def test_no_route_answers_a_server_error(small_settings: Settings, tmp_path: Pat
         f"{r.ok().method.upper()} {r.ok().path}": r.ok() for r in schema.get_all_operations()
     }
     assert set(operations) >= ROUTES
-    seen: dict[object, object] = {}
     for name in sorted(ROUTES):  # the lifecycle routes have their own tests
         operation = operations[name]
 
@@ -54,7 +44,6 @@ def test_no_route_answers_a_server_error(small_settings: Settings, tmp_path: Pat
             max_examples=10, deadline=None, suppress_health_check=list(HealthCheck)
         )
         def conforms(case: schemathesis.Case) -> None:
-            assume(not _conflicting_replay(case, seen))
             case.call_and_validate(excluded_checks=EXCLUDED)
 
         conforms()

@@ -57,7 +57,9 @@ async def running_services(
 ) -> AsyncIterator[Services]:
     """Build what was not injected, yield the running services, close what was built."""
     async with AsyncExitStack() as stack:
-        models = model_manager or await asyncio.to_thread(build_models, settings)
+        models = model_manager
+        if models is None:
+            models = await asyncio.to_thread(build_models, settings)
         if state_store is None:
             state_store = make_state_store(settings.storage.state_url)
             stack.callback(state_store.close)

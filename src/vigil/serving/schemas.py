@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from vigil.inference.decision import Decision
 from vigil.inference.metadata import ModelMetadata
 
-TRANSACTION_EXAMPLE = {
+TRANSACTION_EXAMPLE: dict[str, Any] = {
     "transaction_id": 1754155,
     "tx_datetime": "2018-09-30T23:56:36",
     "customer_id": 2513,
@@ -19,7 +19,7 @@ TRANSACTION_EXAMPLE = {
 }
 # Far above any card payment, far below float32's limit (the model computes in float32).
 MAX_AMOUNT = 1e12
-DECISION_EXAMPLE = {
+DECISION_EXAMPLE: dict[str, Any] = {
     "transaction_id": 1754155,
     "score": 0.0132,
     "label": 0,

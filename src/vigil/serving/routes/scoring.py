@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -27,7 +29,10 @@ router = APIRouter(tags=["scoring"])
 BAD_REQUEST = "bad request"
 MODEL_FAILED = "модель не смогла обработать данные"
 _BATCH = TypeAdapter(list[Transaction])
-_ERRORS = {413: {"model": ErrorOut}, 503: {"model": ErrorOut, "description": "Retry later."}}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorOut},
+    503: {"model": ErrorOut, "description": "Retry later."},
+}
 
 
 def json_response(content: object) -> Response:
