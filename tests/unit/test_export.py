@@ -28,7 +28,7 @@ from vigil.models.handler import VigilHandler
 from vigil.models.kinds import FraudModel, model_kind, predict_scores
 from vigil.models.mlp import FraudMLP
 
-NAMES = feature_names(FeaturesConfig())
+NAMES = feature_names(FeaturesConfig.model_validate({}))
 N_FEATURES = len(NAMES)
 
 
@@ -62,8 +62,8 @@ def _fit(kind: str, features: np.ndarray, labels: np.ndarray) -> FraudModel:
     with torch.no_grad():  # non-trivial BatchNorm statistics, so the export must carry them
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm1d):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
+                module.running_mean.uniform_(-0.5, 0.5)  # type: ignore[union-attr]
+                module.running_var.uniform_(0.5, 2.0)  # type: ignore[union-attr]
     return model.eval()
 
 

@@ -28,6 +28,6 @@ def predict_scores(model: FraudModel, features: np.ndarray) -> np.ndarray:
     """Fraud probabilities, float32 [N], for raw features [N, F]."""
     batch = np.ascontiguousarray(features, dtype=np.float32)
     if isinstance(model, FraudMLP):
-        return model.predict_proba(batch)
+        return np.asarray(model.predict_proba(batch))
     probabilities = np.asarray(model.predict_proba(batch))
     return probabilities[:, 1].astype(np.float32)
