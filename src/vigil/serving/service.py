@@ -23,6 +23,7 @@ from vigil.inference.manager import ModelManager
 from vigil.inference.scorer import OnnxScorer
 from vigil.metrics import average_precision, card_precision_at_k, roc_auc, threshold_metrics
 from vigil.monitoring import VigilMetrics
+from vigil.serving.batching import FeatureBatcher
 from vigil.serving.schemas import ForwardRequest, LabelledTransaction, Transaction
 from vigil.storage import GroupCommitWriter, PredictionRecord
 
@@ -54,6 +55,7 @@ class PredictionService:
         self._settings = settings
         self._models = models
         self._features = features
+        self._batcher = FeatureBatcher(features)
         self._writer = writer
         self._reason_codes = settings.inference.reason_codes
         self._columns: dict[OnnxScorer, np.ndarray | None] = {}
@@ -70,7 +72,7 @@ class PredictionService:
         online = OnlineTransaction(
             tx.transaction_id, tx.tx_datetime, tx.customer_id, tx.terminal_id, tx.tx_amount
         )
-        online_vector = (await self._features.afeatures_for(online)).reshape(1, -1)
+        online_vector = (await self._batcher.features_for(online)).reshape(1, -1)
         models = self._models.snapshot()
         champion, challenger = models.champion, models.challenger
         vector = self._model_order(champion, online_vector)
