@@ -167,21 +167,6 @@ def gate(
         typer.echo(f"champion -> v{challenger.version}")
 
 
-def stage_features(
-    config: ConfigOption = DEFAULT_CONFIG_PATH,
-    overrides: SetOption = None,
-    verbose: VerboseOption = False,
-) -> None:
-    """Feature table of data.raw_dir into features.output_path (the DVC prepare stage)."""
-    settings = start(config, overrides, verbose)
-    from vigil.features.offline import build_feature_table
-
-    summary = build_feature_table(
-        settings.features, settings.data.raw_dir, settings.features.output_path, progress=False
-    )
-    typer.echo(f"wrote {summary.rows:,} feature rows to {summary.output_path}")
-
-
 def stage_evaluate(
     model: Annotated[Path, typer.Option(help="ONNX model file.")],
     features: Annotated[Path, typer.Option(help="Feature table (Parquet).")],
@@ -222,7 +207,6 @@ def register(app: typer.Typer) -> None:
     registry_app.command("promote")(promote)
     registry_app.command("pull")(pull)
     registry_app.command("gate")(gate)
-    stage_app.command("features")(stage_features)
     stage_app.command("evaluate")(stage_evaluate)
     stage_app.command("holdout")(stage_holdout)
     app.add_typer(registry_app, name="registry")
