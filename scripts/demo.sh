@@ -43,11 +43,13 @@ from vigil.data.io import read_transactions
 demo = Path(sys.argv[1])
 frame = read_transactions(demo / "raw")
 last_week = frame[frame["tx_datetime"] >= frame["tx_datetime"].max() - pd.Timedelta(days=7)]
+last_week.to_parquet(demo / "last_week_labelled.parquet", index=False)
 last_week.drop(columns=["tx_fraud", "tx_fraud_scenario"]).to_csv(demo / "last_week.csv", index=False)
 PY
-vigil predict "${WORLD[@]}" --input_path "$DEMO_DIR/last_week.csv" --output_path "$DEMO_DIR/scores.csv"
+vigil predict "${WORLD[@]}" --input_path "$DEMO_DIR/last_week.csv" --history "$DEMO_DIR/raw" \
+  --output_path "$DEMO_DIR/scores.csv"
 
 step "6/6 replay the stream through online features, scoring and storage (in-process)"
-vigil replay "${WORLD[@]}" --input "$DEMO_DIR/last_week.csv" --limit 2000
+vigil replay "${WORLD[@]}" --input "$DEMO_DIR/last_week_labelled.parquet" --limit 5000 --label-after 0
 
 step "done: artifacts under $DEMO_DIR"

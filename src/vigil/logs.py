@@ -21,5 +21,5 @@ def configure_logging(verbose: bool = False, json_format: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("urllib3", "matplotlib", "asyncio", "aiormq", "aio_pika", "filelock"):
+    for noisy in ("urllib3", "matplotlib", "asyncio", "aiormq", "aio_pika", "filelock", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from vigil.config import Settings
 from vigil.data.contracts import DataContractError, validate_transactions
 from vigil.data.io import DataFormatError, read_transactions
-from vigil.data.schema import TRANSACTION_ID
+from vigil.data.schema import TRANSACTION_ID, TX_DATETIME, TX_FRAUD
 from vigil.features.offline import compute_features_frame
 from vigil.inference.decision import label_scores, validate_scores
 from vigil.inference.scorer import OnnxScorer
@@ -74,19 +74,44 @@ def _read_table(path: Path) -> pd.DataFrame:
     raise PredictionInputError(f"input {path} must be a .csv, .parquet or .pq file")
 
 
+def _with_history(transactions: pd.DataFrame, history_path: Path) -> pd.DataFrame:
+    """Input transactions preceded by the labelled history that their windows look back on.
+
+    History rows that are also in the input, or later than the input's last transaction, are
+    dropped; input rows without a label count as not (yet) known fraud, as online.
+    """
+    history = validate_transactions(read_transactions(history_path), require_labels=True)
+    is_context = ~history[TRANSACTION_ID].isin(transactions[TRANSACTION_ID]) & (
+        history[TX_DATETIME] <= transactions[TX_DATETIME].max()
+    )
+    scored = transactions if TX_FRAUD in transactions else transactions.assign(**{TX_FRAUD: 0})
+    columns = [*transactions.columns.drop(TX_FRAUD, errors="ignore"), TX_FRAUD]
+    return pd.concat([history.loc[is_context, columns], scored[columns]], ignore_index=True)
+
+
 def load_feature_frame(
-    settings: Settings, input_path: Path, features_precomputed: bool
+    settings: Settings,
+    input_path: Path,
+    features_precomputed: bool,
+    history_path: Path | None = None,
 ) -> pd.DataFrame:
-    """Read the input and return ``transaction_id`` plus feature columns, in input order."""
+    """Read the input and return ``transaction_id`` plus feature columns, in input order.
+
+    ``history_path`` (labelled transactions) gives the feature windows the past they need;
+    without it, features see only the input file.
+    """
     try:
         if features_precomputed:
             return _read_table(input_path)
         transactions = validate_transactions(read_transactions(input_path))
+        context = transactions
+        if history_path is not None:
+            context = _with_history(transactions, history_path)
     except (DataFormatError, DataContractError, PredictionInputError) as error:
         raise PredictionInputError(f"input {input_path}: {error}") from error
     except (OSError, ValueError) as error:  # unreadable: parser, Arrow or encoding errors
         raise PredictionInputError(f"input {input_path} is not readable: {error}") from error
-    features = compute_features_frame(settings.features, transactions)
+    features = compute_features_frame(settings.features, context)
     # DuckDB returns rows in its own order; answer in the caller's.
     return features.set_index(TRANSACTION_ID).loc[transactions[TRANSACTION_ID]].reset_index()
 
@@ -146,12 +171,13 @@ def predict_file(
     features_precomputed: bool = False,
     threads: int = 1,
     progress: bool = True,
+    history_path: Path | None = None,
 ) -> PredictionSummary:
     """Score every transaction of ``input_path`` and write the decisions to ``output_path``."""
     started = time.perf_counter()
     _output_format(output_path)
     scorer = OnnxScorer.load(model_path or settings.inference.model_path, threads)
-    frame = load_feature_frame(settings, input_path, features_precomputed)
+    frame = load_feature_frame(settings, input_path, features_precomputed, history_path)
     features = feature_matrix(frame, scorer.feature_names)
     scores = score_in_chunks(scorer, features, settings.inference.batch_size, progress)
     labels = label_scores(scores, scorer.metadata.threshold)

@@ -106,6 +106,36 @@ def test_precomputed_features(
     np.testing.assert_allclose(out["score"], expected, atol=1e-6)
 
 
+def test_history_gives_the_input_the_features_of_the_full_stream(
+    tmp_path: Path, settings: Settings, weights: np.ndarray, model_path: Path
+) -> None:
+    labelled = simulate_transactions(settings.data)
+    cut = labelled["tx_datetime"].min() + pd.Timedelta(days=4)
+    history, recent = (
+        labelled[labelled["tx_datetime"] < cut],
+        labelled[labelled["tx_datetime"] >= cut],
+    )
+    source = _write(recent.drop(columns=["tx_fraud", "tx_fraud_scenario"]), tmp_path / "in.csv")
+    target = tmp_path / "scores.csv"
+    result = _run(
+        "-i",
+        source,
+        "-o",
+        target,
+        "-m",
+        model_path,
+        "--history",
+        _write(history, tmp_path / "h.parquet"),
+    )
+    assert result.exit_code == 0, result.output
+    out = pd.read_csv(target)
+    assert out["transaction_id"].tolist() == recent["transaction_id"].tolist()
+    # Input labels are unknown at scoring time, so the reference stream has them masked too.
+    masked = pd.concat([history, recent.assign(tx_fraud=0)])
+    expected = _expected(settings, masked, weights).loc[out["transaction_id"]]
+    np.testing.assert_allclose(out["score"], expected, atol=1e-6)
+
+
 def _corrupt(frame: pd.DataFrame, path: Path, how: str) -> Path:
     if how == "missing-column":
         return _write(frame.drop(columns=["terminal_id"]), path)

@@ -38,6 +38,13 @@ def predict(
             help="The input already holds transaction_id and the model's feature columns.",
         ),
     ] = False,
+    history: Annotated[
+        Path | None,
+        typer.Option(
+            "--history",
+            help="Labelled transactions before the input (e.g. data.raw_dir): window context.",
+        ),
+    ] = None,
     threads: Annotated[
         int, typer.Option("--threads", min=1, help="ONNX Runtime intra-op threads.")
     ] = 1,
@@ -52,7 +59,13 @@ def predict(
 
     try:
         summary = predict_file(
-            settings, input_path, output_path, model, features_precomputed, threads
+            settings,
+            input_path,
+            output_path,
+            model,
+            features_precomputed,
+            threads,
+            history_path=history,
         )
     except (PredictionInputError, InvalidFeaturesError, ModelLoadError, ModelScoringError) as error:
         raise fail(f"{error} (nothing was written)") from None
