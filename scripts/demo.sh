@@ -52,4 +52,30 @@ vigil predict "${WORLD[@]}" --input_path "$DEMO_DIR/last_week.csv" --history "$D
 step "6/6 replay the stream through online features, scoring and storage (in-process)"
 vigil replay "${WORLD[@]}" --input "$DEMO_DIR/last_week_labelled.parquet" --limit 5000 --label-after 0
 
-step "done: artifacts under $DEMO_DIR"
+step "summary"
+python - "$DEMO_DIR" <<'PY'
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+demo = Path(sys.argv[1])
+quality = json.loads((demo / "quality.json").read_text())
+run_dir = sorted((demo / "runs").iterdir())[-1]
+metrics = json.loads((run_dir / "metrics.json").read_text())
+test = metrics["test"]
+scores = pd.read_csv(demo / "scores.csv")
+with sqlite3.connect(demo / "vigil.db") as db:
+    stored = db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+print(f"data        {quality['rows']:,} transactions simulated and validated")
+print(
+    f"model       {run_dir.name}: test AUC ROC {test['auc_roc']:.3f}, "
+    f"AP {test['average_precision']:.3f}, precision {test['precision']:.2f}, "
+    f"recall {test['recall']:.2f} at threshold {test['threshold']:.3f}"
+)
+print(f"batch       {len(scores):,} last-week transactions scored, {int(scores['label'].sum())} flagged")
+print(f"stream      {stored:,} predictions persisted in {demo / 'vigil.db'}")
+print(f"artifacts   {run_dir} (model.onnx, hf/, model.mar, plots, metrics.json)")
+PY
