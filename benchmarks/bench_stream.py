@@ -118,6 +118,11 @@ class Environment:
             env=env, stdout=log, stderr=log,
         )  # fmt: skip
 
+    def consuming_workers(self) -> int:
+        """How many workers so far logged that they are consuming."""
+        log = self.folder / "worker.log"
+        return log.read_text().count("stream worker consuming") if log.exists() else 0
+
     def close(self) -> None:
         with self.admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
@@ -165,12 +170,11 @@ async def run_once(
         async with BrokerSink(env.broker) as sink:
             if rate <= 0:
                 await replay(frame, sink, rate=0, label_after_s=None, progress=False)
+            started = env.consuming_workers()
             cores = os.cpu_count() or 1
             procs = [env.start_worker(core % cores) for core in range(workers)]
             if rate > 0:
-                while (
-                    await channel.declare_queue(env.broker.transactions_queue, passive=True)
-                ).declaration_result.consumer_count < workers:
+                while env.consuming_workers() < started + workers:
                     await asyncio.sleep(0.2)
                 await asyncio.sleep(1.0)  # let the workers settle
                 await replay(frame, sink, rate=rate, label_after_s=None, progress=False)
