@@ -298,6 +298,7 @@ def test_artefacts_run_the_expected_commands() -> None:
         ("serve", "--workers", "1"),
         ("worker", "--metrics-port", "9100"),
         ("ui",),
+        ("ui", "--host", "0.0.0.0", "--api-url", "http://api:8000"),
         ("db", "upgrade"),
     }
 
