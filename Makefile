@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all lint format bench load clean
+.PHONY: setup demo test test-slow test-all lint format bench load clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ demo: $(STAMP) ## generate -> validate -> features -> train -> score, embedded d
 
 test: $(STAMP) ## unit + integration tests (integration skips locally when a service is down; fails in CI)
 	$(BIN)/python -m pytest -m "not slow" -q
+
+test-slow: $(STAMP) ## only the slow tests (real SIGKILL, real retrain, full-size simulation)
+	$(BIN)/python -m pytest -m slow -q
 
 test-all: $(STAMP) ## every test, slow ones included
 	$(BIN)/python -m pytest -q
