@@ -32,6 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/flake8 src tests benchmarks
+	$(BIN)/mypy src
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
