@@ -86,6 +86,7 @@ class TrainConfig(_Section):
     experiment_name: str = "vigil"
     train_start: date = date(2018, 7, 25)
     train_days: int = Field(7, gt=0)
+    history_days: int = Field(0, ge=0)
     delay_days: int = Field(7, ge=0)
     test_days: int = Field(7, gt=0)
     validation_days: int = Field(1, ge=0)

@@ -34,10 +34,11 @@ def history_start(settings: Settings) -> pd.Timestamp:
     """The earliest transaction any feature of the first training day can look at.
 
     Customer windows reach back the longest window; terminal and customer risk reach back
-    the longest window plus the label delay (one more day for safety).
+    the longest window plus the label delay (one more day for safety) from the first
+    fitting day.
     """
     lookback = max(settings.features.windows_days) + settings.features.label_delay_days + 1
-    return pd.Timestamp(settings.train.train_start - timedelta(days=lookback))
+    return pd.Timestamp(Periods.from_config(settings.train).fit_start - timedelta(days=lookback))
 
 
 def load_feature_table(settings: Settings, source: Path | None = None) -> FeatureTable:

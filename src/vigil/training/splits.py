@@ -1,7 +1,9 @@
 """The Fraud Detection Handbook's protocol: training, delay and test periods in time.
 
 Training is ``[train_start, train_start + train_days)``; its last ``validation_days`` are held
-out (early stopping, threshold, model selection). The delay period follows (labels not yet
+out (early stopping, threshold, model selection). ``history_days`` more days before
+``train_start`` may be added to fitting; they change neither the validation days nor the
+test set, which the protocol defines from ``train_start``. The delay period follows (labels not yet
 known), then the test period. Cards known to be compromised are dropped from the test set:
 every card with a fraud in training and, for test day i, every card with a fraud on day
 ``train_start + train_days + i - 1`` (cumulative, as the handbook's ``get_train_test_set``).
@@ -26,6 +28,7 @@ class Periods:
     """Start (inclusive) and end (exclusive) dates of each period."""
 
     fit_start: date
+    train_start: date
     validation_start: date
     delay_start: date
     test_start: date
@@ -42,7 +45,8 @@ class Periods:
         delay_start = config.train_start + timedelta(days=config.train_days)
         test_start = delay_start + timedelta(days=config.delay_days)
         return cls(
-            fit_start=config.train_start,
+            fit_start=config.train_start - timedelta(days=config.history_days),
+            train_start=config.train_start,
             validation_start=delay_start - timedelta(days=config.validation_days),
             delay_start=delay_start,
             test_start=test_start,
@@ -75,7 +79,7 @@ def _frauded_cards(frame: pd.DataFrame, mask: pd.Series) -> set[int]:
 
 def _drop_known_compromised(frame: pd.DataFrame, days: pd.Series, periods: Periods) -> list[int]:
     """Index labels of test rows whose card was not yet known compromised that day."""
-    known = _frauded_cards(frame, _between(days, periods.fit_start, periods.delay_start))
+    known = _frauded_cards(frame, _between(days, periods.train_start, periods.delay_start))
     kept: list[int] = []
     n_test_days = (periods.test_end - periods.test_start).days
     for i in range(n_test_days):
