@@ -59,8 +59,16 @@ class FakeWriter:
             raise WriterOverloaded("write queue full (test)")
         if not self.healthy:
             raise DatabaseUnavailable("database down (test)")
+        await self.submit_many([record])
+
+    async def submit_many(self, records: list[PredictionRecord]) -> None:
+        """Store ``records`` (all or none), failing like the real writer."""
+        if self.overloaded:
+            raise WriterOverloaded("write queue full (test)")
+        if not self.healthy:
+            raise DatabaseUnavailable("database down (test)")
         await asyncio.sleep(0)  # like the real writer, yield while the batch commits
-        self.records.append(record)
+        self.records.extend(records)
 
 
 class FailingStore(InMemoryStateStore):

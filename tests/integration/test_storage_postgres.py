@@ -156,3 +156,33 @@ async def test_killed_connection_mid_stream_is_recovered(
     await writer.stop()
     assert acknowledged == stored_ids(schema_url) == set(range(4_000))
     assert len(missing) <= 128, "at most one batch may fail when the connection drops"
+
+
+def test_copy_insert_keeps_values_and_is_idempotent(schema_url: str) -> None:
+    """The COPY path stores every field as the portable INSERT did; first of an id wins."""
+    from dataclasses import replace
+
+    from vigil.storage import fetch_prediction, insert_prediction_records
+
+    first = replace(make_record(1), extra={"channel": "web"}, challenger_score=0.25)
+    engine = create_db_engine(schema_url)
+    try:
+        with engine.begin() as connection:
+            insert_prediction_records(connection, [first, replace(first, score=0.9)])
+        with engine.begin() as connection:
+            insert_prediction_records(connection, [replace(first, score=0.8), make_record(2)])
+        with engine.connect() as connection:
+            stored = fetch_prediction(connection, 1)
+            plain = fetch_prediction(connection, 2)
+            raw_extra = connection.execute(
+                text("SELECT extra::text FROM transactions WHERE transaction_id = 2")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert stored is not None and plain is not None
+    assert stored["score"] == 0.3 and stored["challenger_score"] == 0.25
+    assert stored["reason_codes"] == ["tx_amount"] and stored["source"] == "stream"
+    assert stored["tx_datetime"] == datetime(2018, 4, 1, 12) and stored["tx_amount"] == 1.0
+    assert stored["created_at"] == first.created_at
+    assert plain["challenger_score"] is None and raw_extra == "null"
+    assert stored_ids(schema_url) == {1, 2}

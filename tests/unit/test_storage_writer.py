@@ -163,3 +163,24 @@ async def test_outage_mid_stream_fails_pending_records_then_resumes(
     await writer.submit(make_record(99))
     await writer.stop()
     assert stored_ids(db_url) == [*acknowledged, 99]
+
+
+async def test_submit_many_returns_once_all_its_records_are_committed(db_url: str) -> None:
+    observed: list[int] = []
+    writer = GroupCommitWriter(
+        db_url, max_batch=4, max_delay_ms=1, on_commit=lambda n, _s: observed.append(n)
+    )
+    await writer.start()
+    await writer.submit_many([make_record(i) for i in range(10)])  # spans three commits
+    assert observed == [4, 4, 2] and stored_ids(db_url) == list(range(10))
+    await writer.stop()
+
+
+async def test_submit_many_refuses_the_whole_group_when_it_does_not_fit(db_url: str) -> None:
+    writer = GroupCommitWriter(db_url, max_batch=4, max_delay_ms=50, queue_max=5)
+    await writer.start()
+    with pytest.raises(WriterOverloaded):
+        await writer.submit_many([make_record(i) for i in range(6)])
+    await writer.submit_many([make_record(i) for i in range(5)])
+    await writer.stop()
+    assert stored_ids(db_url) == list(range(5))

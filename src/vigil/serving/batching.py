@@ -1,58 +1,64 @@
-"""Coalescing concurrent online-feature lookups into one state-store round trip.
+"""Micro-batching of concurrent requests: one batch call for the requests of one loop turn.
 
-Requests that arrive in the same event-loop iteration (uvicorn reads every ready connection
-per iteration) share one ``afeatures_for_batch`` call: one pipelined Redis round trip for N
-transactions instead of N, which is most of the state store's client-side cost. The batch is
-recorded in arrival order, so each transaction still sees the ones before it.
+Requests that arrive in the same event-loop iteration (the server reads every ready
+connection per iteration) are handed together to one batch function: for ``/predict`` that
+is one pipelined Redis round trip, one model run and one writer submit for N transactions
+instead of N of each, which is most of the per-request cost. Items keep their arrival order,
+so each transaction still sees the ones before it in the online state.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
 
-import numpy as np
+In = TypeVar("In")
+Out = TypeVar("Out")
 
-from vigil.features import OnlineFeatureComputer
-from vigil.features import Transaction as OnlineTransaction
+BatchFunction = Callable[[list[In]], Awaitable[Sequence[Out]]]
 
 
-class FeatureBatcher:
-    """``await features_for(tx)`` with lookups of one loop iteration batched together."""
+class MicroBatcher(Generic[In, Out]):
+    """``await submit(item)``: items of one loop iteration go through one batch call, in order."""
 
-    def __init__(self, computer: OnlineFeatureComputer, max_batch: int = 256) -> None:
-        self._computer = computer
+    def __init__(self, function: BatchFunction[In, Out], max_batch: int = 256) -> None:
+        if max_batch <= 0:
+            raise ValueError("max_batch must be > 0")
+        self._function = function
         self._max_batch = max_batch
-        self._pending: list[tuple[OnlineTransaction, asyncio.Future[np.ndarray]]] = []
+        self._items: list[In] = []
+        self._futures: list[asyncio.Future[Out]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def features_for(self, tx: OnlineTransaction) -> np.ndarray:
-        """The feature vector [F] of ``tx``, recorded in the state store."""
+    async def submit(self, item: In) -> Out:
+        """The batch function's answer for ``item``, or the error its batch raised."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[np.ndarray] = loop.create_future()
-        self._pending.append((tx, future))
-        if len(self._pending) == 1:
+        future: asyncio.Future[Out] = loop.create_future()
+        self._items.append(item)
+        self._futures.append(future)
+        if len(self._items) == 1:
             loop.call_soon(self._flush)  # after the other requests of this iteration
-        elif len(self._pending) >= self._max_batch:
+        elif len(self._items) >= self._max_batch:
             self._flush()
         return await future
 
     def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        if batch:
-            task = asyncio.ensure_future(self._lookup(batch))
+        items, futures = self._items, self._futures
+        if items:
+            self._items, self._futures = [], []
+            task = asyncio.ensure_future(self._run(items, futures))
             self._tasks.add(task)  # keep a reference until done
             task.add_done_callback(self._tasks.discard)
 
-    async def _lookup(
-        self, batch: list[tuple[OnlineTransaction, asyncio.Future[np.ndarray]]]
-    ) -> None:
+    async def _run(self, items: list[In], futures: list[asyncio.Future[Out]]) -> None:
         try:
-            matrix = await self._computer.afeatures_for_batch([tx for tx, _ in batch])
-        except Exception as error:  # every waiting request gets the store's error
-            for _, future in batch:
+            results = await self._function(items)
+        except Exception as error:  # every waiting request gets the batch's error
+            for future in futures:
                 if not future.done():
                     future.set_exception(error)
             return
-        for (_, future), row in zip(batch, matrix, strict=True):
+        for future, result in zip(futures, results, strict=True):
             if not future.done():
-                future.set_result(row)
+                future.set_result(result)

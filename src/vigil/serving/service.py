@@ -23,7 +23,7 @@ from vigil.inference.manager import ModelManager
 from vigil.inference.scorer import OnnxScorer
 from vigil.metrics import average_precision, card_precision_at_k, roc_auc, threshold_metrics
 from vigil.monitoring import VigilMetrics
-from vigil.serving.batching import FeatureBatcher
+from vigil.serving.batching import MicroBatcher
 from vigil.serving.schemas import ForwardRequest, LabelledTransaction, Transaction
 from vigil.storage import GroupCommitWriter, PredictionRecord
 
@@ -55,7 +55,9 @@ class PredictionService:
         self._settings = settings
         self._models = models
         self._features = features
-        self._batcher = FeatureBatcher(features)
+        self._batcher: MicroBatcher[tuple[Transaction, float], Decision] = MicroBatcher(
+            self._predict_batch
+        )
         self._writer = writer
         self._reason_codes = settings.inference.reason_codes
         self._columns: dict[OnnxScorer, np.ndarray | None] = {}
@@ -67,36 +69,52 @@ class PredictionService:
         }
 
     async def predict(self, tx: Transaction) -> Decision:
-        """Online features, champion decision (challenger in shadow), durable write, answer."""
-        started = time.perf_counter()
-        online = OnlineTransaction(
-            tx.transaction_id, tx.tx_datetime, tx.customer_id, tx.terminal_id, tx.tx_amount
-        )
-        online_vector = (await self._batcher.features_for(online)).reshape(1, -1)
-        models = self._models.snapshot()
+        """Online features, champion decision (challenger in shadow), durable write, answer.
+
+        Concurrent calls are micro-batched (:class:`MicroBatcher`): one state-store round
+        trip, one model run and one writer submit per batch.
+        """
+        return await self._batcher.submit((tx, time.perf_counter()))
+
+    async def _predict_batch(self, batch: list[tuple[Transaction, float]]) -> list[Decision]:
+        """:meth:`predict` for the requests of one loop iteration, in arrival order."""
+        online = [
+            OnlineTransaction(
+                tx.transaction_id, tx.tx_datetime, tx.customer_id, tx.terminal_id, tx.tx_amount
+            )
+            for tx, _ in batch
+        ]
+        matrix = await self._features.afeatures_for_batch(online)
+        models = self._models.snapshot()  # one snapshot: every answer names its model
         champion, challenger = models.champion, models.challenger
-        vector = self._model_order(champion, online_vector)
-        (decision,) = decide(champion, [tx.transaction_id], vector, self._reason_codes)
-        shadow = self._shadow_score(challenger, online_vector)
-        record = PredictionRecord(
-            transaction_id=tx.transaction_id,
-            tx_datetime=tx.tx_datetime,
-            customer_id=tx.customer_id,
-            terminal_id=tx.terminal_id,
-            tx_amount=tx.tx_amount,
-            score=decision.score,
-            label=decision.label,
-            threshold=decision.threshold,
-            reason_codes=[reason.feature for reason in decision.reason_codes],
-            model_version=decision.model_version,
-            latency_ms=(time.perf_counter() - started) * 1000.0,
-            extra=tx.model_extra or None,
-            challenger_score=shadow,
-            challenger_version=challenger.metadata.model_version if challenger else None,
-        )
-        await self._writer.submit(record)
-        self._observe(decision)
-        return decision
+        ids = [tx.transaction_id for tx, _ in batch]
+        decisions = decide(champion, ids, self._model_order(champion, matrix), self._reason_codes)
+        shadows = self._shadow_scores(challenger, matrix)
+        challenger_version = challenger.metadata.model_version if challenger else None
+        finished = time.perf_counter()
+        records = [
+            PredictionRecord(
+                transaction_id=tx.transaction_id,
+                tx_datetime=tx.tx_datetime,
+                customer_id=tx.customer_id,
+                terminal_id=tx.terminal_id,
+                tx_amount=tx.tx_amount,
+                score=decision.score,
+                label=decision.label,
+                threshold=decision.threshold,
+                reason_codes=[reason.feature for reason in decision.reason_codes],
+                model_version=decision.model_version,
+                latency_ms=(finished - started) * 1000.0,
+                extra=tx.model_extra or None,
+                challenger_score=shadow,
+                challenger_version=challenger_version,
+            )
+            for (tx, started), decision, shadow in zip(batch, decisions, shadows, strict=True)
+        ]
+        await self._writer.submit_many(records)
+        for decision in decisions:
+            self._observe(decision)
+        return decisions
 
     def forward(self, request: ForwardRequest) -> Decision:
         """Model only: score precomputed features; nothing is stored."""
@@ -164,27 +182,28 @@ class PredictionService:
             "k": k,
         }
 
-    def _model_order(self, model: OnnxScorer, online_vector: np.ndarray) -> np.ndarray:
-        """Online features [1, F] rearranged into the model's feature order (cached per model)."""
+    def _model_order(self, model: OnnxScorer, online_matrix: np.ndarray) -> np.ndarray:
+        """Online features [N, F] rearranged into the model's feature order (cached per model)."""
         columns = self._columns.get(model)
         if columns is None:
             columns = _column_indices(self._features.names, model.feature_names)
             self._columns[model] = columns
-        return online_vector if columns is _SAME_ORDER else online_vector[:, columns]
+        return online_matrix if columns is _SAME_ORDER else online_matrix[:, columns]
 
-    def _shadow_score(
-        self, challenger: OnnxScorer | None, online_vector: np.ndarray
-    ) -> float | None:
-        """The challenger's score for the same features; its failure never fails the request."""
+    def _shadow_scores(
+        self, challenger: OnnxScorer | None, online_matrix: np.ndarray
+    ) -> list[float | None]:
+        """The challenger's scores for the same features; its failure never fails a request."""
         if challenger is None:
-            return None
+            return [None] * len(online_matrix)
         try:
-            score = float(challenger.score(self._model_order(challenger, online_vector))[0])
+            scores = challenger.score(self._model_order(challenger, online_matrix)).tolist()
         except Exception:
             log.exception("challenger %s failed in shadow", challenger.metadata.model_version)
-            return None
-        self._challenger_scores.observe(score)
-        return score
+            return [None] * len(online_matrix)
+        for score in scores:
+            self._challenger_scores.observe(score)
+        return scores
 
     def _observe(self, decision: Decision) -> None:
         self._champion_scores.observe(decision.score)

@@ -34,9 +34,17 @@ CommitObserver = Callable[[int, float], None]
 
 
 @dataclass(slots=True)
+class _Ticket:
+    """What one ``submit_many`` caller awaits: resolved once all its records are committed."""
+
+    future: asyncio.Future[None]
+    remaining: int
+
+
+@dataclass(slots=True)
 class _Pending:
     record: PredictionRecord
-    future: asyncio.Future[None]
+    ticket: _Ticket
 
 
 def _is_reconnectable(error: BaseException) -> bool:
@@ -111,17 +119,24 @@ class GroupCommitWriter:
 
     async def submit(self, record: PredictionRecord) -> None:
         """Queue ``record`` and return once the batch holding it is committed."""
+        await self.submit_many([record])
+
+    async def submit_many(self, records: Sequence[PredictionRecord]) -> None:
+        """Queue records (all or none) and return once every one of them is committed."""
         if self._closing or self._task is None:
             raise WriterClosed("the prediction writer is not running")
         if not self._healthy:
             raise DatabaseUnavailable("the database is unreachable; retry later")
-        if len(self._pending) >= self._queue_max:
+        if not records:
+            return
+        was_empty = not self._pending
+        if len(self._pending) + len(records) > self._queue_max:
             raise WriterOverloaded(f"write queue full ({self._queue_max} records)")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(record, future))
-        if len(self._pending) == 1 or len(self._pending) >= self._max_batch:
+        ticket = _Ticket(asyncio.get_running_loop().create_future(), len(records))
+        self._pending.extend(_Pending(record, ticket) for record in records)
+        if was_empty or len(self._pending) >= self._max_batch:
             self._wakeup.set()
-        await future
+        await ticket.future
 
     async def _run(self) -> None:
         if not self._healthy:
@@ -162,8 +177,10 @@ class GroupCommitWriter:
         elapsed = time.perf_counter() - started
         self.commits += 1
         for pending in batch:
-            if not pending.future.done():
-                pending.future.set_result(None)
+            ticket = pending.ticket
+            ticket.remaining -= 1
+            if ticket.remaining == 0 and not ticket.future.done():
+                ticket.future.set_result(None)
         if self._on_commit is not None:
             self._on_commit(len(batch), elapsed)
 
@@ -214,5 +231,5 @@ class GroupCommitWriter:
     @staticmethod
     def _fail(batch: list[_Pending], error: StorageError) -> None:
         for pending in batch:
-            if not pending.future.done():
-                pending.future.set_exception(error)
+            if not pending.ticket.future.done():
+                pending.ticket.future.set_exception(error)
