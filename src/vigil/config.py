@@ -71,13 +71,15 @@ class LightGBMConfig(_Section):
 class ModelConfig(_Section):
     """Which model to train and, for the MLP, its architecture."""
 
-    kind: Literal["mlp", "lightgbm", "logistic"] = "mlp"
+    kind: Literal["mlp", "lightgbm", "logistic", "ensemble"] = "mlp"
     hidden_sizes: list[int] = Field(default_factory=lambda: [64, 32])
     activation: Literal["relu", "gelu", "silu", "tanh"] = "relu"
     dropout: float = Field(0.1, ge=0, lt=1)
     normalization: Literal["none", "batchnorm", "layernorm"] = "none"
     lightgbm: LightGBMConfig = LightGBMConfig()
     logistic_c: float = Field(1.0, gt=0)
+    ensemble_mlp_seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    ensemble_lightgbm: bool = True
 
 
 class TrainConfig(_Section):

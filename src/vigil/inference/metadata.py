@@ -24,7 +24,7 @@ class ModelMetadata(BaseModel):
     model_config = ConfigDict(frozen=True, protected_namespaces=())
 
     model_version: str = Field(description="Unique version, e.g. '<experiment>-<run id>'.")
-    model_kind: str = Field(description="mlp | lightgbm | logistic")
+    model_kind: str = Field(description="mlp | lightgbm | logistic | ensemble")
     experiment_name: str
     git_commit: str
     saved_at: datetime

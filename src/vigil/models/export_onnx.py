@@ -14,11 +14,11 @@ from pathlib import Path
 import lightgbm
 import onnx
 import torch
-from onnx import helper
+from onnx import compose, helper
 from sklearn.pipeline import Pipeline
 
 from vigil.inference.metadata import INPUT_NAME, OUTPUT_NAME, ModelMetadata
-from vigil.models.kinds import FraudModel
+from vigil.models.kinds import Ensemble, FraudModel, SingleModel
 from vigil.models.mlp import FraudMLP, ProbabilityHead
 
 logger = logging.getLogger(__name__)
@@ -86,12 +86,48 @@ def _sklearn_to_onnx(model: Pipeline | lightgbm.LGBMClassifier, n_features: int)
     return _probability_column_as_score(proto)
 
 
+def _single_to_onnx(model: SingleModel, n_features: int) -> onnx.ModelProto:
+    if isinstance(model, FraudMLP):
+        return _mlp_to_onnx(model, n_features)
+    return _sklearn_to_onnx(model, n_features)
+
+
+def _ensemble_to_onnx(model: Ensemble, n_features: int) -> onnx.ModelProto:
+    """One graph: every member reads ``features``; ``score`` is the Mean of their scores."""
+    nodes: list[onnx.NodeProto] = []
+    initializers: list[onnx.TensorProto] = []
+    opsets: dict[str, int] = {}
+    ir_version = 0
+    for i, member in enumerate(model.members):
+        # Prefixing keeps the members' node, edge and initializer names apart.
+        proto = compose.add_prefix(_single_to_onnx(member, n_features), f"m{i}_")
+        graph = proto.graph
+        nodes.append(helper.make_node("Identity", [INPUT_NAME], [graph.input[0].name]))
+        nodes.extend(graph.node)
+        initializers.extend(graph.initializer)
+        for opset in proto.opset_import:
+            opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
+        ir_version = max(ir_version, proto.ir_version)
+    scores = [f"m{i}_{OUTPUT_NAME}" for i in range(len(model.members))]
+    nodes.append(helper.make_node("Mean", scores, [OUTPUT_NAME], name="vigil_ensemble_mean"))
+    float_type = onnx.TensorProto.FLOAT
+    graph = helper.make_graph(
+        nodes,
+        "vigil_ensemble",
+        [helper.make_tensor_value_info(INPUT_NAME, float_type, [BATCH, n_features])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, float_type, [BATCH])],
+        initializer=initializers,
+    )
+    imports = [helper.make_opsetid(domain, version) for domain, version in opsets.items()]
+    return helper.make_model(graph, opset_imports=imports, ir_version=ir_version)
+
+
 def to_onnx(model: FraudModel, n_features: int) -> onnx.ModelProto:
     """The model as an ONNX graph under the Vigil contract (no metadata yet)."""
-    if isinstance(model, FraudMLP):
-        proto = _mlp_to_onnx(model, n_features)
+    if isinstance(model, Ensemble):
+        proto = _ensemble_to_onnx(model, n_features)
     else:
-        proto = _sklearn_to_onnx(model, n_features)
+        proto = _single_to_onnx(model, n_features)
     proto.producer_name = "vigil"
     onnx.checker.check_model(proto)
     return proto

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TypeAlias
 
 import lightgbm
@@ -10,11 +11,27 @@ from sklearn.pipeline import Pipeline
 
 from vigil.models.mlp import FraudMLP
 
-FraudModel: TypeAlias = FraudMLP | Pipeline | lightgbm.LGBMClassifier
+SingleModel: TypeAlias = FraudMLP | Pipeline | lightgbm.LGBMClassifier
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """The mean of its members' fraud probabilities."""
+
+    members: tuple[SingleModel, ...]
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            raise ValueError("an ensemble needs at least one member")
+
+
+FraudModel: TypeAlias = SingleModel | Ensemble
 
 
 def model_kind(model: FraudModel) -> str:
-    """``mlp`` | ``logistic`` | ``lightgbm``, as recorded in the model metadata."""
+    """``mlp`` | ``logistic`` | ``lightgbm`` | ``ensemble``, as recorded in the model metadata."""
+    if isinstance(model, Ensemble):
+        return "ensemble"
     if isinstance(model, FraudMLP):
         return "mlp"
     if isinstance(model, lightgbm.LGBMClassifier):
@@ -27,6 +44,9 @@ def model_kind(model: FraudModel) -> str:
 def predict_scores(model: FraudModel, features: np.ndarray) -> np.ndarray:
     """Fraud probabilities, float32 [N], for raw features [N, F]."""
     batch = np.ascontiguousarray(features, dtype=np.float32)
+    if isinstance(model, Ensemble):
+        member_scores = [predict_scores(member, batch) for member in model.members]
+        return np.asarray(np.mean(member_scores, axis=0, dtype=np.float32))
     if isinstance(model, FraudMLP):
         return np.asarray(model.predict_proba(batch))
     probabilities = np.asarray(model.predict_proba(batch))

@@ -22,7 +22,7 @@ from vigil.data.schema import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
 from vigil.features.definitions import feature_names
 from vigil.inference.metadata import ModelMetadata
 from vigil.models.baselines import fit_lightgbm, fit_logistic
-from vigil.models.kinds import FraudModel, predict_scores
+from vigil.models.kinds import Ensemble, FraudModel, SingleModel, predict_scores
 from vigil.training import artifacts
 from vigil.training.data import FeatureTable, feature_matrix
 from vigil.training.provenance import git_commit
@@ -70,8 +70,32 @@ def _dataset(frame: pd.DataFrame, settings: Settings) -> Dataset:
 def fit_model(
     settings: Settings, train: Dataset, validation: Dataset, run_dir: Path
 ) -> tuple[FraudModel, list[EpochRecord]]:
-    """Fit the configured ``model.kind``; only the MLP has an epoch history."""
-    kind, config = settings.model.kind, settings.train
+    """Fit the configured ``model.kind``; only a single MLP has an epoch history."""
+    if settings.model.kind == "ensemble":
+        return fit_ensemble(settings, train, validation, run_dir), []
+    return _fit_single(settings.model.kind, settings, train, validation, run_dir)
+
+
+def fit_ensemble(
+    settings: Settings, train: Dataset, validation: Dataset, run_dir: Path
+) -> Ensemble:
+    """One MLP per ``model.ensemble_mlp_seeds`` and, with ``ensemble_lightgbm``, a LightGBM."""
+    members: list[SingleModel] = []
+    for seed in settings.model.ensemble_mlp_seeds:
+        seeded = settings.model_copy(
+            update={"train": settings.train.model_copy(update={"seed": seed})}
+        )
+        mlp, _ = _fit_single("mlp", seeded, train, validation, run_dir / f"mlp-seed{seed}")
+        members.append(mlp)
+    if settings.model.ensemble_lightgbm:
+        members.append(_fit_single("lightgbm", settings, train, validation, run_dir)[0])
+    return Ensemble(members=tuple(members))
+
+
+def _fit_single(
+    kind: str, settings: Settings, train: Dataset, validation: Dataset, run_dir: Path
+) -> tuple[SingleModel, list[EpochRecord]]:
+    config = settings.train
     if kind == "mlp":
         return train_mlp(train, validation, settings.model, config, run_dir / "tensorboard")
     if config.class_weighting == "undersample":
