@@ -10,10 +10,10 @@ from vigil.features import StateStore
 from vigil.inference.manager import ModelManager
 from vigil.monitoring import create_metrics
 from vigil.serving.errors import install_error_handlers
+from vigil.serving.hotpath import HotRoutes
 from vigil.serving.lifespan import lifespan_for
 from vigil.serving.middleware import ServiceMiddleware
 from vigil.serving.routes import ROUTERS
-from vigil.serving.routes.scoring import fast_routes
 from vigil.storage import GroupCommitWriter
 
 DESCRIPTION = """Real-time card-fraud scoring.
@@ -47,7 +47,7 @@ def create_app(
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.router.routes[:0] = fast_routes()
+    app.add_middleware(HotRoutes)  # inside ServiceMiddleware: ids, limits, metrics apply
     app.add_middleware(
         ServiceMiddleware, metrics=metrics, max_body_bytes=settings.serving.max_upload_bytes
     )

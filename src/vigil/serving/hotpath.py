@@ -1,0 +1,130 @@
+"""``POST /predict`` and ``POST /forward`` as raw ASGI, ahead of FastAPI's request machinery.
+
+At thousands of requests per second on one core, FastAPI's and Starlette's per-request layers
+(exception middlewares, router, ``Request``/``Response`` objects) cost more CPU than scoring.
+:class:`HotRoutes` answers the two hot routes directly with pre-built headers; everything else,
+and the OpenAPI documentation of these two routes, stays with FastAPI. Errors still go through
+the app's exception handlers, so every status code and body is the same as on any other route.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from vigil.inference.errors import InvalidFeaturesError, ModelScoringError
+from vigil.serving.deps import Services
+from vigil.serving.errors import NotReady
+from vigil.serving.schemas import ForwardRequest, Transaction, decision_body
+from vigil.serving.uploads import JSON, validation_error
+
+BAD_REQUEST = "bad request"
+MODEL_FAILED = "модель не смогла обработать данные"
+JSON_TYPE = JSON.encode()
+TEXT_TYPE = b"text/plain; charset=utf-8"
+
+Answer = tuple[int, bytes, bytes]
+"""Status, body and content type of a hot route's answer."""
+ExceptionHandler = Callable[[Request, Any], Awaitable[Any]]
+
+
+def ready_services(services: Services | None) -> Services:
+    """The running services; 503 while starting or stopping."""
+    if services is None:
+        raise NotReady("service is starting or stopping")
+    return services
+
+
+async def predict_answer(services: Services | None, body: bytes) -> Answer:
+    """Validate one transaction (422 naming the field), score it, store it, answer JSON."""
+    try:
+        transaction = Transaction.model_validate_json(body)
+    except ValidationError as error:
+        raise validation_error(error) from None
+    decision = await ready_services(services).predictions.predict(transaction)
+    return 200, orjson.dumps(decision_body(decision)), JSON_TYPE
+
+
+def forward_answer(services: Services | None, content_type: str, body: bytes) -> Answer:
+    """The classic contract: 400 ``bad request``, 403 when the model fails, else the JSON."""
+    if content_type != JSON:
+        return 400, BAD_REQUEST.encode(), TEXT_TYPE
+    try:
+        request = ForwardRequest.model_validate_json(body)
+    except ValidationError:
+        return 400, BAD_REQUEST.encode(), TEXT_TYPE
+    try:
+        decision = ready_services(services).predictions.forward(request)
+    except (InvalidFeaturesError, ModelScoringError):
+        return 403, MODEL_FAILED.encode(), TEXT_TYPE
+    return 200, orjson.dumps(decision_body(decision)), JSON_TYPE
+
+
+def _content_type(scope: Scope) -> str:
+    """The request's content type without parameters, lower-cased ('' when absent)."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return value.decode("latin-1").split(";", 1)[0].strip().lower()
+    return ""
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _handler_for(
+    handlers: dict[type[Exception] | int, ExceptionHandler], error: Exception
+) -> ExceptionHandler | None:
+    """The app's exception handler for ``error``'s class or its nearest base."""
+    for cls in type(error).__mro__:
+        handler = handlers.get(cls)
+        if handler is not None:
+            return handler
+    return None
+
+
+class HotRoutes:
+    """Answers ``POST /predict`` and ``POST /forward``; hands every other request to ``app``."""
+
+    PATHS = frozenset({"/predict", "/forward"})
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Route one ASGI call."""
+        path = scope.get("path")
+        if scope["type"] != "http" or path not in self.PATHS or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        scope["endpoint"] = self  # the request metrics label plain routes by their path
+        app = scope["app"]  # the FastAPI app: its running services and exception handlers
+        services = getattr(app.state, "services", None)
+        try:
+            body = await _read_body(receive)
+            if path == "/predict":
+                status, content, content_type = await predict_answer(services, body)
+            else:
+                status, content, content_type = forward_answer(services, _content_type(scope), body)
+        except Exception as error:
+            handler = _handler_for(app.exception_handlers, error)
+            if handler is None:
+                raise  # the service middleware logs it and answers a generic 500
+            response = await handler(Request(scope, receive), error)
+            await response(scope, receive, send)
+            return
+        headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(content))]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
