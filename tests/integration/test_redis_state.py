@@ -106,3 +106,13 @@ async def test_async_variants_share_state_with_sync(redis_url: str) -> None:
     np.testing.assert_array_equal(got, reference.features_for_batch(txs[40:]))
     await store.aclose()
     store.close()
+
+
+async def test_ping_answers_when_up_and_raises_when_unreachable(redis_url: str) -> None:
+    store, down = RedisStateStore(redis_url), RedisStateStore("redis://127.0.0.1:1/0")
+    assert store.ping() is True and await store.aping() is True
+    with pytest.raises(redis.ConnectionError):
+        await down.aping()
+    assert InMemoryStateStore().ping() is True
+    await store.aclose()
+    await down.aclose()

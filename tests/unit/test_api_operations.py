@@ -175,3 +175,16 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
     text = client.get("/openapi.json").text
     assert '"examples"' in text and "2018-09-30T23:56:36" in text
     assert client.get("/docs").status_code == 200
+
+
+def test_health_is_503_when_the_state_store_does_not_answer(
+    settings: Settings, tmp_path: Path, writer: FakeWriter
+) -> None:
+    from vigil.features.redis_state import RedisStateStore
+
+    model = write_model(settings, tmp_path / "a.onnx", "model-a")
+    store = RedisStateStore("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    with TestClient(build_app(settings, model, writer, store)) as client:
+        response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["checks"] == {"model": True, "database": True, "state_store": False}

@@ -214,6 +214,14 @@ class RedisStateStore:
         keys, args = self._label_call(label)
         await self._alabel(keys=keys, args=args)
 
+    def ping(self) -> bool:
+        """PING Redis; raises ``redis.ConnectionError`` (or a timeout) when it is unreachable."""
+        return bool(self._client.ping())
+
+    async def aping(self) -> bool:
+        """Async :meth:`ping`."""
+        return bool(await self._aclient.ping())
+
     def close(self) -> None:
         """Close the synchronous connection pool."""
         self._client.close()

@@ -148,6 +148,14 @@ class StateStore(Protocol):
         """Async :meth:`add_label`."""
         ...
 
+    def ping(self) -> bool:
+        """True when the store answers; raises the client's error when it cannot be reached."""
+        ...
+
+    async def aping(self) -> bool:
+        """Async :meth:`ping`."""
+        ...
+
     def close(self) -> None:
         """Release synchronous connections."""
         ...
@@ -273,6 +281,14 @@ class InMemoryStateStore:
     async def aadd_label(self, label: Label) -> None:
         """Async :meth:`add_label`."""
         self.add_label(label)
+
+    def ping(self) -> bool:
+        """The in-process store is always reachable."""
+        return True
+
+    async def aping(self) -> bool:
+        """The in-process store is always reachable."""
+        return True
 
     def close(self) -> None:
         """Nothing to release."""

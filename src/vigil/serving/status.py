@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from vigil.serving.deps import Services
@@ -9,18 +10,16 @@ from vigil.serving.schemas import HealthOut
 
 log = logging.getLogger(__name__)
 
+PING_TIMEOUT_S = 2.0  # a store that answers slower than this is not ready to score
+
 
 async def _state_store_reachable(services: Services) -> bool:
-    """Stores that can be unreachable (Redis) expose ``aping``; the in-process one cannot fail."""
-    ping = getattr(services.store, "aping", None)
-    if ping is None:
-        return True
+    """Whether the state store answers a ping (the in-process one always does)."""
     try:
-        await ping()
-    except Exception as error:
+        return await asyncio.wait_for(services.store.aping(), PING_TIMEOUT_S)
+    except Exception as error:  # any client error means "not reachable" for readiness
         log.warning("state store unreachable: %s", error)
         return False
-    return True
 
 
 async def readiness(services: Services | None) -> HealthOut:
