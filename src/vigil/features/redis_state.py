@@ -1,4 +1,4 @@
-"""The shared online state store on Redis: one Lua call per transaction, pipelined per batch.
+"""The shared online state store on Redis: one Lua script call (EVALSHA) per micro-batch.
 
 Per customer: a sorted set of transaction ids scored by event time (microseconds, exact
 in a double below 2**53), a hash of amounts and a hash of fraud labels; per terminal: a
@@ -42,88 +42,100 @@ end
 _RECORD_LUA = (
     _COMMON_LUA
     + """
--- KEYS: customer zset, customer amounts, customer labels, terminal zset, terminal labels
--- ARGV: ts, id, amount, delay, ttl_ms, window_1 .. window_n (microseconds)
-local ts, id, delay, ttl = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[5])
+-- A whole micro-batch in one call, in order. KEYS: per transaction its customer zset,
+-- customer amounts, customer labels, terminal zset, terminal labels. ARGV: delay, ttl_ms,
+-- n windows, window_1 .. window_n (microseconds), then per transaction ts, id, amount.
+local delay, ttl, n_windows = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local windows, longest = {}, 0
-for i = 6, #ARGV do
-  windows[#windows + 1] = tonumber(ARGV[i])
-  longest = math.max(longest, windows[#windows])
+for i = 1, n_windows do
+  windows[i] = tonumber(ARGV[3 + i])
+  longest = math.max(longest, windows[i])
 end
-if redis.call('ZADD', KEYS[1], 'NX', ts, id) == 1 then
-  redis.call('HSET', KEYS[2], id, ARGV[3])
-end
-redis.call('ZADD', KEYS[4], 'NX', ts, id)
 
-local cutoff = fmt(ts - longest - delay)
-for _, keys in ipairs({{KEYS[1], KEYS[2], KEYS[3]}, {KEYS[4], KEYS[5]}}) do
-  local old = redis.call('ZRANGEBYSCORE', keys[1], '-inf', cutoff)
-  for start = 1, #old, 1000 do
-    local chunk = {}
-    for i = start, math.min(start + 999, #old) do chunk[#chunk + 1] = old[i] end
-    for k = 2, #keys do redis.call('HDEL', keys[k], unpack(chunk)) end
+local function record(K, ts, id, amount)
+  if redis.call('ZADD', K[1], 'NX', ts, id) == 1 then
+    redis.call('HSET', K[2], id, amount)
   end
-  redis.call('ZREMRANGEBYSCORE', keys[1], '-inf', cutoff)
-  for k = 1, #keys do redis.call('PEXPIRE', keys[k], ttl) end
-end
+  redis.call('ZADD', K[4], 'NX', ts, id)
 
-local result = {}
--- customer windows (ts - w, ts], ties after this id excluded; previous transaction's gap
-local rows = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. fmt(ts - longest), fmt(ts), 'WITHSCORES')
-local ids, scores = {}, {}
-for i = 1, #rows, 2 do
-  local score = tonumber(rows[i + 1])
-  if score < ts or not id_before(id, rows[i]) then
-    ids[#ids + 1], scores[#scores + 1] = rows[i], score
+  local cutoff = fmt(ts - longest - delay)
+  for _, keys in ipairs({{K[1], K[2], K[3]}, {K[4], K[5]}}) do
+    local old = redis.call('ZRANGEBYSCORE', keys[1], '-inf', cutoff)
+    for start = 1, #old, 1000 do
+      local chunk = {}
+      for i = start, math.min(start + 999, #old) do chunk[#chunk + 1] = old[i] end
+      for k = 2, #keys do redis.call('HDEL', keys[k], unpack(chunk)) end
+    end
+    redis.call('ZREMRANGEBYSCORE', keys[1], '-inf', cutoff)
+    for k = 1, #keys do redis.call('PEXPIRE', keys[k], ttl) end
   end
-end
-local amounts = hmget(KEYS[2], ids)
-local prev_score, prev_id = nil, nil
-for i = 1, #ids do
-  if ids[i] ~= id and (prev_score == nil or scores[i] > prev_score
-      or (scores[i] == prev_score and id_before(prev_id, ids[i]))) then
-    prev_score, prev_id = scores[i], ids[i]
+
+  local result = {}
+  -- customer windows (ts - w, ts], ties after this id excluded; previous transaction's gap
+  local rows = redis.call('ZRANGEBYSCORE', K[1], '(' .. fmt(ts - longest), fmt(ts), 'WITHSCORES')
+  local ids, scores = {}, {}
+  for i = 1, #rows, 2 do
+    local score = tonumber(rows[i + 1])
+    if score < ts or not id_before(id, rows[i]) then
+      ids[#ids + 1], scores[#scores + 1] = rows[i], score
+    end
   end
-end
-result[1] = prev_score and fmt(ts - prev_score) or ''
-
--- customer risk over (ts - delay - longest, ts - delay]
-local low, high = '(' .. fmt(ts - delay - longest), fmt(ts - delay)
-local risk_ids = redis.call('ZRANGEBYSCORE', KEYS[1], low, high)
-local risk_frauds = 0
-for _, label in ipairs(hmget(KEYS[3], risk_ids)) do
-  if label then risk_frauds = risk_frauds + tonumber(label) end
-end
-result[2], result[3] = #risk_ids, risk_frauds
-
--- terminal rows over the delayed longest window, labels alongside
-local trows = redis.call('ZRANGEBYSCORE', KEYS[4], low, high, 'WITHSCORES')
-local tids, tscores = {}, {}
-for i = 1, #trows, 2 do
-  tids[#tids + 1], tscores[#tscores + 1] = trows[i], tonumber(trows[i + 1])
-end
-local labels = hmget(KEYS[5], tids)
-
-for w = 1, #windows do
-  local count, total = 0, 0
+  local amounts = hmget(K[2], ids)
+  local prev_score, prev_id = nil, nil
   for i = 1, #ids do
-    if scores[i] > ts - windows[w] then
-      count, total = count + 1, total + tonumber(amounts[i])
+    if ids[i] ~= id and (prev_score == nil or scores[i] > prev_score
+        or (scores[i] == prev_score and id_before(prev_id, ids[i]))) then
+      prev_score, prev_id = scores[i], ids[i]
     end
   end
-  local tcount, tfrauds = 0, 0
-  for i = 1, #tids do
-    if tscores[i] > ts - delay - windows[w] then
-      tcount = tcount + 1
-      if labels[i] then tfrauds = tfrauds + tonumber(labels[i]) end
-    end
+  result[1] = prev_score and fmt(ts - prev_score) or ''
+
+  -- customer risk over (ts - delay - longest, ts - delay]
+  local low, high = '(' .. fmt(ts - delay - longest), fmt(ts - delay)
+  local risk_ids = redis.call('ZRANGEBYSCORE', K[1], low, high)
+  local risk_frauds = 0
+  for _, label in ipairs(hmget(K[3], risk_ids)) do
+    if label then risk_frauds = risk_frauds + tonumber(label) end
   end
-  result[#result + 1] = count
-  result[#result + 1] = fmt(total)
-  result[#result + 1] = tcount
-  result[#result + 1] = tfrauds
+  result[2], result[3] = #risk_ids, risk_frauds
+
+  -- terminal rows over the delayed longest window, labels alongside
+  local trows = redis.call('ZRANGEBYSCORE', K[4], low, high, 'WITHSCORES')
+  local tids, tscores = {}, {}
+  for i = 1, #trows, 2 do
+    tids[#tids + 1], tscores[#tscores + 1] = trows[i], tonumber(trows[i + 1])
+  end
+  local labels = hmget(K[5], tids)
+
+  for w = 1, #windows do
+    local count, total = 0, 0
+    for i = 1, #ids do
+      if scores[i] > ts - windows[w] then
+        count, total = count + 1, total + tonumber(amounts[i])
+      end
+    end
+    local tcount, tfrauds = 0, 0
+    for i = 1, #tids do
+      if tscores[i] > ts - delay - windows[w] then
+        tcount = tcount + 1
+        if labels[i] then tfrauds = tfrauds + tonumber(labels[i]) end
+      end
+    end
+    result[#result + 1] = count
+    result[#result + 1] = fmt(total)
+    result[#result + 1] = tcount
+    result[#result + 1] = tfrauds
+  end
+  return result
 end
-return result
+
+local out, first = {}, 4 + n_windows
+for t = 0, #KEYS / 5 - 1 do
+  local k, a = 5 * t, first + 3 * t
+  local keys = {KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]}
+  out[#out + 1] = record(keys, tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2])
+end
+return out
 """
 )
 
@@ -180,29 +192,37 @@ class RedisStateStore:
     def _ttl_ms(self, spec: WindowSpec) -> int:
         return (spec.horizon_us + self._ttl_slack_us) // 1000
 
-    def _record_args(self, tx: Transaction, spec: WindowSpec) -> list[Any]:
-        head = [tx.ts_us, tx.transaction_id, repr(float(tx.tx_amount)), spec.delay_us]
-        return [*head, self._ttl_ms(spec), *spec.windows_us]
+    def _record_call(
+        self, txs: Sequence[Transaction], spec: WindowSpec
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of one record-script call for the whole batch."""
+        keys: list[str] = []
+        args: list[Any] = [spec.delay_us, self._ttl_ms(spec), len(spec.windows_us)]
+        args += spec.windows_us
+        for tx in txs:
+            keys += self._keys(tx.customer_id, tx.terminal_id)
+            args += [tx.ts_us, tx.transaction_id, repr(float(tx.tx_amount))]
+        return keys, args
 
     def _label_call(self, label: Label) -> tuple[list[str], list[Any]]:
         keys = self._keys(label.customer_id, label.terminal_id)
         return [keys[0], keys[2], keys[3], keys[4]], [label.transaction_id, int(label.fraud)]
 
     def record(self, txs: Sequence[Transaction], spec: WindowSpec) -> list[Aggregates]:
-        """Append transactions in order (idempotent): one pipelined round trip per batch."""
-        pipe = self._client.pipeline(transaction=False)
-        for tx in txs:
-            keys = self._keys(tx.customer_id, tx.terminal_id)
-            self._record(keys=keys, args=self._record_args(tx, spec), client=pipe)
-        return [_parse(reply, len(spec.windows_us)) for reply in pipe.execute()]
+        """Append transactions in order (idempotent): one script call (EVALSHA) per batch."""
+        if not txs:
+            return []
+        keys, args = self._record_call(txs, spec)
+        replies = self._record(keys=keys, args=args)
+        return [_parse(reply, len(spec.windows_us)) for reply in replies]
 
     async def arecord(self, txs: Sequence[Transaction], spec: WindowSpec) -> list[Aggregates]:
         """Async :meth:`record`."""
-        pipe = self._aclient.pipeline(transaction=False)
-        for tx in txs:
-            keys = self._keys(tx.customer_id, tx.terminal_id)
-            await self._arecord(keys=keys, args=self._record_args(tx, spec), client=pipe)
-        return [_parse(reply, len(spec.windows_us)) for reply in await pipe.execute()]
+        if not txs:
+            return []
+        keys, args = self._record_call(txs, spec)
+        replies = await self._arecord(keys=keys, args=args)
+        return [_parse(reply, len(spec.windows_us)) for reply in replies]
 
     def add_label(self, label: Label) -> None:
         """Attach a fraud label to the transaction if its histories still hold it."""
