@@ -17,6 +17,7 @@ from pathlib import Path
 
 import aio_pika
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 from sqlalchemy import create_engine, make_url, select, text
@@ -31,7 +32,14 @@ from vigil.inference.scorer import OnnxScorer
 from vigil.storage import create_db_engine
 from vigil.storage.tables import labels, predictions, transactions
 from vigil.streaming import StreamRuntime, StreamWorker, declare_topology
-from vigil.streaming.messages import LabelMessage, TransactionMessage
+from vigil.streaming.messages import (
+    DECISION_BATCH_TYPE,
+    TRANSACTION_BATCH_TYPE,
+    LabelMessage,
+    TransactionBatch,
+    TransactionMessage,
+)
+from vigil.streaming.outbox import BATCH_ITEM_HEADER
 from vigil.streaming.topology import REASON_HEADER, dead_letter_queue
 
 pytestmark = pytest.mark.integration
@@ -105,10 +113,13 @@ class Broker:
     config: BrokerConfig
     decisions: aio_pika.abc.AbstractQueue
 
-    async def publish(self, queue: str, bodies: list[bytes]) -> None:
+    async def publish(self, queue: str, bodies: list[bytes], kind: str | None = None) -> None:
         exchange = self.channel.default_exchange
         await asyncio.gather(
-            *(exchange.publish(aio_pika.Message(body=b), routing_key=queue) for b in bodies)
+            *(
+                exchange.publish(aio_pika.Message(body=b, type=kind), routing_key=queue)
+                for b in bodies
+            )
         )
 
     async def drain(
@@ -394,3 +405,65 @@ async def test_sigkill_mid_stream_has_an_exactly_once_effect(
     assert len(ids) == len(set(ids)) == 4000
     published = [json.loads(m.body) for m in await broker.drain(broker.decisions)]
     assert_each_id_decided_once(published, frame.transaction_id)
+
+
+def decision_bodies(
+    messages: list[aio_pika.abc.AbstractIncomingMessage],
+) -> list[dict[str, object]]:
+    """Every decision published, whether alone or inside a DecisionBatch."""
+    bodies = []
+    for message in messages:
+        body = json.loads(message.body)
+        batched = message.type == DECISION_BATCH_TYPE
+        bodies.extend(body["decisions"] if batched else [body])
+    return bodies
+
+
+async def test_batch_envelopes_with_poison_items_and_a_crash_have_an_exactly_once_effect(
+    settings: Settings, broker: Broker, stream: pd.DataFrame
+) -> None:
+    """Batches in, batches out; a bad item goes to the DLQ alone; a crash doubles nothing."""
+    frame = stream.head(2000)
+    columns = list(schema.TRANSACTION_COLUMNS)
+    rows = [
+        TransactionMessage(**dict(zip(columns, row, strict=True)))
+        for row in frame[columns].itertuples(index=False, name=None)
+    ]
+    envelopes = [
+        json.loads(TransactionBatch(transactions=rows[i : i + 50]).to_bytes())
+        for i in range(0, len(rows), 50)
+    ]
+    poison_item = {**envelopes[3]["transactions"][7], "tx_amount": -1, "transaction_id": 10**9}
+    envelopes[3]["transactions"].insert(7, poison_item)
+    broken = b'{"schema_version": 1, "transactions": "none"}'
+    bodies = [json.dumps(e).encode() for e in envelopes]
+    bodies.insert(5, broken)
+    url = settings.storage.database_url
+    await broker.publish(settings.broker.transactions_queue, bodies, TRANSACTION_BATCH_TYPE)
+    first = await start_worker(settings)
+    await wait_until(lambda: len(stored_ids(url)) >= 300, 30, "the first worker to start")
+    first.task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await first.task
+    await first.runtime.close()
+    assert len(stored_ids(url)) < 2000, "the crash must land mid-stream"
+    second = await start_worker(settings)
+    await wait_until(lambda: len(stored_ids(url)) == 2000, 30, "the backlog to drain")
+    await second.shutdown()
+
+    ids = stored_ids(url)
+    assert len(ids) == len(set(ids)) == 2000
+    decisions = await broker.drain(broker.decisions)
+    assert {m.type for m in decisions} == {DECISION_BATCH_TYPE}
+    assert_each_id_decided_once(decision_bodies(decisions), frame.transaction_id)
+    dead = await broker.drain(
+        await broker.channel.get_queue(dead_letter_queue(settings.broker.transactions_queue))
+    )
+    # Dead letters are at least once: a crash before the ack may repeat one, never lose one.
+    assert {m.body for m in dead} == {broken, orjson.dumps(poison_item)}
+    for message in dead:
+        reason = message.headers[REASON_HEADER]
+        if message.body == broken:
+            assert reason.startswith("invalid message: transactions")
+        else:
+            assert (message.headers[BATCH_ITEM_HEADER], "tx_amount" in reason) == (7, True)

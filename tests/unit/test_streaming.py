@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import datetime
 from pathlib import Path
@@ -27,9 +28,19 @@ from vigil.storage.errors import DatabaseUnavailable
 from vigil.storage.tables import labels, predictions
 from vigil.streaming import InProcessSink, StreamRuntime, TransactionMessage, build_asyncapi, replay
 from vigil.streaming.batching import MicroBatcher
-from vigil.streaming.messages import LabelMessage, decision_routing_key
+from vigil.streaming.intake import read_delivery, validation_reason
+from vigil.streaming.messages import (
+    DECISION_BATCH_TYPE,
+    DECISION_TYPE,
+    TRANSACTION_BATCH_TYPE,
+    DecisionBatch,
+    DecisionMessage,
+    LabelMessage,
+    decision_routing_key,
+)
+from vigil.streaming.outbox import BATCH_ITEM_HEADER, dead_letter_copy, decision_publications
 from vigil.streaming.retry import ShuttingDown, retry_transient
-from vigil.streaming.worker import validation_reason
+from vigil.streaming.topology import REASON_HEADER
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD = {
@@ -192,3 +203,110 @@ async def test_replay_keeps_the_requested_rate() -> None:
     assert time.monotonic() - started >= 0.09  # 100 transactions at 1,000/s
     assert sent == list(range(100))
     assert summary.labels == 0
+
+
+def delivery(body: bytes, kind: str | None = None) -> Any:
+    """A stand-in for an aio-pika delivery: what :func:`read_delivery` looks at."""
+    return SimpleNamespace(body=body, type=kind, redelivered=False, headers={})
+
+
+def batch_body(*items: object) -> bytes:
+    return json.dumps({"schema_version": 1, "transactions": list(items)}).encode()
+
+
+def test_a_valid_batch_envelope_is_read_whole() -> None:
+    second = {**GOOD, "transaction_id": 2}
+    read = read_delivery(delivery(batch_body(GOOD, second), TRANSACTION_BATCH_TYPE))
+    assert [t.transaction_id for t in read.transactions] == [1, 2]
+    assert (read.rejected, read.batched, read.size) == ([], True, 2)
+
+
+def test_a_poison_item_is_set_aside_alone_and_the_rest_is_kept() -> None:
+    bad = {**GOOD, "transaction_id": 7, "tx_amount": -1.0}
+    body = batch_body(GOOD, bad, 42, {**GOOD, "transaction_id": 3})
+    read = read_delivery(delivery(body, TRANSACTION_BATCH_TYPE))
+    assert [t.transaction_id for t in read.transactions] == [1, 3]
+    assert [(r.item, json.loads(r.body)) for r in read.rejected] == [(1, bad), (2, 42)]
+    assert read.rejected[0].reason.startswith("invalid message: tx_amount:")
+    assert read.rejected[1].reason.startswith("invalid message: body:")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        json.dumps({"schema_version": 1, "transactions": []}).encode(),
+        json.dumps({"schema_version": 2, "transactions": [GOOD]}).encode(),
+    ],
+)
+def test_a_broken_envelope_is_rejected_whole(body: bytes) -> None:
+    read = read_delivery(delivery(body, TRANSACTION_BATCH_TYPE))
+    assert read.transactions == []
+    assert [(r.body, r.item) for r in read.rejected] == [(body, None)]
+    assert read.size == 1
+
+
+def test_single_messages_stay_supported_and_a_batch_without_its_type_is_poison() -> None:
+    single = read_delivery(delivery(json.dumps(GOOD).encode()))
+    assert [t.transaction_id for t in single.transactions] == [1]
+    assert single.batched is False
+    untyped = read_delivery(delivery(batch_body(GOOD)))
+    assert untyped.transactions == []
+    assert "transactions: Extra inputs are not permitted" in untyped.rejected[0].reason
+
+
+def decision(transaction_id: int, label: int) -> DecisionMessage:
+    return DecisionMessage(
+        transaction_id=transaction_id,
+        score=0.9 if label else 0.1,
+        label=label,
+        threshold=0.5,
+        reason_codes=[],
+        model_version="m",
+        decided_at=datetime(2026, 1, 1),
+    )
+
+
+def test_batched_decisions_go_out_as_one_message_per_label_singles_alone() -> None:
+    decisions = [decision(1, 0), decision(2, 1), decision(3, 0), decision(4, 0)]
+    publications = decision_publications(decisions, [True, True, False, True])
+    shapes = [(m.type, key, json.loads(m.body)) for m, key in publications]
+    assert [(kind, key) for kind, key, _ in shapes] == [
+        (DECISION_TYPE, "decision.legit"),
+        (DECISION_BATCH_TYPE, "decision.legit"),
+        (DECISION_BATCH_TYPE, "decision.fraud"),
+    ]
+    assert shapes[0][2]["transaction_id"] == 3
+    assert [d["transaction_id"] for d in shapes[1][2]["decisions"]] == [1, 4]
+    assert [d["transaction_id"] for d in shapes[2][2]["decisions"]] == [2]
+    again = DecisionBatch.model_validate_json(publications[1][0].body)
+    assert again.decisions == [decisions[0], decisions[3]]
+
+
+def test_a_dead_lettered_batch_item_is_marked_and_loses_the_batch_type() -> None:
+    original: Any = SimpleNamespace(
+        headers={"h": 1}, content_type=None, type=TRANSACTION_BATCH_TYPE, message_id="9+3"
+    )
+    copy = dead_letter_copy(original, "tx", b"{}", "invalid message: x", 2)
+    assert copy.headers == {
+        "h": 1,
+        REASON_HEADER: "invalid message: x",
+        "x-vigil-queue": "tx",
+        BATCH_ITEM_HEADER: 2,
+    }
+    assert (copy.type, copy.body, copy.message_id) == (None, b"{}", "9+3")
+
+
+async def test_micro_batcher_weighs_deliveries_by_their_items() -> None:
+    batches: list[list[int]] = []
+
+    async def handle(batch: list[int]) -> None:
+        batches.append(batch)
+
+    batcher = MicroBatcher(handle, max_batch=10, max_wait_ms=20, size=lambda n: n)
+    runner = asyncio.create_task(batcher.run())
+    for items in (4, 4, 4, 30, 1):
+        await batcher.deliver(items)
+    batcher.close()
+    await asyncio.wait_for(runner, 1)
+    assert batches == [[4, 4, 4], [30], [1]]

@@ -50,7 +50,12 @@ def worker(
 
 
 async def _run_replay(
-    settings: Settings, source: Path, rate: float, limit: int | None, label_after: float | None
+    settings: Settings,
+    source: Path,
+    rate: float,
+    limit: int | None,
+    label_after: float | None,
+    single: bool,
 ) -> None:
     from vigil.data.io import read_transactions
     from vigil.streaming import BrokerSink, InProcessSink, ReplaySummary, StreamRuntime, replay
@@ -71,7 +76,7 @@ async def _run_replay(
         )
 
     if settings.broker.url is not None:
-        async with BrokerSink(settings.broker) as broker_sink:
+        async with BrokerSink(settings.broker, envelopes=not single) as broker_sink:
             summary = await send(broker_sink)
     else:
         runtime = StreamRuntime.build(settings, source="batch")
@@ -98,13 +103,21 @@ def replay_command(
     label_after: Annotated[
         float, typer.Option(help="Send each label this many seconds later (<0: no labels).")
     ] = 5.0,
+    single: Annotated[
+        bool, typer.Option(help="One message per transaction instead of TransactionBatch ones.")
+    ] = False,
 ) -> None:
-    """Replay a dataset into the transactions queue (or score in-process without a broker)."""
+    """Replay a dataset into the transactions queue (or score in-process without a broker).
+
+    Each chunk (``broker.batch_size`` transactions flat out, about 5 ms worth at a set rate)
+    goes as one TransactionBatch message unless ``--single``.
+    """
     settings = start(config, overrides, verbose)
     path = source if source is not None else settings.data.raw_dir
     if not path.exists():
         raise fail(f"no transactions at {path}: run `vigil generate` or pass --input")
-    asyncio.run(_run_replay(settings, path, rate, limit, label_after if label_after >= 0 else None))
+    labels_after = label_after if label_after >= 0 else None
+    asyncio.run(_run_replay(settings, path, rate, limit, labels_after, single))
 
 
 def asyncapi(

@@ -6,21 +6,31 @@ from typing import Any
 
 from vigil.config import BrokerConfig
 from vigil.streaming.messages import (
+    DECISION_BATCH_TYPE,
+    DECISION_TYPE,
     SCHEMA_VERSION,
+    TRANSACTION_BATCH_TYPE,
+    TRANSACTION_TYPE,
+    DecisionBatch,
     DecisionMessage,
     LabelMessage,
+    TransactionBatch,
     TransactionMessage,
 )
+from vigil.streaming.outbox import BATCH_ITEM_HEADER
 from vigil.streaming.topology import REASON_HEADER, dead_letter_queue
 
 
-def _message(model: type[Any], summary: str) -> dict[str, Any]:
-    return {
+def _message(model: type[Any], summary: str, amqp_type: str | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {
         "name": model.__name__,
         "summary": summary,
         "contentType": "application/json",
         "payload": model.model_json_schema(),
     }
+    if amqp_type is not None:
+        message["bindings"] = {"amqp": {"messageType": amqp_type, "bindingVersion": "0.3.0"}}
+    return message
 
 
 def build_asyncapi(config: BrokerConfig) -> dict[str, Any]:
@@ -39,6 +49,11 @@ def build_asyncapi(config: BrokerConfig) -> dict[str, Any]:
             "properties": {
                 REASON_HEADER: {"type": "string"},
                 "x-vigil-queue": {"type": "string"},
+                BATCH_ITEM_HEADER: {
+                    "type": "integer",
+                    "description": "Set when one item of a TransactionBatch was rejected: its "
+                    "index; the body is that item alone.",
+                },
             },
         },
     }
@@ -46,13 +61,35 @@ def build_asyncapi(config: BrokerConfig) -> dict[str, Any]:
         "transactions": {
             "address": tx,
             "description": "Quorum queue of transactions to score.",
-            "messages": {"transaction": _message(TransactionMessage, "A transaction to score.")},
+            "messages": {
+                "transaction": _message(
+                    TransactionMessage,
+                    "A transaction to score (AMQP type optional).",
+                    TRANSACTION_TYPE,
+                ),
+                "transactionBatch": _message(
+                    TransactionBatch,
+                    "Many transactions; their decisions come back as DecisionBatch messages.",
+                    TRANSACTION_BATCH_TYPE,
+                ),
+            },
         },
         "decisions": {
             "address": f"{decisions}/decision.{{label}}",
             "description": f"Topic exchange '{decisions}'; routing key decision.fraud|legit.",
             "parameters": {"label": {"enum": ["fraud", "legit"]}},
-            "messages": {"decision": _message(DecisionMessage, "One transaction's decision.")},
+            "messages": {
+                "decision": _message(
+                    DecisionMessage,
+                    "The decision for a transaction sent alone.",
+                    DECISION_TYPE,
+                ),
+                "decisionBatch": _message(
+                    DecisionBatch,
+                    "One micro-batch's decisions with this label, for batched transactions.",
+                    DECISION_BATCH_TYPE,
+                ),
+            },
         },
         "labels": {
             "address": labels,

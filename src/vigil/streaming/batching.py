@@ -1,4 +1,4 @@
-"""Micro-batching of broker deliveries: up to ``max_batch`` or whatever came within a wait."""
+"""Micro-batching of broker deliveries: up to ``max_batch`` items or whatever came within a wait."""
 
 from __future__ import annotations
 
@@ -6,35 +6,64 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-
-from aio_pika.abc import AbstractIncomingMessage
+from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
 
-BatchHandler = Callable[[list[AbstractIncomingMessage]], Awaitable[None]]
+T = TypeVar("T")
 
 
-class MicroBatcher:
-    """Buffers one consumer's deliveries and hands them to ``handle`` in order, batch by batch."""
+def _one(_: object) -> int:
+    return 1
 
-    def __init__(self, handle: BatchHandler, max_batch: int, max_wait_ms: float) -> None:
+
+class MicroBatcher(Generic[T]):
+    """Buffers one consumer's deliveries and hands them to ``handle`` in order, batch by batch.
+
+    ``size`` weighs a delivery (a batch envelope counts its transactions), so that a micro-batch
+    holds about ``max_batch`` items whatever the producer packed into each message.
+    """
+
+    def __init__(
+        self,
+        handle: Callable[[list[T]], Awaitable[None]],
+        max_batch: int,
+        max_wait_ms: float,
+        size: Callable[[T], int] = _one,
+    ) -> None:
         self._handle = handle
         self._max_batch = max_batch
         self._max_wait_s = max_wait_ms / 1000.0
-        self._buffer: list[AbstractIncomingMessage] = []
+        self._size = size
+        self._buffer: list[T] = []
+        self._pending = 0
         self._event = asyncio.Event()
         self._closing = False
 
-    async def deliver(self, message: AbstractIncomingMessage) -> None:
+    async def deliver(self, item: T) -> None:
         """Consumer callback: buffer one delivery."""
-        self._buffer.append(message)
-        if len(self._buffer) == 1 or len(self._buffer) >= self._max_batch:
+        self._buffer.append(item)
+        self._pending += self._size(item)
+        if len(self._buffer) == 1 or self._pending >= self._max_batch:
             self._event.set()
 
     def close(self) -> None:
         """Finish the buffered deliveries, then let :meth:`run` return."""
         self._closing = True
         self._event.set()
+
+    def _take(self) -> list[T]:
+        """The oldest deliveries up to ``max_batch`` items (at least one delivery)."""
+        count = taken = 0
+        for item in self._buffer:
+            count += 1
+            taken += self._size(item)
+            if taken >= self._max_batch:
+                break
+        batch = self._buffer[:count]
+        del self._buffer[:count]
+        self._pending -= taken
+        return batch
 
     async def run(self) -> None:
         """Hand batches to the handler until closed and drained."""
@@ -45,10 +74,8 @@ class MicroBatcher:
                 self._event.clear()
                 await self._event.wait()
                 continue
-            if len(self._buffer) < self._max_batch and not self._closing:
+            if self._pending < self._max_batch and not self._closing:
                 self._event.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._event.wait(), self._max_wait_s)
-            batch = self._buffer[: self._max_batch]
-            del self._buffer[: self._max_batch]
-            await self._handle(batch)
+            await self._handle(self._take())

@@ -2,6 +2,10 @@
 
 Every message carries ``schema_version``; a consumer rejects (dead-letters) versions it does not
 know. Bump the version and keep the old model readable when a field changes meaning.
+
+Transactions and decisions travel one per AMQP message or many per message (the batch
+envelopes, told apart by the AMQP ``type`` property): one AMQP message, one confirm and one
+frame parse per batch is what lets a worker go beyond a few thousand messages per second.
 """
 
 from __future__ import annotations
@@ -14,6 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION = 1
 CONTENT_TYPE = "application/json"
+# AMQP ``type`` property of each message kind; a delivery without one is a single message.
+TRANSACTION_TYPE = "vigil.transaction"
+TRANSACTION_BATCH_TYPE = "vigil.transaction_batch"
+DECISION_TYPE = "vigil.decision"
+DECISION_BATCH_TYPE = "vigil.decision_batch"
 
 
 class _Message(BaseModel):
@@ -58,6 +67,21 @@ class DecisionMessage(_Message):
     model_version: str
     decided_at: datetime
     published_at: float | None = None
+
+
+class TransactionBatch(_Message):
+    """Many transactions in one message (queue ``transactions``, type ``vigil.transaction_batch``).
+
+    An invalid item is dead-lettered on its own; the other items are scored.
+    """
+
+    transactions: list[TransactionMessage] = Field(min_length=1)
+
+
+class DecisionBatch(_Message):
+    """Decisions with one label from one micro-batch (key ``decision.<label>``, batch type)."""
+
+    decisions: list[DecisionMessage] = Field(min_length=1)
 
 
 class LabelMessage(_Message):

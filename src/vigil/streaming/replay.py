@@ -24,7 +24,14 @@ from vigil.data import schema
 from vigil.features import OnlineFeatureComputer
 from vigil.storage import LabelRecord
 from vigil.streaming.labels import apply_labels
-from vigil.streaming.messages import CONTENT_TYPE, LabelMessage, TransactionMessage
+from vigil.streaming.messages import (
+    CONTENT_TYPE,
+    TRANSACTION_BATCH_TYPE,
+    TRANSACTION_TYPE,
+    LabelMessage,
+    TransactionBatch,
+    TransactionMessage,
+)
 from vigil.streaming.persistence import StreamStore
 from vigil.streaming.pipeline import ScoringPipeline
 from vigil.streaming.topology import declare_topology
@@ -57,12 +64,17 @@ class ReplaySummary:
 
 
 class BrokerSink:
-    """Publishes to the ``transactions`` and ``labels`` queues with publisher confirms."""
+    """Publishes to the ``transactions`` and ``labels`` queues with publisher confirms.
 
-    def __init__(self, broker: BrokerConfig) -> None:
+    With ``envelopes`` (the default) each replayed chunk of transactions is one
+    :class:`TransactionBatch` message; otherwise one message per transaction.
+    """
+
+    def __init__(self, broker: BrokerConfig, envelopes: bool = True) -> None:
         if broker.url is None:
             raise ValueError("BrokerSink needs broker.url")
         self._broker = broker
+        self._envelopes = envelopes
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
 
@@ -78,7 +90,9 @@ class BrokerSink:
         if self._connection is not None:
             await self._connection.close()
 
-    async def _publish(self, queue: str, bodies: Sequence[tuple[str, bytes]]) -> None:
+    async def _publish(
+        self, queue: str, bodies: Sequence[tuple[str, bytes]], kind: str | None = None
+    ) -> None:
         assert self._exchange is not None, "use BrokerSink as an async context manager"
         exchange = self._exchange
         await asyncio.gather(
@@ -87,6 +101,7 @@ class BrokerSink:
                     aio_pika.Message(
                         body=body,
                         content_type=CONTENT_TYPE,
+                        type=kind,
                         message_id=message_id,
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     ),
@@ -97,9 +112,17 @@ class BrokerSink:
         )
 
     async def send_transactions(self, messages: Sequence[TransactionMessage]) -> None:
-        """Publish transactions to the transactions queue."""
-        bodies = [(str(m.transaction_id), m.to_bytes()) for m in messages]
-        await self._publish(self._broker.transactions_queue, bodies)
+        """Publish transactions to the transactions queue (one batch message or one each)."""
+        queue = self._broker.transactions_queue
+        if not messages:
+            return
+        if self._envelopes:
+            body = TransactionBatch(transactions=list(messages)).to_bytes()
+            message_id = f"{messages[0].transaction_id}+{len(messages) - 1}"
+            await self._publish(queue, [(message_id, body)], TRANSACTION_BATCH_TYPE)
+        else:
+            bodies = [(str(m.transaction_id), m.to_bytes()) for m in messages]
+            await self._publish(queue, bodies, TRANSACTION_TYPE)
 
     async def send_labels(self, labels: Sequence[LabelMessage]) -> None:
         """Publish labels to the labels queue."""

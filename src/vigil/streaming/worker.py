@@ -1,10 +1,13 @@
 """The stream worker: transactions in, decisions out, labels fed back; nothing lost or doubled.
 
-Per micro-batch: parse (poison to the dead-letter queue with the reason), online features,
-decision, one database commit, decisions published with publisher confirms, and only then one
-multiple-ack. A crash anywhere before the ack means redelivery, which is harmless: every write
-is idempotent on ``transaction_id`` and a redelivered transaction republishes the stored
-decision. Database or Redis outages are retried with backoff while the messages stay unacked.
+Per micro-batch: read the deliveries (poison to the dead-letter queue with the reason), online
+features, decision, one database commit, decisions published with publisher confirms, and only
+then one multiple-ack. Two micro-batches are in flight: while batch k commits, publishes and
+acks, batch k+1 gets its features and scores; the commits, publications and acks stay in
+delivery order. A crash anywhere before the ack means redelivery, which is harmless: every
+write (state store included) is idempotent on ``transaction_id`` and a redelivered transaction
+republishes the stored decision. Database or Redis outages are retried with backoff while the
+messages stay unacked.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 
 import aio_pika
-from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from pydantic import ValidationError
 
 from vigil.config import BrokerConfig
@@ -23,29 +27,16 @@ from vigil.features import OnlineFeatureComputer
 from vigil.monitoring import VigilMetrics
 from vigil.storage import LabelRecord
 from vigil.streaming.batching import MicroBatcher
+from vigil.streaming.intake import Delivery, Rejected, read_delivery, validation_reason
 from vigil.streaming.labels import apply_labels
-from vigil.streaming.messages import (
-    CONTENT_TYPE,
-    DecisionMessage,
-    LabelMessage,
-    TransactionMessage,
-    decision_routing_key,
-)
+from vigil.streaming.messages import DecisionMessage, LabelMessage, TransactionMessage
+from vigil.streaming.outbox import dead_letter_copy, decision_publications
 from vigil.streaming.persistence import StreamStore
 from vigil.streaming.pipeline import ScoredBatch, ScoringPipeline
 from vigil.streaming.retry import ShuttingDown, retry_transient
-from vigil.streaming.topology import REASON_HEADER, Topology, declare_topology
+from vigil.streaming.topology import Topology, declare_topology
 
 log = logging.getLogger(__name__)
-
-Parsed = tuple[AbstractIncomingMessage, TransactionMessage]
-Handler = Callable[[list[AbstractIncomingMessage], Topology], Awaitable[None]]
-
-
-def validation_reason(error: ValidationError) -> str:
-    """A short, header-friendly reason for a schema violation."""
-    problems = [f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors()]
-    return ("invalid message: " + "; ".join(problems))[:500]
 
 
 def _stored_decision(row: dict[str, object], published_at: float | None) -> DecisionMessage:
@@ -58,6 +49,17 @@ def _stored_decision(row: dict[str, object], published_at: float | None) -> Deci
             "published_at": published_at,
         }
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Scored:
+    """A micro-batch after stage 1 (features and scores), row-aligned with its transactions."""
+
+    deliveries: list[Delivery]
+    transactions: list[TransactionMessage]
+    batched: list[bool]
+    redelivered: list[bool]
+    scored: ScoredBatch | None
 
 
 class StreamWorker:
@@ -81,6 +83,7 @@ class StreamWorker:
         self._metrics = metrics
         self._batch_wait_ms = batch_wait_ms
         self._stopping = asyncio.Event()
+        self._finishing: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -95,20 +98,25 @@ class StreamWorker:
     async def _consume(self, connection: AbstractRobustConnection, stop: asyncio.Event) -> None:
         tx_topology = await self._open(connection)
         label_topology = await self._open(connection)
-        batchers = {
-            tx_topology.transactions: MicroBatcher(
-                lambda batch: self._guarded(batch, self._handle_transactions, tx_topology),
-                self._broker.batch_size,
-                self._batch_wait_ms,
-            ),
-            label_topology.labels: MicroBatcher(
-                lambda batch: self._guarded(batch, self._handle_labels, label_topology),
-                self._broker.batch_size,
-                self._batch_wait_ms,
-            ),
+        size, wait = self._broker.batch_size, self._batch_wait_ms
+        tx_batcher = MicroBatcher[Delivery](
+            lambda batch: self._on_transactions(batch, tx_topology), size, wait, _delivery_size
+        )
+        label_batcher = MicroBatcher[AbstractIncomingMessage](
+            lambda batch: self._guarded(batch, self._handle_labels(batch, label_topology)),
+            size,
+            wait,
+        )
+
+        async def on_transaction(message: AbstractIncomingMessage) -> None:
+            await tx_batcher.deliver(read_delivery(message))
+
+        batchers = (tx_batcher, label_batcher)
+        runs = [asyncio.create_task(b.run()) for b in batchers]
+        tags = {
+            tx_topology.transactions: await tx_topology.transactions.consume(on_transaction),
+            label_topology.labels: await label_topology.labels.consume(label_batcher.deliver),
         }
-        runs = [asyncio.create_task(b.run()) for b in batchers.values()]
-        tags = {queue: await queue.consume(b.deliver) for queue, b in batchers.items()}
         self.ready.set()
         log.info("stream worker consuming %s", ", ".join(q.name for q in tags))
         await stop.wait()
@@ -116,9 +124,10 @@ class StreamWorker:
         self._stopping.set()
         for queue, tag in tags.items():
             await queue.cancel(tag)
-        for batcher in batchers.values():
+        for batcher in batchers:
             batcher.close()
         await asyncio.gather(*runs)
+        await self._wait_finishing()
 
     async def _open(self, connection: AbstractRobustConnection) -> Topology:
         """A channel with confirms and prefetch, and the topology declared on it."""
@@ -127,71 +136,100 @@ class StreamWorker:
         return await declare_topology(channel, self._broker)
 
     async def _guarded(
-        self, batch: list[AbstractIncomingMessage], handler: Handler, topology: Topology
+        self, batch: Sequence[AbstractIncomingMessage], work: Awaitable[None]
     ) -> None:
-        """Run a batch handler; on an unexpected error requeue the batch instead of dying."""
+        """Run a batch's work; on failure requeue its messages instead of dying."""
         try:
-            await handler(batch, topology)
-        except ShuttingDown as error:
-            log.warning("%s; %d messages left unacked for redelivery", error, len(batch))
-        except Exception:
-            log.exception("batch of %d failed unexpectedly; requeueing it", len(batch))
-            await batch[-1].nack(multiple=True, requeue=True)
+            await work
+        except Exception as error:
+            await self._requeue(batch, error)
+
+    async def _requeue(self, batch: Sequence[AbstractIncomingMessage], error: Exception) -> None:
+        """Nack exactly these messages: a multiple-nack could hit the batch in flight ahead."""
+        if isinstance(error, ShuttingDown):
+            log.warning("%s; requeueing %d messages", error, len(batch))
+        else:
+            log.error("batch of %d failed unexpectedly; requeueing it", len(batch), exc_info=error)
+        await asyncio.gather(*(message.nack(requeue=True) for message in batch))
+        if not self._stopping.is_set():
             await asyncio.sleep(0.5)
 
+    async def _wait_finishing(self) -> None:
+        if self._finishing is not None:
+            await self._finishing
+            self._finishing = None
+
+    async def _on_transactions(self, batch: list[Delivery], topology: Topology) -> None:
+        """Stage 1 of a micro-batch here; stage 2 runs in the background, one batch at a time."""
+        messages = [d.message for d in batch]
+        self._count_consumed(self._broker.transactions_queue, messages, batch)
+        try:
+            scored = await self._score(batch)
+        except Exception as error:
+            await self._wait_finishing()  # its ack must go out before this batch's nacks
+            await self._requeue(messages, error)
+            return
+        await self._wait_finishing()
+        self._finishing = asyncio.create_task(
+            self._guarded(messages, self._finish(scored, topology))
+        )
+
+    async def _score(self, batch: list[Delivery]) -> _Scored:
+        items = [(t, d) for d in batch for t in d.transactions]
+        transactions = [t for t, _ in items]
+        scored = None
+        if transactions:
+            scored = await retry_transient(
+                lambda: self._pipeline.score(transactions), "online features", self._stopping
+            )
+        return _Scored(
+            batch,
+            transactions,
+            [d.batched for _, d in items],
+            [bool(d.message.redelivered) for _, d in items],
+            scored,
+        )
+
+    async def _finish(self, batch: _Scored, topology: Topology) -> None:
+        """Stage 2: commit, publish decisions and dead letters (confirmed), then one ack."""
+        decisions: list[DecisionMessage] = []
+        if batch.scored is not None:
+            records = batch.scored.records
+            await retry_transient(
+                lambda: self._store.save_predictions(records), "saving predictions", self._stopping
+            )
+            decisions = await self._replace_redelivered(batch, batch.scored.decisions)
+        queue = self._broker.transactions_queue
+        rejected = [(d.message, r) for d in batch.deliveries for r in d.rejected]
+        await asyncio.gather(
+            *(
+                topology.decisions.publish(message, routing_key=key)
+                for message, key in decision_publications(decisions, batch.batched)
+            ),
+            *(self._dead_letter(topology, queue, m, r) for m, r in rejected),
+        )
+        await batch.deliveries[-1].message.ack(multiple=True)
+        self._count_acked(queue, len(batch.deliveries), batch.transactions)
+
     async def _dead_letter(
-        self, topology: Topology, queue: str, message: AbstractIncomingMessage, reason: str
+        self, topology: Topology, queue: str, message: AbstractIncomingMessage, rejected: Rejected
     ) -> None:
         """Publish a copy with the reason in its headers to the DLQ (confirmed) before the ack."""
-        headers = {**(message.headers or {}), REASON_HEADER: reason, "x-vigil-queue": queue}
-        copy = aio_pika.Message(
-            body=message.body,
-            headers=headers,
-            content_type=message.content_type,
-            message_id=message.message_id,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        )
+        copy = dead_letter_copy(message, queue, rejected.body, rejected.reason, rejected.item)
         await topology.dead_letters[queue].publish(copy, routing_key=queue)
-        log.warning("dead-lettered a message from %s: %s", queue, reason)
+        log.warning("dead-lettered a message from %s: %s", queue, rejected.reason)
         if self._metrics is not None:
             self._metrics.messages_dead_lettered.labels(queue=queue, reason="invalid").inc()
 
-    async def _handle_transactions(
-        self, batch: list[AbstractIncomingMessage], topology: Topology
-    ) -> None:
-        queue = self._broker.transactions_queue
-        self._count_consumed(queue, len(batch))
-        parsed: list[Parsed] = []
-        for message in batch:
-            try:
-                parsed.append((message, TransactionMessage.model_validate_json(message.body)))
-            except ValidationError as error:
-                await self._dead_letter(topology, queue, message, validation_reason(error))
-        if parsed:
-            decisions = await self._score_and_store([m for _, m in parsed])
-            decisions = await self._replace_redelivered(parsed, decisions)
-            await self._publish(topology.decisions, decisions)
-        await batch[-1].ack(multiple=True)
-        self._count_acked(queue, len(batch), [m for _, m in parsed])
-
-    async def _score_and_store(
-        self, messages: Sequence[TransactionMessage]
-    ) -> list[DecisionMessage]:
-        scored: ScoredBatch = await retry_transient(
-            lambda: self._pipeline.score(messages), "online features", self._stopping
-        )
-        await retry_transient(
-            lambda: self._store.save_predictions(scored.records),
-            "saving predictions",
-            self._stopping,
-        )
-        return scored.decisions
-
     async def _replace_redelivered(
-        self, parsed: Sequence[Parsed], decisions: list[DecisionMessage]
+        self, batch: _Scored, decisions: list[DecisionMessage]
     ) -> list[DecisionMessage]:
         """A redelivered transaction republishes the decision stored the first time."""
-        redelivered = {m.transaction_id: m for raw, m in parsed if raw.redelivered}
+        redelivered = {
+            m.transaction_id: m
+            for m, again in zip(batch.transactions, batch.redelivered, strict=True)
+            if again
+        }
         if not redelivered:
             return decisions
         rows = await retry_transient(
@@ -205,36 +243,18 @@ class StreamWorker:
         }
         return [stored.get(d.transaction_id, d) for d in decisions]
 
-    async def _publish(
-        self, exchange: AbstractExchange, decisions: Sequence[DecisionMessage]
-    ) -> None:
-        """Publish every decision and wait for all the broker's confirms."""
-        await asyncio.gather(
-            *(
-                exchange.publish(
-                    aio_pika.Message(
-                        body=d.to_bytes(),
-                        content_type=CONTENT_TYPE,
-                        message_id=str(d.transaction_id),
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    ),
-                    routing_key=decision_routing_key(d.label),
-                )
-                for d in decisions
-            )
-        )
-
     async def _handle_labels(
         self, batch: list[AbstractIncomingMessage], topology: Topology
     ) -> None:
         queue = self._broker.labels_queue
-        self._count_consumed(queue, len(batch))
+        self._count_consumed(queue, batch, None)
         records: list[LabelRecord] = []
         for message in batch:
             try:
                 label = LabelMessage.model_validate_json(message.body)
             except ValidationError as error:
-                await self._dead_letter(topology, queue, message, validation_reason(error))
+                reason = Rejected(message.body, validation_reason(error))
+                await self._dead_letter(topology, queue, message, reason)
                 continue
             records.append(LabelRecord(label.transaction_id, label.tx_fraud, label.labelled_at))
         if records:
@@ -242,10 +262,16 @@ class StreamWorker:
         await batch[-1].ack(multiple=True)
         self._count_acked(queue, len(batch), [])
 
-    def _count_consumed(self, queue: str, count: int) -> None:
+    def _count_consumed(
+        self,
+        queue: str,
+        messages: Sequence[AbstractIncomingMessage],
+        deliveries: Sequence[Delivery] | None,
+    ) -> None:
         if self._metrics is not None:
-            self._metrics.messages_consumed.labels(queue=queue).inc(count)
-            self._metrics.stream_batch_size.observe(count)
+            self._metrics.messages_consumed.labels(queue=queue).inc(len(messages))
+            items = sum(d.size for d in deliveries) if deliveries else len(messages)
+            self._metrics.stream_batch_size.observe(items)
 
     def _count_acked(self, queue: str, count: int, messages: Sequence[TransactionMessage]) -> None:
         if self._metrics is None:
@@ -255,3 +281,7 @@ class StreamWorker:
         for message in messages:
             if message.published_at is not None:
                 self._metrics.stream_end_to_end_latency.observe(now - message.published_at)
+
+
+def _delivery_size(delivery: Delivery) -> int:
+    return delivery.size

@@ -1,0 +1,75 @@
+"""AMQP messages the worker sends: decisions (single or batched) and dead-letter copies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from vigil.streaming.messages import (
+    CONTENT_TYPE,
+    DECISION_BATCH_TYPE,
+    DECISION_TYPE,
+    DecisionBatch,
+    DecisionMessage,
+    decision_routing_key,
+)
+from vigil.streaming.topology import REASON_HEADER
+
+Publication = tuple[aio_pika.Message, str]
+BATCH_ITEM_HEADER = "x-vigil-batch-item"
+
+
+def _message(body: bytes, kind: str, message_id: str) -> aio_pika.Message:
+    return aio_pika.Message(
+        body=body,
+        content_type=CONTENT_TYPE,
+        type=kind,
+        message_id=message_id,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+
+
+def decision_publications(
+    decisions: Sequence[DecisionMessage], batched: Sequence[bool]
+) -> list[Publication]:
+    """Decisions answered the way their transactions came: one by one, or one batch per label.
+
+    A transaction sent alone gets a :class:`DecisionMessage`; those that came in batch
+    envelopes share one :class:`DecisionBatch` per routing key (at most two messages, so two
+    confirms, for the whole micro-batch).
+    """
+    publications: list[Publication] = []
+    grouped: dict[int, list[DecisionMessage]] = {}
+    for decision, in_batch in zip(decisions, batched, strict=True):
+        if in_batch:
+            grouped.setdefault(decision.label, []).append(decision)
+        else:
+            message = _message(decision.to_bytes(), DECISION_TYPE, str(decision.transaction_id))
+            publications.append((message, decision_routing_key(decision.label)))
+    for label, group in grouped.items():
+        body = DecisionBatch(decisions=group).to_bytes()
+        message_id = f"{group[0].transaction_id}+{len(group) - 1}"
+        publications.append(
+            (_message(body, DECISION_BATCH_TYPE, message_id), decision_routing_key(label))
+        )
+    return publications
+
+
+def dead_letter_copy(
+    original: AbstractIncomingMessage, queue: str, body: bytes, reason: str, item: int | None
+) -> aio_pika.Message:
+    """A persistent copy for the dead-letter queue; a batch item goes alone, marked as such."""
+    headers = {**(original.headers or {}), REASON_HEADER: reason, "x-vigil-queue": queue}
+    if item is not None:
+        headers[BATCH_ITEM_HEADER] = item
+    return aio_pika.Message(
+        body=body,
+        headers=headers,
+        content_type=original.content_type or CONTENT_TYPE,
+        # A lone item is a single transaction message again: it can be fixed and resent as is.
+        type=original.type if item is None else None,
+        message_id=original.message_id,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
