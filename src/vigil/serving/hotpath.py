@@ -103,12 +103,17 @@ class HotRoutes:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
+    @classmethod
+    def handles(cls, scope: Scope) -> bool:
+        """Whether ``scope`` is a request for one of the hot routes."""
+        return scope["type"] == "http" and scope["path"] in cls.PATHS and scope["method"] == "POST"
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route one ASGI call."""
-        path = scope.get("path")
-        if scope["type"] != "http" or path not in self.PATHS or scope["method"] != "POST":
+        if not self.handles(scope):
             await self.app(scope, receive, send)
             return
+        path = scope["path"]
         scope["endpoint"] = self  # the request metrics label plain routes by their path
         app = scope["app"]  # the FastAPI app: its running services and exception handlers
         services = getattr(app.state, "services", None)

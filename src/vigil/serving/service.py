@@ -221,23 +221,26 @@ def _column_indices(available: Sequence[str], wanted: Sequence[str]) -> np.ndarr
     return np.asarray([position[name] for name in wanted], dtype=np.intp)
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _feature_vector(features: dict[str, float] | list[float], names: Sequence[str]) -> np.ndarray:
     """[1, F] float32 from features by name (exactly the model's) or a list in model order."""
     if isinstance(features, dict):
-        missing = [name for name in names if name not in features]
-        unknown = sorted(set(features) - set(names))
-        if missing or unknown:
+        if len(features) != len(names) or not features.keys() >= set(names):
+            missing = [name for name in names if name not in features]
+            unknown = sorted(set(features) - set(names))
             raise InvalidFeaturesError(f"missing features {missing}, unknown features {unknown}")
         values: list[float] = [features[name] for name in names]
     else:
         values = features
-    with np.errstate(over="ignore"):  # an overflow becomes inf, rejected just below
-        vector = np.asarray(values, dtype=np.float32).reshape(1, -1)
-    if vector.shape[1] != len(names):
-        raise InvalidFeaturesError(f"expected {len(names)} feature values, got {vector.shape[1]}")
-    if not np.isfinite(vector).all():
+    if len(values) != len(names):
+        raise InvalidFeaturesError(f"expected {len(names)} feature values, got {len(values)}")
+    # Checked in float64, so a value beyond float32's range is rejected instead of becoming inf.
+    vector = np.asarray(values, dtype=np.float64).reshape(1, -1)
+    if not float(np.abs(vector).max(initial=0.0)) <= _FLOAT32_MAX:  # also false for NaN
         raise InvalidFeaturesError("feature values must be finite float32 numbers")
-    return vector
+    return vector.astype(np.float32)
 
 
 def transactions_frame(transactions: Sequence[Transaction]) -> pd.DataFrame:
