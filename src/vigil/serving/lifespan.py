@@ -7,6 +7,7 @@ caller to close; the ones built here are started here and closed on shut-down.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -90,9 +91,14 @@ def lifespan_for(
             settings, metrics, model_manager, state_store, writer
         ) as services:
             app.state.services = services
+            # Everything built so far lives as long as the app: keep it out of the garbage
+            # collector's full scans, which otherwise cost ~10 us per request on the hot path.
+            gc.collect()
+            gc.freeze()
             try:
                 yield
             finally:
+                gc.unfreeze()
                 app.state.services = None
 
     return lifespan
