@@ -138,12 +138,23 @@ class Environment:
         redis.Redis.from_url(self.args.redis_url).flushdb()
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time used so far by these processes (Linux ``/proc``)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 class DecisionCounter:
-    """Consumes the decisions exchange; records arrival times and latencies."""
+    """Consumes the decisions exchange; records arrival times, latencies and worker CPU."""
 
     def __init__(self) -> None:
         self.arrivals: list[float] = []
         self.latencies: list[float] = []
+        self.worker_cpu_s = 0.0
 
     async def on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         now = time.time()
@@ -188,7 +199,10 @@ async def run_once(
                     await asyncio.sleep(0.2)
                 await asyncio.sleep(1.0)  # let the workers settle
                 await replay(frame, sink, rate=rate, label_after_s=None, progress=False)
+        await counter.wait_for(1, timeout_s=120)
+        cpu_at_first = cpu_seconds([p.pid for p in procs])
         await counter.wait_for(len(frame), timeout_s=300)
+        counter.worker_cpu_s = cpu_seconds([p.pid for p in procs]) - cpu_at_first
     finally:
         for proc in procs:
             proc.terminate()
@@ -223,8 +237,10 @@ async def main_async(args: argparse.Namespace) -> None:
             for workers in args.workers:
                 counter = await run_once(env, frame.head(args.transactions), workers, rate=0)
                 rates[workers] = throughput(counter)
+                cpu_us = counter.worker_cpu_s / len(counter.arrivals) * 1e6
                 print(f"{workers} worker(s): {rates[workers]:,.0f} tx/s end to end "
-                      f"({args.transactions} transactions)")  # fmt: skip
+                      f"({args.transactions} transactions); worker CPU {cpu_us:.0f} us/tx "
+                      f"= {1e6 / cpu_us:,.0f} tx/s per dedicated core")  # fmt: skip
             n_latency = int(args.latency_rate * args.latency_seconds)
             counter = await run_once(env, frame.head(n_latency), 1, rate=args.latency_rate)
             p50, p99 = np.percentile(np.array(counter.latencies) * 1000, [50, 99])

@@ -93,6 +93,8 @@ class StreamWorker:
         try:
             await self._consume(connection, stop)
         finally:
+            if self._finishing is not None:  # cancelled mid-stream: its messages stay unacked
+                self._finishing.cancel()
             await connection.close()
 
     async def _consume(self, connection: AbstractRobustConnection, stop: asyncio.Event) -> None:
