@@ -13,8 +13,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import hiredis
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection as AsyncConnection
 
 from vigil.features.state import US_PER_DAY, Aggregates, Label, Transaction, WindowSpec
 
@@ -170,6 +172,20 @@ def _parse(reply: Sequence[Any], n_windows: int) -> Aggregates:
     return agg
 
 
+class _HiredisPackedConnection(AsyncConnection):
+    """asyncio TCP connection that packs commands with hiredis' C packer.
+
+    redis-py's asyncio client packs in pure Python (~1 us per argument; a micro-batch's script
+    call carries 8 per transaction); its sync client already uses hiredis when installed.
+    """
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        """One RESP command as bytes (same output as the Python packer)."""
+        if isinstance(args[0], str):  # a command name such as 'SCRIPT LOAD' is split
+            args = (*args[0].encode().split(), *args[1:])
+        return [hiredis.pack_command(args)]
+
+
 class RedisStateStore:
     """:class:`~vigil.features.state.StateStore` on Redis, shared by every replica."""
 
@@ -177,7 +193,9 @@ class RedisStateStore:
         self.prefix = prefix
         self._ttl_slack_us = ttl_slack_days * US_PER_DAY
         self._client = redis.Redis.from_url(url, decode_responses=True)
-        self._aclient = aioredis.Redis.from_url(url, decode_responses=True)
+        self._aclient = aioredis.Redis.from_url(
+            url, decode_responses=True, connection_class=_HiredisPackedConnection
+        )
         self._record = self._client.register_script(_RECORD_LUA)
         self._label = self._client.register_script(_LABEL_LUA)
         self._arecord = self._aclient.register_script(_RECORD_LUA)
