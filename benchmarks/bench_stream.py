@@ -49,6 +49,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--single", action="store_true", help="one message per transaction")
     parser.add_argument("--batch-size", type=int, default=128, help="worker micro-batch")
+    parser.add_argument("--prefetch", type=int, default=256, help="worker prefetch (messages)")
     parser.add_argument(
         "--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/test"
     )
@@ -116,6 +117,7 @@ class Environment:
                 "VIGIL_BROKER__DECISIONS_EXCHANGE": self.broker.decisions_exchange,
                 "VIGIL_INFERENCE__MODEL_PATH": str(self.model),
                 "VIGIL_BROKER__BATCH_SIZE": str(self.args.batch_size),
+                "VIGIL_BROKER__PREFETCH": str(self.args.prefetch),
             }
         )
         (self.folder / "none.yaml").write_text("{}\n")
