@@ -2,7 +2,7 @@
 
 Requests that arrive in the same event-loop iteration (the server reads every ready
 connection per iteration) are handed together to one batch function: for ``/predict`` that
-is one pipelined Redis round trip, one model run and one writer submit for N transactions
+is one Redis script call, one model run and one writer submit for N transactions
 instead of N of each, which is most of the per-request cost. Items keep their arrival order,
 so each transaction still sees the ones before it in the online state.
 """

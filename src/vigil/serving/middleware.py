@@ -124,7 +124,7 @@ class ServiceMiddleware:
         route = scope.get("route")
         if route is not None:
             template = route.path
-        else:  # plain Starlette routes (the hot ones, no path parameters) set only "endpoint"
+        else:  # the hot routes (serving/hotpath.py) set only "endpoint"
             template = scope["path"] if "endpoint" in scope else UNMATCHED_ROUTE
         counter = self._counters.get((template, status_code))
         if counter is None:

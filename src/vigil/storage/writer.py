@@ -1,8 +1,8 @@
 """Group commit: many concurrent submits share one durable database transaction.
 
-Callers ``await submit(record)``; the writer gathers pending records into a batch (up to
-``max_batch``, or whatever arrived within ``max_delay_ms`` of the first), inserts them with one
-``executemany`` per table in a dedicated thread, commits, and only then resolves every
+Callers ``await submit(record)`` (or ``submit_many``); the writer gathers pending records into
+a batch (up to ``max_batch``, or whatever arrived within ``max_delay_ms`` of the first), inserts
+them (``COPY`` on PostgreSQL) in a dedicated thread, commits, and only then resolves every
 caller's future. While a batch commits the next one accumulates, so a single thread keeps the
 database busy. The queue is bounded: a full queue refuses at once (``WriterOverloaded``), and an
 unreachable database fails the pending records (``DatabaseUnavailable``) while the writer
