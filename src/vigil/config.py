@@ -55,7 +55,7 @@ class FeaturesConfig(_Section):
     label_delay_days: int = Field(7, ge=0)
     night_end_hour: int = Field(6, ge=0, le=23)
     output_path: Path = Path("data/features/features.parquet")
-    duckdb_memory_limit: str = "2GB"
+    duckdb_memory_limit: str = "1500MB"
     duckdb_threads: int = Field(2, gt=0)
     extended: bool = True
 

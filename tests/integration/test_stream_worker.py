@@ -66,6 +66,7 @@ def pg_schema_url(postgres_url: str) -> Iterator[str]:
         {"options": f"-csearch_path={name}", "application_name": name}
     )
     yield url.render_as_string(hide_password=False)
+    admin.dispose()  # a test may have restarted PostgreSQL: pooled connections are dead
     with admin.connect() as connection:
         connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
     admin.dispose()
@@ -467,3 +468,85 @@ async def test_batch_envelopes_with_poison_items_and_a_crash_have_an_exactly_onc
             assert reason.startswith("invalid message: transactions")
         else:
             assert (message.headers[BATCH_ITEM_HEADER], "tx_amount" in reason) == (7, True)
+
+
+REDIS_START = [
+    "redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379",
+    "--save", "", "--appendonly", "no", "--dir", "/var/lib/redis",
+    "--logfile", "/var/log/redis/ci.log",
+]  # fmt: skip
+
+
+def _postgres_cluster(action: str) -> None:
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", action],
+        check=True,
+        capture_output=True,
+    )
+
+
+def _restart_redis() -> None:
+    subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], capture_output=True)
+    subprocess.run(REDIS_START, check=True, capture_output=True)
+
+
+def _require_service_control(*commands: str) -> None:
+    missing = [c for c in commands if subprocess.run(["which", c], capture_output=True).returncode]
+    if missing or os.geteuid() != 0:
+        message = f"stopping real services needs root and {commands} (missing: {missing})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+async def _publish_in_waves(broker: Broker, queue: str, frame: pd.DataFrame) -> None:
+    """Publish during the outage too: the producer keeps sending while a service is down."""
+    for wave in np.array_split(frame, 5):
+        await broker.publish(queue, transaction_bodies(wave))
+        await asyncio.sleep(0.3)
+
+
+@pytest.mark.slow
+async def test_postgresql_stopped_mid_stream_loses_nothing(
+    settings: Settings, broker: Broker, stream: pd.DataFrame
+) -> None:
+    _require_service_control("pg_ctlcluster")
+    frame = stream.head(2000)
+    worker = await start_worker(settings)
+    url = settings.storage.database_url
+    queue = settings.broker.transactions_queue
+    try:
+        await broker.publish(queue, transaction_bodies(frame.head(300)))
+        await wait_until(lambda: len(stored_ids(url)) >= 100, 30, "first rows")
+        await asyncio.to_thread(_postgres_cluster, "stop")
+        try:
+            await _publish_in_waves(broker, queue, frame.iloc[300:])
+            await asyncio.sleep(2.0)  # the worker retries with backoff meanwhile
+        finally:
+            await asyncio.to_thread(_postgres_cluster, "start")
+        await wait_until(lambda: len(stored_ids(url)) == len(frame), 90, "the backlog to drain")
+    finally:
+        await worker.shutdown()
+    assert sorted(stored_ids(url)) == sorted(frame.transaction_id)
+
+
+@pytest.mark.slow
+async def test_redis_restarted_mid_stream_loses_nothing(
+    settings: Settings, broker: Broker, stream: pd.DataFrame
+) -> None:
+    _require_service_control("redis-server", "redis-cli")
+    frame = stream.head(2000)
+    worker = await start_worker(settings)
+    url = settings.storage.database_url
+    queue = settings.broker.transactions_queue
+    try:
+        await broker.publish(queue, transaction_bodies(frame.head(300)))
+        await wait_until(lambda: len(stored_ids(url)) >= 100, 30, "first rows")
+        # A restart of a Redis that keeps nothing on disk: connections drop, scripts are gone.
+        await asyncio.to_thread(_restart_redis)
+        await _publish_in_waves(broker, queue, frame.iloc[300:])
+        await wait_until(lambda: len(stored_ids(url)) == len(frame), 90, "the backlog to drain")
+    finally:
+        await worker.shutdown()
+    assert sorted(stored_ids(url)) == sorted(frame.transaction_id)
