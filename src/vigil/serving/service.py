@@ -93,17 +93,9 @@ class PredictionService:
         challenger_version = challenger.metadata.model_version if challenger else None
         finished = time.perf_counter()
         records = [
-            PredictionRecord(
-                transaction_id=tx.transaction_id,
-                tx_datetime=tx.tx_datetime,
-                customer_id=tx.customer_id,
-                terminal_id=tx.terminal_id,
-                tx_amount=tx.tx_amount,
-                score=decision.score,
-                label=decision.label,
-                threshold=decision.threshold,
-                reason_codes=[reason.feature for reason in decision.reason_codes],
-                model_version=decision.model_version,
+            PredictionRecord.from_decision(
+                tx,
+                decision,
                 latency_ms=(finished - started) * 1000.0,
                 extra=tx.model_extra or None,
                 challenger_score=shadow,

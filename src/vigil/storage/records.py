@@ -4,12 +4,42 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 
 def utc_now() -> datetime:
     """The current time, timezone-aware (UTC)."""
     return datetime.now(UTC)
+
+
+class ScoredTransaction(Protocol):
+    """The transaction fields a prediction is stored with."""
+
+    @property
+    def transaction_id(self) -> int: ...
+    @property
+    def tx_datetime(self) -> datetime: ...
+    @property
+    def customer_id(self) -> int: ...
+    @property
+    def terminal_id(self) -> int: ...
+    @property
+    def tx_amount(self) -> float: ...
+
+
+class DecisionLike(Protocol):
+    """What the shared decision step answers for one transaction."""
+
+    @property
+    def score(self) -> float: ...
+    @property
+    def label(self) -> int: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def reason_codes(self) -> Any: ...
+    @property
+    def model_version(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +63,31 @@ class PredictionRecord:
     challenger_version: str | None = None
     received_at: datetime = field(default_factory=utc_now)
     created_at: datetime = field(default_factory=utc_now)
+
+    @classmethod
+    def from_decision(
+        cls,
+        tx: ScoredTransaction,
+        decision: DecisionLike,
+        *,
+        latency_ms: float,
+        **optional: Any,
+    ) -> PredictionRecord:
+        """The record of ``tx`` scored as ``decision`` (API and stream worker alike)."""
+        return cls(
+            transaction_id=tx.transaction_id,
+            tx_datetime=tx.tx_datetime,
+            customer_id=tx.customer_id,
+            terminal_id=tx.terminal_id,
+            tx_amount=tx.tx_amount,
+            score=decision.score,
+            label=decision.label,
+            threshold=decision.threshold,
+            reason_codes=[reason.feature for reason in decision.reason_codes],
+            model_version=decision.model_version,
+            latency_ms=latency_ms,
+            **optional,
+        )
 
     def transaction_row(self) -> dict[str, Any]:
         """Values for the ``transactions`` table."""

@@ -83,17 +83,9 @@ class ScoringPipeline:
         latency_ms = (time.perf_counter() - started) * 1000 / max(len(txs), 1)
         now = datetime.now(UTC)
         records = [
-            PredictionRecord(
-                transaction_id=tx.transaction_id,
-                tx_datetime=tx.tx_datetime,
-                customer_id=tx.customer_id,
-                terminal_id=tx.terminal_id,
-                tx_amount=tx.tx_amount,
-                score=d.score,
-                label=d.label,
-                threshold=d.threshold,
-                reason_codes=[reason.feature for reason in d.reason_codes],
-                model_version=d.model_version,
+            PredictionRecord.from_decision(
+                tx,
+                d,
                 latency_ms=latency_ms,
                 source=self._source,
                 extra=m.extra,
