@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +50,30 @@ def require_handbook() -> Path:
     if IN_CI:
         pytest.fail(f"handbook data missing at {HANDBOOK_DIR} (CI=true: required)")
     pytest.skip(f"handbook data not found at {HANDBOOK_DIR}")
+
+
+@contextlib.contextmanager
+def private_pg_schema(postgres_url: str, prefix: str) -> Iterator[str]:
+    """A fresh PostgreSQL schema (also the application name), dropped afterwards.
+
+    Yields a URL whose connections use that schema, so concurrent test runs never clash.
+    """
+    from sqlalchemy import create_engine, make_url, text
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{name}"'))
+    url = make_url(postgres_url).update_query_dict(
+        {"options": f"-csearch_path={name}", "application_name": name}
+    )
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        admin.dispose()  # a test may have restarted PostgreSQL: pooled connections are dead
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+        admin.dispose()
 
 
 @pytest.fixture

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine
 
+from conftest import private_pg_schema
 from onnx_factory import logistic_model, make_metadata, save
 from vigil.inference.manager import ModelManager
 from vigil.lifecycle.deploy import deploy_experiment
@@ -25,19 +25,11 @@ FEATURES = ["tx_amount", "tx_during_night"]
 @pytest.fixture
 def engine(postgres_url: str) -> Iterator[Engine]:
     """A migrated private schema, dropped afterwards (parallel runs never clash)."""
-    name = f"vigil_lifecycle_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{name}"'))
-    url = make_url(postgres_url).update_query_dict({"options": f"-csearch_path={name}"})
-    rendered = url.render_as_string(hide_password=False)
-    upgrade_database(rendered)
-    engine = create_db_engine(rendered)
-    yield engine
-    engine.dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-    admin.dispose()
+    with private_pg_schema(postgres_url, "vigil_lifecycle") as url:
+        upgrade_database(url)
+        engine = create_db_engine(url)
+        yield engine
+        engine.dispose()
 
 
 class ModelJob:

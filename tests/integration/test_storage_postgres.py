@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -12,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, make_url, select, text
 
+from conftest import private_pg_schema
 from vigil.storage import (
     DatabaseUnavailable,
     GroupCommitWriter,
@@ -47,19 +47,9 @@ def make_record(transaction_id: int) -> PredictionRecord:
 @pytest.fixture
 def schema_url(postgres_url: str) -> Iterator[str]:
     """A migrated, private schema (and application name) so parallel test runs never clash."""
-    name = f"vigil_storage_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{name}"'))
-    url = make_url(postgres_url).update_query_dict(
-        {"options": f"-csearch_path={name}", "application_name": name}
-    )
-    rendered = url.render_as_string(hide_password=False)
-    upgrade_database(rendered)
-    yield rendered
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-    admin.dispose()
+    with private_pg_schema(postgres_url, "vigil_storage") as url:
+        upgrade_database(url)
+        yield url
 
 
 def stored_ids(url: str) -> set[int]:

@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, make_url, select, text
 
+from conftest import private_pg_schema
 from onnx_factory import logistic_model, make_metadata, save
 from vigil.config import BrokerConfig, DataConfig, Settings, build_settings
 from vigil.data import schema
@@ -58,18 +59,8 @@ def stream() -> pd.DataFrame:
 @pytest.fixture
 def pg_schema_url(postgres_url: str) -> Iterator[str]:
     """A private schema (and application name) so concurrent runs never clash."""
-    name = f"vigil_stream_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{name}"'))
-    url = make_url(postgres_url).update_query_dict(
-        {"options": f"-csearch_path={name}", "application_name": name}
-    )
-    yield url.render_as_string(hide_password=False)
-    admin.dispose()  # a test may have restarted PostgreSQL: pooled connections are dead
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
-    admin.dispose()
+    with private_pg_schema(postgres_url, "vigil_stream") as url:
+        yield url
 
 
 def write_model(settings_features: object, offline: pd.DataFrame, path: Path) -> Path:
