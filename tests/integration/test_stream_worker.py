@@ -348,6 +348,21 @@ def assert_each_id_decided_once(published: list[dict[str, object]], ids: pd.Seri
     assert all(len(scores) == 1 for scores in by_id.values()), "a republished decision changed"
 
 
+async def crash_then_drain(settings: Settings, expected: int) -> None:
+    """Cancel a worker mid-stream (deliveries never acked), then let a new one drain the rest."""
+    url = settings.storage.database_url
+    first = await start_worker(settings)
+    await wait_until(lambda: len(stored_ids(url)) >= 300, 30, "the first worker to start")
+    first.task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await first.task
+    await first.runtime.close()
+    assert len(stored_ids(url)) < expected, "the crash must land mid-stream"
+    second = await start_worker(settings)
+    await wait_until(lambda: len(stored_ids(url)) == expected, 30, "the backlog to drain")
+    await second.shutdown()
+
+
 async def test_crash_mid_stream_has_an_exactly_once_effect(
     settings: Settings, broker: Broker, stream: pd.DataFrame
 ) -> None:
@@ -355,16 +370,7 @@ async def test_crash_mid_stream_has_an_exactly_once_effect(
     frame = stream.head(2000)
     url = settings.storage.database_url
     await broker.publish(settings.broker.transactions_queue, transaction_bodies(frame))
-    first = await start_worker(settings)
-    await wait_until(lambda: len(stored_ids(url)) >= 300, 30, "the first worker to start")
-    first.task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await first.task
-    await first.runtime.close()
-    assert len(stored_ids(url)) < 2000, "the crash must land mid-stream"
-    second = await start_worker(settings)
-    await wait_until(lambda: len(stored_ids(url)) == 2000, 30, "the backlog to drain")
-    await second.shutdown()
+    await crash_then_drain(settings, expected=2000)
     ids = stored_ids(url)
     assert len(ids) == len(set(ids)) == 2000
     published = [json.loads(m.body) for m in await broker.drain(broker.decisions)]
@@ -432,16 +438,7 @@ async def test_batch_envelopes_with_poison_items_and_a_crash_have_an_exactly_onc
     bodies.insert(5, broken)
     url = settings.storage.database_url
     await broker.publish(settings.broker.transactions_queue, bodies, TRANSACTION_BATCH_TYPE)
-    first = await start_worker(settings)
-    await wait_until(lambda: len(stored_ids(url)) >= 300, 30, "the first worker to start")
-    first.task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await first.task
-    await first.runtime.close()
-    assert len(stored_ids(url)) < 2000, "the crash must land mid-stream"
-    second = await start_worker(settings)
-    await wait_until(lambda: len(stored_ids(url)) == 2000, 30, "the backlog to drain")
-    await second.shutdown()
+    await crash_then_drain(settings, expected=2000)
 
     ids = stored_ids(url)
     assert len(ids) == len(set(ids)) == 2000
