@@ -182,6 +182,39 @@ async def test_in_process_replay_scores_like_offline_and_stores_labels(
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
+async def test_a_hot_swap_reaches_the_next_micro_batch(
+    settings: Settings, stream: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Decisions name the model that made them; a model in another feature order still works."""
+    names = feature_names(settings.features)
+    weights = np.linspace(-0.5, 0.5, len(names))
+    swapped = make_metadata(names[::-1], threshold=0.5, model_version="swapped-2")
+    save(logistic_model(weights[::-1].tolist(), 0.1, swapped), tmp_path / "swapped.onnx")
+    same_order = make_metadata(names, threshold=0.5, model_version="reference")
+    save(logistic_model(weights.tolist(), 0.1, same_order), tmp_path / "reference.onnx")
+    messages = [
+        TransactionMessage.model_validate(row)
+        for row in stream[list(GOOD)].head(64).to_dict(orient="records")
+    ]
+
+    runtime = StreamRuntime.build(settings, source="stream")
+    try:
+        before = await runtime.pipeline.score(messages[:32])
+        runtime.models.deploy(tmp_path / "swapped.onnx")
+        after = await runtime.pipeline.score(messages[32:])
+    finally:
+        await runtime.close()
+
+    assert {d.model_version for d in before.decisions} == {"test-1"}
+    assert {d.model_version for d in after.decisions} == {"swapped-2"}
+    assert {r.model_version for r in after.records} == {"swapped-2"}
+    # Same weights per feature name: the reordered model scores like one in online order.
+    from vigil.inference.scorer import OnnxScorer
+
+    expected = OnnxScorer.load(tmp_path / "reference.onnx").score(after.features)
+    np.testing.assert_allclose([d.score for d in after.decisions], expected, rtol=1e-5, atol=1e-6)
+
+
 async def test_replay_keeps_the_requested_rate() -> None:
     sent: list[int] = []
 

@@ -16,6 +16,7 @@ from vigil.config import DEFAULT_CONFIG_PATH, Settings
 async def _run_worker(settings: Settings, metrics_port: int) -> None:
     from prometheus_client import CollectorRegistry, start_http_server
 
+    from vigil.lifecycle.follower import follow_deployments, run_follower
     from vigil.monitoring import create_metrics
     from vigil.streaming import StreamRuntime, StreamWorker
 
@@ -30,9 +31,16 @@ async def _run_worker(settings: Settings, metrics_port: int) -> None:
     worker = StreamWorker(
         settings.broker, runtime.pipeline, runtime.features, runtime.store, metrics
     )
+    # A model deployed through any API process reaches this worker too (hot swap per batch).
+    follower = await asyncio.to_thread(
+        follow_deployments, settings.storage.database_url, runtime.models
+    )
+    following = asyncio.create_task(run_follower(follower)) if follower else None
     try:
         await worker.run(stop)
     finally:
+        if following is not None:
+            following.cancel()
         await runtime.close()
 
 

@@ -11,12 +11,12 @@ import asyncio
 import logging
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from vigil.inference.errors import ModelLoadError
 from vigil.inference.manager import ModelManager
-from vigil.storage import latest_deployment
+from vigil.storage import create_db_engine, latest_deployment
 
 logger = logging.getLogger(__name__)
 
@@ -60,3 +60,23 @@ class ChampionFollower:
     def close(self) -> None:
         """Release the database connections."""
         self._engine.dispose()
+
+
+def follow_deployments(database_url: str, models: ModelManager) -> ChampionFollower | None:
+    """A follower of the database's deployments table, or None when it does not hold one."""
+    engine = create_db_engine(database_url)
+    try:
+        if inspect(engine).has_table("deployments"):
+            return ChampionFollower(engine, models)
+    except SQLAlchemyError as error:
+        logger.warning("not following deployments of other processes: %s", error)
+    engine.dispose()
+    return None
+
+
+async def run_follower(follower: ChampionFollower) -> None:
+    """Follow until cancelled, then release the follower's connections."""
+    try:
+        await follower.run()
+    finally:
+        follower.close()

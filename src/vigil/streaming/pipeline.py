@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 import numpy as np
 
 from vigil.features import OnlineFeatureComputer, Transaction
-from vigil.inference.decision import Decision, Scorer, decide
+from vigil.inference.columns import ModelColumns
+from vigil.inference.decision import Decision, decide
+from vigil.inference.manager import ModelManager
 from vigil.storage import PredictionRecord
 from vigil.streaming.messages import DecisionMessage, TransactionMessage
 
@@ -49,17 +51,22 @@ def decision_message(
 
 
 class ScoringPipeline:
-    """Scores micro-batches of transaction messages."""
+    """Scores micro-batches of transaction messages with the manager's current champion.
+
+    The champion is read once per micro-batch, so a hot swap (``ModelManager.deploy``) takes
+    effect from the next batch and every decision names the model that made it.
+    """
 
     def __init__(
         self,
         features: OnlineFeatureComputer,
-        scorer: Scorer,
+        models: ModelManager,
         reason_codes: int = 3,
         source: str = "stream",
     ) -> None:
         self._features = features
-        self._scorer = scorer
+        self._models = models
+        self._columns = ModelColumns(features.names)
         self._reason_codes = reason_codes
         self._source = source
 
@@ -77,8 +84,12 @@ class ScoringPipeline:
             for m in messages
         ]
         features = await self._features.afeatures_for_batch(txs)
+        champion = self._models.snapshot().champion
         decisions = decide(
-            self._scorer, [tx.transaction_id for tx in txs], features, self._reason_codes
+            champion,
+            [tx.transaction_id for tx in txs],
+            self._columns.rows_for(champion, features),
+            self._reason_codes,
         )
         latency_ms = (time.perf_counter() - started) * 1000 / max(len(txs), 1)
         now = datetime.now(UTC)

@@ -6,8 +6,8 @@ import asyncio
 from dataclasses import dataclass
 
 from vigil.config import Settings
-from vigil.features import OnlineFeatureComputer, StateStore, make_state_store
-from vigil.inference.scorer import OnnxScorer
+from vigil.features import OnlineFeatureComputer, StateStore, feature_names, make_state_store
+from vigil.inference.manager import ModelManager
 from vigil.storage import upgrade_database
 from vigil.streaming.persistence import StreamStore
 from vigil.streaming.pipeline import ScoringPipeline
@@ -19,6 +19,7 @@ class StreamRuntime:
 
     state: StateStore
     features: OnlineFeatureComputer
+    models: ModelManager
     pipeline: ScoringPipeline
     store: StreamStore
 
@@ -27,11 +28,13 @@ class StreamRuntime:
         """Load the model, connect the state store and the database (migrating it if asked)."""
         if migrate:
             upgrade_database(settings.storage.database_url)
-        scorer = OnnxScorer.load(settings.inference.model_path)
+        models = ModelManager.from_paths(
+            settings.inference.model_path, available_features=feature_names(settings.features)
+        )
         state = make_state_store(settings.storage.state_url)
         features = OnlineFeatureComputer(settings.features, state)
-        pipeline = ScoringPipeline(features, scorer, settings.inference.reason_codes, source)
-        return cls(state, features, pipeline, StreamStore(settings.storage.database_url))
+        pipeline = ScoringPipeline(features, models, settings.inference.reason_codes, source)
+        return cls(state, features, models, pipeline, StreamStore(settings.storage.database_url))
 
     async def close(self) -> None:
         """Release the database and the state store."""

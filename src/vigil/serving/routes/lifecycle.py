@@ -19,11 +19,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
 from pydantic import BaseModel
-from sqlalchemy import Engine, inspect
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine
 
 from vigil.config import Settings
-from vigil.inference.manager import ModelManager
 from vigil.lifecycle.add_data import TrainingData, parse_csv
 from vigil.lifecycle.deploy import deploy_experiment, promote_in_registry
 from vigil.lifecycle.errors import (
@@ -32,7 +30,7 @@ from vigil.lifecycle.errors import (
     RejectedData,
     RetrainInProgress,
 )
-from vigil.lifecycle.follower import ChampionFollower
+from vigil.lifecycle.follower import follow_deployments, run_follower
 from vigil.lifecycle.job import SubprocessTrainJob
 from vigil.lifecycle.runner import RetrainRunner
 from vigil.serving.deps import ServicesDep
@@ -66,29 +64,17 @@ def build_lifecycle(settings: Settings) -> LifecycleServices:
 _build_lock = threading.Lock()
 
 
-def _follower(settings: Settings, models: ModelManager) -> ChampionFollower | None:
-    """A follower of the deployments table, or None when the database does not hold it."""
-    engine = create_db_engine(settings.storage.database_url)
-    try:
-        if inspect(engine).has_table("deployments"):
-            return ChampionFollower(engine, models)
-    except SQLAlchemyError as error:
-        logger.warning("not following deployments of other processes: %s", error)
-    engine.dispose()
-    return None
-
-
 async def _follow_deployments(app: FastAPI) -> asyncio.Task[None] | None:
     """Start following other processes' deployments (the hot swap reaches every process)."""
     services = getattr(app.state, "services", None)
     if services is None:
         return None
-    follower = await asyncio.to_thread(_follower, app.state.settings, services.models)
+    follower = await asyncio.to_thread(
+        follow_deployments, app.state.settings.storage.database_url, services.models
+    )
     if follower is None:
         return None
-    task = asyncio.create_task(follower.run(), name="champion-follower")
-    task.add_done_callback(lambda _: follower.close())
-    return task
+    return asyncio.create_task(run_follower(follower), name="champion-follower")
 
 
 @asynccontextmanager
