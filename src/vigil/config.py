@@ -152,9 +152,16 @@ class TrackingConfig(_Section):
 
 
 class MonitoringConfig(_Section):
-    """Drift and delayed-label monitoring."""
+    """Drift and delayed-label monitoring (the Dagster marts, read back by ``/metrics``)."""
 
     drift_reference_days: int = Field(7, gt=0)
+    drift_current_days: int = Field(7, gt=0)
+    drift_method: str = "psi"
+    drift_threshold: float = Field(0.1, gt=0)
+    drift_share: float = Field(0.5, gt=0, le=1)
+    performance_days: int = Field(28, gt=0)
+    marts_dir: Path = Path("data/marts")
+    retrain_on_drift: bool = True
 
 
 class Settings(_Section):
