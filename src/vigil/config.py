@@ -156,6 +156,7 @@ class MonitoringConfig(_Section):
 
     drift_reference_days: int = Field(7, gt=0)
     drift_current_days: int = Field(7, gt=0)
+    drift_columns: list[str] = Field(default_factory=list)
     drift_method: str = "psi"
     drift_threshold: float = Field(0.1, gt=0)
     drift_share: float = Field(0.5, gt=0, le=1)

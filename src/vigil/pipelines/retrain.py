@@ -1,0 +1,45 @@
+"""Retrain assets: a challenger trained on recent data, served only if the gate promotes it."""
+
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from vigil.pipelines.resources import SettingsResource
+from vigil.pipelines.retraining import gate_and_promote, settings_as_of, train_challenger
+
+
+class RetrainConfig(dg.Config):
+    """``as_of``: last day of the test period (YYYY-MM-DD); empty keeps ``train.*`` as set."""
+
+    as_of: str | None = None
+
+
+@dg.asset(group_name="retrain", kinds={"pytorch", "onnx"})
+def challenger_model(
+    config: RetrainConfig, vigil: dg.ResourceParam[SettingsResource]
+) -> dg.Output[dict[str, str | None]]:
+    """A model trained with the training entry point on the data up to ``as_of``."""
+    as_of = date.fromisoformat(config.as_of) if config.as_of else None
+    model = train_challenger(settings_as_of(vigil.settings, as_of))
+    return dg.Output(
+        {"model": str(model), "as_of": config.as_of},
+        metadata={"path": dg.MetadataValue.path(str(model))},
+    )
+
+
+@dg.asset(group_name="retrain", kinds={"onnx"})
+def serving_model(
+    challenger_model: dict[str, str | None], vigil: dg.ResourceParam[SettingsResource]
+) -> dg.MaterializeResult:
+    """The serving model: the challenger if the promotion gate says it is better."""
+    as_of = challenger_model["as_of"]
+    settings = settings_as_of(vigil.settings, date.fromisoformat(as_of) if as_of else None)
+    outcome = gate_and_promote(settings, Path(str(challenger_model["model"])))
+    return dg.MaterializeResult(
+        metadata={
+            "promoted": outcome.promoted,
+            "reason": outcome.reason,
+            "path": dg.MetadataValue.path(str(outcome.served_at)),
+        }
+    )

@@ -1,0 +1,72 @@
+"""Scheduled retraining as plain functions: train a challenger, promote it only through the gate.
+
+Training is ``vigil.train.train`` (the ``vigil train`` entry point, torch imported there);
+the verdict is :func:`vigil.lifecycle.gate.run_gate`; installation is
+:func:`vigil.lifecycle.deploy.install_model` (atomic), after which a running API picks the
+model up through its own deploy path or at its next start.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from vigil.config import Settings, build_settings, settings_to_dict
+from vigil.lifecycle.deploy import install_model
+from vigil.lifecycle.gate import GateDecision, GatePolicy, run_gate
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PromotionOutcome:
+    """Whether the challenger now serves, and the gate's evidence (None: no champion yet)."""
+
+    promoted: bool
+    reason: str
+    challenger: Path
+    served_at: Path
+    decision: GateDecision | None
+
+
+def settings_as_of(settings: Settings, as_of: date | None) -> Settings:
+    """``settings`` with the training periods moved so that the test period ends on ``as_of``."""
+    if as_of is None:
+        return settings
+    train = settings.train
+    start = as_of - timedelta(days=train.train_days + train.delay_days + train.test_days - 1)
+    return build_settings(settings_to_dict(settings), [("train.train_start", start.isoformat())])
+
+
+def train_challenger(settings: Settings) -> Path:
+    """Run one training (no promotion) and return its ONNX model."""
+    from vigil.train import train  # torch: imported only when a retrain runs
+    from vigil.training.artifacts import ONNX_FILE
+
+    model = train(settings, promote=False) / ONNX_FILE
+    if not model.is_file():
+        raise RuntimeError(f"training finished without a model at {model}")
+    return model
+
+
+def gate_and_promote(settings: Settings, challenger: Path) -> PromotionOutcome:
+    """Install ``challenger`` as the serving model only if the promotion gate says it is better.
+
+    With no serving model yet there is nothing to compare with: the challenger is installed.
+    """
+    from vigil.training.data import load_feature_table
+
+    served_at = settings.inference.model_path
+    if not served_at.is_file():
+        install_model(challenger, served_at)
+        reason = "no serving model yet: the challenger becomes the champion"
+        logger.info(reason)
+        return PromotionOutcome(True, reason, challenger, served_at, None)
+    policy = GatePolicy(top_k=settings.train.top_k_cards, recent_days=settings.train.test_days)
+    features = load_feature_table(settings).frame
+    decision = run_gate(served_at, challenger, features, policy)
+    if decision.promote:
+        install_model(challenger, served_at)
+    return PromotionOutcome(decision.promote, decision.reason, challenger, served_at, decision)
