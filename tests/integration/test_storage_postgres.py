@@ -148,8 +148,8 @@ async def test_killed_connection_mid_stream_is_recovered(
     assert len(missing) <= 128, "at most one batch may fail when the connection drops"
 
 
-def test_copy_insert_keeps_values_and_is_idempotent(schema_url: str) -> None:
-    """The COPY path stores every field as the portable INSERT did; first of an id wins."""
+def test_bulk_insert_keeps_values_and_is_idempotent(schema_url: str) -> None:
+    """The one-statement JSON insert stores every field as the portable INSERT did; first wins."""
     from dataclasses import replace
 
     from vigil.storage import fetch_prediction, insert_prediction_records
@@ -176,3 +176,31 @@ def test_copy_insert_keeps_values_and_is_idempotent(schema_url: str) -> None:
     assert stored["created_at"] == first.created_at
     assert plain["challenger_score"] is None and raw_extra == "null"
     assert stored_ids(schema_url) == {1, 2}
+
+
+async def test_overlapping_batches_keep_the_first_of_an_id(schema_url: str) -> None:
+    """Two connections commit batches concurrently; a later duplicate never overtakes the first."""
+    from dataclasses import replace
+
+    sizes: list[int] = []
+    writer = GroupCommitWriter(
+        schema_url,
+        max_batch=4,
+        max_delay_ms=0,
+        connections=2,
+        on_commit=lambda n, _s: sizes.append(n),
+    )
+    await writer.start()
+    firsts = [make_record(i) for i in range(8)]  # two batches of distinct ids
+    repeats = [replace(r, score=0.9, source="api") for r in firsts]  # the same ids again
+    await asyncio.gather(*(writer.submit_many([r]) for r in [*firsts, *repeats]))
+    await writer.stop()
+    engine = create_db_engine(schema_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(select(predictions.c.score, predictions.c.source)).all()
+    finally:
+        engine.dispose()
+    assert sorted(sizes) == [4, 4, 4, 4] and writer.commits == 4
+    assert len(rows) == 8 and set(rows) == {(0.3, "stream")}
+    assert stored_ids(schema_url) == set(range(8))

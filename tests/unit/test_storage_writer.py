@@ -20,7 +20,7 @@ from vigil.storage import (
     create_db_engine,
     upgrade_database,
 )
-from vigil.storage import writer as writer_module
+from vigil.storage import sinks as sinks_module
 from vigil.storage.tables import predictions, transactions
 
 
@@ -140,7 +140,7 @@ async def test_unreachable_database_fails_fast_then_recovers(tmp_path: Path) -> 
 async def test_outage_mid_stream_fails_pending_records_then_resumes(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_insert = writer_module.insert_prediction_records
+    real_insert = sinks_module.insert_prediction_records
     outage = {"failures_left": 1}
 
     def flaky_insert(connection: object, records: list[PredictionRecord]) -> None:
@@ -149,7 +149,7 @@ async def test_outage_mid_stream_fails_pending_records_then_resumes(
             raise OperationalError("INSERT", {}, Exception("server closed the connection"))
         real_insert(connection, records)
 
-    monkeypatch.setattr(writer_module, "insert_prediction_records", flaky_insert)
+    monkeypatch.setattr(sinks_module, "insert_prediction_records", flaky_insert)
     writer = GroupCommitWriter(db_url, max_batch=4, max_delay_ms=1, retry_initial_s=0.01)
     await writer.start()
     results = await asyncio.gather(

@@ -1,10 +1,12 @@
 """Group commit: many concurrent submits share one durable database transaction.
 
 Callers ``await submit(record)`` (or ``submit_many``); the writer gathers pending records into
-a batch (up to ``max_batch``, or whatever arrived within ``max_delay_ms`` of the first), inserts
-them (``COPY`` on PostgreSQL) in a dedicated thread, commits, and only then resolves every
-caller's future. While a batch commits the next one accumulates, so a single thread keeps the
-database busy. The queue is bounded: a full queue refuses at once (``WriterOverloaded``), and an
+a batch (up to ``max_batch``, or whatever arrived within ``max_delay_ms`` of the oldest),
+inserts and commits it through a :mod:`sink <vigil.storage.sinks>`, and only then resolves
+every caller's future. On PostgreSQL up to ``connections`` batches are in flight at once, so a
+batch is written while the one before it is still waiting for its commit to reach the disk;
+two batches sharing a transaction id are never in flight together, so the first of an id
+still wins. The queue is bounded: a full queue refuses at once (``WriterOverloaded``), and an
 unreachable database fails the pending records (``DatabaseUnavailable``) while the writer
 probes it with exponential backoff and resumes by itself.
 """
@@ -17,15 +19,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
-
-from vigil.storage.engine import create_db_engine, is_unavailable_error, ping
+from vigil.storage.engine import is_unavailable_error
 from vigil.storage.errors import DatabaseUnavailable, StorageError, WriterClosed, WriterOverloaded
 from vigil.storage.records import PredictionRecord
-from vigil.storage.repository import insert_prediction_records
+from vigil.storage.sinks import Sink, make_sink
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +38,13 @@ class _Ticket:
 
     future: asyncio.Future[None]
     remaining: int
+    submitted: float  # loop time
 
 
 @dataclass(slots=True)
 class _Pending:
     record: PredictionRecord
     ticket: _Ticket
-
-
-def _is_reconnectable(error: BaseException) -> bool:
-    """A pooled connection died (server restart, pg_terminate_backend): a fresh one may work."""
-    return bool(getattr(error, "connection_invalidated", False))
 
 
 class GroupCommitWriter:
@@ -65,6 +60,7 @@ class GroupCommitWriter:
         on_commit: CommitObserver | None = None,
         retry_initial_s: float = 0.05,
         retry_max_s: float = 2.0,
+        connections: int = 2,
     ) -> None:
         if max_batch <= 0 or queue_max <= 0 or max_delay_ms < 0:
             raise ValueError("max_batch and queue_max must be > 0 and max_delay_ms >= 0")
@@ -75,18 +71,20 @@ class GroupCommitWriter:
         self._on_commit = on_commit
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
+        self._connections = connections
         self._pending: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._in_flight: dict[asyncio.Task[None], frozenset[int]] = {}
         self._healthy = False
         self._closing = False
         self._task: asyncio.Task[None] | None = None
-        self._engine: Engine | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._sink: Sink | None = None
         self.commits = 0
 
     @property
     def queue_depth(self) -> int:
-        """Records waiting for a commit (the batch being committed excluded)."""
+        """Records waiting for a commit (the batches being committed excluded)."""
         return len(self._pending)
 
     @property
@@ -98,24 +96,22 @@ class GroupCommitWriter:
         """Connect and start the commit loop; an unreachable database is retried in background."""
         if self._task is not None:
             raise StorageError("writer already started")
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-writer")
-        self._engine = create_db_engine(self._url, pool_size=1)
+        self._sink = make_sink(self._url, self._connections)
         self._healthy = await self._probe()
         if not self._healthy:
             log.warning("database unreachable at start; the writer will keep retrying")
         self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
 
     async def stop(self) -> None:
-        """Refuse new records, commit everything already submitted, release the connection."""
+        """Refuse new records, commit everything already submitted, release the connections."""
         if self._task is None:
             return
         self._closing = True
         self._wakeup.set()
         await self._task
         self._task = None
-        assert self._executor is not None and self._engine is not None
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._engine.dispose)
-        self._executor.shutdown(wait=True)
+        assert self._sink is not None
+        await self._sink.close()
 
     async def submit(self, record: PredictionRecord) -> None:
         """Queue ``record`` and return once the batch holding it is committed."""
@@ -132,44 +128,75 @@ class GroupCommitWriter:
         was_empty = not self._pending
         if len(self._pending) + len(records) > self._queue_max:
             raise WriterOverloaded(f"write queue full ({self._queue_max} records)")
-        ticket = _Ticket(asyncio.get_running_loop().create_future(), len(records))
-        self._pending.extend(_Pending(record, ticket) for record in records)
+        loop = asyncio.get_running_loop()
+        ticket = _Ticket(loop.create_future(), len(records), loop.time())
+        self._pending.extend([_Pending(record, ticket) for record in records])
         if was_empty or len(self._pending) >= self._max_batch:
             self._wakeup.set()
         await ticket.future
 
     async def _run(self) -> None:
-        if not self._healthy:
-            await self._recover()
         while True:
+            if not self._healthy:
+                await self._recover()
             if not self._pending:
                 if self._closing:
-                    return
+                    break
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            if len(self._pending) < self._max_batch and self._max_delay_s > 0:
-                await self._linger()
+            await self._until_in_flight_below(self._sink_concurrency())
+            await self._linger()
+            if not self._healthy or not self._pending:
+                continue  # a batch in flight met an outage and failed the queue
             count = min(self._max_batch, len(self._pending))
             batch = [self._pending.popleft() for _ in range(count)]
-            await self._commit(batch)
+            await self._launch(batch)
+        await self._until_in_flight_below(1)
+
+    def _sink_concurrency(self) -> int:
+        assert self._sink is not None
+        return self._sink.concurrency
+
+    async def _until_in_flight_below(self, limit: int) -> None:
+        """Wait until fewer than ``limit`` batches are being committed."""
+        while len(self._in_flight) >= limit:
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
 
     async def _linger(self) -> None:
-        """Wait up to ``max_delay_ms`` for a full batch (submit wakes us when it is full)."""
-        if self._closing:
-            return
-        self._wakeup.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), self._max_delay_s)
+        """Wait until ``max_delay_ms`` after the oldest record, unless a batch is full."""
+        loop = asyncio.get_running_loop()
+        while self._pending and len(self._pending) < self._max_batch and not self._closing:
+            remaining = self._pending[0].ticket.submitted + self._max_delay_s - loop.time()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+
+    async def _launch(self, batch: list[_Pending]) -> None:
+        """Start committing ``batch`` once no batch in flight holds one of its ids."""
+        ids = frozenset([p.record.transaction_id for p in batch])
+        while any(not ids.isdisjoint(other) for other in self._in_flight.values()):
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
+        task = asyncio.get_running_loop().create_task(self._commit(batch))
+        self._in_flight[task] = ids
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        del self._in_flight[task]
+        self._slot_freed.set()
 
     async def _commit(self, batch: list[_Pending]) -> None:
-        loop = asyncio.get_running_loop()
+        assert self._sink is not None
         started = time.perf_counter()
         try:
-            await loop.run_in_executor(self._executor, self._write, [p.record for p in batch])
+            await self._sink.write([p.record for p in batch])
         except Exception as error:
-            if is_unavailable_error(error):
-                await self._handle_outage(batch, error)
+            if isinstance(error, DatabaseUnavailable) or is_unavailable_error(error):
+                self._handle_outage(batch, error)
             else:
                 log.exception("could not store a batch of %d records", len(batch))
                 self._fail(batch, StorageError(f"could not store the record: {error}"))
@@ -184,44 +211,34 @@ class GroupCommitWriter:
         if self._on_commit is not None:
             self._on_commit(len(batch), elapsed)
 
-    def _write(self, records: Sequence[PredictionRecord]) -> None:
-        """Insert and commit one batch (runs in the writer thread)."""
-        assert self._engine is not None
-        try:
-            with self._engine.begin() as connection:
-                insert_prediction_records(connection, records)
-        except Exception as error:
-            if not _is_reconnectable(error):
-                raise
-            log.warning("database connection lost; retrying the batch on a new connection")
-            with self._engine.begin() as connection:
-                insert_prediction_records(connection, records)
-
-    async def _handle_outage(self, batch: list[_Pending], error: BaseException) -> None:
-        """Fail this batch and everything queued, then probe with backoff until it is back."""
+    def _handle_outage(self, batch: list[_Pending], error: BaseException) -> None:
+        """Fail this batch and everything queued; the commit loop then probes until it is back."""
         log.error("database unavailable, failing %d pending records: %s", len(batch), error)
         self._healthy = False
         waiting = [*batch, *self._pending]
         self._pending.clear()
         self._fail(waiting, DatabaseUnavailable(f"the database is unreachable: {error}"))
-        await self._recover()
+        self._wakeup.set()
 
     async def _recover(self) -> None:
         """Probe the database with exponential backoff until it answers (or the writer stops)."""
         delay = self._retry_initial_s
         while not await self._probe():
             if self._closing:
+                waiting = list(self._pending)
+                self._pending.clear()
+                self._fail(waiting, DatabaseUnavailable("the database is unreachable"))
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._retry_max_s)
         log.info("database reachable again; the writer resumes")
 
     async def _probe(self) -> bool:
-        assert self._engine is not None
+        assert self._sink is not None
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, ping, self._engine)
+            await self._sink.probe()
         except Exception as error:
-            if not is_unavailable_error(error):
+            if not (isinstance(error, DatabaseUnavailable) or is_unavailable_error(error)):
                 raise
             self._healthy = False
             return False

@@ -1,0 +1,81 @@
+"""PostgreSQL bulk insert of prediction records: one statement, idempotent on ``transaction_id``.
+
+The batch travels as one JSON parameter (``orjson`` serialises the record dataclasses in C),
+``json_to_recordset`` turns it back into rows on the server, and one statement inserts into
+both tables with ``ON CONFLICT (transaction_id) DO NOTHING``, rows taken in batch order, so the
+first of duplicate ids wins. It replaced ``COPY`` into temporary ``ON COMMIT DELETE ROWS``
+staging tables, whose truncation at every commit cost more than the rows themselves, and it
+is one round trip: in autocommit mode the statement is its own durable transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql
+
+from vigil.storage.records import PredictionRecord
+from vigil.storage.tables import predictions, transactions
+
+_DIALECT = postgresql.dialect()
+# SQLAlchemy's JSON type stores Python None as JSON null, not SQL NULL; so does this insert.
+_JSON_NULL_COLUMNS = frozenset({"extra"})
+
+
+def _record_columns() -> dict[str, str]:
+    """Name -> PostgreSQL type of every column either table takes from a record."""
+    columns: dict[str, str] = {}
+    for table in (transactions, predictions):
+        for column in table.columns:
+            columns.setdefault(column.name, column.type.compile(dialect=_DIALECT))
+    return columns
+
+
+def _select_list(table: Table) -> tuple[str, str]:
+    """The table's column names and the matching expressions over the ``batch`` rows."""
+    names = [column.name for column in table.columns]
+    values = [f"coalesce({n}, 'null'::json)" if n in _JSON_NULL_COLUMNS else n for n in names]
+    return ", ".join(names), ", ".join(values)
+
+
+def _insert_sql() -> str:
+    columns = _record_columns()
+    definitions = ", ".join(f"{name} {sql_type}" for name, sql_type in columns.items())
+    statements = []
+    for table in (transactions, predictions):
+        names, values = _select_list(table)
+        statements.append(
+            f"INSERT INTO {table.name} ({names}) SELECT {values} FROM batch "
+            "ORDER BY position ON CONFLICT (transaction_id) DO NOTHING"
+        )
+    return (
+        "WITH batch AS (SELECT * FROM ROWS FROM "
+        f"(json_to_recordset(%s::json) AS ({definitions})) "
+        f"WITH ORDINALITY AS r({', '.join(columns)}, position)), "
+        f"stored_transactions AS ({statements[0]}) {statements[1]}"
+    )
+
+
+INSERT_RECORDS_SQL = _insert_sql()
+"""Inserts both rows of every record of the JSON array parameter; ids already stored are kept."""
+
+
+def _default(value: Any) -> Any:
+    """What orjson cannot serialise natively: numpy scalars and other number-likes."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot store a {type(value).__name__} value")
+
+
+def records_json(records: Sequence[PredictionRecord]) -> str:
+    """The records as the JSON array parameter of :data:`INSERT_RECORDS_SQL`."""
+    return orjson.dumps(records, default=_default).decode()
+
+
+def insert_records(dbapi_connection: Any, records: Sequence[PredictionRecord]) -> None:
+    """Insert records over a psycopg 3 connection (the caller's transaction, or autocommit)."""
+    if records:
+        dbapi_connection.execute(INSERT_RECORDS_SQL, (records_json(records),), prepare=True)

@@ -1,0 +1,169 @@
+"""Where the group-commit writer sends its batches: one durable transaction per ``write``.
+
+:class:`PsycopgSink` (PostgreSQL over psycopg 3) runs on the event loop itself with a few
+autocommit connections, so that several batches can be in flight at once and no thread hop or
+GIL hand-over is paid per batch; each batch is one statement (:mod:`vigil.storage.pg_insert`),
+committed when it returns. :class:`ThreadSink` (SQLite, other drivers) keeps the portable
+SQLAlchemy insert in one dedicated thread, one batch at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, make_url
+
+from vigil.storage.engine import create_db_engine, ping
+from vigil.storage.errors import DatabaseUnavailable
+from vigil.storage.pg_insert import INSERT_RECORDS_SQL, records_json
+from vigil.storage.records import PredictionRecord
+from vigil.storage.repository import insert_prediction_records
+
+log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    """A durable destination for batches of records."""
+
+    concurrency: int
+    """How many ``write`` calls may run at the same time."""
+
+    async def write(self, records: Sequence[PredictionRecord]) -> None:
+        """Insert and commit ``records``; raises once the batch cannot be stored."""
+
+    async def probe(self) -> None:
+        """Raise when the database cannot be reached."""
+
+    async def close(self) -> None:
+        """Release connections (no ``write`` is running)."""
+
+
+def _is_reconnectable(error: BaseException) -> bool:
+    """A pooled connection died (server restart, pg_terminate_backend): a fresh one may work."""
+    return bool(getattr(error, "connection_invalidated", False))
+
+
+class ThreadSink:
+    """SQLAlchemy inserts in one dedicated thread (SQLite, or PostgreSQL without psycopg 3)."""
+
+    concurrency = 1
+
+    def __init__(self, database_url: str) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-writer")
+        self._engine: Engine = create_db_engine(database_url, pool_size=1)
+
+    async def _run(self, function: Any, *args: Any) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    def _write(self, records: Sequence[PredictionRecord]) -> None:
+        try:
+            with self._engine.begin() as connection:
+                insert_prediction_records(connection, records)
+        except Exception as error:
+            if not _is_reconnectable(error):
+                raise
+            log.warning("database connection lost; retrying the batch on a new connection")
+            with self._engine.begin() as connection:
+                insert_prediction_records(connection, records)
+
+    async def write(self, records: Sequence[PredictionRecord]) -> None:
+        """Insert and commit in the writer thread."""
+        await self._run(self._write, records)
+
+    async def probe(self) -> None:
+        """``SELECT 1`` in the writer thread."""
+        await self._run(ping, self._engine)
+
+    async def close(self) -> None:
+        """Dispose of the engine and stop the thread."""
+        await self._run(self._engine.dispose)
+        self._executor.shutdown(wait=True)
+
+
+class PsycopgSink:
+    """PostgreSQL over psycopg 3 async connections in autocommit mode, ``concurrency`` of them.
+
+    Each batch is one statement, hence one round trip and one durable commit; a broken
+    connection is replaced and the batch retried once (the insert is idempotent).
+    """
+
+    def __init__(self, database_url: str, concurrency: int = 2) -> None:
+        if concurrency <= 0:
+            raise ValueError("concurrency must be > 0")
+        url = make_url(database_url)
+        self._connect_args = dict(url.get_dialect()().create_connect_args(url)[1])
+        self.concurrency = concurrency
+        self._idle: list[Any] = []  # psycopg.AsyncConnection, imported lazily
+
+    async def _connect(self) -> Any:
+        import psycopg
+
+        try:
+            return await psycopg.AsyncConnection.connect(autocommit=True, **self._connect_args)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+            raise DatabaseUnavailable(f"the database is unreachable: {error}") from error
+
+    async def _execute(self, payload: str, fresh: bool) -> None:
+        """Run the insert on an idle connection (a new one if ``fresh``); keep it if healthy."""
+        import psycopg
+
+        connection = self._idle.pop() if self._idle and not fresh else await self._connect()
+        try:
+            await connection.execute(INSERT_RECORDS_SQL, (payload,), prepare=True)
+        except psycopg.Error as error:
+            if connection.broken or connection.closed:
+                await connection.close()
+                raise _ConnectionLost(str(error)) from error
+            self._idle.append(connection)  # a refused batch leaves the connection usable
+            if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+                raise DatabaseUnavailable(f"the database failed: {error}") from error
+            raise
+        except BaseException:  # cancelled mid-statement: the session state is unknown
+            await connection.close()
+            raise
+        self._idle.append(connection)
+
+    async def write(self, records: Sequence[PredictionRecord]) -> None:
+        """One statement inserting both tables, committed on return."""
+        payload = records_json(records)
+        try:
+            await self._execute(payload, fresh=False)
+        except _ConnectionLost:
+            log.warning("database connection lost; retrying the batch on a new connection")
+            try:
+                await self._execute(payload, fresh=True)
+            except _ConnectionLost as error:
+                raise DatabaseUnavailable(f"the database is unreachable: {error}") from error
+
+    async def probe(self) -> None:
+        """Drop idle connections (they may be dead) and check a fresh one with ``SELECT 1``."""
+        await self.close()
+        connection = await self._connect()
+        try:
+            await connection.execute("SELECT 1")
+        except Exception as error:
+            await connection.close()
+            raise DatabaseUnavailable(f"the database is unreachable: {error}") from error
+        self._idle.append(connection)
+
+    async def close(self) -> None:
+        """Close the idle connections."""
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await connection.close()
+
+
+class _ConnectionLost(Exception):
+    """The connection broke during a write (the server restarted or ended the session)."""
+
+
+def make_sink(database_url: str, concurrency: int) -> Sink:
+    """:class:`PsycopgSink` for ``postgresql+psycopg`` URLs, :class:`ThreadSink` otherwise."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() == "psycopg":
+        return PsycopgSink(database_url, concurrency)
+    return ThreadSink(database_url)
