@@ -78,7 +78,7 @@ def test_the_three_dashboards_cover_service_model_and_business() -> None:
     assert {"Score distribution (champion)", "Serving models", "Feature drift (PSI)"} <= titles[
         "vigil-model"
     ]
-    assert {"Flagged amount (dashboard range)", "False alarms per hour"} <= titles["vigil-business"]
+    assert {"Flagged amount (dashboard range)", "False alarms per day"} <= titles["vigil-business"]
 
 
 def test_provisioning_points_at_the_dashboards_datasource() -> None:

@@ -15,6 +15,7 @@ from vigil.cli import (
     lifecycle_commands,
     model_commands,
     ops_commands,
+    pipeline_commands,
     serve_commands,
     storage_commands,
     stream_commands,
@@ -46,5 +47,6 @@ for area in (
     stream_commands,
     lifecycle_commands,
     ui_commands,
+    pipeline_commands,
 ):
     area.register(app)

@@ -23,6 +23,9 @@ PANEL_HEIGHT = 8
 GRID_WIDTH = 24
 RATE = "[$__rate_interval]"
 AMOUNT_NOTE = "In the currency of tx_amount."
+# Business counters come from the daily performance mart (ADR 0007): each API replica exposes
+# the same running totals, so panels take the max over instances, never the sum.
+MART_NOTE = "From the daily delayed-label performance mart; max over API replicas."
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,11 @@ class Dashboard:
 def rate(metric: str, selector: str = "") -> str:
     """``rate(metric{selector}[$__rate_interval])``."""
     return f"rate({metric}{{{selector}}}{RATE})" if selector else f"rate({metric}{RATE})"
+
+
+def increase(metric: str, window: str) -> str:
+    """``increase(metric[window])``."""
+    return f"increase({metric}[{window}])"
 
 
 def quantile(q: float, histogram: str, by: str = "", selector: str = "") -> str:
@@ -216,38 +224,41 @@ def business_dashboard() -> Dashboard:
     money = (
         Panel(
             "Flagged amount (dashboard range)",
-            (Query("sum(increase(vigil_flagged_amount_total[$__range]))", instant=True),),
+            (Query(f"max({increase('vigil_flagged_amount_total', '$__range')})", instant=True),),
             kind="stat",
-            description=AMOUNT_NOTE,
+            description=f"{AMOUNT_NOTE} {MART_NOTE}",
         ),
         Panel(
             "Estimated prevented loss (dashboard range)",
-            (Query("sum(increase(vigil_prevented_loss_total[$__range]))", instant=True),),
+            (Query(f"max({increase('vigil_prevented_loss_total', '$__range')})", instant=True),),
             kind="stat",
-            description="Amounts of flagged transactions later labelled fraud. " + AMOUNT_NOTE,
+            description=f"Amounts of flagged transactions later labelled fraud. {AMOUNT_NOTE} "
+            + MART_NOTE,
         ),
         Panel(
-            "Flagged amount and prevented loss per hour",
+            "Flagged amount and prevented loss per day",
             (
-                Query(f"3600 * sum({rate('vigil_flagged_amount_total')})", "flagged"),
-                Query(f"3600 * sum({rate('vigil_prevented_loss_total')})", "prevented loss"),
+                Query(f"max({increase('vigil_flagged_amount_total', '1d')})", "flagged"),
+                Query(f"max({increase('vigil_prevented_loss_total', '1d')})", "prevented loss"),
             ),
-            description=AMOUNT_NOTE,
+            description=f"{AMOUNT_NOTE} {MART_NOTE}",
         ),
     )
     labels = (
         Panel(
-            "False alarms per hour",
-            (Query(f"3600 * sum({rate('vigil_false_alarms_total')})", "false alarms"),),
+            "False alarms per day",
+            (Query(f"max({increase('vigil_false_alarms_total', '1d')})", "false alarms"),),
+            description=MART_NOTE,
         ),
         Panel(
-            "Labels received per hour by outcome",
+            "Labels received per day by outcome",
             (
                 Query(
-                    f"3600 * sum by (outcome) ({rate('vigil_labels_received_total')})",
+                    f"max by (outcome) ({increase('vigil_labels_received_total', '1d')})",
                     "{{outcome}}",
                 ),
             ),
+            description=MART_NOTE,
         ),
     )
     return Dashboard(

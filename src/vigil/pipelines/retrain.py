@@ -24,7 +24,7 @@ def challenger_model(
     model = train_challenger(settings_as_of(vigil.settings, as_of))
     return dg.Output(
         {"model": str(model), "as_of": config.as_of},
-        metadata={"path": dg.MetadataValue.path(str(model))},
+        metadata={"model_path": dg.MetadataValue.path(str(model))},
     )
 
 

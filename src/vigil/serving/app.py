@@ -10,6 +10,7 @@ from vigil.config import Settings
 from vigil.features import StateStore
 from vigil.inference.manager import ModelManager
 from vigil.monitoring import create_metrics
+from vigil.monitoring.mart_metrics import MartMetrics
 from vigil.serving.errors import install_error_handlers
 from vigil.serving.hotpath import HotRoutes
 from vigil.serving.lifespan import lifespan_for
@@ -64,6 +65,9 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    # Drift and business figures come from the pipelines' marts (ADR 0007), before any scrape.
+    app.state.marts = MartMetrics(metrics, settings.monitoring.marts_dir)
+    app.state.marts.refresh()
     app.state.services = None
     install_error_handlers(app)
     for router in ROUTERS:

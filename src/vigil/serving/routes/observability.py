@@ -23,4 +23,5 @@ _EXAMPLE = (
 )
 async def metrics(request: Request) -> Response:
     """The text exposition format, for Prometheus to scrape."""
+    request.app.state.marts.refresh()
     return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,42 @@
+"""The retrain job: train with the training entry point, serve only what the gate promotes."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from vigil.config import Settings, build_settings, settings_to_dict
+from vigil.data.simulate import generate
+from vigil.pipelines.definitions import RETRAIN_JOB, build_definitions
+
+pytestmark = pytest.mark.slow
+
+AS_OF = "2018-05-15"  # test period May 9-15, training April 25 - May 1
+
+
+def metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, object]:
+    event = result.asset_materializations_for_node(node)[0]
+    return {key: value.value for key, value in event.metadata.items()}
+
+
+def test_first_model_is_installed_and_an_identical_one_is_not_promoted(
+    small_settings: Settings,
+) -> None:
+    tree = settings_to_dict(small_settings)
+    settings = build_settings(tree, [("train.history_days", 0), ("train.epochs", 2)])
+    generate(settings.data, settings.data.raw_dir, progress=False)
+    job = build_definitions(settings).resolve_job_def(RETRAIN_JOB)
+    run_config = {"ops": {"challenger_model": {"config": {"as_of": AS_OF}}}}
+
+    first = job.execute_in_process(run_config=run_config)
+    assert first.success
+    assert metadata(first, "serving_model")["promoted"] is True
+    served = settings.inference.model_path.read_bytes()
+
+    # Same data, same seed: the same model again, so the gate finds no significant gain.
+    second = job.execute_in_process(run_config=run_config)
+    assert second.success
+    verdict = metadata(second, "serving_model")
+    assert verdict["promoted"] is False
+    assert "not significant" in str(verdict["reason"])
+    assert settings.inference.model_path.read_bytes() == served
