@@ -22,7 +22,9 @@ DRIFT_COLUMNS = ("tx_amount", "tx_during_night")
 SCORING_KEYS = [dg.AssetKey(n) for n in ("raw_transactions", "feature_mart", "batch_scores")]
 
 
-def pipeline_settings(tmp_path: Path, drift_columns: tuple[str, ...] = DRIFT_COLUMNS) -> Settings:
+def pipeline_settings(
+    tmp_path: Path, drift_columns: tuple[str, ...] = DRIFT_COLUMNS, n_days: int = N_DAYS
+) -> Settings:
     """A small world whose amounts double from day 14, drift measured on ``drift_columns``.
 
     Evidently renders a report section per column (about a second each on this machine), so
@@ -33,7 +35,7 @@ def pipeline_settings(tmp_path: Path, drift_columns: tuple[str, ...] = DRIFT_COL
             "data": {
                 "n_customers": 200,
                 "n_terminals": 400,
-                "n_days": N_DAYS,
+                "n_days": n_days,
                 "raw_dir": str(tmp_path / "raw"),
                 "drift": {"scenario": "amount_inflation", "start_day": DRIFT_DAY, "strength": 2.0},
             },

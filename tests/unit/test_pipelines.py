@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -41,21 +42,23 @@ def test_defs_can_load(tmp_path: Path) -> None:
     assert [s.name for s in defs.schedules] == ["daily_schedule"]
 
 
-def test_feature_mart_equals_features_over_the_whole_history(
-    world: tuple[Settings, pd.DataFrame],
-) -> None:
-    settings, transactions = world
-    summary = build_feature_mart(settings, RUN_DAY)
-    assert summary.days[-1] == RUN_DAY and len(summary.days) == 14
-    mart = pd.read_parquet(marts.day_partition(settings.monitoring.marts_dir, "features", RUN_DAY))
+def test_feature_mart_equals_features_over_the_whole_history(tmp_path: Path) -> None:
+    # 60 days: the mart of the last day reads only days 9-59 (horizon 14 + look-back 37).
+    settings = pipeline_settings(tmp_path, n_days=60)
+    transactions = make_world(settings)
+    last_day = date(2018, 5, 30)
+    summary = build_feature_mart(settings, last_day)
+    assert summary.days == tuple(horizon(settings, last_day))
     full = compute_features_frame(settings.features, transactions)
-    expected = full[full["tx_datetime"].dt.date == RUN_DAY].sort_values(
-        ["tx_datetime", "transaction_id"]
-    )
     columns = ["transaction_id", *feature_names(settings.features)]
-    pd.testing.assert_frame_equal(
-        mart[columns].reset_index(drop=True), expected[columns].reset_index(drop=True)
-    )
+    for day in (summary.days[0], last_day):
+        mart = pd.read_parquet(marts.day_partition(settings.monitoring.marts_dir, "features", day))
+        expected = full[full["tx_datetime"].dt.date == day].sort_values(
+            ["tx_datetime", "transaction_id"]
+        )
+        pd.testing.assert_frame_equal(
+            mart[columns].reset_index(drop=True), expected[columns].reset_index(drop=True)
+        )
 
 
 def test_daily_assets_materialize_in_process(world: tuple[Settings, pd.DataFrame]) -> None:
