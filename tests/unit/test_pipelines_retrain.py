@@ -8,6 +8,7 @@ import pytest
 from vigil.config import Settings, build_settings, settings_to_dict
 from vigil.data.simulate import generate
 from vigil.pipelines.definitions import RETRAIN_JOB, build_definitions
+from vigil.storage import create_db_engine, list_deployments, upgrade_database
 
 pytestmark = pytest.mark.slow
 
@@ -19,12 +20,13 @@ def metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, object]:
     return {key: value.value for key, value in event.metadata.items()}
 
 
-def test_first_model_is_installed_and_an_identical_one_is_not_promoted(
+def test_first_model_is_installed_and_recorded_and_an_identical_one_is_not_promoted(
     small_settings: Settings,
 ) -> None:
     tree = settings_to_dict(small_settings)
     settings = build_settings(tree, [("train.history_days", 0), ("train.epochs", 2)])
     generate(settings.data, settings.data.raw_dir, progress=False)
+    upgrade_database(settings.storage.database_url)
     job = build_definitions(settings).resolve_job_def(RETRAIN_JOB)
     run_config = {"ops": {"challenger_model": {"config": {"as_of": AS_OF}}}}
 
@@ -40,3 +42,9 @@ def test_first_model_is_installed_and_an_identical_one_is_not_promoted(
     assert verdict["promoted"] is False
     assert "not significant" in str(verdict["reason"])
     assert settings.inference.model_path.read_bytes() == served
+    # One deployment recorded, for the first model only: serving processes follow that table.
+    with create_db_engine(settings.storage.database_url).connect() as connection:
+        deployments = list_deployments(connection)
+    assert [(d.alias, d.model_path) for d in deployments] == [
+        ("champion", str(settings.inference.model_path))
+    ]

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from vigil.pipelines.resources import SettingsResource
+from vigil.pipelines.resources import DatabaseResource, SettingsResource
 from vigil.pipelines.retraining import gate_and_promote, settings_as_of, train_challenger
 
 
@@ -30,12 +30,14 @@ def challenger_model(
 
 @dg.asset(group_name="retrain", kinds={"onnx"})
 def serving_model(
-    challenger_model: dict[str, str | None], vigil: dg.ResourceParam[SettingsResource]
+    challenger_model: dict[str, str | None],
+    vigil: dg.ResourceParam[SettingsResource],
+    database: dg.ResourceParam[DatabaseResource],
 ) -> dg.MaterializeResult:
     """The serving model: the challenger if the promotion gate says it is better."""
     as_of = challenger_model["as_of"]
     settings = settings_as_of(vigil.settings, date.fromisoformat(as_of) if as_of else None)
-    outcome = gate_and_promote(settings, Path(str(challenger_model["model"])))
+    outcome = gate_and_promote(settings, Path(str(challenger_model["model"])), database.engine)
     return dg.MaterializeResult(
         metadata={
             "promoted": outcome.promoted,

@@ -2,8 +2,8 @@
 
 Training is ``vigil.train.train`` (the ``vigil train`` entry point, torch imported there);
 the verdict is :func:`vigil.lifecycle.gate.run_gate`; installation is
-:func:`vigil.lifecycle.deploy.install_model` (atomic), after which a running API picks the
-model up through its own deploy path or at its next start.
+:func:`vigil.lifecycle.deploy.install_model` (atomic) plus a row in the ``deployments``
+table, from which every running API's champion follower hot-swaps the new file.
 """
 
 from __future__ import annotations
@@ -13,9 +13,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+from sqlalchemy import Engine
+
 from vigil.config import Settings, build_settings, settings_to_dict
+from vigil.inference.scorer import OnnxScorer
 from vigil.lifecycle.deploy import install_model
 from vigil.lifecycle.gate import GateDecision, GatePolicy, run_gate
+from vigil.storage import record_deployment
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +55,17 @@ def train_challenger(settings: Settings) -> Path:
     return model
 
 
-def gate_and_promote(settings: Settings, challenger: Path) -> PromotionOutcome:
+def install_champion(challenger: Path, served_at: Path, engine: Engine) -> str:
+    """Install the model file and record the deployment (serving processes follow it)."""
+    version = OnnxScorer.load(challenger).model_version
+    install_model(challenger, served_at)
+    with engine.begin() as connection:
+        record_deployment(connection, version, str(served_at), "champion")
+    logger.info("champion is now %s at %s", version, served_at)
+    return version
+
+
+def gate_and_promote(settings: Settings, challenger: Path, engine: Engine) -> PromotionOutcome:
     """Install ``challenger`` as the serving model only if the promotion gate says it is better.
 
     With no serving model yet there is nothing to compare with: the challenger is installed.
@@ -60,13 +74,12 @@ def gate_and_promote(settings: Settings, challenger: Path) -> PromotionOutcome:
 
     served_at = settings.inference.model_path
     if not served_at.is_file():
-        install_model(challenger, served_at)
+        install_champion(challenger, served_at, engine)
         reason = "no serving model yet: the challenger becomes the champion"
-        logger.info(reason)
         return PromotionOutcome(True, reason, challenger, served_at, None)
     policy = GatePolicy(top_k=settings.train.top_k_cards, recent_days=settings.train.test_days)
     features = load_feature_table(settings).frame
     decision = run_gate(served_at, challenger, features, policy)
     if decision.promote:
-        install_model(challenger, served_at)
+        install_champion(challenger, served_at, engine)
     return PromotionOutcome(decision.promote, decision.reason, challenger, served_at, decision)
