@@ -48,6 +48,10 @@ class DataConfig(_Section):
     drift: DriftConfig = DriftConfig()
 
 
+FeatureGroup = Literal["customer_amount_baseline", "terminal_fraud_run"]
+FEATURE_GROUPS: tuple[FeatureGroup, ...] = ("customer_amount_baseline", "terminal_fraud_run")
+
+
 class FeaturesConfig(_Section):
     """Feature windows and the label delay shared by offline and online computation."""
 
@@ -58,6 +62,9 @@ class FeaturesConfig(_Section):
     duckdb_memory_limit: str = "1500MB"
     duckdb_threads: int = Field(2, gt=0)
     extended: bool = True
+    # Feature groups beyond ``extended`` (see vigil.features.definitions.EXTRA_GROUPS).
+    extra: list[FeatureGroup] = Field(default_factory=lambda: list(FEATURE_GROUPS))
+    amount_max_window_days: int = Field(7, ge=1)
 
 
 class LightGBMConfig(_Section):

@@ -29,20 +29,33 @@ def stream(n: int) -> list[Transaction]:
     ]
 
 
-def test_replay_through_redis_matches_offline(redis_url: str, small_settings: Settings) -> None:
+@pytest.mark.parametrize(
+    "config",
+    [CONFIG, FeaturesConfig(extra=["terminal_fraud_run"]), FeaturesConfig(extra=[])],
+    ids=["default", "fraud-run-only", "no-extra"],
+)
+def test_replay_through_redis_matches_offline(
+    redis_url: str, small_settings: Settings, config: FeaturesConfig
+) -> None:
     data = small_settings.data.model_copy(update={"n_customers": 40, "n_terminals": 40})
     frame = simulate_transactions(data.model_copy(update={"n_days": 40}))
     store = make_state_store(redis_url, prefix="vigil:test:parity")
     try:
-        online = replay(OnlineFeatureComputer(CONFIG, store, dtype=np.float64), frame)
+        store_client = redis.Redis.from_url(redis_url)
+        for key in store_client.scan_iter("vigil:test:parity:*"):
+            store_client.delete(key)  # the parametrised runs share the prefix
+        store_client.close()
+        online = replay(OnlineFeatureComputer(config, store, dtype=np.float64), frame)
     finally:
         store.close()
-    names = fd.feature_names(CONFIG)
-    offline = compute_features_frame(CONFIG, frame)[names].to_numpy()
-    counts = [j for j, name in enumerate(names) if "_nb_tx_" in name]
+    names = fd.feature_names(config)
+    offline = compute_features_frame(config, frame)[names].to_numpy()
+    counts = [j for j, name in enumerate(names) if "_nb_" in name]
     np.testing.assert_array_equal(online[:, counts], offline[:, counts])
     np.testing.assert_allclose(online, offline, rtol=1e-9)
     assert offline[:, names.index(fd.terminal_risk(7))].max() > 0  # labels took part
+    for name in fd.extra_feature_names(config):  # every extra feature took non-trivial values
+        assert len(np.unique(offline[:, names.index(name)])) > 2, name
 
 
 def test_redis_equals_in_memory_with_redelivery_and_duplicate_labels(redis_url: str) -> None:

@@ -99,6 +99,12 @@ def test_first_transaction_and_fresh_terminal(features: Callable[[Rows], pd.Data
         fd.AMOUNT_OVER_CUSTOMER_AVG: 1.0,
         fd.SECONDS_SINCE_CUSTOMER_PREV_TX: CAP,
         fd.CUSTOMER_RISK_LONGEST: 0.0,
+        fd.AMOUNT_OVER_PRIOR_MEDIAN: 1.0,
+        fd.AMOUNT_OVER_PRIOR_MEAN: 1.0,
+        fd.max_amount_over_prior_median(7): 1.0,
+        fd.DAYS_SINCE_FIRST_KNOWN_FRAUD: 0.0,
+        fd.DAYS_SINCE_LAST_KNOWN_FRAUD: 0.0,
+        fd.TERMINAL_KNOWN_FRAUDS: 0.0,
     }
     assert got.to_dict() == expected
 
@@ -126,3 +132,56 @@ def test_ties_follow_transaction_id_order(features: Callable[[Rows], pd.DataFram
     assert got.loc[41, [fd.customer_nb_tx(1), fd.customer_avg_amount(1)]].tolist() == [2.0, 20.0]
     assert got.loc[40, fd.SECONDS_SINCE_CUSTOMER_PREV_TX] == CAP
     assert got.loc[41, fd.SECONDS_SINCE_CUSTOMER_PREV_TX] == 0.0
+
+
+def test_customer_amount_baseline(features: Callable[[Rows], pd.DataFrame]) -> None:
+    # prior = the customer's transactions at earlier instants in the last 30 days
+    got = features(
+        [
+            (51, T0, 50, 100, 10.0, 0),
+            (52, T0 + DAY, 50, 100, 30.0, 0),
+            (53, T0 + 2 * DAY, 50, 100, 20.0, 0),
+            (54, T0 + 2 * DAY, 50, 100, 100.0, 0),  # same instant as 53: does not see it
+            (55, T0 + 9 * DAY - SECOND, 50, 100, 40.0, 0),
+            (56, T0 + 9 * DAY, 50, 100, 40.0, 0),  # 53 and 54 exactly 7 days earlier: out
+            (57, T0 + 10 * DAY, 50, 100, 5000.0, 0),
+            (58, T0 + 31 * DAY, 50, 100, 70.0, 0),  # 51 and 52 are 31 and 30 days old: out
+        ]
+    )
+    median, mean = fd.AMOUNT_OVER_PRIOR_MEDIAN, fd.AMOUNT_OVER_PRIOR_MEAN
+    recent = fd.max_amount_over_prior_median(7)
+    expected = {
+        51: (1.0, 1.0, 1.0),  # no prior transaction
+        52: (3.0, 3.0, 3.0),  # prior [10]
+        53: (1.0, 1.0, 1.5),  # prior [10, 30]: median 20, mean 20; largest in 7 days 30
+        54: (5.0, 5.0, 5.0),  # prior [10, 30]
+        55: (1.6, 1.0, 4.0),  # prior [10, 30, 20, 100]: median 25, mean 40; 100 within 7 days
+        56: (40 / 30, 1.0, 40 / 30),  # prior adds 40: median 30, mean 40; largest 40
+        57: (20.0, 20.0, 20.0),  # 5000 / 35, 5000 / 40: clipped at the cap
+        58: (1.75, 70 / 1040, 70 / 40),  # prior [20, 100, 40, 40, 5000]: median 40, mean 1040
+    }
+    for tx_id, values in expected.items():
+        assert got.loc[tx_id, [median, mean, recent]].tolist() == pytest.approx(values), tx_id
+
+
+def test_terminal_fraud_run(features: Callable[[Rows], pd.DataFrame]) -> None:
+    # known frauds: labels in the delayed 30-day window (t - 37 days, t - 7 days]
+    got = features(
+        [
+            (60, T0, 60, 600, 1.0, 1),
+            (61, T0 + 2 * DAY, 61, 600, 1.0, 1),
+            (62, T0 + 3 * DAY, 62, 600, 1.0, 0),
+            (63, T0 + 7 * DAY, 63, 600, 1.0, 0),  # 60 exactly 7 days old: known
+            (64, T0 + 10 * DAY, 64, 600, 1.0, 0),
+            (65, T0 + 37 * DAY, 65, 600, 1.0, 0),  # 60 exactly 37 days old: out
+            (66, T0 + 39 * DAY + SECOND, 66, 600, 1.0, 0),  # no fraud left in the window
+        ]
+    )
+    columns = [fd.DAYS_SINCE_FIRST_KNOWN_FRAUD, fd.DAYS_SINCE_LAST_KNOWN_FRAUD]
+    columns.append(fd.TERMINAL_KNOWN_FRAUDS)
+    assert got.loc[60, columns].tolist() == [0.0, 0.0, 0.0]
+    assert got.loc[62, columns].tolist() == [0.0, 0.0, 0.0]  # 60 only 3 days old
+    assert got.loc[63, columns].tolist() == [7.0, 7.0, 1.0]
+    assert got.loc[64, columns].tolist() == [10.0, 8.0, 2.0]
+    assert got.loc[65, columns].tolist() == [35.0, 35.0, 1.0]
+    assert got.loc[66, columns].tolist() == [0.0, 0.0, 0.0]

@@ -16,7 +16,7 @@ from vigil.features.online import OnlineFeatureComputer
 from vigil.features.replay import replay
 from vigil.features.state import InMemoryStateStore
 
-COUNT_PREFIXES = ("customer_id_nb_tx", "terminal_id_nb_tx")
+COUNT_PREFIXES = ("customer_id_nb_tx", "terminal_id_nb_tx", "terminal_id_nb_fraud")
 
 
 def edge_heavy_stream(n: int = 2500, seed: int = 3) -> pd.DataFrame:
@@ -47,6 +47,8 @@ def assert_parity(config: FeaturesConfig, offline: pd.DataFrame, online: np.ndar
             np.testing.assert_array_equal(online[:, j], expected[:, j], err_msg=name)
         else:
             np.testing.assert_allclose(online[:, j], expected[:, j], rtol=1e-9, err_msg=name)
+    for name in fd.extra_feature_names(config):  # the extra groups took non-trivial values
+        assert len(np.unique(expected[:, names.index(name)])) > 2, name
 
 
 def replay_in_memory(config: FeaturesConfig, frame: pd.DataFrame) -> np.ndarray:
@@ -57,7 +59,9 @@ def replay_in_memory(config: FeaturesConfig, frame: pd.DataFrame) -> np.ndarray:
     "config",
     [
         FeaturesConfig(),
-        FeaturesConfig(windows_days=[2, 5], label_delay_days=3, night_end_hour=4),
+        FeaturesConfig(
+            windows_days=[2, 5], label_delay_days=3, night_end_hour=4, amount_max_window_days=9
+        ),
         FeaturesConfig(windows_days=[1, 7], extended=False),
     ],
     ids=["default", "other-windows", "handbook-only"],

@@ -70,7 +70,14 @@ def experiments_run(
     overrides: SetOption = None,
     verbose: VerboseOption = False,
     data: DataOption = None,
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Runs per experiment.")] = 1,
+    seeds: Annotated[
+        str,
+        typer.Option(
+            "--seeds",
+            help="Seeds per experiment: a list (0,1,2,3,4), a range (0-4) or a count from "
+            "train.seed (5). The table shows mean ± std over them.",
+        ),
+    ] = "1",
     experiments_dir: Annotated[
         Path, typer.Option("--experiments-dir", help="Where the override files are.")
     ] = Path("configs/experiments"),

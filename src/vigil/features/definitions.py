@@ -1,8 +1,8 @@
 """Feature names and order: the one definition shared by offline, online, training and serving.
 
 The first fifteen are the Fraud Detection Handbook's (chapter 3), lower-cased so that
-results compare directly. ``extended`` adds point-in-time features that are computed online
-too.
+results compare directly. ``extended`` and the groups in ``extra`` add point-in-time features
+that are computed online too.
 """
 
 from __future__ import annotations
@@ -42,6 +42,48 @@ SECONDS_SINCE_CUSTOMER_PREV_TX = "customer_id_seconds_since_prev_tx"
 CUSTOMER_RISK_LONGEST = "customer_id_risk_longest_window"
 
 
+# Extra groups (``features.extra``). "Prior" transactions of a customer are those at earlier
+# instants in (t - longest window, t): the current one and same-instant ones are left out.
+AMOUNT_RATIO_CAP = 20.0  # amount ratios are clipped here (a prior median of cents is noise)
+AMOUNT_OVER_PRIOR_MEDIAN = "customer_id_amount_over_prior_median"
+AMOUNT_OVER_PRIOR_MEAN = "customer_id_amount_over_prior_mean"
+
+
+def max_amount_over_prior_median(window_days: int) -> str:
+    """Largest amount in (t - n days, t] (prior ones and this one) over the prior median."""
+    return f"customer_id_max_amount_{window_days}day_over_prior_median"
+
+
+# Delayed longest window (t - d - L, t - d]: a compromised terminal's run of frauds lasts
+# about four weeks; its age says whether the run is still going. 0 days when no known fraud.
+DAYS_SINCE_FIRST_KNOWN_FRAUD = "terminal_id_days_since_first_known_fraud"
+DAYS_SINCE_LAST_KNOWN_FRAUD = "terminal_id_days_since_last_known_fraud"
+TERMINAL_KNOWN_FRAUDS = "terminal_id_nb_fraud_longest_window"
+
+CUSTOMER_AMOUNT_BASELINE = "customer_amount_baseline"
+TERMINAL_FRAUD_RUN = "terminal_fraud_run"
+EXTRA_GROUPS = (CUSTOMER_AMOUNT_BASELINE, TERMINAL_FRAUD_RUN)
+
+
+def amount_window_days(config: FeaturesConfig) -> int:
+    """The recent-maximum window: ``amount_max_window_days``, at most the longest window."""
+    return min(config.amount_max_window_days, max(config.windows_days))
+
+
+def extra_feature_names(config: FeaturesConfig) -> list[str]:
+    """Names of the enabled ``features.extra`` groups, always in :data:`EXTRA_GROUPS` order."""
+    names: list[str] = []
+    if CUSTOMER_AMOUNT_BASELINE in config.extra:
+        names += [
+            AMOUNT_OVER_PRIOR_MEDIAN,
+            AMOUNT_OVER_PRIOR_MEAN,
+            max_amount_over_prior_median(amount_window_days(config)),
+        ]
+    if TERMINAL_FRAUD_RUN in config.extra:
+        names += [DAYS_SINCE_FIRST_KNOWN_FRAUD, DAYS_SINCE_LAST_KNOWN_FRAUD, TERMINAL_KNOWN_FRAUDS]
+    return names
+
+
 def handbook_feature_names(config: FeaturesConfig) -> list[str]:
     """The handbook's features, in the handbook's order, for the configured windows."""
     names = [TX_AMOUNT, TX_DURING_WEEKEND, TX_DURING_NIGHT]
@@ -57,4 +99,4 @@ def feature_names(config: FeaturesConfig) -> list[str]:
     names = handbook_feature_names(config)
     if config.extended:
         names += [AMOUNT_OVER_CUSTOMER_AVG, SECONDS_SINCE_CUSTOMER_PREV_TX, CUSTOMER_RISK_LONGEST]
-    return names
+    return names + extra_feature_names(config)

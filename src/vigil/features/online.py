@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 
 from vigil.config import FeaturesConfig
+from vigil.features import definitions as fd
 from vigil.features.definitions import SECONDS_PER_DAY, feature_names
 from vigil.features.sql import check_config
 from vigil.features.state import (
+    US_PER_DAY,
     Aggregates,
     Label,
     StateStore,
@@ -24,6 +26,33 @@ from vigil.features.state import (
 logger = logging.getLogger(__name__)
 
 TransactionLike = Transaction | Mapping[str, Any]
+
+
+def _ratio(numerator: float, baseline: float | None, count: int) -> float:
+    """``numerator / baseline`` clipped at the cap; 1 without prior transactions or baseline."""
+    if count == 0 or not baseline:
+        return 1.0
+    return min(numerator / baseline, fd.AMOUNT_RATIO_CAP)
+
+
+def _amount_baseline_values(amount: float, agg: Aggregates) -> list[float]:
+    """Amount over the prior median and mean, recent maximum over the prior median."""
+    count, median = agg.prior_count, agg.prior_median
+    mean = agg.prior_sum / count if count else None
+    largest = amount if agg.recent_max is None else max(amount, agg.recent_max)
+    return [
+        _ratio(amount, median, count),
+        _ratio(amount, mean, count),
+        _ratio(largest, median, count),
+    ]
+
+
+def _fraud_run_values(ts_us: int, agg: Aggregates, frauds: int) -> list[float]:
+    """Days since the first and the last known fraud (0 when none), known frauds."""
+    return [
+        0.0 if moment is None else (ts_us - moment) / float(US_PER_DAY)
+        for moment in (agg.terminal_first_fraud_us, agg.terminal_last_fraud_us)
+    ] + [float(frauds)]
 
 
 class OnlineFeatureComputer:
@@ -72,6 +101,10 @@ class OnlineFeatureComputer:
                 seconds,
                 agg.customer_risk_frauds / risk_count if risk_count else 0.0,
             ]
+        if fd.CUSTOMER_AMOUNT_BASELINE in self.config.extra:
+            values += _amount_baseline_values(tx.tx_amount, agg)
+        if fd.TERMINAL_FRAUD_RUN in self.config.extra:
+            values += _fraud_run_values(tx.ts_us, agg, agg.terminal_frauds[self._longest_index])
         return values
 
     def _matrix(self, txs: Sequence[Transaction], aggs: Sequence[Aggregates]) -> np.ndarray:

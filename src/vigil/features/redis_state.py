@@ -46,12 +46,36 @@ _RECORD_LUA = (
     + """
 -- A whole micro-batch in one call, in order. KEYS: per transaction its customer zset,
 -- customer amounts, customer labels, terminal zset, terminal labels. ARGV: delay, ttl_ms,
--- n windows, window_1 .. window_n (microseconds), then per transaction ts, id, amount.
-local delay, ttl, n_windows = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+-- amount window (0: no amount baseline), fraud run (0/1), n windows, window_1 .. window_n
+-- (microseconds), then per transaction ts, id, amount.
+local delay, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local amount_window, fraud_run = tonumber(ARGV[3]), ARGV[4] == '1'
+local n_windows = tonumber(ARGV[5])
 local windows, longest = {}, 0
 for i = 1, n_windows do
-  windows[i] = tonumber(ARGV[3 + i])
+  windows[i] = tonumber(ARGV[5 + i])
   longest = math.max(longest, windows[i])
+end
+
+-- prior amounts (earlier instants in the longest window): count, sum, median, recent max
+local function amount_baseline(ts, scores, amounts)
+  local prior, total, recent = {}, 0, nil
+  for i = 1, #scores do
+    if scores[i] < ts then
+      local amount = tonumber(amounts[i])
+      prior[#prior + 1], total = amount, total + amount
+      if scores[i] > ts - amount_window and (recent == nil or amount > recent) then
+        recent = amount
+      end
+    end
+  end
+  local n, median = #prior, ''
+  if n > 0 then
+    table.sort(prior)
+    local mid = math.floor((n + 1) / 2)
+    median = n % 2 == 1 and fmt(prior[mid]) or fmt((prior[mid] + prior[mid + 1]) / 2)
+  end
+  return {n, fmt(total), median, recent and fmt(recent) or ''}
 end
 
 local function record(K, ts, id, amount)
@@ -128,10 +152,25 @@ local function record(K, ts, id, amount)
     result[#result + 1] = tcount
     result[#result + 1] = tfrauds
   end
+
+  if amount_window > 0 then
+    for _, value in ipairs(amount_baseline(ts, scores, amounts)) do result[#result + 1] = value end
+  end
+  if fraud_run then  -- earliest and latest known fraud in the delayed longest window
+    local first_fraud, last_fraud = '', ''
+    for i = 1, #tids do
+      if labels[i] and tonumber(labels[i]) > 0 then
+        if first_fraud == '' then first_fraud = fmt(tscores[i]) end
+        last_fraud = fmt(tscores[i])
+      end
+    end
+    result[#result + 1] = first_fraud
+    result[#result + 1] = last_fraud
+  end
   return result
 end
 
-local out, first = {}, 4 + n_windows
+local out, first = {}, 6 + n_windows
 for t = 0, #KEYS / 5 - 1 do
   local k, a = 5 * t, first + 3 * t
   local keys = {KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]}
@@ -155,20 +194,37 @@ return 1
 """
 
 
-def _parse(reply: Sequence[Any], n_windows: int) -> Aggregates:
+def _optional(value: Any) -> float | None:
+    """A number sent as a string, or ``None`` for the empty string."""
+    text = str(value)
+    return float(text) if text else None
+
+
+def _parse(reply: Sequence[Any], spec: WindowSpec) -> Aggregates:
     """Aggregates from the record script's flat reply."""
-    gap = str(reply[0])
+    gap = _optional(reply[0])
     agg = Aggregates(
-        prev_gap_us=int(float(gap)) if gap else None,
+        prev_gap_us=None if gap is None else int(gap),
         customer_risk_count=int(reply[1]),
         customer_risk_frauds=int(reply[2]),
     )
+    n_windows = len(spec.windows_us)
     for w in range(n_windows):
         count, total, tcount, tfrauds = reply[3 + 4 * w : 7 + 4 * w]
         agg.customer_count.append(int(count))
         agg.customer_sum.append(float(total))
         agg.terminal_count.append(int(tcount))
         agg.terminal_frauds.append(int(tfrauds))
+    rest = list(reply[3 + 4 * n_windows :])
+    if spec.amount_window_us:
+        count, total, median, recent = rest[:4]
+        agg.prior_count, agg.prior_sum = int(count), float(total)
+        agg.prior_median, agg.recent_max = _optional(median), _optional(recent)
+        rest = rest[4:]
+    if spec.fraud_run:
+        first, last = (_optional(value) for value in rest[:2])
+        agg.terminal_first_fraud_us = None if first is None else int(first)
+        agg.terminal_last_fraud_us = None if last is None else int(last)
     return agg
 
 
@@ -215,8 +271,8 @@ class RedisStateStore:
     ) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of one record-script call for the whole batch."""
         keys: list[str] = []
-        args: list[Any] = [spec.delay_us, self._ttl_ms(spec), len(spec.windows_us)]
-        args += spec.windows_us
+        args: list[Any] = [spec.delay_us, self._ttl_ms(spec), spec.amount_window_us]
+        args += [int(spec.fraud_run), len(spec.windows_us), *spec.windows_us]
         for tx in txs:
             keys += self._keys(tx.customer_id, tx.terminal_id)
             args += [tx.ts_us, tx.transaction_id, repr(float(tx.tx_amount))]
@@ -232,7 +288,7 @@ class RedisStateStore:
             return []
         keys, args = self._record_call(txs, spec)
         replies = self._record(keys=keys, args=args)
-        return [_parse(reply, len(spec.windows_us)) for reply in replies]
+        return [_parse(reply, spec) for reply in replies]
 
     async def arecord(self, txs: Sequence[Transaction], spec: WindowSpec) -> list[Aggregates]:
         """Async :meth:`record`."""
@@ -240,7 +296,7 @@ class RedisStateStore:
             return []
         keys, args = self._record_call(txs, spec)
         replies = await self._arecord(keys=keys, args=args)
-        return [_parse(reply, len(spec.windows_us)) for reply in replies]
+        return [_parse(reply, spec) for reply in replies]
 
     def add_label(self, label: Label) -> None:
         """Attach a fraud label to the transaction if its histories still hold it."""

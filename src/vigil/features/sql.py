@@ -100,6 +100,9 @@ def customer_sql(config: FeaturesConfig, relation: str, where: str = "TRUE") -> 
             f"ELSE least(({TS} - prev_ts) / 1e6, {cap}) END AS {fd.SECONDS_SINCE_CUSTOMER_PREV_TX}",
             f"{_ratio('c_risk_fraud', 'c_risk_cnt')} AS {fd.CUSTOMER_RISK_LONGEST}",
         ]
+    if fd.CUSTOMER_AMOUNT_BASELINE in config.extra:
+        w, f = _amount_baseline(config)
+        windows, features = windows + w, features + f
     return f"""
 SELECT {ID}, {TS}, {", ".join(features)}
 FROM (
@@ -113,6 +116,34 @@ FROM (
         ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING
     )
 )"""
+
+
+def _amount_baseline(config: FeaturesConfig) -> tuple[list[str], list[str]]:
+    """Windows and features of the customer-amount-baseline group (prior = earlier instants)."""
+    amount, cap = schema.TX_AMOUNT, fd.AMOUNT_RATIO_CAP
+    prior = _range(schema.CUSTOMER_ID, max(config.windows_days) * US_PER_DAY, 1)
+    recent = _range(schema.CUSTOMER_ID, fd.amount_window_days(config) * US_PER_DAY, 1)
+    windows = [
+        f"count(*) OVER {prior} AS p_cnt",
+        f"sum({amount}) OVER {prior} AS p_sum",
+        f"median({amount}) OVER {prior} AS p_med",
+        f"max({amount}) OVER {recent} AS p_max",
+    ]
+
+    def ratio(numerator: str, baseline: str) -> str:
+        return (
+            f"CASE WHEN p_cnt = 0 OR {baseline} = 0 THEN 1.0 "
+            f"ELSE least({numerator} / {baseline}, {cap}) END"
+        )
+
+    largest = f"greatest({amount}, coalesce(p_max, {amount}))"
+    features = [
+        f"{ratio(amount, 'p_med')} AS {fd.AMOUNT_OVER_PRIOR_MEDIAN}",
+        f"{ratio(amount, '(p_sum / p_cnt)')} AS {fd.AMOUNT_OVER_PRIOR_MEAN}",
+        f"{ratio(largest, 'p_med')} "
+        f"AS {fd.max_amount_over_prior_median(fd.amount_window_days(config))}",
+    ]
+    return windows, features
 
 
 def terminal_sql(config: FeaturesConfig, relation: str, where: str = "TRUE") -> str:
@@ -131,6 +162,21 @@ def terminal_sql(config: FeaturesConfig, relation: str, where: str = "TRUE") -> 
         features += [
             f"CAST(t_cnt_{n} AS DOUBLE) AS {fd.terminal_nb_tx(n)}",
             f"{_ratio(f't_fraud_{n}', f't_cnt_{n}')} AS {fd.terminal_risk(n)}",
+        ]
+    if fd.TERMINAL_FRAUD_RUN in config.extra:
+        longest = max(config.windows_days)
+        frame = _range(schema.TERMINAL_ID, delay_us + longest * US_PER_DAY, delay_us)
+        fraud_ts = f"CASE WHEN fraud > 0 THEN {TS} END"
+        windows += [
+            f"min({fraud_ts}) OVER {frame} AS t_first",
+            f"max({fraud_ts}) OVER {frame} AS t_last",
+        ]
+        features += [
+            f"coalesce(({TS} - t_first) / {float(US_PER_DAY)}, 0.0) "
+            f"AS {fd.DAYS_SINCE_FIRST_KNOWN_FRAUD}",
+            f"coalesce(({TS} - t_last) / {float(US_PER_DAY)}, 0.0) "
+            f"AS {fd.DAYS_SINCE_LAST_KNOWN_FRAUD}",
+            f"CAST(t_fraud_{longest} AS DOUBLE) AS {fd.TERMINAL_KNOWN_FRAUDS}",
         ]
     return f"""
 SELECT {ID}, {TS}, {", ".join(features)}

@@ -9,8 +9,9 @@ each, the raw window aggregates that :mod:`vigil.features.online` turns into fea
 from __future__ import annotations
 
 import math
+import statistics
 import threading
-from bisect import bisect_right, insort
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 
 from vigil.config import FeaturesConfig
 from vigil.data import schema
+from vigil.features import definitions as fd
 from vigil.features.definitions import SECONDS_PER_DAY
 
 US_PER_DAY = SECONDS_PER_DAY * 1_000_000
@@ -97,12 +99,19 @@ class WindowSpec:
 
     windows_us: tuple[int, ...]
     delay_us: int
+    # customer-amount-baseline group: its recent-maximum window, 0 when the group is off
+    amount_window_us: int = 0
+    fraud_run: bool = False  # terminal-fraud-run group on
 
     @classmethod
     def from_config(cls, config: FeaturesConfig) -> WindowSpec:
-        """The spec for the configured windows and label delay."""
+        """The spec for the configured windows, label delay and extra groups."""
+        baseline = fd.CUSTOMER_AMOUNT_BASELINE in config.extra
         return cls(
-            tuple(n * US_PER_DAY for n in config.windows_days), config.label_delay_days * US_PER_DAY
+            tuple(n * US_PER_DAY for n in config.windows_days),
+            config.label_delay_days * US_PER_DAY,
+            fd.amount_window_days(config) * US_PER_DAY if baseline else 0,
+            fd.TERMINAL_FRAUD_RUN in config.extra,
         )
 
     @property
@@ -127,6 +136,14 @@ class Aggregates:
     customer_risk_count: int = 0
     customer_risk_frauds: int = 0
     prev_gap_us: int | None = None
+    # customer's prior transactions (earlier instants in the longest window), when computed
+    prior_count: int = 0
+    prior_sum: float = 0.0
+    prior_median: float | None = None
+    recent_max: float | None = None  # largest prior amount in the amount window
+    # earliest and latest known fraud at the terminal in the delayed longest window
+    terminal_first_fraud_us: int | None = None
+    terminal_last_fraud_us: int | None = None
 
 
 class StateStore(Protocol):
@@ -203,6 +220,25 @@ def _delayed(history: _History, ts: int, length_us: int, delay_us: int) -> tuple
     return hi - lo, sum(history.frauds.get(i, 0) for i in history.ids(lo, hi))
 
 
+def _amount_baseline(customer: _History, ts: int, spec: WindowSpec, agg: Aggregates) -> None:
+    """Prior amounts: transactions at earlier instants in ``(ts - longest, ts)``."""
+    lo, now = customer.after(ts - spec.longest_us), bisect_left(customer.keys, (ts, -1))
+    prior = [customer.amounts[i] for i in customer.ids(lo, now)]
+    if prior:
+        agg.prior_count, agg.prior_sum = len(prior), sum(prior)
+        agg.prior_median = statistics.median(prior)
+    recent = customer.ids(max(lo, customer.after(ts - spec.amount_window_us)), now)
+    agg.recent_max = max((customer.amounts[i] for i in recent), default=None)
+
+
+def _fraud_run(terminal: _History, ts: int, spec: WindowSpec, agg: Aggregates) -> None:
+    """Earliest and latest known fraud in the delayed longest window."""
+    lo, hi = terminal.after(ts - spec.horizon_us), terminal.after(ts - spec.delay_us)
+    fraud_times = [t for t, i in terminal.keys[lo:hi] if terminal.frauds.get(i, 0) > 0]
+    if fraud_times:
+        agg.terminal_first_fraud_us, agg.terminal_last_fraud_us = fraud_times[0], fraud_times[-1]
+
+
 def _aggregate(
     customer: _History, terminal: _History, tx: Transaction, spec: WindowSpec
 ) -> Aggregates:
@@ -222,6 +258,10 @@ def _aggregate(
     )
     if upper >= 2:
         agg.prev_gap_us = ts - customer.keys[upper - 2][0]
+    if spec.amount_window_us:
+        _amount_baseline(customer, ts, spec, agg)
+    if spec.fraud_run:
+        _fraud_run(terminal, ts, spec, agg)
     return agg
 
 

@@ -28,6 +28,25 @@ COLUMNS = (
 )
 
 
+def parse_seeds(text: str, base_seed: int) -> list[int]:
+    """``--seeds``: ``"0,1,2,3,4"`` (those seeds), ``"0-4"`` (inclusive range) or ``"5"``
+    (five seeds from ``base_seed``, the experiment's ``train.seed``)."""
+    text = text.strip()
+    try:
+        if "," in text:
+            seeds = [int(part) for part in text.split(",") if part.strip()]
+        elif "-" in text.lstrip("-"):
+            first, last = text.split("-", 1) if not text.startswith("-") else ("", "")
+            seeds = list(range(int(first), int(last) + 1))
+        else:
+            seeds = list(range(base_seed, base_seed + int(text)))
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r}: expected e.g. 0,1,2,3,4 or 0-4 or 5") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {text!r}: expected at least one seed and no repeats")
+    return seeds
+
+
 def experiment_files(directory: Path, names: Sequence[str] = ()) -> list[Path]:
     """The override files to run: all ``*.yaml`` in ``directory``, or the named ones."""
     available = {p.stem: p for p in sorted(directory.glob("*.yaml"))}
@@ -109,9 +128,12 @@ def run_experiments(
     files: Sequence[Path],
     overrides: Sequence[str] = (),
     data: Path | None = None,
-    seeds: int = 1,
+    seeds: str = "1",
 ) -> list[dict[str, Any]]:
-    """Run every experiment ``seeds`` times (seed, seed+1, ...); features computed once."""
+    """Run every experiment once per seed of ``seeds`` (see :func:`parse_seeds`).
+
+    Features are computed once per distinct feature configuration and data.
+    """
     from vigil.training.data import FeatureTable, load_feature_table
     from vigil.training.run import run_training
 
@@ -119,8 +141,8 @@ def run_experiments(
     results = []
     for file in files:
         first = experiment_settings(base_config, file, overrides)
-        for offset in range(seeds):
-            seed = f"train.seed={first.train.seed + offset}"
+        for value in parse_seeds(seeds, first.train.seed):
+            seed = f"train.seed={value}"
             settings = experiment_settings(base_config, file, [*overrides, seed])
             # Runs that share data, features and periods share one feature table.
             key = json.dumps(

@@ -79,9 +79,13 @@ def fit_model(
 def fit_ensemble(
     settings: Settings, train: Dataset, validation: Dataset, run_dir: Path
 ) -> Ensemble:
-    """One MLP per ``model.ensemble_mlp_seeds`` and, with ``ensemble_lightgbm``, a LightGBM."""
+    """One MLP per ``model.ensemble_mlp_seeds`` and, with ``ensemble_lightgbm``, a LightGBM.
+
+    Member seeds are ``train.seed + offset`` so that a multi-seed evaluation varies them.
+    """
     members: list[SingleModel] = []
-    for seed in settings.model.ensemble_mlp_seeds:
+    for offset in settings.model.ensemble_mlp_seeds:
+        seed = settings.train.seed + offset
         seeded = settings.model_copy(
             update={"train": settings.train.model_copy(update={"seed": seed})}
         )
