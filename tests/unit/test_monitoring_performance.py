@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from vigil.config import TrainConfig
 from vigil.monitoring import create_metrics
 from vigil.monitoring.mart_metrics import MartMetrics
-from vigil.monitoring.marts import DRIFT, PERFORMANCE, publish
+from vigil.monitoring.marts import DRIFT, PERFORMANCE, latest_path, publish
 from vigil.monitoring.performance import BusinessTotals, delayed_label_performance
 from vigil.monitoring.queries import business_totals, labelled_predictions
 from vigil.storage import (
@@ -156,6 +156,7 @@ def test_mart_metrics_mirror_drift_and_raise_counters_to_the_totals(tmp_path: Pa
     }
     publish(tmp_path, DRIFT, date(2018, 5, 1), drift)
     publish(tmp_path, PERFORMANCE, date(2018, 5, 1), _totals(100.0, 2))
+    assert latest_path(tmp_path, PERFORMANCE).stat().st_mode & 0o777 == 0o644
     metrics = create_metrics(CollectorRegistry())
     mirror = MartMetrics(metrics, tmp_path, min_interval_s=0.0)
     mirror.refresh()

@@ -45,6 +45,7 @@ def write_json_atomically(payload: dict[str, Any], path: Path) -> None:
     """Write JSON to a temp file beside ``path``, then rename it (readers never see half)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(handle, 0o644)  # mkstemp makes 0600; the API may read as another user
     try:
         with os.fdopen(handle, "w") as sink:
             json.dump(payload, sink, indent=2, sort_keys=True, default=str)
