@@ -85,6 +85,21 @@ def test_daily_assets_materialize_in_process(world: tuple[Settings, pd.DataFrame
     assert events[0].metadata["dataset_drift"].value is True
 
 
+def test_first_days_without_a_reference_window_skip_drift_and_succeed(
+    world: tuple[Settings, pd.DataFrame],
+) -> None:
+    settings, _ = world
+    first_week = "2018-04-05"  # reference window March 23-29: before the data starts
+    result = dg.materialize(
+        [etl.raw_transactions, etl.feature_mart, scoring.batch_scores, monitoring.feature_drift],
+        resources=build_resources(settings),
+        partition_key=first_week,
+    )
+    assert result.success
+    assert result.asset_materializations_for_node("feature_drift") == []
+    assert not marts.latest_path(settings.monitoring.marts_dir, "drift").exists()
+
+
 @pytest.mark.slow
 def test_daily_job_compares_every_feature_and_the_score_once_all_days_are_scored(
     tmp_path: Path,

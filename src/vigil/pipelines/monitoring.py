@@ -1,23 +1,34 @@
 """Monitoring assets: Evidently drift and delayed-label performance marts."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 
 from vigil.pipelines.etl import feature_mart
 from vigil.pipelines.partitions import DAILY
 from vigil.pipelines.resources import DatabaseResource, SettingsResource, partition_day
 from vigil.pipelines.scoring import batch_scores
-from vigil.pipelines.steps import drift_for_day, performance_for_day
+from vigil.pipelines.steps import NoDataInWindow, drift_for_day, performance_for_day
 
 DATASET_DRIFT = "dataset_drift"
 
 
-@dg.asset(group_name="monitoring", partitions_def=DAILY, deps=[feature_mart, batch_scores])
+@dg.asset(
+    group_name="monitoring",
+    partitions_def=DAILY,
+    deps=[feature_mart, batch_scores],
+    output_required=False,
+)
 def feature_drift(
     context: dg.AssetExecutionContext, vigil: dg.ResourceParam[SettingsResource]
-) -> dg.MaterializeResult:
+) -> Iterator[dg.MaterializeResult]:
     """Drift of the current window against the reference window (Evidently report + JSON)."""
-    result = drift_for_day(vigil.settings, partition_day(context.partition_key))
-    return dg.MaterializeResult(
+    try:
+        result = drift_for_day(vigil.settings, partition_day(context.partition_key))
+    except NoDataInWindow as error:  # the first days of the data have nothing to compare with
+        context.log.warning(f"no drift report for {context.partition_key}: {error}")
+        return
+    yield dg.MaterializeResult(
         metadata={
             DATASET_DRIFT: result.dataset_drift,
             "drifted_share": result.drifted_share,

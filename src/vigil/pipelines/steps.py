@@ -37,6 +37,10 @@ from vigil.predict import PredictionSummary, predict_file, write_atomically
 logger = logging.getLogger(__name__)
 
 
+class NoDataInWindow(FileNotFoundError):
+    """A drift window holds no feature-mart day (e.g. the first days of the data)."""
+
+
 @dataclass(frozen=True)
 class FeatureMartSummary:
     """What one feature-mart build wrote."""
@@ -135,7 +139,7 @@ def _window(settings: Settings, days: list[date], with_scores: bool) -> pd.DataF
             frame = frame.merge(scores[[TRANSACTION_ID, SCORE]], on=TRANSACTION_ID)
         frames.append(frame)
     if not frames:
-        raise FileNotFoundError(f"feature mart holds none of the days {days[0]}..{days[-1]}")
+        raise NoDataInWindow(f"feature mart holds none of the days {days[0]}..{days[-1]}")
     return pd.concat(frames, ignore_index=True)
 
 
