@@ -8,6 +8,7 @@ configured features) unless ``--model`` names a trained one.
 
     .venv/bin/python benchmarks/bench_api.py
     .venv/bin/python benchmarks/bench_api.py --duration 60 --connections 64 --model M.onnx
+    .venv/bin/python benchmarks/bench_api.py --set storage.commit_max_delay_ms=0
 """
 
 from __future__ import annotations
@@ -99,6 +100,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--client-core", default="1")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra `vigil serve --set` override, e.g. storage.commit_max_delay_ms=0",
+    )
     return parser.parse_args()
 
 
@@ -136,6 +145,8 @@ def start_server(args: argparse.Namespace, model: Path) -> subprocess.Popen[byte
     command = ["taskset", "-c", args.server_core, str(VIGIL), "serve"]
     for key, value in overrides.items():
         command += ["--set", f"{key}={value}"]
+    for assignment in args.overrides:
+        command += ["--set", assignment]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

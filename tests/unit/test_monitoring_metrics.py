@@ -6,6 +6,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from vigil.monitoring import VigilMetrics, create_metrics
+from vigil.monitoring.metrics import observe_many
 
 EXPECTED_FAMILIES = {
     "vigil_http_requests": "counter",
@@ -119,3 +120,21 @@ def test_instances_are_independent_and_leave_the_global_registry_alone() -> None
 
     mine = CollectorRegistry()
     assert create_metrics(mine).registry is mine
+
+
+def test_observe_many_counts_exactly_like_observe() -> None:
+    """Bucket edges included (a value equal to a bound is in that bucket), +Inf, the sum."""
+    values = [0.0, 0.05, 0.051, 0.5, 0.93, 1.0, 0.05, 7.5]
+    one_by_one, batched = create_metrics(), create_metrics()
+    for value in values:
+        one_by_one.scores.labels(role="champion").observe(value)
+    observe_many(batched.scores.labels(role="champion"), values)
+    expected = {k: v for k, v in samples(one_by_one).items() if k[0].startswith("vigil_score_")}
+    got = {k: v for k, v in samples(batched).items() if k[0].startswith("vigil_score_")}
+    assert got.keys() == expected.keys()
+    assert {k: v for k, v in got.items() if not k[0].endswith("_created")} == {
+        k: v for k, v in expected.items() if not k[0].endswith("_created")
+    }
+    assert expected[("vigil_score_bucket", (("le", "0.05"), ("role", "champion")))] == 3
+    assert expected[("vigil_score_bucket", (("le", "1.0"), ("role", "champion")))] == 7
+    assert expected[("vigil_score_count", (("role", "champion"),))] == 8

@@ -7,6 +7,9 @@ refer to these names; ``tests/integration/test_prometheus_queries.py`` checks th
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterable
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -16,7 +19,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-__all__ = ["CONTENT_TYPE_LATEST", "VigilMetrics", "create_metrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "VigilMetrics", "create_metrics", "observe_many"]
 
 # Fine-grained below 10 ms: a scored request takes about a millisecond on the happy path.
 LATENCY_BUCKETS = (
@@ -180,3 +183,25 @@ class VigilMetrics:
 def create_metrics(registry: CollectorRegistry | None = None) -> VigilMetrics:
     """Build Vigil's metrics in ``registry``, or in a fresh registry of their own."""
     return VigilMetrics(registry if registry is not None else CollectorRegistry())
+
+
+def observe_many(histogram: Histogram, values: Iterable[float]) -> None:
+    """``histogram.observe(value)`` for each value, one lock round per touched bucket.
+
+    The hot routes observe a whole micro-batch at once: per value only a bisection, instead
+    of ``observe``'s lock acquisitions for the sum and the bucket. ``histogram`` is a
+    labelled child (or an unlabelled histogram); NaN is skipped for the buckets and poisons
+    the sum, as with ``observe``.
+    """
+    bounds = histogram._upper_bounds
+    counts: dict[int, int] = {}
+    total = 0.0
+    for value in values:
+        total += value
+        if value == value:  # NaN falls in no bucket
+            index = bisect_left(bounds, value)
+            counts[index] = counts.get(index, 0) + 1
+    histogram._sum.inc(total)
+    buckets = histogram._buckets
+    for index, count in counts.items():
+        buckets[index].inc(count)

@@ -6,6 +6,7 @@ which matters at thousands of requests per second on one core.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -16,6 +17,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.monitoring import VigilMetrics
+from vigil.monitoring.metrics import observe_many
 from vigil.serving.context import request_id_var
 from vigil.serving.errors import PayloadTooLarge
 
@@ -66,6 +68,7 @@ class ServiceMiddleware:
         self.max_body_bytes = max_body_bytes
         self._counters: dict[tuple[str, int], Counter] = {}
         self._durations: dict[str, Histogram] = {}
+        self._observed: list[tuple[str, int, float]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Wrap one ASGI call."""
@@ -90,7 +93,9 @@ class ServiceMiddleware:
                 status_code = 413
                 detail = PayloadTooLarge(self.max_body_bytes).detail
                 await _send_json(send, status_code, detail, request_id)
-            else:
+            elif length is not None:  # the server reads exactly Content-Length bytes
+                await self.app(scope, receive, send_with_id)
+            else:  # chunked: count as the body arrives
                 await self.app(scope, self._limited(receive), send_with_id)
         except Exception:
             # The one place unexpected errors end: logged with the request id, answered with
@@ -121,18 +126,33 @@ class ServiceMiddleware:
         return receive_limited
 
     def _record(self, scope: Scope, status_code: int, seconds: float) -> None:
+        """Buffer one request's metrics; :meth:`_flush` applies them once per loop iteration."""
         route = scope.get("route")
         if route is not None:
             template = route.path
         else:  # the hot routes (serving/hotpath.py) set only "endpoint"
             template = scope["path"] if "endpoint" in scope else UNMATCHED_ROUTE
-        counter = self._counters.get((template, status_code))
-        if counter is None:
-            counter = self.metrics.http_requests.labels(route=template, status=str(status_code))
-            self._counters[(template, status_code)] = counter
-        counter.inc()
-        duration = self._durations.get(template)
-        if duration is None:
-            duration = self.metrics.http_request_duration.labels(route=template)
-            self._durations[template] = duration
-        duration.observe(seconds)
+        self._observed.append((template, status_code, seconds))
+        if len(self._observed) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Count and observe the buffered requests: one update per label set, not per request."""
+        observed, self._observed = self._observed, []
+        counts: dict[tuple[str, int], int] = {}
+        durations: dict[str, list[float]] = {}
+        for template, status_code, seconds in observed:
+            counts[(template, status_code)] = counts.get((template, status_code), 0) + 1
+            durations.setdefault(template, []).append(seconds)
+        for (template, status_code), count in counts.items():
+            counter = self._counters.get((template, status_code))
+            if counter is None:
+                counter = self.metrics.http_requests.labels(route=template, status=str(status_code))
+                self._counters[(template, status_code)] = counter
+            counter.inc(count)
+        for template, values in durations.items():
+            duration = self._durations.get(template)
+            if duration is None:
+                duration = self.metrics.http_request_duration.labels(route=template)
+                self._durations[template] = duration
+            observe_many(duration, values)
