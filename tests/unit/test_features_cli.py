@@ -19,6 +19,7 @@ def test_features_command_writes_the_table(small_settings: Settings, tmp_path: P
     write_partitioned(frame, tmp_path / "raw")
     output = tmp_path / "out" / "features.parquet"
     overrides = ["--set", f"data.raw_dir={tmp_path / 'raw'}", "--set", "features.extended=false"]
+    overrides += ["--set", "features.extra=[]"]
     result = CliRunner().invoke(app, ["features", *overrides, "--output", str(output)])
     assert result.exit_code == 0, result.output
     assert f"features: {len(frame):,} rows, 15 features" in result.output

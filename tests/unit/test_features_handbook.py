@@ -22,7 +22,7 @@ from vigil.features.offline import compute_features_frame
 
 pytestmark = pytest.mark.handbook
 
-CONFIG = FeaturesConfig(extended=False)
+CONFIG = FeaturesConfig(extended=False, extra=[])
 FILE = "transactions_2018-04-01_2018-08-14.parquet"
 
 
