@@ -101,6 +101,9 @@ class TrainConfig(_Section):
     validation_days: int = Field(1, ge=0)
     epochs: int = Field(30, gt=0)
     batch_size: int = Field(512, gt=0)
+    # torch intra-op threads for the MLP (0: torch's default). One is as fast for this small
+    # model and avoids OpenMP spin-waits that slow a fit ~100x on a busy 2-core machine.
+    torch_threads: int = Field(1, ge=0)
     lr: float = Field(0.001, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     class_weighting: Literal["none", "balanced", "undersample"] = "balanced"

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from vigil.config import Settings, build_settings
 from vigil.data.simulate import simulate_transactions
@@ -111,6 +112,8 @@ def test_same_config_and_data_give_the_same_model(
     )
     assert history_1 == history_2
     assert np.array_equal(predict_scores(first, rows), predict_scores(second, rows))
+    if kind == "mlp":
+        assert torch.get_num_threads() == settings.train.torch_threads == 1
 
 
 @pytest.mark.parametrize("kind", ["logistic", "lightgbm"])

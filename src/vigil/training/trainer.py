@@ -120,6 +120,8 @@ def train_mlp(
     from torch.utils.tensorboard import SummaryWriter
 
     seed_everything(config.seed)
+    if config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
     rng = np.random.default_rng(config.seed)
     model = FraudMLP.from_config(model_config, n_features=train.features.shape[1])
     model.fit_scaler(train.features)
