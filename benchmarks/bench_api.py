@@ -9,11 +9,14 @@ configured features) unless ``--model`` names a trained one.
     .venv/bin/python benchmarks/bench_api.py
     .venv/bin/python benchmarks/bench_api.py --duration 60 --connections 64 --model M.onnx
     .venv/bin/python benchmarks/bench_api.py --set storage.commit_max_delay_ms=0
+    taskset -c 0 .venv/bin/python benchmarks/bench_api.py --in-process   # the app alone, no HTTP
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import os
 import re
@@ -22,9 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlalchemy import create_engine, make_url, select, text
@@ -100,6 +104,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--client-core", default="1")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="drive the ASGI app in this process (no HTTP server, no wrk): the app's own CPU",
+    )
+    parser.add_argument("--requests", type=int, default=12_000, help="--in-process requests")
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -249,9 +259,110 @@ def forward_body(model: Path) -> str:
     return json.dumps({"features": {name: 1.0 for name in names}})
 
 
+async def _asgi_predict(app: Any, body: bytes, statuses: dict[int, int]) -> None:
+    """One ``POST /predict`` straight through the ASGI interface."""
+    scope = {
+        "type": "http", "method": "POST", "path": "/predict", "query_string": b"",
+        "root_path": "", "headers": [
+            (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
+        ],
+    }  # fmt: skip
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses[message["status"]] = statuses.get(message["status"], 0) + 1
+
+    await app(scope, receive, send)
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Any) -> AsyncIterator[None]:
+    """Run the app's ASGI start-up, yield, then its shut-down."""
+    inbox: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+    started, stopped = asyncio.Event(), asyncio.Event()
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"].startswith("lifespan.startup"):
+            started.set()
+        if message["type"].startswith("lifespan.shutdown"):
+            stopped.set()
+        if message["type"].endswith("failed"):
+            raise RuntimeError(f"app start-up failed: {message}")
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    task = asyncio.create_task(app(scope, inbox.get, send))
+    await inbox.put({"type": "lifespan.startup"})
+    await started.wait()
+    try:
+        yield
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        await stopped.wait()
+        await task
+
+
+async def in_process(args: argparse.Namespace, model: Path) -> tuple[float, float, dict]:
+    """``args.connections`` concurrent callers of the app's /predict; (req/s, CPU us/req, statuses).
+
+    Real Redis and PostgreSQL, no HTTP server: the CPU figure is Vigil's own per request.
+    """
+    from vigil.config import load_settings
+    from vigil.serving import create_app
+
+    overrides = [
+        f"inference.model_path={model}", f"storage.database_url={args.database_url}",
+        f"storage.state_url={args.state_url}", *args.overrides,
+    ]  # fmt: skip
+    app = create_app(load_settings(None, overrides))
+    base, sent, statuses = _id_base(), 0, {}
+
+    async def caller(count: int) -> None:
+        nonlocal sent
+        for _ in range(count):
+            sent += 1
+            body = (
+                b'{"transaction_id":%d,"tx_datetime":"2018-10-01T%02d:%02d:%02d",'
+                b'"customer_id":%d,"terminal_id":%d,"tx_amount":%.2f}'
+                % (base + sent, sent // 3600 % 24, sent // 60 % 60, sent % 60,
+                   sent * 7919 % 5000, sent * 104729 % 10_000, sent % 20_000 / 100)
+            )  # fmt: skip
+            await _asgi_predict(app, body, statuses)
+
+    per_caller = max(args.requests // args.connections, 1)
+    async with _lifespan(app):
+        await asyncio.gather(*(caller(200) for _ in range(args.connections)))  # warm-up
+        statuses.clear()
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(caller(per_caller) for _ in range(args.connections)))
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    done = per_caller * args.connections
+    return done / wall, cpu / done * 1e6, statuses
+
+
+def main_in_process(args: argparse.Namespace) -> None:
+    """Print the in-process /predict figures (run under ``taskset -c 0`` for one core)."""
+    import uvloop
+
+    ensure_database(args.database_url)
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-api-") as tmp:
+        model = args.model or default_model(Path(tmp))
+        rate, cpu_us, statuses = uvloop.run(in_process(args, model))
+    print(f"load on the machine (1/5/15 min): {os.getloadavg()}")
+    print(
+        f"/predict in process ({args.connections} concurrent callers, statuses {statuses}): "
+        f"{rate:,.0f} req/s, CPU {cpu_us:.0f} us/request"
+    )
+
+
 def main() -> None:
     """Run both routes and print the figures, the /predict headline last."""
     args = parse_args()
+    if args.in_process:
+        main_in_process(args)
+        return
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
     ensure_database(args.database_url)

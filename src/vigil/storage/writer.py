@@ -217,7 +217,12 @@ class GroupCommitWriter:
         self._healthy = False
         waiting = [*batch, *self._pending]
         self._pending.clear()
-        self._fail(waiting, DatabaseUnavailable(f"the database is unreachable: {error}"))
+        unavailable = (
+            error
+            if isinstance(error, DatabaseUnavailable)
+            else DatabaseUnavailable(f"the database is unreachable: {error}")
+        )
+        self._fail(waiting, unavailable)
         self._wakeup.set()
 
     async def _recover(self) -> None:
