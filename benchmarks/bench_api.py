@@ -34,7 +34,7 @@ import httpx
 from sqlalchemy import create_engine, make_url, select, text
 from sqlalchemy import func as sql_func
 
-from vigil.config import FeaturesConfig
+from vigil.config import FeaturesConfig, load_settings
 from vigil.features import feature_names
 from vigil.storage.tables import predictions
 
@@ -121,14 +121,19 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def default_model(directory: Path) -> Path:
+def default_model(directory: Path, features: FeaturesConfig) -> Path:
     """An MLP-shaped ONNX graph over the configured features (the test factory's)."""
     sys.path.insert(0, str(TESTS_DIR))  # the test model factory, shared rather than copied
     from onnx_factory import make_metadata, mlp_model, save
 
-    names = feature_names(FeaturesConfig())
+    names = feature_names(features)
     metadata = make_metadata(names, [1.0] * len(names), 0.5, "bench-mlp", "mlp")
     return save(mlp_model(metadata, (64, 32)), directory / "model.onnx")
+
+
+def served_features(args: argparse.Namespace) -> FeaturesConfig:
+    """The features ``vigil serve`` computes: configs/vigil.yaml plus the ``--set`` overrides."""
+    return load_settings(overrides=args.overrides).features
 
 
 def ensure_database(url: str) -> None:
@@ -309,14 +314,13 @@ async def in_process(args: argparse.Namespace, model: Path) -> tuple[float, floa
 
     Real Redis and PostgreSQL, no HTTP server: the CPU figure is Vigil's own per request.
     """
-    from vigil.config import load_settings
     from vigil.serving import create_app
 
     overrides = [
         f"inference.model_path={model}", f"storage.database_url={args.database_url}",
         f"storage.state_url={args.state_url}", *args.overrides,
     ]  # fmt: skip
-    app = create_app(load_settings(None, overrides))
+    app = create_app(load_settings(overrides=overrides))
     base, sent, statuses = _id_base(), 0, {}
 
     async def caller(count: int) -> None:
@@ -348,7 +352,7 @@ def main_in_process(args: argparse.Namespace) -> None:
 
     ensure_database(args.database_url)
     with tempfile.TemporaryDirectory(prefix="vigil-bench-api-") as tmp:
-        model = args.model or default_model(Path(tmp))
+        model = args.model or default_model(Path(tmp), served_features(args))
         rate, cpu_us, statuses = uvloop.run(in_process(args, model))
     print(f"load on the machine (1/5/15 min): {os.getloadavg()}")
     print(
@@ -367,7 +371,7 @@ def main() -> None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
     ensure_database(args.database_url)
     with tempfile.TemporaryDirectory(prefix="vigil-bench-api-") as tmp:
-        model = args.model or default_model(Path(tmp))
+        model = args.model or default_model(Path(tmp), served_features(args))
         server = start_server(args, model)
         try:
             predict, low, high = measure_route(
