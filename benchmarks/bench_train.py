@@ -51,14 +51,16 @@ def main() -> None:
         Dataset(feature_matrix(f, settings), f["tx_fraud"].to_numpy(np.int8))
         for f in (split.train, split.validation)
     )
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     _, history = train_mlp(train, validation, settings.model, settings.train)
-    seconds = time.perf_counter() - started
-    rows_per_second = len(train.labels) * len(history) / seconds
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    row_epochs = len(train.labels) * len(history)
     print(f"torch threads: {__import__('torch').get_num_threads()}, rows: {len(train.labels)}")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"CPU time: {cpu_seconds:.1f} s ({cpu_seconds / row_epochs * 1e6:.2f} us per row-epoch)")
     print(
         f"MLP {settings.model.hidden_sizes} training: {seconds:.1f} s for {len(history)} epochs "
-        f"({seconds / len(history):.2f} s/epoch, {rows_per_second:,.0f} rows/s)"
+        f"({seconds / len(history):.2f} s/epoch, {row_epochs / seconds:,.0f} rows/s)"
     )
 
 
