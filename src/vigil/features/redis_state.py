@@ -1,10 +1,15 @@
 """The shared online state store on Redis: one Lua script call (EVALSHA) per micro-batch.
 
 Per customer: a sorted set of transaction ids scored by event time (microseconds, exact
-in a double below 2**53), a hash of amounts and a hash of fraud labels; per terminal: a
-sorted set and a hash of labels. The record script adds the transaction (NX: idempotent),
-trims entries older than the longest window plus the label delay, refreshes TTLs and
-returns the raw window aggregates, so every API replica and worker sees the same state.
+in a double below 2**53), a hash of amounts and a sorted set of the known frauds (same ids
+and scores); per terminal: the transactions and the known frauds as sorted sets. The record
+script adds the transaction (NX: idempotent), trims entries older than the longest window
+plus the label delay, refreshes TTLs and returns the raw window aggregates, so every API
+replica and worker sees the same state. Counts over the delayed windows are ``ZCOUNT``s
+(logarithmic, nothing copied into Lua); only the customer's own window rows are read, for
+the amount sums, the previous transaction and the amount baseline. (Until 2026-12-01 the
+labels were hashes under ``...:lab``, read back id by id; a store upgraded from that layout
+counts the frauds labelled after the upgrade, or replay the labels of the last 37 days.)
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ _RECORD_LUA = (
     _COMMON_LUA
     + """
 -- A whole micro-batch in one call, in order. KEYS: per transaction its customer zset,
--- customer amounts, customer labels, terminal zset, terminal labels. ARGV: delay, ttl_ms,
+-- customer amounts, customer frauds zset, terminal zset, terminal frauds zset. ARGV: delay, ttl_ms,
 -- amount window (0: no amount baseline), fraud run (0/1), n windows, window_1 .. window_n
 -- (microseconds), then per transaction ts, id, amount.
 local delay, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -84,17 +89,16 @@ local function record(K, ts, id, amount)
   end
   redis.call('ZADD', K[4], 'NX', ts, id)
 
+  -- forget what no window can reach any more; amounts go with their transactions
   local cutoff = fmt(ts - longest - delay)
-  for _, keys in ipairs({{K[1], K[2], K[3]}, {K[4], K[5]}}) do
-    local old = redis.call('ZRANGEBYSCORE', keys[1], '-inf', cutoff)
-    for start = 1, #old, 1000 do
-      local chunk = {}
-      for i = start, math.min(start + 999, #old) do chunk[#chunk + 1] = old[i] end
-      for k = 2, #keys do redis.call('HDEL', keys[k], unpack(chunk)) end
-    end
-    redis.call('ZREMRANGEBYSCORE', keys[1], '-inf', cutoff)
-    for k = 1, #keys do redis.call('PEXPIRE', keys[k], ttl) end
+  local old = redis.call('ZRANGEBYSCORE', K[1], '-inf', cutoff)
+  for start = 1, #old, 1000 do
+    local chunk = {}
+    for i = start, math.min(start + 999, #old) do chunk[#chunk + 1] = old[i] end
+    redis.call('HDEL', K[2], unpack(chunk))
   end
+  for _, k in ipairs({1, 3, 4, 5}) do redis.call('ZREMRANGEBYSCORE', K[k], '-inf', cutoff) end
+  for k = 1, 5 do redis.call('PEXPIRE', K[k], ttl) end
 
   local result = {}
   -- customer windows (ts - w, ts], ties after this id excluded; previous transaction's gap
@@ -118,20 +122,8 @@ local function record(K, ts, id, amount)
 
   -- customer risk over (ts - delay - longest, ts - delay]
   local low, high = '(' .. fmt(ts - delay - longest), fmt(ts - delay)
-  local risk_ids = redis.call('ZRANGEBYSCORE', K[1], low, high)
-  local risk_frauds = 0
-  for _, label in ipairs(hmget(K[3], risk_ids)) do
-    if label then risk_frauds = risk_frauds + tonumber(label) end
-  end
-  result[2], result[3] = #risk_ids, risk_frauds
-
-  -- terminal rows over the delayed longest window, labels alongside
-  local trows = redis.call('ZRANGEBYSCORE', K[4], low, high, 'WITHSCORES')
-  local tids, tscores = {}, {}
-  for i = 1, #trows, 2 do
-    tids[#tids + 1], tscores[#tscores + 1] = trows[i], tonumber(trows[i + 1])
-  end
-  local labels = hmget(K[5], tids)
+  result[2] = redis.call('ZCOUNT', K[1], low, high)
+  result[3] = redis.call('ZCOUNT', K[3], low, high)
 
   for w = 1, #windows do
     local count, total = 0, 0
@@ -140,32 +132,20 @@ local function record(K, ts, id, amount)
         count, total = count + 1, total + tonumber(amounts[i])
       end
     end
-    local tcount, tfrauds = 0, 0
-    for i = 1, #tids do
-      if tscores[i] > ts - delay - windows[w] then
-        tcount = tcount + 1
-        if labels[i] then tfrauds = tfrauds + tonumber(labels[i]) end
-      end
-    end
+    local tlow = '(' .. fmt(ts - delay - windows[w])
     result[#result + 1] = count
     result[#result + 1] = fmt(total)
-    result[#result + 1] = tcount
-    result[#result + 1] = tfrauds
+    result[#result + 1] = redis.call('ZCOUNT', K[4], tlow, high)
+    result[#result + 1] = redis.call('ZCOUNT', K[5], tlow, high)
   end
 
   if amount_window > 0 then
     for _, value in ipairs(amount_baseline(ts, scores, amounts)) do result[#result + 1] = value end
   end
   if fraud_run then  -- earliest and latest known fraud in the delayed longest window
-    local first_fraud, last_fraud = '', ''
-    for i = 1, #tids do
-      if labels[i] and tonumber(labels[i]) > 0 then
-        if first_fraud == '' then first_fraud = fmt(tscores[i]) end
-        last_fraud = fmt(tscores[i])
-      end
-    end
-    result[#result + 1] = first_fraud
-    result[#result + 1] = last_fraud
+    local frauds = redis.call('ZRANGEBYSCORE', K[5], low, high, 'WITHSCORES')
+    result[#result + 1] = #frauds > 0 and fmt(tonumber(frauds[2])) or ''
+    result[#result + 1] = #frauds > 0 and fmt(tonumber(frauds[#frauds])) or ''
   end
   return result
 end
@@ -181,13 +161,19 @@ return out
 )
 
 _LABEL_LUA = """
--- KEYS: customer zset, customer labels, terminal zset, terminal labels; ARGV: id, fraud
--- A label hash lives as long as its sorted set (the record script refreshes both).
+-- KEYS: customer zset, customer frauds, terminal zset, terminal frauds; ARGV: id, fraud (0/1).
+-- A fraud joins the frauds set with its transaction's time and lives as long as that
+-- transaction's set (the record script refreshes both); a genuine label removes it.
 for k = 1, 3, 2 do
-  if redis.call('ZSCORE', KEYS[k], ARGV[1]) then
-    redis.call('HSET', KEYS[k + 1], ARGV[1], ARGV[2])
-    local ttl = redis.call('PTTL', KEYS[k])
-    if ttl > 0 then redis.call('PEXPIRE', KEYS[k + 1], ttl) end
+  local ts = redis.call('ZSCORE', KEYS[k], ARGV[1])
+  if ts then
+    if ARGV[2] == '1' then
+      redis.call('ZADD', KEYS[k + 1], ts, ARGV[1])
+      local ttl = redis.call('PTTL', KEYS[k])
+      if ttl > 0 then redis.call('PEXPIRE', KEYS[k + 1], ttl) end
+    else
+      redis.call('ZREM', KEYS[k + 1], ARGV[1])
+    end
   end
 end
 return 1
@@ -259,8 +245,8 @@ class RedisStateStore:
 
     def _keys(self, customer_id: int, terminal_id: int) -> list[str]:
         customer, terminal = f"{self.prefix}:c:{customer_id}", f"{self.prefix}:t:{terminal_id}"
-        suffixes = [(customer, "tx"), (customer, "amt"), (customer, "lab")]
-        suffixes += [(terminal, "tx"), (terminal, "lab")]
+        suffixes = [(customer, "tx"), (customer, "amt"), (customer, "frd")]
+        suffixes += [(terminal, "tx"), (terminal, "frd")]
         return [f"{entity}:{suffix}" for entity, suffix in suffixes]
 
     def _ttl_ms(self, spec: WindowSpec) -> int:
