@@ -1,0 +1,78 @@
+"""Redis online state: the record script's Redis time per transaction (``INFO commandstats``).
+
+Builds a simulated world with the handbook's density, warms the Redis state with its history
+(every transaction labelled, as the label consumer would), then records the last
+``--measure`` transactions in micro-batches of ``--batch`` (one ``EVALSHA`` each, as the API
+and the stream worker do) and reads Redis's own CPU time for those calls. Uses Redis database
+13, which it flushes.
+
+    .venv/bin/python benchmarks/bench_redis_state.py
+    .venv/bin/python benchmarks/bench_redis_state.py --set 'features.extra=[]'
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import redis
+
+from vigil.config import DEFAULT_CONFIG_PATH, DataConfig, load_settings
+from vigil.data import schema
+from vigil.data.simulate import simulate_transactions
+from vigil.features.online import OnlineFeatureComputer
+from vigil.features.redis_state import RedisStateStore
+from vigil.features.state import Transaction
+
+REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--days", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--measure", type=int, default=20_000)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args()
+
+    settings = load_settings(DEFAULT_CONFIG_PATH, overrides=args.overrides)
+    world = DataConfig(
+        n_customers=args.customers, n_terminals=2 * args.customers, n_days=args.days, seed=3
+    )
+    frame = simulate_transactions(world).sort_values([schema.TX_DATETIME, schema.TRANSACTION_ID])
+    txs = [
+        Transaction(int(r[0]), r[1].to_pydatetime(), int(r[2]), int(r[3]), float(r[4]))
+        for r in frame[list(schema.TRANSACTION_COLUMNS)].itertuples(index=False)
+    ]
+    frauds = frame[schema.TX_FRAUD].astype(bool).tolist()
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    online = OnlineFeatureComputer(settings.features, RedisStateStore(REDIS_URL, prefix="bench"))
+
+    warm = len(txs) - args.measure
+    for start in range(0, warm, 512):
+        online.features_for_batch(txs[start : start + 512])
+        for tx, fraud in zip(txs[start : min(start + 512, warm)], frauds[start:], strict=False):
+            online.add_label(
+                tx.transaction_id, tx.customer_id, tx.terminal_id, tx.tx_datetime, fraud
+            )
+    client.config_resetstat()
+    started = time.perf_counter()
+    for start in range(warm, len(txs), args.batch):
+        online.features_for_batch(txs[start : start + args.batch])
+    wall = time.perf_counter() - started
+    stats = client.info("commandstats")["cmdstat_evalsha"]
+    client.flushdb()
+    print(f"world: {len(txs):,} transactions ({args.customers} customers, {args.days} days)")
+    print(f"load average: {os.getloadavg()}")
+    print(f"client wall: {wall:.2f} s for {args.measure:,} transactions")
+    print(
+        f"record script: {stats['usec'] / args.measure:.0f} us of Redis time per transaction, "
+        f"{stats['usec_per_call'] / 1000:.2f} ms per call of {args.batch}"
+    )
+
+
+if __name__ == "__main__":
+    main()
