@@ -257,11 +257,16 @@ def measure_route(
 
 
 def forward_body(model: Path) -> str:
-    """A /forward body: the model's features by name (the same shape TorchServe receives)."""
+    """A /forward body: a typical transaction, the model's training means by feature name.
+
+    As in ``bench_torchserve.py``: a typical row is not flagged, so no reason codes are
+    computed, which is the common case in real traffic.
+    """
     from vigil.inference.scorer import OnnxScorer
 
-    names = OnnxScorer.load(model).feature_names
-    return json.dumps({"features": {name: 1.0 for name in names}})
+    metadata = OnnxScorer.load(model).metadata
+    features = dict(zip(metadata.feature_names, metadata.feature_means, strict=True))
+    return json.dumps({"features": features})
 
 
 async def _asgi_predict(app: Any, body: bytes, statuses: dict[int, int]) -> None:
