@@ -17,6 +17,7 @@ from vigil.data import schema
 from vigil.features import OnlineFeatureComputer
 from vigil.features import Transaction as OnlineTransaction
 from vigil.features.offline import compute_features_frame
+from vigil.inference.columns import ModelColumns
 from vigil.inference.decision import Decision, decide
 from vigil.inference.errors import InvalidFeaturesError
 from vigil.inference.manager import ModelManager
@@ -62,7 +63,9 @@ class PredictionService:
         )
         self._writer = writer
         self._reason_codes = settings.inference.reason_codes
-        self._columns: dict[OnnxScorer, np.ndarray | None] = {}
+        # One mapping per role: each is redone only when that role's model changes.
+        self._champion_columns = ModelColumns(self._features.names)
+        self._challenger_columns = ModelColumns(self._features.names)
         self._champion_scores = metrics.scores.labels(role=CHAMPION)
         self._challenger_scores = metrics.scores.labels(role=CHALLENGER)
         self._decisions = {
@@ -90,7 +93,9 @@ class PredictionService:
         models = self._models.snapshot()  # one snapshot: every answer names its model
         champion, challenger = models.champion, models.challenger
         ids = [tx.transaction_id for tx, _ in batch]
-        decisions = decide(champion, ids, self._model_order(champion, matrix), self._reason_codes)
+        decisions = decide(
+            champion, ids, self._champion_columns.rows_for(champion, matrix), self._reason_codes
+        )
         shadows = self._shadow_scores(challenger, matrix)
         challenger_version = challenger.metadata.model_version if challenger else None
         finished, now = time.perf_counter(), utc_now()  # one clock read for the whole batch
@@ -177,14 +182,6 @@ class PredictionService:
             "k": k,
         }
 
-    def _model_order(self, model: OnnxScorer, online_matrix: np.ndarray) -> np.ndarray:
-        """Online features [N, F] rearranged into the model's feature order (cached per model)."""
-        columns = self._columns.get(model)
-        if columns is None:
-            columns = _column_indices(self._features.names, model.feature_names)
-            self._columns[model] = columns
-        return online_matrix if columns is _SAME_ORDER else online_matrix[:, columns]
-
     def _shadow_scores(
         self, challenger: OnnxScorer | None, online_matrix: np.ndarray
     ) -> list[float | None]:
@@ -192,7 +189,9 @@ class PredictionService:
         if challenger is None:
             return [None] * len(online_matrix)
         try:
-            scores = challenger.score(self._model_order(challenger, online_matrix)).tolist()
+            scores = challenger.score(
+                self._challenger_columns.rows_for(challenger, online_matrix)
+            ).tolist()
         except Exception:
             log.exception("challenger %s failed in shadow", challenger.metadata.model_version)
             return [None] * len(online_matrix)
@@ -207,17 +206,6 @@ class PredictionService:
             self._decisions[1].inc(frauds)
         if frauds < len(decisions):
             self._decisions[0].inc(len(decisions) - frauds)
-
-
-_SAME_ORDER = None
-
-
-def _column_indices(available: Sequence[str], wanted: Sequence[str]) -> np.ndarray | None:
-    """Indices picking ``wanted`` out of ``available``; ``None`` when the orders agree."""
-    if list(available) == list(wanted):
-        return _SAME_ORDER
-    position = {name: i for i, name in enumerate(available)}
-    return np.asarray([position[name] for name in wanted], dtype=np.intp)
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
