@@ -97,7 +97,10 @@ def test_keys_are_namespaced_trimmed_and_expire(redis_url: str) -> None:
         int(score) for _, score in client.zrange("vigil:test:ttl:c:0:tx", -1, -1, withscores=True)
     )
     assert newest - oldest < 37 * 86_400_000_000
-    assert client.hlen("vigil:test:ttl:c:0:amt") == client.zcard("vigil:test:ttl:c:0:tx")
+    # one fixed-size record per remembered transaction: the rows string is trimmed in step
+    row_bytes = 36
+    rows = client.strlen("vigil:test:ttl:c:0:rows")
+    assert rows == row_bytes * client.zcard("vigil:test:ttl:c:0:tx")
     client.close()
     store.close()
 
@@ -129,3 +132,38 @@ async def test_ping_answers_when_up_and_raises_when_unreachable(redis_url: str) 
     assert InMemoryStateStore().ping() is True
     await store.aclose()
     await down.aclose()
+
+
+def test_redis_equals_in_memory_out_of_order_ties_and_huge_ids(redis_url: str) -> None:
+    """Late arrivals go into place in the rows string; same-instant ties order by numeric id."""
+    rng = np.random.default_rng(7)
+    big = 2**62  # ids past 2**53 must still order exactly
+    txs = [
+        Transaction(
+            big + int(i) * 997 if i % 3 == 0 else int(i),
+            T0 + timedelta(hours=int(h)),  # few distinct hours: many same-instant ties
+            int(i % 3),
+            int(i % 2),
+            round(float(rng.uniform(1, 200)), 2),
+        )
+        for i, h in enumerate(rng.integers(0, 24 * 45, size=240) // 5 * 5)
+    ]
+    order = rng.permutation(len(txs))  # arrival order differs from event time order
+    results = []
+    for store in (InMemoryStateStore(), RedisStateStore(redis_url, prefix="vigil:test:order")):
+        online = OnlineFeatureComputer(CONFIG, store, dtype=np.float64)
+        rows = []
+        for start in range(0, len(order), 16):  # micro-batches, as the API sends them
+            batch = [txs[i] for i in order[start : start + 16]]
+            rows.append(online.features_for_batch(batch))
+            for tx in batch:
+                online.add_label(
+                    tx.transaction_id,
+                    tx.customer_id,
+                    tx.terminal_id,
+                    tx.tx_datetime,
+                    tx.tx_amount > 150,
+                )
+        results.append(np.vstack(rows))
+        store.close()
+    np.testing.assert_array_equal(results[1], results[0])

@@ -1,15 +1,16 @@
 """The shared online state store on Redis: one Lua script call (EVALSHA) per micro-batch.
 
-Per customer: a sorted set of transaction ids scored by event time (microseconds, exact
-in a double below 2**53), a hash of amounts and a sorted set of the known frauds (same ids
-and scores); per terminal: the transactions and the known frauds as sorted sets. The record
-script adds the transaction (NX: idempotent), trims entries older than the longest window
-plus the label delay, refreshes TTLs and returns the raw window aggregates, so every API
-replica and worker sees the same state. Counts over the delayed windows are ``ZCOUNT``s
-(logarithmic, nothing copied into Lua); only the customer's own window rows are read, for
-the amount sums, the previous transaction and the amount baseline. (Until 2026-12-01 the
-labels were hashes under ``...:lab``, read back id by id; a store upgraded from that layout
-counts the frauds labelled after the upgrade, or replay the labels of the last 37 days.)
+Per customer: a sorted set of transaction ids scored by event time (microseconds, exact in a
+double below 2**53), a string of fixed-size rows (time, amount, id) in time order and a sorted
+set of the known frauds (same ids and scores); per terminal: the transactions and the known
+frauds as sorted sets. The record script adds the transaction (NX: idempotent), trims entries
+older than the longest window plus the label delay, refreshes TTLs and returns the raw window
+aggregates, so every API replica and worker sees the same state. Counts over the delayed
+windows are ``ZCOUNT``s; the customer's own windows (amount sums, the previous transaction,
+the amount baseline) are one walk over the rows string, which costs a third of reading the
+window back as sorted-set and hash replies (ADR 0010). A store written by an earlier layout
+(amounts in a hash ``...:amt`` before ADR 0010, labels in hashes ``...:lab`` before ADR 0009)
+is caught up by replaying the last 37 days of transactions and labels.
 """
 
 from __future__ import annotations
@@ -28,31 +29,16 @@ from vigil.features.state import US_PER_DAY, Aggregates, Label, Transaction, Win
 logger = logging.getLogger(__name__)
 
 # Lua numbers are doubles: times and sums leave as '%.17g' strings to stay exact.
-_COMMON_LUA = """
-local function fmt(x) return string.format('%.17g', x) end
-local function id_before(a, b)  -- numeric order of non-negative integer id strings
-  if #a ~= #b then return #a < #b end
-  return a < b
-end
-local function hmget(key, ids)
-  local values = {}
-  for start = 1, #ids, 1000 do
-    local chunk = {}
-    for i = start, math.min(start + 999, #ids) do chunk[#chunk + 1] = ids[i] end
-    local got = redis.call('HMGET', key, unpack(chunk))
-    for i = 1, #got do values[#values + 1] = got[i] end
-  end
-  return values
-end
-"""
-
-_RECORD_LUA = (
-    _COMMON_LUA
-    + """
--- A whole micro-batch in one call, in order. KEYS: per transaction its customer zset,
--- customer amounts, customer frauds zset, terminal zset, terminal frauds zset. ARGV: delay, ttl_ms,
--- amount window (0: no amount baseline), fraud run (0/1), n windows, window_1 .. window_n
+_RECORD_LUA = """
+-- A whole micro-batch in one call, in order. KEYS: per transaction its customer zset, customer
+-- rows, customer frauds zset, terminal zset, terminal frauds zset. ARGV: delay, ttl_ms, amount
+-- window (0: no amount baseline), fraud run (0/1), n windows, window_1 .. window_n
 -- (microseconds), then per transaction ts, id, amount.
+--
+-- The customer's rows are one string of fixed-size records in (time, id) order: event time and
+-- amount as little-endian doubles, then the id right-aligned in 20 characters (so that string
+-- order is numeric order). A window is a walk over that string: no reply of one string per
+-- row, no hash lookups.
 local delay, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
 local amount_window, fraud_run = tonumber(ARGV[3]), ARGV[4] == '1'
 local n_windows = tonumber(ARGV[5])
@@ -61,86 +47,113 @@ for i = 1, n_windows do
   windows[i] = tonumber(ARGV[5 + i])
   longest = math.max(longest, windows[i])
 end
+local ROW, ID_AT = 36, 16  -- record size; offset of the id inside a record
+local unpack_row = struct.unpack
 
--- prior amounts (earlier instants in the longest window): count, sum, median, recent max
-local function amount_baseline(ts, scores, amounts)
-  local prior, total, recent = {}, 0, nil
-  for i = 1, #scores do
-    if scores[i] < ts then
-      local amount = tonumber(amounts[i])
-      prior[#prior + 1], total = amount, total + amount
-      if scores[i] > ts - amount_window and (recent == nil or amount > recent) then
-        recent = amount
-      end
+local function fmt(x) return string.format('%.17g', x) end
+
+-- The rows string with the (new) transaction's record in order and every record at or
+-- before cutoff dropped; written back only when it changed.
+local function updated_rows(key, row, ts, pid, cutoff)
+  local rows = redis.call('GET', key) or ''
+  local size, first = #rows, 1
+  while first <= size and unpack_row('<d', rows, first) <= cutoff do first = first + ROW end
+  if row == nil then
+    if first == 1 then return rows end
+    rows = string.sub(rows, first)
+    redis.call('SET', key, rows)
+    return rows
+  end
+  local at = size + 1  -- after every record ordered before (ts, id)
+  while at > first do
+    local score = unpack_row('<d', rows, at - ROW)
+    if score < ts or (score == ts and string.sub(rows, at - ROW + ID_AT, at - 1) < pid) then
+      break
     end
+    at = at - ROW
   end
-  local n, median = #prior, ''
-  if n > 0 then
-    table.sort(prior)
-    local mid = math.floor((n + 1) / 2)
-    median = n % 2 == 1 and fmt(prior[mid]) or fmt((prior[mid] + prior[mid + 1]) / 2)
+  if first == 1 and at == size + 1 then
+    redis.call('APPEND', key, row)
+    return rows .. row
   end
-  return {n, fmt(total), median, recent and fmt(recent) or ''}
+  rows = string.sub(rows, first, at - 1) .. row .. string.sub(rows, at)
+  redis.call('SET', key, rows)
+  return rows
 end
 
 local function record(K, ts, id, amount)
+  local pid = string.format('%20s', id)
+  local row = nil
   if redis.call('ZADD', K[1], 'NX', ts, id) == 1 then
-    redis.call('HSET', K[2], id, amount)
+    row = struct.pack('<dd', ts, tonumber(amount)) .. pid
   end
   redis.call('ZADD', K[4], 'NX', ts, id)
 
-  -- forget what no window can reach any more; amounts go with their transactions
-  local cutoff = fmt(ts - longest - delay)
-  local old = redis.call('ZRANGEBYSCORE', K[1], '-inf', cutoff)
-  for start = 1, #old, 1000 do
-    local chunk = {}
-    for i = start, math.min(start + 999, #old) do chunk[#chunk + 1] = old[i] end
-    redis.call('HDEL', K[2], unpack(chunk))
+  -- forget what no window can reach any more
+  local cutoff = ts - longest - delay
+  local rows = updated_rows(K[2], row, ts, pid, cutoff)
+  local forgotten = fmt(cutoff)
+  for k = 1, 5 do
+    if k ~= 2 then redis.call('ZREMRANGEBYSCORE', K[k], '-inf', forgotten) end
+    redis.call('PEXPIRE', K[k], ttl)
   end
-  for _, k in ipairs({1, 3, 4, 5}) do redis.call('ZREMRANGEBYSCORE', K[k], '-inf', cutoff) end
-  for k = 1, 5 do redis.call('PEXPIRE', K[k], ttl) end
+
+  -- customer windows (ts - w, ts], ties after this id excluded, summed oldest first;
+  -- the previous transaction; the amounts of earlier instants for the baseline
+  local start = #rows + 1
+  while start > 1 and unpack_row('<d', rows, start - ROW) > ts - longest do
+    start = start - ROW
+  end
+  local counts, totals = {}, {}
+  for w = 1, n_windows do counts[w], totals[w] = 0, 0 end
+  local prev_score, prior, prior_total, recent = nil, {}, 0, nil
+  for at = start, #rows, ROW do
+    local score, amount = unpack_row('<dd', rows, at)
+    local kept, own = score < ts, false
+    if score == ts then
+      local other = string.sub(rows, at + ID_AT, at + ROW - 1)
+      kept, own = other <= pid, other == pid
+    end
+    if kept then
+      if not own then prev_score = score end
+      for w = 1, n_windows do
+        if score > ts - windows[w] then
+          counts[w], totals[w] = counts[w] + 1, totals[w] + amount
+        end
+      end
+      if score < ts then
+        prior[#prior + 1], prior_total = amount, prior_total + amount
+        if score > ts - amount_window and (recent == nil or amount > recent) then
+          recent = amount
+        end
+      end
+    end
+  end
 
   local result = {}
-  -- customer windows (ts - w, ts], ties after this id excluded; previous transaction's gap
-  local rows = redis.call('ZRANGEBYSCORE', K[1], '(' .. fmt(ts - longest), fmt(ts), 'WITHSCORES')
-  local ids, scores = {}, {}
-  for i = 1, #rows, 2 do
-    local score = tonumber(rows[i + 1])
-    if score < ts or not id_before(id, rows[i]) then
-      ids[#ids + 1], scores[#scores + 1] = rows[i], score
-    end
-  end
-  local amounts = hmget(K[2], ids)
-  local prev_score, prev_id = nil, nil
-  for i = 1, #ids do
-    if ids[i] ~= id and (prev_score == nil or scores[i] > prev_score
-        or (scores[i] == prev_score and id_before(prev_id, ids[i]))) then
-      prev_score, prev_id = scores[i], ids[i]
-    end
-  end
   result[1] = prev_score and fmt(ts - prev_score) or ''
-
   -- customer risk over (ts - delay - longest, ts - delay]
   local low, high = '(' .. fmt(ts - delay - longest), fmt(ts - delay)
   result[2] = redis.call('ZCOUNT', K[1], low, high)
   result[3] = redis.call('ZCOUNT', K[3], low, high)
-
-  for w = 1, #windows do
-    local count, total = 0, 0
-    for i = 1, #ids do
-      if scores[i] > ts - windows[w] then
-        count, total = count + 1, total + tonumber(amounts[i])
-      end
-    end
+  for w = 1, n_windows do
     local tlow = '(' .. fmt(ts - delay - windows[w])
-    result[#result + 1] = count
-    result[#result + 1] = fmt(total)
+    result[#result + 1] = counts[w]
+    result[#result + 1] = fmt(totals[w])
     result[#result + 1] = redis.call('ZCOUNT', K[4], tlow, high)
     result[#result + 1] = redis.call('ZCOUNT', K[5], tlow, high)
   end
 
-  if amount_window > 0 then
-    for _, value in ipairs(amount_baseline(ts, scores, amounts)) do result[#result + 1] = value end
+  if amount_window > 0 then  -- prior count, sum, median and recent max
+    local n, median = #prior, ''
+    if n > 0 then
+      table.sort(prior)
+      local mid = math.floor((n + 1) / 2)
+      median = n % 2 == 1 and fmt(prior[mid]) or fmt((prior[mid] + prior[mid + 1]) / 2)
+    end
+    for _, value in ipairs({n, fmt(prior_total), median, recent and fmt(recent) or ''}) do
+      result[#result + 1] = value
+    end
   end
   if fraud_run then  -- earliest and latest known fraud in the delayed longest window
     local frauds = redis.call('ZRANGEBYSCORE', K[5], low, high, 'WITHSCORES')
@@ -158,7 +171,6 @@ for t = 0, #KEYS / 5 - 1 do
 end
 return out
 """
-)
 
 _LABEL_LUA = """
 -- KEYS: customer zset, customer frauds, terminal zset, terminal frauds; ARGV: id, fraud (0/1).
@@ -245,7 +257,7 @@ class RedisStateStore:
 
     def _keys(self, customer_id: int, terminal_id: int) -> list[str]:
         customer, terminal = f"{self.prefix}:c:{customer_id}", f"{self.prefix}:t:{terminal_id}"
-        suffixes = [(customer, "tx"), (customer, "amt"), (customer, "frd")]
+        suffixes = [(customer, "tx"), (customer, "rows"), (customer, "frd")]
         suffixes += [(terminal, "tx"), (terminal, "frd")]
         return [f"{entity}:{suffix}" for entity, suffix in suffixes]
 
