@@ -6,6 +6,12 @@ PostgreSQL (group commit), then ``POST /forward`` (model only). Checks afterward
 wrk``), Redis and PostgreSQL; the model is a generated MLP-shaped ONNX graph (64-32, the
 configured features) unless ``--model`` names a trained one.
 
+The online state is realistic and the same on every run: the benchmark flushes its Redis
+database (14), warms it with a simulated history at the handbook's density (2,000 customers
+with 40 days each, their frauds labelled), and the requests continue that world: its
+customers and terminals, event time advancing at the world's own rate, so every customer's
+30-day window holds what it would in production (~60 transactions).
+
     .venv/bin/python benchmarks/bench_api.py
     .venv/bin/python benchmarks/bench_api.py --duration 60 --connections 64 --model M.onnx
     .venv/bin/python benchmarks/bench_api.py --set storage.commit_max_delay_ms=0
@@ -27,6 +33,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +52,17 @@ VIGIL = REPO / ".venv" / "bin" / "vigil"
 PREDICT_LUA = """
 local counter = 0
 local base = tonumber(os.getenv("VIGIL_BENCH_ID_BASE"))
+local start = tonumber(os.getenv("VIGIL_BENCH_START"))
+local step = tonumber(os.getenv("VIGIL_BENCH_STEP"))
+local customers = tonumber(os.getenv("VIGIL_BENCH_CUSTOMERS"))
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 request = function()
   counter = counter + 1
   local body = string.format(
     '{"transaction_id":%d,"tx_datetime":"%s","customer_id":%d,"terminal_id":%d,"tx_amount":%.2f}',
-    base + counter, os.date("!%Y-%m-%dT%H:%M:%S", 1538352000 + counter),
-    math.random(0, 4999), math.random(0, 9999), math.random() * 200)
+    base + counter, os.date("!%Y-%m-%dT%H:%M:%S", math.floor(start + counter * step)),
+    math.random(0, customers - 1), math.random(0, 2 * customers - 1), math.random() * 200)
   return wrk.format(nil, nil, nil, body)
 end
 """
@@ -100,7 +110,16 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/vigil_bench"
     )
-    parser.add_argument("--state-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument(
+        "--state-url", default="redis://127.0.0.1:6379/14", help="a Redis database it may flush"
+    )
+    parser.add_argument(
+        "--history-customers",
+        type=int,
+        default=2000,
+        help="customers of the simulated history warmed into Redis (0: an empty state)",
+    )
+    parser.add_argument("--history-days", type=int, default=40)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--client-core", default="1")
@@ -149,8 +168,8 @@ def ensure_database(url: str) -> None:
     admin.dispose()
 
 
-def start_server(args: argparse.Namespace, model: Path) -> subprocess.Popen[bytes]:
-    """``vigil serve`` on one core; returns once /health says ready."""
+def start_server(args: argparse.Namespace, model: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``vigil serve`` on one core, its log in ``log``; returns once /health says ready."""
     overrides = {
         "inference.model_path": str(model),
         "storage.database_url": args.database_url,
@@ -162,7 +181,8 @@ def start_server(args: argparse.Namespace, model: Path) -> subprocess.Popen[byte
         command += ["--set", f"{key}={value}"]
     for assignment in args.overrides:
         command += ["--set", assignment]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with log.open("wb") as sink:  # a file, not a pipe nobody reads: the server never blocks
+        server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -171,7 +191,7 @@ def start_server(args: argparse.Namespace, model: Path) -> subprocess.Popen[byte
         except httpx.TransportError:
             pass
         if server.poll() is not None:
-            raise RuntimeError(f"vigil serve exited: {server.stderr.read().decode()[-2000:]}")
+            raise RuntimeError(f"vigil serve exited: {log.read_text()[-2000:]}")
         time.sleep(0.2)
     server.terminate()
     raise RuntimeError("vigil serve did not become ready within 60 s")
@@ -217,6 +237,38 @@ def run_wrk(
 
 
 ID_SPAN = 10**8  # ids per run; far more than one run sends
+EMPTY_STATE_CUSTOMERS = 5000  # with no history: customers and the event-time step of the
+EMPTY_STATE_STEP_S = 1.0  # benchmark before 2026-12-01
+
+
+def prepare_state(args: argparse.Namespace) -> dict[str, str]:
+    """Flush the benchmark's Redis database, warm it with a simulated history; wrk's settings.
+
+    Event time continues after the history at the history's own rate, in seconds per request.
+    """
+    import redis
+
+    from _world import simulate_world, warm
+    from vigil.features.online import OnlineFeatureComputer
+    from vigil.features.state import make_state_store
+
+    client = redis.Redis.from_url(args.state_url)
+    client.flushdb()
+    client.close()
+    if args.history_customers <= 0:
+        start, step, customers = 1538352000.0, EMPTY_STATE_STEP_S, EMPTY_STATE_CUSTOMERS
+    else:
+        world = simulate_world(args.history_customers, args.history_days)
+        store = make_state_store(args.state_url)  # the server's key prefix
+        warm(OnlineFeatureComputer(served_features(args), store), world.transactions, world.frauds)
+        store.close()
+        start = world.end.replace(tzinfo=UTC).timestamp()
+        step, customers = world.seconds_between_transactions, args.history_customers
+    return {
+        "VIGIL_BENCH_START": f"{start:.0f}",
+        "VIGIL_BENCH_STEP": f"{step:.4f}",
+        "VIGIL_BENCH_CUSTOMERS": str(customers),
+    }
 
 
 def _id_base() -> int:
@@ -375,16 +427,17 @@ def main() -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
     ensure_database(args.database_url)
+    world_env = prepare_state(args)
     with tempfile.TemporaryDirectory(prefix="vigil-bench-api-") as tmp:
         model = args.model or default_model(Path(tmp), served_features(args))
-        server = start_server(args, model)
+        server = start_server(args, model, Path(tmp) / "server.log")
         try:
             predict, low, high = measure_route(
                 args,
                 server.pid,
                 "/predict",
                 PREDICT_LUA,
-                lambda base: {"VIGIL_BENCH_ID_BASE": str(base)},
+                lambda base: {"VIGIL_BENCH_ID_BASE": str(base), **world_env},
             )
             forward_env = {"VIGIL_BENCH_FORWARD_BODY": forward_body(model)}
             forward, _, _ = measure_route(
@@ -404,7 +457,7 @@ def main() -> None:
     print(
         predict.line(
             f"/predict (Redis features + PostgreSQL group commit, {args.connections} connections, "
-            "1 core)"
+            f"1 core, history of {args.history_customers:,} customers)"
         )
     )
 

@@ -18,12 +18,10 @@ import time
 
 import redis
 
-from vigil.config import DEFAULT_CONFIG_PATH, DataConfig, load_settings
-from vigil.data import schema
-from vigil.data.simulate import simulate_transactions
+from _world import simulate_world, warm
+from vigil.config import DEFAULT_CONFIG_PATH, load_settings
 from vigil.features.online import OnlineFeatureComputer
 from vigil.features.redis_state import RedisStateStore
-from vigil.features.state import Transaction
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
 
@@ -38,29 +36,17 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = load_settings(DEFAULT_CONFIG_PATH, overrides=args.overrides)
-    world = DataConfig(
-        n_customers=args.customers, n_terminals=2 * args.customers, n_days=args.days, seed=3
-    )
-    frame = simulate_transactions(world).sort_values([schema.TX_DATETIME, schema.TRANSACTION_ID])
-    txs = [
-        Transaction(int(r[0]), r[1].to_pydatetime(), int(r[2]), int(r[3]), float(r[4]))
-        for r in frame[list(schema.TRANSACTION_COLUMNS)].itertuples(index=False)
-    ]
-    frauds = frame[schema.TX_FRAUD].astype(bool).tolist()
+    world = simulate_world(args.customers, args.days)
+    txs = world.transactions
     client = redis.Redis.from_url(REDIS_URL)
     client.flushdb()
     online = OnlineFeatureComputer(settings.features, RedisStateStore(REDIS_URL, prefix="bench"))
 
-    warm = len(txs) - args.measure
-    for start in range(0, warm, 512):
-        online.features_for_batch(txs[start : start + 512])
-        for tx, fraud in zip(txs[start : min(start + 512, warm)], frauds[start:], strict=False):
-            online.add_label(
-                tx.transaction_id, tx.customer_id, tx.terminal_id, tx.tx_datetime, fraud
-            )
+    warm_count = len(txs) - args.measure
+    warm(online, txs[:warm_count], world.frauds[:warm_count])
     client.config_resetstat()
     started = time.perf_counter()
-    for start in range(warm, len(txs), args.batch):
+    for start in range(warm_count, len(txs), args.batch):
         online.features_for_batch(txs[start : start + args.batch])
     wall = time.perf_counter() - started
     stats = client.info("commandstats")["cmdstat_evalsha"]

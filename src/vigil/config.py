@@ -139,7 +139,7 @@ class StorageConfig(_Section):
     database_url: str = "sqlite:///data/vigil.db"
     state_url: str = "memory://"
     commit_max_batch: int = Field(256, gt=0)
-    commit_max_delay_ms: float = Field(2.0, ge=0)
+    commit_max_delay_ms: float = Field(0.0, ge=0)  # linger; 0: commit when a connection is free
     queue_max: int = Field(10_000, gt=0)
 
 

@@ -1,14 +1,17 @@
 """Group commit: many concurrent submits share one durable database transaction.
 
 Callers ``await submit(record)`` (or ``submit_many``); the writer gathers pending records into
-a batch (up to ``max_batch``, or whatever arrived within ``max_delay_ms`` of the oldest),
-inserts and commits it through a :mod:`sink <vigil.storage.sinks>`, and only then resolves
-every caller's future. On PostgreSQL up to ``connections`` batches are in flight at once, so a
-batch is written while the one before it is still waiting for its commit to reach the disk;
-two batches sharing a transaction id are never in flight together, so the first of an id
-still wins. The queue is bounded: a full queue refuses at once (``WriterOverloaded``), and an
-unreachable database fails the pending records (``DatabaseUnavailable``) while the writer
-probes it with exponential backoff and resumes by itself.
+a batch (up to ``max_batch``), inserts and commits it through a :mod:`sink
+<vigil.storage.sinks>`, and only then resolves every caller's future. A batch starts as soon as
+a connection is free, so under load the records that arrive while every connection is
+committing form the next batch; ``max_delay_ms`` > 0 also waits that long after the oldest
+record for more (fewer, larger commits at the cost of latency). On PostgreSQL up to
+``connections`` batches are in flight at once, so a batch is written while the one before it
+is still waiting for its commit to reach the disk; two batches sharing a transaction id are
+never in flight together, so the first of an id still wins. The queue is bounded: a full
+queue refuses at once (``WriterOverloaded``), and an unreachable database fails the pending
+records (``DatabaseUnavailable``) while the writer probes it with exponential backoff and
+resumes by itself.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ class GroupCommitWriter:
         self,
         database_url: str,
         max_batch: int = 256,
-        max_delay_ms: float = 2.0,
+        max_delay_ms: float = 0.0,
         queue_max: int = 10_000,
         *,
         on_commit: CommitObserver | None = None,

@@ -1,0 +1,74 @@
+"""A simulated history with the handbook's density, and its warm-up into an online state store.
+
+Shared by the benchmarks that need a realistic online state (``bench_redis_state.py``,
+``bench_api.py``): customers with a month of history, terminals with known frauds. Not a
+benchmark itself (``make bench`` runs ``bench_*.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from tqdm import tqdm
+
+from vigil.config import DataConfig
+from vigil.data import schema
+from vigil.data.simulate import simulate_transactions
+from vigil.features.online import OnlineFeatureComputer
+from vigil.features.state import Transaction
+
+
+@dataclass(frozen=True)
+class World:
+    """Transactions in event-time order, their fraud labels, and the simulation's shape."""
+
+    transactions: list[Transaction]
+    frauds: list[bool]
+    config: DataConfig
+
+    @property
+    def end(self) -> datetime:
+        """The first instant after the simulated days."""
+        start = datetime.combine(self.config.start_date, datetime.min.time())
+        return start + timedelta(days=self.config.n_days)
+
+    @property
+    def seconds_between_transactions(self) -> float:
+        """Mean event-time gap of the whole world (all customers together)."""
+        return self.config.n_days * 86_400 / max(len(self.transactions), 1)
+
+
+def simulate_world(customers: int, days: int, seed: int = 3) -> World:
+    """``customers`` customers on ``2 * customers`` terminals for ``days`` days."""
+    config = DataConfig(n_customers=customers, n_terminals=2 * customers, n_days=days, seed=seed)
+    frame = simulate_transactions(config).sort_values([schema.TX_DATETIME, schema.TRANSACTION_ID])
+    txs = [
+        Transaction(int(r[0]), r[1].to_pydatetime(), int(r[2]), int(r[3]), float(r[4]))
+        for r in frame[list(schema.TRANSACTION_COLUMNS)].itertuples(index=False)
+    ]
+    return World(txs, frame[schema.TX_FRAUD].astype(bool).tolist(), config)
+
+
+def warm(
+    online: OnlineFeatureComputer,
+    transactions: Sequence[Transaction],
+    frauds: Sequence[bool],
+    batch: int = 512,
+) -> None:
+    """Record ``transactions`` in micro-batches, each followed by its known frauds' labels.
+
+    Genuine labels are not sent: the store keeps only known frauds (ADR 0009), so the state is
+    the same and the warm-up is faster.
+    """
+    with tqdm(total=len(transactions), desc="warming the online state", unit="tx") as bar:
+        for start in range(0, len(transactions), batch):
+            chunk = transactions[start : start + batch]
+            online.features_for_batch(chunk)
+            for tx, fraud in zip(chunk, frauds[start : start + batch], strict=True):
+                if fraud:
+                    online.add_label(
+                        tx.transaction_id, tx.customer_id, tx.terminal_id, tx.tx_datetime, True
+                    )
+            bar.update(len(chunk))
