@@ -90,7 +90,7 @@ def populate(metrics: VigilMetrics) -> None:
     metrics.false_alarms.inc()
     metrics.labels_received.labels(outcome="fraud").inc()
     metrics.labels_received.labels(outcome="legit").inc(3)
-    metrics.state_store_latency.labels(operation="read").observe(0.0003)
+    metrics.state_store_latency.labels(operation="record").observe(0.0003)
     metrics.db_commit_latency.observe(0.004)
     metrics.writer_queue_depth.set(12)
     metrics.messages_consumed.labels(queue="transactions").inc(10)

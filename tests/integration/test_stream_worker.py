@@ -20,6 +20,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
+from prometheus_client import Histogram
 from sqlalchemy import create_engine, make_url, select, text
 
 from conftest import private_pg_schema
@@ -30,6 +31,7 @@ from vigil.data.simulate import simulate_transactions
 from vigil.features import feature_names
 from vigil.features.offline import compute_features_frame
 from vigil.inference.scorer import OnnxScorer
+from vigil.monitoring import VigilMetrics, create_metrics
 from vigil.storage import create_db_engine
 from vigil.storage.tables import labels, predictions, transactions
 from vigil.streaming import StreamRuntime, StreamWorker, declare_topology
@@ -199,9 +201,11 @@ class RunningWorker:
         await self.runtime.close()
 
 
-async def start_worker(settings: Settings) -> RunningWorker:
+async def start_worker(settings: Settings, metrics: VigilMetrics | None = None) -> RunningWorker:
     runtime = StreamRuntime.build(settings, source="stream")
-    worker = StreamWorker(settings.broker, runtime.pipeline, runtime.features, runtime.store)
+    worker = StreamWorker(
+        settings.broker, runtime.pipeline, runtime.features, runtime.store, metrics
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     await asyncio.wait_for(worker.ready.wait(), 10)
@@ -231,7 +235,8 @@ async def test_scores_like_offline_dead_letters_poison_and_applies_labels(
         bodies[0].replace(b'"schema_version":1', b'"schema_version":2'): "schema_version",
     }
     mixed = bodies[:200] + list(poison) + bodies[200:]
-    worker = await start_worker(settings)
+    metrics = create_metrics()
+    worker = await start_worker(settings, metrics)
     await broker.publish(settings.broker.transactions_queue, mixed)
     await wait_until(lambda: len(stored_ids(settings.storage.database_url)) >= 600, 30, "600 rows")
 
@@ -276,6 +281,20 @@ async def test_scores_like_offline_dead_letters_poison_and_applies_labels(
         await broker.channel.get_queue(dead_letter_queue(settings.broker.labels_queue))
     )
     assert [m.body for m in dead_labels] == [b'{"transaction_id": -1}']
+
+    # the state store's round trips: at least one per scored micro-batch, one per known label
+    record_trips = metrics.state_store_latency.labels(operation="record")
+    label_trips = metrics.state_store_latency.labels(operation="label")
+    batches = metrics.stream_batch_size.collect()[0].samples
+    batch_count = next(s.value for s in batches if s.name.endswith("_count"))
+    assert histogram_count(record_trips) >= 1
+    assert histogram_count(record_trips) <= batch_count
+    assert histogram_count(label_trips) == 5
+
+
+def histogram_count(child: Histogram) -> float:
+    """How many observations a labelled histogram child holds."""
+    return next(s.value for s in child.collect()[0].samples if s.name.endswith("_count"))
 
 
 def terminate_backends(admin_url: str, application_name: str) -> int:

@@ -80,6 +80,8 @@ def test_metrics_expose_requests_decisions_and_model(client: TestClient) -> None
     )
     assert "vigil_writer_queue_depth 0.0" in text
     assert 'vigil_http_request_duration_seconds_count{route="/predict"} 2.0' in text
+    # one state-store round trip per micro-batch; sequential requests are a batch each
+    assert 'vigil_state_store_latency_seconds_count{operation="record"} 2.0' in text
 
 
 def test_request_id_is_echoed_or_generated(client: TestClient) -> None:

@@ -111,7 +111,7 @@ class VigilMetrics:
         # Storage.
         self.state_store_latency = Histogram(
             "vigil_state_store_latency_seconds",
-            "Online state store round trip, by operation (read or update).",
+            "Online state store round trip by operation (record: a micro-batch's features; label).",
             ["operation"],
             buckets=STORAGE_BUCKETS,
             registry=reg,

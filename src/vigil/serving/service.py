@@ -66,6 +66,7 @@ class PredictionService:
         # One mapping per role: each is redone only when that role's model changes.
         self._champion_columns = ModelColumns(self._features.names)
         self._challenger_columns = ModelColumns(self._features.names)
+        self._state_latency = metrics.state_store_latency.labels(operation="record")
         self._champion_scores = metrics.scores.labels(role=CHAMPION)
         self._challenger_scores = metrics.scores.labels(role=CHALLENGER)
         self._decisions = {
@@ -89,7 +90,9 @@ class PredictionService:
             )
             for tx, _ in batch
         ]
+        started = time.perf_counter()
         matrix = await self._features.afeatures_for_batch(online)
+        self._state_latency.observe(time.perf_counter() - started)
         models = self._models.snapshot()  # one snapshot: every answer names its model
         champion, challenger = models.champion, models.challenger
         ids = [tx.transaction_id for tx, _ in batch]

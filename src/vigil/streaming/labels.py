@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 
@@ -24,8 +25,11 @@ async def apply_labels(
     features: OnlineFeatureComputer,
     records: Sequence[LabelRecord],
     stopping: asyncio.Event,
+    observe_state_seconds: Callable[[float], None] | None = None,
 ) -> None:
     """Store labels and feed those whose transaction is known into the online risk state.
+
+    ``observe_state_seconds`` receives each state-store update's duration, retries included.
 
     The state store applies a label only to transactions it still holds and uses it only for
     windows older than the label delay, so point-in-time correctness is kept there.
@@ -41,6 +45,9 @@ async def apply_labels(
             _as_datetime(row["tx_datetime"]),
             frauds[transaction_id],
         )
+        started = time.perf_counter()
         await retry_transient(
             partial(features.store.aadd_label, label), "updating label state", stopping
         )
+        if observe_state_seconds is not None:
+            observe_state_seconds(time.perf_counter() - started)

@@ -32,6 +32,7 @@ class ScoredBatch:
     features: np.ndarray
     records: list[PredictionRecord]
     decisions: list[DecisionMessage]
+    state_seconds: float = 0.0  # the state store's round trip for the whole batch
 
 
 def decision_message(
@@ -83,7 +84,9 @@ class ScoringPipeline:
             )
             for m in messages
         ]
+        state_started = time.perf_counter()
         features = await self._features.afeatures_for_batch(txs)
+        state_seconds = time.perf_counter() - state_started
         champion = self._models.snapshot().champion
         decisions = decide(
             champion,
@@ -109,4 +112,4 @@ class ScoringPipeline:
             decision_message(d, now, m.published_at)
             for d, m in zip(decisions, messages, strict=True)
         ]
-        return ScoredBatch(features, records, published)
+        return ScoredBatch(features, records, published, state_seconds)

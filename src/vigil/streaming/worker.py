@@ -184,6 +184,10 @@ class StreamWorker:
             scored = await retry_transient(
                 lambda: self._pipeline.score(transactions), "online features", self._stopping
             )
+            if self._metrics is not None:
+                self._metrics.state_store_latency.labels(operation="record").observe(
+                    scored.state_seconds
+                )
         return _Scored(
             batch,
             transactions,
@@ -260,7 +264,10 @@ class StreamWorker:
                 continue
             records.append(LabelRecord(label.transaction_id, label.tx_fraud, label.labelled_at))
         if records:
-            await apply_labels(self._store, self._features, records, self._stopping)
+            observe = None
+            if self._metrics is not None:
+                observe = self._metrics.state_store_latency.labels(operation="label").observe
+            await apply_labels(self._store, self._features, records, self._stopping, observe)
         await batch[-1].ack(multiple=True)
         self._count_acked(queue, len(batch), [])
 
