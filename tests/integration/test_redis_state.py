@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
 import redis
+from typer.testing import CliRunner
 
+from live_scoring import offline_from, score_from
+from vigil.cli import app
 from vigil.config import FeaturesConfig, Settings
 from vigil.data.simulate import simulate_transactions
 from vigil.features import definitions as fd
@@ -167,3 +171,29 @@ def test_redis_equals_in_memory_out_of_order_ties_and_huge_ids(redis_url: str) -
         results.append(np.vstack(rows))
         store.close()
     np.testing.assert_array_equal(results[1], results[0])
+
+
+def test_warm_state_command_fills_redis_like_a_live_store(
+    redis_url: str, tmp_path: Path, small_settings: Settings
+) -> None:
+    """`vigil warm-state` into real Redis: the next transactions score as offline does."""
+    data = small_settings.data.model_copy(update={"n_customers": 40, "n_terminals": 40})
+    frame = simulate_transactions(data.model_copy(update={"n_days": 45}))
+    until = datetime(2018, 5, 10)
+    frame[frame.tx_datetime < until].to_parquet(tmp_path / "history.parquet", index=False)
+    result = CliRunner().invoke(
+        app,
+        [
+            "warm-state", "--input", str(tmp_path / "history.parquet"),
+            "--until", until.isoformat(), "--set", f"storage.state_url={redis_url}",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "state store warmed:" in result.output
+
+    store = make_state_store(redis_url)  # the command's default prefix
+    got = score_from(store, frame, until, CONFIG)
+    store.close()
+    expected = offline_from(frame, until, CONFIG)
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+    assert expected[:, fd.feature_names(CONFIG).index(fd.terminal_risk(30))].max() > 0

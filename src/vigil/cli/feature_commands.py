@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -69,6 +70,64 @@ def features(
     typer.echo(f"columns: {', '.join(columns)}")
 
 
+def warm_state(
+    input_path: InputOption = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option(
+            "--until",
+            help="Warm the store as it would be at this instant (naive UTC). "
+            "[default: just after the last transaction]",
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch", min=1, help="Transactions per call.")] = 512,
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    overrides: SetOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Fill the online state store (storage.state_url) with the recent past of a dataset.
+
+    For a new or restarted Redis, or after a layout change: records the transactions of the
+    last longest window plus label delay before --until and applies the labels known by then.
+    """
+    settings = start(config, overrides, verbose)
+    source = input_path or settings.data.raw_dir
+    url = settings.storage.state_url
+    if url.startswith("memory://"):
+        raise fail("storage.state_url is memory://: set it to the shared store, e.g. redis://...")
+    if not source.exists():
+        raise fail(f"input {source} does not exist (run `vigil generate` or pass --input)")
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from tqdm import tqdm
+
+    from vigil.data.io import read_transactions
+    from vigil.features.online import OnlineFeatureComputer
+    from vigil.features.state import make_state_store
+    from vigil.features.warmup import plan_warmup
+    from vigil.features.warmup import warm_state as warm
+
+    try:
+        frame = read_transactions(source)
+    except (ValueError, FileNotFoundError) as error:
+        raise fail(str(error)) from None
+    store = make_state_store(url)
+    try:
+        computer = OnlineFeatureComputer(settings.features, store)
+        plan = plan_warmup(computer, frame, until)
+        with tqdm(total=plan.transactions + plan.labels, unit="item", desc="warming") as bar:
+            done = warm(computer, frame, until, batch_size, bar.update)
+    except (RedisConnectionError, RedisTimeoutError) as error:
+        raise fail(f"state store unreachable at {url}: {error}") from None
+    finally:
+        store.close()
+    typer.echo(
+        f"state store warmed: {done.transactions:,} transactions and {done.labels:,} labels "
+        f"from {done.since:%Y-%m-%d %H:%M} to {done.until:%Y-%m-%d %H:%M}"
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Attach the feature commands to the ``vigil`` app."""
     app.command("features")(features)
+    app.command("warm-state")(warm_state)

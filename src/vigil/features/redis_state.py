@@ -10,7 +10,7 @@ windows are ``ZCOUNT``s; the customer's own windows (amount sums, the previous t
 the amount baseline) are one walk over the rows string, which costs a third of reading the
 window back as sorted-set and hash replies (ADR 0010). A store written by an earlier layout
 (amounts in a hash ``...:amt`` before ADR 0010, labels in hashes ``...:lab`` before ADR 0009)
-is caught up by replaying the last 37 days of transactions and labels.
+is caught up by replaying the last 37 days of transactions and labels (``vigil warm-state``).
 """
 
 from __future__ import annotations

@@ -15,14 +15,10 @@ from vigil.features.state import Transaction
 logger = logging.getLogger(__name__)
 
 
-def replay(computer: OnlineFeatureComputer, transactions: pd.DataFrame) -> np.ndarray:
-    """Features of every transaction in ``(tx_datetime, transaction_id)`` order.
-
-    Each transaction's label (``tx_fraud``, when present) is fed once the stream reaches its
-    time plus the label delay, as a chargeback would arrive in production.
-    """
+def in_event_order(transactions: pd.DataFrame) -> list[Transaction]:
+    """State-store inputs from a frame, in ``(tx_datetime, transaction_id)`` order."""
     ordered = transactions.sort_values([schema.TX_DATETIME, schema.TRANSACTION_ID])
-    txs = [
+    return [
         Transaction(int(i), ts.to_pydatetime(), int(c), int(t), float(a))
         for i, ts, c, t, a in zip(
             ordered[schema.TRANSACTION_ID],
@@ -33,6 +29,16 @@ def replay(computer: OnlineFeatureComputer, transactions: pd.DataFrame) -> np.nd
             strict=True,
         )
     ]
+
+
+def replay(computer: OnlineFeatureComputer, transactions: pd.DataFrame) -> np.ndarray:
+    """Features of every transaction in ``(tx_datetime, transaction_id)`` order.
+
+    Each transaction's label (``tx_fraud``, when present) is fed once the stream reaches its
+    time plus the label delay, as a chargeback would arrive in production.
+    """
+    ordered = transactions.sort_values([schema.TX_DATETIME, schema.TRANSACTION_ID])
+    txs = in_event_order(ordered)
     frauds = ordered[schema.TX_FRAUD].to_numpy() if schema.TX_FRAUD in ordered else None
     delay = timedelta(days=computer.config.label_delay_days)
     rows, labelled = [], 0

@@ -1,0 +1,65 @@
+"""Warming a state store from a dataset: afterwards it scores like a store live all along."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from live_scoring import offline_from, score_from
+from vigil.cli import app
+from vigil.config import FeaturesConfig, Settings
+from vigil.data import schema
+from vigil.data.simulate import simulate_transactions
+from vigil.features.online import OnlineFeatureComputer
+from vigil.features.state import InMemoryStateStore
+from vigil.features.warmup import plan_warmup, warm_state
+
+CONFIG = FeaturesConfig()
+UNTIL = datetime(2018, 5, 21)  # day 50 of the world below; the tail is the next 5 days
+
+
+@pytest.fixture(scope="module")
+def world() -> pd.DataFrame:
+    settings = Settings().data.model_copy(
+        update={"n_customers": 60, "n_terminals": 60, "n_days": 55, "seed": 5}
+    )
+    return simulate_transactions(settings)
+
+
+def test_a_warmed_store_scores_the_tail_like_offline(world: pd.DataFrame) -> None:
+    expected = offline_from(world, UNTIL, CONFIG)
+
+    warmed = InMemoryStateStore()
+    computer = OnlineFeatureComputer(CONFIG, warmed, dtype=np.float64)
+    done = warm_state(computer, world[world[schema.TX_DATETIME] < UNTIL], UNTIL, batch_size=64)
+    np.testing.assert_allclose(score_from(warmed, world, UNTIL, CONFIG), expected, rtol=1e-9)
+
+    # the warm-up looked back exactly its horizon, and that was needed: a cold store differs
+    assert done.since == UNTIL - timedelta(days=30 + 7)
+    assert 0 < done.labels < done.transactions
+    cold = score_from(InMemoryStateStore(), world, UNTIL, CONFIG)
+    assert not np.allclose(cold, expected)
+
+
+def test_plan_counts_the_horizon_only(world: pd.DataFrame) -> None:
+    computer = OnlineFeatureComputer(CONFIG, InMemoryStateStore())
+    plan = plan_warmup(computer, world, UNTIL)
+    times = world[schema.TX_DATETIME]
+    assert plan.transactions == int(((times > plan.since) & (times < UNTIL)).sum())
+    delay = timedelta(days=7)
+    assert plan.labels == int(((times > plan.since) & (times + delay <= UNTIL)).sum())
+    default = plan_warmup(computer, world)  # until defaults to just after the last row
+    assert default.until == times.max().to_pydatetime() + timedelta(microseconds=1)
+
+
+def test_cli_refuses_an_in_process_store(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["warm-state", "--input", str(tmp_path), "--set", "storage.state_url=memory://"]
+    )
+    assert result.exit_code == 1
+    assert "storage.state_url is memory://" in result.output
