@@ -9,6 +9,7 @@ from vigil.config import Settings, build_settings, settings_to_dict
 from vigil.data.simulate import generate
 from vigil.pipelines.definitions import RETRAIN_JOB, build_definitions
 from vigil.storage import create_db_engine, list_deployments, upgrade_database
+from vigil.tracking.registry import CHALLENGER, CHAMPION, ModelRegistry
 
 pytestmark = pytest.mark.slow
 
@@ -48,3 +49,10 @@ def test_first_model_is_installed_and_recorded_and_an_identical_one_is_not_promo
     assert [(d.alias, d.model_path) for d in deployments] == [
         ("champion", str(settings.inference.model_path))
     ]
+    # Both runs are registered; the registry's champion is the one serving, v2 only challenges.
+    registry = ModelRegistry(settings.tracking)
+    assert [v.version for v in registry.versions()] == [2, 1]
+    champion, challenger = registry.by_alias(CHAMPION), registry.by_alias(CHALLENGER)
+    assert champion is not None and champion.version == 1
+    assert challenger is not None and challenger.version == 2
+    assert metadata(first, "challenger_model")["registry_version"] == 1

@@ -19,12 +19,19 @@ class RetrainConfig(dg.Config):
 def challenger_model(
     config: RetrainConfig, vigil: dg.ResourceParam[SettingsResource]
 ) -> dg.Output[dict[str, str | None]]:
-    """A model trained with the training entry point on the data up to ``as_of``."""
+    """A model trained with the training entry point on the data up to ``as_of``, registered."""
     as_of = date.fromisoformat(config.as_of) if config.as_of else None
-    model = train_challenger(settings_as_of(vigil.settings, as_of))
+    challenger = train_challenger(settings_as_of(vigil.settings, as_of))
     return dg.Output(
-        {"model": str(model), "as_of": config.as_of},
-        metadata={"model_path": dg.MetadataValue.path(str(model))},
+        {
+            "model": str(challenger.model),
+            "as_of": config.as_of,
+            "registry_version": str(challenger.registry_version),
+        },
+        metadata={
+            "model_path": dg.MetadataValue.path(str(challenger.model)),
+            "registry_version": challenger.registry_version,
+        },
     )
 
 
@@ -37,7 +44,13 @@ def serving_model(
     """The serving model: the challenger if the promotion gate says it is better."""
     as_of = challenger_model["as_of"]
     settings = settings_as_of(vigil.settings, date.fromisoformat(as_of) if as_of else None)
-    outcome = gate_and_promote(settings, Path(str(challenger_model["model"])), database.engine)
+    version = challenger_model.get("registry_version")
+    outcome = gate_and_promote(
+        settings,
+        Path(str(challenger_model["model"])),
+        database.engine,
+        int(version) if version else None,
+    )
     return dg.MaterializeResult(
         metadata={
             "promoted": outcome.promoted,

@@ -1,9 +1,11 @@
 """Scheduled retraining as plain functions: train a challenger, promote it only through the gate.
 
-Training is ``vigil.train.train`` (the ``vigil train`` entry point, torch imported there);
-the verdict is :func:`vigil.lifecycle.gate.run_gate`; installation is
+Training is ``vigil.train.train`` (the ``vigil train`` entry point, torch imported there),
+and the run is registered in the MLflow registry as the ``challenger``; the verdict is
+:func:`vigil.lifecycle.gate.run_gate`; installation is
 :func:`vigil.lifecycle.deploy.install_model` (atomic) plus a row in the ``deployments``
-table, from which every running API's champion follower hot-swaps the new file.
+table, from which every running API's champion follower hot-swaps the new file, and the
+registry's ``champion`` alias moves to the promoted version, as ``POST /promote`` does.
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ from vigil.lifecycle.gate import GateDecision, GatePolicy, run_gate
 from vigil.storage import record_deployment
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Challenger:
+    """A freshly trained model and its version in the MLflow registry."""
+
+    model: Path
+    registry_version: int
 
 
 @dataclass(frozen=True)
@@ -44,15 +54,17 @@ def settings_as_of(settings: Settings, as_of: date | None) -> Settings:
     return build_settings(settings_to_dict(settings), [("train.train_start", start.isoformat())])
 
 
-def train_challenger(settings: Settings) -> Path:
-    """Run one training (no promotion) and return its ONNX model."""
+def train_challenger(settings: Settings) -> Challenger:
+    """Run one training (no promotion), register it as the registry's challenger."""
+    from vigil.tracking.registration import register_run
     from vigil.train import train  # torch: imported only when a retrain runs
     from vigil.training.artifacts import ONNX_FILE
 
-    model = train(settings, promote=False) / ONNX_FILE
+    run_dir = train(settings, promote=False)
+    model = run_dir / ONNX_FILE
     if not model.is_file():
         raise RuntimeError(f"training finished without a model at {model}")
-    return model
+    return Challenger(model, register_run(settings, run_dir).version)
 
 
 def install_champion(challenger: Path, served_at: Path, engine: Engine) -> str:
@@ -65,16 +77,20 @@ def install_champion(challenger: Path, served_at: Path, engine: Engine) -> str:
     return version
 
 
-def gate_and_promote(settings: Settings, challenger: Path, engine: Engine) -> PromotionOutcome:
+def gate_and_promote(
+    settings: Settings, challenger: Path, engine: Engine, registry_version: int | None = None
+) -> PromotionOutcome:
     """Install ``challenger`` as the serving model only if the promotion gate says it is better.
 
     With no serving model yet there is nothing to compare with: the challenger is installed.
+    When installed, the registry's ``champion`` alias moves to ``registry_version`` (if given).
     """
     from vigil.training.data import load_feature_table
 
     served_at = settings.inference.model_path
     if not served_at.is_file():
         install_champion(challenger, served_at, engine)
+        _move_champion_alias(settings, registry_version)
         reason = "no serving model yet: the challenger becomes the champion"
         return PromotionOutcome(True, reason, challenger, served_at, None)
     policy = GatePolicy(top_k=settings.train.top_k_cards, recent_days=settings.train.test_days)
@@ -82,4 +98,15 @@ def gate_and_promote(settings: Settings, challenger: Path, engine: Engine) -> Pr
     decision = run_gate(served_at, challenger, features, policy)
     if decision.promote:
         install_champion(challenger, served_at, engine)
+        _move_champion_alias(settings, registry_version)
     return PromotionOutcome(decision.promote, decision.reason, challenger, served_at, decision)
+
+
+def _move_champion_alias(settings: Settings, version: int | None) -> None:
+    """Point the registry's ``champion`` at the version now serving."""
+    if version is None:
+        return
+    from vigil.tracking.registry import CHAMPION, ModelRegistry
+
+    ModelRegistry(settings.tracking).set_alias(CHAMPION, version)
+    logger.info("registry alias %s -> version %d", CHAMPION, version)
