@@ -18,6 +18,7 @@ from api_support import (
     write_model,
 )
 from vigil.config import Settings
+from vigil.storage import create_db_engine, list_deployments
 
 
 @pytest.fixture
@@ -146,6 +147,12 @@ def test_challenger_scores_in_shadow_and_is_stored(
     assert client.get("/metadata").json()["challenger"]["model_version"] == "model-c"
     cleared = client.post("/admin/challenger", json={"model_path": None}, headers=headers)
     assert cleared.json() == {"model_version": None, "previous_version": "model-c"}
+    # recorded for the other processes to follow: set, then removed
+    engine = create_db_engine(settings.storage.database_url)
+    with engine.connect() as connection:
+        rows = [(d.alias, d.model_version, d.model_path) for d in list_deployments(connection)]
+    engine.dispose()
+    assert rows == [("challenger", "", ""), ("challenger", "model-c", str(challenger.resolve()))]
 
 
 def test_unexpected_errors_are_a_generic_500_without_internals(

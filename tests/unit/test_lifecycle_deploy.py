@@ -12,8 +12,14 @@ from onnx_factory import logistic_model, make_metadata, save
 from vigil.inference.manager import ModelManager
 from vigil.lifecycle.deploy import deploy_experiment, install_model
 from vigil.lifecycle.errors import NotDeployable
-from vigil.lifecycle.follower import ChampionFollower
-from vigil.storage import Experiment, create_db_engine, list_deployments, upgrade_database
+from vigil.lifecycle.follower import CHALLENGER, NO_CHALLENGER, DeploymentFollower
+from vigil.storage import (
+    Experiment,
+    create_db_engine,
+    list_deployments,
+    record_deployment,
+    upgrade_database,
+)
 
 FEATURES = ["tx_amount", "tx_during_night"]
 
@@ -98,7 +104,7 @@ def test_install_replaces_the_file_and_leaves_no_temp(tmp_path: Path) -> None:
 def test_other_processes_follow_the_deployment(engine: Engine, tmp_path: Path) -> None:
     old = model(tmp_path / "old.onnx", "old")
     here, there = ModelManager.from_paths(old), ModelManager.from_paths(old)
-    follower = ChampionFollower(engine, there)
+    follower = DeploymentFollower(engine, there)
     assert not follower.check_once()
 
     new = model(tmp_path / "new.onnx", "new")
@@ -107,5 +113,27 @@ def test_other_processes_follow_the_deployment(engine: Engine, tmp_path: Path) -
     assert follower.check_once()
     assert there.snapshot().champion.model_version == "new"
     assert not follower.check_once()
-    late = ChampionFollower(engine, ModelManager.from_paths(old))  # history is not replayed
+    late = DeploymentFollower(engine, ModelManager.from_paths(old))  # history is not replayed
     assert not late.check_once()
+
+
+def test_other_processes_follow_the_challenger_and_its_removal(
+    engine: Engine, tmp_path: Path
+) -> None:
+    champion = model(tmp_path / "champion.onnx", "champion-1")
+    shadow = model(tmp_path / "shadow.onnx", "shadow-2")
+    there = ModelManager.from_paths(champion)
+    follower = DeploymentFollower(engine, there)
+    with engine.begin() as connection:
+        record_deployment(connection, "shadow-2", str(shadow), CHALLENGER)
+    assert follower.check_once()
+    snapshot = there.snapshot()
+    assert snapshot.challenger is not None
+    assert snapshot.challenger.model_version == "shadow-2"
+    assert snapshot.champion.model_version == "champion-1"  # the champion is untouched
+    assert not follower.check_once()
+
+    with engine.begin() as connection:
+        record_deployment(connection, NO_CHALLENGER, NO_CHALLENGER, CHALLENGER)
+    assert follower.check_once()
+    assert there.snapshot().challenger is None

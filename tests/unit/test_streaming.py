@@ -182,6 +182,12 @@ async def test_in_process_replay_scores_like_offline_and_stores_labels(
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
+def first_messages(stream: pd.DataFrame, count: int) -> list[TransactionMessage]:
+    """The stream's first transactions as broker messages."""
+    rows = stream[list(GOOD)].head(count).to_dict(orient="records")
+    return [TransactionMessage.model_validate(row) for row in rows]
+
+
 async def test_a_hot_swap_reaches_the_next_micro_batch(
     settings: Settings, stream: pd.DataFrame, tmp_path: Path
 ) -> None:
@@ -192,11 +198,7 @@ async def test_a_hot_swap_reaches_the_next_micro_batch(
     save(logistic_model(weights[::-1].tolist(), 0.1, swapped), tmp_path / "swapped.onnx")
     same_order = make_metadata(names, threshold=0.5, model_version="reference")
     save(logistic_model(weights.tolist(), 0.1, same_order), tmp_path / "reference.onnx")
-    messages = [
-        TransactionMessage.model_validate(row)
-        for row in stream[list(GOOD)].head(64).to_dict(orient="records")
-    ]
-
+    messages = first_messages(stream, 64)
     runtime = StreamRuntime.build(settings, source="stream")
     try:
         before = await runtime.pipeline.score(messages[:32])
@@ -213,6 +215,38 @@ async def test_a_hot_swap_reaches_the_next_micro_batch(
 
     expected = OnnxScorer.load(tmp_path / "reference.onnx").score(after.features)
     np.testing.assert_allclose([d.score for d in after.decisions], expected, rtol=1e-5, atol=1e-6)
+
+
+async def test_a_challenger_scores_the_stream_in_shadow(
+    settings: Settings, stream: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Its scores are stored beside the champion's; decisions stay the champion's."""
+    names = feature_names(settings.features)
+    metadata = make_metadata(names[::-1], threshold=0.5, model_version="shadow-9")
+    weights = np.linspace(-0.3, 0.3, len(names))[::-1].tolist()
+    save(logistic_model(weights, -0.2, metadata), tmp_path / "shadow.onnx")
+    messages = first_messages(stream, 32)
+    runtime = StreamRuntime.build(settings, source="stream")
+    try:
+        alone = await runtime.pipeline.score(messages[:16])
+        runtime.models.set_challenger(tmp_path / "shadow.onnx")
+        shadowed = await runtime.pipeline.score(messages[16:])
+    finally:
+        await runtime.close()
+
+    from vigil.inference.scorer import OnnxScorer
+
+    challenger = OnnxScorer.load(tmp_path / "shadow.onnx")
+    expected = challenger.score(shadowed.features[:, ::-1])  # the challenger's own order
+    got = [r.challenger_score for r in shadowed.records]
+    np.testing.assert_allclose(np.array(got, dtype=float), expected, rtol=1e-5, atol=1e-6)
+    assert {r.challenger_version for r in shadowed.records} == {"shadow-9"}
+    champion = OnnxScorer.load(settings.inference.model_path)  # decides as if alone
+    np.testing.assert_allclose(
+        [d.score for d in shadowed.decisions], champion.score(shadowed.features), rtol=1e-5
+    )
+    assert {d.model_version for d in shadowed.decisions} == {"test-1"}
+    assert all(r.challenger_score is None for r in alone.records)
 
 
 async def test_replay_keeps_the_requested_rate() -> None:

@@ -4,7 +4,6 @@ persistence. Routes parse, call one method here, and shape the answer.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from vigil.inference.decision import Decision, decide
 from vigil.inference.errors import InvalidFeaturesError
 from vigil.inference.manager import ModelManager
 from vigil.inference.scorer import OnnxScorer
+from vigil.inference.shadow import ShadowScorer
 from vigil.metrics import average_precision, card_precision_at_k, roc_auc, threshold_metrics
 from vigil.monitoring import VigilMetrics
 from vigil.monitoring.metrics import observe_many
@@ -29,8 +29,6 @@ from vigil.serving.batching import MicroBatcher
 from vigil.serving.schemas import ForwardRequest, LabelledTransaction, Transaction
 from vigil.storage import GroupCommitWriter, PredictionRecord
 from vigil.storage.records import utc_now
-
-log = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 
@@ -65,7 +63,7 @@ class PredictionService:
         self._reason_codes = settings.inference.reason_codes
         # One mapping per role: each is redone only when that role's model changes.
         self._champion_columns = ModelColumns(self._features.names)
-        self._challenger_columns = ModelColumns(self._features.names)
+        self._shadow = ShadowScorer(self._features.names)
         self._state_latency = metrics.state_store_latency.labels(operation="record")
         self._champion_scores = metrics.scores.labels(role=CHAMPION)
         self._challenger_scores = metrics.scores.labels(role=CHALLENGER)
@@ -99,7 +97,10 @@ class PredictionService:
         decisions = decide(
             champion, ids, self._champion_columns.rows_for(champion, matrix), self._reason_codes
         )
-        shadows = self._shadow_scores(challenger, matrix)
+        challenger_scores = self._shadow.scores(challenger, matrix)
+        if challenger_scores is not None:
+            observe_many(self._challenger_scores, challenger_scores)
+        shadows: Sequence[float | None] = challenger_scores or [None] * len(batch)
         challenger_version = challenger.metadata.model_version if challenger else None
         finished, now = time.perf_counter(), utc_now()  # one clock read for the whole batch
         records = [
@@ -184,22 +185,6 @@ class PredictionService:
             "card_precision_at_k": card_precision_at_k(days, cards, labels, scores, k),
             "k": k,
         }
-
-    def _shadow_scores(
-        self, challenger: OnnxScorer | None, online_matrix: np.ndarray
-    ) -> list[float | None]:
-        """The challenger's scores for the same features; its failure never fails a request."""
-        if challenger is None:
-            return [None] * len(online_matrix)
-        try:
-            scores = challenger.score(
-                self._challenger_columns.rows_for(challenger, online_matrix)
-            ).tolist()
-        except Exception:
-            log.exception("challenger %s failed in shadow", challenger.metadata.model_version)
-            return [None] * len(online_matrix)
-        observe_many(self._challenger_scores, scores)
-        return scores
 
     def _observe(self, decisions: Sequence[Decision]) -> None:
         """Score histogram and decision counters, updated once per batch rather than per row."""

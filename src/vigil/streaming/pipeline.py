@@ -16,6 +16,7 @@ from vigil.features import OnlineFeatureComputer, Transaction
 from vigil.inference.columns import ModelColumns
 from vigil.inference.decision import Decision, decide
 from vigil.inference.manager import ModelManager
+from vigil.inference.shadow import ShadowScorer
 from vigil.storage import PredictionRecord
 from vigil.streaming.messages import DecisionMessage, TransactionMessage
 
@@ -54,8 +55,10 @@ def decision_message(
 class ScoringPipeline:
     """Scores micro-batches of transaction messages with the manager's current champion.
 
-    The champion is read once per micro-batch, so a hot swap (``ModelManager.deploy``) takes
-    effect from the next batch and every decision names the model that made it.
+    The models are read once per micro-batch, so a hot swap (``ModelManager.deploy``) takes
+    effect from the next batch and every decision names the model that made it. A challenger,
+    when set, scores the same rows in shadow: its score and version are stored beside the
+    champion's and never change a decision.
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class ScoringPipeline:
         self._features = features
         self._models = models
         self._columns = ModelColumns(features.names)
+        self._shadow = ShadowScorer(features.names)
         self._reason_codes = reason_codes
         self._source = source
 
@@ -87,13 +91,17 @@ class ScoringPipeline:
         state_started = time.perf_counter()
         features = await self._features.afeatures_for_batch(txs)
         state_seconds = time.perf_counter() - state_started
-        champion = self._models.snapshot().champion
+        models = self._models.snapshot()
+        champion, challenger = models.champion, models.challenger
         decisions = decide(
             champion,
             [tx.transaction_id for tx in txs],
             self._columns.rows_for(champion, features),
             self._reason_codes,
         )
+        challenger_scores = self._shadow.scores(challenger, features)
+        shadows: Sequence[float | None] = challenger_scores or [None] * len(txs)
+        challenger_version = challenger.metadata.model_version if challenger else None
         latency_ms = (time.perf_counter() - started) * 1000 / max(len(txs), 1)
         now = datetime.now(UTC)
         records = [
@@ -103,10 +111,12 @@ class ScoringPipeline:
                 latency_ms=latency_ms,
                 source=self._source,
                 extra=m.extra,
+                challenger_score=shadow,
+                challenger_version=challenger_version,
                 received_at=now,
                 created_at=now,
             )
-            for tx, d, m in zip(txs, decisions, messages, strict=True)
+            for tx, d, m, shadow in zip(txs, decisions, messages, shadows, strict=True)
         ]
         published = [
             decision_message(d, now, m.published_at)

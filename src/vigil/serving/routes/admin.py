@@ -1,4 +1,9 @@
-"""Admin routes (API key): hot-swap the champion, set or clear the shadow challenger."""
+"""Admin routes (API key): hot-swap the champion, set or clear the shadow challenger.
+
+``/admin/reload`` swaps this process's champion only (``POST /deploy`` reaches every
+process); ``/admin/challenger`` also records a ``challenger`` deployment, which the other API
+processes and the stream workers follow (``lifecycle/follower.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,16 @@ import asyncio
 from pathlib import Path
 
 from fastapi import APIRouter
+from sqlalchemy import Engine
 
 from vigil.inference.errors import ModelLoadError
+from vigil.lifecycle.follower import CHALLENGER, NO_CHALLENGER
 from vigil.serving.deps import ServicesDep
 from vigil.serving.errors import ServiceError
+from vigil.serving.routes.lifecycle import LifecycleDep
 from vigil.serving.schemas import ChallengerRequest, ErrorOut, ReloadOut, ReloadRequest
 from vigil.serving.security import ApiKeyDep
+from vigil.storage import record_deployment
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[ApiKeyDep])
 
@@ -52,11 +61,16 @@ async def reload(body: ReloadRequest, services: ServicesDep) -> ReloadOut:
     "/challenger",
     response_model=ReloadOut,
     responses=_RESPONSES,
-    summary="Set (or clear with null) the challenger scored in shadow on /predict",
+    summary="Set (or clear with null) the challenger scored in shadow on /predict and the stream",
 )
-async def challenger(body: ChallengerRequest, services: ServicesDep) -> ReloadOut:
-    """The challenger's scores are stored beside the champion's; answers never depend on it."""
-    path = Path(body.model_path) if body.model_path is not None else None
+async def challenger(
+    body: ChallengerRequest, services: ServicesDep, lifecycle: LifecycleDep
+) -> ReloadOut:
+    """The challenger's scores are stored beside the champion's; answers never depend on it.
+
+    Every API process and stream worker follows (the ``deployments`` table).
+    """
+    path = Path(body.model_path).resolve() if body.model_path is not None else None
     try:
         previous = await asyncio.to_thread(services.models.set_challenger, path)
     except ModelLoadError as error:
@@ -65,9 +79,18 @@ async def challenger(body: ChallengerRequest, services: ServicesDep) -> ReloadOu
     if current is not None:
         meta = current.metadata
         services.metrics.set_model("challenger", meta.model_version, meta.model_kind)
+    version = current.metadata.model_version if current is not None else NO_CHALLENGER
+    await asyncio.to_thread(
+        _record_challenger, lifecycle.engine, version, str(path) if current else NO_CHALLENGER
+    )
     return ReloadOut(
         model_version=current.metadata.model_version if current is not None else None,
         previous_version=(
             previous.challenger.metadata.model_version if previous.challenger else None
         ),
     )
+
+
+def _record_challenger(engine: Engine, model_version: str, model_path: str) -> None:
+    with engine.begin() as connection:
+        record_deployment(connection, model_version, model_path, CHALLENGER)

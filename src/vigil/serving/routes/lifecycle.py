@@ -74,7 +74,7 @@ async def _follow_deployments(app: FastAPI) -> asyncio.Task[None] | None:
     )
     if follower is None:
         return None
-    return asyncio.create_task(run_follower(follower), name="champion-follower")
+    return asyncio.create_task(run_follower(follower), name="deployment-follower")
 
 
 @asynccontextmanager
