@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from api_support import API_KEY, FakeWriter, api_settings, build_app, transaction, write_model
 from vigil.config import DataConfig, Settings
 from vigil.data.io import read_transactions
 from vigil.data.simulate import generate
+from vigil.features.state import Transaction
 from vigil.lifecycle.add_data import TrainingData
 from vigil.lifecycle.runner import RetrainRunner, TrainOutcome
 from vigil.serving.routes.lifecycle import LifecycleServices
 from vigil.storage import create_db_engine, upgrade_database
+from vigil.storage.tables import labels
 
 AUTH = {"X-API-Key": API_KEY}
 
@@ -135,3 +139,28 @@ def test_retrain_metrics_deploy_cycle(client: TestClient, job: ModelWritingJob) 
     assert Path(body["model_path"]).read_bytes() == Path(done["model_path"]).read_bytes()
     listed = client.get("/experiments").json()
     assert [e["experiment_id"] for e in listed] == [experiment_id]
+
+
+def test_uploaded_labels_are_verdicts_stored_and_online(
+    client: TestClient, settings: Settings
+) -> None:
+    """A scored transaction's label uploaded with the training data reaches the labels table
+    (business figures) and the online fraud state (terminal risk a week later)."""
+    scored = transaction(9_000_001, customer_id=3, terminal_id=44)
+    assert client.post("/predict", json=scored).status_code == 200
+    row = {**scored, "tx_fraud": 1}
+    body = "\n".join([",".join(row), ",".join(str(v) for v in row.values())]) + "\n"
+    answer = client.put("/add_data", content=body, headers={**AUTH, "content-type": "text/csv"})
+    assert answer.json()["appended"] == 1
+
+    engine = create_db_engine(settings.storage.database_url)
+    with engine.connect() as connection:
+        stored = connection.execute(select(labels.c.transaction_id, labels.c.tx_fraud)).all()
+    engine.dispose()
+    assert [tuple(r) for r in stored] == [(9_000_001, 1)]
+
+    services = client.app.state.services  # type: ignore[attr-defined]
+    later = datetime.fromisoformat(scored["tx_datetime"]) + timedelta(days=8)
+    probe = Transaction(9_000_002, later, 5, 44, 10.0)
+    (aggregates,) = services.store.record([probe], services.features.spec)
+    assert aggregates.terminal_frauds[-1] == 1  # the 30-day delayed window holds the fraud

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from vigil.data import schema
 from vigil.data.contracts import DataContractError, validate_transactions
 from vigil.data.io import DataFormatError, partition_dir, to_schema
+from vigil.features import Label
 from vigil.lifecycle.errors import RejectedData
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class AddDataResult:
     duplicates: int
     duplicate_ids: list[int]
     files: list[str]
+    labels: list[Label] = field(default_factory=list)  # the appended rows' verdicts
 
 
 def parse_csv(payload: bytes) -> pd.DataFrame:
@@ -128,6 +130,7 @@ class TrainingData:
             duplicates=received - len(fresh),
             duplicate_ids=duplicate_ids[:MAX_REPORTED_DUPLICATES],
             files=[str(f) for f in files],
+            labels=_labels(fresh),
         )
 
     def _write(self, frame: pd.DataFrame) -> list[Path]:
@@ -149,3 +152,18 @@ class TrainingData:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return [self.raw_dir / relative for relative in staged]
+
+
+def _labels(frame: pd.DataFrame) -> list[Label]:
+    """The verdicts a validated batch carries, as the online state store takes them."""
+    return [
+        Label(int(i), int(c), int(t), ts.to_pydatetime(), bool(fraud))
+        for i, c, t, ts, fraud in zip(
+            frame[schema.TRANSACTION_ID],
+            frame[schema.CUSTOMER_ID],
+            frame[schema.TERMINAL_ID],
+            frame[schema.TX_DATETIME],
+            frame[schema.TX_FRAUD],
+            strict=True,
+        )
+    ]

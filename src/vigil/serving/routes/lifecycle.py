@@ -33,6 +33,7 @@ from vigil.lifecycle.errors import (
 from vigil.lifecycle.follower import follow_deployments, run_follower
 from vigil.lifecycle.job import SubprocessTrainJob
 from vigil.lifecycle.runner import RetrainRunner
+from vigil.lifecycle.verdicts import record_verdicts
 from vigil.serving.deps import ServicesDep
 from vigil.serving.errors import ServiceError
 from vigil.serving.schemas import ErrorOut
@@ -207,14 +208,19 @@ _AUTH: dict[int | str, dict[str, Any]] = {
     },
     summary="Append a labelled CSV to the training data (all rows valid, or nothing)",
 )
-async def add_data(request: Request, lifecycle: LifecycleDep) -> AddDataOut:
-    """Validate the whole file against the data contract, then append new transaction ids."""
+async def add_data(request: Request, lifecycle: LifecycleDep, services: ServicesDep) -> AddDataOut:
+    """Validate the whole file against the data contract, then append new transaction ids.
+
+    The appended rows' labels also count as verdicts: stored in the ``labels`` table (the
+    business figures) and fed to the online fraud state, as the labels queue's are.
+    """
     payload = await uploaded_csv(request)
     try:
         frame = parse_csv(payload)
         result = await asyncio.to_thread(lifecycle.training_data.append, frame)
     except RejectedData as error:
         raise Unprocessable(str(error)) from None
+    await record_verdicts(lifecycle.engine, services.features, result.labels)
     return AddDataOut(
         received=result.received,
         appended=result.appended,
