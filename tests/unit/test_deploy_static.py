@@ -242,7 +242,9 @@ def test_api_rolls_out_without_downtime_and_scales() -> None:
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
 
 
-@pytest.mark.parametrize("name", ["vigil-api", "vigil-worker"])
+@pytest.mark.parametrize(
+    "name", ["vigil-api", "vigil-worker", "vigil-dagster-webserver", "vigil-dagster-daemon"]
+)
 def test_workloads_are_non_root_bounded_and_configured(name: str) -> None:
     pod = k8s_object("Deployment", name)["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -250,6 +252,26 @@ def test_workloads_are_non_root_bounded_and_configured(name: str) -> None:
         assert {"requests", "limits"} <= set(container["resources"])
         sources = {next(iter(ref.values()))["name"] for ref in container["envFrom"]}
         assert sources == {"vigil-config", "vigil-secrets"}
+
+
+def test_dagster_runs_one_daemon_and_matches_compose() -> None:
+    daemon = k8s_object("Deployment", "vigil-dagster-daemon")["spec"]
+    assert daemon["replicas"] == 1
+    assert daemon["strategy"]["type"] == "Recreate"  # never two daemons, even mid-rollout
+    services = compose()["services"]
+    for name in ("dagster-webserver", "dagster-daemon"):
+        pod = k8s_object("Deployment", f"vigil-{name}")["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        # the same program as compose's (compose escapes $ as $$)
+        assert container["command"][-1] == services[name]["command"][-1].replace("$$", "$")
+        env = {e["name"]: e["value"] for e in container["env"]}
+        mounts = {m["mountPath"] for m in container["volumeMounts"]}
+        assert env["DAGSTER_HOME"].startswith("/app/data/") and "/app/data" in mounts
+        assert "/app/models" in mounts  # where the retrain job installs promoted models
+        assert container["image"].startswith("vigil-train:")
+    service = k8s_object("Service", "vigil-dagster-webserver")
+    webserver = k8s_object("Deployment", "vigil-dagster-webserver")
+    assert service["spec"]["selector"] == webserver["spec"]["selector"]["matchLabels"]
 
 
 def test_k8s_environment_is_valid_configuration() -> None:

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -15,6 +21,7 @@ from vigil.config import settings_to_dict
 from vigil.monitoring import marts
 
 runner = CliRunner()
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_dev_prints_the_dagster_command() -> None:
@@ -44,3 +51,34 @@ def test_daily_run_writes_every_mart(tmp_path: Path) -> None:
     performance = json.loads(marts.latest_path(marts_dir, "performance").read_text())
     assert performance["window_end"] == RUN_DAY.isoformat()
     assert marts.day_partition(marts_dir, "scores", RUN_DAY).is_file()
+
+
+def test_the_deployed_webserver_command_serves(tmp_path: Path) -> None:
+    """docker-compose's (and the k8s manifest's) dagster-webserver command, run natively."""
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    command = compose["services"]["dagster-webserver"]["command"][-1].replace("$$", "$")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = command.replace("-h 0.0.0.0 -p 3001", f"-h 127.0.0.1 -p {port}")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    log = tmp_path / "webserver.log"
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            ["sh", "-c", command], env=env, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        info = None
+        deadline = time.monotonic() + 90
+        while info is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                info = httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).json()
+            except httpx.TransportError:
+                time.sleep(0.5)
+        assert info is not None, log.read_text()[-2000:]
+        assert info["dagster_version"]
+        assert (tmp_path / "dagster").is_dir()  # the command creates DAGSTER_HOME first
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
