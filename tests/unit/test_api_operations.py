@@ -117,6 +117,24 @@ def test_reload_swaps_the_model_and_later_answers_name_it(
     assert 'model_version="model-b",role="champion"' in client.get("/metrics").text
 
 
+def test_model_info_follows_whatever_changed_the_models(
+    client: TestClient, settings: Settings, tmp_path: Path
+) -> None:
+    """A followed deployment changes no route: /metrics reads the models when scraped."""
+    services = client.app.state.services  # type: ignore[attr-defined]
+    services.models.deploy(write_model(settings, tmp_path / "f.onnx", "model-f"))
+    services.models.set_challenger(write_model(settings, tmp_path / "g.onnx", "model-g"))
+    text = client.get("/metrics").text
+    assert 'model_version="model-f",role="champion"' in text
+    assert 'model_version="model-g",role="challenger"' in text
+    assert 'model_version="model-a"' not in text
+    services.models.set_challenger(None)
+    assert (
+        'vigil_model_info{model_kind="logistic",model_version="model-g"'
+        not in client.get("/metrics").text
+    )
+
+
 def test_reload_of_a_broken_file_is_422_and_the_old_model_keeps_serving(
     client: TestClient, tmp_path: Path
 ) -> None:

@@ -162,9 +162,13 @@ class VigilMetrics:
 
     def set_model(self, role: str, model_version: str, model_kind: str) -> None:
         """Record the model now serving in ``role``, replacing whichever served there before."""
+        self.clear_model(role)
+        self.model_info.labels(role=role, model_version=model_version, model_kind=model_kind).set(1)
+
+    def clear_model(self, role: str) -> None:
+        """Record that no model serves in ``role`` (e.g. the challenger was removed)."""
         for labels in self._model_labels(role):
             self.model_info.remove(*labels)
-        self.model_info.labels(role=role, model_version=model_version, model_kind=model_kind).set(1)
 
     def _model_labels(self, role: str) -> list[tuple[str, ...]]:
         """Label tuples of ``vigil_model_info`` currently set for ``role``."""

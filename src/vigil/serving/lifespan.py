@@ -70,9 +70,7 @@ async def running_services(
         metrics.writer_queue_depth.set_function(lambda: writer.queue_depth)
         features = OnlineFeatureComputer(settings.features, state_store)
         predictions = PredictionService(settings, models, features, writer, metrics)
-        champion = models.snapshot().champion.metadata
-        metrics.set_model("champion", champion.model_version, champion.model_kind)
-        log.info("serving model %s", champion.model_version)
+        log.info("serving model %s", models.snapshot().champion.metadata.model_version)
         yield Services(settings, metrics, models, state_store, features, writer, predictions)
 
 

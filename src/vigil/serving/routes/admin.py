@@ -50,7 +50,6 @@ async def reload(body: ReloadRequest, services: ServicesDep) -> ReloadOut:
     except ModelLoadError as error:
         raise ModelRejected(str(error)) from None
     current = services.models.snapshot().champion.metadata
-    services.metrics.set_model("champion", current.model_version, current.model_kind)
     return ReloadOut(
         model_version=current.model_version,
         previous_version=previous.champion.metadata.model_version,
@@ -76,9 +75,6 @@ async def challenger(
     except ModelLoadError as error:
         raise ModelRejected(str(error)) from None
     current = services.models.snapshot().challenger
-    if current is not None:
-        meta = current.metadata
-        services.metrics.set_model("challenger", meta.model_version, meta.model_kind)
     version = current.metadata.model_version if current is not None else NO_CHALLENGER
     await asyncio.to_thread(
         _record_challenger, lifecycle.engine, version, str(path) if current else NO_CHALLENGER

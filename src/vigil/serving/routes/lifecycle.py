@@ -298,8 +298,6 @@ async def deploy(experiment_id: int, lifecycle: LifecycleDep, services: Services
         )
     except NotDeployable as error:
         raise Conflict(str(error)) from None
-    current = services.models.snapshot().champion.metadata
-    services.metrics.set_model("champion", current.model_version, current.model_kind)
     registry_version, registry_error = None, None
     try:
         registry_version = await asyncio.to_thread(

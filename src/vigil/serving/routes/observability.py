@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from vigil.monitoring import CONTENT_TYPE_LATEST
+from vigil.inference.manager import ModelSnapshot
+from vigil.monitoring import CONTENT_TYPE_LATEST, VigilMetrics
 
 router = APIRouter(tags=["operations"])
 
@@ -24,4 +25,19 @@ _EXAMPLE = (
 async def metrics(request: Request) -> Response:
     """The text exposition format, for Prometheus to scrape."""
     request.app.state.marts.refresh()
+    services = getattr(request.app.state, "services", None)
+    if services is not None:
+        show_models(services.metrics, services.models.snapshot())
     return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def show_models(metrics: VigilMetrics, models: ModelSnapshot) -> None:
+    """``vigil_model_info`` as the process serves now, however its models changed (an admin
+    route, a deploy, or a deployment followed from another process)."""
+    champion = models.champion.metadata
+    metrics.set_model("champion", champion.model_version, champion.model_kind)
+    if models.challenger is None:
+        metrics.clear_model("challenger")
+    else:
+        challenger = models.challenger.metadata
+        metrics.set_model("challenger", challenger.model_version, challenger.model_kind)
