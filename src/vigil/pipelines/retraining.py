@@ -4,8 +4,9 @@ Training is ``vigil.train.train`` (the ``vigil train`` entry point, torch import
 and the run is registered in the MLflow registry as the ``challenger``; the verdict is
 :func:`vigil.lifecycle.gate.run_gate`; installation is
 :func:`vigil.lifecycle.deploy.install_model` (atomic) plus a row in the ``deployments``
-table, from which every running API's champion follower hot-swaps the new file, and the
-registry's ``champion`` alias moves to the promoted version, as ``POST /promote`` does.
+table, from which the deployment follower of every running API and worker hot-swaps the new
+file, and the registry's ``champion`` alias moves to the promoted version, as
+``POST /deploy/{id}`` does.
 """
 
 from __future__ import annotations
