@@ -290,6 +290,10 @@ async def test_scores_like_offline_dead_letters_poison_and_applies_labels(
     assert histogram_count(record_trips) >= 1
     assert histogram_count(record_trips) <= batch_count
     assert histogram_count(label_trips) == 5
+    served = {
+        s.labels["role"]: s.labels["model_version"] for s in metrics.model_info.collect()[0].samples
+    }
+    assert served == {"champion": scorer.model_version}  # the worker shows what it serves
 
 
 def histogram_count(child: Histogram) -> float:

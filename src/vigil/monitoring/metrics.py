@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,6 +19,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+if TYPE_CHECKING:
+    from vigil.inference.manager import ModelSnapshot
 
 __all__ = ["CONTENT_TYPE_LATEST", "VigilMetrics", "create_metrics", "observe_many"]
 
@@ -164,6 +168,16 @@ class VigilMetrics:
         """Record the model now serving in ``role``, replacing whichever served there before."""
         self.clear_model(role)
         self.model_info.labels(role=role, model_version=model_version, model_kind=model_kind).set(1)
+
+    def show_models(self, models: ModelSnapshot) -> None:
+        """``vigil_model_info`` as a process serves now: its champion, and challenger if any."""
+        champion = models.champion.metadata
+        self.set_model("champion", champion.model_version, champion.model_kind)
+        if models.challenger is None:
+            self.clear_model("challenger")
+        else:
+            challenger = models.challenger.metadata
+            self.set_model("challenger", challenger.model_version, challenger.model_kind)
 
     def clear_model(self, role: str) -> None:
         """Record that no model serves in ``role`` (e.g. the challenger was removed)."""

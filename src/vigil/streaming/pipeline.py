@@ -15,7 +15,7 @@ import numpy as np
 from vigil.features import OnlineFeatureComputer, Transaction
 from vigil.inference.columns import ModelColumns
 from vigil.inference.decision import Decision, decide
-from vigil.inference.manager import ModelManager
+from vigil.inference.manager import ModelManager, ModelSnapshot
 from vigil.inference.shadow import ShadowScorer
 from vigil.storage import PredictionRecord
 from vigil.streaming.messages import DecisionMessage, TransactionMessage
@@ -34,6 +34,7 @@ class ScoredBatch:
     records: list[PredictionRecord]
     decisions: list[DecisionMessage]
     state_seconds: float = 0.0  # the state store's round trip for the whole batch
+    models: ModelSnapshot | None = None  # the champion (and challenger) that scored it
 
 
 def decision_message(
@@ -122,4 +123,4 @@ class ScoringPipeline:
             decision_message(d, now, m.published_at)
             for d, m in zip(decisions, messages, strict=True)
         ]
-        return ScoredBatch(features, records, published, state_seconds)
+        return ScoredBatch(features, records, published, state_seconds, models)

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from vigil.config import BrokerConfig
 from vigil.features import OnlineFeatureComputer
+from vigil.inference.manager import ModelSnapshot
 from vigil.monitoring import VigilMetrics
 from vigil.storage import LabelRecord
 from vigil.streaming.batching import MicroBatcher
@@ -81,6 +82,7 @@ class StreamWorker:
         self._features = features
         self._store = store
         self._metrics = metrics
+        self._shown_models: ModelSnapshot | None = None
         self._batch_wait_ms = batch_wait_ms
         self._stopping = asyncio.Event()
         self._finishing: asyncio.Task[None] | None = None
@@ -188,6 +190,9 @@ class StreamWorker:
                 self._metrics.state_store_latency.labels(operation="record").observe(
                     scored.state_seconds
                 )
+                if scored.models is not None and scored.models is not self._shown_models:
+                    self._metrics.show_models(scored.models)  # only when a swap happened
+                    self._shown_models = scored.models
         return _Scored(
             batch,
             transactions,

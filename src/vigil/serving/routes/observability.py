@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from vigil.inference.manager import ModelSnapshot
-from vigil.monitoring import CONTENT_TYPE_LATEST, VigilMetrics
+from vigil.monitoring import CONTENT_TYPE_LATEST
 
 router = APIRouter(tags=["operations"])
 
@@ -27,17 +26,6 @@ async def metrics(request: Request) -> Response:
     request.app.state.marts.refresh()
     services = getattr(request.app.state, "services", None)
     if services is not None:
-        show_models(services.metrics, services.models.snapshot())
+        # however the models changed: a route, a deploy, or one followed from another process
+        services.metrics.show_models(services.models.snapshot())
     return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
-
-
-def show_models(metrics: VigilMetrics, models: ModelSnapshot) -> None:
-    """``vigil_model_info`` as the process serves now, however its models changed (an admin
-    route, a deploy, or a deployment followed from another process)."""
-    champion = models.champion.metadata
-    metrics.set_model("champion", champion.model_version, champion.model_kind)
-    if models.challenger is None:
-        metrics.clear_model("challenger")
-    else:
-        challenger = models.challenger.metadata
-        metrics.set_model("challenger", challenger.model_version, challenger.model_kind)
