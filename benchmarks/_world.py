@@ -17,7 +17,7 @@ from vigil.config import DataConfig
 from vigil.data import schema
 from vigil.data.simulate import simulate_transactions
 from vigil.features.online import OnlineFeatureComputer
-from vigil.features.replay import in_event_order
+from vigil.features.replay import as_transactions, in_event_order
 from vigil.features.state import Transaction
 
 
@@ -44,8 +44,8 @@ class World:
 def simulate_world(customers: int, days: int, seed: int = 3) -> World:
     """``customers`` customers on ``2 * customers`` terminals for ``days`` days."""
     config = DataConfig(n_customers=customers, n_terminals=2 * customers, n_days=days, seed=seed)
-    frame = simulate_transactions(config).sort_values([schema.TX_DATETIME, schema.TRANSACTION_ID])
-    return World(in_event_order(frame), frame[schema.TX_FRAUD].astype(bool).tolist(), config)
+    frame = in_event_order(simulate_transactions(config))
+    return World(as_transactions(frame), frame[schema.TX_FRAUD].astype(bool).tolist(), config)
 
 
 def warm(

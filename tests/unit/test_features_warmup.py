@@ -57,6 +57,13 @@ def test_plan_counts_the_horizon_only(world: pd.DataFrame) -> None:
     assert default.until == times.max().to_pydatetime() + timedelta(microseconds=1)
 
 
+def test_data_without_labels_warms_transactions_only(world: pd.DataFrame) -> None:
+    computer = OnlineFeatureComputer(CONFIG, InMemoryStateStore())
+    done = warm_state(computer, world.drop(columns=[schema.TX_FRAUD]), UNTIL)
+    assert done.labels == 0
+    assert done.transactions == plan_warmup(computer, world, UNTIL).transactions > 0
+
+
 def test_cli_refuses_an_in_process_store(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app, ["warm-state", "--input", str(tmp_path), "--set", "storage.state_url=memory://"]

@@ -15,9 +15,13 @@ from vigil.features.state import Transaction
 logger = logging.getLogger(__name__)
 
 
-def in_event_order(transactions: pd.DataFrame) -> list[Transaction]:
-    """State-store inputs from a frame, in ``(tx_datetime, transaction_id)`` order."""
-    ordered = transactions.sort_values([schema.TX_DATETIME, schema.TRANSACTION_ID])
+def in_event_order(transactions: pd.DataFrame) -> pd.DataFrame:
+    """The frame sorted by ``(tx_datetime, transaction_id)``: the order the state store needs."""
+    return transactions.sort_values([schema.TX_DATETIME, schema.TRANSACTION_ID])
+
+
+def as_transactions(ordered: pd.DataFrame) -> list[Transaction]:
+    """State-store inputs from a frame's rows, in the frame's order."""
     return [
         Transaction(int(i), ts.to_pydatetime(), int(c), int(t), float(a))
         for i, ts, c, t, a in zip(
@@ -37,8 +41,8 @@ def replay(computer: OnlineFeatureComputer, transactions: pd.DataFrame) -> np.nd
     Each transaction's label (``tx_fraud``, when present) is fed once the stream reaches its
     time plus the label delay, as a chargeback would arrive in production.
     """
-    ordered = transactions.sort_values([schema.TX_DATETIME, schema.TRANSACTION_ID])
-    txs = in_event_order(ordered)
+    ordered = in_event_order(transactions)
+    txs = as_transactions(ordered)
     frauds = ordered[schema.TX_FRAUD].to_numpy() if schema.TX_FRAUD in ordered else None
     delay = timedelta(days=computer.config.label_delay_days)
     rows, labelled = [], 0

@@ -20,7 +20,7 @@ import pandas as pd
 
 from vigil.data import schema
 from vigil.features.online import OnlineFeatureComputer
-from vigil.features.replay import in_event_order
+from vigil.features.replay import as_transactions, in_event_order
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +41,21 @@ class WarmupPlan:
 def _window(
     computer: OnlineFeatureComputer, frame: pd.DataFrame, until: datetime | None
 ) -> tuple[datetime, datetime, pd.DataFrame]:
-    """The transactions within the store's horizon before ``until``."""
+    """The transactions within the store's horizon before ``until``, in event order."""
     times = frame[schema.TX_DATETIME]
     end = until or (times.max().to_pydatetime() + timedelta(microseconds=1))
     horizon = timedelta(microseconds=computer.spec.horizon_us)
     since = end - horizon
-    return since, end, frame[(times > since) & (times < end)]
+    return since, end, in_event_order(frame[(times > since) & (times < end)])
 
 
 def _due_labels(
     computer: OnlineFeatureComputer, window: pd.DataFrame, until: datetime
 ) -> pd.DataFrame:
-    """Labelled transactions old enough for their label to be known at ``until``."""
+    """Labelled transactions old enough for their label to be known at ``until`` (none when
+    the data carries no labels)."""
     if schema.TX_FRAUD not in window:
-        return window.iloc[0:0]
+        return window.iloc[0:0].assign(**{schema.TX_FRAUD: pd.Series(dtype="int8")})
     delay = timedelta(days=computer.config.label_delay_days)
     return window[window[schema.TX_DATETIME] + delay <= until]
 
@@ -82,7 +83,7 @@ def warm_state(
     if batch_size <= 0:
         raise ValueError("batch_size must be > 0")
     since, end, window = _window(computer, frame, until)
-    txs = in_event_order(window)
+    txs = as_transactions(window)
     for start in range(0, len(txs), batch_size):
         chunk = txs[start : start + batch_size]
         computer.features_for_batch(chunk)

@@ -33,8 +33,8 @@ class ScoredBatch:
     features: np.ndarray
     records: list[PredictionRecord]
     decisions: list[DecisionMessage]
-    state_seconds: float = 0.0  # the state store's round trip for the whole batch
-    models: ModelSnapshot | None = None  # the champion (and challenger) that scored it
+    state_seconds: float  # the state store's round trip for the whole batch
+    models: ModelSnapshot  # the champion (and challenger) that scored it
 
 
 def decision_message(

@@ -190,7 +190,7 @@ class StreamWorker:
                 self._metrics.state_store_latency.labels(operation="record").observe(
                     scored.state_seconds
                 )
-                if scored.models is not None and scored.models is not self._shown_models:
+                if scored.models is not self._shown_models:
                     self._metrics.show_models(scored.models)  # only when a swap happened
                     self._shown_models = scored.models
         return _Scored(
