@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time as time_module
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import uvicorn
 import yaml
 from streamlit.testing.v1 import AppTest
 from tests.onnx_factory import logistic_model, make_metadata, save
@@ -20,6 +25,7 @@ from vigil.features import InMemoryStateStore, OnlineFeatureComputer, feature_na
 from vigil.features.offline import compute_features_frame
 from vigil.inference.metadata import ModelMetadata
 from vigil.inference.scorer import OnnxScorer
+from vigil.serving import create_app
 from vigil.storage import (
     LabelRecord,
     PredictionRecord,
@@ -28,12 +34,31 @@ from vigil.storage import (
     insert_prediction_records,
     upgrade_database,
 )
+from vigil.storage.analytics import HistoryFilter, prediction_history, score_histogram
 from vigil.ui import app as ui_app
-from vigil.ui.queries import score_histogram
 
 APP = Path(ui_app.__file__)
 THRESHOLD = 0.5
 VERSION = "ui-test-1"
+
+
+@contextmanager
+def live_api(settings: Settings) -> Iterator[str]:
+    """``vigil serve``'s app under a real uvicorn server in a thread; yields its base URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time_module.monotonic() + 30
+    while not server.started and time_module.monotonic() < deadline:
+        time_module.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
 
 
 def default_settings() -> Settings:
@@ -105,12 +130,14 @@ def submit(at: AppTest, amount: float, customer: int = 7, terminal: int = 3) -> 
 def test_score_page_shows_the_models_decision_for_the_entered_transaction(
     monkeypatch: pytest.MonkeyPatch, paths: dict[str, Path]
 ) -> None:
+    """No ``--api-url``: the page scores through the API started inside the UI process."""
     tiny_model(paths["model"])
     at = app_test(monkeypatch, paths)
     no_exception(at)
+    assert at.radio(key="score_mode").value == "This process (in-process API)"
     scorer = OnnxScorer.load(paths["model"])
     computer = OnlineFeatureComputer(default_settings().features, InMemoryStateStore())
-    expected = []
+    expected, reasons = [], []
     for tx_id, amount in enumerate([300.0, 57.16]):
         at = submit(at, amount)
         no_exception(at)
@@ -129,12 +156,48 @@ def test_score_page_shows_the_models_decision_for_the_entered_transaction(
         assert shown["Threshold"] == "0.5000"
         assert shown["Model version"] == VERSION
         assert shown["Decision"] == ("FRAUD" if expected[-1] >= THRESHOLD else "legitimate")
+        reasons.append(at.dataframe[0].value if at.dataframe else None)
     # 300 is flagged, and the only feature with weight is the amount: it is the reason.
     assert expected[0] == pytest.approx(1 / (1 + np.exp(-(0.02 * 300 - 3))), abs=1e-6)
     assert expected[1] == pytest.approx(1 / (1 + np.exp(-(0.02 * 57.16 - 3))), abs=1e-6)
-    reasons = at.dataframe[0].value
-    assert list(reasons["feature"]) == [schema.TX_AMOUNT]
-    assert reasons["contribution"][0] == pytest.approx(expected[1] - 1 / (1 + np.exp(3)), abs=1e-5)
+    assert list(reasons[0]["feature"]) == [schema.TX_AMOUNT]
+    assert reasons[0]["contribution"][0] == pytest.approx(
+        expected[0] - 1 / (1 + np.exp(3)), abs=1e-5
+    )
+    assert reasons[1] is None  # the API explains flagged decisions only
+    # The in-process API stored both decisions, as `vigil serve` would.
+    engine = create_db_engine(f"sqlite:///{paths['db']}")
+    with engine.connect() as connection:
+        stored = prediction_history(connection, HistoryFilter())
+    engine.dispose()
+    assert sorted(stored["score"]) == pytest.approx(sorted(expected), abs=1e-6)
+    assert set(stored["model_version"]) == {VERSION}
+
+
+def test_score_page_scores_through_a_running_api(
+    monkeypatch: pytest.MonkeyPatch, paths: dict[str, Path], tmp_path: Path
+) -> None:
+    """``--api-url``: the page calls the running API over HTTP; the UI loads no model."""
+    settings = build_settings(
+        {
+            "inference": {"model_path": str(tmp_path / "served.onnx")},
+            "storage": {"database_url": f"sqlite:///{tmp_path / 'served.db'}"},
+        }
+    )
+    tiny_model(settings.inference.model_path)
+    with live_api(settings) as url:
+        at = app_test(monkeypatch, paths, "--api-url", url)
+        assert at.radio(key="score_mode").value == "The API"
+        at = submit(at, 300.0)
+        no_exception(at)
+        shown = metrics(at)
+        assert shown["Score"] == f"{1 / (1 + np.exp(-(0.02 * 300 - 3))):.4f}"
+        assert shown["Decision"] == "FRAUD"
+        at = app_test(monkeypatch, paths, "--api-url", url, page="models")
+        no_exception(at)
+        assert at.subheader[0].value == f"Serving model: {VERSION}"
+        assert f"As served by the API at {url}" in at.caption[0].value
+    assert not paths["model"].exists()  # the UI's own model path was never needed
 
 
 def test_score_page_says_when_there_is_no_model(

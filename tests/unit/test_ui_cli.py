@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from vigil.cli import app, ui_commands
 from vigil.serving.schemas import Transaction
-from vigil.ui import client
+from vigil.ui.client import ApiClient, ApiError
 from vigil.ui.options import parse_args
 
 TX = Transaction(
@@ -69,13 +69,14 @@ def test_vigil_ui_rejects_a_bad_configuration_before_launching(
     assert "serving.port" in result.output
 
 
-def mock_client(status: int, body: Any) -> httpx.Client:
+def mock_client(status: int, body: Any) -> ApiClient:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.method == "POST":
             assert json.loads(request.content)["tx_amount"] == 300.0
         return httpx.Response(status, json=body)
 
-    return httpx.Client(base_url="http://api", transport=httpx.MockTransport(handler))
+    http = httpx.Client(base_url="http://api", transport=httpx.MockTransport(handler))
+    return ApiClient(http, "the API at http://api")
 
 
 def test_client_turns_the_predict_answer_into_a_decision() -> None:
@@ -87,7 +88,7 @@ def test_client_turns_the_predict_answer_into_a_decision() -> None:
         "reason_codes": [{"feature": "tx_amount", "contribution": 0.8}],
         "model_version": "m-1",
     }
-    decision = client.predict(mock_client(200, body), TX)
+    decision = mock_client(200, body).predict(TX)
     assert (decision.transaction_id, decision.score, decision.label) == (5, 0.95, 1)
     assert decision.reason_codes[0].feature == "tx_amount"
     assert decision.model_version == "m-1"
@@ -101,21 +102,21 @@ def test_client_turns_the_predict_answer_into_a_decision() -> None:
     ],
 )
 def test_client_reports_api_errors_clearly(status: int, body: Any, message: str) -> None:
-    with pytest.raises(client.ApiError, match=message):
-        client.predict(mock_client(status, body), TX)
+    with pytest.raises(ApiError, match=message):
+        mock_client(status, body).predict(TX)
 
 
 def test_client_reads_the_serving_models_metadata() -> None:
     champion = make_metadata(["tx_amount"], model_version="m-2").model_dump(mode="json")
-    served = client.metadata(mock_client(200, {"champion": champion, "challenger": None}))
+    served = mock_client(200, {"champion": champion, "challenger": None}).metadata()
     assert served.champion.model_version == "m-2" and served.challenger is None
 
 
 def test_the_ui_never_imports_training_code() -> None:
     code = (
-        "import sys, vigil.ui.app, vigil.ui.scoring, vigil.ui.queries; "
-        "print([m for m in ('torch', 'sklearn', 'lightgbm', 'vigil.training', 'vigil.models') "
-        "if m in sys.modules])"
+        "import sys, vigil.ui.app, vigil.ui.simulation, vigil.ui.resources; "
+        "print([m for m in ('torch', 'sklearn', 'lightgbm', 'vigil.training', 'vigil.models', "
+        "'vigil.predict', 'vigil.train') if m in sys.modules])"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True

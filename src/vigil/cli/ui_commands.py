@@ -50,7 +50,7 @@ def ui(
         typer.Option(
             envvar="VIGIL_UI_API_URL",
             help="Score and read model metadata through this API (e.g. http://api:8000) "
-            "instead of loading the ONNX model in the UI process.",
+            "instead of starting the API app inside the UI process.",
         ),
     ] = None,
     host: Annotated[

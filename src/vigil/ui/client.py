@@ -1,45 +1,65 @@
-"""The UI's HTTP client for the Vigil API: ``POST /predict`` and ``GET /metadata``."""
+"""The UI's HTTP client of the Vigil API: scoring, evaluation and model metadata.
+
+Every page that scores or shows a model goes through :class:`ApiClient`, so the UI runs the
+API's one decision path. The client talks either to a running API (``vigil ui --api-url``)
+or to an API app built in this process (:func:`in_process_client`), so the UI also works
+with no server at all (``make demo``).
+"""
 
 from __future__ import annotations
 
-import httpx
-from pydantic import ValidationError
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Protocol, TypeVar
 
+import httpx
+import pandas as pd
+from fastapi.testclient import TestClient
+from pydantic import BaseModel, ValidationError
+
+from vigil.config import Settings
 from vigil.inference.decision import Decision
 from vigil.inference.reasons import ReasonCode
-from vigil.serving.schemas import DecisionOut, MetadataOut, Transaction
+from vigil.serving import create_app
+from vigil.serving.schemas import DecisionOut, EvaluateOut, MetadataOut, Transaction
 
-TIMEOUT_SECONDS = 10.0
+# Scoring a simulated world through /evaluate takes seconds; one transaction, milliseconds.
+TIMEOUT_SECONDS = 60.0
+IN_PROCESS_URL = "http://vigil.in-process"
+JSON, CSV = "application/json", "text/csv"
+
+BodyT = TypeVar("BodyT", bound=BaseModel)
+
+
+class HttpResponse(Protocol):
+    """What the client reads of an answer (``httpx`` and Starlette's test client agree)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+class HttpClient(Protocol):
+    """A synchronous HTTP client: ``httpx.Client`` or Starlette's ``TestClient``."""
+
+    def request(
+        self, method: str, url: str, *, content: bytes | None, headers: dict[str, str]
+    ) -> HttpResponse: ...
+
+    def close(self) -> None: ...
 
 
 class ApiError(RuntimeError):
     """The API could not be reached or did not answer as documented."""
 
 
-def make_client(base_url: str) -> httpx.Client:
-    """An HTTP client for the API at ``base_url``."""
-    return httpx.Client(base_url=base_url, timeout=TIMEOUT_SECONDS)
-
-
-def _get_json(client: httpx.Client, method: str, path: str, body: str | None = None) -> bytes:
-    try:
-        response = client.request(
-            method, path, content=body, headers={"Content-Type": "application/json"}
-        )
-    except httpx.HTTPError as error:
-        raise ApiError(f"could not reach the API at {client.base_url}: {error}") from error
-    if response.status_code != 200:
-        raise ApiError(f"{method} {path} answered {response.status_code}: {response.text[:500]}")
-    return response.content
-
-
-def predict(client: httpx.Client, transaction: Transaction) -> Decision:
-    """Score one transaction with the serving model (the API stores the prediction)."""
-    content = _get_json(client, "POST", "/predict", transaction.model_dump_json())
-    try:
-        body = DecisionOut.model_validate_json(content)
-    except ValidationError as error:
-        raise ApiError(f"/predict answered an unexpected body: {error}") from error
+def as_decision(body: DecisionOut) -> Decision:
+    """The domain decision of one ``DecisionOut`` body."""
     return Decision(
         transaction_id=body.transaction_id if body.transaction_id is not None else 0,
         score=body.score,
@@ -50,10 +70,90 @@ def predict(client: httpx.Client, transaction: Transaction) -> Decision:
     )
 
 
-def metadata(client: httpx.Client) -> MetadataOut:
-    """Metadata of the API's champion (and challenger) models."""
-    content = _get_json(client, "GET", "/metadata")
-    try:
-        return MetadataOut.model_validate_json(content)
-    except ValidationError as error:
-        raise ApiError(f"/metadata answered an unexpected body: {error}") from error
+class ApiClient:
+    """Typed calls to the API's scoring and model routes over one HTTP client.
+
+    ``http`` is a network client of a remote API, or the in-process client of
+    :func:`in_process_client`. Closing the ``ApiClient`` closes it.
+    """
+
+    def __init__(
+        self, http: HttpClient, description: str, on_close: Callable[[], None] | None = None
+    ) -> None:
+        self._http = http
+        self._on_close = on_close if on_close is not None else http.close
+        self.description = description
+
+    @classmethod
+    def remote(cls, base_url: str) -> ApiClient:
+        """A client of the API at ``base_url``."""
+        http = httpx.Client(base_url=base_url, timeout=TIMEOUT_SECONDS)
+        return cls(http, f"the API at {base_url}")
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP client (and stop an in-process API)."""
+        self._on_close()
+
+    def predict(self, transaction: Transaction) -> Decision:
+        """``POST /predict``: the decision for one transaction (the API stores it)."""
+        content = self._call("POST", "/predict", transaction.model_dump_json().encode(), JSON)
+        return as_decision(self._parse(DecisionOut, "/predict", content))
+
+    def metadata(self) -> MetadataOut:
+        """``GET /metadata``: the champion's (and any challenger's) metadata."""
+        return self._parse(MetadataOut, "/metadata", self._call("GET", "/metadata"))
+
+    def evaluate(self, labelled: pd.DataFrame, columns: Sequence[str]) -> EvaluateOut:
+        """``POST /evaluate``: ``labelled``'s ``columns`` as CSV, scored and measured."""
+        csv = labelled.to_csv(columns=list(columns), index=False)
+        content = self._call("POST", "/evaluate", csv.encode(), CSV)
+        return self._parse(EvaluateOut, "/evaluate", content)
+
+    def _call(
+        self, method: str, path: str, body: bytes | None = None, media_type: str = JSON
+    ) -> bytes:
+        try:
+            response = self._http.request(
+                method, path, content=body, headers={"Content-Type": media_type}
+            )
+        except httpx.HTTPError as error:
+            raise ApiError(f"could not reach {self.description}: {error}") from error
+        if response.status_code != 200:
+            raise ApiError(
+                f"{method} {path} answered {response.status_code}: {response.text[:500]}"
+            )
+        return response.content
+
+    @staticmethod
+    def _parse(model: type[BodyT], path: str, content: bytes) -> BodyT:
+        try:
+            return model.model_validate_json(content)
+        except ValidationError as error:
+            raise ApiError(f"{path} answered an unexpected body: {error}") from error
+
+
+def in_process_client(settings: Settings) -> ApiClient:
+    """The API app built from ``settings``, started in this process, behind an HTTP client.
+
+    The app runs its normal start-up (model, state store, migrated database, writer), so
+    what the UI scores here is stored and explained exactly as ``vigil serve`` would.
+    Raises what the start-up raises (``ModelLoadError`` when there is no model).
+    """
+    http = TestClient(create_app(settings), base_url=IN_PROCESS_URL, raise_server_exceptions=False)
+    http.__enter__()  # runs the app's start-up; leaving runs its shut-down
+
+    def stop() -> None:
+        http.__exit__(None, None, None)
+
+    return ApiClient(http, "the in-process API", on_close=stop)

@@ -1,4 +1,4 @@
-"""Process-wide resources for the pages, cached by Streamlit: the model and the database.
+"""Process-wide resources for the pages, cached by Streamlit: the API client and the database.
 
 Each raises a domain error with a message a user can act on when the thing does not exist
 yet; the pages show that message instead of a traceback.
@@ -9,34 +9,40 @@ from __future__ import annotations
 from pathlib import Path
 
 import streamlit as st
-from sqlalchemy import Engine, inspect, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Engine, make_url
 
+from vigil.config import Settings
 from vigil.inference.errors import ModelLoadError
-from vigil.inference.scorer import OnnxScorer
+from vigil.storage.analytics import DatabaseNotReady, check_database
 from vigil.storage.engine import create_db_engine, is_sqlite
-from vigil.storage.tables import predictions, transactions
+from vigil.ui.client import ApiClient, in_process_client
 
 MISSING_MODEL_HINT = (
     "train and promote one (`vigil train --promote`) or point the UI at a model "
-    "(`vigil ui --set inference.model_path=PATH`)"
+    "(`vigil ui --set inference.model_path=PATH`) or at a running API (`vigil ui --api-url`)"
 )
 
 
-class DatabaseNotReady(RuntimeError):
-    """The configured database does not exist, cannot be reached or has no Vigil tables."""
+@st.cache_resource(show_spinner=False, max_entries=4, on_release=ApiClient.close)
+def remote_api(base_url: str) -> ApiClient:
+    """A client of the API at ``base_url``, shared by the pages."""
+    return ApiClient.remote(base_url)
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _load_scorer(path: str, modified_ns: int) -> OnnxScorer:
-    return OnnxScorer.load(Path(path))
+@st.cache_resource(show_spinner=False, max_entries=2, on_release=ApiClient.close)
+def _in_process(key: str, modified_ns: int, _settings: Settings) -> ApiClient:
+    return in_process_client(_settings)
 
 
-def load_scorer(path: Path) -> OnnxScorer:
-    """The model at ``path``, reloaded when the file changes; ``ModelLoadError`` if absent."""
+def in_process_api(settings: Settings) -> ApiClient:
+    """The API started in this process on ``settings`` (rebuilt when the model file changes).
+
+    ``ModelLoadError`` with what to do when there is no model yet.
+    """
+    path = Path(settings.inference.model_path)
     if not path.is_file():
         raise ModelLoadError(f"No model at {path} yet: {MISSING_MODEL_HINT}.")
-    return _load_scorer(str(path.resolve()), path.stat().st_mtime_ns)
+    return _in_process(settings.model_dump_json(), path.stat().st_mtime_ns, settings)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -46,7 +52,6 @@ def _engine(url: str) -> Engine:
 
 def database(url: str) -> Engine:
     """An engine on a database that holds Vigil's tables; ``DatabaseNotReady`` otherwise."""
-    shown = make_url(url).render_as_string(hide_password=True)
     if is_sqlite(url):
         path = make_url(url).database
         # Connecting would create an empty file; say what to do instead.
@@ -56,12 +61,5 @@ def database(url: str) -> Engine:
                 "transactions (`vigil serve` and POST /predict, or the stream worker)."
             )
     engine = _engine(url)
-    try:
-        present = set(inspect(engine).get_table_names())
-    except SQLAlchemyError as error:
-        raise DatabaseNotReady(f"Cannot reach the database {shown}: {error}") from error
-    if not {predictions.name, transactions.name} <= present:
-        raise DatabaseNotReady(
-            f"The database {shown} has no Vigil tables yet: run `vigil db upgrade`."
-        )
+    check_database(engine)
     return engine

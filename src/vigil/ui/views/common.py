@@ -1,4 +1,4 @@
-"""Widgets shared by the pages: the model and database guards and a decision card."""
+"""Widgets shared by the pages: the API and database guards and a decision card."""
 
 from __future__ import annotations
 
@@ -8,17 +8,23 @@ from sqlalchemy import Engine
 
 from vigil.inference.decision import Decision
 from vigil.inference.errors import ModelLoadError
-from vigil.inference.scorer import OnnxScorer
+from vigil.storage.analytics import DatabaseNotReady
+from vigil.ui.client import ApiClient
 from vigil.ui.options import UiOptions
-from vigil.ui.resources import DatabaseNotReady, database, load_scorer
+from vigil.ui.resources import database, in_process_api, remote_api
 
 FRAUD, LEGITIMATE = "FRAUD", "legitimate"
 
 
-def model_or_warning(options: UiOptions) -> OnnxScorer | None:
-    """The configured ONNX model, or ``None`` after showing why there is none."""
+def api_or_warning(options: UiOptions, base_url: str | None) -> ApiClient | None:
+    """The API at ``base_url``, else the one started in this process.
+
+    ``None`` after showing why the in-process API cannot start (no model yet).
+    """
+    if base_url:
+        return remote_api(base_url)
     try:
-        return load_scorer(options.settings.inference.model_path)
+        return in_process_api(options.settings)
     except ModelLoadError as error:
         st.warning(str(error), icon="⚠️")
         return None

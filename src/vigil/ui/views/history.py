@@ -5,8 +5,8 @@ from __future__ import annotations
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
+from vigil.storage.analytics import HistoryFilter, model_versions, prediction_history
 from vigil.ui.options import UiOptions
-from vigil.ui.queries import HistoryFilter, model_versions, prediction_history
 from vigil.ui.views.common import database_or_warning
 
 ALL = "All"

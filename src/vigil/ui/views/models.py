@@ -1,4 +1,4 @@
-"""Page: metadata of the serving model (from the API when one is configured, else the file)."""
+"""Page: metadata of the serving models, as the API reports them (``GET /metadata``)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from vigil.inference.metadata import ModelMetadata
-from vigil.ui import client
+from vigil.ui.client import ApiError
 from vigil.ui.options import UiOptions
-from vigil.ui.views.common import model_or_warning
+from vigil.ui.views.common import api_or_warning
 
 
 def metadata_card(role: str, metadata: ModelMetadata) -> None:
@@ -41,27 +41,18 @@ def metadata_card(role: str, metadata: ModelMetadata) -> None:
     )
 
 
-def _from_api(base_url: str) -> None:
-    try:
-        with client.make_client(base_url) as http:
-            served = client.metadata(http)
-    except client.ApiError as error:
-        st.error(str(error))
-        return
-    st.caption(f"As served by the API at {base_url}")
-    metadata_card("Champion", served.champion)
-    if served.challenger is not None:
-        metadata_card("Challenger (shadow)", served.challenger)
-
-
 def render(options: UiOptions) -> None:
     """Draw the page."""
     st.header("Models")
-    if options.api_url:
-        _from_api(options.api_url)
+    api = api_or_warning(options, options.api_url)
+    if api is None:
         return
-    scorer = model_or_warning(options)
-    if scorer is None:
+    try:
+        served = api.metadata()
+    except ApiError as error:
+        st.error(str(error))
         return
-    st.caption(f"From {scorer.path}")
-    metadata_card("Serving model", scorer.metadata)
+    st.caption(f"As served by {api.description}")
+    metadata_card("Serving model", served.champion)
+    if served.challenger is not None:
+        metadata_card("Challenger (shadow)", served.challenger)

@@ -1,4 +1,4 @@
-"""Page: score one transaction, in this process with the ONNX model or through the API."""
+"""Page: score one transaction through the API (started in this process, or a running one)."""
 
 from __future__ import annotations
 
@@ -8,27 +8,12 @@ from datetime import date, datetime
 import streamlit as st
 from pydantic import ValidationError
 
-from vigil.features import InMemoryStateStore, OnlineFeatureComputer
-from vigil.inference.decision import Decision
-from vigil.inference.errors import InvalidFeaturesError, ModelScoringError
 from vigil.serving.schemas import Transaction
-from vigil.ui import client
+from vigil.ui.client import ApiError
 from vigil.ui.options import UiOptions
-from vigil.ui.scoring import score_transaction
-from vigil.ui.views.common import decision_card, model_or_warning
+from vigil.ui.views.common import api_or_warning, decision_card
 
-IN_PROCESS, VIA_API = "This process (ONNX model)", "The API"
-_FEATURE_STATE = "score_feature_state"
-
-
-def _session_features(options: UiOptions) -> OnlineFeatureComputer:
-    """Online feature state private to this browser session (the shared state is untouched)."""
-    if _FEATURE_STATE not in st.session_state:
-        st.session_state[_FEATURE_STATE] = OnlineFeatureComputer(
-            options.settings.features, InMemoryStateStore()
-        )
-    computer: OnlineFeatureComputer = st.session_state[_FEATURE_STATE]
-    return computer
+IN_PROCESS, VIA_API = "This process (in-process API)", "The API"
 
 
 def _transaction_form(start: date) -> Transaction | None:
@@ -59,31 +44,6 @@ def _transaction_form(start: date) -> Transaction | None:
         return None
 
 
-def _score_in_process(options: UiOptions, transaction: Transaction) -> Decision | None:
-    scorer = model_or_warning(options)
-    if scorer is None:
-        return None
-    try:
-        return score_transaction(
-            scorer,
-            _session_features(options),
-            transaction,
-            options.settings.inference.reason_codes,
-        )
-    except (InvalidFeaturesError, ModelScoringError) as error:
-        st.error(f"The model could not score this transaction: {error}")
-        return None
-
-
-def _score_via_api(base_url: str, transaction: Transaction) -> Decision | None:
-    try:
-        with client.make_client(base_url) as http:
-            return client.predict(http, transaction)
-    except client.ApiError as error:
-        st.error(str(error))
-        return None
-
-
 def render(options: UiOptions) -> None:
     """Draw the page."""
     st.header("Score a transaction")
@@ -102,15 +62,18 @@ def render(options: UiOptions) -> None:
         st.caption("The API computes features from its shared state and stores the prediction.")
     else:
         st.caption(
-            f"Model {options.settings.inference.model_path}; feature history is kept for this "
-            "browser session only and nothing is stored."
+            f"The API runs inside this process on model {options.settings.inference.model_path}:"
+            " features come from the configured state store and the prediction is stored."
         )
     transaction = _transaction_form(options.settings.data.start_date)
     if transaction is None:
         return
-    if mode == VIA_API:
-        decision = _score_via_api(base_url, transaction)
-    else:
-        decision = _score_in_process(options, transaction)
-    if decision is not None:
-        decision_card(decision)
+    api = api_or_warning(options, base_url)
+    if api is None:
+        return
+    try:
+        decision = api.predict(transaction)
+    except ApiError as error:
+        st.error(str(error))
+        return
+    decision_card(decision)

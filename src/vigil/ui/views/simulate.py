@@ -1,4 +1,4 @@
-"""Page: simulate a small world of transactions and score it with the ONNX model."""
+"""Page: simulate a small world of transactions and have the API score it."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ from pydantic import ValidationError
 
 from vigil.config import DataConfig
 from vigil.data import schema
-from vigil.inference.errors import InvalidFeaturesError, ModelScoringError
-from vigil.predict import PredictionInputError
+from vigil.ui.client import ApiError
 from vigil.ui.options import UiOptions
-from vigil.ui.scoring import LABEL, SCORE, ScoredWorld, simulate_and_score
-from vigil.ui.views.common import model_or_warning
+from vigil.ui.simulation import LABEL, SCORE, ScoredWorld, simulate_and_score
+from vigil.ui.views.common import api_or_warning
 
 
 def _world_form(base: DataConfig) -> DataConfig | None:
@@ -76,19 +75,19 @@ def render(options: UiOptions) -> None:
     """Draw the page."""
     st.header("Simulate")
     st.caption(
-        "The Fraud Detection Handbook's simulator, scored in this process with offline features "
-        "(nothing is stored)."
+        "The Fraud Detection Handbook's simulator, scored by the API's POST /evaluate with "
+        "offline features (nothing is stored)."
     )
-    scorer = model_or_warning(options)
-    if scorer is None:
+    api = api_or_warning(options, options.api_url)
+    if api is None:
         return
     data = _world_form(options.settings.data)
     if data is None:
         return
     try:
         with st.spinner("Simulating and scoring..."):
-            world = simulate_and_score(options.settings, scorer, data)
-    except (PredictionInputError, InvalidFeaturesError, ModelScoringError, ValueError) as error:
+            world = simulate_and_score(options.settings, api, data)
+    except (ApiError, ValueError) as error:
         st.error(f"Could not score the simulated world: {error}")
         return
     _show(world)

@@ -1,15 +1,37 @@
-"""Read-only queries behind the History and Analytics pages (SQLite or PostgreSQL)."""
+"""Read-only analytics over stored decisions (the UI's History and Analytics pages).
+
+SQLite or PostgreSQL; nothing here writes.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import pandas as pd
-from sqlalchemy import Connection, Integer, case, cast, func, select
+from sqlalchemy import Connection, Engine, Integer, case, cast, func, inspect, select
+from sqlalchemy.exc import SQLAlchemyError
 
+from vigil.storage.errors import StorageError
 from vigil.storage.tables import labels, predictions, transactions
 
 SCORE_BINS = 20
+
+
+class DatabaseNotReady(StorageError):
+    """The configured database cannot be reached or has no Vigil tables."""
+
+
+def check_database(engine: Engine) -> None:
+    """Raise ``DatabaseNotReady`` unless ``engine`` reaches a database with Vigil's tables."""
+    shown = engine.url.render_as_string(hide_password=True)
+    try:
+        present = set(inspect(engine).get_table_names())
+    except SQLAlchemyError as error:
+        raise DatabaseNotReady(f"Cannot reach the database {shown}: {error}") from error
+    if not {predictions.name, transactions.name} <= present:
+        raise DatabaseNotReady(
+            f"The database {shown} has no Vigil tables yet: run `vigil db upgrade`."
+        )
 
 
 @dataclass(frozen=True)
