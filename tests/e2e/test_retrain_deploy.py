@@ -17,7 +17,15 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api_support import API_KEY, FakeWriter, api_settings, build_app, transaction, write_model
+from api_support import (
+    API_KEY,
+    FakeWriter,
+    api_settings,
+    build_app,
+    serve_in_thread,
+    transaction,
+    write_model,
+)
 from vigil.config import DataConfig, Settings
 from vigil.data.io import read_transactions
 from vigil.data.simulate import generate
@@ -168,26 +176,13 @@ def test_cycle_under_load_has_zero_failed_requests(
 @pytest.fixture
 def live_server(world: Settings, tmp_path: Path) -> Iterator[str]:
     """A real uvicorn server in a thread, with the real (subprocess) training job."""
-    import uvicorn
-
     from vigil.serving import create_app
 
     generate(world.data, world.data.raw_dir, progress=False)  # 300 customers, 60 days
     settings = world  # tracking: a file store under tmp_path
     write_model(settings, settings.inference.model_path, "model-old")
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(30)
+    with serve_in_thread(create_app(settings)) as url:
+        yield url
 
 
 @pytest.mark.slow

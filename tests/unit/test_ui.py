@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
-import time as time_module
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import uvicorn
 import yaml
 from streamlit.testing.v1 import AppTest
+from tests.api_support import serve_in_thread
 from tests.onnx_factory import logistic_model, make_metadata, save
 
 from vigil.config import Settings, build_settings
@@ -40,25 +36,6 @@ from vigil.ui import app as ui_app
 APP = Path(ui_app.__file__)
 THRESHOLD = 0.5
 VERSION = "ui-test-1"
-
-
-@contextmanager
-def live_api(settings: Settings) -> Iterator[str]:
-    """``vigil serve``'s app under a real uvicorn server in a thread; yields its base URL."""
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time_module.monotonic() + 30
-    while not server.started and time_module.monotonic() < deadline:
-        time_module.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 def default_settings() -> Settings:
@@ -185,7 +162,7 @@ def test_score_page_scores_through_a_running_api(
         }
     )
     tiny_model(settings.inference.model_path)
-    with live_api(settings) as url:
+    with serve_in_thread(create_app(settings)) as url:
         at = app_test(monkeypatch, paths, "--api-url", url)
         assert at.radio(key="score_mode").value == "The API"
         at = submit(at, 300.0)
