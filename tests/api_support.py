@@ -18,7 +18,12 @@ from vigil.config import Settings
 from vigil.features import InMemoryStateStore, StateStore, feature_names
 from vigil.inference.manager import ModelManager
 from vigil.serving import create_app
-from vigil.storage import DatabaseUnavailable, PredictionRecord, WriterOverloaded
+from vigil.storage import (
+    DatabaseUnavailable,
+    PredictionRecord,
+    RecordRejected,
+    WriterOverloaded,
+)
 
 API_KEY = "test-key-0123"
 AMOUNT_WEIGHT = 0.05
@@ -57,6 +62,7 @@ class FakeWriter:
         self.healthy = True
         self.overloaded = False
         self.queue_depth = 0
+        self.refused: set[int] = set()
 
     async def submit(self, record: PredictionRecord) -> None:
         """Store ``record``, or fail like the real writer when overloaded or down."""
@@ -64,16 +70,23 @@ class FakeWriter:
             raise WriterOverloaded("write queue full (test)")
         if not self.healthy:
             raise DatabaseUnavailable("database down (test)")
-        await self.submit_many([record])
+        (outcome,) = await self.submit_many([record])
+        if outcome is not None:
+            raise outcome
 
-    async def submit_many(self, records: list[PredictionRecord]) -> None:
-        """Store ``records`` (all or none), failing like the real writer."""
+    async def submit_many(self, records: list[PredictionRecord]) -> list[RecordRejected | None]:
+        """Store ``records``, failing like the real writer; ids in ``refused`` are refused alone."""
         if self.overloaded:
             raise WriterOverloaded("write queue full (test)")
         if not self.healthy:
             raise DatabaseUnavailable("database down (test)")
         await asyncio.sleep(0)  # like the real writer, yield while the batch commits
-        self.records.extend(records)
+        outcomes: list[RecordRejected | None] = [
+            RecordRejected(r.transaction_id, "test") if r.transaction_id in self.refused else None
+            for r in records
+        ]
+        self.records.extend(r for r, o in zip(records, outcomes, strict=True) if o is None)
+        return outcomes
 
 
 class FailingStore(InMemoryStateStore):

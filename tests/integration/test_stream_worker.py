@@ -20,6 +20,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
+import redis
 from prometheus_client import Histogram
 from sqlalchemy import create_engine, make_url, select, text
 
@@ -561,3 +562,44 @@ async def test_redis_restarted_mid_stream_loses_nothing(
     finally:
         await worker.shutdown()
     assert sorted(stored_ids(url)) == sorted(frame.transaction_id)
+
+
+async def test_a_record_the_database_refuses_is_dead_lettered_alone(
+    settings: Settings, broker: Broker, stream: pd.DataFrame
+) -> None:
+    good = stream.head(300)
+    bodies = transaction_bodies(good)
+    row = good.iloc[0]
+    poison = [
+        TransactionMessage(
+            transaction_id=10**9 + i,
+            tx_datetime=row.tx_datetime,
+            customer_id=int(row.customer_id),
+            terminal_id=int(row.terminal_id),
+            tx_amount=1.0,
+            extra=extra,
+        ).to_bytes()
+        for i, extra in enumerate([{"note": "a\u0000b"}, {"big": 10**30}])
+    ]
+    worker = await start_worker(settings)
+    await broker.publish(settings.broker.transactions_queue, bodies[:150] + poison + bodies[150:])
+    dlq = await broker.channel.get_queue(dead_letter_queue(settings.broker.transactions_queue))
+    dead: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+    async def both_dead_lettered() -> bool:
+        dead.extend(await broker.drain(dlq))
+        return len(dead) >= 2
+
+    deadline = time.monotonic() + 30
+    while not await both_dead_lettered():
+        assert time.monotonic() < deadline, "timed out waiting for 2 dead letters"
+        await asyncio.sleep(0.1)
+    await wait_until(lambda: len(stored_ids(settings.storage.database_url)) >= 300, 30, "rows")
+    await worker.shutdown()
+    assert sorted(stored_ids(settings.storage.database_url)) == sorted(good.transaction_id)
+    assert sorted(m.body for m in dead) == sorted(poison)
+    assert all("could not be stored" in m.headers[REASON_HEADER] for m in dead)
+    client = redis.Redis.from_url(settings.storage.state_url, decode_responses=True)
+    held = client.zrange(f"vigil:features:c:{int(row.customer_id)}:tx", 0, -1)
+    client.close()
+    assert not {str(10**9), str(10**9 + 1)} & set(held)  # the refused left no state behind

@@ -113,8 +113,11 @@ def test_state_is_trimmed_to_longest_window_plus_delay() -> None:
     online = OnlineFeatureComputer(CONFIG, store)
     online.features_for(tx(1, 0))
     online.features_for(tx(2, 24 * 37 + 1))
-    assert list(store._customers[1].amounts) == [2]
-    assert list(store._terminals[7].amounts) == [2]
+    # one event alone never evicts: the line moves only up to the newest earlier event
+    assert list(store._customers[1].amounts) == [1, 2]
+    online.features_for(tx(3, 24 * 37 + 2))
+    assert list(store._customers[1].amounts) == [2, 3]
+    assert list(store._terminals[7].amounts) == [2, 3]
 
 
 def test_bad_input_raises_clear_errors() -> None:

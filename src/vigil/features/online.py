@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -53,6 +54,14 @@ def _fraud_run_values(ts_us: int, agg: Aggregates, frauds: int) -> list[float]:
         0.0 if moment is None else (ts_us - moment) / float(US_PER_DAY)
         for moment in (agg.terminal_first_fraud_us, agg.terminal_last_fraud_us)
     ] + [float(frauds)]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedBatch:
+    """Feature rows of a batch and the transactions that batch added to the state."""
+
+    features: np.ndarray
+    recorded: list[Transaction]  # ids already held (repeats) are left out
 
 
 class OnlineFeatureComputer:
@@ -126,8 +135,18 @@ class OnlineFeatureComputer:
 
     async def afeatures_for_batch(self, txs: Sequence[TransactionLike]) -> np.ndarray:
         """Async :meth:`features_for_batch`."""
+        return (await self.arecord_batch(txs)).features
+
+    async def arecord_batch(self, txs: Sequence[TransactionLike]) -> RecordedBatch:
+        """:meth:`afeatures_for_batch`, also saying which transactions this call recorded."""
         parsed = [as_transaction(tx) for tx in txs]
-        return self._matrix(parsed, await self.store.arecord(parsed, self.spec))
+        aggregates = await self.store.arecord(parsed, self.spec)
+        recorded = [tx for tx, agg in zip(parsed, aggregates, strict=True) if agg.recorded]
+        return RecordedBatch(self._matrix(parsed, aggregates), recorded)
+
+    async def aforget(self, txs: Sequence[Transaction]) -> None:
+        """Remove transactions recorded by :meth:`arecord_batch` whose storage then failed."""
+        await self.store.aforget(txs)
 
     def add_label(
         self,

@@ -81,20 +81,30 @@ local function updated_rows(key, row, ts, pid, cutoff)
   return rows
 end
 
+-- What no window can reach any more is forgotten: entries at or before the eviction time
+-- minus the horizon. The eviction time is this event's time, but never later than the
+-- entity's newest earlier event: one event with an outlying (future) time cannot evict the
+-- history of the events around it, and a late event evicts nothing newer.
+local function cutoff(key, ts)
+  local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2]
+  if newest then ts = math.min(ts, tonumber(newest)) end
+  return ts - longest - delay
+end
+
 local function record(K, ts, id, amount)
   local pid = string.format('%20s', id)
+  local customer_cut, terminal_cut = cutoff(K[1], ts), cutoff(K[4], ts)
   local row = nil
-  if redis.call('ZADD', K[1], 'NX', ts, id) == 1 then
+  local added = redis.call('ZADD', K[1], 'NX', ts, id) == 1
+  if added then
     row = struct.pack('<dd', ts, tonumber(amount)) .. pid
   end
   redis.call('ZADD', K[4], 'NX', ts, id)
 
-  -- forget what no window can reach any more
-  local cutoff = ts - longest - delay
-  local rows = updated_rows(K[2], row, ts, pid, cutoff)
-  local forgotten = fmt(cutoff)
+  local rows = updated_rows(K[2], row, ts, pid, customer_cut)
   for k = 1, 5 do
-    if k ~= 2 then redis.call('ZREMRANGEBYSCORE', K[k], '-inf', forgotten) end
+    local cut = k <= 3 and customer_cut or terminal_cut
+    if k ~= 2 then redis.call('ZREMRANGEBYSCORE', K[k], '-inf', fmt(cut)) end
     redis.call('PEXPIRE', K[k], ttl)
   end
 
@@ -160,6 +170,7 @@ local function record(K, ts, id, amount)
     result[#result + 1] = #frauds > 0 and fmt(tonumber(frauds[2])) or ''
     result[#result + 1] = #frauds > 0 and fmt(tonumber(frauds[#frauds])) or ''
   end
+  result[#result + 1] = added and 1 or 0  -- recorded by this call (not a repeat)
   return result
 end
 
@@ -170,6 +181,27 @@ for t = 0, #KEYS / 5 - 1 do
   out[#out + 1] = record(keys, tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2])
 end
 return out
+"""
+
+_FORGET_LUA = """
+-- Undo the recording of transactions whose storage failed. KEYS: per transaction the five
+-- keys of the record script; ARGV: per transaction its id.
+local ROW, ID_AT = 36, 16
+for t = 0, #KEYS / 5 - 1 do
+  local k, id = 5 * t, ARGV[t + 1]
+  local pid = string.format('%20s', id)
+  for _, key in ipairs({KEYS[k + 1], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]}) do
+    redis.call('ZREM', key, id)
+  end
+  local rows = redis.call('GET', KEYS[k + 2]) or ''
+  for at = 1, #rows, ROW do
+    if string.sub(rows, at + ID_AT, at + ROW - 1) == pid then
+      redis.call('SET', KEYS[k + 2], string.sub(rows, 1, at - 1) .. string.sub(rows, at + ROW))
+      break
+    end
+  end
+end
+return 1
 """
 
 _LABEL_LUA = """
@@ -223,6 +255,7 @@ def _parse(reply: Sequence[Any], spec: WindowSpec) -> Aggregates:
         first, last = (_optional(value) for value in rest[:2])
         agg.terminal_first_fraud_us = None if first is None else int(first)
         agg.terminal_last_fraud_us = None if last is None else int(last)
+    agg.recorded = int(reply[-1]) == 1
     return agg
 
 
@@ -254,6 +287,7 @@ class RedisStateStore:
         self._label = self._client.register_script(_LABEL_LUA)
         self._arecord = self._aclient.register_script(_RECORD_LUA)
         self._alabel = self._aclient.register_script(_LABEL_LUA)
+        self._aforget = self._aclient.register_script(_FORGET_LUA)
 
     def _keys(self, customer_id: int, terminal_id: int) -> list[str]:
         customer, terminal = f"{self.prefix}:c:{customer_id}", f"{self.prefix}:t:{terminal_id}"
@@ -295,6 +329,12 @@ class RedisStateStore:
         keys, args = self._record_call(txs, spec)
         replies = await self._arecord(keys=keys, args=args)
         return [_parse(reply, spec) for reply in replies]
+
+    async def aforget(self, txs: Sequence[Transaction]) -> None:
+        """Remove transactions this store recorded (their storage failed); one script call."""
+        if txs:
+            keys = [key for tx in txs for key in self._keys(tx.customer_id, tx.terminal_id)]
+            await self._aforget(keys=keys, args=[tx.transaction_id for tx in txs])
 
     def add_label(self, label: Label) -> None:
         """Attach a fraud label to the transaction if its histories still hold it."""

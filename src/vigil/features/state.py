@@ -144,6 +144,7 @@ class Aggregates:
     # earliest and latest known fraud at the terminal in the delayed longest window
     terminal_first_fraud_us: int | None = None
     terminal_last_fraud_us: int | None = None
+    recorded: bool = True  # this call added the transaction (False: its id was already held)
 
 
 class StateStore(Protocol):
@@ -163,6 +164,10 @@ class StateStore(Protocol):
 
     async def aadd_label(self, label: Label) -> None:
         """Async :meth:`add_label`."""
+        ...
+
+    async def aforget(self, txs: Sequence[Transaction]) -> None:
+        """Remove recorded transactions again (their storage failed: they leave no trace)."""
         ...
 
     def ping(self) -> bool:
@@ -193,10 +198,28 @@ class _History:
     amounts: dict[int, float] = field(default_factory=dict)
     frauds: dict[int, int] = field(default_factory=dict)
 
-    def add(self, ts: int, tx_id: int, amount: float) -> None:
-        if tx_id not in self.amounts:
-            insort(self.keys, (ts, tx_id))
-            self.amounts[tx_id] = amount
+    def add(self, ts: int, tx_id: int, amount: float) -> bool:
+        """Insert the transaction unless its id is held; True when it was inserted."""
+        if tx_id in self.amounts:
+            return False
+        insort(self.keys, (ts, tx_id))
+        self.amounts[tx_id] = amount
+        return True
+
+    def eviction_time(self, ts: int) -> int:
+        """``ts``, but never later than the newest transaction held before it.
+
+        History is trimmed relative to this time, so one event with an outlying (future) time
+        cannot evict the history of the events around it, and a late event evicts nothing.
+        """
+        return min(ts, self.keys[-1][0]) if self.keys else ts
+
+    def remove(self, tx_id: int) -> None:
+        """Forget one transaction (no-op when not held)."""
+        amount = self.amounts.pop(tx_id, None)
+        if amount is not None:
+            self.keys = [key for key in self.keys if key[1] != tx_id]
+            self.frauds.pop(tx_id, None)
 
     def trim(self, cutoff_us: int) -> None:
         """Forget transactions at or before ``cutoff_us``."""
@@ -287,16 +310,20 @@ class InMemoryStateStore:
 
     def _record_one(self, tx: Transaction, spec: WindowSpec) -> Aggregates:
         ts = tx.ts_us
-        self._latest_us = max(self._latest_us, ts)
+        known = self._customers.get(tx.customer_id)
+        self._latest_us = max(self._latest_us, known.eviction_time(ts) if known else ts)
         self._since_sweep += 1
         if self._since_sweep >= self._sweep_every:
             self._sweep(spec.horizon_us)
         customer = self._customers.setdefault(tx.customer_id, _History())
         terminal = self._terminals.setdefault(tx.terminal_id, _History())
         for history in (customer, terminal):
-            history.add(ts, tx.transaction_id, tx.tx_amount)
-            history.trim(ts - spec.horizon_us)
-        return _aggregate(customer, terminal, tx, spec)
+            history.trim(history.eviction_time(ts) - spec.horizon_us)
+        added = customer.add(ts, tx.transaction_id, tx.tx_amount)
+        terminal.add(ts, tx.transaction_id, tx.tx_amount)
+        agg = _aggregate(customer, terminal, tx, spec)
+        agg.recorded = added  # as in the Redis store, the customer's history decides
+        return agg
 
     def record(self, txs: Sequence[Transaction], spec: WindowSpec) -> list[Aggregates]:
         """Append transactions in order (idempotent) and return each one's aggregates."""
@@ -321,6 +348,18 @@ class InMemoryStateStore:
     async def aadd_label(self, label: Label) -> None:
         """Async :meth:`add_label`."""
         self.add_label(label)
+
+    async def aforget(self, txs: Sequence[Transaction]) -> None:
+        """Remove recorded transactions again (their storage failed)."""
+        with self._lock:
+            for tx in txs:
+                for histories, key in (
+                    (self._customers, tx.customer_id),
+                    (self._terminals, tx.terminal_id),
+                ):
+                    history = histories.get(key)
+                    if history is not None:
+                        history.remove(tx.transaction_id)
 
     def ping(self) -> bool:
         """The in-process store is always reachable."""

@@ -16,7 +16,8 @@ from typing import Generic, TypeVar
 In = TypeVar("In")
 Out = TypeVar("Out")
 
-BatchFunction = Callable[[list[In]], Awaitable[Sequence[Out]]]
+BatchFunction = Callable[[list[In]], Awaitable[Sequence[Out | BaseException]]]
+"""Answers in item order; an exception in an item's place fails that item alone."""
 
 
 class MicroBatcher(Generic[In, Out]):
@@ -32,7 +33,7 @@ class MicroBatcher(Generic[In, Out]):
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: In) -> Out:
-        """The batch function's answer for ``item``, or the error its batch raised."""
+        """The batch function's answer for ``item``; raises its error or its batch's error."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Out] = loop.create_future()
         self._items.append(item)
@@ -60,5 +61,9 @@ class MicroBatcher(Generic[In, Out]):
                     future.set_exception(error)
             return
         for future, result in zip(futures, results, strict=True):
-            if not future.done():
+            if future.done():
+                continue
+            if isinstance(result, BaseException):  # this item alone failed
+                future.set_exception(result)
+            else:
                 future.set_result(result)

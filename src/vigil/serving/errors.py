@@ -12,7 +12,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from vigil.inference.errors import InvalidFeaturesError, ModelScoringError
 from vigil.serving.context import request_id_var
-from vigil.storage.errors import DatabaseUnavailable, WriterClosed, WriterOverloaded
+from vigil.storage.errors import (
+    DatabaseUnavailable,
+    RecordRejected,
+    WriterClosed,
+    WriterOverloaded,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +77,10 @@ async def _database_unavailable(_request: Request, error: Exception) -> Response
     return json_error(503, "database unavailable", {"Retry-After": RETRY_AFTER_SECONDS})
 
 
+async def _record_rejected(_request: Request, error: Exception) -> Response:
+    return json_error(422, str(error))
+
+
 async def _model_failed(_request: Request, error: Exception) -> Response:
     log.warning("the model could not process the data: %s", error)
     return json_error(422, f"the model could not process the data: {error}")
@@ -88,6 +97,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(WriterOverloaded, _overloaded)
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
     app.add_exception_handler(WriterClosed, _database_unavailable)
+    app.add_exception_handler(RecordRejected, _record_rejected)
     app.add_exception_handler(InvalidFeaturesError, _model_failed)
     app.add_exception_handler(ModelScoringError, _model_failed)
     app.add_exception_handler(RedisConnectionError, _state_store_unavailable)

@@ -27,7 +27,7 @@ from vigil.monitoring import VigilMetrics
 from vigil.monitoring.metrics import observe_many
 from vigil.serving.batching import MicroBatcher
 from vigil.serving.schemas import ForwardRequest, LabelledTransaction, Transaction
-from vigil.storage import GroupCommitWriter, PredictionRecord
+from vigil.storage import GroupCommitWriter, PredictionRecord, RecordRejected
 from vigil.storage.records import utc_now
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -80,8 +80,14 @@ class PredictionService:
         """
         return await self._batcher.submit((tx, time.perf_counter()))
 
-    async def _predict_batch(self, batch: list[tuple[Transaction, float]]) -> list[Decision]:
-        """:meth:`predict` for the requests of one loop iteration, in arrival order."""
+    async def _predict_batch(
+        self, batch: list[tuple[Transaction, float]]
+    ) -> list[Decision | RecordRejected]:
+        """:meth:`predict` for the requests of one loop iteration, in arrival order.
+
+        A record the database refuses fails its own request only (``RecordRejected``, 422)
+        and is removed from the online state again, so it leaves no trace.
+        """
         online = [
             OnlineTransaction(
                 tx.transaction_id, tx.tx_datetime, tx.customer_id, tx.terminal_id, tx.tx_amount
@@ -89,7 +95,8 @@ class PredictionService:
             for tx, _ in batch
         ]
         started = time.perf_counter()
-        matrix = await self._features.afeatures_for_batch(online)
+        recorded = await self._features.arecord_batch(online)
+        matrix = recorded.features
         self._state_latency.observe(time.perf_counter() - started)
         models = self._models.snapshot()  # one snapshot: every answer names its model
         champion, challenger = models.champion, models.challenger
@@ -116,9 +123,14 @@ class PredictionService:
             )
             for (tx, started), decision, shadow in zip(batch, decisions, shadows, strict=True)
         ]
-        await self._writer.submit_many(records)
-        self._observe(decisions)
-        return decisions
+        outcomes = await self._writer.submit_many(records)
+        refused = {o.transaction_id for o in outcomes if o is not None}
+        if refused:
+            await self._features.aforget(
+                [tx for tx in recorded.recorded if tx.transaction_id in refused]
+            )
+        self._observe([d for d, o in zip(decisions, outcomes, strict=True) if o is None])
+        return [d if o is None else o for d, o in zip(decisions, outcomes, strict=True)]
 
     def forward(self, request: ForwardRequest) -> Decision:
         """Model only: score precomputed features; nothing is stored."""

@@ -1,7 +1,13 @@
 """Persistence: SQLAlchemy Core tables, Alembic migrations, repositories, group commit."""
 
 from vigil.storage.engine import create_db_engine, ping
-from vigil.storage.errors import DatabaseUnavailable, StorageError, WriterClosed, WriterOverloaded
+from vigil.storage.errors import (
+    DatabaseUnavailable,
+    RecordRejected,
+    StorageError,
+    WriterClosed,
+    WriterOverloaded,
+)
 from vigil.storage.migrate import upgrade_database
 from vigil.storage.records import Deployment, Experiment, LabelRecord, PredictionRecord
 from vigil.storage.registry import (
@@ -34,6 +40,7 @@ __all__ = [
     "GroupCommitWriter",
     "LabelRecord",
     "PredictionRecord",
+    "RecordRejected",
     "StorageError",
     "WriterClosed",
     "WriterOverloaded",

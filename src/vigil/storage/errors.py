@@ -17,3 +17,12 @@ class WriterOverloaded(StorageError):
 
 class WriterClosed(StorageError):
     """The writer is stopped or stopping and accepts no new records."""
+
+
+class RecordRejected(StorageError):
+    """The database refused this one record (its neighbours in the batch were stored)."""
+
+    def __init__(self, transaction_id: int, reason: str) -> None:
+        super().__init__(f"transaction {transaction_id} could not be stored ({reason})")
+        self.transaction_id = transaction_id
+        self.reason = reason

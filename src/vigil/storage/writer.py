@@ -11,7 +11,9 @@ is still waiting for its commit to reach the disk; two batches sharing a transac
 never in flight together, so the first of an id still wins. The queue is bounded: a full
 queue refuses at once (``WriterOverloaded``), and an unreachable database fails the pending
 records (``DatabaseUnavailable``) while the writer probes it with exponential backoff and
-resumes by itself.
+resumes by itself. A batch the database refuses is split until the refusing record stands
+alone (:mod:`vigil.storage.isolation`): only that record's caller gets a
+:class:`~vigil.storage.errors.RecordRejected`, its neighbours are stored.
 """
 
 from __future__ import annotations
@@ -24,8 +26,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from vigil.storage.engine import is_unavailable_error
-from vigil.storage.errors import DatabaseUnavailable, StorageError, WriterClosed, WriterOverloaded
+from vigil.storage.errors import (
+    DatabaseUnavailable,
+    RecordRejected,
+    StorageError,
+    WriterClosed,
+    WriterOverloaded,
+)
+from vigil.storage.isolation import is_outage, write_isolating
 from vigil.storage.records import PredictionRecord
 from vigil.storage.sinks import Sink, make_sink
 
@@ -37,17 +45,19 @@ CommitObserver = Callable[[int, float], None]
 
 @dataclass(slots=True)
 class _Ticket:
-    """What one ``submit_many`` caller awaits: resolved once all its records are committed."""
+    """What one ``submit_many`` caller awaits: resolved once all its records are settled."""
 
-    future: asyncio.Future[None]
+    future: asyncio.Future[list[RecordRejected | None]]
     remaining: int
     submitted: float  # loop time
+    outcomes: list[RecordRejected | None]  # per record of the caller: refused alone, or stored
 
 
 @dataclass(slots=True)
 class _Pending:
     record: PredictionRecord
     ticket: _Ticket
+    position: int  # in the caller's records
 
 
 class GroupCommitWriter:
@@ -117,26 +127,29 @@ class GroupCommitWriter:
         await self._sink.close()
 
     async def submit(self, record: PredictionRecord) -> None:
-        """Queue ``record`` and return once the batch holding it is committed."""
-        await self.submit_many([record])
+        """Queue ``record``; return once committed, raise ``RecordRejected`` if it is refused."""
+        (rejected,) = await self.submit_many([record])
+        if rejected is not None:
+            raise rejected
 
-    async def submit_many(self, records: Sequence[PredictionRecord]) -> None:
-        """Queue records (all or none) and return once every one of them is committed."""
+    async def submit_many(self, records: Sequence[PredictionRecord]) -> list[RecordRejected | None]:
+        """Queue records (all or none); once each is settled, per record ``None`` (committed)
+        or the :class:`RecordRejected` the database gave that record alone."""
         if self._closing or self._task is None:
             raise WriterClosed("the prediction writer is not running")
         if not self._healthy:
             raise DatabaseUnavailable("the database is unreachable; retry later")
         if not records:
-            return
+            return []
         was_empty = not self._pending
         if len(self._pending) + len(records) > self._queue_max:
             raise WriterOverloaded(f"write queue full ({self._queue_max} records)")
         loop = asyncio.get_running_loop()
-        ticket = _Ticket(loop.create_future(), len(records), loop.time())
-        self._pending.extend([_Pending(record, ticket) for record in records])
+        ticket = _Ticket(loop.create_future(), len(records), loop.time(), [None] * len(records))
+        self._pending.extend([_Pending(record, ticket, i) for i, record in enumerate(records)])
         if was_empty or len(self._pending) >= self._max_batch:
             self._wakeup.set()
-        await ticket.future
+        return await ticket.future
 
     async def _run(self) -> None:
         while True:
@@ -196,21 +209,20 @@ class GroupCommitWriter:
         assert self._sink is not None
         started = time.perf_counter()
         try:
-            await self._sink.write([p.record for p in batch])
-        except Exception as error:
-            if isinstance(error, DatabaseUnavailable) or is_unavailable_error(error):
-                self._handle_outage(batch, error)
-            else:
-                log.exception("could not store a batch of %d records", len(batch))
-                self._fail(batch, StorageError(f"could not store the record: {error}"))
+            outcomes = await write_isolating(
+                self._sink.write, [p.record for p in batch], _transaction_id
+            )
+        except Exception as error:  # an outage: any other error was settled per record
+            self._handle_outage(batch, error)
             return
         elapsed = time.perf_counter() - started
         self.commits += 1
-        for pending in batch:
+        for pending, outcome in zip(batch, outcomes, strict=True):
             ticket = pending.ticket
+            ticket.outcomes[pending.position] = outcome
             ticket.remaining -= 1
             if ticket.remaining == 0 and not ticket.future.done():
-                ticket.future.set_result(None)
+                ticket.future.set_result(ticket.outcomes)
         if self._on_commit is not None:
             self._on_commit(len(batch), elapsed)
 
@@ -246,7 +258,7 @@ class GroupCommitWriter:
         try:
             await self._sink.probe()
         except Exception as error:
-            if not (isinstance(error, DatabaseUnavailable) or is_unavailable_error(error)):
+            if not is_outage(error):
                 raise
             self._healthy = False
             return False
@@ -258,3 +270,7 @@ class GroupCommitWriter:
         for pending in batch:
             if not pending.ticket.future.done():
                 pending.ticket.future.set_exception(error)
+
+
+def _transaction_id(record: PredictionRecord) -> int:
+    return record.transaction_id

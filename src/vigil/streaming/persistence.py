@@ -10,12 +10,14 @@ from typing import Any
 from vigil.storage import (
     LabelRecord,
     PredictionRecord,
+    RecordRejected,
     create_db_engine,
     fetch_predictions,
     fetch_transactions,
     insert_labels,
     insert_prediction_records,
 )
+from vigil.storage.isolation import write_isolating
 
 
 class StreamStore:
@@ -32,9 +34,18 @@ class StreamStore:
         with self._engine.begin() as connection:
             insert_prediction_records(connection, records)
 
-    async def save_predictions(self, records: Sequence[PredictionRecord]) -> None:
-        """Insert transactions and predictions in one commit (duplicates ignored)."""
+    async def _write_predictions(self, records: Sequence[PredictionRecord]) -> None:
         await self._run(self._save_predictions, records)
+
+    async def save_predictions(
+        self, records: Sequence[PredictionRecord]
+    ) -> list[RecordRejected | None]:
+        """Insert transactions and predictions in one commit (duplicates ignored); a record
+        the database refuses is isolated: per record ``None`` (stored) or why it was refused.
+        """
+        return await write_isolating(
+            self._write_predictions, records, lambda record: record.transaction_id
+        )
 
     def _stored_predictions(self, ids: Sequence[int]) -> list[dict[str, Any]]:
         with self._engine.connect() as connection:

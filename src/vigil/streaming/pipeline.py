@@ -35,6 +35,7 @@ class ScoredBatch:
     decisions: list[DecisionMessage]
     state_seconds: float  # the state store's round trip for the whole batch
     models: ModelSnapshot  # the champion (and challenger) that scored it
+    recorded: list[Transaction]  # what this batch added to the online state (not repeats)
 
 
 def decision_message(
@@ -90,7 +91,8 @@ class ScoringPipeline:
             for m in messages
         ]
         state_started = time.perf_counter()
-        features = await self._features.afeatures_for_batch(txs)
+        recorded = await self._features.arecord_batch(txs)
+        features = recorded.features
         state_seconds = time.perf_counter() - state_started
         models = self._models.snapshot()
         champion, challenger = models.champion, models.challenger
@@ -123,4 +125,4 @@ class ScoringPipeline:
             decision_message(d, now, m.published_at)
             for d, m in zip(decisions, messages, strict=True)
         ]
-        return ScoredBatch(features, records, published, state_seconds, models)
+        return ScoredBatch(features, records, published, state_seconds, models, recorded.recorded)

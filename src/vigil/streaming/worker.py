@@ -26,7 +26,7 @@ from vigil.config import BrokerConfig
 from vigil.features import OnlineFeatureComputer
 from vigil.inference.manager import ModelSnapshot
 from vigil.monitoring import VigilMetrics
-from vigil.storage import LabelRecord
+from vigil.storage import LabelRecord, RecordRejected
 from vigil.streaming.batching import MicroBatcher
 from vigil.streaming.intake import Delivery, Rejected, read_delivery, validation_reason
 from vigil.streaming.labels import apply_labels
@@ -58,6 +58,7 @@ class _Scored:
 
     deliveries: list[Delivery]
     transactions: list[TransactionMessage]
+    origins: list[tuple[Delivery, int]]  # each transaction's delivery and place in it
     batched: list[bool]
     redelivered: list[bool]
     scored: ScoredBatch | None
@@ -180,6 +181,7 @@ class StreamWorker:
 
     async def _score(self, batch: list[Delivery]) -> _Scored:
         items = [(t, d) for d in batch for t in d.transactions]
+        origins = [(d, i) for d in batch for i in range(len(d.transactions))]
         transactions = [t for t, _ in items]
         scored = None
         if transactions:
@@ -196,6 +198,7 @@ class StreamWorker:
         return _Scored(
             batch,
             transactions,
+            origins,
             [d.batched for _, d in items],
             [bool(d.message.redelivered) for _, d in items],
             scored,
@@ -204,33 +207,69 @@ class StreamWorker:
     async def _finish(self, batch: _Scored, topology: Topology) -> None:
         """Stage 2: commit, publish decisions and dead letters (confirmed), then one ack."""
         decisions: list[DecisionMessage] = []
+        batched: list[bool] = []
+        refused: list[tuple[AbstractIncomingMessage, Rejected]] = []
         if batch.scored is not None:
-            records = batch.scored.records
-            await retry_transient(
-                lambda: self._store.save_predictions(records), "saving predictions", self._stopping
+            scored = batch.scored
+            outcomes = await retry_transient(
+                lambda: self._store.save_predictions(scored.records),
+                "saving predictions",
+                self._stopping,
             )
-            decisions = await self._replace_redelivered(batch, batch.scored.decisions)
+            refused = await self._undo_refused(batch, scored, outcomes)
+            decisions = await self._replace_redelivered(batch, scored.decisions)
+            kept = [outcome is None for outcome in outcomes]
+            decisions = [d for d, keep in zip(decisions, kept, strict=True) if keep]
+            batched = [b for b, keep in zip(batch.batched, kept, strict=True) if keep]
         queue = self._broker.transactions_queue
         rejected = [(d.message, r) for d in batch.deliveries for r in d.rejected]
         await asyncio.gather(
             *(
                 topology.decisions.publish(message, routing_key=key)
-                for message, key in decision_publications(decisions, batch.batched)
+                for message, key in decision_publications(decisions, batched)
             ),
             *(self._dead_letter(topology, queue, m, r) for m, r in rejected),
+            *(self._dead_letter(topology, queue, m, r, "refused") for m, r in refused),
         )
         await batch.deliveries[-1].message.ack(multiple=True)
         self._count_acked(queue, len(batch.deliveries), batch.transactions)
 
+    async def _undo_refused(
+        self, batch: _Scored, scored: ScoredBatch, outcomes: Sequence[RecordRejected | None]
+    ) -> list[tuple[AbstractIncomingMessage, Rejected]]:
+        """Transactions the database refused: out of the online state, ready to dead-letter."""
+        refused = {o.transaction_id: o for o in outcomes if o is not None}
+        if not refused:
+            return []
+        undo = [tx for tx in scored.recorded if tx.transaction_id in refused]
+        await retry_transient(
+            lambda: self._features.aforget(undo), "undoing refused records", self._stopping
+        )
+        letters = []
+        for outcome, (delivery, index) in zip(outcomes, batch.origins, strict=True):
+            if outcome is None:
+                continue
+            if delivery.batched:
+                body = delivery.transactions[index].model_dump_json().encode()
+                letters.append((delivery.message, Rejected(body, str(outcome), index)))
+            else:
+                letters.append((delivery.message, Rejected(delivery.message.body, str(outcome))))
+        return letters
+
     async def _dead_letter(
-        self, topology: Topology, queue: str, message: AbstractIncomingMessage, rejected: Rejected
+        self,
+        topology: Topology,
+        queue: str,
+        message: AbstractIncomingMessage,
+        rejected: Rejected,
+        why: str = "invalid",
     ) -> None:
         """Publish a copy with the reason in its headers to the DLQ (confirmed) before the ack."""
         copy = dead_letter_copy(message, queue, rejected.body, rejected.reason, rejected.item)
         await topology.dead_letters[queue].publish(copy, routing_key=queue)
         log.warning("dead-lettered a message from %s: %s", queue, rejected.reason)
         if self._metrics is not None:
-            self._metrics.messages_dead_lettered.labels(queue=queue, reason="invalid").inc()
+            self._metrics.messages_dead_lettered.labels(queue=queue, reason=why).inc()
 
     async def _replace_redelivered(
         self, batch: _Scored, decisions: list[DecisionMessage]
