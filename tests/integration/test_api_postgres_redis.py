@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from api_support import api_settings, expected_score, transaction, write_model
@@ -82,3 +84,34 @@ def test_redis_state_is_shared_between_two_api_replicas(settings: Settings) -> N
     store.close()
     # Same day: the two answered by the replicas plus this one.
     assert vector[computer.names.index("customer_id_nb_tx_1day_window")] == 3
+
+
+def test_concurrent_predictions_survive_poison_neighbours(
+    settings: Settings, redis_url: str
+) -> None:
+    write_model(settings, settings.inference.model_path, "model-pg")
+    customer = random.randrange(10**9)
+    first = random.randrange(10**12, 10**13)
+    bodies = [
+        transaction(first + i, customer_id=customer, tx_datetime=f"2018-09-30T10:{i % 60:02d}:00")
+        for i in range(300)
+    ]
+    poison_ids = [first + 1000, first + 1001]
+    extras = [{"note": "a\u0000b"}, {"big": 10**30}]  # PostgreSQL or its driver refuse them
+    for tid, extra in zip(poison_ids, extras, strict=True):
+        bodies.insert(100, transaction(tid, customer_id=customer, **extra))
+    with TestClient(create_app(settings)) as client, ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(lambda body: client.post("/predict", json=body), bodies))
+    codes = {b["transaction_id"]: a.status_code for b, a in zip(bodies, answers, strict=True)}
+    assert all(400 <= codes[tid] < 500 for tid in poison_ids)
+    innocent = [b["transaction_id"] for b in bodies if b["transaction_id"] not in poison_ids]
+    assert {codes[tid] for tid in innocent} == {200}
+    engine = create_db_engine(settings.storage.database_url)
+    with engine.connect() as connection:
+        rows = fetch_predictions(connection, [b["transaction_id"] for b in bodies])
+    engine.dispose()
+    assert {row["transaction_id"] for row in rows} == set(innocent)
+    client_ = redis.Redis.from_url(redis_url, decode_responses=True)
+    held = client_.zrange(f"vigil:features:c:{customer}:tx", 0, -1)
+    client_.close()
+    assert set(map(int, held)) == set(innocent)  # the refused left no trace in the state

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -16,6 +18,7 @@ from vigil.storage import (
     DatabaseUnavailable,
     GroupCommitWriter,
     PredictionRecord,
+    RecordRejected,
     WriterClosed,
     count_rows,
     create_db_engine,
@@ -204,3 +207,20 @@ async def test_overlapping_batches_keep_the_first_of_an_id(schema_url: str) -> N
     assert sorted(sizes) == [4, 4, 4, 4] and writer.commits == 4
     assert len(rows) == 8 and set(rows) == {(0.3, "stream")}
     assert stored_ids(schema_url) == set(range(8))
+
+
+POISON_EXTRAS: list[dict[str, Any]] = [{"note": "a\u0000b"}, {"big": 10**30}]
+
+
+async def test_group_commit_isolates_records_postgres_refuses(schema_url: str) -> None:
+    writer = GroupCommitWriter(schema_url, max_batch=128, connections=2)
+    await writer.start()
+    good = [make_record(i) for i in range(300)]
+    bad = [replace(make_record(1000 + i), extra=extra) for i, extra in enumerate(POISON_EXTRAS)]
+    mixed = good[:150] + bad + good[150:]
+    results = await asyncio.gather(*(writer.submit(r) for r in mixed), return_exceptions=True)
+    await writer.stop()
+    outcome = {r.transaction_id: result for r, result in zip(mixed, results, strict=True)}
+    assert all(outcome[r.transaction_id] is None for r in good)
+    assert all(isinstance(outcome[r.transaction_id], RecordRejected) for r in bad)
+    assert stored_ids(schema_url) == set(range(300))

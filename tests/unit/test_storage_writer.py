@@ -14,6 +14,7 @@ from vigil.storage import (
     DatabaseUnavailable,
     GroupCommitWriter,
     PredictionRecord,
+    RecordRejected,
     WriterClosed,
     WriterOverloaded,
     count_rows,
@@ -21,6 +22,7 @@ from vigil.storage import (
     upgrade_database,
 )
 from vigil.storage import sinks as sinks_module
+from vigil.storage.isolation import write_isolating
 from vigil.storage.tables import predictions, transactions
 
 
@@ -184,3 +186,40 @@ async def test_submit_many_refuses_the_whole_group_when_it_does_not_fit(db_url: 
     await writer.submit_many([make_record(i) for i in range(5)])
     await writer.stop()
     assert stored_ids(db_url) == list(range(5))
+
+
+async def test_write_isolating_halves_until_the_poison_stands_alone() -> None:
+    written: list[list[int]] = []
+
+    async def write(batch: list[int]) -> None:
+        if 13 in batch:
+            raise ValueError("poison")
+        written.append(list(batch))
+
+    outcomes = await write_isolating(write, list(range(32)), lambda i: i)
+    assert [i for i, o in enumerate(outcomes) if o is not None] == [13]
+    assert isinstance(outcomes[13], RecordRejected) and outcomes[13].transaction_id == 13
+    assert sorted(i for batch in written for i in batch) == [i for i in range(32) if i != 13]
+    assert len(written) <= 2 * 5  # about two writes per halving, log2(32) = 5 halvings
+
+
+async def test_sqlite_writer_refuses_only_the_poison_make_record(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'vigil.db'}"
+    upgrade_database(url)
+    writer = GroupCommitWriter(url, max_batch=64, max_delay_ms=5)
+    await writer.start()
+    poison = 2**63  # beyond SQLite's INTEGER: the driver refuses it
+    results = await asyncio.gather(
+        *(writer.submit(make_record(i)) for i in range(100)),
+        writer.submit(make_record(poison)),
+        return_exceptions=True,
+    )
+    many = await writer.submit_many([make_record(200), make_record(poison + 1), make_record(201)])
+    await writer.stop()
+    assert results[:100] == [None] * 100
+    assert isinstance(results[100], RecordRejected) and results[100].transaction_id == poison
+    assert [o is None for o in many] == [True, False, True]
+    engine = create_db_engine(url)
+    with engine.connect() as connection:
+        assert count_rows(connection, transactions) == count_rows(connection, predictions) == 102
+    engine.dispose()
