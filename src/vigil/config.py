@@ -36,7 +36,7 @@ class DriftConfig(_Section):
 
 
 class DataConfig(_Section):
-    """Transaction simulator and raw-data location."""
+    """Transaction simulator, raw-data location and the transaction contract's clock skew."""
 
     n_customers: int = Field(5000, gt=0)
     n_terminals: int = Field(10000, gt=0)
@@ -46,6 +46,9 @@ class DataConfig(_Section):
     seed: int = 0
     raw_dir: Path = Path("data/raw")
     drift: DriftConfig = DriftConfig()
+    # How far past the server clock an event time may lie (seconds) before the transaction
+    # contract refuses it (vigil.data.transaction.EventTimePolicy); past events are accepted.
+    future_tolerance_seconds: float = Field(300.0, ge=0, le=7 * 86_400)
 
 
 FeatureGroup = Literal["customer_amount_baseline", "terminal_fraud_run"]

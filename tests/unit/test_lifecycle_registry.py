@@ -8,12 +8,13 @@ import pytest
 import yaml
 
 from vigil.config import DataConfig, TrackingConfig
+from vigil.inference.roles import CHALLENGER, CHAMPION
 from vigil.tracking.lineage import (
     TAG_DATASET_VERSION,
     dataset_version,
     dvc_data_hash,
 )
-from vigil.tracking.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
+from vigil.tracking.registry import ModelRegistry, RegistryError
 
 
 @pytest.fixture

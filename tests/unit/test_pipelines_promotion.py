@@ -10,9 +10,10 @@ import numpy as np
 from onnx_factory import logistic_model, make_metadata, save
 from vigil.config import Settings
 from vigil.features import feature_names
+from vigil.inference.roles import CHALLENGER, CHAMPION
 from vigil.pipelines.retraining import gate_and_promote
 from vigil.storage import create_db_engine, upgrade_database
-from vigil.tracking.registry import CHALLENGER, CHAMPION, ModelRegistry
+from vigil.tracking.registry import ModelRegistry
 
 
 def registered_model(settings: Settings, path: Path, version_name: str) -> int:

@@ -7,9 +7,10 @@ import pytest
 
 from vigil.config import Settings, build_settings, settings_to_dict
 from vigil.data.simulate import generate
+from vigil.inference.roles import CHALLENGER, CHAMPION
 from vigil.pipelines.definitions import RETRAIN_JOB, build_definitions
 from vigil.storage import create_db_engine, list_deployments, upgrade_database
-from vigil.tracking.registry import CHALLENGER, CHAMPION, ModelRegistry
+from vigil.tracking.registry import ModelRegistry
 
 pytestmark = pytest.mark.slow
 

@@ -143,8 +143,9 @@ def gate(
 
     import pandas as pd
 
+    from vigil.inference.roles import CHALLENGER, CHAMPION
     from vigil.lifecycle.gate import GatePolicy, run_gate
-    from vigil.tracking.registry import CHALLENGER, CHAMPION, ModelRegistry
+    from vigil.tracking.registry import ModelRegistry
 
     registry = ModelRegistry(settings.tracking)
     champion, challenger = registry.by_alias(CHAMPION), registry.by_alias(CHALLENGER)

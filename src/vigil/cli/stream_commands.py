@@ -16,6 +16,7 @@ from vigil.config import DEFAULT_CONFIG_PATH, Settings
 async def _run_worker(settings: Settings, metrics_port: int) -> None:
     from prometheus_client import CollectorRegistry, start_http_server
 
+    from vigil.data.transaction import EventTimePolicy
     from vigil.lifecycle.follower import follow_deployments, run_follower
     from vigil.monitoring import create_metrics
     from vigil.streaming import StreamRuntime, StreamWorker
@@ -29,7 +30,12 @@ async def _run_worker(settings: Settings, metrics_port: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     worker = StreamWorker(
-        settings.broker, runtime.pipeline, runtime.features, runtime.store, metrics
+        settings.broker,
+        runtime.pipeline,
+        runtime.features,
+        runtime.store,
+        metrics,
+        event_time=EventTimePolicy.from_config(settings.data),
     )
     # A model deployed through any API process reaches this worker too (hot swap per batch).
     follower = await asyncio.to_thread(

@@ -19,7 +19,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vigil.data import schema
-from vigil.data.contracts import validate_transactions
+from vigil.data.contracts import (
+    exact_integers,
+    naive_utc_times,
+    not_boolean,
+    plain_times,
+    validate_transactions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,10 +84,14 @@ def _read_raw(path: Path) -> pd.DataFrame:
 def _cast(series: pd.Series, dtype: str) -> pd.Series:
     """Cast one column to its schema dtype, naming the column and bad values on failure."""
     if dtype.startswith("datetime64"):
-        parsed = pd.to_datetime(series, errors="coerce")
+        parsed = pd.to_datetime(naive_utc_times(series), errors="coerce")
+        bad = parsed.isna() & series.notna() | ~plain_times(series)
     else:
         parsed = pd.to_numeric(series, errors="coerce")
-    bad = parsed.isna() & series.notna()
+        bad = parsed.isna() & series.notna()
+        if dtype.startswith("int"):  # no truncation: 5.9 is not an id (the contract's rule)
+            bad |= ~exact_integers(series)
+        bad |= ~not_boolean(series)
     if bad.any():
         examples = ", ".join(repr(v) for v in series[bad].head(3))
         raise DataFormatError(

@@ -14,11 +14,12 @@ import threading
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from vigil.config import FeaturesConfig
 from vigil.data import schema
+from vigil.data.transaction import check_ranges, naive_utc
 from vigil.features import definitions as fd
 from vigil.features.definitions import SECONDS_PER_DAY
 
@@ -28,9 +29,7 @@ _EPOCH = datetime(1970, 1, 1)
 
 def epoch_us(moment: datetime) -> int:
     """Microseconds since the epoch; naive datetimes are UTC (as in the offline SQL)."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    delta = moment - _EPOCH
+    delta = naive_utc(moment) - _EPOCH
     return (delta.days * SECONDS_PER_DAY + delta.seconds) * 1_000_000 + delta.microseconds
 
 
@@ -70,13 +69,17 @@ class Label:
 
 
 def as_transaction(tx: Transaction | Mapping[str, Any]) -> Transaction:
-    """Coerce a mapping with the transaction columns into a :class:`Transaction`."""
+    """Coerce a mapping with the transaction columns into a :class:`Transaction`.
+
+    Wall-clock features use naive UTC, as the offline SQL does; the values must lie in the
+    transaction contract's ranges (:func:`vigil.data.transaction.check_ranges`).
+    """
     result = tx if isinstance(tx, Transaction) else _from_mapping(tx)
     moment = result.tx_datetime
-    if moment.tzinfo is not None:  # wall-clock features use UTC, as the offline SQL does
-        result = replace(result, tx_datetime=moment.astimezone(UTC).replace(tzinfo=None))
-    if result.transaction_id < 0 or not math.isfinite(result.tx_amount):
-        raise ValueError(f"bad transaction {result}: negative id or non-finite amount")
+    if moment.tzinfo is not None:
+        result = replace(result, tx_datetime=naive_utc(moment))
+    ids = (result.transaction_id, result.customer_id, result.terminal_id)
+    check_ranges(ids, result.tx_amount, result.tx_datetime)
     return result
 
 

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from vigil.data import schema
 from vigil.data.contracts import DataContractError, validate_transactions
 from vigil.data.io import DataFormatError, partition_dir, to_schema
+from vigil.data.transaction import DEFAULT_POLICY, EventTimePolicy
 from vigil.features import Label
 from vigil.lifecycle.errors import RejectedData
 
@@ -55,12 +56,12 @@ def parse_csv(payload: bytes) -> pd.DataFrame:
         raise RejectedData(f"not a readable CSV file: {error}") from None
 
 
-def _validated(frame: pd.DataFrame) -> pd.DataFrame:
+def _validated(frame: pd.DataFrame, event_time: EventTimePolicy) -> pd.DataFrame:
     """The batch in schema dtypes with labels required; every problem listed on failure."""
     if frame.empty:
         raise RejectedData("the file holds no rows")
     try:
-        return validate_transactions(to_schema(frame), require_labels=True)
+        return validate_transactions(to_schema(frame), require_labels=True, policy=event_time)
     except (DataFormatError, DataContractError) as error:
         raise RejectedData(str(error)) from None
 
@@ -68,8 +69,9 @@ def _validated(frame: pd.DataFrame) -> pd.DataFrame:
 class TrainingData:
     """The labelled training dataset on disk; appends are serialised by a lock."""
 
-    def __init__(self, raw_dir: Path) -> None:
+    def __init__(self, raw_dir: Path, event_time: EventTimePolicy = DEFAULT_POLICY) -> None:
         self.raw_dir = raw_dir
+        self._event_time = event_time
         self._lock = threading.Lock()
 
     def _files(self) -> list[Path]:
@@ -110,7 +112,7 @@ class TrainingData:
             in_batch = frame[schema.TRANSACTION_ID].duplicated()
             repeats = frame.loc[in_batch, schema.TRANSACTION_ID].tolist()
             frame = frame[~in_batch]
-        batch = _validated(frame)
+        batch = _validated(frame, self._event_time)
         with self._lock:
             known = batch[schema.TRANSACTION_ID].isin(self.known_ids())
             fresh = batch[~known]

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from vigil.config import TrackingConfig
 from vigil.inference.errors import ModelLoadError
 from vigil.inference.manager import ModelManager
+from vigil.inference.roles import CHAMPION
 from vigil.lifecycle.errors import NotDeployable
 from vigil.lifecycle.runner import REGISTRY_VERSION
 from vigil.storage import Experiment, record_deployment
@@ -74,7 +75,7 @@ def deploy_experiment(
     install_model(source, serving_path)
     current = models.snapshot().champion.model_version
     with engine.begin() as connection:
-        record_deployment(connection, current, str(serving_path), "champion", experiment.id)
+        record_deployment(connection, current, str(serving_path), CHAMPION, experiment.id)
     logger.info(
         "deployed experiment %d: %s -> %s",
         experiment.id,
@@ -86,7 +87,7 @@ def deploy_experiment(
 
 def promote_in_registry(tracking: TrackingConfig, experiment: Experiment) -> int | None:
     """Point the registry's ``champion`` alias at the experiment's model version, if it has one."""
-    from vigil.tracking.registry import CHAMPION, ModelRegistry
+    from vigil.tracking.registry import ModelRegistry
 
     version = (experiment.metrics or {}).get(REGISTRY_VERSION)
     if version is None:

@@ -18,11 +18,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from vigil.inference.errors import ModelLoadError
 from vigil.inference.manager import ModelManager
+from vigil.inference.roles import CHALLENGER, CHAMPION
 from vigil.storage import Deployment, create_db_engine, latest_deployment
 
 logger = logging.getLogger(__name__)
 
-CHAMPION, CHALLENGER = "champion", "challenger"
 NO_CHALLENGER = ""
 """``model_version`` and ``model_path`` of a challenger deployment that removes it."""
 

@@ -20,6 +20,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from vigil.inference.roles import CHALLENGER, CHAMPION
+
 if TYPE_CHECKING:
     from vigil.inference.manager import ModelSnapshot
 
@@ -172,12 +174,12 @@ class VigilMetrics:
     def show_models(self, models: ModelSnapshot) -> None:
         """``vigil_model_info`` as a process serves now: its champion, and challenger if any."""
         champion = models.champion.metadata
-        self.set_model("champion", champion.model_version, champion.model_kind)
+        self.set_model(CHAMPION, champion.model_version, champion.model_kind)
         if models.challenger is None:
-            self.clear_model("challenger")
+            self.clear_model(CHALLENGER)
         else:
             challenger = models.challenger.metadata
-            self.set_model("challenger", challenger.model_version, challenger.model_kind)
+            self.set_model(CHALLENGER, challenger.model_version, challenger.model_kind)
 
     def clear_model(self, role: str) -> None:
         """Record that no model serves in ``role`` (e.g. the challenger was removed)."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from vigil.config import Settings, build_settings, settings_to_dict
+from vigil.inference.roles import CHAMPION
 from vigil.inference.scorer import OnnxScorer
 from vigil.lifecycle.deploy import install_model
 from vigil.lifecycle.gate import GateDecision, GatePolicy, run_gate
@@ -73,7 +74,7 @@ def install_champion(challenger: Path, served_at: Path, engine: Engine) -> str:
     version = OnnxScorer.load(challenger).model_version
     install_model(challenger, served_at)
     with engine.begin() as connection:
-        record_deployment(connection, version, str(served_at), "champion")
+        record_deployment(connection, version, str(served_at), CHAMPION)
     logger.info("champion is now %s at %s", version, served_at)
     return version
 
@@ -107,7 +108,7 @@ def _move_champion_alias(settings: Settings, version: int | None) -> None:
     """Point the registry's ``champion`` at the version now serving."""
     if version is None:
         return
-    from vigil.tracking.registry import CHAMPION, ModelRegistry
+    from vigil.tracking.registry import ModelRegistry
 
     ModelRegistry(settings.tracking).set_alias(CHAMPION, version)
     logger.info("registry alias %s -> version %d", CHAMPION, version)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from vigil.config import Settings
+from vigil.data.transaction import EventTimePolicy
 from vigil.features import OnlineFeatureComputer, StateStore
 from vigil.inference.manager import ModelManager
 from vigil.monitoring import VigilMetrics
@@ -27,6 +28,7 @@ class Services:
     features: OnlineFeatureComputer
     writer: GroupCommitWriter
     predictions: PredictionService
+    event_time: EventTimePolicy
 
 
 def get_services(request: Request) -> Services:

@@ -1,11 +1,20 @@
-"""Domain errors become HTTP errors here, and only here; no stack trace ever leaves."""
+"""Domain errors become HTTP errors here, and only here; no stack trace ever leaves.
+
+Error shapes: JSON routes answer ``{"detail": str, "request_id": str}``, and invalid input
+``422 {"detail": [{"type", "loc", "msg", "input"?}], "request_id"}``; ``/forward`` keeps its
+classic plain-text ``400 bad request`` and ``403`` (``serving/hotpath.py``).
+"""
 
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Sequence
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -61,6 +70,49 @@ def json_error(status_code: int, detail: str, headers: dict[str, str] | None = N
     return Response(body, status_code, headers=headers, media_type="application/json")
 
 
+_MAX_ECHOED = 200
+
+
+def _echoable(value: object) -> bool:
+    """Whether an invalid input can be shown back as plain JSON (short, finite, valid text)."""
+    if value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**64
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, str):
+        return len(value) <= _MAX_ECHOED and value.isprintable()
+    return False
+
+
+def validation_problems(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Pydantic problems as JSON-safe dicts: location, message, type, and the input if safe.
+
+    NaN, infinities, huge integers, bytes or binary text from the request are not echoed, so
+    encoding the answer can never fail.
+    """
+    problems = []
+    for error in errors:
+        problem = {
+            "type": str(error.get("type", "value_error")),
+            "loc": [part if isinstance(part, int) else str(part) for part in error.get("loc", ())],
+            "msg": str(error.get("msg", "invalid value")),
+        }
+        if _echoable(error.get("input")) and "input" in error:
+            problem["input"] = error["input"]
+        problems.append(problem)
+    return problems
+
+
+async def _invalid_request(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    body = orjson.dumps(
+        {"detail": validation_problems(error.errors()), "request_id": request_id_var.get()}
+    )
+    return Response(body, 422, media_type="application/json")
+
+
 async def _service_error(_request: Request, error: Exception) -> Response:
     assert isinstance(error, ServiceError)
     headers = {"Retry-After": RETRY_AFTER_SECONDS} if error.status_code == 503 else None
@@ -93,6 +145,7 @@ async def _state_store_unavailable(_request: Request, error: Exception) -> Respo
 
 def install_error_handlers(app: FastAPI) -> None:
     """Map domain errors to status codes (unexpected ones: see ``ServiceMiddleware``)."""
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(WriterOverloaded, _overloaded)
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)

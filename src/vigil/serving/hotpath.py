@@ -42,11 +42,12 @@ def ready_services(services: Services | None) -> Services:
 
 async def predict_answer(services: Services | None, body: bytes) -> Answer:
     """Validate one transaction (422 naming the field), score it, store it, answer JSON."""
+    running = ready_services(services)
     try:
-        transaction = Transaction.model_validate_json(body)
+        transaction = Transaction.model_validate_json(body, context=running.event_time)
     except ValidationError as error:
         raise validation_error(error) from None
-    decision = await ready_services(services).predictions.predict(transaction)
+    decision = await running.predictions.predict(transaction)
     return 200, orjson.dumps(decision_body(decision)), JSON_TYPE
 
 

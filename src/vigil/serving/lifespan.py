@@ -15,6 +15,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from fastapi import FastAPI
 
 from vigil.config import Settings
+from vigil.data.transaction import EventTimePolicy
 from vigil.features import OnlineFeatureComputer, StateStore, feature_names, make_state_store
 from vigil.inference.manager import ModelManager
 from vigil.monitoring import VigilMetrics
@@ -71,7 +72,10 @@ async def running_services(
         features = OnlineFeatureComputer(settings.features, state_store)
         predictions = PredictionService(settings, models, features, writer, metrics)
         log.info("serving model %s", models.snapshot().champion.metadata.model_version)
-        yield Services(settings, metrics, models, state_store, features, writer, predictions)
+        event_time = EventTimePolicy.from_config(settings.data)
+        yield Services(
+            settings, metrics, models, state_store, features, writer, predictions, event_time
+        )
 
 
 def lifespan_for(

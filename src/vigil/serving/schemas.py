@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from vigil.data.transaction import FraudLabel, Id, TransactionFields, check_extras
 from vigil.inference.decision import Decision
 from vigil.inference.metadata import ModelMetadata
 
@@ -17,8 +17,6 @@ TRANSACTION_EXAMPLE: dict[str, Any] = {
     "terminal_id": 7438,
     "tx_amount": 57.16,
 }
-# Far above any card payment, far below float32's limit (the model computes in float32).
-MAX_AMOUNT = 1e12
 DECISION_EXAMPLE: dict[str, Any] = {
     "transaction_id": 1754155,
     "score": 0.0132,
@@ -29,31 +27,22 @@ DECISION_EXAMPLE: dict[str, Any] = {
 }
 
 
-class Transaction(BaseModel):
-    """One card payment to score (the handbook's schema; extra fields pass through)."""
+class Transaction(TransactionFields):
+    """One card payment to score (the handbook's schema; small extra fields pass through).
+
+    The rules are the transaction contract's (:mod:`vigil.data.transaction`).
+    """
 
     model_config = ConfigDict(
         extra="allow", frozen=True, json_schema_extra={"examples": [TRANSACTION_EXAMPLE]}
     )
 
-    transaction_id: int = Field(ge=0, lt=2**63)
-    tx_datetime: datetime
-    customer_id: int = Field(ge=0, lt=2**63)
-    terminal_id: int = Field(ge=0, lt=2**63)
-    tx_amount: float = Field(
-        ge=0, le=MAX_AMOUNT, allow_inf_nan=False, description="Amount; at most 1e12."
-    )
-
-    @field_validator("tx_datetime")
-    @classmethod
-    def _naive_utc(cls, value: datetime) -> datetime:
-        """Store and compute in naive UTC, like the training data."""
-        if value.tzinfo is None:
-            return value
-        try:
-            return value.astimezone(UTC).replace(tzinfo=None)
-        except OverflowError:
-            raise ValueError("datetime out of range once converted to UTC") from None
+    @model_validator(mode="after")
+    def _bounded_extras(self) -> Transaction:
+        """Extra fields obey the contract's extra-field policy."""
+        if self.__pydantic_extra__:
+            check_extras(self.__pydantic_extra__)
+        return self
 
 
 class LabelledTransaction(Transaction):
@@ -63,7 +52,7 @@ class LabelledTransaction(Transaction):
         json_schema_extra={"examples": [{**TRANSACTION_EXAMPLE, "tx_fraud": 0}]}
     )
 
-    tx_fraud: int = Field(ge=0, le=1, description="1 = fraud, 0 = genuine.")
+    tx_fraud: FraudLabel = Field(description="1 = fraud, 0 = genuine.")
 
 
 class ReasonCodeOut(BaseModel):
@@ -103,7 +92,7 @@ class ForwardRequest(BaseModel):
         },
     )
 
-    transaction_id: int | None = Field(None, ge=0, lt=2**63)
+    transaction_id: Id | None = None
     features: dict[str, float] | list[float]
 
 

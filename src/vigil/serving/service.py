@@ -20,6 +20,7 @@ from vigil.inference.columns import ModelColumns
 from vigil.inference.decision import Decision, decide
 from vigil.inference.errors import InvalidFeaturesError
 from vigil.inference.manager import ModelManager
+from vigil.inference.roles import CHALLENGER, CHAMPION
 from vigil.inference.scorer import OnnxScorer
 from vigil.inference.shadow import ShadowScorer
 from vigil.metrics import average_precision, card_precision_at_k, roc_auc, threshold_metrics
@@ -29,8 +30,6 @@ from vigil.serving.batching import MicroBatcher
 from vigil.serving.schemas import ForwardRequest, LabelledTransaction, Transaction
 from vigil.storage import GroupCommitWriter, PredictionRecord, RecordRejected
 from vigil.storage.records import utc_now
-
-CHAMPION, CHALLENGER = "champion", "challenger"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 
 from vigil.data import schema
+from vigil.data.transaction import DEFAULT_POLICY, EventTimePolicy
 from vigil.serving.errors import BadUpload, PayloadTooLarge, ServiceError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -50,13 +51,16 @@ def validation_error(error: ValidationError) -> RequestValidationError:
 
 
 def validate_rows(
-    rows: Sequence[Any], adapter: TypeAdapter[list[ModelT]], max_rows: int
+    rows: Sequence[Any],
+    adapter: TypeAdapter[list[ModelT]],
+    max_rows: int,
+    event_time: EventTimePolicy = DEFAULT_POLICY,
 ) -> list[ModelT]:
     """Check the batch length (413), validate every row (422) and unique transaction ids."""
     if len(rows) > max_rows:
         raise PayloadTooLarge(max_rows, "batch", "rows")
     try:
-        items = adapter.validate_python(rows)
+        items = adapter.validate_python(rows, context=event_time)
     except ValidationError as error:
         raise validation_error(error) from None
     if not items:
@@ -114,4 +118,5 @@ async def read_batch(
             raise BadUpload("the JSON body must be an array of transactions")
     else:
         rows = csv_rows(await uploaded_csv(request))
-    return validate_rows(rows, adapter, max_rows)
+    event_time = EventTimePolicy.from_config(request.app.state.settings.data)
+    return validate_rows(rows, adapter, max_rows, event_time)

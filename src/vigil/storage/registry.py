@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Insert, insert, select, update
 
+from vigil.inference.roles import CHAMPION
 from vigil.storage.errors import StorageError
 from vigil.storage.records import Deployment, Experiment, utc_now
 from vigil.storage.tables import deployments, experiments
@@ -15,7 +16,7 @@ def record_deployment(
     connection: Connection,
     model_version: str,
     model_path: str,
-    alias: str = "champion",
+    alias: str = CHAMPION,
     experiment_id: int | None = None,
 ) -> Deployment:
     """Record that ``model_version`` now serves under ``alias``."""
@@ -39,7 +40,7 @@ def _inserted_id(connection: Connection, statement: Insert) -> int:
     return int(key[0])
 
 
-def latest_deployment(connection: Connection, alias: str = "champion") -> Deployment | None:
+def latest_deployment(connection: Connection, alias: str = CHAMPION) -> Deployment | None:
     """The most recent deployment under ``alias``, or None."""
     query = (
         select(deployments)

@@ -13,6 +13,7 @@ import orjson
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from vigil.data.transaction import DEFAULT_POLICY, EventTimePolicy
 from vigil.streaming.messages import TRANSACTION_BATCH_TYPE, TransactionBatch, TransactionMessage
 
 
@@ -55,7 +56,7 @@ class Delivery:
         return max(1, len(self.transactions))
 
 
-def _read_items(message: AbstractIncomingMessage) -> Delivery:
+def _read_items(message: AbstractIncomingMessage, policy: EventTimePolicy) -> Delivery:
     """The slow path for a batch that failed validation: item by item."""
     try:
         envelope = _LooseBatch.model_validate_json(message.body)
@@ -65,22 +66,24 @@ def _read_items(message: AbstractIncomingMessage) -> Delivery:
     bad: list[Rejected] = []
     for index, item in enumerate(envelope.transactions):
         try:
-            good.append(TransactionMessage.model_validate(item))
+            good.append(TransactionMessage.model_validate(item, context=policy))
         except ValidationError as error:
             bad.append(Rejected(orjson.dumps(item), validation_reason(error), index))
     return Delivery(message, good, bad, True)
 
 
-def read_delivery(message: AbstractIncomingMessage) -> Delivery:
+def read_delivery(
+    message: AbstractIncomingMessage, policy: EventTimePolicy = DEFAULT_POLICY
+) -> Delivery:
     """Validate a delivery of the transactions queue (a single message or a batch envelope)."""
     if message.type == TRANSACTION_BATCH_TYPE:
         try:
-            batch = TransactionBatch.model_validate_json(message.body)
+            batch = TransactionBatch.model_validate_json(message.body, context=policy)
         except ValidationError:
-            return _read_items(message)
+            return _read_items(message, policy)
         return Delivery(message, batch.transactions, [], True)
     try:
-        transaction = TransactionMessage.model_validate_json(message.body)
+        transaction = TransactionMessage.model_validate_json(message.body, context=policy)
     except ValidationError as error:
         return Delivery(message, [], [Rejected(message.body, validation_reason(error))], False)
     return Delivery(message, [transaction], [], False)

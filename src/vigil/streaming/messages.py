@@ -10,11 +10,12 @@ frame parse per batch is what lets a worker go beyond a few thousand messages pe
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
+
+from vigil.data.transaction import Extras, FraudLabel, Id, TransactionFields
 
 SCHEMA_VERSION = 1
 CONTENT_TYPE = "application/json"
@@ -35,31 +36,25 @@ class _Message(BaseModel):
         return self.model_dump_json().encode()
 
 
-class TransactionMessage(_Message):
-    """A card transaction to score (queue ``transactions``)."""
+class TransactionMessage(_Message, TransactionFields):
+    """A card transaction to score (queue ``transactions``), under the transaction contract.
 
-    transaction_id: int = Field(ge=0)
-    tx_datetime: datetime
-    customer_id: int = Field(ge=0)
-    terminal_id: int = Field(ge=0)
-    tx_amount: float = Field(ge=0)
-    extra: dict[str, Any] | None = None
+    Validate with ``context=`` an :class:`~vigil.data.transaction.EventTimePolicy` to apply the
+    configured future tolerance (the default policy applies otherwise).
+    """
+
+    extra: Extras | None = None
     published_at: float | None = Field(
-        None, description="Producer's wall clock (epoch seconds), for end-to-end latency."
+        None,
+        allow_inf_nan=False,
+        description="Producer's wall clock (epoch seconds), for end-to-end latency.",
     )
-
-    @field_validator("tx_amount")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("tx_amount must be finite")
-        return value
 
 
 class DecisionMessage(_Message):
     """The decision for one transaction (exchange ``decisions``, key ``decision.<label>``)."""
 
-    transaction_id: int = Field(ge=0)
+    transaction_id: Id
     score: float = Field(ge=0, le=1)
     label: int = Field(ge=0, le=1)
     threshold: float
@@ -87,8 +82,8 @@ class DecisionBatch(_Message):
 class LabelMessage(_Message):
     """A fraud verdict arriving later (queue ``labels``)."""
 
-    transaction_id: int = Field(ge=0)
-    tx_fraud: int = Field(ge=0, le=1)
+    transaction_id: Id
+    tx_fraud: FraudLabel
     labelled_at: datetime
 
 

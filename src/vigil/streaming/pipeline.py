@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from vigil.data.transaction import naive_utc
 from vigil.features import OnlineFeatureComputer, Transaction
 from vigil.inference.columns import ModelColumns
 from vigil.inference.decision import Decision, decide
@@ -19,11 +20,6 @@ from vigil.inference.manager import ModelManager, ModelSnapshot
 from vigil.inference.shadow import ShadowScorer
 from vigil.storage import PredictionRecord
 from vigil.streaming.messages import DecisionMessage, TransactionMessage
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    """Event times are stored naive UTC, as in the datasets."""
-    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +79,7 @@ class ScoringPipeline:
         txs = [
             Transaction(
                 m.transaction_id,
-                _naive_utc(m.tx_datetime),
+                naive_utc(m.tx_datetime),
                 m.customer_id,
                 m.terminal_id,
                 m.tx_amount,

@@ -23,6 +23,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from pydantic import ValidationError
 
 from vigil.config import BrokerConfig
+from vigil.data.transaction import DEFAULT_POLICY, EventTimePolicy
 from vigil.features import OnlineFeatureComputer
 from vigil.inference.manager import ModelSnapshot
 from vigil.monitoring import VigilMetrics
@@ -75,6 +76,7 @@ class StreamWorker:
         store: StreamStore,
         metrics: VigilMetrics | None = None,
         batch_wait_ms: float = 5.0,
+        event_time: EventTimePolicy = DEFAULT_POLICY,
     ) -> None:
         if broker.url is None:
             raise ValueError("the stream worker needs broker.url (RabbitMQ)")
@@ -85,6 +87,7 @@ class StreamWorker:
         self._metrics = metrics
         self._shown_models: ModelSnapshot | None = None
         self._batch_wait_ms = batch_wait_ms
+        self._event_time = event_time
         self._stopping = asyncio.Event()
         self._finishing: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
@@ -114,7 +117,7 @@ class StreamWorker:
         )
 
         async def on_transaction(message: AbstractIncomingMessage) -> None:
-            await tx_batcher.deliver(read_delivery(message))
+            await tx_batcher.deliver(read_delivery(message, self._event_time))
 
         batchers = (tx_batcher, label_batcher)
         runs = [asyncio.create_task(b.run()) for b in batchers]

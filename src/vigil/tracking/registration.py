@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vigil.config import Settings
+from vigil.inference.roles import CHALLENGER, CHAMPION
 from vigil.tracking.lineage import lineage_tags
-from vigil.tracking.registry import CHALLENGER, CHAMPION, ModelRegistry
+from vigil.tracking.registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
 

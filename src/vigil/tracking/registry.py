@@ -18,15 +18,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import make_url
 
 from vigil.config import TrackingConfig
+from vigil.inference.roles import ROLES
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
 logger = logging.getLogger(__name__)
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-ALIASES = (CHAMPION, CHALLENGER)
+ALIASES = ROLES
 MODEL_FILE = "model.onnx"
 
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from vigil.config import Settings
+from vigil.data.transaction import EventTimePolicy
 from vigil.lifecycle.add_data import TrainingData, parse_csv
 from vigil.lifecycle.deploy import deploy_experiment, promote_in_registry
 from vigil.lifecycle.errors import (
@@ -59,7 +60,11 @@ def build_lifecycle(settings: Settings) -> LifecycleServices:
     engine = create_db_engine(settings.storage.database_url)
     runner = RetrainRunner(engine, SubprocessTrainJob(settings))
     runner.fail_interrupted()
-    return LifecycleServices(runner, TrainingData(settings.data.raw_dir), engine)
+    return LifecycleServices(
+        runner,
+        TrainingData(settings.data.raw_dir, EventTimePolicy.from_config(settings.data)),
+        engine,
+    )
 
 
 _build_lock = threading.Lock()
