@@ -2,7 +2,7 @@
 
 Scores simulated transactions with a trained model (``--model runs/<run>/model.onnx``) or,
 when none is given, a generated MLP-shaped graph (scaling, two hidden layers, sigmoid) built
-with ``onnx.helper``. Reports p50/p99 latency of one row (``OnnxScorer.score_one`` and a
+with ``onnx.helper``. Reports p50/p99 latency of one row (``OnnxScorer.score`` on one row and a
 full ``decide`` with reason codes), batch rows/s for features + inference and for the whole
 ``vigil predict`` path, and the speed and score difference of an int8 dynamically quantised
 copy of the model.
@@ -29,9 +29,9 @@ from vigil.config import Settings, load_settings
 from vigil.data.simulate import simulate_transactions
 from vigil.features.definitions import feature_names
 from vigil.features.offline import compute_features_frame
+from vigil.inference.batch import feature_matrix, predict_file, score_in_chunks
 from vigil.inference.decision import decide
 from vigil.inference.scorer import OnnxScorer
-from vigil.predict import feature_matrix, predict_file, score_in_chunks
 
 TESTS_DIR = Path(__file__).resolve().parents[1] / "tests"
 
@@ -89,7 +89,7 @@ def latency(scorer: OnnxScorer, x: np.ndarray, calls: int) -> dict[str, tuple[fl
     rows = x[: min(len(x), 4096)]
     ids = [0]
     return {
-        "score_one": percentiles_us(lambda i: scorer.score_one(rows[i % len(rows)]), calls),
+        "score": percentiles_us(lambda i: scorer.score(rows[i % len(rows), np.newaxis]), calls),
         "decide+reasons": percentiles_us(
             lambda i: decide(scorer, ids, rows[i % len(rows), np.newaxis], 3, "all"), calls
         ),
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"fp32 single-row {name}: p50 {p50:.1f} us, p99 {p99:.1f} us")
         combined = batch_figures(settings, transactions, model_path, x, features_s, args)
         max_diff = int8_figures(scorer, x, settings.inference.batch_size, args)
-    p50, p99 = fp32["score_one"]
+    p50, p99 = fp32["score"]
     print(
         f"ONNX Runtime single-row p50 {p50:.1f} us / p99 {p99:.1f} us; batch features + "
         f"inference {combined:,.0f} rows/s; int8 max |diff| {max_diff:.1e}"

@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from vigil.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings
+from vigil.config import DEFAULT_CONFIG_PATH, ConfigError, load_settings
 from vigil.logs import configure_logging
 
 logger = logging.getLogger(__name__)
@@ -28,26 +28,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def train(settings: Settings, data: Path | None = None, promote: bool = False) -> Path:
-    """Load features, run one training run; returns the run directory."""
-    from vigil.training.data import load_feature_table
-    from vigil.training.run import run_training
-
-    table = load_feature_table(settings, data)
-    result = run_training(settings, table, promote=promote)
-    test = result.metrics["test"]
-    logger.info(
-        "run %s: test AUC ROC %.4f, AP %.4f, CP@%d %.4f, threshold %.4f",
-        result.run_dir.name,
-        test["auc_roc"],
-        test["average_precision"],
-        settings.train.top_k_cards,
-        test["card_precision_at_k"],
-        result.metrics["threshold"],
-    )
-    return result.run_dir
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: parse arguments, configure logging, build settings, train."""
     args = parse_args(argv)
@@ -58,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         logger.error("configuration error: %s", error)
         raise SystemExit(2) from None
     try:
+        from vigil.training.run import train  # torch: imported once the settings are valid
+
         train(settings, args.data, args.promote)
     except (ValueError, RuntimeError, OSError) as error:
         logger.error("training failed: %s", error)

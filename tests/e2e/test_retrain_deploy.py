@@ -29,8 +29,8 @@ from api_support import (
 from vigil.config import DataConfig, Settings
 from vigil.data.io import read_transactions
 from vigil.data.simulate import generate
-from vigil.lifecycle.add_data import TrainingData
-from vigil.lifecycle.runner import RetrainRunner, TrainOutcome
+from vigil.data.training_data import TrainingData
+from vigil.retraining.runner import RetrainRunner, TrainOutcome
 from vigil.serving.routes.lifecycle import LifecycleServices
 from vigil.storage import create_db_engine, upgrade_database
 

@@ -11,10 +11,11 @@ from sqlalchemy import Engine
 
 from conftest import private_pg_schema
 from onnx_factory import logistic_model, make_metadata, save
+from vigil.inference.deploy import deploy_experiment
+from vigil.inference.errors import NotDeployable
 from vigil.inference.manager import ModelManager
-from vigil.lifecycle.deploy import deploy_experiment
-from vigil.lifecycle.errors import NotDeployable, RetrainInProgress
-from vigil.lifecycle.runner import RetrainRunner, TrainOutcome
+from vigil.retraining.errors import RetrainInProgress
+from vigil.retraining.runner import RetrainRunner, TrainOutcome
 from vigil.storage import create_db_engine, latest_deployment, upgrade_database
 
 pytestmark = pytest.mark.integration

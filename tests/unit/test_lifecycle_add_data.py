@@ -10,8 +10,7 @@ import pytest
 from vigil.config import DataConfig
 from vigil.data.io import read_transactions
 from vigil.data.simulate import generate
-from vigil.lifecycle.add_data import TrainingData, parse_csv
-from vigil.lifecycle.errors import RejectedData
+from vigil.data.training_data import RejectedData, TrainingData, parse_csv
 
 
 @pytest.fixture

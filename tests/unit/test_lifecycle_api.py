@@ -15,9 +15,9 @@ from api_support import API_KEY, FakeWriter, api_settings, build_app, transactio
 from vigil.config import DataConfig, Settings
 from vigil.data.io import read_transactions
 from vigil.data.simulate import generate
+from vigil.data.training_data import TrainingData
 from vigil.features.state import Transaction
-from vigil.lifecycle.add_data import TrainingData
-from vigil.lifecycle.runner import RetrainRunner, TrainOutcome
+from vigil.retraining.runner import RetrainRunner, TrainOutcome
 from vigil.serving.routes.lifecycle import LifecycleServices
 from vigil.storage import create_db_engine, upgrade_database
 from vigil.storage.tables import labels

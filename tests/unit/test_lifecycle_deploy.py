@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import Engine
 
 from onnx_factory import logistic_model, make_metadata, save
+from vigil.inference.deploy import deploy_experiment, install_model
+from vigil.inference.errors import NotDeployable
+from vigil.inference.follower import CHALLENGER, NO_CHALLENGER, DeploymentFollower
 from vigil.inference.manager import ModelManager
-from vigil.lifecycle.deploy import deploy_experiment, install_model
-from vigil.lifecycle.errors import NotDeployable
-from vigil.lifecycle.follower import CHALLENGER, NO_CHALLENGER, DeploymentFollower
 from vigil.storage import (
     Experiment,
     create_db_engine,

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vigil.lifecycle.evaluate import precision_recall_points, write_holdout
+from vigil.training.evaluate import precision_recall_points, write_holdout
 
 
 def test_precision_recall_points_by_hand() -> None:

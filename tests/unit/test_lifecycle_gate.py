@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from onnx_factory import logistic_model, make_metadata, save
-from vigil.lifecycle.gate import AP, CP_AT_K, GatePolicy, PairedScores, compare, run_gate
-from vigil.metrics import average_precision, card_precision_at_k
+from vigil.fraud_metrics import average_precision, card_precision_at_k
+from vigil.training.gate import AP, CP_AT_K, GatePolicy, PairedScores, compare, run_gate
 
 POLICY = GatePolicy(recent_days=7, top_k=5, n_bootstrap=200, seed=1)
 

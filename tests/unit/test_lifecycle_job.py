@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from vigil.config import Settings
-from vigil.lifecycle.job import (
+from vigil.retraining.job import (
     CONFIG_FILE,
     LOG_FILE,
     SubprocessTrainJob,
@@ -20,7 +20,7 @@ from vigil.lifecycle.job import (
     experiment_dir,
     headline_metrics,
 )
-from vigil.lifecycle.runner import REGISTRY_VERSION
+from vigil.storage import REGISTRY_VERSION
 
 # Stands in for the interpreter: "-m vigil.train" writes a run, "-m vigil registry" registers.
 FAKE_PYTHON = """#!{python}

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from vigil.lifecycle.errors import ExperimentNotFound, RetrainInProgress
-from vigil.lifecycle.runner import INTERRUPTED, RetrainRunner, TrainOutcome
+from vigil.retraining.errors import ExperimentNotFound, RetrainInProgress
+from vigil.retraining.runner import INTERRUPTED, RetrainRunner, TrainOutcome
 from vigil.storage import create_db_engine, create_experiment, upgrade_database
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from vigil import metrics
+from vigil import fraud_metrics as metrics
 
 
 @pytest.mark.parametrize("seed", range(5))

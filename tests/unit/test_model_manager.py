@@ -75,17 +75,16 @@ def test_failed_deploy_keeps_the_current_champion(paths: dict[str, Path], tmp_pa
     assert manager.snapshot().champion.model_version == "v1"
 
 
-def test_challenger_is_set_promoted_and_removed(paths: dict[str, Path]) -> None:
+def test_challenger_is_set_and_removed(paths: dict[str, Path]) -> None:
     manager = ModelManager.from_paths(paths["v1"])
-    with pytest.raises(ModelLoadError, match="no challenger"):
-        manager.promote_challenger()
-    manager.set_challenger(paths["v2"])
+    previous = manager.set_challenger(paths["v2"])
     before = manager.snapshot()
+    assert previous.challenger is None
     assert before.challenger is not None and before.challenger.model_version == "v2"
-    previous = manager.promote_challenger()
-    assert previous is before
-    assert manager.snapshot().champion.model_version == "v2"
+    assert before.champion.model_version == "v1"
+    assert manager.set_challenger(None) is before
     assert manager.snapshot().challenger is None
+    assert manager.snapshot().champion.model_version == "v1"
 
 
 def test_models_needing_unavailable_features_are_refused(paths: dict[str, Path]) -> None:

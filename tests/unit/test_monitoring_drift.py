@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -9,7 +10,7 @@ import pytest
 
 from vigil.config import MonitoringConfig, build_settings
 from vigil.data.simulate import simulate_transactions
-from vigil.monitoring.drift import DriftResult, detect_drift
+from vigil.monitoring.drift import detect_drift
 
 COLUMNS = ["tx_amount", "hour"]
 SHIFT_DAY = 14
@@ -53,7 +54,7 @@ def test_inflated_amounts_drift_and_the_report_is_written(tmp_path: Path) -> Non
     assert result.drifted_share == 0.5 and result.dataset_drift
     assert (result.reference_rows, result.current_rows) == (len(reference), len(current))
     assert "tx_amount" in html.read_text()
-    assert DriftResult.from_dict(result.as_dict()) == result
+    assert json.loads(json.dumps(result.as_dict()))["drifted_share"] == 0.5  # the mart's form
 
 
 def test_missing_columns_and_empty_windows_are_rejected() -> None:

@@ -6,7 +6,7 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from vigil.monitoring import VigilMetrics, create_metrics
-from vigil.monitoring.metrics import observe_many
+from vigil.monitoring.prometheus import observe_many
 
 EXPECTED_FAMILIES = {
     "vigil_http_requests": "counter",

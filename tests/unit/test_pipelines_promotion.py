@@ -11,9 +11,9 @@ from onnx_factory import logistic_model, make_metadata, save
 from vigil.config import Settings
 from vigil.features import feature_names
 from vigil.inference.roles import CHALLENGER, CHAMPION
-from vigil.pipelines.retraining import gate_and_promote
 from vigil.storage import create_db_engine, upgrade_database
-from vigil.tracking.registry import ModelRegistry
+from vigil.tracking.model_registry import ModelRegistry
+from vigil.training.challenger import gate_and_promote
 
 
 def registered_model(settings: Settings, path: Path, version_name: str) -> int:

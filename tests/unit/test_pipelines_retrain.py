@@ -10,7 +10,7 @@ from vigil.data.simulate import generate
 from vigil.inference.roles import CHALLENGER, CHAMPION
 from vigil.pipelines.definitions import RETRAIN_JOB, build_definitions
 from vigil.storage import create_db_engine, list_deployments, upgrade_database
-from vigil.tracking.registry import ModelRegistry
+from vigil.tracking.model_registry import ModelRegistry
 
 pytestmark = pytest.mark.slow
 

@@ -37,7 +37,7 @@ def test_scores_match_numpy_sigmoid(model_path: Path) -> None:
     assert scores.dtype == np.float32
     assert scores.shape == (257,)
     np.testing.assert_allclose(scores, expected, atol=1e-6)
-    assert scorer.score_one(features[5]) == pytest.approx(expected[5], abs=1e-6)
+    assert scorer.score(features[5:6])[0] == pytest.approx(expected[5], abs=1e-6)
 
 
 def test_exposes_metadata_and_feature_order(model_path: Path) -> None:
@@ -134,7 +134,7 @@ def test_wrong_signature(tmp_path: Path, model: onnx.ModelProto) -> None:
 def test_serving_imports_stay_free_of_training_stacks() -> None:
     code = (
         "import sys, vigil.inference.scorer, vigil.inference.decision, vigil.inference.manager, "
-        "vigil.predict, vigil.cli.inference_commands\n"
+        "vigil.predict, vigil.inference.batch, vigil.cli.inference_commands\n"
         "heavy = {'torch', 'sklearn', 'lightgbm', 'vigil.training', 'vigil.models'}\n"
         "print(sorted(heavy & set(sys.modules)))"
     )

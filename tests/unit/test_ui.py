@@ -127,7 +127,7 @@ def test_score_page_shows_the_models_decision_for_the_entered_transaction(
                 schema.TX_AMOUNT: amount,
             }
         )
-        expected.append(scorer.score_one(vector))
+        expected.append(float(scorer.score(vector[np.newaxis])[0]))
         shown = metrics(at)
         assert shown["Score"] == f"{expected[-1]:.4f}"
         assert shown["Threshold"] == "0.5000"

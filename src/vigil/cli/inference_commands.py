@@ -54,8 +54,8 @@ def predict(
 ) -> None:
     """Score a file of transactions and write transaction_id, score, label."""
     settings = start(config, overrides, verbose)
+    from vigil.inference.batch import PredictionInputError, predict_file
     from vigil.inference.errors import InvalidFeaturesError, ModelLoadError, ModelScoringError
-    from vigil.predict import PredictionInputError, predict_file
 
     try:
         summary = predict_file(

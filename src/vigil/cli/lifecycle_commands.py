@@ -36,9 +36,9 @@ def register_run(
 ) -> None:
     """Register a finished run's ONNX model with lineage tags; it becomes the challenger."""
     settings = start(config, overrides, verbose)
+    from vigil.tracking.model_registry import RegistryError
     from vigil.tracking.registration import latest_run_dir
     from vigil.tracking.registration import register_run as register
-    from vigil.tracking.registry import RegistryError
 
     try:
         registration = register(
@@ -63,7 +63,7 @@ def show(
     from rich.table import Table
 
     from vigil.tracking.lineage import TAG_DATASET_VERSION, TAG_DVC_DATA_HASH, TAG_GIT_COMMIT
-    from vigil.tracking.registry import ModelRegistry
+    from vigil.tracking.model_registry import ModelRegistry
 
     registry = ModelRegistry(settings.tracking)
     table = Table("version", "aliases", "run id", "dataset", "git commit", "DVC data hash")
@@ -89,7 +89,7 @@ def promote(
 ) -> None:
     """Point an alias (champion by default) at a model version."""
     settings = start(config, overrides, verbose)
-    from vigil.tracking.registry import ModelRegistry, RegistryError
+    from vigil.tracking.model_registry import ModelRegistry, RegistryError
 
     try:
         ModelRegistry(settings.tracking).set_alias(alias, version)
@@ -111,8 +111,8 @@ def pull(
     settings = start(config, overrides, verbose)
     import tempfile
 
-    from vigil.lifecycle.deploy import install_model
-    from vigil.tracking.registry import ModelRegistry, RegistryError
+    from vigil.inference.deploy import install_model
+    from vigil.tracking.model_registry import ModelRegistry, RegistryError
 
     target = to or settings.inference.model_path
     with tempfile.TemporaryDirectory() as scratch:
@@ -144,8 +144,8 @@ def gate(
     import pandas as pd
 
     from vigil.inference.roles import CHALLENGER, CHAMPION
-    from vigil.lifecycle.gate import GatePolicy, run_gate
-    from vigil.tracking.registry import ModelRegistry
+    from vigil.tracking.model_registry import ModelRegistry
+    from vigil.training.gate import GatePolicy, run_gate
 
     registry = ModelRegistry(settings.tracking)
     champion, challenger = registry.by_alias(CHAMPION), registry.by_alias(CHALLENGER)
@@ -178,7 +178,7 @@ def stage_evaluate(
 ) -> None:
     """Test-period metrics and plot series of an ONNX model (the DVC evaluate stage)."""
     settings = start(config, overrides, verbose)
-    from vigil.lifecycle.evaluate import evaluate_model
+    from vigil.training.evaluate import evaluate_model
 
     files = evaluate_model(settings, model, features, out)
     typer.echo(files.metrics.read_text())
@@ -192,7 +192,7 @@ def stage_holdout(
 ) -> None:
     """Cut the hold-out period out of the feature table (input of batch scoring)."""
     start(DEFAULT_CONFIG_PATH, None, verbose)
-    from vigil.lifecycle.evaluate import write_holdout
+    from vigil.training.evaluate import write_holdout
 
     try:
         rows = write_holdout(features, date.fromisoformat(start_date), out)

@@ -34,7 +34,7 @@ def train_command(
 ) -> None:
     """Train, evaluate and export one model into a new run directory."""
     settings = start(config, overrides, verbose)
-    from vigil.train import train
+    from vigil.training.run import train
 
     try:
         run_dir = train(settings, data, promote)

@@ -17,7 +17,7 @@ async def _run_worker(settings: Settings, metrics_port: int) -> None:
     from prometheus_client import CollectorRegistry, start_http_server
 
     from vigil.data.transaction import EventTimePolicy
-    from vigil.lifecycle.follower import follow_deployments, run_follower
+    from vigil.inference.follower import follow_deployments, run_follower
     from vigil.monitoring import create_metrics
     from vigil.streaming import StreamRuntime, StreamWorker
 

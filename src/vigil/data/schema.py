@@ -19,7 +19,6 @@ TRANSACTION_COLUMNS: tuple[str, ...] = (
     TERMINAL_ID,
     TX_AMOUNT,
 )
-LABEL_COLUMNS: tuple[str, ...] = (TRANSACTION_ID, TX_FRAUD, LABELLED_AT)
 
 DTYPES: dict[str, str] = {
     TRANSACTION_ID: "int64",

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from vigil.config import DataConfig
 from vigil.data import schema
 from vigil.data.contracts import FRAUD_SCENARIOS
-from vigil.data.drift import (
+from vigil.data.drift_scenarios import (
     DAY_SECONDS,
     NIGHT_CENTRE_SECONDS,
     NIGHT_STD_SECONDS,

@@ -52,11 +52,6 @@ class World:
         """How many terminals each customer can use."""
         return np.diff(self.neighbour_offsets)
 
-    def terminals_of(self, customer_id: int) -> np.ndarray:
-        """Terminal ids available to one customer."""
-        start, end = self.neighbour_offsets[customer_id], self.neighbour_offsets[customer_id + 1]
-        return self.neighbour_terminals[start:end]
-
     def pick_terminals(self, customers: np.ndarray, uniform: np.ndarray) -> np.ndarray:
         """For each customer (all with >= 1 terminal) a terminal chosen by ``uniform`` in [0, 1)."""
         counts = self.neighbour_counts[customers]

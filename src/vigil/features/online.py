@@ -129,10 +129,6 @@ class OnlineFeatureComputer:
         parsed = [as_transaction(tx) for tx in txs]
         return self._matrix(parsed, self.store.record(parsed, self.spec))
 
-    async def afeatures_for(self, tx: TransactionLike) -> np.ndarray:
-        """Async :meth:`features_for`."""
-        return (await self.afeatures_for_batch([tx]))[0]
-
     async def afeatures_for_batch(self, txs: Sequence[TransactionLike]) -> np.ndarray:
         """Async :meth:`features_for_batch`."""
         return (await self.arecord_batch(txs)).features

@@ -13,3 +13,7 @@ class ModelScoringError(RuntimeError):
 
 class InvalidFeaturesError(ValueError):
     """Feature input has the wrong shape, dtype or columns for the loaded model."""
+
+
+class NotDeployable(RuntimeError):
+    """The experiment has not finished successfully, so it has no model to deploy (HTTP 409)."""

@@ -86,16 +86,6 @@ class ModelManager:
         logger.info("challenger set to %s", scorer.model_version if scorer else None)
         return previous
 
-    def promote_challenger(self) -> ModelSnapshot:
-        """Make the challenger the champion (no challenger left); returns the previous."""
-        with self._write_lock:
-            previous = self._snapshot
-            if previous.challenger is None:
-                raise ModelLoadError("there is no challenger to promote")
-            self._snapshot = ModelSnapshot(previous.challenger)
-        logger.info("challenger %s promoted", previous.challenger.model_version)
-        return previous
-
     def _load(self, path: Path) -> OnnxScorer:
         scorer = _load_warm(path, self._threads)
         self._check_features(scorer)

@@ -139,10 +139,6 @@ class OnnxScorer:
             )
         return scores
 
-    def score_one(self, row: Sequence[float] | np.ndarray) -> float:
-        """The fraud probability of a single feature row (the API's hot path)."""
-        return float(self.score(np.asarray(row).reshape(1, -1))[0])
-
     def _as_batch(self, features: np.ndarray) -> np.ndarray:
         """Check shape and dtype; convert to C-contiguous float32 only when needed."""
         features = np.asarray(features)

@@ -39,14 +39,3 @@ def load_hf(directory: Path) -> FraudMLP:
             f"Hugging Face model directory {directory} is corrupted: {error}"
         ) from error
     return model.eval()
-
-
-def load_hf_metadata(directory: Path) -> ModelMetadata:
-    """The Vigil metadata saved beside the weights."""
-    path = directory / METADATA_FILE
-    if not path.is_file():
-        raise ArtifactError(f"Hugging Face model directory {directory} has no {METADATA_FILE}")
-    try:
-        return ModelMetadata.model_validate_json(path.read_text())
-    except ValueError as error:
-        raise ArtifactError(f"{path} is not valid model metadata: {error}") from error

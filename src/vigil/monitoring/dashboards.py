@@ -1,4 +1,4 @@
-"""Grafana dashboards generated as code from the metric names in :mod:`vigil.monitoring.metrics`.
+"""Grafana dashboards generated as code from the metric names in :mod:`vigil.monitoring.prometheus`.
 
 ``vigil dashboards`` writes one JSON file per dashboard into ``deploy/grafana/dashboards/``;
 Grafana loads them through the file provider in ``deploy/grafana/provisioning/``. A test keeps

@@ -67,12 +67,6 @@ class DriftResult:
         """JSON-ready form (the drift mart's document)."""
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, document: dict[str, Any]) -> DriftResult:
-        """Read back :meth:`as_dict`."""
-        columns = tuple(ColumnDrift(**c) for c in document["columns"])
-        return cls(**{**document, "columns": columns})
-
 
 def _check_inputs(reference: pd.DataFrame, current: pd.DataFrame, columns: Sequence[str]) -> None:
     if not columns:

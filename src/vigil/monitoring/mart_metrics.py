@@ -24,7 +24,7 @@ from typing import Any
 from prometheus_client import Counter
 
 from vigil.monitoring.marts import DRIFT, PERFORMANCE, latest_path, read_document
-from vigil.monitoring.metrics import VigilMetrics
+from vigil.monitoring.prometheus import VigilMetrics
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Frauds are confirmed days after the payment (chargebacks, analyst verdicts), so the model's
 live quality is known only for transactions whose label came back. For those this computes
-the shared metrics (:mod:`vigil.metrics`: AP, CP@k, precision, recall and expected cost of
+the shared metrics (:mod:`vigil.fraud_metrics`: AP, CP@k, precision, recall and expected cost of
 the decisions actually taken) and the business figures: prevented loss (amounts of blocked
 frauds), missed fraud loss (amounts of frauds let through) and false alarms (genuine
 payments blocked).
@@ -19,7 +19,7 @@ import pandas as pd
 
 from vigil.config import TrainConfig
 from vigil.data.schema import CUSTOMER_ID, TX_AMOUNT, TX_DATETIME, TX_FRAUD
-from vigil.metrics import average_precision, card_precision_at_k, threshold_metrics
+from vigil.fraud_metrics import average_precision, card_precision_at_k, threshold_metrics
 
 SCORE = "score"
 LABEL = "label"

@@ -1,12 +1,22 @@
 """Retrain assets: a challenger trained on recent data, served only if the gate promotes it."""
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 
+from vigil.config import Settings, build_settings, settings_to_dict
 from vigil.pipelines.resources import DatabaseResource, SettingsResource
-from vigil.pipelines.retraining import gate_and_promote, settings_as_of, train_challenger
+from vigil.training.challenger import gate_and_promote, train_challenger
+
+
+def settings_as_of(settings: Settings, as_of: date | None) -> Settings:
+    """``settings`` with the training periods moved so that the test period ends on ``as_of``."""
+    if as_of is None:
+        return settings
+    train = settings.train
+    start = as_of - timedelta(days=train.train_days + train.delay_days + train.test_days - 1)
+    return build_settings(settings_to_dict(settings), [("train.train_start", start.isoformat())])
 
 
 class RetrainConfig(dg.Config):

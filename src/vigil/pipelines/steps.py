@@ -28,11 +28,11 @@ from vigil.data.quality import QualityReport, quality_report
 from vigil.data.schema import TRANSACTION_ID, TX_DATETIME
 from vigil.features.definitions import feature_names
 from vigil.features.offline import compute_features_frame
+from vigil.inference.batch import PredictionSummary, predict_file, write_atomically
 from vigil.monitoring import marts
 from vigil.monitoring.drift import DriftResult, detect_drift
 from vigil.monitoring.performance import SCORE, PerformanceReport, delayed_label_performance
 from vigil.monitoring.queries import business_totals, labelled_predictions
-from vigil.predict import PredictionSummary, predict_file, write_atomically
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.monitoring import VigilMetrics
-from vigil.monitoring.metrics import observe_many
+from vigil.monitoring.prometheus import observe_many
 from vigil.serving.context import request_id_var
 from vigil.serving.errors import PayloadTooLarge
 

@@ -16,6 +16,7 @@ from vigil.data import schema
 from vigil.features import OnlineFeatureComputer
 from vigil.features import Transaction as OnlineTransaction
 from vigil.features.offline import compute_features_frame
+from vigil.fraud_metrics import average_precision, card_precision_at_k, roc_auc, threshold_metrics
 from vigil.inference.columns import ModelColumns
 from vigil.inference.decision import Decision, decide
 from vigil.inference.errors import InvalidFeaturesError
@@ -23,9 +24,8 @@ from vigil.inference.manager import ModelManager
 from vigil.inference.roles import CHALLENGER, CHAMPION
 from vigil.inference.scorer import OnnxScorer
 from vigil.inference.shadow import ShadowScorer
-from vigil.metrics import average_precision, card_precision_at_k, roc_auc, threshold_metrics
 from vigil.monitoring import VigilMetrics
-from vigil.monitoring.metrics import observe_many
+from vigil.monitoring.prometheus import observe_many
 from vigil.serving.batching import MicroBatcher
 from vigil.serving.schemas import ForwardRequest, LabelledTransaction, Transaction
 from vigil.storage import GroupCommitWriter, PredictionRecord, RecordRejected

@@ -8,9 +8,8 @@ from vigil.storage.errors import (
     WriterClosed,
     WriterOverloaded,
 )
-from vigil.storage.migrate import upgrade_database
-from vigil.storage.records import Deployment, Experiment, LabelRecord, PredictionRecord
-from vigil.storage.registry import (
+from vigil.storage.lifecycle import (
+    REGISTRY_VERSION,
     create_experiment,
     fail_experiment,
     finish_experiment,
@@ -21,6 +20,8 @@ from vigil.storage.registry import (
     mark_experiment_running,
     record_deployment,
 )
+from vigil.storage.migrate import upgrade_database
+from vigil.storage.records import Deployment, Experiment, LabelRecord, PredictionRecord
 from vigil.storage.repository import (
     count_rows,
     fetch_prediction,
@@ -33,6 +34,7 @@ from vigil.storage.repository import (
 from vigil.storage.writer import CommitObserver, GroupCommitWriter
 
 __all__ = [
+    "REGISTRY_VERSION",
     "CommitObserver",
     "DatabaseUnavailable",
     "Deployment",

@@ -47,9 +47,6 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-PREDICTION_SOURCES = ("api", "stream", "batch")
-EXPERIMENT_STATUSES = ("queued", "running", "failed", "finished")
-
 metadata = MetaData()
 
 transactions = Table(

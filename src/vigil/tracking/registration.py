@@ -10,7 +10,7 @@ from pathlib import Path
 from vigil.config import Settings
 from vigil.inference.roles import CHALLENGER, CHAMPION
 from vigil.tracking.lineage import lineage_tags
-from vigil.tracking.registry import ModelRegistry
+from vigil.tracking.model_registry import ModelRegistry
 
 logger = logging.getLogger(__name__)
 

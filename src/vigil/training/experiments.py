@@ -18,7 +18,6 @@ from vigil.training.artifacts import METRICS_FILE
 
 logger = logging.getLogger(__name__)
 
-EXPERIMENTS_DIR = Path("configs/experiments")
 # Table columns: (header, key in the run's "test" metrics).
 COLUMNS = (
     ("AUC ROC", "auc_roc"),

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from vigil.metrics import precision_recall_curve, roc_curve
+from vigil.fraud_metrics import precision_recall_curve, roc_curve
 from vigil.training.trainer import EpochRecord
 
 

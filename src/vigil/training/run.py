@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vigil import metrics
+from vigil import fraud_metrics as metrics
 from vigil.config import Settings
 from vigil.data.schema import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
 from vigil.features.definitions import feature_names
@@ -24,7 +24,7 @@ from vigil.inference.metadata import ModelMetadata
 from vigil.models.baselines import fit_lightgbm, fit_logistic
 from vigil.models.kinds import Ensemble, FraudModel, SingleModel, predict_scores
 from vigil.training import artifacts
-from vigil.training.data import FeatureTable, feature_matrix
+from vigil.training.data import FeatureTable, feature_matrix, load_feature_table
 from vigil.training.provenance import git_commit
 from vigil.training.splits import handbook_split
 from vigil.training.tracking import check_reachable, log_run
@@ -217,3 +217,20 @@ def _tags(summary: dict[str, Any]) -> dict[str, str]:
         "model_kind": summary["model_kind"],
         "vigil_run_id": summary["run_id"],
     }
+
+
+def train(settings: Settings, data: Path | None = None, promote: bool = False) -> Path:
+    """Load the feature table, run one training run, log its headline; returns the run dir."""
+    table = load_feature_table(settings, data)
+    result = run_training(settings, table, promote=promote)
+    test = result.metrics["test"]
+    logger.info(
+        "run %s: test AUC ROC %.4f, AP %.4f, CP@%d %.4f, threshold %.4f",
+        result.run_dir.name,
+        test["auc_roc"],
+        test["average_precision"],
+        settings.train.top_k_cards,
+        test["card_precision_at_k"],
+        result.metrics["threshold"],
+    )
+    return result.run_dir

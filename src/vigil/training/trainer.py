@@ -14,7 +14,7 @@ from torch import nn
 from tqdm import tqdm
 
 from vigil.config import ModelConfig, TrainConfig
-from vigil.metrics import average_precision
+from vigil.fraud_metrics import average_precision
 from vigil.models.mlp import FraudMLP
 
 logger = logging.getLogger(__name__)

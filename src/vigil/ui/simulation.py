@@ -11,7 +11,7 @@ import pandas as pd
 from vigil.config import DataConfig, Settings
 from vigil.data import schema
 from vigil.data.simulate import simulate_transactions
-from vigil.metrics import ThresholdMetrics, threshold_metrics
+from vigil.fraud_metrics import ThresholdMetrics, threshold_metrics
 from vigil.ui.client import ApiClient
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 ``/admin/reload`` swaps this process's champion only (``POST /deploy`` reaches every
 process); ``/admin/challenger`` also records a ``challenger`` deployment, which the other API
-processes and the stream workers follow (``lifecycle/follower.py``).
+processes and the stream workers follow (``inference/follower.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from fastapi import APIRouter
 from sqlalchemy import Engine
 
 from vigil.inference.errors import ModelLoadError
-from vigil.lifecycle.follower import CHALLENGER, NO_CHALLENGER
+from vigil.inference.follower import CHALLENGER, NO_CHALLENGER
 from vigil.serving.deps import ServicesDep
 from vigil.serving.errors import ServiceError
 from vigil.serving.routes.lifecycle import LifecycleDep

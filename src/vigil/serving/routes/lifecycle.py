@@ -22,24 +22,20 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from vigil.config import Settings
+from vigil.data.training_data import RejectedData, TrainingData, parse_csv
 from vigil.data.transaction import EventTimePolicy
-from vigil.lifecycle.add_data import TrainingData, parse_csv
-from vigil.lifecycle.deploy import deploy_experiment, promote_in_registry
-from vigil.lifecycle.errors import (
-    ExperimentNotFound,
-    NotDeployable,
-    RejectedData,
-    RetrainInProgress,
-)
-from vigil.lifecycle.follower import follow_deployments, run_follower
-from vigil.lifecycle.job import SubprocessTrainJob
-from vigil.lifecycle.runner import RetrainRunner
-from vigil.lifecycle.verdicts import record_verdicts
+from vigil.inference.deploy import deploy_experiment, promote_in_registry
+from vigil.inference.errors import NotDeployable
+from vigil.inference.follower import follow_deployments, run_follower
+from vigil.retraining.errors import ExperimentNotFound, RetrainInProgress
+from vigil.retraining.job import SubprocessTrainJob
+from vigil.retraining.runner import RetrainRunner
 from vigil.serving.deps import ServicesDep
 from vigil.serving.errors import ServiceError
 from vigil.serving.schemas import ErrorOut
 from vigil.serving.security import ApiKeyDep
 from vigil.serving.uploads import uploaded_csv
+from vigil.serving.verdicts import record_verdicts
 from vigil.storage import Experiment, create_db_engine, upgrade_database
 
 logger = logging.getLogger(__name__)

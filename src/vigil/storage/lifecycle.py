@@ -11,6 +11,9 @@ from vigil.storage.errors import StorageError
 from vigil.storage.records import Deployment, Experiment, utc_now
 from vigil.storage.tables import deployments, experiments
 
+# The experiment metric holding its model registry version (set by the retrain job).
+REGISTRY_VERSION = "registry_version"
+
 
 def record_deployment(
     connection: Connection,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vigil import metrics
+from vigil import fraud_metrics as metrics
 from vigil.config import Settings
 from vigil.data.schema import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
 from vigil.inference.scorer import OnnxScorer

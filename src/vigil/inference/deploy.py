@@ -19,12 +19,10 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from vigil.config import TrackingConfig
-from vigil.inference.errors import ModelLoadError
+from vigil.inference.errors import ModelLoadError, NotDeployable
 from vigil.inference.manager import ModelManager
 from vigil.inference.roles import CHAMPION
-from vigil.lifecycle.errors import NotDeployable
-from vigil.lifecycle.runner import REGISTRY_VERSION
-from vigil.storage import Experiment, record_deployment
+from vigil.storage import REGISTRY_VERSION, Experiment, record_deployment
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +85,7 @@ def deploy_experiment(
 
 def promote_in_registry(tracking: TrackingConfig, experiment: Experiment) -> int | None:
     """Point the registry's ``champion`` alias at the experiment's model version, if it has one."""
-    from vigil.tracking.registry import ModelRegistry
+    from vigil.tracking.model_registry import ModelRegistry
 
     version = (experiment.metrics or {}).get(REGISTRY_VERSION)
     if version is None:

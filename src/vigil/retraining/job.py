@@ -19,7 +19,8 @@ from typing import Any
 import yaml
 
 from vigil.config import Settings, build_settings, flatten, settings_to_dict
-from vigil.lifecycle.runner import REGISTRY_VERSION, TrainOutcome
+from vigil.retraining.runner import TrainOutcome
+from vigil.storage import REGISTRY_VERSION
 
 logger = logging.getLogger(__name__)
 

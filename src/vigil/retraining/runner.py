@@ -10,7 +10,7 @@ from typing import Protocol
 
 from sqlalchemy import Engine
 
-from vigil.lifecycle.errors import ExperimentNotFound, RetrainInProgress
+from vigil.retraining.errors import ExperimentNotFound, RetrainInProgress
 from vigil.storage import (
     Experiment,
     create_experiment,
@@ -24,8 +24,6 @@ from vigil.storage import (
 logger = logging.getLogger(__name__)
 
 ACTIVE_STATUSES = ("queued", "running")
-# The experiment metric holding its model registry version (set by the retrain job).
-REGISTRY_VERSION = "registry_version"
 INTERRUPTED = "interrupted: the service stopped while this experiment was active"
 
 

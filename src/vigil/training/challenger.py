@@ -1,9 +1,9 @@
-"""Scheduled retraining as plain functions: train a challenger, promote it only through the gate.
+"""The retrain job: train a challenger, register it, promote it only through the gate.
 
-Training is ``vigil.train.train`` (the ``vigil train`` entry point, torch imported there),
-and the run is registered in the MLflow registry as the ``challenger``; the verdict is
-:func:`vigil.lifecycle.gate.run_gate`; installation is
-:func:`vigil.lifecycle.deploy.install_model` (atomic) plus a row in the ``deployments``
+Training is :func:`vigil.training.run.train` (what ``vigil train`` runs), and the run is
+registered in the MLflow registry as the ``challenger``; the verdict is
+:func:`vigil.training.gate.run_gate`; installation is
+:func:`vigil.inference.deploy.install_model` (atomic) plus a row in the ``deployments``
 table, from which the deployment follower of every running API and worker hot-swaps the new
 file, and the registry's ``champion`` alias moves to the promoted version, as
 ``POST /deploy/{id}`` does.
@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
 
-from vigil.config import Settings, build_settings, settings_to_dict
+from vigil.config import Settings
+from vigil.inference.deploy import install_model
 from vigil.inference.roles import CHAMPION
 from vigil.inference.scorer import OnnxScorer
-from vigil.lifecycle.deploy import install_model
-from vigil.lifecycle.gate import GateDecision, GatePolicy, run_gate
 from vigil.storage import record_deployment
+from vigil.tracking.model_registry import ModelRegistry
+from vigil.tracking.registration import register_run
+from vigil.training.data import load_feature_table
+from vigil.training.gate import GateDecision, GatePolicy, run_gate
 
 logger = logging.getLogger(__name__)
 
@@ -47,20 +49,11 @@ class PromotionOutcome:
     decision: GateDecision | None
 
 
-def settings_as_of(settings: Settings, as_of: date | None) -> Settings:
-    """``settings`` with the training periods moved so that the test period ends on ``as_of``."""
-    if as_of is None:
-        return settings
-    train = settings.train
-    start = as_of - timedelta(days=train.train_days + train.delay_days + train.test_days - 1)
-    return build_settings(settings_to_dict(settings), [("train.train_start", start.isoformat())])
-
-
 def train_challenger(settings: Settings) -> Challenger:
     """Run one training (no promotion), register it as the registry's challenger."""
-    from vigil.tracking.registration import register_run
-    from vigil.train import train  # torch: imported only when a retrain runs
+    # torch and the exporters: imported when a retrain runs, not when Dagster loads the assets.
     from vigil.training.artifacts import ONNX_FILE
+    from vigil.training.run import train
 
     run_dir = train(settings, promote=False)
     model = run_dir / ONNX_FILE
@@ -87,8 +80,6 @@ def gate_and_promote(
     With no serving model yet there is nothing to compare with: the challenger is installed.
     When installed, the registry's ``champion`` alias moves to ``registry_version`` (if given).
     """
-    from vigil.training.data import load_feature_table
-
     served_at = settings.inference.model_path
     if not served_at.is_file():
         install_champion(challenger, served_at, engine)
@@ -108,7 +99,5 @@ def _move_champion_alias(settings: Settings, version: int | None) -> None:
     """Point the registry's ``champion`` at the version now serving."""
     if version is None:
         return
-    from vigil.tracking.registry import ModelRegistry
-
     ModelRegistry(settings.tracking).set_alias(CHAMPION, version)
     logger.info("registry alias %s -> version %d", CHAMPION, version)

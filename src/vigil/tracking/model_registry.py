@@ -160,11 +160,6 @@ class ModelRegistry:
         found = self._client.search_model_versions(f"name='{self.name}'")
         return sorted((_info(v) for v in found), key=lambda v: v.version, reverse=True)
 
-    def for_run(self, run_id: str) -> ModelVersionInfo | None:
-        """The newest version registered from ``run_id``, if any."""
-        matches = [v for v in self.versions() if v.run_id == run_id]
-        return matches[0] if matches else None
-
     def download(self, version: ModelVersionInfo, destination: Path) -> Path:
         """Copy the version's ONNX file into ``destination``; returns the local file."""
         from mlflow.artifacts import download_artifacts

@@ -29,7 +29,6 @@ from vigil.data.contracts import DataContractError, validate_transactions
 from vigil.data.io import DataFormatError, partition_dir, to_schema
 from vigil.data.transaction import DEFAULT_POLICY, EventTimePolicy
 from vigil.features import Label
-from vigil.lifecycle.errors import RejectedData
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +45,10 @@ class AddDataResult:
     duplicate_ids: list[int]
     files: list[str]
     labels: list[Label] = field(default_factory=list)  # the appended rows' verdicts
+
+
+class RejectedData(ValueError):
+    """An uploaded batch broke the data contract; nothing was written (HTTP 422)."""
 
 
 def parse_csv(payload: bytes) -> pd.DataFrame:

@@ -18,8 +18,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from vigil.data.schema import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
+from vigil.fraud_metrics import average_precision, card_precision_at_k_per_day
 from vigil.inference.scorer import OnnxScorer
-from vigil.metrics import average_precision, card_precision_at_k_per_day
 
 logger = logging.getLogger(__name__)
 
