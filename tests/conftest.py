@@ -13,6 +13,9 @@ import pytest
 
 from vigil.config import Settings, build_settings
 
+# MLflow 3 refuses its file store without this opt-in, which Vigil's entry points give
+# (vigil.cli.common.allow_mlflow_file_store); tests call the tracking code directly.
+os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 HANDBOOK_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "handbook"
 if not HANDBOOK_DIR.exists():

@@ -8,6 +8,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from vigil.cli.common import allow_mlflow_file_store
 from vigil.config import DEFAULT_CONFIG_PATH, ConfigError, load_settings
 from vigil.logs import configure_logging
 
@@ -37,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as error:
         logger.error("configuration error: %s", error)
         raise SystemExit(2) from None
+    allow_mlflow_file_store(settings, os.environ)
     try:
         from vigil.training.run import train  # torch: imported once the settings are valid
 

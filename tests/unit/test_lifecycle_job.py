@@ -18,33 +18,33 @@ from vigil.retraining.job import (
     SubprocessTrainJob,
     TrainingFailed,
     experiment_dir,
-    headline_metrics,
 )
 from vigil.storage import REGISTRY_VERSION
+from vigil.training.challenger import headline_metrics
 
-# Stands in for the interpreter: "-m vigil.train" writes a run, "-m vigil registry" registers.
+# Stands in for the interpreter: "-m vigil train --challenger OUT" (the retrain job) writes a
+# run and the outcome the real job writes (TrainOutcome.write_json).
 FAKE_PYTHON = """#!{python}
 import json, os, sys, time
 from pathlib import Path
 args = sys.argv[1:]
+assert args[:3] == ["-m", "vigil", "train"], args
 config = Path(args[args.index("--config") + 1])
+out = Path(args[args.index("--challenger") + 1])
 mode = os.environ.get("FAKE_MODE", "ok")
-if args[1] == "vigil.train":
-    print("training...", flush=True)
-    if mode == "fail":
-        print("CUDA? no: loss is NaN", flush=True)
-        sys.exit(3)
-    if mode == "hang":
-        time.sleep(60)
-    run = config.parent / "runs" / "vigil-run-1"
-    run.mkdir(parents=True)
-    (run / "model.onnx").write_bytes(b"onnx")
-    summary = {{"test": {{"average_precision": 0.5, "top_k": 100}}, "threshold": 0.4,
-               "validation": {{"auc_roc": 0.9}}, "history": [], "model_kind": "mlp"}}
-    (run / "metrics.json").write_text(json.dumps(summary))
-else:
-    out = Path(args[args.index("--output") + 1])
-    out.write_text(json.dumps({{"run_id": "mlflow-123", "version": 4}}))
+print("training...", flush=True)
+if mode == "fail":
+    print("CUDA? no: loss is NaN", flush=True)
+    sys.exit(3)
+if mode == "hang":
+    time.sleep(60)
+run = config.parent / "runs" / "vigil-run-1"
+run.mkdir(parents=True)
+(run / "model.onnx").write_bytes(b"onnx")
+metrics = {{"test.average_precision": 0.5, "test.top_k": 100, "validation.auc_roc": 0.9,
+           "threshold": 0.4, "registry_version": 4}}
+out.write_text(json.dumps({{"model_path": str(run / "model.onnx"), "metrics": metrics,
+                            "mlflow_run_id": "mlflow-123"}}))
 """
 
 
@@ -91,8 +91,7 @@ def test_run_trains_registers_and_reports(
     assert saved["train"]["runs_dir"] == str(workdir / "runs")
     assert saved["data"] == json.loads(json.dumps(small_settings.data.model_dump(mode="json")))
     log = (workdir / LOG_FILE).read_text()
-    assert "-m vigil.train --config" in log
-    assert "registry register" in log
+    assert "-m vigil train --config" in log and "--challenger" in log
 
 
 def test_a_failing_step_raises_with_the_log_tail(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,20 +12,27 @@ import numpy as np
 import onnx
 import pytest
 import torch
+import yaml
+from typer.testing import CliRunner
 
-from vigil.config import Settings, build_settings
+from vigil.cli import app
+from vigil.config import Settings, build_settings, settings_to_dict
 from vigil.data.simulate import simulate_transactions
 from vigil.inference.metadata import ModelMetadata
+from vigil.inference.roles import CHALLENGER
 from vigil.inference.scorer import OnnxScorer
 from vigil.models.export_hf import load_hf
 from vigil.models.kinds import predict_scores
+from vigil.retraining.runner import TrainOutcome
+from vigil.storage import REGISTRY_VERSION
+from vigil.tracking.model_registry import ModelRegistry
 from vigil.train import main
 from vigil.training.data import FeatureTable, feature_matrix, load_feature_table
 from vigil.training.experiments import aggregate, format_table, read_run_metrics
 from vigil.training.run import fit_model, run_training
 from vigil.training.splits import handbook_split
-from vigil.training.tracking import TrackingError
-from vigil.training.trainer import Dataset
+from vigil.training.tracking import TrackingError, log_run
+from vigil.training.trainer import Dataset, EpochRecord
 
 TINY_WORLD = {
     "data": {"n_customers": 200, "n_terminals": 400, "n_days": 40, "start_date": "2018-04-01"},
@@ -127,6 +135,64 @@ def test_baselines_go_through_the_same_entry_point(
     assert scorer.metadata.model_kind == kind and (run / "model.mar").is_file()
     rows = read_run_metrics(settings.train.runs_dir)
     assert "| " + kind + " | " + kind + " | 1 |" in format_table(aggregate(rows))
+
+
+def test_the_retrain_job_trains_registers_and_writes_its_outcome(
+    world: tuple[Path, FeatureTable], tmp_path: Path
+) -> None:
+    """``vigil train --challenger``: what PUT /retrain's child runs (and Dagster in-process)."""
+    root, _ = world
+    settings = _settings(
+        root,
+        train={"runs_dir": str(tmp_path / "runs")},
+        inference={"model_path": str(tmp_path / "serving" / "model.onnx")},
+        tracking={"mlflow_uri": f"file:{tmp_path / 'mlruns'}"},
+    )
+    config = tmp_path / "vigil.yaml"
+    config.write_text(yaml.safe_dump(settings_to_dict(settings)))
+    out = tmp_path / "outcome.json"
+    result = CliRunner().invoke(app, ["train", "-c", str(config), "--challenger", str(out)])
+    assert result.exit_code == 0, result.output
+    outcome = TrainOutcome.read_json(out)
+    assert outcome.model_path.parent.parent == settings.train.runs_dir
+    summary = json.loads((outcome.model_path.parent / "metrics.json").read_text())
+    assert outcome.metrics["test.average_precision"] == summary["test"]["average_precision"]
+    assert outcome.metrics["threshold"] == summary["threshold"]
+    registry = ModelRegistry(settings.tracking)
+    version = registry.by_alias(CHALLENGER)
+    assert version is not None and outcome.metrics[REGISTRY_VERSION] == version.version
+    assert version.run_id == outcome.mlflow_run_id
+    assert not settings.inference.model_path.exists()  # the job never promotes
+
+
+def test_the_retrain_job_refuses_promote_and_data(tmp_path: Path) -> None:
+    out = tmp_path / "outcome.json"
+    result = CliRunner().invoke(app, ["train", "--challenger", str(out), "--promote"])
+    assert result.exit_code != 0 and "never promotes" in result.output
+    assert not out.exists()
+
+
+def test_logging_a_run_uses_an_explicit_client_and_leaves_the_environment_alone(
+    tmp_path: Path,
+) -> None:
+    from mlflow import MlflowClient
+
+    settings = _settings(tmp_path)
+    run_dir = tmp_path / "vigil-run-9"
+    run_dir.mkdir()
+    (run_dir / "metrics.json").write_text("{}")
+    history = [EpochRecord(1, 0.5, 0.4, 0.3), EpochRecord(2, 0.3, 0.35, 0.4)]
+    before = dict(os.environ)
+    run_id = log_run(settings, run_dir, {"test_auc_roc": 0.9}, history, {"vigil_run_id": "r9"})
+    assert dict(os.environ) == before  # no MLFLOW_TRACKING_URI, nothing else either
+    run = MlflowClient(tracking_uri=settings.tracking.mlflow_uri).get_run(run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == "vigil-run-9"
+    assert run.data.metrics["test_auc_roc"] == 0.9
+    assert run.data.metrics["validation_average_precision"] == 0.4  # the last epoch's
+    assert run.data.params["train.epochs"] == "3" and run.data.tags["vigil_run_id"] == "r9"
+    assert [a.path for a in MlflowClient(settings.tracking.mlflow_uri).list_artifacts(run_id)] == [
+        "metrics.json"
+    ]
 
 
 def test_unreachable_tracking_server_fails_before_training(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +22,20 @@ SetOption = Annotated[
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
 
 
+MLFLOW_FILE_STORE_OPT_IN = "MLFLOW_ALLOW_FILE_STORE"
+
+
+def allow_mlflow_file_store(settings: Settings, environ: MutableMapping[str, str]) -> None:
+    """Opt this process in to MLflow's file store when ``tracking.mlflow_uri`` is one.
+
+    The embedded default (DESIGN: "MLflow file store"); MLflow 3 refuses it without
+    ``MLFLOW_ALLOW_FILE_STORE=true`` and offers no other switch, so entry points set it once
+    (child processes inherit it); library code never touches the environment.
+    """
+    if settings.tracking.mlflow_uri.startswith("file:"):
+        environ.setdefault(MLFLOW_FILE_STORE_OPT_IN, "true")
+
+
 def start(
     config: Path = DEFAULT_CONFIG_PATH,
     overrides: list[str] | None = None,
@@ -30,10 +45,12 @@ def start(
     """Entry-point preamble: configure logging and build the one settings object."""
     configure_logging(verbose=verbose, json_format=json_logs)
     try:
-        return load_settings(config, overrides or [], environ=os.environ)
+        settings = load_settings(config, overrides or [], environ=os.environ)
     except ConfigError as error:
         typer.secho(f"configuration error: {error}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from None
+    allow_mlflow_file_store(settings, os.environ)
+    return settings
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

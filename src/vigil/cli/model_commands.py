@@ -31,14 +31,31 @@ def train_command(
     promote: Annotated[
         bool, typer.Option("--promote", help="Also write the model to inference.model_path.")
     ] = False,
+    challenger: Annotated[
+        Path | None,
+        typer.Option(
+            "--challenger",
+            help="Run the retrain job instead: train, register the run as the registry's "
+            "challenger and write the outcome (model, metrics, MLflow run) to this JSON file. "
+            "PUT /retrain runs this; the Dagster retrain job runs the same code.",
+        ),
+    ] = None,
 ) -> None:
     """Train, evaluate and export one model into a new run directory."""
     settings = start(config, overrides, verbose)
+    if challenger is not None and (promote or data is not None):
+        raise fail("--challenger trains on data.raw_dir and never promotes (the gate does)")
+    from vigil.training.challenger import train_challenger
     from vigil.training.run import train
 
     try:
-        run_dir = train(settings, data, promote)
-    except (ValueError, RuntimeError, OSError) as error:
+        if challenger is not None:
+            trained = train_challenger(settings)
+            trained.outcome().write_json(challenger)
+            run_dir = trained.model.parent
+        else:
+            run_dir = train(settings, data, promote)
+    except (ValueError, RuntimeError, OSError, LookupError) as error:
         raise fail(str(error)) from None
     typer.echo(str(run_dir))
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from vigil.cli.common import allow_mlflow_file_store
 from vigil.config import DEFAULT_CONFIG_PATH, Settings, load_settings
 from vigil.pipelines import etl, monitoring, retrain, scoring
 from vigil.pipelines.partitions import DAILY
@@ -53,4 +54,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
 def defs() -> dg.Definitions:
     """Dagster's entry point: settings from ``VIGIL_CONFIG`` and the environment."""
     path = Path(os.environ.get(CONFIG_ENV, str(DEFAULT_CONFIG_PATH)))
-    return build_definitions(load_settings(path, environ=os.environ))
+    settings = load_settings(path, environ=os.environ)
+    allow_mlflow_file_store(settings, os.environ)
+    return build_definitions(settings)

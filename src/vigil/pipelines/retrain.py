@@ -29,7 +29,7 @@ class RetrainConfig(dg.Config):
 def challenger_model(
     config: RetrainConfig, vigil: dg.ResourceParam[SettingsResource]
 ) -> dg.Output[dict[str, str | None]]:
-    """A model trained with the training entry point on the data up to ``as_of``, registered."""
+    """The retrain job (``train_challenger``, as PUT /retrain runs it) on data up to ``as_of``."""
     as_of = date.fromisoformat(config.as_of) if config.as_of else None
     challenger = train_challenger(settings_as_of(vigil.settings, as_of))
     return dg.Output(

@@ -1,32 +1,32 @@
-"""One retraining as child processes: train, then register (torch stays out of the API).
+"""One retraining as a child process running the retrain job (torch stays out of the API).
 
-Each experiment gets a folder ``<train.runs_dir>/experiments/<id>/`` holding the exact
-configuration it ran with (``config.yaml``: rerun it with ``python -m vigil.train
---config``), the training run directory and the combined log of every step.
+The child runs ``vigil train --challenger OUTCOME``: :func:`vigil.training.challenger.
+train_challenger`, the same job code as the Dagster retrain job, which trains, registers the
+run as the registry's challenger and writes its :class:`TrainOutcome`. Each experiment gets a
+folder ``<train.runs_dir>/experiments/<id>/`` holding the exact configuration it ran with
+(``config.yaml``: rerun it with ``vigil train --config``), the training run directory, the
+outcome and the log of the child.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import subprocess
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from vigil.config import Settings, build_settings, flatten, settings_to_dict
+from vigil.config import Settings, build_settings, settings_to_dict
 from vigil.retraining.runner import TrainOutcome
-from vigil.storage import REGISTRY_VERSION
 
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "train.log"
-REGISTRATION_FILE = "registration.json"
+OUTCOME_FILE = "outcome.json"
 
 LOG_TAIL_CHARS = 2000
 
@@ -45,27 +45,8 @@ def experiment_settings(settings: Settings, workdir: Path) -> Settings:
     return build_settings(settings_to_dict(settings), [("train.runs_dir", str(workdir / "runs"))])
 
 
-def find_run_dir(runs_dir: Path) -> Path:
-    """The one training run directory the experiment produced."""
-    found = sorted(p.parent for p in runs_dir.glob("*/metrics.json"))
-    if len(found) != 1:
-        raise TrainingFailed(f"expected one finished run under {runs_dir}, found {len(found)}")
-    return found[0]
-
-
-def headline_metrics(summary: dict[str, Any]) -> dict[str, float]:
-    """Numeric test and validation figures of a ``metrics.json``, flattened (``test.auc_roc``)."""
-    wanted: dict[str, Any] = {k: summary[k] for k in ("test", "validation") if k in summary}
-    wanted["threshold"] = summary.get("threshold")
-    return {
-        key: float(value)
-        for key, value in flatten(wanted).items()
-        if isinstance(value, int | float) and not isinstance(value, bool)
-    }
-
-
 class SubprocessTrainJob:
-    """Runs ``python -m vigil.train`` then ``vigil registry register`` for one experiment."""
+    """Runs the retrain job (``vigil train --challenger``) in a child process per experiment."""
 
     def __init__(
         self, settings: Settings, timeout_seconds: float | None = None, python: str = sys.executable
@@ -76,13 +57,17 @@ class SubprocessTrainJob:
         self._process: subprocess.Popen[bytes] | None = None
         self._cancelled = threading.Event()
 
-    def steps(self, workdir: Path, runs_dir: Path) -> list[list[str]]:
-        """The commands of one retraining (``register`` picks the run ``train`` made)."""
+    def command(self, workdir: Path) -> list[str]:
+        """The child's command line: the retrain job on the experiment's configuration."""
         config = ["--config", str(workdir / CONFIG_FILE)]
-        register = ["--run-dir", str(runs_dir), "--output", str(workdir / REGISTRATION_FILE)]
         return [
-            [self._python, "-m", "vigil.train", *config],
-            [self._python, "-m", "vigil", "registry", "register", *config, *register],
+            self._python,
+            "-m",
+            "vigil",
+            "train",
+            *config,
+            "--challenger",
+            str(workdir / OUTCOME_FILE),
         ]
 
     def run(self, experiment_id: int) -> TrainOutcome:
@@ -93,16 +78,11 @@ class SubprocessTrainJob:
         settings = experiment_settings(self._settings, workdir)
         config = yaml.safe_dump(settings_to_dict(settings), sort_keys=False)
         (workdir / CONFIG_FILE).write_text(config)
-        for command in self.steps(workdir, settings.train.runs_dir):
-            self._run_step(command, workdir / LOG_FILE)
-        run_dir = find_run_dir(settings.train.runs_dir)
-        summary = json.loads((run_dir / "metrics.json").read_text())
-        registration = json.loads((workdir / REGISTRATION_FILE).read_text())
-        return TrainOutcome(
-            model_path=run_dir / "model.onnx",
-            metrics=headline_metrics(summary) | {REGISTRY_VERSION: registration["version"]},
-            mlflow_run_id=registration["run_id"],
-        )
+        self._run_step(self.command(workdir), workdir / LOG_FILE)
+        try:
+            return TrainOutcome.read_json(workdir / OUTCOME_FILE)
+        except (OSError, ValueError, KeyError) as error:
+            raise TrainingFailed(f"the retrain job left no readable outcome: {error}") from None
 
     def _run_step(self, command: Sequence[str], log_file: Path) -> None:
         if self._cancelled.is_set():
@@ -117,14 +97,12 @@ class SubprocessTrainJob:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-                raise TrainingFailed(f"{command[2]} timed out after {self._timeout} s") from None
+                raise TrainingFailed(f"training timed out after {self._timeout} s") from None
             finally:
                 self._process = None
         if code != 0:
             tail = log_file.read_text(errors="replace")[-LOG_TAIL_CHARS:]
-            raise TrainingFailed(
-                f"`{' '.join(command[2:4])}` exited with {code}; log tail:\n{tail}"
-            )
+            raise TrainingFailed(f"`{' '.join(command[2:])}` exited with {code}; log tail:\n{tail}")
 
     def cancel(self) -> None:
         """Stop the current step (the runner records the experiment as failed)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -29,11 +30,30 @@ INTERRUPTED = "interrupted: the service stopped while this experiment was active
 
 @dataclass(frozen=True)
 class TrainOutcome:
-    """What a finished training produced."""
+    """What a finished training produced (the retrain job writes it as JSON for its parent)."""
 
     model_path: Path
     metrics: dict[str, float] = field(default_factory=dict)
     mlflow_run_id: str | None = None
+
+    def write_json(self, path: Path) -> None:
+        """Write the outcome to ``path`` (read back with :meth:`read_json`)."""
+        document = {
+            "model_path": str(self.model_path),
+            "metrics": self.metrics,
+            "mlflow_run_id": self.mlflow_run_id,
+        }
+        path.write_text(json.dumps(document, indent=2))
+
+    @classmethod
+    def read_json(cls, path: Path) -> TrainOutcome:
+        """The outcome :meth:`write_json` wrote."""
+        document = json.loads(path.read_text())
+        return cls(
+            model_path=Path(document["model_path"]),
+            metrics={k: float(v) for k, v in document["metrics"].items()},
+            mlflow_run_id=document["mlflow_run_id"],
+        )
 
 
 class TrainJob(Protocol):

@@ -8,7 +8,6 @@ the alias, never through a hard-coded version.
 from __future__ import annotations
 
 import logging
-import os
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,11 +45,13 @@ class ModelVersionInfo:
 
 
 def prepare_tracking_uri(uri: str) -> str:
-    """Make ``uri`` usable: opt in to the file store, create a SQLite database's folder."""
-    if uri.startswith("file:"):
-        # The embedded default (DESIGN: "MLflow file store"); MLflow 3 wants an explicit opt-in.
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    elif uri.startswith("sqlite:"):
+    """Make ``uri`` usable: create a SQLite database's folder.
+
+    A file store (``file:``) also needs ``MLFLOW_ALLOW_FILE_STORE=true``, which entry points
+    set (:func:`vigil.cli.common.allow_mlflow_file_store`); this module never changes the
+    environment.
+    """
+    if uri.startswith("sqlite:"):
         database = make_url(uri).database
         if database not in (None, "", ":memory:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)

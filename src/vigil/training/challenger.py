@@ -11,17 +11,20 @@ file, and the registry's ``champion`` alias moves to the promoted version, as
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 
-from vigil.config import Settings
+from vigil.config import Settings, flatten
 from vigil.inference.deploy import install_model
 from vigil.inference.roles import CHAMPION
 from vigil.inference.scorer import OnnxScorer
-from vigil.storage import record_deployment
+from vigil.retraining.runner import TrainOutcome
+from vigil.storage import REGISTRY_VERSION, record_deployment
 from vigil.tracking.model_registry import ModelRegistry
 from vigil.tracking.registration import register_run
 from vigil.training.data import load_feature_table
@@ -32,10 +35,17 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Challenger:
-    """A freshly trained model and its version in the MLflow registry."""
+    """A freshly trained model, its version in the MLflow registry and its headline figures."""
 
     model: Path
     registry_version: int
+    mlflow_run_id: str
+    metrics: dict[str, float]
+
+    def outcome(self) -> TrainOutcome:
+        """What an experiment records: model, metrics (with the registry version), MLflow run."""
+        metrics = self.metrics | {REGISTRY_VERSION: float(self.registry_version)}
+        return TrainOutcome(self.model, metrics, self.mlflow_run_id)
 
 
 @dataclass(frozen=True)
@@ -49,17 +59,35 @@ class PromotionOutcome:
     decision: GateDecision | None
 
 
+def headline_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """Numeric test and validation figures of a ``metrics.json``, flattened (``test.auc_roc``)."""
+    wanted: dict[str, Any] = {k: summary[k] for k in ("test", "validation") if k in summary}
+    wanted["threshold"] = summary.get("threshold")
+    return {
+        key: float(value)
+        for key, value in flatten(wanted).items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
+
+
 def train_challenger(settings: Settings) -> Challenger:
-    """Run one training (no promotion), register it as the registry's challenger."""
+    """The retrain job: one training (no promotion), registered as the registry's challenger.
+
+    ``PUT /retrain`` runs it in a child process (``vigil train --challenger``), the Dagster
+    retrain job in-process; what follows differs only in who promotes (``POST /deploy`` or
+    :func:`gate_and_promote`).
+    """
     # torch and the exporters: imported when a retrain runs, not when Dagster loads the assets.
-    from vigil.training.artifacts import ONNX_FILE
+    from vigil.training.artifacts import METRICS_FILE, ONNX_FILE
     from vigil.training.run import train
 
     run_dir = train(settings, promote=False)
     model = run_dir / ONNX_FILE
     if not model.is_file():
         raise RuntimeError(f"training finished without a model at {model}")
-    return Challenger(model, register_run(settings, run_dir).version)
+    registration = register_run(settings, run_dir)
+    summary = json.loads((run_dir / METRICS_FILE).read_text())
+    return Challenger(model, registration.version, registration.run_id, headline_metrics(summary))
 
 
 def install_champion(challenger: Path, served_at: Path, engine: Engine) -> str:
