@@ -31,7 +31,7 @@ from vigil.data.io import read_transactions
 from vigil.data.simulate import generate
 from vigil.data.training_data import TrainingData
 from vigil.retraining.runner import RetrainRunner, TrainOutcome
-from vigil.serving.routes.lifecycle import LifecycleServices
+from vigil.serving.model_lifecycle import LifecycleServices
 from vigil.storage import create_db_engine, upgrade_database
 
 AUTH = {"X-API-Key": API_KEY}

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import inspect, make_url, select
 
 from api_support import API_KEY, FakeWriter, api_settings, build_app, transaction, write_model
 from vigil.config import DataConfig, Settings
@@ -17,9 +18,17 @@ from vigil.data.io import read_transactions
 from vigil.data.simulate import generate
 from vigil.data.training_data import TrainingData
 from vigil.features.state import Transaction
+from vigil.inference.roles import CHAMPION
 from vigil.retraining.runner import RetrainRunner, TrainOutcome
-from vigil.serving.routes.lifecycle import LifecycleServices
-from vigil.storage import create_db_engine, upgrade_database
+from vigil.serving.model_lifecycle import LifecycleServices
+from vigil.storage import (
+    create_db_engine,
+    create_experiment,
+    get_experiment,
+    mark_experiment_running,
+    save_deployment,
+    upgrade_database,
+)
 from vigil.storage.tables import labels
 
 AUTH = {"X-API-Key": API_KEY}
@@ -164,3 +173,40 @@ def test_uploaded_labels_are_verdicts_stored_and_online(
     probe = Transaction(9_000_002, later, 5, 44, 10.0)
     (aggregates,) = services.store.record([probe], services.features.spec)
     assert aggregates.terminal_frauds[-1] == 1  # the 30-day delayed window holds the fraud
+
+
+def test_the_apps_one_set_up_migrates_and_builds_the_lifecycle_before_any_request(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """No lazy build: start-up migrates, fails experiments a dead process left, follows."""
+    upgrade_database(settings.storage.database_url)
+    engine = create_db_engine(settings.storage.database_url)
+    with engine.begin() as connection:
+        stale = create_experiment(connection)
+        mark_experiment_running(connection, stale)
+    model = write_model(settings, tmp_path / "a.onnx", "model-a")
+    app = build_app(settings, model, FakeWriter())
+    with TestClient(app, raise_server_exceptions=False):
+        services = app.state.services
+        assert services.lifecycle.engine.url == make_url(settings.storage.database_url)
+        with engine.connect() as connection:
+            left = get_experiment(connection, stale)
+        assert left is not None and left.status == "failed" and "interrupted" in (left.error or "")
+        # The follower runs on the same engine: a deployment recorded elsewhere is applied.
+        other = write_model(settings, tmp_path / "b.onnx", "model-b")
+        save_deployment(engine, "model-b", str(other), CHAMPION)
+        deadline = time.monotonic() + 10
+        while services.models.snapshot().champion.model_version != "model-b":
+            assert time.monotonic() < deadline, "the deployment was not followed"
+            time.sleep(0.1)
+    engine.dispose()
+
+
+def test_start_up_migrates_even_with_an_injected_writer(settings: Settings, tmp_path: Path) -> None:
+    model = write_model(settings, tmp_path / "a.onnx", "model-a")
+    app = build_app(settings, model, FakeWriter())
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/experiments").json() == []
+    engine = create_db_engine(settings.storage.database_url)
+    assert {"experiments", "deployments", "predictions"} <= set(inspect(engine).get_table_names())
+    engine.dispose()

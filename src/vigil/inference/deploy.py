@@ -22,7 +22,7 @@ from vigil.config import TrackingConfig
 from vigil.inference.errors import ModelLoadError, NotDeployable
 from vigil.inference.manager import ModelManager
 from vigil.inference.roles import CHAMPION
-from vigil.storage import REGISTRY_VERSION, Experiment, record_deployment
+from vigil.storage import REGISTRY_VERSION, Experiment, save_deployment
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +72,7 @@ def deploy_experiment(
         raise NotDeployable(f"experiment {experiment.id}: {error}") from error
     install_model(source, serving_path)
     current = models.snapshot().champion.model_version
-    with engine.begin() as connection:
-        record_deployment(connection, current, str(serving_path), CHAMPION, experiment.id)
+    save_deployment(engine, current, str(serving_path), CHAMPION, experiment.id)
     logger.info(
         "deployed experiment %d: %s -> %s",
         experiment.id,

@@ -13,6 +13,7 @@ from vigil.features import OnlineFeatureComputer, StateStore
 from vigil.inference.manager import ModelManager
 from vigil.monitoring import VigilMetrics
 from vigil.serving.errors import NotReady
+from vigil.serving.model_lifecycle import LifecycleServices
 from vigil.serving.service import PredictionService
 from vigil.storage import GroupCommitWriter
 
@@ -29,6 +30,7 @@ class Services:
     writer: GroupCommitWriter
     predictions: PredictionService
     event_time: EventTimePolicy
+    lifecycle: LifecycleServices
 
 
 def get_services(request: Request) -> Services:
@@ -44,5 +46,11 @@ def get_prediction_service(request: Request) -> PredictionService:
     return get_services(request).predictions
 
 
+def get_lifecycle(request: Request) -> LifecycleServices:
+    """The lifecycle services of the running app (retrain runner, training data, engine)."""
+    return get_services(request).lifecycle
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
+LifecycleDep = Annotated[LifecycleServices, Depends(get_lifecycle)]
 PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_service)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -19,7 +19,14 @@ from fastapi.responses import Response
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from vigil.inference.errors import InvalidFeaturesError, ModelScoringError
+from vigil.data.training_data import RejectedData
+from vigil.inference.errors import (
+    InvalidFeaturesError,
+    ModelLoadError,
+    ModelScoringError,
+    NotDeployable,
+)
+from vigil.retraining.errors import ExperimentNotFound, RetrainInProgress
 from vigil.serving.context import request_id_var
 from vigil.storage.errors import (
     DatabaseUnavailable,
@@ -138,6 +145,25 @@ async def _model_failed(_request: Request, error: Exception) -> Response:
     return json_error(422, f"the model could not process the data: {error}")
 
 
+def _answer(status_code: int) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """A handler answering ``status_code`` with the domain error's own (safe) message."""
+
+    async def handler(_request: Request, error: Exception) -> Response:
+        return json_error(status_code, str(error))
+
+    return handler
+
+
+# The model lifecycle's domain errors (retraining, deployment, training-data uploads).
+LIFECYCLE_STATUS: dict[type[Exception], int] = {
+    ExperimentNotFound: 404,
+    RetrainInProgress: 409,
+    NotDeployable: 409,
+    RejectedData: 422,
+    ModelLoadError: 422,  # a model handed to /admin: rejected, the serving one unchanged
+}
+
+
 async def _state_store_unavailable(_request: Request, error: Exception) -> Response:
     log.error("state store unavailable: %s", error)
     return json_error(503, "state store unavailable", {"Retry-After": RETRY_AFTER_SECONDS})
@@ -155,3 +181,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ModelScoringError, _model_failed)
     app.add_exception_handler(RedisConnectionError, _state_store_unavailable)
     app.add_exception_handler(RedisTimeoutError, _state_store_unavailable)
+    for error, status_code in LIFECYCLE_STATUS.items():
+        app.add_exception_handler(error, _answer(status_code))

@@ -1,4 +1,4 @@
-"""Start-up and shut-down: model, state store and database writer, built from settings.
+"""Start-up and shut-down: migrations, model, state store, database writer and lifecycle.
 
 Objects passed to :func:`vigil.serving.create_app` are used as they are and left for the
 caller to close; the ones built here are started here and closed on shut-down.
@@ -20,6 +20,7 @@ from vigil.features import OnlineFeatureComputer, StateStore, feature_names, mak
 from vigil.inference.manager import ModelManager
 from vigil.monitoring import VigilMetrics
 from vigil.serving.deps import Services
+from vigil.serving.model_lifecycle import LifecycleServices, running_lifecycle
 from vigil.serving.service import PredictionService
 from vigil.storage import GroupCommitWriter, upgrade_database
 
@@ -27,9 +28,8 @@ log = logging.getLogger(__name__)
 
 
 async def _start_writer(settings: Settings, metrics: VigilMetrics) -> GroupCommitWriter:
-    """Migrate the database, then start the group-commit writer."""
+    """Start the group-commit writer (on the migrated database)."""
     storage = settings.storage
-    await asyncio.to_thread(upgrade_database, storage.database_url)
     commit_latency = metrics.db_commit_latency
     writer = GroupCommitWriter(
         storage.database_url,
@@ -56,9 +56,11 @@ async def running_services(
     model_manager: ModelManager | None = None,
     state_store: StateStore | None = None,
     writer: GroupCommitWriter | None = None,
+    lifecycle: LifecycleServices | None = None,
 ) -> AsyncIterator[Services]:
-    """Build what was not injected, yield the running services, close what was built."""
+    """Migrate, build what was not injected, yield the running services, close what was built."""
     async with AsyncExitStack() as stack:
+        await asyncio.to_thread(upgrade_database, settings.storage.database_url)
         models = model_manager
         if models is None:
             models = await asyncio.to_thread(build_models, settings)
@@ -69,12 +71,21 @@ async def running_services(
             writer = await _start_writer(settings, metrics)
             stack.push_async_callback(writer.stop)
         metrics.writer_queue_depth.set_function(lambda: writer.queue_depth)
+        lifecycle = await stack.enter_async_context(running_lifecycle(settings, models, lifecycle))
         features = OnlineFeatureComputer(settings.features, state_store)
         predictions = PredictionService(settings, models, features, writer, metrics)
         log.info("serving model %s", models.snapshot().champion.metadata.model_version)
         event_time = EventTimePolicy.from_config(settings.data)
         yield Services(
-            settings, metrics, models, state_store, features, writer, predictions, event_time
+            settings,
+            metrics,
+            models,
+            state_store,
+            features,
+            writer,
+            predictions,
+            event_time,
+            lifecycle,
         )
 
 
@@ -89,8 +100,10 @@ def lifespan_for(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Tests may set ``app.state.lifecycle`` before start-up to inject a fake retrain job.
+        injected = getattr(app.state, "lifecycle", None)
         async with running_services(
-            settings, metrics, model_manager, state_store, writer
+            settings, metrics, model_manager, state_store, writer, injected
         ) as services:
             app.state.services = services
             # Everything built so far lives as long as the app: keep it out of the garbage

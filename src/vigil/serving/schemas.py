@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -224,6 +225,48 @@ class ErrorOut(BaseModel):
 
     detail: str
     request_id: str | None = None
+
+
+class AddDataOut(BaseModel):
+    """What one training-data upload did (``PUT /add_data``)."""
+
+    received: int
+    appended: int
+    duplicates: int
+    duplicate_ids: list[int]
+
+
+class RetrainOut(BaseModel):
+    """The queued experiment (``PUT /retrain``)."""
+
+    experiment_id: int
+    status: str
+
+
+class ExperimentOut(BaseModel):
+    """One experiment: status, metrics, MLflow run id and timings (``GET /metrics/{id}``)."""
+
+    experiment_id: int
+    status: str
+    metrics: dict[str, float] | None
+    mlflow_run_id: str | None
+    model_path: str | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_seconds: float | None
+
+
+class DeployOut(BaseModel):
+    """The model now serving, the one it replaced, and the registry alias update."""
+
+    experiment_id: int
+    model_version: str
+    previous_version: str
+    model_path: str
+    registry_version: int | None
+    registry_error: str | None = None
 
 
 def decision_body(decision: Decision) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from vigil.storage.lifecycle import (
     list_experiments,
     mark_experiment_running,
     record_deployment,
+    save_deployment,
 )
 from vigil.storage.migrate import upgrade_database
 from vigil.storage.records import Deployment, Experiment, LabelRecord, PredictionRecord
@@ -64,5 +65,6 @@ __all__ = [
     "ping",
     "recent_predictions",
     "record_deployment",
+    "save_deployment",
     "upgrade_database",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Insert, insert, select, update
+from sqlalchemy import Connection, Engine, Insert, insert, select, update
 
 from vigil.inference.roles import CHAMPION
 from vigil.storage.errors import StorageError
@@ -33,6 +33,18 @@ def record_deployment(
     )
     new_id = _inserted_id(connection, statement)
     return Deployment(new_id, model_version, model_path, deployed_at, alias, experiment_id)
+
+
+def save_deployment(
+    engine: Engine,
+    model_version: str,
+    model_path: str,
+    alias: str = CHAMPION,
+    experiment_id: int | None = None,
+) -> Deployment:
+    """:func:`record_deployment` in a transaction of its own (what followers then apply)."""
+    with engine.begin() as connection:
+        return record_deployment(connection, model_version, model_path, alias, experiment_id)
 
 
 def _inserted_id(connection: Connection, statement: Insert) -> int:

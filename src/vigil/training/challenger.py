@@ -24,7 +24,7 @@ from vigil.inference.deploy import install_model
 from vigil.inference.roles import CHAMPION
 from vigil.inference.scorer import OnnxScorer
 from vigil.retraining.runner import TrainOutcome
-from vigil.storage import REGISTRY_VERSION, record_deployment
+from vigil.storage import REGISTRY_VERSION, save_deployment
 from vigil.tracking.model_registry import ModelRegistry
 from vigil.tracking.registration import register_run
 from vigil.training.data import load_feature_table
@@ -94,8 +94,7 @@ def install_champion(challenger: Path, served_at: Path, engine: Engine) -> str:
     """Install the model file and record the deployment (serving processes follow it)."""
     version = OnnxScorer.load(challenger).model_version
     install_model(challenger, served_at)
-    with engine.begin() as connection:
-        record_deployment(connection, version, str(served_at), CHAMPION)
+    save_deployment(engine, version, str(served_at), CHAMPION)
     logger.info("champion is now %s at %s", version, served_at)
     return version
 

@@ -11,16 +11,12 @@ import asyncio
 from pathlib import Path
 
 from fastapi import APIRouter
-from sqlalchemy import Engine
 
-from vigil.inference.errors import ModelLoadError
 from vigil.inference.follower import CHALLENGER, NO_CHALLENGER
-from vigil.serving.deps import ServicesDep
-from vigil.serving.errors import ServiceError
-from vigil.serving.routes.lifecycle import LifecycleDep
+from vigil.serving.deps import LifecycleDep, ServicesDep
 from vigil.serving.schemas import ChallengerRequest, ErrorOut, ReloadOut, ReloadRequest
 from vigil.serving.security import ApiKeyDep
-from vigil.storage import record_deployment
+from vigil.storage import save_deployment
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[ApiKeyDep])
 
@@ -31,12 +27,6 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-class ModelRejected(ServiceError):
-    """The new model file could not be loaded or does not fit; the old one keeps serving."""
-
-    status_code = 422
-
-
 @router.post(
     "/reload",
     response_model=ReloadOut,
@@ -45,10 +35,8 @@ class ModelRejected(ServiceError):
 )
 async def reload(body: ReloadRequest, services: ServicesDep) -> ReloadOut:
     """Load and warm ``model_path`` in a thread beside the serving model, then swap atomically."""
-    try:
-        previous = await asyncio.to_thread(services.models.deploy, Path(body.model_path))
-    except ModelLoadError as error:
-        raise ModelRejected(str(error)) from None
+    # A ModelLoadError is a 422 (serving/errors.py): the serving model stays.
+    previous = await asyncio.to_thread(services.models.deploy, Path(body.model_path))
     current = services.models.snapshot().champion.metadata
     return ReloadOut(
         model_version=current.model_version,
@@ -70,14 +58,15 @@ async def challenger(
     Every API process and stream worker follows (the ``deployments`` table).
     """
     path = Path(body.model_path).resolve() if body.model_path is not None else None
-    try:
-        previous = await asyncio.to_thread(services.models.set_challenger, path)
-    except ModelLoadError as error:
-        raise ModelRejected(str(error)) from None
+    previous = await asyncio.to_thread(services.models.set_challenger, path)
     current = services.models.snapshot().challenger
     version = current.metadata.model_version if current is not None else NO_CHALLENGER
     await asyncio.to_thread(
-        _record_challenger, lifecycle.engine, version, str(path) if current else NO_CHALLENGER
+        save_deployment,
+        lifecycle.engine,
+        version,
+        str(path) if current else NO_CHALLENGER,
+        CHALLENGER,
     )
     return ReloadOut(
         model_version=current.metadata.model_version if current is not None else None,
@@ -85,8 +74,3 @@ async def challenger(
             previous.challenger.metadata.model_version if previous.challenger else None
         ),
     )
-
-
-def _record_challenger(engine: Engine, model_version: str, model_path: str) -> None:
-    with engine.begin() as connection:
-        record_deployment(connection, model_version, model_path, CHALLENGER)
