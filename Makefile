@@ -1,4 +1,5 @@
-# Vigil: two commands matter. `make demo` runs the main job on embedded defaults,
+# Vigil: two commands matter. `make demo` runs the main job on embedded defaults (writing
+# where the defaults point, so every README command works next),
 # `make test` sets up and runs the test suite.
 PYTHON ?= python3.11
 VENV := .venv

@@ -1,7 +1,9 @@
 """Vigil's one typed configuration: YAML file, then ``VIGIL_*`` environment, then ``--set``.
 
 Only entry points (CLI commands, the API lifespan, the worker) call :func:`load_settings`;
-everything else receives the resulting :class:`Settings` object explicitly.
+everything else receives the resulting :class:`Settings` object explicitly. The three sources
+are pydantic-settings sources merged in that order of precedence; the file is found from the
+project root (or ``VIGIL_CONFIG``), never from whatever the working directory happens to be.
 """
 
 from __future__ import annotations
@@ -14,9 +16,15 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+# The default ``--config``: located by :func:`locate_config`, not read relative to the cwd.
 DEFAULT_CONFIG_PATH = Path("configs/vigil.yaml")
+CONFIG_ENV = "VIGIL_CONFIG"
 ENV_PREFIX = "VIGIL_"
+# An editable install (``pip install -e .``, ``make setup``) finds the file beside its sources.
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
 class ConfigError(ValueError):
@@ -178,8 +186,10 @@ class MonitoringConfig(_Section):
     retrain_on_drift: bool = True
 
 
-class Settings(_Section):
+class Settings(BaseSettings):
     """The whole configuration of one Vigil process."""
+
+    model_config = SettingsConfigDict(extra="forbid", frozen=True)
 
     data: DataConfig = DataConfig()
     features: FeaturesConfig = FeaturesConfig()
@@ -191,6 +201,18 @@ class Settings(_Section):
     broker: BrokerConfig = BrokerConfig()
     tracking: TrackingConfig = TrackingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only explicit values: the file and environment are read by :func:`load_settings`."""
+        return (init_settings,)
 
 
 def _parse_value(raw: str) -> Any:
@@ -234,6 +256,63 @@ def _parse_set(assignments: Sequence[str]) -> list[tuple[str, Any]]:
     return overrides
 
 
+def _tree(overrides: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for key, value in overrides:
+        _set_dotted(tree, key, value)
+    return tree
+
+
+class _TreeSource(PydanticBaseSettingsSource):
+    """One configuration source (file, environment or ``--set``) as a tree of sections."""
+
+    def __init__(self, settings_cls: type[BaseSettings], values: Mapping[str, Any]):
+        super().__init__(settings_cls)
+        self._values: dict[str, Any] = json.loads(json.dumps(dict(values), default=str))
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return self._values
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """The YAML configuration file: a mapping of sections."""
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except OSError as error:
+        raise ConfigError(f"configuration file {path} is not readable: {error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"configuration file {path} is not valid YAML: {error}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"configuration file {path} must hold a mapping of sections")
+    return loaded
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, section by section (a nested key replaces only itself)."""
+    merged = dict(base)
+    for key, value in top.items():
+        below = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(below, dict):
+            merged[key] = _merge(below, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _validate(sources: Sequence[PydanticBaseSettingsSource]) -> Settings:
+    """Merge sources (lowest precedence first) and validate, naming any bad key."""
+    merged: dict[str, Any] = {}
+    for source in sources:
+        merged = _merge(merged, source())
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error)) from None
+
+
 def _format_validation_error(error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
@@ -251,13 +330,31 @@ def build_settings(
     overrides: Sequence[tuple[str, Any]] = (),
 ) -> Settings:
     """Validate a configuration tree with dotted-key overrides applied on top."""
-    merged: dict[str, Any] = json.loads(json.dumps(dict(tree), default=str))
-    for key, value in overrides:
-        _set_dotted(merged, key, value)
-    try:
-        return Settings.model_validate(merged)
-    except ValidationError as error:
-        raise ConfigError(_format_validation_error(error)) from None
+    return _validate([_TreeSource(Settings, tree), _TreeSource(Settings, _tree(overrides))])
+
+
+def locate_config(environ: Mapping[str, str], cwd: Path | None = None) -> Path:
+    """The configuration file: ``VIGIL_CONFIG``, else ``configs/vigil.yaml`` of the project root.
+
+    The project root is the working directory or its nearest parent holding that file, else
+    the source checkout Vigil is installed from (``pip install -e``). Nothing found is an error
+    naming where it looked, never an empty configuration.
+    """
+    if environ.get(CONFIG_ENV):
+        path = Path(environ[CONFIG_ENV])
+        if not path.is_file():
+            raise ConfigError(f"configuration file {path} (from {CONFIG_ENV}) does not exist")
+        return path
+    here = (cwd or Path.cwd()).resolve()
+    candidates = [d / DEFAULT_CONFIG_PATH for d in (here, *here.parents)]
+    candidates.append(_SOURCE_ROOT / DEFAULT_CONFIG_PATH)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no configuration file: {DEFAULT_CONFIG_PATH} is in neither {here} nor its parents, "
+        f"nor in {_SOURCE_ROOT}; run from the project, set {CONFIG_ENV}=PATH or pass --config PATH"
+    )
 
 
 def load_settings(
@@ -265,22 +362,26 @@ def load_settings(
     overrides: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Load YAML (if ``path`` exists), apply ``VIGIL_*`` env vars, then ``--set`` overrides."""
+    """Load the YAML file, apply ``VIGIL_*`` env vars, then ``--set`` overrides.
+
+    ``path`` is the file to read; the default (``configs/vigil.yaml``) is located with
+    :func:`locate_config`; ``None`` reads no file (the embedded defaults).
+    """
+    env = environ if environ is not None else {}
     tree: dict[str, Any] = {}
     if path is not None:
-        if not path.exists():
-            if path != DEFAULT_CONFIG_PATH:
-                raise ConfigError(f"configuration file {path} does not exist")
-        else:
-            try:
-                loaded = yaml.safe_load(path.read_text()) or {}
-            except yaml.YAMLError as error:
-                raise ConfigError(f"configuration file {path} is not valid YAML: {error}") from None
-            if not isinstance(loaded, dict):
-                raise ConfigError(f"configuration file {path} must hold a mapping of sections")
-            tree = loaded
-    env_items = _env_overrides(environ if environ is not None else {})
-    return build_settings(tree, [*env_items, *_parse_set(overrides)])
+        if path == DEFAULT_CONFIG_PATH:
+            path = locate_config(env)
+        elif not path.is_file():
+            raise ConfigError(f"configuration file {path} does not exist")
+        tree = _read_yaml(path)
+    return _validate(
+        [
+            _TreeSource(Settings, tree),
+            _TreeSource(Settings, _tree(_env_overrides(env))),
+            _TreeSource(Settings, _tree(_parse_set(overrides))),
+        ]
+    )
 
 
 def settings_to_dict(settings: Settings) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from vigil.config import ConfigError, load_settings
+from vigil.config import ConfigError, load_settings, locate_config
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "vigil.yaml"
 
@@ -50,3 +50,48 @@ def test_malformed_override_and_missing_file_are_clear(tmp_path: Path) -> None:
         load_settings(REPO_CONFIG, overrides=["train.lr"], environ={})
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "missing.yaml", environ={})
+
+
+def test_default_file_is_found_from_the_project_root_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO_CONFIG.parents[1] / "docs")  # a subdirectory of the project
+    assert load_settings(environ={}).train.history_days == 35  # the file's, not the default 0
+    monkeypatch.chdir(tmp_path)  # outside it: the checkout Vigil is installed from
+    assert locate_config({}) == REPO_CONFIG
+    assert load_settings(environ={}).train.history_days == 35
+
+
+def test_vigil_config_names_the_file_and_a_missing_one_is_an_error(tmp_path: Path) -> None:
+    own = tmp_path / "own.yaml"
+    own.write_text("train:\n  history_days: 3\n")
+    assert load_settings(environ={"VIGIL_CONFIG": str(own)}).train.history_days == 3
+    with pytest.raises(ConfigError, match=r"gone\.yaml \(from VIGIL_CONFIG\) does not exist"):
+        load_settings(environ={"VIGIL_CONFIG": str(tmp_path / "gone.yaml")})
+
+
+def test_nothing_found_is_an_error_naming_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("vigil.config._SOURCE_ROOT", tmp_path / "site-packages")
+    with pytest.raises(ConfigError, match=f"neither {tmp_path}") as raised:
+        locate_config({}, cwd=tmp_path)
+    assert "VIGIL_CONFIG" in str(raised.value)
+
+
+def test_environment_values_are_typed_and_nested() -> None:
+    settings = load_settings(
+        REPO_CONFIG,
+        environ={
+            "VIGIL_BROKER__URL": "null",
+            "VIGIL_FEATURES__WINDOWS_DAYS": "[1, 3]",
+            "VIGIL_DATA__DRIFT__SCENARIO": "amount_inflation",
+            "VIGIL_UNRELATED": "ignored: no section separator",
+        },
+    )
+    assert settings.broker.url is None
+    assert settings.features.windows_days == [1, 3]
+    assert settings.data.drift.scenario == "amount_inflation"
+    assert settings.data.drift.start_day == 120  # the file's value beside the overridden one
+    with pytest.raises(ConfigError, match=r"unknown configuration key 'train\.speed'"):
+        load_settings(REPO_CONFIG, environ={"VIGIL_TRAIN__SPEED": "1"})

@@ -16,6 +16,7 @@ from vigil.config import FeaturesConfig, Settings
 from vigil.data import schema
 from vigil.data.simulate import simulate_transactions
 from vigil.features.online import OnlineFeatureComputer
+from vigil.features.replay import as_transactions, in_event_order
 from vigil.features.state import InMemoryStateStore
 from vigil.features.warmup import plan_warmup, warm_state
 
@@ -44,6 +45,23 @@ def test_a_warmed_store_scores_the_tail_like_offline(world: pd.DataFrame) -> Non
     assert 0 < done.labels < done.transactions
     cold = score_from(InMemoryStateStore(), world, UNTIL, CONFIG)
     assert not np.allclose(cold, expected)
+
+
+def test_pending_labels_stand_for_the_labels_arriving_during_a_replay(
+    world: pd.DataFrame,
+) -> None:
+    # The tail (5 days) is shorter than the label delay: a replay of it brings no label due
+    # within it, so only the warm-up's pending labels can make its features match offline.
+    expected = offline_from(world, UNTIL, CONFIG)
+    computer = OnlineFeatureComputer(CONFIG, InMemoryStateStore(), dtype=np.float64)
+    before = world[world[schema.TX_DATETIME] < UNTIL]
+    done = warm_state(computer, before, UNTIL, pending_labels=True)
+    assert done.labels == done.transactions
+    tail = as_transactions(in_event_order(world[world[schema.TX_DATETIME] >= UNTIL]))
+    np.testing.assert_allclose(computer.features_for_batch(tail), expected, rtol=1e-9)
+    due_only = OnlineFeatureComputer(CONFIG, InMemoryStateStore(), dtype=np.float64)
+    warm_state(due_only, before, UNTIL)
+    assert not np.allclose(due_only.features_for_batch(tail), expected)
 
 
 def test_plan_counts_the_horizon_only(world: pd.DataFrame) -> None:

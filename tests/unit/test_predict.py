@@ -77,7 +77,9 @@ def test_round_trip_scores_every_transaction_in_input_order(
     shuffled = transactions.sample(frac=1.0, random_state=1)
     source = _write(shuffled, tmp_path / f"in{suffix}")
     target = tmp_path / "out" / f"scores{suffix}"
-    result = _run("--input_path", source, "--output_path", target, "--model", model_path)
+    result = _run(
+        "--input_path", source, "--output_path", target, "--model", model_path, "--cold-features"
+    )
     assert result.exit_code == 0, result.output
     out = pd.read_csv(target) if suffix == ".csv" else pd.read_parquet(target)
     assert list(out.columns) == ["transaction_id", "score", "label"]
@@ -134,6 +136,41 @@ def test_history_gives_the_input_the_features_of_the_full_stream(
     masked = pd.concat([history, recent.assign(tx_fraud=0)])
     expected = _expected(settings, masked, weights).loc[out["transaction_id"]]
     np.testing.assert_allclose(out["score"], expected, atol=1e-6)
+
+
+def test_input_without_history_is_refused_unless_cold_features_are_accepted(
+    tmp_path: Path, transactions: pd.DataFrame, model_path: Path
+) -> None:
+    source = _write(transactions, tmp_path / "in.csv")
+    target = tmp_path / "out" / "scores.csv"
+    refused = _run("-i", source, "-o", target, "-m", model_path)
+    assert refused.exit_code == 1
+    assert "--history" in refused.output and "--cold-features" in refused.output
+    assert "nothing was written" in refused.output
+    assert not target.parent.exists()
+    accepted = _run("-i", source, "-o", target, "-m", model_path, "--cold-features")
+    assert accepted.exit_code == 0, accepted.output
+    assert len(pd.read_csv(target)) == len(transactions)
+
+
+def test_labelled_input_longer_than_the_lookback_is_its_own_history(
+    tmp_path: Path, weights: np.ndarray, model_path: Path
+) -> None:
+    long_world = build_settings({"data": {"n_customers": 40, "n_terminals": 80, "n_days": 40}})
+    labelled = simulate_transactions(long_world.data).drop(columns=["tx_fraud_scenario"])
+    source = _write(labelled, tmp_path / "in.parquet")
+    target = tmp_path / "scores.csv"
+    result = _run("-i", source, "-o", target, "-m", model_path)
+    assert result.exit_code == 0, result.output
+    out = pd.read_csv(target)
+    expected = _expected(long_world, labelled, weights).loc[out["transaction_id"]]
+    np.testing.assert_allclose(out["score"], expected, atol=1e-6)
+    short = _write(
+        labelled[labelled["tx_datetime"] < labelled["tx_datetime"].min() + pd.Timedelta(days=10)],
+        tmp_path / "short.parquet",
+    )
+    refused = _run("-i", short, "-o", tmp_path / "short.csv", "-m", model_path)
+    assert refused.exit_code == 1 and "spans" in refused.output
 
 
 def _corrupt(frame: pd.DataFrame, path: Path, how: str) -> Path:
@@ -206,7 +243,15 @@ def test_python_dash_m_entry_point(
 ) -> None:
     source = _write(transactions.head(50), tmp_path / "in.csv")
     target = tmp_path / "scores.parquet"
-    args = ["--input_path", source, "--output_path", target, "--model", model_path]
+    args = [
+        "--input_path",
+        source,
+        "--output_path",
+        target,
+        "--model",
+        model_path,
+        "--cold-features",
+    ]
     completed = subprocess.run(
         [sys.executable, "-m", "vigil.predict", *map(str, args)],
         capture_output=True,

@@ -15,15 +15,20 @@ def predict(
     input_path: Annotated[
         Path,
         typer.Option(
-            "--input_path", "--input-path", "-i", help="Transactions (or features): CSV/Parquet."
+            "--input",
+            "-i",
+            "--input-path",
+            "--input_path",
+            help="Transactions (or features): CSV (.csv, .csv.gz), Parquet file or directory.",
         ),
     ],
     output_path: Annotated[
         Path,
         typer.Option(
-            "--output_path",
-            "--output-path",
+            "--output",
             "-o",
+            "--output-path",
+            "--output_path",
             help="Where to write transaction_id, score, label (.csv or .parquet).",
         ),
     ],
@@ -42,9 +47,19 @@ def predict(
         Path | None,
         typer.Option(
             "--history",
-            help="Labelled transactions before the input (e.g. data.raw_dir): window context.",
+            help="Labelled transactions before the input (e.g. data.raw_dir): window context. "
+            "Without it the input must hold its own labelled history (at least the features' "
+            "lookback, e.g. 37 days).",
         ),
     ] = None,
+    cold_features: Annotated[
+        bool,
+        typer.Option(
+            "--cold-features",
+            help="Score without history: customer and terminal windows start empty "
+            "(history-dependent features are 0). Otherwise such an input is refused.",
+        ),
+    ] = False,
     threads: Annotated[
         int, typer.Option("--threads", min=1, help="ONNX Runtime intra-op threads.")
     ] = 1,
@@ -66,6 +81,7 @@ def predict(
             features_precomputed,
             threads,
             history_path=history,
+            cold_features=cold_features,
         )
     except (PredictionInputError, InvalidFeaturesError, ModelLoadError, ModelScoringError) as error:
         raise fail(f"{error} (nothing was written)") from None

@@ -70,8 +70,10 @@ async def _run_replay(
     limit: int | None,
     label_after: float | None,
     single: bool,
+    warm_from: Path | None,
 ) -> None:
     from vigil.data.io import read_transactions
+    from vigil.features.warmup import warm_state
     from vigil.streaming import BrokerSink, InProcessSink, ReplaySummary, StreamRuntime, replay
     from vigil.streaming.replay import Sink
 
@@ -95,6 +97,17 @@ async def _run_replay(
     else:
         runtime = StreamRuntime.build(settings, source="batch")
         try:
+            if warm_from is not None:
+                # The state a live store would hold just before the first replayed transaction,
+                # plus the labels that arrive during the replay (used once due, as live).
+                first = frame["tx_datetime"].min().to_pydatetime()
+                history = read_transactions(warm_from)
+                done = warm_state(runtime.features, history, until=first, pending_labels=True)
+                typer.echo(
+                    f"state warmed from {warm_from}: {done.transactions:,} transactions and "
+                    f"{done.labels:,} labels from {done.since:%Y-%m-%d %H:%M} to "
+                    f"{done.until:%Y-%m-%d %H:%M}"
+                )
             summary = await send(InProcessSink(runtime.pipeline, runtime.features, runtime.store))
         finally:
             await runtime.close()
@@ -118,8 +131,19 @@ def replay_command(
         float, typer.Option(help="Send each label this many seconds later (<0: no labels).")
     ] = 5.0,
     single: Annotated[
-        bool, typer.Option(help="One message per transaction instead of TransactionBatch ones.")
+        bool,
+        typer.Option(
+            "--single", help="One message per transaction instead of TransactionBatch ones."
+        ),
     ] = False,
+    warm_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--warm-from",
+            help="In-process only: first fill the state store with this dataset's past before "
+            "the first replayed transaction (as `vigil warm-state` does for Redis).",
+        ),
+    ] = None,
 ) -> None:
     """Replay a dataset into the transactions queue (or score in-process without a broker).
 
@@ -130,8 +154,15 @@ def replay_command(
     path = source if source is not None else settings.data.raw_dir
     if not path.exists():
         raise fail(f"no transactions at {path}: run `vigil generate` or pass --input")
+    if warm_from is not None and settings.broker.url is not None:
+        raise fail(
+            "--warm-from fills the in-process state store; with a broker, warm the worker's "
+            "store with `vigil warm-state` instead"
+        )
+    if warm_from is not None and not warm_from.exists():
+        raise fail(f"no transactions at {warm_from} (--warm-from)")
     labels_after = label_after if label_after >= 0 else None
-    asyncio.run(_run_replay(settings, path, rate, limit, labels_after, single))
+    asyncio.run(_run_replay(settings, path, rate, limit, labels_after, single, warm_from))
 
 
 def asyncapi(

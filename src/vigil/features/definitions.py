@@ -65,6 +65,11 @@ TERMINAL_FRAUD_RUN = "terminal_fraud_run"
 EXTRA_GROUPS = (CUSTOMER_AMOUNT_BASELINE, TERMINAL_FRAUD_RUN)
 
 
+def feature_lookback_days(config: FeaturesConfig) -> int:
+    """Days of history a transaction's features look back on: longest window plus label delay."""
+    return max(config.windows_days) + config.label_delay_days
+
+
 def amount_window_days(config: FeaturesConfig) -> int:
     """The recent-maximum window: ``amount_max_window_days``, at most the longest window."""
     return min(config.amount_max_window_days, max(config.windows_days))

@@ -50,12 +50,14 @@ def _window(
 
 
 def _due_labels(
-    computer: OnlineFeatureComputer, window: pd.DataFrame, until: datetime
+    computer: OnlineFeatureComputer, window: pd.DataFrame, until: datetime, pending: bool = False
 ) -> pd.DataFrame:
-    """Labelled transactions old enough for their label to be known at ``until`` (none when
-    the data carries no labels)."""
+    """Labelled transactions old enough for their label to be known at ``until`` (every
+    labelled one if ``pending``; none when the data carries no labels)."""
     if schema.TX_FRAUD not in window:
         return window.iloc[0:0].assign(**{schema.TX_FRAUD: pd.Series(dtype="int8")})
+    if pending:
+        return window
     delay = timedelta(days=computer.config.label_delay_days)
     return window[window[schema.TX_DATETIME] + delay <= until]
 
@@ -74,11 +76,15 @@ def warm_state(
     until: datetime | None = None,
     batch_size: int = 512,
     progress: Progress | None = None,
+    pending_labels: bool = False,
 ) -> WarmupPlan:
     """Record the horizon before ``until`` into ``computer``'s store, then its known labels.
 
     ``frame`` holds transactions with the schema's columns (``tx_fraud`` for labels; without
-    it only transactions are recorded). Returns what was done.
+    it only transactions are recorded). ``pending_labels`` also applies the labels not yet due
+    at ``until``, for a replay of the data that follows: features use a label only once its
+    transaction is the label delay old, so this equals each label arriving on time.
+    Returns what was done.
     """
     if batch_size <= 0:
         raise ValueError("batch_size must be > 0")
@@ -89,7 +95,7 @@ def warm_state(
         computer.features_for_batch(chunk)
         if progress is not None:
             progress(len(chunk))
-    labels = _due_labels(computer, window, end)
+    labels = _due_labels(computer, window, end, pending_labels)
     for i, c, t, ts, fraud in zip(
         labels[schema.TRANSACTION_ID],
         labels[schema.CUSTOMER_ID],

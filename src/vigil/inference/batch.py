@@ -25,6 +25,7 @@ from vigil.config import Settings
 from vigil.data.contracts import DataContractError, validate_transactions
 from vigil.data.io import DataFormatError, read_transactions
 from vigil.data.schema import TRANSACTION_ID, TX_DATETIME, TX_FRAUD
+from vigil.features.definitions import feature_lookback_days
 from vigil.features.offline import compute_features_frame
 from vigil.inference.decision import label_scores, validate_scores
 from vigil.inference.scorer import OnnxScorer
@@ -89,24 +90,59 @@ def _with_history(transactions: pd.DataFrame, history_path: Path) -> pd.DataFram
     return pd.concat([history.loc[is_context, columns], scored[columns]], ignore_index=True)
 
 
+def _own_history_days(transactions: pd.DataFrame) -> float:
+    """Days of labelled past the input carries itself (0 without a ``tx_fraud`` column)."""
+    if TX_FRAUD not in transactions or transactions.empty:
+        return 0.0
+    span = transactions[TX_DATETIME].max() - transactions[TX_DATETIME].min()
+    return float(span / pd.Timedelta(days=1))
+
+
+def _context(
+    settings: Settings,
+    transactions: pd.DataFrame,
+    history_path: Path | None,
+    cold_features: bool,
+) -> pd.DataFrame:
+    """The transactions the feature windows see: history plus input, or the input alone when
+    it is its own history (labelled and at least the lookback long) or cold features are
+    accepted explicitly."""
+    if history_path is not None:
+        return _with_history(transactions, history_path)
+    lookback = feature_lookback_days(settings.features)
+    own = _own_history_days(transactions)
+    if own >= lookback or cold_features:
+        if own < lookback:
+            logger.warning("scoring without history (--cold-features): windows start empty")
+        return transactions
+    has = "is unlabelled" if TX_FRAUD not in transactions else f"spans {own:.1f} days"
+    raise PredictionInputError(
+        f"the features look back {lookback} days (longest window plus label delay) but the "
+        f"input {has}, so customer and terminal history would be missing: pass --history "
+        "PATH (labelled transactions before the input, e.g. data/raw), or --cold-features to "
+        "score without history"
+    )
+
+
 def load_feature_frame(
     settings: Settings,
     input_path: Path,
     features_precomputed: bool,
     history_path: Path | None = None,
+    cold_features: bool = False,
 ) -> pd.DataFrame:
     """Read the input and return ``transaction_id`` plus feature columns, in input order.
 
-    ``history_path`` (labelled transactions) gives the feature windows the past they need;
-    without it, features see only the input file.
+    ``history_path`` (labelled transactions) gives the feature windows the past they need.
+    Without it the input must be its own history (labelled, at least the features' lookback
+    long) unless ``cold_features`` accepts empty windows; otherwise
+    :class:`PredictionInputError`.
     """
     try:
         if features_precomputed:
             return _read_table(input_path)
         transactions = validate_transactions(read_transactions(input_path))
-        context = transactions
-        if history_path is not None:
-            context = _with_history(transactions, history_path)
+        context = _context(settings, transactions, history_path, cold_features)
     except (DataFormatError, DataContractError, PredictionInputError) as error:
         raise PredictionInputError(f"input {input_path}: {error}") from error
     except (OSError, ValueError) as error:  # unreadable: parser, Arrow or encoding errors
@@ -172,12 +208,15 @@ def predict_file(
     threads: int = 1,
     progress: bool = True,
     history_path: Path | None = None,
+    cold_features: bool = False,
 ) -> PredictionSummary:
     """Score every transaction of ``input_path`` and write the decisions to ``output_path``."""
     started = time.perf_counter()
     _output_format(output_path)
     scorer = OnnxScorer.load(model_path or settings.inference.model_path, threads)
-    frame = load_feature_frame(settings, input_path, features_precomputed, history_path)
+    frame = load_feature_frame(
+        settings, input_path, features_precomputed, history_path, cold_features
+    )
     features = feature_matrix(frame, scorer.feature_names)
     scores = score_in_chunks(scorer, features, settings.inference.batch_size, progress)
     labels = label_scores(scores, scorer.metadata.threshold)

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import dagster as dg
 
@@ -21,7 +20,6 @@ from vigil.pipelines.sensors import build_sensors
 
 DAILY_JOB = "daily"
 RETRAIN_JOB = "retrain"
-CONFIG_ENV = "VIGIL_CONFIG"
 
 ASSET_MODULES = (etl, scoring, monitoring, retrain)
 
@@ -53,7 +51,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
 @dg.definitions
 def defs() -> dg.Definitions:
     """Dagster's entry point: settings from ``VIGIL_CONFIG`` and the environment."""
-    path = Path(os.environ.get(CONFIG_ENV, str(DEFAULT_CONFIG_PATH)))
-    settings = load_settings(path, environ=os.environ)
+    settings = load_settings(DEFAULT_CONFIG_PATH, environ=os.environ)
     allow_mlflow_file_store(settings, os.environ)
     return build_definitions(settings)

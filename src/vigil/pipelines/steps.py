@@ -21,12 +21,12 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine
 
-from vigil.config import FeaturesConfig, Settings
+from vigil.config import Settings
 from vigil.data.contracts import validate_transactions
 from vigil.data.io import partition_dir, read_transactions
 from vigil.data.quality import QualityReport, quality_report
 from vigil.data.schema import TRANSACTION_ID, TX_DATETIME
-from vigil.features.definitions import feature_names
+from vigil.features.definitions import feature_lookback_days, feature_names
 from vigil.features.offline import compute_features_frame
 from vigil.inference.batch import PredictionSummary, predict_file, write_atomically
 from vigil.monitoring import marts
@@ -66,11 +66,6 @@ def check_raw_day(settings: Settings, day: date) -> QualityReport:
     if not path.is_dir():
         raise FileNotFoundError(f"no raw partition for {day} at {path}")
     return quality_report(validate_transactions(read_transactions(path)))
-
-
-def feature_lookback_days(config: FeaturesConfig) -> int:
-    """Days of history a day's features look back on: longest window plus the label delay."""
-    return max(config.windows_days) + config.label_delay_days
 
 
 def horizon(settings: Settings, day: date) -> list[date]:
