@@ -247,11 +247,19 @@ def _env_overrides(environ: Mapping[str, str]) -> list[tuple[str, Any]]:
 
 
 def _parse_set(assignments: Sequence[str]) -> list[tuple[str, Any]]:
-    overrides = []
+    """``section.key=value`` items, or ``@FILE``: every key of a YAML file of sections (a
+    partial configuration such as ``configs/datasets/v2-drift.yaml``)."""
+    overrides: list[tuple[str, Any]] = []
     for item in assignments:
+        if item.startswith("@"):
+            path = Path(item[1:])
+            if not path.is_file():
+                raise ConfigError(f"override file {path} (from --set {item}) does not exist")
+            overrides.extend(flatten(_read_yaml(path)).items())
+            continue
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"override {item!r} must look like section.key=value")
+            raise ConfigError(f"override {item!r} must look like section.key=value or @FILE")
         overrides.append((key.strip(), _parse_value(raw)))
     return overrides
 

@@ -95,3 +95,16 @@ def test_environment_values_are_typed_and_nested() -> None:
     assert settings.data.drift.start_day == 120  # the file's value beside the overridden one
     with pytest.raises(ConfigError, match=r"unknown configuration key 'train\.speed'"):
         load_settings(REPO_CONFIG, environ={"VIGIL_TRAIN__SPEED": "1"})
+
+
+def test_set_at_file_applies_a_partial_configuration_in_order(tmp_path: Path) -> None:
+    dataset = tmp_path / "v2.yaml"
+    dataset.write_text("data:\n  drift:\n    scenario: new_fraud_pattern\n    start_day: 60\n")
+    settings = load_settings(
+        REPO_CONFIG, overrides=[f"@{dataset}", "data.drift.start_day=30"], environ={}
+    )
+    assert settings.data.drift.scenario == "new_fraud_pattern"
+    assert settings.data.drift.start_day == 30  # a later --set wins
+    assert settings.data.n_customers == 5000  # the rest of the file untouched
+    with pytest.raises(ConfigError, match=r"missing\.yaml .*does not exist"):
+        load_settings(REPO_CONFIG, overrides=[f"@{tmp_path / 'missing.yaml'}"], environ={})

@@ -17,7 +17,12 @@ ConfigOption = Annotated[
 ]
 SetOption = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="Override a setting: section.key=value (repeatable)."),
+    typer.Option(
+        "--set",
+        "-s",
+        help="Override a setting: section.key=value, or @FILE for every key of a YAML file "
+        "of sections (repeatable; later wins).",
+    ),
 ]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
 
