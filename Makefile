@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow test-all lint format bench load clean
+.PHONY: setup demo test test-slow test-all lint format bench load clean eda tracker-images
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ DURATION ?= 60s
 load: $(STAMP) ## Locust against a running `vigil serve` (HOST=...): 100 users x 10 req/s = 1,000 req/s
 	$(BIN)/locust -f locustfile.py --headless --only-summary -u $(USERS) -r $(USERS) \
 		-t $(DURATION) --host $(HOST)
+
+HANDBOOK ?= ../shared/datasets/handbook/transactions_2018-04-01_2018-08-14.parquet
+eda: $(STAMP) ## EDA report of the handbook's data -> docs/eda/ (HANDBOOK=... for other data)
+	$(BIN)/vigil eda --input $(HANDBOOK) --output docs/eda
+
+tracker-images: $(STAMP) ## experiments on 2 dataset versions in a local MLflow -> docs/images/mlflow-*.png
+	$(BIN)/vigil docs tracker --workdir data/showcase --out docs/images
 
 clean:
 	rm -rf data runs mlruns models .pytest_cache

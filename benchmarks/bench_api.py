@@ -41,6 +41,7 @@ import httpx
 from sqlalchemy import create_engine, make_url, select, text
 from sqlalchemy import func as sql_func
 
+from _results import default_path, write_results  # benchmarks/ is the script's folder
 from vigil.config import FeaturesConfig, load_settings
 from vigil.features import feature_names
 from vigil.storage.tables import predictions
@@ -129,6 +130,9 @@ def parse_args() -> argparse.Namespace:
         help="drive the ASGI app in this process (no HTTP server, no wrk): the app's own CPU",
     )
     parser.add_argument("--requests", type=int, default=12_000, help="--in-process requests")
+    parser.add_argument(
+        "--results", type=Path, default=default_path("bench_api"), help="JSON results file"
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -454,6 +458,16 @@ def main() -> None:
         f"/predict: {answered} answered 2xx, {stored} rows in PostgreSQL"
         f" ({'none lost' if stored >= answered else 'ROWS MISSING'})"
     )
+    figures = {
+        "predict_requests_per_s": predict.requests_per_s,
+        "predict_p50_ms": predict.p50_ms,
+        "predict_p99_ms": predict.p99_ms,
+        "predict_errors": predict.errors,
+        "forward_requests_per_s": forward.requests_per_s,
+        "forward_p99_ms": forward.p99_ms,
+        "connections": args.connections,
+    }
+    write_results("bench_api", figures, args.results)
     print(
         predict.line(
             f"/predict (Redis features + PostgreSQL group commit, {args.connections} connections, "

@@ -32,6 +32,7 @@ import pandas as pd
 import redis
 from sqlalchemy import create_engine, make_url, text
 
+from _results import default_path, write_results  # benchmarks/ is the script's folder
 from vigil.config import BrokerConfig, DataConfig, FeaturesConfig
 from vigil.data import schema
 from vigil.data.simulate import simulate_transactions
@@ -48,6 +49,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--single", action="store_true", help="one message per transaction")
+    parser.add_argument(
+        "--results", type=Path, default=default_path("bench_stream"), help="JSON results file"
+    )
     parser.add_argument("--batch-size", type=int, default=128, help="worker micro-batch")
     parser.add_argument("--prefetch", type=int, default=256, help="worker prefetch (messages)")
     parser.add_argument(
@@ -251,6 +255,9 @@ async def main_async(args: argparse.Namespace) -> None:
         finally:
             env.close()
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
+    figures = {f"workers_{w}_tx_per_s": r for w, r in rates.items()}
+    figures |= {"latency_rate": args.latency_rate, "latency_p50_ms": p50, "latency_p99_ms": p99}
+    write_results("bench_stream", figures, args.results)
     summary = ", ".join(f"{w} worker(s) {r:,.0f} tx/s" for w, r in rates.items())
     print(f"stream worker: {summary}; publish->decision at {args.latency_rate:,.0f} tx/s "
           f"p50 {p50:.1f} ms p99 {p99:.1f} ms")  # fmt: skip

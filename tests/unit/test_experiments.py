@@ -11,7 +11,13 @@ import yaml
 
 from vigil.config import ConfigError
 from vigil.data.simulate import simulate_transactions
-from vigil.training.experiments import aggregate, format_table, parse_seeds, run_experiments
+from vigil.training.experiments import (
+    aggregate,
+    format_table,
+    parse_seeds,
+    results_payload,
+    run_experiments,
+)
 
 
 @pytest.mark.parametrize(
@@ -34,6 +40,7 @@ def _run(name: str, auc: float, ap: float, cp: float) -> dict[str, Any]:
         "experiment_name": name,
         "model_kind": "mlp",
         "test": test | {"expected_cost_per_transaction": 1.0},
+        "dataset": {"path": "raw.parquet", "sha256": "abc"},
     }
 
 
@@ -49,6 +56,16 @@ def test_table_has_mean_and_population_std_per_experiment() -> None:
     table = format_table(rows)
     assert "| a | mlp | 2 | 0.8500 ± 0.0500 | 0.6500 ± 0.0500 | 0.2500 ± 0.0500 |" in table
     assert "| b | mlp | 1 | 0.5000 | 0.9000 | 0.1000 |" in table
+
+
+def test_results_json_holds_the_table_and_the_newest_run_of_each_experiment() -> None:
+    runs = [_run("a", 0.80, 0.60, 0.30), _run("a", 0.90, 0.70, 0.20), _run("b", 0.5, 0.9, 0.1)]
+    payload = json.loads(json.dumps(results_payload(runs)))
+    by_name = {e["experiment"]: e for e in payload["experiments"]}
+    assert list(by_name) == ["b", "a"]
+    assert by_name["a"]["means"]["average_precision"] == pytest.approx(0.65)
+    assert by_name["a"]["latest_test"]["auc_roc"] == 0.90
+    assert by_name["b"]["dataset"]["sha256"] == "abc"
 
 
 @pytest.mark.slow  # two full runs with exports (~20 s quiet, ~50 s loaded)

@@ -228,3 +228,45 @@ def test_entry_point_rejects_a_bad_setting(capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit) as exit_info:
         main(["--set", "train.lr=-1"])
     assert exit_info.value.code == 2 and "train.lr" in capsys.readouterr().err
+
+
+def test_run_logs_its_datasets_and_a_model_that_mlflow_scores_like_vigil_predict(
+    world: tuple[Path, FeatureTable],
+) -> None:
+    import mlflow
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from vigil.cli import app
+    from vigil.tracking.registration import register_run
+
+    root, table = world
+    folder = root / "registry"
+    settings = _settings(
+        root,
+        train={"runs_dir": str(folder / "runs")},
+        tracking={"mlflow_uri": f"file:{folder / 'mlruns'}", "registered_model": "vigil-test"},
+    )
+    run = run_training(settings, table).run_dir
+    registration = register_run(settings, run)  # the first version is also champion
+    client = mlflow.MlflowClient(settings.tracking.mlflow_uri)
+    inputs = client.get_run(registration.run_id).inputs.dataset_inputs
+    contexts = {i.tags[0].value: i.dataset for i in inputs}
+    assert set(contexts) == {"training", "validation", "testing"}
+    assert all(d.digest and d.source_type == "local" for d in contexts.values())
+    assert len({d.digest for d in contexts.values()}) == 3  # three different frames
+
+    test = handbook_split(table.frame, settings.train).test.head(50)
+    rows = folder / "rows.csv"
+    names = OnnxScorer.load(run / "model.onnx").metadata.feature_names
+    test[["transaction_id", *names]].to_csv(rows, index=False)
+    out = folder / "scores.csv"
+    args = ["predict", "-i", str(rows), "-o", str(out), "--features-precomputed"]
+    result = CliRunner().invoke(app, [*args, "--model", str(run / "model.onnx")])
+    assert result.exit_code == 0, result.output
+
+    mlflow.set_tracking_uri(settings.tracking.mlflow_uri)
+    model = mlflow.pyfunc.load_model("models:/vigil-test@champion")
+    scored = model.predict(pd.read_csv(rows)[names])
+    expected = pd.read_csv(out)["score"].to_numpy()
+    np.testing.assert_allclose(scored["score"].to_numpy(), expected, atol=1e-6, rtol=0)

@@ -16,6 +16,7 @@ from vigil.cli import (
     model_commands,
     ops_commands,
     pipeline_commands,
+    report_commands,
     serve_commands,
     storage_commands,
     stream_commands,
@@ -48,5 +49,6 @@ for area in (
     lifecycle_commands,
     ui_commands,
     pipeline_commands,
+    report_commands,
 ):
     area.register(app)

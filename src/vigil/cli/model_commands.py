@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -65,17 +66,30 @@ def experiments_table(
     ctx: typer.Context,
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     runs_dir: RunsDirOption = None,
+    results: Annotated[
+        Path | None,
+        typer.Option("--results", help="Also write the comparison as JSON (e.g. docs/results/)."),
+    ] = None,
 ) -> None:
     """Without a subcommand: the comparison table of the runs already in the runs dir."""
     if ctx.invoked_subcommand is not None:
         return
     settings = start(config)
-    from vigil.training.experiments import aggregate, format_table, read_run_metrics
+    from vigil.training.experiments import (
+        aggregate,
+        format_table,
+        read_run_metrics,
+        results_payload,
+    )
 
     runs = read_run_metrics(runs_dir or settings.train.runs_dir)
     if not runs:
         raise fail(f"no runs in {runs_dir or settings.train.runs_dir}")
     typer.echo(format_table(aggregate(runs)))
+    if results is not None:
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(results_payload(runs), indent=2) + "\n")
+        typer.echo(f"results: {results}")
 
 
 @experiments_app.command("run")

@@ -103,20 +103,36 @@ class ModelRegistry:
                     return posixpath.dirname(item.path)
         return None
 
+    def _logged_model(self, run_id: str, experiment_id: str) -> tuple[str | None, str | None]:
+        """The MLflow model (ONNX flavour) the run logged: its folder and id, or Nones.
+
+        Registering that folder makes ``models:/<name>@<alias>`` load through MLflow.
+        """
+        models = self._client.search_logged_models(
+            experiment_ids=[experiment_id], filter_string=f"source_run_id = '{run_id}'"
+        )
+        if not models:
+            return None, None
+        newest = max(models, key=lambda m: m.creation_timestamp)
+        return str(newest.artifact_location), str(newest.model_id)
+
     def register(
         self, run_id: str, model_file: Path | None = None, tags: Mapping[str, str] | None = None
     ) -> ModelVersionInfo:
-        """Register the run's ONNX model (logging ``model_file`` first if the run lacks one)."""
+        """Register the run's ONNX model: its logged MLflow model when it has one, else its
+        ``model.onnx`` artifact (logging ``model_file`` first if the run lacks one)."""
         from mlflow.exceptions import MlflowException
 
-        folder = self._find_model_artifact(run_id)
-        if folder is None:
-            if model_file is None or not model_file.exists():
-                raise RegistryError(f"run {run_id} has no {MODEL_FILE} artifact to register")
-            self._client.log_artifact(run_id, str(model_file), "registry")
-            folder = "registry"
         run = self._client.get_run(run_id)
-        source = f"{run.info.artifact_uri.rstrip('/')}/{folder}".rstrip("/")
+        source, model_id = self._logged_model(run_id, run.info.experiment_id)
+        if source is None:
+            folder = self._find_model_artifact(run_id)
+            if folder is None:
+                if model_file is None or not model_file.exists():
+                    raise RegistryError(f"run {run_id} has no {MODEL_FILE} artifact to register")
+                self._client.log_artifact(run_id, str(model_file), "registry")
+                folder = "registry"
+            source = f"{run.info.artifact_uri.rstrip('/')}/{folder}".rstrip("/")
         try:
             self._client.get_registered_model(self.name)
         except MlflowException:
@@ -125,7 +141,7 @@ class ModelRegistry:
         for key, value in clean_tags.items():
             self._client.set_tag(run_id, key, value)
         created = self._client.create_model_version(
-            self.name, source=source, run_id=run_id, tags=clean_tags
+            self.name, source=source, run_id=run_id, tags=clean_tags, model_id=model_id
         )
         logger.info("registered %s version %s from run %s", self.name, created.version, run_id)
         return _info(created)

@@ -6,7 +6,7 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +120,22 @@ def format_table(rows: Sequence[Row]) -> str:
             cells.append(f"{row.means[key]:.4f}{spread}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def results_payload(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The comparison as JSON for generated docs: each experiment's mean and std of the table
+    columns, and the newest run's whole test evaluation (costs, precision, recall)."""
+    newest = {run["experiment_name"]: run for run in runs}
+    return {
+        "experiments": [
+            {
+                **asdict(row),
+                "latest_test": newest[row.experiment]["test"],
+                "dataset": newest[row.experiment]["dataset"],
+            }
+            for row in aggregate(runs)
+        ]
+    }
 
 
 def run_experiments(

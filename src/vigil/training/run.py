@@ -27,7 +27,7 @@ from vigil.training import artifacts
 from vigil.training.data import FeatureTable, feature_matrix, load_feature_table
 from vigil.training.provenance import git_commit
 from vigil.training.splits import handbook_split
-from vigil.training.tracking import check_reachable, log_run
+from vigil.training.tracking import RunDataset, check_reachable, log_run
 from vigil.training.trainer import Dataset, EpochRecord, epoch_order, train_mlp
 
 logger = logging.getLogger(__name__)
@@ -203,7 +203,24 @@ def run_training(settings: Settings, table: FeatureTable, promote: bool = False)
     )
     final = {f"test_{k}": v for k, v in summary["test"].items()}
     final |= {f"validation_{k}": v for k, v in summary["validation"].items()}
-    log_run(settings, run_dir, final | {"train_seconds": train_seconds}, history, _tags(summary))
+    source = str(table.source)
+    datasets = [
+        RunDataset(f"{context}-{table.source_sha256[:8]}", context, source, frame)
+        for context, frame in (
+            ("training", split.train),
+            ("validation", split.validation),
+            ("testing", split.test),
+        )
+    ]
+    log_run(
+        settings,
+        run_dir,
+        final | {"train_seconds": train_seconds},
+        history,
+        _tags(summary),
+        datasets,
+        metadata.feature_names,
+    )
     if promote:
         artifacts.promote(run_dir, settings.inference.model_path)
     return RunResult(run_dir=run_dir, metrics=summary)

@@ -6,11 +6,17 @@ import logging
 import time
 import urllib.error
 import urllib.request
+import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from vigil.config import Settings, flatten, settings_to_dict
+from vigil.data.schema import TX_FRAUD
+from vigil.training.artifacts import ONNX_FILE
 from vigil.training.trainer import EpochRecord
 
 if TYPE_CHECKING:
@@ -21,6 +27,29 @@ logger = logging.getLogger(__name__)
 # MLflow's limits for one log_batch call.
 MAX_PARAMS_PER_BATCH = 100
 MAX_METRICS_PER_BATCH = 1000
+
+
+# The logged model's name (an MLflow 3 "logged model" of the run); the registry registers it.
+MODEL_NAME = "model"
+INPUT_EXAMPLE_ROWS = 5
+
+
+@dataclass(frozen=True)
+class RunDataset:
+    """A dataset a run used (``context``: training / validation / testing), with its features."""
+
+    name: str
+    context: str
+    source: str
+    frame: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """What a run logs besides params, metrics and files: datasets and the model's inputs."""
+
+    datasets: Sequence[RunDataset]
+    feature_columns: Sequence[str]
 
 
 class TrackingError(RuntimeError):
@@ -44,8 +73,14 @@ def log_run(
     final_metrics: Mapping[str, float],
     history: Sequence[EpochRecord],
     tags: Mapping[str, str],
+    datasets: Sequence[RunDataset] = (),
+    feature_columns: Sequence[str] = (),
 ) -> str:
     """Log the run to ``tracking.mlflow_uri``; returns the MLflow run id.
+
+    Besides params, metrics and the run directory, the run logs its datasets (with MLflow's
+    digests) and the ONNX model as an ``onnx``-flavour MLflow model, whose signature and input
+    example are the ``feature_columns`` of the first dataset.
 
     The URI goes to an explicit ``MlflowClient`` (no global tracking URI, no environment
     change). A file store needs ``MLFLOW_ALLOW_FILE_STORE=true``, set by the entry points.
@@ -64,7 +99,8 @@ def log_run(
         )
         run = client.create_run(experiment_id, run_name=run_dir.name, tags=dict(tags))
         run_id: str = run.info.run_id
-        _log_contents(client, run_id, settings, run_dir, final_metrics, history)
+        outputs = RunOutputs(datasets, feature_columns)
+        _log_contents(client, run_id, settings, run_dir, final_metrics, history, outputs)
     except (MlflowException, OSError, ConnectionError) as error:
         raise TrackingError(
             f"could not log run {run_dir.name} to MLflow at {uri}: {error} "
@@ -81,8 +117,10 @@ def _log_contents(
     run_dir: Path,
     final_metrics: Mapping[str, float],
     history: Sequence[EpochRecord],
+    outputs: RunOutputs,
 ) -> None:
-    """Parameters, epoch and final metrics, the run directory; the run ends FAILED on error."""
+    """Parameters, epoch and final metrics, the run directory, datasets and model; the run
+    ends FAILED on error."""
     from mlflow.entities import Metric, Param
 
     now = int(time.time() * 1000)
@@ -102,7 +140,51 @@ def _log_contents(
         for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
             client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
         client.log_artifacts(run_id, str(run_dir))
+        if outputs.datasets:
+            _log_datasets(client, run_id, outputs.datasets)
+            example = outputs.datasets[0].frame[list(outputs.feature_columns)]
+            _log_model(client, run_id, run_dir / ONNX_FILE, example)
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         raise
     client.set_terminated(run_id, "FINISHED")
+
+
+def _log_datasets(client: MlflowClient, run_id: str, datasets: Sequence[RunDataset]) -> None:
+    """Each dataset with its digest, schema and context (shown in the UI's Datasets column)."""
+    from mlflow.data.pandas_dataset import from_pandas
+    from mlflow.entities import DatasetInput, InputTag
+
+    inputs = [
+        DatasetInput(
+            from_pandas(d.frame, source=d.source, name=d.name, targets=TX_FRAUD)._to_mlflow_entity(),
+            tags=[InputTag("mlflow.data.context", d.context)],
+        )
+        for d in datasets
+    ]
+    client.log_inputs(run_id, datasets=inputs)
+
+
+def _log_model(
+    client: MlflowClient, run_id: str, model_file: Path, features: pd.DataFrame
+) -> None:
+    """The ONNX model as a logged MLflow model of the run (``onnx`` flavour, ``pyfunc``)."""
+    import mlflow.onnx
+    import onnx
+    from mlflow.entities import LoggedModelOutput
+
+    example = features.head(INPUT_EXAMPLE_ROWS).astype("float64").reset_index(drop=True)
+    experiment_id = client.get_run(run_id).info.experiment_id
+    logged = client.create_logged_model(experiment_id, name=MODEL_NAME, source_run_id=run_id)
+    with tempfile.TemporaryDirectory() as folder:
+        local = Path(folder) / MODEL_NAME
+        mlflow.onnx.save_model(
+            onnx.load(str(model_file)),
+            str(local),
+            input_example=example,
+            save_as_external_data=False,
+            onnx_execution_providers=["CPUExecutionProvider"],
+        )
+        client.log_model_artifacts(logged.model_id, str(local))
+    client.finalize_logged_model(logged.model_id, "READY")
+    client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])

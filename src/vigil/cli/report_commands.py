@@ -1,0 +1,82 @@
+"""``vigil eda`` and ``vigil docs ...``: the generated reports and images under ``docs/``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vigil.cli.common import ConfigOption, SetOption, VerboseOption, fail, start
+from vigil.config import DEFAULT_CONFIG_PATH
+
+docs_app = typer.Typer(
+    help="Rebuild the generated documents and images under docs/.", no_args_is_help=True
+)
+
+
+def eda(
+    input_path: Annotated[
+        Path,
+        typer.Option(
+            "--input", "-i", help="Transactions: Parquet/CSV file, Parquet dataset or pickles."
+        ),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Report folder.")] = Path(
+        "docs/eda"
+    ),
+    sample_rows: Annotated[
+        int, typer.Option(min=1000, help="Rows sampled for plots, correlations and drift.")
+    ] = 200_000,
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    overrides: SetOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Exploratory data analysis: HTML report with plots and computed findings."""
+    from vigil.data.io import DataFormatError
+    from vigil.reports.eda import run_eda
+
+    settings = start(config, overrides, verbose)
+    started = time.perf_counter()
+    try:
+        result = run_eda(settings, input_path, output, sample_rows)
+    except DataFormatError as error:
+        raise fail(str(error)) from None
+    for line in result.findings:
+        typer.echo(f"- {line}")
+    typer.echo(f"report: {result.html} ({time.perf_counter() - started:.0f} s)")
+
+
+@docs_app.command("tracker")
+def tracker_images(
+    workdir: Annotated[
+        Path, typer.Option(help="Data, runs and the MLflow store (sqlite) of the showcase.")
+    ] = Path("data/showcase"),
+    out: Annotated[Path, typer.Option(help="Where the PNG files go.")] = Path("docs/images"),
+    experiments_dir: Annotated[
+        Path, typer.Option("--experiments-dir", help="Where the override files are.")
+    ] = Path("configs/experiments"),
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    verbose: VerboseOption = False,
+) -> None:
+    """Train 3 experiments on 2 dataset versions into MLflow, then screenshot its UI."""
+    from vigil.reports.browser import BrowserError
+    from vigil.reports.tracker import build_showcase, screenshot_tracker
+
+    start(config, None, verbose)
+    started = time.perf_counter()
+    showcase = build_showcase(config, workdir, experiments_dir)
+    try:
+        written = screenshot_tracker(showcase, out, workdir / "mlflow-server.log")
+    except BrowserError as error:
+        raise fail(str(error)) from None
+    for path in written:
+        typer.echo(f"wrote {path}")
+    typer.echo(f"tracker images in {time.perf_counter() - started:.0f} s")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the report commands to the ``vigil`` app."""
+    app.command("eda")(eda)
+    app.add_typer(docs_app, name="docs")
