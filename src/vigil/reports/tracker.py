@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from vigil.config import Settings
 from vigil.reports.browser import chromium, free_port, server
@@ -34,6 +36,7 @@ WORLD = {
 }
 DATASETS = {"v1-base": "none", "v2-drift": "new_fraud_pattern"}
 DRIFT_START_DAY = 35
+RENDER_WAIT_MS = 5000
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,10 @@ class Showcase:
     experiment_ids: list[str]  # one per run, in the same order
 
 
+def _tracking_uri(workdir: Path) -> str:
+    return f"sqlite:///{workdir.resolve() / 'mlflow.db'}"
+
+
 def _overrides(workdir: Path, dataset: str, scenario: str) -> list[str]:
     values = {
         **WORLD,
@@ -53,7 +60,7 @@ def _overrides(workdir: Path, dataset: str, scenario: str) -> list[str]:
         "data.drift.start_day": DRIFT_START_DAY,
         "data.raw_dir": str(workdir / dataset / "raw"),
         "train.runs_dir": str(workdir / dataset / "runs"),
-        "tracking.mlflow_uri": f"sqlite:///{workdir / 'mlflow.db'}",
+        "tracking.mlflow_uri": _tracking_uri(workdir),
         "features.output_path": str(workdir / dataset / "features.parquet"),
     }
     return [f"{key}={json.dumps(value)}" for key, value in values.items()]
@@ -67,6 +74,7 @@ def build_showcase(base_config: Path, workdir: Path, experiments_dir: Path) -> S
     from vigil.training.experiments import experiment_files, experiment_settings, run_experiments
 
     files = experiment_files(experiments_dir, EXPERIMENTS)
+    _create_experiments(base_config, files, workdir)
     registrations = []
     for dataset, scenario in DATASETS.items():
         overrides = _overrides(workdir, dataset, scenario)
@@ -82,6 +90,21 @@ def build_showcase(base_config: Path, workdir: Path, experiments_dir: Path) -> S
     return _describe(settings, [r.run_id for _, r in registrations])
 
 
+def _create_experiments(base_config: Path, files: Sequence[Path], workdir: Path) -> None:
+    """Create the experiments with their artifacts under ``workdir`` (not the working dir)."""
+    from mlflow import MlflowClient
+
+    from vigil.tracking.registry import prepare_tracking_uri
+    from vigil.training.experiments import experiment_settings
+
+    uri = prepare_tracking_uri(_tracking_uri(workdir))
+    client = MlflowClient(uri)
+    for file in files:
+        name = experiment_settings(base_config, file).train.experiment_name
+        if client.get_experiment_by_name(name) is None:
+            client.create_experiment(name, artifact_location=str(workdir.resolve() / "artifacts" / name))
+
+
 def _describe(settings: Settings, run_ids: list[str]) -> Showcase:
     from mlflow import MlflowClient
 
@@ -91,12 +114,28 @@ def _describe(settings: Settings, run_ids: list[str]) -> Showcase:
                     experiment_ids)  # fmt: skip
 
 
-def _hide_side_panels(page: object) -> None:
-    """Close MLflow's collapsible side panels so nothing covers the content."""
-    for label in ("Collapse sidebar", "Hide sidebar", "Close"):
-        button = page.get_by_role("button", name=label)  # type: ignore[attr-defined]
-        if button.count():
-            button.first.click()
+def _hide_side_panels(page: Any) -> None:
+    """Collapse MLflow's navigation sidebar and close its assistant panel (which collapsing
+    the sidebar opens), so nothing covers or squeezes the content."""
+    expanded = page.get_by_role("link", name="Home", exact=True)
+    if expanded.count() and expanded.first.is_visible():
+        page.get_by_role("button", name="Toggle sidebar").first.click()
+        page.wait_for_timeout(500)
+    close = page.get_by_role("button", name="Close", exact=True)
+    if close.count() and close.first.is_visible():
+        close.first.click()
+    page.wait_for_timeout(500)
+
+
+def _show(page: Any, action: str) -> None:
+    """Bring the part of a view worth showing into sight (a section, a file preview)."""
+    if action:
+        target = page.get_by_text(action, exact=True).first
+        if action.endswith((".json", ".png")):
+            target.click()
+        else:
+            target.scroll_into_view_if_needed()
+        page.wait_for_timeout(1000)
 
 
 def screenshot_tracker(showcase: Showcase, out_dir: Path, log: Path) -> list[Path]:
@@ -110,21 +149,27 @@ def screenshot_tracker(showcase: Showcase, out_dir: Path, log: Path) -> list[Pat
     experiments = json.dumps(sorted(set(showcase.experiment_ids)))
     runs = json.dumps(showcase.run_ids)
     experiment, one_run = showcase.experiment_ids[-1], showcase.run_ids[-1]
+    run_page = f"#/experiments/{experiment}/runs/{one_run}"
+    # file name: (page, what to scroll to or click there)
     views = {
-        "mlflow-experiments.png": f"#/compare-experiments/s?experiments={experiments}",
-        "mlflow-compare.png": f"#/compare-runs?runs={runs}&experiments={experiments}",
-        "mlflow-run.png": f"#/experiments/{experiment}/runs/{one_run}",
-        "mlflow-artifacts.png": f"#/experiments/{experiment}/runs/{one_run}/artifacts",
-        "mlflow-registry.png": f"#/models/{showcase.model_name}",
+        "mlflow-experiments.png": (f"#/compare-experiments/s?experiments={experiments}", ""),
+        "mlflow-compare.png": (f"#/compare-runs?runs={runs}&experiments={experiments}", ""),
+        "mlflow-compare-metrics.png": (
+            f"#/compare-runs?runs={runs}&experiments={experiments}",
+            "Metrics",
+        ),
+        "mlflow-run.png": (run_page, ""),
+        "mlflow-artifacts.png": (f"{run_page}/artifacts", "metrics.json"),
+        "mlflow-registry.png": (f"#/models/{showcase.model_name}", ""),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     with server(command, f"{url}/health", log), chromium((1440, 900)) as page:
-        for name, fragment in views.items():
-            page.goto(f"{url}/{fragment}")
-            page.wait_for_load_state("networkidle")
-            page.wait_for_timeout(1500)
+        for name, (fragment, action) in views.items():
+            page.goto(f"{url}/{fragment}", wait_until="load")
+            page.wait_for_timeout(RENDER_WAIT_MS)  # the UI polls, so the network never idles
             _hide_side_panels(page)
+            _show(page, action)
             page.screenshot(path=str(out_dir / name))
             written.append(out_dir / name)
     return written
