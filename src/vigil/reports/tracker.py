@@ -69,8 +69,9 @@ def _overrides(workdir: Path, dataset: str, scenario: str) -> list[str]:
 def build_showcase(base_config: Path, workdir: Path, experiments_dir: Path) -> Showcase:
     """Simulate both dataset versions, run every experiment on each, register, set aliases."""
     from vigil.data.simulate import generate
+    from vigil.inference.roles import CHAMPION
     from vigil.tracking.registration import register_run
-    from vigil.tracking.registry import CHAMPION, ModelRegistry
+    from vigil.tracking.registry import ModelRegistry
     from vigil.training.experiments import experiment_files, experiment_settings, run_experiments
 
     files = experiment_files(experiments_dir, EXPERIMENTS)
@@ -102,7 +103,8 @@ def _create_experiments(base_config: Path, files: Sequence[Path], workdir: Path)
     for file in files:
         name = experiment_settings(base_config, file).train.experiment_name
         if client.get_experiment_by_name(name) is None:
-            client.create_experiment(name, artifact_location=str(workdir.resolve() / "artifacts" / name))
+            artifacts = workdir.resolve() / "artifacts" / name
+            client.create_experiment(name, artifact_location=str(artifacts))
 
 
 def _describe(settings: Settings, run_ids: list[str]) -> Showcase:
