@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow test-all lint format bench load clean eda tracker-images
+.PHONY: setup demo test test-slow test-all lint format bench load clean eda tracker-images handbook-results one-pager reports
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,17 @@ load: $(STAMP) ## Locust against a running `vigil serve` (HOST=...): 100 users x
 HANDBOOK ?= ../shared/datasets/handbook/transactions_2018-04-01_2018-08-14.parquet
 eda: $(STAMP) ## EDA report of the handbook's data -> docs/eda/ (HANDBOOK=... for other data)
 	$(BIN)/vigil eda --input $(HANDBOOK) --output docs/eda
+
+handbook-results: $(STAMP) ## 3 experiments on the handbook's test week -> docs/results/handbook_experiments.json
+	$(BIN)/vigil experiments run lightgbm mlp_small logistic --data $(HANDBOOK) \
+		--set train.runs_dir=data/handbook-runs --set tracking.mlflow_uri=file:data/handbook-mlruns
+	$(BIN)/vigil experiments --runs-dir data/handbook-runs --results docs/results/handbook_experiments.json
+
+one-pager: $(STAMP) ## docs/one-pager.{html,pdf,png} from docs/results/*.json and docs/eda/findings.json
+	$(BIN)/vigil docs one-pager --out docs
+
+reports: $(STAMP) ## docs/reports/*.md (hypotheses, model preparation, automation) from docs/results
+	$(BIN)/vigil docs reports --out docs/reports
 
 tracker-images: $(STAMP) ## experiments on 2 dataset versions in a local MLflow -> docs/images/mlflow-*.png
 	$(BIN)/vigil docs tracker --workdir data/showcase --out docs/images

@@ -463,6 +463,7 @@ def main() -> None:
         "predict_p50_ms": predict.p50_ms,
         "predict_p99_ms": predict.p99_ms,
         "predict_errors": predict.errors,
+        "predict_per_core_requests_per_s": 1e6 / max(predict.cpu_us_per_request, 1e-9),
         "forward_requests_per_s": forward.requests_per_s,
         "forward_p99_ms": forward.p99_ms,
         "connections": args.connections,

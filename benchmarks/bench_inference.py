@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from _results import default_path, write_results  # benchmarks/ is the script's folder
 from vigil.config import Settings, load_settings
 from vigil.data.simulate import simulate_transactions
 from vigil.features.definitions import feature_names
@@ -45,6 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--latency-calls", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=5, help="batch timings: best of")
+    parser.add_argument(
+        "--results", type=Path, default=default_path("bench_inference"), help="JSON results file"
+    )
     return parser.parse_args(argv)
 
 
@@ -140,13 +144,17 @@ def batch_figures(
     return combined
 
 
-def int8_figures(scorer: OnnxScorer, x: np.ndarray, batch: int, args: argparse.Namespace) -> float:
-    """Quantise the model (int8 dynamic), print its speed and score difference; max |diff|."""
+def int8_figures(
+    scorer: OnnxScorer, x: np.ndarray, batch: int, args: argparse.Namespace
+) -> dict[str, float]:
+    """Quantise the model (int8 dynamic), print its speed and score difference."""
     with tempfile.TemporaryDirectory() as tmp:
         int8_path = Path(tmp) / "model.int8.onnx"
         quantize_dynamic(scorer.path, int8_path, weight_type=QuantType.QInt8)
         int8 = OnnxScorer.load(int8_path)
-    for name, (p50, p99) in latency(int8, x, args.latency_calls).items():
+        int8_bytes = int8_path.stat().st_size
+    int8_latency = latency(int8, x, args.latency_calls)
+    for name, (p50, p99) in int8_latency.items():
         print(f"int8 single-row {name}: p50 {p50:.1f} us, p99 {p99:.1f} us")
     int8_s = best_seconds(lambda: score_in_chunks(int8, x, batch, progress=False), args.repeats)
     fp32_s = best_seconds(lambda: score_in_chunks(scorer, x, batch, progress=False), args.repeats)
@@ -163,7 +171,15 @@ def int8_figures(scorer: OnnxScorer, x: np.ndarray, batch: int, args: argparse.N
         f"int8 vs fp32 |score difference|: max {diff.max():.2e}, mean {diff.mean():.2e}; "
         f"labels changed at threshold {threshold:.3f}: {flips:.4%}"
     )
-    return float(diff.max())
+    return {
+        "int8_model_bytes": int8_bytes,
+        "int8_score_one_p50_us": int8_latency["score"][0],
+        "int8_score_one_p99_us": int8_latency["score"][1],
+        "int8_batch_rows_per_s": len(x) / int8_s,
+        "fp32_batch_rows_per_s": len(x) / fp32_s,
+        "int8_max_abs_diff": float(diff.max()),
+        "int8_label_flip_share": float(flips),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -195,8 +211,19 @@ def main(argv: list[str] | None = None) -> None:
         for name, (p50, p99) in fp32.items():
             print(f"fp32 single-row {name}: p50 {p50:.1f} us, p99 {p99:.1f} us")
         combined = batch_figures(settings, transactions, model_path, x, features_s, args)
-        max_diff = int8_figures(scorer, x, settings.inference.batch_size, args)
+        int8 = int8_figures(scorer, x, settings.inference.batch_size, args)
+        model_bytes = Path(model_path).stat().st_size
+    max_diff = int8["int8_max_abs_diff"]
     p50, p99 = fp32["score"]
+    figures = {
+        "fp32_model_bytes": model_bytes,
+        "fp32_score_one_p50_us": p50,
+        "fp32_score_one_p99_us": p99,
+        "fp32_decide_p99_us": fp32["decide+reasons"][1],
+        "features_plus_inference_rows_per_s": combined,
+        **int8,
+    }
+    write_results("bench_inference", figures, args.results)
     print(
         f"ONNX Runtime single-row p50 {p50:.1f} us / p99 {p99:.1f} us; batch features + "
         f"inference {combined:,.0f} rows/s; int8 max |diff| {max_diff:.1e}"

@@ -239,11 +239,12 @@ async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as folder:
         env = Environment(args, Path(folder))
         try:
-            rates = {}
+            rates, per_core = {}, {}
             for workers in args.workers:
                 counter = await run_once(env, frame.head(args.transactions), workers, rate=0)
                 rates[workers] = throughput(counter)
                 cpu_us = counter.worker_cpu_s / len(counter.arrivals) * 1e6
+                per_core[workers] = 1e6 / cpu_us
                 print(f"{workers} worker(s): {rates[workers]:,.0f} tx/s end to end "
                       f"({args.transactions} transactions); worker CPU {cpu_us:.0f} us/tx "
                       f"= {1e6 / cpu_us:,.0f} tx/s per dedicated core")  # fmt: skip
@@ -256,6 +257,7 @@ async def main_async(args: argparse.Namespace) -> None:
             env.close()
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
     figures = {f"workers_{w}_tx_per_s": r for w, r in rates.items()}
+    figures |= {f"workers_{w}_per_core_tx_per_s": r for w, r in per_core.items()}
     figures |= {"latency_rate": args.latency_rate, "latency_p50_ms": p50, "latency_p99_ms": p99}
     write_results("bench_stream", figures, args.results)
     summary = ", ".join(f"{w} worker(s) {r:,.0f} tx/s" for w, r in rates.items())

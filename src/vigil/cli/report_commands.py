@@ -76,6 +76,51 @@ def tracker_images(
     typer.echo(f"tracker images in {time.perf_counter() - started:.0f} s")
 
 
+@docs_app.command("one-pager")
+def one_pager(
+    out: Annotated[Path, typer.Option(help="Where one-pager.html/.pdf/.png go.")] = Path("docs"),
+    root: Annotated[Path, typer.Option(help="Repository root (docs/results, docs/eda).")] = Path(),
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    overrides: SetOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """The A4 one-pager from the EDA, experiment and benchmark results files."""
+    from vigil.reports.browser import BrowserError
+    from vigil.reports.onepager import MissingResultsError, build_one_pager, pdf_pages
+
+    settings = start(config, overrides, verbose)
+    started = time.perf_counter()
+    try:
+        written = build_one_pager(settings, root, out)
+    except (MissingResultsError, BrowserError) as error:
+        raise fail(str(error)) from None
+    pages = pdf_pages(written.pdf)
+    typer.echo(f"wrote {written.html}, {written.pdf} ({pages} page(s)), {written.png}")
+    typer.echo(f"one-pager in {time.perf_counter() - started:.0f} s")
+
+
+@docs_app.command("reports")
+def course_reports(
+    out: Annotated[Path, typer.Option(help="Where the Markdown reports go.")] = Path(
+        "docs/reports"
+    ),
+    root: Annotated[Path, typer.Option(help="Repository root (docs/results, dvc.yaml).")] = Path(),
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    overrides: SetOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Hypotheses, model preparation and automation reports from the results files."""
+    from vigil.reports.course import write_reports
+
+    settings = start(config, overrides, verbose)
+    try:
+        written = write_reports(root, settings, out)
+    except FileNotFoundError as error:
+        raise fail(f"{error} (run the benchmarks and `make handbook-results` first)") from None
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
 def register(app: typer.Typer) -> None:
     """Attach the report commands to the ``vigil`` app."""
     app.command("eda")(eda)

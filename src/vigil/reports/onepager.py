@@ -1,0 +1,140 @@
+"""The one-pager: problem, value in money, data, architecture, stack and measured figures.
+
+Every figure is read from a file a command wrote: ``docs/eda/findings.json`` (``vigil eda``),
+``docs/results/handbook_experiments.json`` (``vigil experiments --results``) and
+``docs/results/bench_{api,stream}.json`` (the benchmarks). Only the handbook's published
+results are constants: they are the reference, quoted from the handbook.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from vigil.config import Settings
+from vigil.reports.browser import chromium
+from vigil.reports.onepager_html import render
+
+# The handbook's best published figures (its README): chapter-3 split and prequential.
+PUBLISHED = {
+    "ap_chapter3": 0.658,
+    "cp_chapter3": 0.291,
+    "ap_best": 0.687,
+    "cp_best": 0.305,
+}
+SOURCES = {
+    "eda": Path("docs/eda/findings.json"),
+    "experiments": Path("docs/results/handbook_experiments.json"),
+    "api": Path("docs/results/bench_api.json"),
+    "stream": Path("docs/results/bench_stream.json"),
+}
+MAKE_TARGET = {
+    "eda": "make eda",
+    "experiments": "make handbook-results",
+    "api": "python benchmarks/bench_api.py",
+    "stream": "python benchmarks/bench_stream.py",
+}
+
+
+class MissingResultsError(FileNotFoundError):
+    """A results file the one-pager quotes has not been written yet."""
+
+
+@dataclass(frozen=True)
+class OnePager:
+    """The files written."""
+
+    html: Path
+    pdf: Path
+    png: Path
+
+
+def load_sources(root: Path) -> dict[str, Any]:
+    """Every results file, parsed; :class:`MissingResultsError` names the command to run."""
+    loaded = {}
+    for key, relative in SOURCES.items():
+        path = root / relative
+        if not path.is_file():
+            raise MissingResultsError(f"{path} is missing: run `{MAKE_TARGET[key]}` first")
+        loaded[key] = json.loads(path.read_text())
+    return loaded
+
+
+def figures(sources: dict[str, Any], settings: Settings) -> dict[str, str]:
+    """The quoted numbers, formatted, from the parsed sources and the cost settings."""
+    quality = sources["eda"]["quality"]
+    best = sources["experiments"]["experiments"][0]  # sorted by AP, best first
+    test = best["latest_test"]
+    missed_cost, alarm_cost = settings.train.cost_missed_fraud, settings.train.cost_false_alarm
+    no_model = test["n_frauds"] * missed_cost
+    saved_share = 1 - test["expected_cost"] / no_model
+    per_million = (no_model - test["expected_cost"]) / test["n_transactions"] * 1_000_000
+    api, stream = sources["api"]["figures"], sources["stream"]["figures"]
+    workers = sorted(
+        (k for k in stream if k.endswith("_tx_per_s") and "per_core" not in k),
+        key=lambda k: int(k.split("_")[1]),
+    )
+    return {
+        "rows": f"{quality['rows']:,}",
+        "days": str(quality["days"]),
+        "customers": f"{quality['customers']:,}",
+        "terminals": f"{quality['terminals']:,}",
+        "fraud_rate": f"{quality['fraud_rate']:.2%}",
+        "missed_cost": f"{missed_cost:,.0f}",
+        "alarm_cost": f"{alarm_cost:,.0f}",
+        "saved_share": f"{saved_share:.0%}",
+        "per_million": f"{per_million:,.0f}",
+        "recall": f"{test['recall']:.0%}",
+        "precision": f"{test['precision']:.0%}",
+        "model": f"{best['experiment']} ({best['model_kind']})",
+        "ap": f"{best['means']['average_precision']:.3f}",
+        "cp": f"{best['means']['card_precision_at_k']:.3f}",
+        "auc": f"{best['means']['auc_roc']:.3f}",
+        "runs": str(best["n_runs"]),
+        "ap_published": f"{PUBLISHED['ap_best']:.3f}",
+        "cp_published": f"{PUBLISHED['cp_best']:.3f}",
+        "ap_chapter3": f"{PUBLISHED['ap_chapter3']:.3f}",
+        "cp_chapter3": f"{PUBLISHED['cp_chapter3']:.3f}",
+        "predict_rps": f"{api['predict_requests_per_s']:,.0f}",
+        "predict_p99": f"{api['predict_p99_ms']:.1f}",
+        "connections": f"{api['connections']:.0f}",
+        "predict_per_core": f"{api['predict_per_core_requests_per_s']:,.0f}",
+        "stream_tps": f"{stream[workers[0]]:,.0f}" if workers else "n/a",
+        "stream_p99": f"{stream['latency_p99_ms']:.0f}",
+        "api_date": escape(sources["api"]["measured_at"][:10]),
+        "api_load": f"{sources['api']['machine']['load_average_1m']:.1f}",
+        "stream_date": escape(sources["stream"]["measured_at"][:10]),
+        "cpus": str(sources["api"]["machine"]["cpus"]),
+    }
+
+
+def build_one_pager(settings: Settings, root: Path, out_dir: Path) -> OnePager:
+    """Write ``one-pager.html``, print it to an A4 ``one-pager.pdf``, render page 1 as PNG."""
+    values = figures(load_sources(root), settings)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html = out_dir / "one-pager.html"
+    html.write_text(render(values))
+    pdf = out_dir / "one-pager.pdf"
+    with chromium() as page:
+        page.goto(html.resolve().as_uri(), wait_until="load")
+        page.pdf(path=str(pdf), format="A4", print_background=True, prefer_css_page_size=True)
+    png = pdf_page_png(pdf, out_dir / "one-pager")
+    return OnePager(html, pdf, png)
+
+
+def pdf_page_png(pdf: Path, stem: Path, page: int = 1, dpi: int = 80) -> Path:
+    """Page ``page`` of ``pdf`` as ``<stem>.png`` (poppler's pdftoppm)."""
+    command = ["pdftoppm", "-png", "-r", str(dpi), "-f", str(page), "-l", str(page)]
+    subprocess.run([*command, "-singlefile", str(pdf), str(stem)], check=True)
+    return stem.with_suffix(".png")
+
+
+def pdf_pages(pdf: Path) -> int:
+    """How many pages ``pdf`` has (poppler's pdfinfo)."""
+    info = subprocess.run(["pdfinfo", str(pdf)], check=True, capture_output=True, text=True)
+    line = next(x for x in info.stdout.splitlines() if x.startswith("Pages:"))
+    return int(line.split()[1])

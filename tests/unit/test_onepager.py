@@ -1,0 +1,81 @@
+"""The one-pager quotes the results files and prints to exactly one A4 page."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from vigil.config import build_settings
+from vigil.reports.browser import CHROMIUM
+from vigil.reports.onepager import (
+    SOURCES,
+    MissingResultsError,
+    build_one_pager,
+    load_sources,
+    pdf_pages,
+)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def require_renderers() -> None:
+    """Chromium and poppler; CI installs them (.ci/run), so there a missing one fails."""
+    missing = [n for n in ("pdftoppm", "pdfinfo") if shutil.which(n) is None]
+    missing += [] if CHROMIUM.exists() else [str(CHROMIUM)]
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"missing {missing}: apt-get install chromium poppler-utils")
+        pytest.skip(f"missing {missing}")
+
+
+def write_sources(root: Path, predict_rps: float) -> None:
+    """Results files as the commands write them (small, made-up but well-formed values)."""
+    payloads = {
+        "eda": {
+            "quality": {"rows": 123_456, "days": 40, "customers": 300, "terminals": 600,
+                        "fraud_rate": 0.0081},
+        },
+        "experiments": {"experiments": [{
+            "experiment": "lightgbm", "model_kind": "lightgbm", "n_runs": 1,
+            "means": {"average_precision": 0.7123, "card_precision_at_k": 0.301,
+                      "auc_roc": 0.89},
+            "latest_test": {"n_frauds": 400, "n_transactions": 60_000, "expected_cost": 12_000,
+                            "recall": 0.7, "precision": 0.6},
+        }]},
+        "api": {"measured_at": "2026-12-04T19:00:00+00:00",
+                "machine": {"cpus": 2, "load_average_1m": 1.5},
+                "figures": {"predict_requests_per_s": predict_rps, "predict_p99_ms": 7.77,
+                            "connections": 32, "predict_per_core_requests_per_s": 7000}},
+        "stream": {"measured_at": "2026-12-04T19:05:00+00:00", "machine": {"cpus": 2},
+                   "figures": {"workers_2_tx_per_s": 20_000, "workers_1_tx_per_s": 12_345,
+                               "latency_p99_ms": 42.0}},
+    }  # fmt: skip
+    for key, relative in SOURCES.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(payloads[key]))
+
+
+def test_one_pager_quotes_the_results_and_fits_one_a4_page(tmp_path: Path) -> None:
+    require_renderers()
+    write_sources(tmp_path, predict_rps=6543.2)
+    written = build_one_pager(build_settings({}), tmp_path, tmp_path / "out")
+    html = written.html.read_text()
+    assert "6,543 req/s" in html and "7.8 ms" in html  # from bench_api.json
+    assert "12,345 tx/s" in html  # one worker, not two
+    assert "0.712" in html and "123,456" in html
+    # 400 frauds x 100 missed = 40,000 without a model; the model's cost is 12,000.
+    assert "70%" in html and "466,667" in html
+    assert pdf_pages(written.pdf) == 1
+    assert written.png.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_a_missing_results_file_names_the_command_that_writes_it(tmp_path: Path) -> None:
+    write_sources(tmp_path, predict_rps=1.0)
+    (tmp_path / SOURCES["stream"]).unlink()
+    with pytest.raises(MissingResultsError, match=r"bench_stream\.py"):
+        load_sources(tmp_path)
