@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 import urllib.error
 import urllib.request
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,19 +155,15 @@ def _log_datasets(client: MlflowClient, run_id: str, datasets: Sequence[RunDatas
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.entities import DatasetInput, InputTag
 
-    inputs = [
-        DatasetInput(
-            from_pandas(d.frame, source=d.source, name=d.name, targets=TX_FRAUD)._to_mlflow_entity(),
-            tags=[InputTag("mlflow.data.context", d.context)],
-        )
-        for d in datasets
-    ]
+    inputs = []
+    for d in datasets:
+        dataset = from_pandas(d.frame, source=d.source, name=d.name, targets=TX_FRAUD)
+        context = InputTag("mlflow.data.context", d.context)
+        inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[context]))
     client.log_inputs(run_id, datasets=inputs)
 
 
-def _log_model(
-    client: MlflowClient, run_id: str, model_file: Path, features: pd.DataFrame
-) -> None:
+def _log_model(client: MlflowClient, run_id: str, model_file: Path, features: pd.DataFrame) -> None:
     """The ONNX model as a logged MLflow model of the run (``onnx`` flavour, ``pyfunc``)."""
     import mlflow.onnx
     import onnx
