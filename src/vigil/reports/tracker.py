@@ -70,8 +70,8 @@ def build_showcase(base_config: Path, workdir: Path, experiments_dir: Path) -> S
     """Simulate both dataset versions, run every experiment on each, register, set aliases."""
     from vigil.data.simulate import generate
     from vigil.inference.roles import CHAMPION
+    from vigil.tracking.model_registry import ModelRegistry
     from vigil.tracking.registration import register_run
-    from vigil.tracking.registry import ModelRegistry
     from vigil.training.experiments import experiment_files, experiment_settings, run_experiments
 
     files = experiment_files(experiments_dir, EXPERIMENTS)
@@ -95,7 +95,7 @@ def _create_experiments(base_config: Path, files: Sequence[Path], workdir: Path)
     """Create the experiments with their artifacts under ``workdir`` (not the working dir)."""
     from mlflow import MlflowClient
 
-    from vigil.tracking.registry import prepare_tracking_uri
+    from vigil.tracking.model_registry import prepare_tracking_uri
     from vigil.training.experiments import experiment_settings
 
     uri = prepare_tracking_uri(_tracking_uri(workdir))
