@@ -1,8 +1,9 @@
-"""The API and the stream worker never load the training stack (torch, LightGBM, MLflow).
+"""Serving processes never load the training stack (torch, LightGBM, scikit-learn, MLflow).
 
-Two checks: what a fresh interpreter holds after building the app and importing every module
-the two processes run on, and, for imports inside functions, every import statement of
-those packages read from the source.
+One place for the import-graph checks of every torch-free entry point: the API and the stream
+worker (the app built, every runtime module imported), batch scoring (``vigil predict``) and
+the Streamlit UI, each in a fresh interpreter listing ``sys.modules``; and, for imports inside
+functions, every import statement of the runtime packages read from the source.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ FORBIDDEN = (
 )
 SRC = Path(vigil.__file__).parent
 
-PROBE = """
-import importlib, json, pkgutil, sys
+API_AND_WORKER = """
+import importlib, pkgutil
 from vigil.config import build_settings
 from vigil.serving import create_app
 import vigil.cli.serve_commands, vigil.cli.stream_commands, vigil.streaming.worker
@@ -53,20 +54,37 @@ for package in ("serving", "streaming", "inference", "retraining", "storage", "f
     for info in pkgutil.walk_packages(module.__path__, f"vigil.{package}."):
         if ".migrations" not in info.name:
             importlib.import_module(info.name)
-print(json.dumps(sorted(sys.modules)))
 """
+BATCH_SCORING = "import vigil.predict, vigil.inference.batch, vigil.cli.inference_commands"
+UI = "import vigil.ui.app, vigil.ui.simulation, vigil.ui.resources, vigil.ui.client"
+PRINT_MODULES = "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
 
 
 def _forbidden(name: str) -> bool:
     return any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
 
 
-def test_the_api_and_worker_processes_load_no_training_stack() -> None:
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        (API_AND_WORKER, ("vigil.serving.app", "vigil.streaming.worker")),
+        (BATCH_SCORING, ("vigil.inference.batch",)),
+        (UI, ("vigil.ui.app", "streamlit")),
+    ],
+    ids=["api-and-worker", "batch-scoring", "ui"],
+)
+def test_torch_free_entry_points_load_no_training_stack(
+    code: str, expected: tuple[str, ...]
+) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", code + PRINT_MODULES],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     loaded = json.loads(result.stdout)
-    assert "vigil.serving.app" in loaded and "vigil.streaming.worker" in loaded
+    assert set(expected) <= set(loaded)
     assert [m for m in loaded if _forbidden(m)] == []
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -129,16 +127,3 @@ def test_wrong_signature(tmp_path: Path, model: onnx.ModelProto) -> None:
     path = save(model, tmp_path / "wrong.onnx")
     with pytest.raises(ModelLoadError, match="does not meet the model contract"):
         OnnxScorer.load(path)
-
-
-def test_serving_imports_stay_free_of_training_stacks() -> None:
-    code = (
-        "import sys, vigil.inference.scorer, vigil.inference.decision, vigil.inference.manager, "
-        "vigil.predict, vigil.inference.batch, vigil.cli.inference_commands\n"
-        "heavy = {'torch', 'sklearn', 'lightgbm', 'vigil.training', 'vigil.models'}\n"
-        "print(sorted(heavy & set(sys.modules)))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "[]"

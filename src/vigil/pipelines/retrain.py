@@ -7,6 +7,8 @@ import dagster as dg
 
 from vigil.config import Settings, build_settings, settings_to_dict
 from vigil.pipelines.resources import DatabaseResource, SettingsResource
+from vigil.retraining.runner import run_experiment
+from vigil.storage import REGISTRY_VERSION, create_experiment
 from vigil.training.challenger import gate_and_promote, train_challenger
 
 
@@ -27,20 +29,30 @@ class RetrainConfig(dg.Config):
 
 @dg.asset(group_name="retrain", kinds={"pytorch", "onnx"})
 def challenger_model(
-    config: RetrainConfig, vigil: dg.ResourceParam[SettingsResource]
+    config: RetrainConfig,
+    vigil: dg.ResourceParam[SettingsResource],
+    database: dg.ResourceParam[DatabaseResource],
 ) -> dg.Output[dict[str, str | None]]:
-    """The retrain job (``train_challenger``, as PUT /retrain runs it) on data up to ``as_of``."""
+    """The retrain job on data up to ``as_of``, recorded as an experiment as PUT /retrain's are."""
     as_of = date.fromisoformat(config.as_of) if config.as_of else None
-    challenger = train_challenger(settings_as_of(vigil.settings, as_of))
+    settings = settings_as_of(vigil.settings, as_of)
+    with database.engine.begin() as connection:
+        experiment_id = create_experiment(connection)
+    outcome = run_experiment(
+        database.engine, experiment_id, lambda: train_challenger(settings).outcome()
+    )
+    registry_version = int(outcome.metrics[REGISTRY_VERSION])
     return dg.Output(
         {
-            "model": str(challenger.model),
+            "model": str(outcome.model_path),
             "as_of": config.as_of,
-            "registry_version": str(challenger.registry_version),
+            "registry_version": str(registry_version),
+            "experiment_id": str(experiment_id),
         },
         metadata={
-            "model_path": dg.MetadataValue.path(str(challenger.model)),
-            "registry_version": challenger.registry_version,
+            "model_path": dg.MetadataValue.path(str(outcome.model_path)),
+            "registry_version": registry_version,
+            "experiment_id": experiment_id,
         },
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -68,6 +69,35 @@ class TrainJob(Protocol):
         ...
 
 
+def run_experiment(
+    engine: Engine, experiment_id: int, train: Callable[[], TrainOutcome]
+) -> TrainOutcome:
+    """Run a queued experiment: ``running``, then ``finished`` with the outcome of ``train``.
+
+    Every retrain goes through here, the API's background one and the Dagster retrain job's,
+    so each is an experiment (``GET /metrics/{id}``, deployable with ``POST /deploy/{id}``).
+    A failure is recorded as ``failed`` with the error, then raised again.
+    """
+    with engine.begin() as connection:
+        mark_experiment_running(connection, experiment_id)
+    try:
+        outcome = train()
+    except Exception as error:
+        with engine.begin() as connection:
+            fail_experiment(connection, experiment_id, f"{type(error).__name__}: {error}")
+        raise
+    with engine.begin() as connection:
+        finish_experiment(
+            connection,
+            experiment_id,
+            outcome.metrics,
+            mlflow_run_id=outcome.mlflow_run_id,
+            model_path=str(outcome.model_path),
+        )
+    logger.info("experiment %d finished: %s", experiment_id, outcome.metrics)
+    return outcome
+
+
 class RetrainRunner:
     """Queues an experiment, trains it in a background thread and records the result."""
 
@@ -118,24 +148,10 @@ class RetrainRunner:
         return experiment_id
 
     def _run(self, experiment_id: int) -> None:
-        with self._engine.begin() as connection:
-            mark_experiment_running(connection, experiment_id)
         try:
-            outcome = self._job.run(experiment_id)
-        except Exception as error:  # any failure of the job is recorded, never raised in a thread
+            run_experiment(self._engine, experiment_id, lambda: self._job.run(experiment_id))
+        except Exception:  # recorded on the experiment; a thread has no one to raise to
             logger.exception("experiment %d failed", experiment_id)
-            with self._engine.begin() as connection:
-                fail_experiment(connection, experiment_id, f"{type(error).__name__}: {error}")
-            return
-        with self._engine.begin() as connection:
-            finish_experiment(
-                connection,
-                experiment_id,
-                outcome.metrics,
-                mlflow_run_id=outcome.mlflow_run_id,
-                model_path=str(outcome.model_path),
-            )
-        logger.info("experiment %d finished: %s", experiment_id, outcome.metrics)
 
     @property
     def busy(self) -> bool:

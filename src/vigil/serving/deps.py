@@ -53,4 +53,3 @@ def get_lifecycle(request: Request) -> LifecycleServices:
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 LifecycleDep = Annotated[LifecycleServices, Depends(get_lifecycle)]
-PredictionServiceDep = Annotated[PredictionService, Depends(get_prediction_service)]
