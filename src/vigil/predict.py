@@ -14,7 +14,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from vigil.cli.inference_commands import predict
 
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app = typer.Typer(rich_markup_mode=None, add_completion=False, pretty_exceptions_enable=False)
     app.command()(predict)
     app(args=argv, prog_name="python -m vigil.predict")
 

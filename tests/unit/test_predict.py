@@ -91,6 +91,35 @@ def test_round_trip_scores_every_transaction_in_input_order(
     assert list(target.parent.iterdir()) == [target]  # no temp file left behind
 
 
+def test_gzipped_csv_in_and_out_and_a_parquet_directory_of_features(
+    tmp_path: Path,
+    settings: Settings,
+    transactions: pd.DataFrame,
+    weights: np.ndarray,
+    model_path: Path,
+) -> None:
+    source = tmp_path / "in.csv.gz"
+    transactions.to_csv(source, index=False, compression="gzip")
+    target = tmp_path / "scores.csv.gz"
+    result = _run("-i", source, "-o", target, "-m", model_path, "--cold-features")
+    assert result.exit_code == 0, result.output
+    gz = pd.read_csv(target, compression="gzip")
+    expected = _expected(settings, transactions, weights).loc[gz["transaction_id"]]
+    np.testing.assert_allclose(gz["score"], expected, atol=1e-6)
+    features = compute_features_frame(settings.features, transactions)
+    parts = tmp_path / "features"
+    parts.mkdir()
+    for i in range(3):
+        features.iloc[i::3].to_parquet(parts / f"part-{i}.parquet", index=False)
+    result = _run(
+        "-i", parts, "-o", tmp_path / "dir.csv", "-m", model_path, "--features-precomputed"
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(pd.read_csv(tmp_path / "dir.csv")["transaction_id"]) == sorted(
+        features["transaction_id"]
+    )
+
+
 def test_precomputed_features(
     tmp_path: Path,
     settings: Settings,
@@ -234,7 +263,7 @@ def test_missing_model_or_bad_output_suffix_writes_nothing(
     no_model = _run("-i", source, "-o", tmp_path / "a.csv", "-m", tmp_path / "none.onnx")
     bad_suffix = _run("-i", source, "-o", tmp_path / "a.json", "-m", model_path)
     assert no_model.exit_code == 1 and "does not exist" in no_model.output
-    assert bad_suffix.exit_code == 1 and ".csv, .parquet or .pq" in bad_suffix.output
+    assert bad_suffix.exit_code == 1 and ".csv.gz, .parquet or .pq" in bad_suffix.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "model.onnx"]
 
 

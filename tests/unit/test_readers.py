@@ -38,6 +38,12 @@ def test_csv_round_trip(tmp_path: Path, frame: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(read_transactions(path), frame)
 
 
+def test_gzipped_csv_round_trip(tmp_path: Path, frame: pd.DataFrame) -> None:
+    path = tmp_path / "tx.csv.gz"
+    frame.to_csv(path, index=False, compression="gzip")
+    pd.testing.assert_frame_equal(read_transactions(path), frame)
+
+
 def test_parquet_file_round_trip_keeps_microsecond_timestamps(
     tmp_path: Path, frame: pd.DataFrame
 ) -> None:

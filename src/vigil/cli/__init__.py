@@ -6,8 +6,11 @@ command functions, so ``vigil --help`` stays fast and serving never imports torc
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+import vigil
 from vigil.cli import (
     data_commands,
     feature_commands,
@@ -24,6 +27,7 @@ from vigil.cli import (
 )
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="vigil",
     help="Vigil: real-time card fraud detection with a complete MLOps lifecycle.",
     no_args_is_help=True,
@@ -32,8 +36,21 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"vigil {vigil.__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     """Vigil: real-time card fraud detection with a complete MLOps lifecycle."""
 
 

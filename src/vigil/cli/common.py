@@ -13,13 +13,21 @@ from vigil.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settin
 from vigil.logs import configure_logging
 
 ConfigOption = Annotated[
-    Path, typer.Option("--config", "-c", help="YAML configuration file.", show_default=True)
+    Path,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML configuration file [default: configs/vigil.yaml of the project root, or "
+        "$VIGIL_CONFIG].",
+        show_default=False,
+    ),
 ]
 SetOption = Annotated[
     list[str] | None,
     typer.Option(
         "--set",
         "-s",
+        metavar="KEY=VALUE|@FILE",
         help="Override a setting: section.key=value, or @FILE for every key of a YAML file "
         "of sections (repeatable; later wins).",
     ),

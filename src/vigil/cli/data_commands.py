@@ -30,7 +30,8 @@ def generate(
     overrides: SetOption = None,
     verbose: VerboseOption = False,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Output directory (default: data.raw_dir).")
+        Path | None,
+        typer.Option("--output", "-o", "--out", help="Output directory (default: data.raw_dir)."),
     ] = None,
     csv: Annotated[bool, typer.Option("--csv", help="Also write transactions.csv.")] = False,
     overwrite: Annotated[

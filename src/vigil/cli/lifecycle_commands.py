@@ -12,8 +12,12 @@ import typer
 from vigil.cli.common import ConfigOption, SetOption, VerboseOption, fail, start
 from vigil.config import DEFAULT_CONFIG_PATH
 
-registry_app = typer.Typer(help="MLflow model registry: versions, aliases, promotion gate.")
-stage_app = typer.Typer(help="Steps of the DVC pipeline that no other command covers.")
+registry_app = typer.Typer(
+    rich_markup_mode=None, help="MLflow model registry: versions, aliases, promotion gate."
+)
+stage_app = typer.Typer(
+    rich_markup_mode=None, help="Steps of the DVC pipeline that no other command covers."
+)
 
 AliasOption = Annotated[
     str, typer.Option("--alias", "-a", help="champion | challenger", show_default=True)
@@ -171,7 +175,9 @@ def gate(
 def stage_evaluate(
     model: Annotated[Path, typer.Option(help="ONNX model file.")],
     features: Annotated[Path, typer.Option(help="Feature table (Parquet).")],
-    out: Annotated[Path, typer.Option(help="Folder for metrics.json and plot CSVs.")],
+    out: Annotated[
+        Path, typer.Option("--output", "-o", "--out", help="Folder for metrics.json and plot CSVs.")
+    ],
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     overrides: SetOption = None,
     verbose: VerboseOption = False,
@@ -187,7 +193,9 @@ def stage_evaluate(
 def stage_holdout(
     features: Annotated[Path, typer.Option(help="Feature table (Parquet).")],
     start_date: Annotated[str, typer.Option("--start", help="First hold-out day, YYYY-MM-DD.")],
-    out: Annotated[Path, typer.Option(help="Hold-out feature rows (Parquet).")],
+    out: Annotated[
+        Path, typer.Option("--output", "-o", "--out", help="Hold-out feature rows (Parquet).")
+    ],
     verbose: VerboseOption = False,
 ) -> None:
     """Cut the hold-out period out of the feature table (input of batch scoring)."""

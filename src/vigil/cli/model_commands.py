@@ -20,7 +20,9 @@ RunsDirOption = Annotated[
 ]
 
 experiments_app = typer.Typer(
-    help="Run configs/experiments/*.yaml and compare runs.", no_args_is_help=False
+    rich_markup_mode=None,
+    help="Run configs/experiments/*.yaml and compare runs.",
+    no_args_is_help=False,
 )
 
 

@@ -15,7 +15,7 @@ DEFAULT_DASHBOARD_DIR = Path("deploy/grafana/dashboards")
 
 def generate_dashboards(
     out_dir: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder for the dashboard JSON files.")
+        Path, typer.Option("--output", "-o", "--out", help="Folder for the dashboard JSON files.")
     ] = DEFAULT_DASHBOARD_DIR,
     verbose: VerboseOption = False,
 ) -> None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from dagster import ExecuteInProcessResult
 
 pipelines_app = typer.Typer(
+    rich_markup_mode=None,
     help="Dagster pipelines: daily ETL, batch scoring, drift and performance marts, retrain.",
     no_args_is_help=True,
 )

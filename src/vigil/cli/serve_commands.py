@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from vigil.cli.common import ConfigOption, SetOption, VerboseOption, start
+from vigil.cli.common import ConfigOption, SetOption, VerboseOption, fail, start
 from vigil.config import DEFAULT_CONFIG_PATH, Settings
 
 # Worker processes (``--workers > 1``) rebuild the app from the settings the parent resolved.
@@ -32,6 +32,35 @@ def worker_app() -> object:
     return create_app(Settings.model_validate_json(os.environ[SETTINGS_ENV]))
 
 
+def _preflight(settings: Settings) -> None:
+    """Fail before uvicorn starts, in one line naming the cause and the fix, when the model
+    cannot load or the state store cannot be reached (else a long traceback in JSON)."""
+    from vigil.features import make_state_store
+    from vigil.inference.errors import ModelLoadError
+    from vigil.serving.lifespan import build_models
+
+    model_path = settings.inference.model_path
+    try:
+        build_models(settings)
+    except ModelLoadError as error:
+        raise fail(
+            f"cannot start the API: {error}. Fix: run `make demo` or `vigil train --promote` "
+            f"(they write {model_path}), or point inference.model_path at a model "
+            "(--set inference.model_path=PATH)"
+        ) from None
+    url = settings.storage.state_url
+    store = make_state_store(url)
+    try:
+        store.ping()
+    except Exception as error:  # the client's connection error, whatever the store
+        raise fail(
+            f"cannot start the API: state store {url} unreachable ({error}). Fix: start it, "
+            "or set storage.state_url (memory:// for one process)"
+        ) from None
+    finally:
+        store.close()
+
+
 def serve(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     overrides: SetOption = None,
@@ -46,6 +75,7 @@ def serve(
     from vigil.serving import create_app
 
     settings = start(config, overrides, verbose, json_logs=True)
+    _preflight(settings)
     _install_request_id_filter()
     options: dict[str, Any] = {
         "host": host or settings.serving.host,

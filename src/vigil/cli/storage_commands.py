@@ -7,7 +7,9 @@ import typer
 from vigil.cli.common import ConfigOption, SetOption, VerboseOption, fail, start
 from vigil.config import DEFAULT_CONFIG_PATH
 
-db_app = typer.Typer(help="Database schema management.", no_args_is_help=True)
+db_app = typer.Typer(
+    rich_markup_mode=None, help="Database schema management.", no_args_is_help=True
+)
 
 
 @db_app.command("upgrade")

@@ -123,7 +123,8 @@ def replay_command(
     overrides: SetOption = None,
     verbose: VerboseOption = False,
     source: Annotated[
-        Path | None, typer.Option("--input", help="Transactions (Parquet dir/file, CSV).")
+        Path | None,
+        typer.Option("--input", "-i", help="Transactions (Parquet dir/file, CSV, .csv.gz)."),
     ] = None,
     rate: Annotated[float, typer.Option(help="Transactions per second (0: flat out).")] = 0.0,
     limit: Annotated[int | None, typer.Option(help="Replay only the first N.")] = None,
@@ -168,7 +169,7 @@ def replay_command(
 def asyncapi(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     overrides: SetOption = None,
-    output: Annotated[Path, typer.Option(help="Where to write the YAML.")] = Path(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the YAML.")] = Path(
         "docs/asyncapi.yaml"
     ),
 ) -> None:

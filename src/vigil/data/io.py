@@ -50,10 +50,7 @@ def _read_parquet_files(files: list[Path]) -> pd.DataFrame:
     return table.to_pandas()
 
 
-def _read_directory(path: Path) -> pd.DataFrame:
-    parquet_files = sorted(path.rglob("*.parquet"))
-    if parquet_files:
-        return _read_parquet_files(parquet_files)
+def _read_pickle_directory(path: Path) -> pd.DataFrame:
     pickles = sorted(path.glob("*.pkl"))
     if pickles:
         logger.info(
@@ -63,21 +60,44 @@ def _read_directory(path: Path) -> pd.DataFrame:
     raise DataFormatError(f"{path} holds no *.parquet files and no daily *.pkl files")
 
 
+CSV_SUFFIXES = (".csv", ".csv.gz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def file_suffix(path: Path) -> str:
+    """``.csv.gz`` for a compressed CSV, else the last suffix (lower case)."""
+    name = path.name.lower()
+    return ".csv.gz" if name.endswith(".csv.gz") else path.suffix.lower()
+
+
+def read_table(path: Path) -> pd.DataFrame | None:
+    """A CSV (``.csv``, ``.csv.gz``) or Parquet file, or a directory of Parquet files, as
+    written (no schema mapping); ``None`` for any other layout."""
+    if path.is_dir():
+        files = sorted(path.rglob("*.parquet"))
+        return _read_parquet_files(files) if files else None
+    suffix = file_suffix(path)
+    if suffix in CSV_SUFFIXES:
+        return pd.read_csv(path)
+    if suffix in PARQUET_SUFFIXES:
+        return pd.read_parquet(path)
+    return None
+
+
 def _read_raw(path: Path) -> pd.DataFrame:
     if not path.exists():
         raise DataFormatError(f"{path} does not exist")
+    table = read_table(path)
+    if table is not None:
+        return table
     if path.is_dir():
-        return _read_directory(path)
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pd.read_csv(path)
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
+        return _read_pickle_directory(path)
+    suffix = file_suffix(path)
     if suffix == ".pkl":
         return pd.read_pickle(path)
     raise DataFormatError(
         f"unknown transaction format {suffix or '(no suffix)'!r} for {path}: "
-        "expected .csv, .parquet, .pkl or a directory of them"
+        "expected .csv, .csv.gz, .parquet, .pkl or a directory of them"
     )
 
 

@@ -23,7 +23,14 @@ from tqdm import tqdm
 
 from vigil.config import Settings
 from vigil.data.contracts import DataContractError, validate_transactions
-from vigil.data.io import DataFormatError, read_transactions
+from vigil.data.io import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    DataFormatError,
+    file_suffix,
+    read_table,
+    read_transactions,
+)
 from vigil.data.schema import TRANSACTION_ID, TX_DATETIME, TX_FRAUD
 from vigil.features.definitions import feature_lookback_days
 from vigil.features.offline import compute_features_frame
@@ -34,8 +41,6 @@ logger = logging.getLogger(__name__)
 
 SCORE = "score"
 LABEL = "label"
-CSV_SUFFIXES = (".csv",)
-PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 class PredictionInputError(ValueError):
@@ -54,25 +59,26 @@ class PredictionSummary:
 
 
 def _output_format(path: Path) -> str:
-    suffix = path.suffix.lower()
+    suffix = file_suffix(path)
     if suffix in CSV_SUFFIXES:
         return "csv"
     if suffix in PARQUET_SUFFIXES:
         return "parquet"
     raise PredictionInputError(
-        f"output {path} must end in .csv, .parquet or .pq (got {suffix or 'no suffix'!r})"
+        f"output {path} must end in .csv, .csv.gz, .parquet or .pq (got {suffix or 'no suffix'!r})"
     )
 
 
 def _read_table(path: Path) -> pd.DataFrame:
-    """A CSV or Parquet file of precomputed features, as written."""
-    if not path.is_file():
+    """A CSV or Parquet file (or Parquet directory) of precomputed features, as written."""
+    if not path.exists():
         raise PredictionInputError(f"input {path} does not exist")
-    if path.suffix.lower() in CSV_SUFFIXES:
-        return pd.read_csv(path)
-    if path.suffix.lower() in PARQUET_SUFFIXES:
-        return pd.read_parquet(path)
-    raise PredictionInputError(f"input {path} must be a .csv, .parquet or .pq file")
+    table = read_table(path)
+    if table is None:
+        raise PredictionInputError(
+            f"input {path} must be a .csv, .csv.gz, .parquet or .pq file or a Parquet directory"
+        )
+    return table
 
 
 def _with_history(transactions: pd.DataFrame, history_path: Path) -> pd.DataFrame:
@@ -191,7 +197,8 @@ def write_atomically(frame: pd.DataFrame, path: Path) -> None:
     temp_path = Path(temp_name)
     try:
         if output_format == "csv":
-            frame.to_csv(temp_path, index=False)
+            gzip = file_suffix(path) == ".csv.gz"
+            frame.to_csv(temp_path, index=False, compression="gzip" if gzip else None)
         else:
             frame.to_parquet(temp_path, index=False)
         os.replace(temp_path, path)
