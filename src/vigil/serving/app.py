@@ -11,6 +11,7 @@ from vigil.features import StateStore
 from vigil.inference.manager import ModelManager
 from vigil.monitoring import create_metrics
 from vigil.monitoring.mart_metrics import MartMetrics
+from vigil.serving.docs import install_docs
 from vigil.serving.errors import install_error_handlers
 from vigil.serving.hotpath import HotRoutes
 from vigil.serving.lifespan import lifespan_for
@@ -61,6 +62,8 @@ def create_app(
         title="Vigil fraud-scoring API",
         version=vigil.__version__,
         description=DESCRIPTION,
+        docs_url=None,  # install_docs: the same pages with assets served locally
+        redoc_url=None,
         lifespan=lifespan_for(settings, metrics, model_manager, state_store, writer),
     )
     app.state.settings = settings
@@ -70,6 +73,7 @@ def create_app(
     app.state.marts.refresh()
     app.state.services = None
     install_error_handlers(app)
+    install_docs(app)
     for router in ROUTERS:
         app.include_router(router)
     limit = settings.serving.max_upload_bytes

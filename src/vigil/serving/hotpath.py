@@ -52,15 +52,30 @@ async def predict_answer(services: Services | None, body: bytes) -> Answer:
 
 
 def forward_answer(services: Services | None, content_type: str, body: bytes) -> Answer:
-    """The classic contract: 400 ``bad request``, 403 when the model fails, else the JSON."""
+    """The classic contract: 400 ``bad request``, 403 when the model fails, else the JSON.
+
+    The body is either feature values (``{"features": ...}``, :class:`ForwardRequest`) or a
+    transaction in ``/predict``'s shape, whose features are computed from the transaction
+    alone (nothing is read from or written to the online state; ``/predict`` does that).
+    """
     if content_type != JSON:
         return 400, BAD_REQUEST.encode(), TEXT_TYPE
     try:
-        request = ForwardRequest.model_validate_json(body)
-    except ValidationError:
+        payload = orjson.loads(body)
+        if isinstance(payload, dict) and "features" in payload:
+            request = ForwardRequest.model_validate(payload)
+            transaction = None
+        else:
+            running = ready_services(services)
+            transaction = Transaction.model_validate(payload, context=running.event_time)
+    except (orjson.JSONDecodeError, ValidationError):
         return 400, BAD_REQUEST.encode(), TEXT_TYPE
+    predictions = ready_services(services).predictions
     try:
-        decision = ready_services(services).predictions.forward(request)
+        if transaction is None:
+            decision = predictions.forward(request)
+        else:
+            (decision,) = predictions.score_batch([transaction])
     except (InvalidFeaturesError, ModelScoringError):
         return 403, MODEL_FAILED.encode(), TEXT_TYPE
     return 200, orjson.dumps(decision_body(decision)), JSON_TYPE

@@ -80,15 +80,47 @@ class DecisionOut(BaseModel):
     model_version: str
 
 
+# The default model's 24 features (configs/vigil.yaml), for examples that the API answers.
+FEATURES_EXAMPLE: dict[str, Any] = {
+    "tx_amount": 57.16,
+    "tx_during_weekend": 1.0,
+    "tx_during_night": 0.0,
+    "customer_id_nb_tx_1day_window": 3.0,
+    "customer_id_avg_amount_1day_window": 49.2,
+    "customer_id_nb_tx_7day_window": 19.0,
+    "customer_id_avg_amount_7day_window": 52.7,
+    "customer_id_nb_tx_30day_window": 81.0,
+    "customer_id_avg_amount_30day_window": 51.9,
+    "terminal_id_nb_tx_1day_window": 1.0,
+    "terminal_id_risk_1day_window": 0.0,
+    "terminal_id_nb_tx_7day_window": 8.0,
+    "terminal_id_risk_7day_window": 0.0,
+    "terminal_id_nb_tx_30day_window": 33.0,
+    "terminal_id_risk_30day_window": 0.0,
+    "customer_id_amount_over_avg_longest_window": 1.1,
+    "customer_id_seconds_since_prev_tx": 5400.0,
+    "customer_id_risk_longest_window": 0.0,
+    "customer_id_amount_over_prior_median": 1.2,
+    "customer_id_amount_over_prior_mean": 1.1,
+    "customer_id_max_amount_7day_over_prior_median": 2.0,
+    "terminal_id_days_since_first_known_fraud": -1.0,
+    "terminal_id_days_since_last_known_fraud": -1.0,
+    "terminal_id_nb_fraud_longest_window": 0.0,
+}
+
+
 class ForwardRequest(BaseModel):
-    """Model-only input: feature values by name, or a list in the model's feature order."""
+    """Model-only input: feature values by name, or a list in the model's feature order.
+
+    ``/forward`` also takes a transaction in ``/predict``'s shape (:class:`Transaction`).
+    """
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"transaction_id": 17, "features": {"tx_amount": 57.16, "tx_during_night": 1.0}},
-                {"features": [57.16, 0.0, 1.0]},
+                {"transaction_id": 17, "features": FEATURES_EXAMPLE},
+                {"features": list(FEATURES_EXAMPLE.values())},
             ]
         },
     )
@@ -285,10 +317,20 @@ def decision_body(decision: Decision) -> dict[str, Any]:
 
 
 def request_body_schema(
-    model: type[BaseModel], *, array: bool = False, csv: bool = False, json: bool = True
+    model: type[BaseModel],
+    *,
+    array: bool = False,
+    csv: bool = False,
+    json: bool = True,
+    alternative: type[BaseModel] | None = None,
 ) -> dict[str, Any]:
-    """``openapi_extra`` documenting a body a route reads by hand (JSON, CSV, upload)."""
+    """``openapi_extra`` documenting a body a route reads by hand (JSON, CSV, upload);
+    ``alternative``: a second accepted JSON shape, listed first with its examples."""
     schema = model.model_json_schema()
+    if alternative is not None:
+        other = alternative.model_json_schema()
+        examples = [*other.get("examples", []), *schema.get("examples", [])]
+        schema = {"anyOf": [other, schema], "examples": examples}
     content: dict[str, Any] = {}
     if json:
         body = {"type": "array", "items": schema, "minItems": 1} if array else schema

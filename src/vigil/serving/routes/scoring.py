@@ -63,11 +63,12 @@ async def predict(request: Request) -> Response:
         403: {"description": f"The model could not process the data: body `{MODEL_FAILED}`."},
         413: {"model": ErrorOut},
     },
-    openapi_extra=request_body_schema(ForwardRequest),
-    summary="Model only: score precomputed features (classic contract)",
+    openapi_extra=request_body_schema(ForwardRequest, alternative=Transaction),
+    summary="Model only: score a transaction or precomputed features (classic contract)",
 )
 async def forward(request: Request) -> Response:
-    """Score feature values; 400 ``bad request`` for bad input, 403 when the model fails.
+    """Score a transaction (``/predict``'s shape; features from the transaction alone, nothing
+    stored) or feature values; 400 ``bad request`` for bad input, 403 when the model fails.
 
     Served by :class:`~vigil.serving.hotpath.HotRoutes`; this route documents it.
     """
