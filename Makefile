@@ -6,27 +6,37 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow test-all lint format bench load clean eda tracker-images handbook-results one-pager reports
+.PHONY: setup lock demo test test-slow test-all test-tools lint format bench load clean eda tracker-images handbook-results one-pager reports
 
-$(STAMP): pyproject.toml
+# What the targets below set up first: the .venv. `make demo SETUP=` (or test) runs with the
+# environment already on PATH instead (the fresh-clone test in tests/e2e reuses the venv).
+SETUP ?= $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[serve,train,ops,dev,pipelines]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[serve,train,ops,dev,pipelines]'
 	touch $(STAMP)
 
-setup: $(STAMP) ## make .venv with everything installed
+setup: $(STAMP) ## make .venv with everything installed, versions from requirements.lock
 
-demo: $(STAMP) ## generate -> validate -> features -> train -> score, embedded defaults
+lock: ## rewrite requirements.lock from the installed environment (after changing pyproject.toml)
+	$(BIN)/python scripts/lock.py
+
+demo: $(SETUP) ## generate -> validate -> features -> train -> score, embedded defaults
 	PATH=$(CURDIR)/$(BIN):$$PATH bash scripts/demo.sh
 
-test: $(STAMP) ## unit + integration tests (integration skips locally when a service is down; fails in CI)
+test-tools: ## Prometheus, promtool, amtool: installed under CI=true (apt-get), else a note
+	bash scripts/test_tools.sh
+
+test: $(SETUP) test-tools ## unit + integration tests (integration skips locally when a service is down; fails in CI)
 	$(BIN)/python -m pytest -m "not slow" -q
 
-test-slow: $(STAMP) ## only the slow tests (real SIGKILL, real retrain, full-size simulation)
+test-slow: $(SETUP) test-tools ## only the slow tests (real SIGKILL, real retrain, full-size simulation, fresh-clone README path)
 	$(BIN)/python -m pytest -m slow -q
 
-test-all: $(STAMP) ## every test, slow ones included
+test-all: $(SETUP) test-tools ## every test, slow ones included
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

@@ -308,7 +308,11 @@ def artefact_commands() -> set[tuple[str, ...]]:
         for keyword, args in dockerfile_instructions(dockerfile):
             if keyword == "CMD" and args.startswith("["):
                 commands.append(yaml.safe_load(args))
-    commands += [s["command"] for s in compose()["services"].values() if "command" in s]
+    commands += [
+        [*s.get("entrypoint", []), *s["command"]]
+        for s in compose()["services"].values()
+        if isinstance(s.get("command"), list)
+    ]
     for doc in k8s_documents():
         pod = doc.get("spec", {}).get("template", {}).get("spec", {})
         commands += [c["command"] for c in pod.get("containers", []) if "command" in c]
@@ -322,6 +326,7 @@ def test_artefacts_run_the_expected_commands() -> None:
         ("ui",),
         ("ui", "--host", "0.0.0.0", "--api-url", "http://api:8000"),
         ("db", "upgrade"),
+        ("bootstrap",),
     }
 
 

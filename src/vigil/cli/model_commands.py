@@ -63,6 +63,36 @@ def train_command(
     typer.echo(str(run_dir))
 
 
+def bootstrap(
+    config: ConfigOption = DEFAULT_CONFIG_PATH,
+    overrides: SetOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Make sure a serving model exists: when inference.model_path is missing, simulate data
+    into data.raw_dir (if it holds none) and train and promote a first model.
+
+    Idempotent: `docker compose up`'s one-shot `init` service runs it before the API and the
+    worker start, so a fresh stack serves without manual steps.
+    """
+    settings = start(config, overrides, verbose)
+    model_path = settings.inference.model_path
+    if model_path.is_file():
+        typer.echo(f"model present at {model_path}: nothing to do")
+        return
+    raw = settings.data.raw_dir
+    from vigil.data.simulate import generate
+    from vigil.training.run import train
+
+    try:
+        if not (raw.is_dir() and next(raw.rglob("*.parquet"), None) is not None):
+            summary = generate(settings.data, raw, progress=False)
+            typer.echo(f"simulated {summary.rows:,} transactions into {raw}")
+        run_dir = train(settings, None, promote=True)
+    except (ValueError, RuntimeError, OSError, LookupError) as error:
+        raise fail(f"bootstrap failed: {error}") from None
+    typer.echo(f"trained {run_dir.name} and promoted it to {model_path}")
+
+
 @experiments_app.callback(invoke_without_command=True)
 def experiments_table(
     ctx: typer.Context,
@@ -135,4 +165,5 @@ def experiments_run(
 def register(app: typer.Typer) -> None:
     """Attach the model commands to the ``vigil`` app."""
     app.command("train")(train_command)
+    app.command("bootstrap")(bootstrap)
     app.add_typer(experiments_app, name="experiments")

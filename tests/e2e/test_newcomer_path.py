@@ -1,0 +1,261 @@
+"""The newcomer's path: a fresh clone, `make demo`, then every command the README lists.
+
+Clones this repository into a temporary folder (the handbook folder stays reachable through
+``VIGIL_HANDBOOK_DIR``), runs ``make demo`` with the already installed environment
+(``SETUP=``: no reinstall), then each command of the README's components table and of its
+dataset-version section, exactly as written there, and checks that each exits 0 and
+produces what the README says. Commands that need a service (Redis, RabbitMQ) use the test
+services and skip locally when they are down (fail in CI, like the integration tests).
+``docker compose up`` needs a Docker engine: the compose services' commands are run natively
+by tests/unit/test_deploy_static.py instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from conftest import AMQP_URL, HANDBOOK_DIR, REDIS_URL, require_service
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+BIN = Path(sys.executable).parent
+
+
+class Clone:
+    """A fresh clone and the environment its commands run in."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.demo_output = ""
+        self.demo_seconds = 0.0
+        self.env = {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PYTHONPATH": str(path / "src"),  # the clone's code, the installed dependencies
+            "VIGIL_HANDBOOK_DIR": str(HANDBOOK_DIR.resolve()),
+        }
+        for name in [n for n in self.env if n.startswith("VIGIL_") and "__" in n]:
+            del self.env[name]  # the commands run on the README's defaults only
+
+    def run(
+        self, command: str, timeout: float = 900, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        completed = subprocess.run(
+            shlex.split(command),
+            cwd=self.path,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        assert completed.returncode == 0, (
+            f"`{command}` exited {completed.returncode}:\n"
+            f"{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
+        )
+        return completed
+
+    def start(
+        self, command: str, log: Path, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        with log.open("wb") as sink:
+            return subprocess.Popen(
+                shlex.split(command),
+                cwd=self.path,
+                env={**self.env, **(env or {})},
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+
+def in_readme(command: str) -> str:
+    """The command, asserted to be written in the README exactly so."""
+    assert command in README, f"the README no longer shows `{command}`"
+    return command
+
+
+def _stop(process: subprocess.Popen[bytes]) -> bool:
+    """SIGTERM, then True when the process stopped cleanly (uvicorn re-raises the signal)."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=60) in (0, -signal.SIGTERM)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+
+
+def _wait_http(
+    url: str, process: subprocess.Popen[bytes], log: Path, seconds: float = 90
+) -> httpx.Response:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"exited {process.returncode} before answering:\n{log.read_text()[-3000:]}")
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    pytest.fail(f"{url} did not answer in {seconds} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clone]:
+    if shutil.which("git") is None or shutil.which("make") is None:
+        pytest.fail("git and make are needed for the newcomer's path")
+    path = tmp_path_factory.mktemp("newcomer") / "vigil"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(path)], check=True)
+    repo = Clone(path)
+    started = time.monotonic()
+    demo = repo.run(in_readme("make demo") + " SETUP=", timeout=1200)
+    repo.demo_output = demo.stdout
+    repo.demo_seconds = time.monotonic() - started
+    yield repo
+
+
+def test_make_demo_prints_streamed_ap_next_to_batch_ap(clone: Clone) -> None:
+    out = clone.demo_output
+    match = re.search(r"streamed AP (\d\.\d+), batch AP (\d\.\d+)", out)
+    assert match, out[-3000:]
+    streamed, batch = map(float, match.groups())
+    assert abs(streamed - batch) <= 0.02
+    print(f"\ndemo: {clone.demo_seconds:.0f} s; streamed AP {streamed}, batch AP {batch}")
+    for default in ("data/raw", "models/current/model.onnx", "data/vigil.db", "data/features"):
+        assert (clone.path / default).exists(), default
+
+
+def test_config(clone: Clone) -> None:
+    out = clone.run(in_readme("vigil config --set train.lr=0.01")).stdout
+    settings = json.loads(out)
+    assert settings["train"]["lr"] == 0.01
+    assert settings["train"]["history_days"] == 35  # the file was read
+
+
+def test_generate_validate_features(clone: Clone) -> None:
+    out = clone.run(in_readme("vigil generate --out data/generated --csv")).stdout
+    assert "transactions over 183 days" in out
+    assert (clone.path / "data/generated/transactions.csv").is_file()
+    out = clone.run(in_readme("vigil validate data/raw --report data/quality.json")).stdout
+    assert "satisfy the data contract" in out
+    assert json.loads((clone.path / "data/quality.json").read_text())["rows"] > 300_000
+    out = clone.run(in_readme("vigil features")).stdout
+    assert "features:" in out and "24 features" in out
+
+
+def test_warm_state(clone: Clone) -> None:
+    require_service("Redis", "127.0.0.1", 6379)
+    out = clone.run(
+        in_readme("vigil warm-state"), env={"VIGIL_STORAGE__STATE_URL": REDIS_URL}
+    ).stdout
+    assert "state store warmed" in out
+
+
+def test_train_and_experiments(clone: Clone) -> None:
+    out = clone.run(in_readme("vigil train"))
+    assert "test AUC ROC" in out.stdout + out.stderr
+    clone.run(in_readme("vigil experiments run logistic"))
+    assert "logistic" in clone.run(in_readme("vigil experiments")).stdout
+
+
+def test_predict(clone: Clone) -> None:
+    command = "vigil predict -i data/demo/last_week.csv --history data/raw -o data/demo/again.csv"
+    out = clone.run(in_readme(command)).stdout
+    assert "predictions" in out
+    scores = (clone.path / "data/demo/again.csv").read_text().splitlines()
+    assert scores[0] == "transaction_id,score,label" and len(scores) > 10_000
+
+
+def test_serve_answers_health_and_docs_offline(clone: Clone, tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    server = clone.start(in_readme("vigil serve") + " --port 8765", log)
+    try:
+        health = _wait_http("http://127.0.0.1:8765/health", server, log)
+        assert health.status_code == 200, health.text
+        docs = httpx.get("http://127.0.0.1:8765/docs", timeout=5)
+        assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    finally:
+        assert _stop(server), log.read_text()[-3000:]
+
+
+def test_db_replay_registry_dashboards(clone: Clone) -> None:
+    clone.run(in_readme("vigil db upgrade"))
+    command = "vigil replay --input data/demo/last_week_labelled.parquet --limit 1000"
+    out = clone.run(in_readme(command)).stdout
+    assert "replayed 1000 transactions" in out
+    clone.run(in_readme("vigil registry show"))
+    out = clone.run(in_readme("vigil dashboards")).stdout
+    assert out.count(".json") == 3
+    diff = subprocess.run(["git", "diff", "--stat"], cwd=clone.path, capture_output=True, text=True)
+    assert diff.stdout == "", f"generated dashboards differ from the committed ones:\n{diff.stdout}"
+
+
+def test_worker_starts_and_drains_on_sigterm(clone: Clone, tmp_path: Path) -> None:
+    require_service("RabbitMQ", "127.0.0.1", 5672)
+    log = tmp_path / "worker.log"
+    suffix = uuid.uuid4().hex[:8]  # queues of its own on the shared broker
+    env = {
+        "VIGIL_BROKER__URL": AMQP_URL,
+        "VIGIL_BROKER__TRANSACTIONS_QUEUE": f"e2e-transactions-{suffix}",
+        "VIGIL_BROKER__DECISIONS_EXCHANGE": f"e2e-decisions-{suffix}",
+        "VIGIL_BROKER__LABELS_QUEUE": f"e2e-labels-{suffix}",
+    }
+    worker = clone.start(in_readme("vigil worker"), log, env=env)
+    try:
+        time.sleep(8)
+        assert worker.poll() is None, log.read_text()[-3000:]
+    finally:
+        assert _stop(worker), log.read_text()[-3000:]
+
+
+def test_pipelines_daily_job(clone: Clone) -> None:
+    out = clone.run(in_readme("vigil pipelines run daily --date 2018-09-23")).stdout
+    assert "succeeded" in out
+    assert any((clone.path / "data/marts").rglob("*.parquet"))
+
+
+def test_ui_starts(clone: Clone, tmp_path: Path) -> None:
+    log = tmp_path / "ui.log"
+    ui = clone.start(in_readme("vigil ui") + " --port 8766", log)
+    try:
+        page = _wait_http("http://127.0.0.1:8766/", ui, log)
+        assert page.status_code == 200
+    finally:
+        _stop(ui)
+
+
+def test_dataset_versions_reproduce_push_pull_and_checkout(clone: Clone) -> None:
+    locked = yaml.safe_load((clone.path / "dvc.lock").read_text())["stages"]
+    clone.run(in_readme("dvc repro"), timeout=1800)
+    rebuilt = yaml.safe_load((clone.path / "dvc.lock").read_text())["stages"]
+    versions = yaml.safe_load((clone.path / "configs/pipeline.yaml").read_text())[
+        "dataset_versions"
+    ]
+    for version in versions:
+        stage = f"extract_data@{version}"
+        assert rebuilt[stage]["outs"][0]["md5"] == locked[stage]["outs"][0]["md5"], stage
+    clone.run(in_readme("dvc push"))
+    shutil.rmtree(clone.path / "data/pipeline")
+    shutil.rmtree(clone.path / ".dvc/cache")
+    clone.run(in_readme("dvc pull"))
+    for version in versions:
+        raw = clone.path / f"data/pipeline/datasets/{version}/raw"
+        shutil.rmtree(raw)
+        clone.run(in_readme(f"dvc checkout extract_data@{version}"))
+        assert len(list(raw.rglob("*.parquet"))) == 90
+    assert "up to date" in clone.run(in_readme("dvc status")).stdout
