@@ -8,7 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 import vigil
+from api_support import write_model
 from vigil.cli import app
+from vigil.config import build_settings
 
 COMMANDS = [
     ["config"],
@@ -62,3 +64,22 @@ def test_serve_start_up_failure_is_one_line_with_cause_and_fix(tmp_path: Path) -
     assert len(lines) == 1
     assert f"model file {missing} does not exist" in lines[0]
     assert "Fix: run `make demo` or `vigil train --promote`" in lines[0]
+
+
+def test_serve_names_an_unreachable_database_in_one_line(tmp_path: Path) -> None:
+    model = write_model(build_settings({}), tmp_path / "model.onnx", "m")
+    result = CliRunner().invoke(
+        app,
+        [
+            "serve",
+            "--set",
+            f"inference.model_path={model}",
+            "--set",
+            "storage.database_url=postgresql+psycopg://nobody:secret@127.0.0.1:1/x",
+        ],
+    )
+    assert result.exit_code == 1
+    (line,) = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert "database postgresql+psycopg://nobody:***@127.0.0.1:1/x unreachable" in line
+    assert "secret" not in result.output
+    assert "Fix: start it, or set storage.database_url" in line

@@ -34,7 +34,8 @@ def worker_app() -> object:
 
 def _preflight(settings: Settings) -> None:
     """Fail before uvicorn starts, in one line naming the cause and the fix, when the model
-    cannot load or the state store cannot be reached (else a long traceback in JSON)."""
+    cannot load or the state store or database cannot be reached (else a long traceback in
+    JSON)."""
     from vigil.features import make_state_store
     from vigil.inference.errors import ModelLoadError
     from vigil.serving.lifespan import build_models
@@ -59,6 +60,22 @@ def _preflight(settings: Settings) -> None:
         ) from None
     finally:
         store.close()
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from vigil.storage.engine import create_db_engine, ensure_sqlite_directory, ping
+
+    database = settings.storage.database_url
+    ensure_sqlite_directory(database)
+    engine = create_db_engine(database)
+    try:
+        ping(engine)
+    except SQLAlchemyError as error:
+        raise fail(
+            f"cannot start the API: database {engine.url!r} unreachable "
+            f"({str(error).splitlines()[0]}). Fix: start it, or set storage.database_url"
+        ) from None
+    finally:
+        engine.dispose()
 
 
 def serve(
