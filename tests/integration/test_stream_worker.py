@@ -29,13 +29,14 @@ from onnx_factory import logistic_model, make_metadata, save
 from vigil.config import BrokerConfig, DataConfig, Settings, build_settings
 from vigil.data import schema
 from vigil.data.simulate import simulate_transactions
+from vigil.decisions import Runtime
 from vigil.features import feature_names
 from vigil.features.offline import compute_features_frame
 from vigil.inference.scorer import OnnxScorer
 from vigil.monitoring import VigilMetrics, create_metrics
 from vigil.storage import create_db_engine
 from vigil.storage.tables import labels, predictions, transactions
-from vigil.streaming import StreamRuntime, StreamWorker, declare_topology
+from vigil.streaming import StreamWorker, declare_topology
 from vigil.streaming.messages import (
     DECISION_BATCH_TYPE,
     TRANSACTION_BATCH_TYPE,
@@ -194,7 +195,7 @@ async def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str)
 class RunningWorker:
     stop: asyncio.Event
     task: asyncio.Task[None]
-    runtime: StreamRuntime
+    runtime: Runtime
 
     async def shutdown(self) -> None:
         self.stop.set()
@@ -203,10 +204,8 @@ class RunningWorker:
 
 
 async def start_worker(settings: Settings, metrics: VigilMetrics | None = None) -> RunningWorker:
-    runtime = StreamRuntime.build(settings, source="stream")
-    worker = StreamWorker(
-        settings.broker, runtime.pipeline, runtime.features, runtime.store, metrics
-    )
+    runtime = Runtime.build(settings, source="stream", metrics=metrics)
+    worker = StreamWorker(settings.broker, runtime, metrics)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     await asyncio.wait_for(worker.ready.wait(), 10)

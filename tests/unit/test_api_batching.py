@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from vigil.serving.batching import MicroBatcher
+from vigil.serving.batching import RequestBatcher
 
 
 class Recorder:
@@ -26,7 +26,7 @@ class Recorder:
 
 async def test_items_of_one_iteration_share_one_call_in_order() -> None:
     recorder = Recorder()
-    batcher = MicroBatcher(recorder)
+    batcher = RequestBatcher(recorder)
     results = await asyncio.gather(*(batcher.submit(t) for t in range(5)))
     assert recorder.batches == [[0, 1, 2, 3, 4]]
     assert results == [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4)]
@@ -35,13 +35,13 @@ async def test_items_of_one_iteration_share_one_call_in_order() -> None:
 
 async def test_a_full_batch_goes_at_once() -> None:
     recorder = Recorder()
-    batcher = MicroBatcher(recorder, max_batch=2)
+    batcher = RequestBatcher(recorder, max_batch=2)
     await asyncio.gather(*(batcher.submit(t) for t in range(5)))
     assert recorder.batches == [[0, 1], [2, 3], [4]]
 
 
 async def test_a_batch_error_reaches_every_waiting_request() -> None:
-    batcher = MicroBatcher(Recorder(fail=True))
+    batcher = RequestBatcher(Recorder(fail=True))
     results = await asyncio.gather(*(batcher.submit(t) for t in range(3)), return_exceptions=True)
     assert all(isinstance(r, ConnectionError) for r in results)
     with pytest.raises(ConnectionError):

@@ -23,6 +23,7 @@ RUNTIME_PACKAGES = (
     "cli",
     "serving",
     "streaming",
+    "decisions",
     "inference",
     "retraining",
     "storage",
@@ -49,7 +50,9 @@ from vigil.serving import create_app
 import vigil.cli.serve_commands, vigil.cli.stream_commands, vigil.streaming.worker
 
 create_app(build_settings({}))
-for package in ("serving", "streaming", "inference", "retraining", "storage", "features"):
+for package in (
+    "serving", "streaming", "decisions", "inference", "retraining", "storage", "features"
+):
     module = importlib.import_module(f"vigil.{package}")
     for info in pkgutil.walk_packages(module.__path__, f"vigil.{package}."):
         if ".migrations" not in info.name:
@@ -67,7 +70,10 @@ def _forbidden(name: str) -> bool:
 @pytest.mark.parametrize(
     ("code", "expected"),
     [
-        (API_AND_WORKER, ("vigil.serving.app", "vigil.streaming.worker")),
+        (
+            API_AND_WORKER,
+            ("vigil.serving.app", "vigil.streaming.worker", "vigil.decisions.pipeline"),
+        ),
         (BATCH_SCORING, ("vigil.inference.batch",)),
         (UI, ("vigil.ui.app", "streamlit")),
     ],

@@ -21,13 +21,14 @@ from onnx_factory import logistic_model, make_metadata, save
 from vigil.config import BrokerConfig, DataConfig, Settings
 from vigil.data import schema
 from vigil.data.simulate import simulate_transactions
+from vigil.decisions import Runtime
 from vigil.features import feature_names
 from vigil.features.offline import compute_features_frame
 from vigil.storage import create_db_engine
 from vigil.storage.errors import DatabaseUnavailable
 from vigil.storage.tables import labels, predictions
-from vigil.streaming import InProcessSink, StreamRuntime, TransactionMessage, build_asyncapi, replay
-from vigil.streaming.batching import MicroBatcher
+from vigil.streaming import InProcessSink, TransactionMessage, build_asyncapi, replay
+from vigil.streaming.batching import DeliveryBatcher
 from vigil.streaming.intake import read_delivery, validation_reason
 from vigil.streaming.messages import (
     DECISION_BATCH_TYPE,
@@ -97,7 +98,7 @@ async def test_micro_batcher_splits_by_size_and_by_wait_and_drains_on_close() ->
     async def handle(batch: list[int]) -> None:
         batches.append(batch)
 
-    batcher = MicroBatcher(handle, max_batch=3, max_wait_ms=20)  # type: ignore[arg-type]
+    batcher = DeliveryBatcher(handle, max_batch=3, max_wait_ms=20)  # type: ignore[arg-type]
     runner = asyncio.create_task(batcher.run())
     for item in range(7):
         await batcher.deliver(item)  # type: ignore[arg-type]
@@ -156,9 +157,9 @@ def settings(small_settings: Settings, stream: pd.DataFrame) -> Settings:
 async def test_in_process_replay_scores_like_offline_and_stores_labels(
     settings: Settings, stream: pd.DataFrame
 ) -> None:
-    runtime = StreamRuntime.build(settings, source="batch")
+    runtime = Runtime.build(settings, source="batch")
     try:
-        sink = InProcessSink(runtime.pipeline, runtime.features, runtime.store)
+        sink = InProcessSink(runtime)
         summary = await replay(stream, sink, batch_size=16, label_after_s=0.0, progress=False)
     finally:
         await runtime.close()
@@ -199,7 +200,7 @@ async def test_a_hot_swap_reaches_the_next_micro_batch(
     same_order = make_metadata(names, threshold=0.5, model_version="reference")
     save(logistic_model(weights.tolist(), 0.1, same_order), tmp_path / "reference.onnx")
     messages = first_messages(stream, 64)
-    runtime = StreamRuntime.build(settings, source="stream")
+    runtime = Runtime.build(settings, source="stream")
     try:
         before = await runtime.pipeline.score(messages[:32])
         runtime.models.deploy(tmp_path / "swapped.onnx")
@@ -226,7 +227,7 @@ async def test_a_challenger_scores_the_stream_in_shadow(
     weights = np.linspace(-0.3, 0.3, len(names))[::-1].tolist()
     save(logistic_model(weights, -0.2, metadata), tmp_path / "shadow.onnx")
     messages = first_messages(stream, 32)
-    runtime = StreamRuntime.build(settings, source="stream")
+    runtime = Runtime.build(settings, source="stream")
     try:
         alone = await runtime.pipeline.score(messages[:16])
         runtime.models.set_challenger(tmp_path / "shadow.onnx")
@@ -370,7 +371,7 @@ async def test_micro_batcher_weighs_deliveries_by_their_items() -> None:
     async def handle(batch: list[int]) -> None:
         batches.append(batch)
 
-    batcher = MicroBatcher(handle, max_batch=10, max_wait_ms=20, size=lambda n: n)
+    batcher = DeliveryBatcher(handle, max_batch=10, max_wait_ms=20, size=lambda n: n)
     runner = asyncio.create_task(batcher.run())
     for items in (4, 4, 4, 30, 1):
         await batcher.deliver(items)

@@ -16,27 +16,20 @@ from vigil.config import DEFAULT_CONFIG_PATH, Settings
 async def _run_worker(settings: Settings, metrics_port: int) -> None:
     from prometheus_client import CollectorRegistry, start_http_server
 
-    from vigil.data.transaction import EventTimePolicy
+    from vigil.decisions import Runtime
     from vigil.inference.follower import follow_deployments, run_follower
     from vigil.monitoring import create_metrics
-    from vigil.streaming import StreamRuntime, StreamWorker
+    from vigil.streaming import StreamWorker
 
     metrics = create_metrics(CollectorRegistry())
     if metrics_port:
         start_http_server(metrics_port, registry=metrics.registry)
-    runtime = StreamRuntime.build(settings, source="stream")
+    runtime = Runtime.build(settings, source="stream", metrics=metrics)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    worker = StreamWorker(
-        settings.broker,
-        runtime.pipeline,
-        runtime.features,
-        runtime.store,
-        metrics,
-        event_time=EventTimePolicy.from_config(settings.data),
-    )
+    worker = StreamWorker(settings.broker, runtime, metrics)
     # A model deployed through any API process reaches this worker too (hot swap per batch).
     follower = await asyncio.to_thread(
         follow_deployments, settings.storage.database_url, runtime.models
@@ -73,15 +66,16 @@ async def _run_replay(
     warm_from: Path | None,
 ) -> None:
     from vigil.data.io import read_transactions
+    from vigil.decisions import Runtime
     from vigil.features.warmup import warm_state
-    from vigil.streaming import BrokerSink, InProcessSink, ReplaySummary, StreamRuntime, replay
-    from vigil.streaming.replay import Sink
+    from vigil.streaming import BrokerSink, InProcessSink, ReplaySummary, replay
+    from vigil.streaming.replay import ReplayTarget
 
     frame = read_transactions(source)
     if limit is not None:
         frame = frame.sort_values("tx_datetime", kind="stable").head(limit)
 
-    async def send(sink: Sink) -> ReplaySummary:
+    async def send(sink: ReplayTarget) -> ReplaySummary:
         return await replay(
             frame,
             sink,
@@ -95,7 +89,7 @@ async def _run_replay(
         async with BrokerSink(settings.broker, envelopes=not single) as broker_sink:
             summary = await send(broker_sink)
     else:
-        runtime = StreamRuntime.build(settings, source="batch")
+        runtime = Runtime.build(settings, source="batch")
         try:
             if warm_from is not None:
                 # The state a live store would hold just before the first replayed transaction,
@@ -108,7 +102,7 @@ async def _run_replay(
                     f"{done.labels:,} labels from {done.since:%Y-%m-%d %H:%M} to "
                     f"{done.until:%Y-%m-%d %H:%M}"
                 )
-            summary = await send(InProcessSink(runtime.pipeline, runtime.features, runtime.store))
+            summary = await send(InProcessSink(runtime))
         finally:
             await runtime.close()
     where = "RabbitMQ" if settings.broker.url else "in-process scoring"

@@ -227,3 +227,7 @@ class TransactionFields(BaseModel):
     customer_id: Id
     terminal_id: Id
     tx_amount: Amount
+
+    def extra_fields(self) -> dict[str, Any] | None:
+        """The fields beyond the contract's columns, to store beside it (None: none)."""
+        return None

@@ -20,7 +20,7 @@ BatchFunction = Callable[[list[In]], Awaitable[Sequence[Out | BaseException]]]
 """Answers in item order; an exception in an item's place fails that item alone."""
 
 
-class MicroBatcher(Generic[In, Out]):
+class RequestBatcher(Generic[In, Out]):
     """``await submit(item)``: items of one loop iteration go through one batch call, in order."""
 
     def __init__(self, function: BatchFunction[In, Out], max_batch: int = 256) -> None:

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from vigil.config import Settings
 from vigil.data.transaction import EventTimePolicy
+from vigil.decisions import Runtime
 from vigil.features import OnlineFeatureComputer, StateStore
 from vigil.inference.manager import ModelManager
 from vigil.monitoring import VigilMetrics
@@ -24,13 +25,30 @@ class Services:
 
     settings: Settings
     metrics: VigilMetrics
-    models: ModelManager
-    store: StateStore
-    features: OnlineFeatureComputer
+    runtime: Runtime
     writer: GroupCommitWriter
     predictions: PredictionService
-    event_time: EventTimePolicy
     lifecycle: LifecycleServices
+
+    @property
+    def models(self) -> ModelManager:
+        """The champion and challenger holder (hot swaps)."""
+        return self.runtime.models
+
+    @property
+    def store(self) -> StateStore:
+        """The online state store."""
+        return self.runtime.state
+
+    @property
+    def features(self) -> OnlineFeatureComputer:
+        """The online feature computer over the state store."""
+        return self.runtime.features
+
+    @property
+    def event_time(self) -> EventTimePolicy:
+        """The transaction contract's event-time policy."""
+        return self.runtime.event_time
 
 
 def get_services(request: Request) -> Services:

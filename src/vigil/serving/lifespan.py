@@ -1,4 +1,4 @@
-"""Start-up and shut-down: migrations, model, state store, database writer and lifecycle.
+"""Start-up and shut-down: migrations, the decision runtime, the database writer, lifecycle.
 
 Objects passed to :func:`vigil.serving.create_app` are used as they are and left for the
 caller to close; the ones built here are started here and closed on shut-down.
@@ -15,8 +15,8 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from fastapi import FastAPI
 
 from vigil.config import Settings
-from vigil.data.transaction import EventTimePolicy
-from vigil.features import OnlineFeatureComputer, StateStore, feature_names, make_state_store
+from vigil.decisions import Runtime
+from vigil.features import StateStore
 from vigil.inference.manager import ModelManager
 from vigil.monitoring import VigilMetrics
 from vigil.serving.deps import Services
@@ -42,13 +42,6 @@ async def _start_writer(settings: Settings, metrics: VigilMetrics) -> GroupCommi
     return writer
 
 
-def build_models(settings: Settings) -> ModelManager:
-    """Load the configured model as champion (raises ``ModelLoadError`` with the reason)."""
-    return ModelManager.from_paths(
-        settings.inference.model_path, available_features=feature_names(settings.features)
-    )
-
-
 @asynccontextmanager
 async def running_services(
     settings: Settings,
@@ -58,35 +51,35 @@ async def running_services(
     writer: GroupCommitWriter | None = None,
     lifecycle: LifecycleServices | None = None,
 ) -> AsyncIterator[Services]:
-    """Migrate, build what was not injected, yield the running services, close what was built."""
+    """Migrate, build what was not injected, yield the running services, close what was built.
+
+    The runtime is the stream worker's (:meth:`Runtime.build`); the API adds the group-commit
+    writer that concurrent requests share, and the model lifecycle.
+    """
     async with AsyncExitStack() as stack:
         await asyncio.to_thread(upgrade_database, settings.storage.database_url)
-        models = model_manager
-        if models is None:
-            models = await asyncio.to_thread(build_models, settings)
-        if state_store is None:
-            state_store = make_state_store(settings.storage.state_url)
-            stack.callback(state_store.close)
         if writer is None:
             writer = await _start_writer(settings, metrics)
             stack.push_async_callback(writer.stop)
-        metrics.writer_queue_depth.set_function(lambda: writer.queue_depth)
-        lifecycle = await stack.enter_async_context(running_lifecycle(settings, models, lifecycle))
-        features = OnlineFeatureComputer(settings.features, state_store)
-        predictions = PredictionService(settings, models, features, writer, metrics)
-        log.info("serving model %s", models.snapshot().champion.metadata.model_version)
-        event_time = EventTimePolicy.from_config(settings.data)
-        yield Services(
+        runtime = await asyncio.to_thread(
+            Runtime.build,
             settings,
-            metrics,
-            models,
-            state_store,
-            features,
-            writer,
-            predictions,
-            event_time,
-            lifecycle,
+            "api",
+            False,  # migrated above
+            metrics=metrics,
+            models=model_manager,
+            state=state_store,
+            writer=writer,
         )
+        stack.push_async_callback(runtime.close)
+        running = writer
+        metrics.writer_queue_depth.set_function(lambda: running.queue_depth)
+        lifecycle = await stack.enter_async_context(
+            running_lifecycle(settings, runtime.models, lifecycle)
+        )
+        predictions = PredictionService(runtime)
+        log.info("serving model %s", runtime.models.snapshot().champion.metadata.model_version)
+        yield Services(settings, metrics, runtime, writer, predictions, lifecycle)
 
 
 def lifespan_for(

@@ -38,6 +38,10 @@ class Transaction(TransactionFields):
         extra="allow", frozen=True, json_schema_extra={"examples": [TRANSACTION_EXAMPLE]}
     )
 
+    def extra_fields(self) -> dict[str, Any] | None:
+        """The body's extra fields (validated by the contract's extra-field policy)."""
+        return self.__pydantic_extra__ or None
+
     @model_validator(mode="after")
     def _bounded_extras(self) -> Transaction:
         """Extra fields obey the contract's extra-field policy."""

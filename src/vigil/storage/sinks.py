@@ -26,7 +26,7 @@ from vigil.storage.repository import insert_prediction_records
 log = logging.getLogger(__name__)
 
 
-class Sink(Protocol):
+class RecordSink(Protocol):
     """A durable destination for batches of records."""
 
     concurrency: int
@@ -161,7 +161,7 @@ class _ConnectionLost(Exception):
     """The connection broke during a write (the server restarted or ended the session)."""
 
 
-def make_sink(database_url: str, concurrency: int) -> Sink:
+def make_sink(database_url: str, concurrency: int) -> RecordSink:
     """:class:`PsycopgSink` for ``postgresql+psycopg`` URLs, :class:`ThreadSink` otherwise."""
     url = make_url(database_url)
     if url.get_backend_name() == "postgresql" and url.get_driver_name() == "psycopg":

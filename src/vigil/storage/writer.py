@@ -35,7 +35,7 @@ from vigil.storage.errors import (
 )
 from vigil.storage.isolation import is_outage, write_isolating
 from vigil.storage.records import PredictionRecord
-from vigil.storage.sinks import Sink, make_sink
+from vigil.storage.sinks import RecordSink, make_sink
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class GroupCommitWriter:
         self._healthy = False
         self._closing = False
         self._task: asyncio.Task[None] | None = None
-        self._sink: Sink | None = None
+        self._sink: RecordSink | None = None
         self.commits = 0
 
     @property

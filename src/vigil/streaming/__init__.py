@@ -2,9 +2,7 @@
 
 from vigil.streaming.asyncapi import build_asyncapi
 from vigil.streaming.messages import DecisionMessage, LabelMessage, TransactionMessage
-from vigil.streaming.pipeline import ScoredBatch, ScoringPipeline
 from vigil.streaming.replay import BrokerSink, InProcessSink, ReplaySummary, replay
-from vigil.streaming.runtime import StreamRuntime
 from vigil.streaming.topology import dead_letter_queue, declare_topology
 from vigil.streaming.worker import StreamWorker
 
@@ -14,9 +12,6 @@ __all__ = [
     "InProcessSink",
     "LabelMessage",
     "ReplaySummary",
-    "ScoredBatch",
-    "ScoringPipeline",
-    "StreamRuntime",
     "StreamWorker",
     "TransactionMessage",
     "build_asyncapi",

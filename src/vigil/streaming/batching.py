@@ -17,7 +17,7 @@ def _one(_: object) -> int:
     return 1
 
 
-class MicroBatcher(Generic[T]):
+class DeliveryBatcher(Generic[T]):
     """Buffers one consumer's deliveries and hands them to ``handle`` in order, batch by batch.
 
     ``size`` weighs a delivery (a batch envelope counts its transactions), so that a micro-batch

@@ -11,7 +11,7 @@ frame parse per batch is what lets a worker go beyond a few thousand messages pe
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,6 +49,10 @@ class TransactionMessage(_Message, TransactionFields):
         allow_inf_nan=False,
         description="Producer's wall clock (epoch seconds), for end-to-end latency.",
     )
+
+    def extra_fields(self) -> dict[str, Any] | None:
+        """The message's ``extra`` object."""
+        return self.extra
 
 
 class DecisionMessage(_Message):

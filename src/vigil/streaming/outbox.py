@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
+from vigil.inference.decision import Decision
 from vigil.streaming.messages import (
     CONTENT_TYPE,
     DECISION_BATCH_TYPE,
@@ -19,6 +21,22 @@ from vigil.streaming.topology import REASON_HEADER
 
 Publication = tuple[aio_pika.Message, str]
 BATCH_ITEM_HEADER = "x-vigil-batch-item"
+
+
+def decision_message(
+    decision: Decision, decided_at: datetime, published_at: float | None
+) -> DecisionMessage:
+    """The broker message for a decision."""
+    return DecisionMessage(
+        transaction_id=int(decision.transaction_id),
+        score=decision.score,
+        label=decision.label,
+        threshold=decision.threshold,
+        reason_codes=[reason.feature for reason in decision.reason_codes],
+        model_version=decision.model_version,
+        decided_at=decided_at,
+        published_at=published_at,
+    )
 
 
 def _message(body: bytes, kind: str, message_id: str) -> aio_pika.Message:

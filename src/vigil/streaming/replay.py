@@ -21,9 +21,8 @@ from tqdm import tqdm
 
 from vigil.config import BrokerConfig
 from vigil.data import schema
-from vigil.features import OnlineFeatureComputer
+from vigil.decisions import Runtime
 from vigil.storage import LabelRecord
-from vigil.streaming.labels import apply_labels
 from vigil.streaming.messages import (
     CONTENT_TYPE,
     TRANSACTION_BATCH_TYPE,
@@ -32,12 +31,10 @@ from vigil.streaming.messages import (
     TransactionBatch,
     TransactionMessage,
 )
-from vigil.streaming.persistence import StreamStore
-from vigil.streaming.pipeline import ScoringPipeline
 from vigil.streaming.topology import declare_topology
 
 
-class Sink(Protocol):
+class ReplayTarget(Protocol):
     """Where replayed transactions and labels go."""
 
     async def send_transactions(self, messages: Sequence[TransactionMessage]) -> None:
@@ -133,23 +130,17 @@ class BrokerSink:
 class InProcessSink:
     """Scores and persists in this process: the embedded default, no broker needed."""
 
-    def __init__(
-        self, pipeline: ScoringPipeline, features: OnlineFeatureComputer, store: StreamStore
-    ) -> None:
-        self._pipeline = pipeline
-        self._features = features
-        self._store = store
-        self._never = asyncio.Event()
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
 
     async def send_transactions(self, messages: Sequence[TransactionMessage]) -> None:
-        """Score and persist a micro-batch."""
-        scored = await self._pipeline.score(messages)
-        await self._store.save_predictions(scored.records)
+        """Decide on a micro-batch and persist it (the stream worker's pipeline)."""
+        await self._runtime.pipeline.process(messages)
 
     async def send_labels(self, labels: Sequence[LabelMessage]) -> None:
         """Store labels and update the online state."""
         records = [LabelRecord(m.transaction_id, m.tx_fraud, m.labelled_at) for m in labels]
-        await apply_labels(self._store, self._features, records, self._never)
+        await self._runtime.record_labels(records)
 
 
 def _chunks(frame: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
@@ -180,7 +171,7 @@ def _labels(chunk: pd.DataFrame, label_delay_days: int) -> list[LabelMessage]:
 
 async def replay(
     frame: pd.DataFrame,
-    sink: Sink,
+    sink: ReplayTarget,
     rate: float = 0.0,
     batch_size: int = 128,
     label_after_s: float | None = 5.0,

@@ -1,13 +1,14 @@
 """The stream worker: transactions in, decisions out, labels fed back; nothing lost or doubled.
 
-Per micro-batch: read the deliveries (poison to the dead-letter queue with the reason), online
-features, decision, one database commit, decisions published with publisher confirms, and only
-then one multiple-ack. Two micro-batches are in flight: while batch k commits, publishes and
-acks, batch k+1 gets its features and scores; the commits, publications and acks stay in
-delivery order. A crash anywhere before the ack means redelivery, which is harmless: every
-write (state store included) is idempotent on ``transaction_id`` and a redelivered transaction
-republishes the stored decision. Database or Redis outages are retried with backoff while the
-messages stay unacked.
+An adapter of the decision pipeline (:mod:`vigil.decisions`) for AMQP. Per micro-batch: read
+the deliveries (poison to the dead-letter queue with the reason), the pipeline's online
+features and decisions, one database commit (the pipeline's persistence hand-off), decisions
+published with publisher confirms, and only then one multiple-ack. Two micro-batches are in
+flight: while batch k commits, publishes and acks, batch k+1 gets its features and scores;
+the commits, publications and acks stay in delivery order. A crash anywhere before the ack
+means redelivery, which is harmless: every write (state store included) is idempotent on
+``transaction_id`` and a redelivered transaction republishes the stored decision. Database or
+Redis outages are retried with backoff while the messages stay unacked.
 """
 
 from __future__ import annotations
@@ -15,29 +16,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from pydantic import ValidationError
 
 from vigil.config import BrokerConfig
-from vigil.data.transaction import DEFAULT_POLICY, EventTimePolicy
-from vigil.features import OnlineFeatureComputer
+from vigil.decisions import Runtime, ScoredBatch
 from vigil.inference.manager import ModelSnapshot
 from vigil.monitoring import VigilMetrics
 from vigil.storage import LabelRecord, RecordRejected
-from vigil.streaming.batching import MicroBatcher
+from vigil.streaming.batching import DeliveryBatcher
 from vigil.streaming.intake import Delivery, Rejected, read_delivery, validation_reason
-from vigil.streaming.labels import apply_labels
 from vigil.streaming.messages import DecisionMessage, LabelMessage, TransactionMessage
-from vigil.streaming.outbox import dead_letter_copy, decision_publications
-from vigil.streaming.persistence import StreamStore
-from vigil.streaming.pipeline import ScoredBatch, ScoringPipeline
+from vigil.streaming.outbox import dead_letter_copy, decision_message, decision_publications
 from vigil.streaming.retry import ShuttingDown, retry_transient
 from vigil.streaming.topology import Topology, declare_topology
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -71,23 +70,18 @@ class StreamWorker:
     def __init__(
         self,
         broker: BrokerConfig,
-        pipeline: ScoringPipeline,
-        features: OnlineFeatureComputer,
-        store: StreamStore,
+        runtime: Runtime,
         metrics: VigilMetrics | None = None,
         batch_wait_ms: float = 5.0,
-        event_time: EventTimePolicy = DEFAULT_POLICY,
     ) -> None:
         if broker.url is None:
             raise ValueError("the stream worker needs broker.url (RabbitMQ)")
         self._broker = broker
-        self._pipeline = pipeline
-        self._features = features
-        self._store = store
+        self._runtime = runtime
+        self._pipeline = runtime.pipeline
         self._metrics = metrics
         self._shown_models: ModelSnapshot | None = None
         self._batch_wait_ms = batch_wait_ms
-        self._event_time = event_time
         self._stopping = asyncio.Event()
         self._finishing: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
@@ -107,17 +101,17 @@ class StreamWorker:
         tx_topology = await self._open(connection)
         label_topology = await self._open(connection)
         size, wait = self._broker.batch_size, self._batch_wait_ms
-        tx_batcher = MicroBatcher[Delivery](
+        tx_batcher = DeliveryBatcher[Delivery](
             lambda batch: self._on_transactions(batch, tx_topology), size, wait, _delivery_size
         )
-        label_batcher = MicroBatcher[AbstractIncomingMessage](
+        label_batcher = DeliveryBatcher[AbstractIncomingMessage](
             lambda batch: self._guarded(batch, self._handle_labels(batch, label_topology)),
             size,
             wait,
         )
 
         async def on_transaction(message: AbstractIncomingMessage) -> None:
-            await tx_batcher.deliver(read_delivery(message, self._event_time))
+            await tx_batcher.deliver(read_delivery(message, self._runtime.event_time))
 
         batchers = (tx_batcher, label_batcher)
         runs = [asyncio.create_task(b.run()) for b in batchers]
@@ -191,13 +185,9 @@ class StreamWorker:
             scored = await retry_transient(
                 lambda: self._pipeline.score(transactions), "online features", self._stopping
             )
-            if self._metrics is not None:
-                self._metrics.state_store_latency.labels(operation="record").observe(
-                    scored.state_seconds
-                )
-                if scored.models is not self._shown_models:
-                    self._metrics.show_models(scored.models)  # only when a swap happened
-                    self._shown_models = scored.models
+            if self._metrics is not None and scored.models is not self._shown_models:
+                self._metrics.show_models(scored.models)  # only when a swap happened
+                self._shown_models = scored.models
         return _Scored(
             batch,
             transactions,
@@ -214,13 +204,11 @@ class StreamWorker:
         refused: list[tuple[AbstractIncomingMessage, Rejected]] = []
         if batch.scored is not None:
             scored = batch.scored
-            outcomes = await retry_transient(
-                lambda: self._store.save_predictions(scored.records),
-                "saving predictions",
-                self._stopping,
-            )
-            refused = await self._undo_refused(batch, scored, outcomes)
-            decisions = await self._replace_redelivered(batch, scored.decisions)
+            outcomes = await self._pipeline.settle(scored, self._retrying)
+            refused = self._refused(batch, outcomes)
+            rows = zip(scored.decisions, scored.records, batch.transactions, strict=True)
+            published = [decision_message(d, r.created_at, m.published_at) for d, r, m in rows]
+            decisions = await self._replace_redelivered(batch, published)
             kept = [outcome is None for outcome in outcomes]
             decisions = [d for d, keep in zip(decisions, kept, strict=True) if keep]
             batched = [b for b, keep in zip(batch.batched, kept, strict=True) if keep]
@@ -237,17 +225,15 @@ class StreamWorker:
         await batch.deliveries[-1].message.ack(multiple=True)
         self._count_acked(queue, len(batch.deliveries), batch.transactions)
 
-    async def _undo_refused(
-        self, batch: _Scored, scored: ScoredBatch, outcomes: Sequence[RecordRejected | None]
+    async def _retrying(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
+        """Retry transient failures (database, Redis) until they pass or shutdown."""
+        return await retry_transient(operation, what, self._stopping)
+
+    @staticmethod
+    def _refused(
+        batch: _Scored, outcomes: Sequence[RecordRejected | None]
     ) -> list[tuple[AbstractIncomingMessage, Rejected]]:
-        """Transactions the database refused: out of the online state, ready to dead-letter."""
-        refused = {o.transaction_id: o for o in outcomes if o is not None}
-        if not refused:
-            return []
-        undo = [tx for tx in scored.recorded if tx.transaction_id in refused]
-        await retry_transient(
-            lambda: self._features.aforget(undo), "undoing refused records", self._stopping
-        )
+        """Transactions the database refused (already out of the online state), to dead-letter."""
         letters = []
         for outcome, (delivery, index) in zip(outcomes, batch.origins, strict=True):
             if outcome is None:
@@ -285,9 +271,8 @@ class StreamWorker:
         }
         if not redelivered:
             return decisions
-        rows = await retry_transient(
-            lambda: self._store.stored_predictions(list(redelivered)), "reading", self._stopping
-        )
+        store = self._runtime.store
+        rows = await self._retrying(lambda: store.stored_predictions(list(redelivered)), "reading")
         stored = {
             int(row["transaction_id"]): _stored_decision(
                 row, redelivered[int(row["transaction_id"])].published_at
@@ -314,7 +299,9 @@ class StreamWorker:
             observe = None
             if self._metrics is not None:
                 observe = self._metrics.state_store_latency.labels(operation="label").observe
-            await apply_labels(self._store, self._features, records, self._stopping, observe)
+            await self._runtime.record_labels(
+                records, guard=self._retrying, observe_state_seconds=observe
+            )
         await batch[-1].ack(multiple=True)
         self._count_acked(queue, len(batch), [])
 

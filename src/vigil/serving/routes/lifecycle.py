@@ -17,12 +17,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, status
 
 from vigil.data.training_data import parse_csv
+from vigil.decisions.labels import uploaded_label_records
 from vigil.inference.deploy import deploy_experiment, promote_in_registry
 from vigil.serving.deps import LifecycleDep, ServicesDep
 from vigil.serving.schemas import AddDataOut, DeployOut, ErrorOut, ExperimentOut, RetrainOut
 from vigil.serving.security import ApiKeyDep
 from vigil.serving.uploads import uploaded_csv
-from vigil.serving.verdicts import record_verdicts
 from vigil.storage import Experiment
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,8 @@ async def add_data(request: Request, lifecycle: LifecycleDep, services: Services
     payload = await uploaded_csv(request)
     frame = parse_csv(payload)
     result = await asyncio.to_thread(lifecycle.training_data.append, frame)
-    await record_verdicts(lifecycle.engine, services.features, result.labels)
+    verdicts = result.labels
+    await services.runtime.record_labels(uploaded_label_records(verdicts), verdicts)
     return AddDataOut(
         received=result.received,
         appended=result.appended,

@@ -1,4 +1,10 @@
-"""The stream's database side: one transaction per micro-batch, in a dedicated thread."""
+"""The decisions' database side beyond the group commit: batch writes, look-ups and labels.
+
+Prediction records go through a :class:`~vigil.storage.sinks.RecordSink`, the same insert the
+group-commit writer uses, so the API and the stream worker store a decision identically; the
+worker commits each micro-batch as one transaction (and acks only after). Look-ups and label
+writes run in one dedicated thread.
+"""
 
 from __future__ import annotations
 
@@ -7,35 +13,28 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from vigil.storage import (
-    LabelRecord,
-    PredictionRecord,
-    RecordRejected,
-    create_db_engine,
-    fetch_predictions,
-    fetch_transactions,
-    insert_labels,
-    insert_prediction_records,
-)
+from vigil.storage.engine import create_db_engine
+from vigil.storage.errors import RecordRejected
 from vigil.storage.isolation import write_isolating
+from vigil.storage.records import LabelRecord, PredictionRecord
+from vigil.storage.repository import fetch_predictions, fetch_transactions, insert_labels
+from vigil.storage.sinks import make_sink
 
 
-class StreamStore:
-    """Idempotent batch writes and the look-ups the stream needs."""
+def _transaction_id(record: PredictionRecord) -> int:
+    return record.transaction_id
 
-    def __init__(self, database_url: str) -> None:
+
+class DecisionStore:
+    """Idempotent batch writes of decisions and labels, and the look-ups they need."""
+
+    def __init__(self, database_url: str, connections: int = 2) -> None:
+        self._sink = make_sink(database_url, connections)
         self._engine = create_db_engine(database_url, pool_size=1)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-stream-db")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-store")
 
     async def _run(self, function: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
-
-    def _save_predictions(self, records: Sequence[PredictionRecord]) -> None:
-        with self._engine.begin() as connection:
-            insert_prediction_records(connection, records)
-
-    async def _write_predictions(self, records: Sequence[PredictionRecord]) -> None:
-        await self._run(self._save_predictions, records)
 
     async def save_predictions(
         self, records: Sequence[PredictionRecord]
@@ -43,9 +42,7 @@ class StreamStore:
         """Insert transactions and predictions in one commit (duplicates ignored); a record
         the database refuses is isolated: per record ``None`` (stored) or why it was refused.
         """
-        return await write_isolating(
-            self._write_predictions, records, lambda record: record.transaction_id
-        )
+        return await write_isolating(self._sink.write, records, _transaction_id)
 
     def _stored_predictions(self, ids: Sequence[int]) -> list[dict[str, Any]]:
         with self._engine.connect() as connection:
@@ -67,6 +64,7 @@ class StreamStore:
         return result
 
     async def close(self) -> None:
-        """Release the connection and the thread."""
+        """Release the connections and the thread."""
+        await self._sink.close()
         await self._run(self._engine.dispose)
         self._executor.shutdown(wait=True)

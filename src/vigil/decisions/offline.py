@@ -1,0 +1,145 @@
+"""Decisions without the online state: model-only scoring and scoring a batch on its own.
+
+``/forward`` scores feature values a caller computed; ``/forward_batch`` and ``/evaluate``
+compute features over the uploaded batch itself (the offline SQL), so nothing is recorded in
+the online state and nothing is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from vigil.config import Settings
+from vigil.data import schema
+from vigil.data.transaction import TransactionFields
+from vigil.decisions.pipeline import DecisionPipeline
+from vigil.features.offline import compute_features_frame
+from vigil.fraud_metrics import average_precision, card_precision_at_k, roc_auc, threshold_metrics
+from vigil.inference.decision import Decision, decide
+from vigil.inference.errors import InvalidFeaturesError
+from vigil.inference.scorer import OnnxScorer
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """Decisions for a labelled batch and the metrics they earn."""
+
+    model_version: str
+    metrics: dict[str, float | int | None]
+    decisions: list[Decision]
+
+
+class BatchDecisions:
+    """Model-only and batch-only decisions with the pipeline's models (nothing stored)."""
+
+    def __init__(self, settings: Settings, pipeline: DecisionPipeline) -> None:
+        self._settings = settings
+        self._pipeline = pipeline
+
+    def forward(
+        self, features: dict[str, float] | list[float], transaction_id: int | None
+    ) -> Decision:
+        """Score precomputed feature values (by name, or a list in the model's order)."""
+        champion = self._pipeline.models.snapshot().champion
+        vector = feature_vector(features, champion.feature_names)
+        tid = transaction_id if transaction_id is not None else 0
+        decisions = decide(champion, [tid], vector, self._pipeline.reason_codes)
+        self._pipeline.observe(decisions)
+        return decisions[0]
+
+    def score_batch(self, transactions: Sequence[TransactionFields]) -> list[Decision]:
+        """Decisions in input order; features computed over the batch itself."""
+        champion = self._pipeline.models.snapshot().champion
+        ids, matrix = self._batch_features(transactions, champion)
+        return decide(champion, ids, matrix, self._pipeline.reason_codes)
+
+    def evaluate(
+        self, transactions: Sequence[TransactionFields], labels: Sequence[int]
+    ) -> Evaluation:
+        """Decisions plus AUC ROC, AP, precision, recall and CP@k on a labelled batch."""
+        champion = self._pipeline.models.snapshot().champion
+        ids, matrix = self._batch_features(transactions, champion, labels)
+        decisions = decide(champion, ids, matrix, self._pipeline.reason_codes)
+        truth = np.fromiter(labels, np.int8, len(transactions))
+        scores = np.fromiter((d.score for d in decisions), np.float64, len(decisions))
+        return Evaluation(
+            champion.metadata.model_version,
+            self._metrics(transactions, truth, scores, champion.metadata.threshold),
+            decisions,
+        )
+
+    def _batch_features(
+        self,
+        transactions: Sequence[TransactionFields],
+        model: OnnxScorer,
+        labels: Sequence[int] | None = None,
+    ) -> tuple[list[int], np.ndarray]:
+        frame = transactions_frame(transactions, labels)
+        features = compute_features_frame(self._settings.features, frame)
+        ids = frame[schema.TRANSACTION_ID].tolist()
+        aligned = features.set_index(schema.TRANSACTION_ID).loc[ids, list(model.feature_names)]
+        return ids, aligned.to_numpy(dtype=np.float32)
+
+    def _metrics(
+        self,
+        transactions: Sequence[TransactionFields],
+        labels: np.ndarray,
+        scores: np.ndarray,
+        threshold: float,
+    ) -> dict[str, float | int | None]:
+        train = self._settings.train
+        both_classes = 0 < int(labels.sum()) < labels.size
+        at_threshold = threshold_metrics(
+            labels, scores, threshold, train.cost_missed_fraud, train.cost_false_alarm
+        )
+        days = [t.tx_datetime.date().toordinal() for t in transactions]
+        cards = [t.customer_id for t in transactions]
+        return {
+            "n_transactions": int(labels.size),
+            "n_frauds": int(labels.sum()),
+            "auc_roc": roc_auc(labels, scores) if both_classes else None,
+            "average_precision": average_precision(labels, scores) if both_classes else None,
+            "precision": at_threshold.precision,
+            "recall": at_threshold.recall,
+            "card_precision_at_k": card_precision_at_k(
+                days, cards, labels, scores, train.top_k_cards
+            ),
+            "k": train.top_k_cards,
+        }
+
+
+def feature_vector(features: dict[str, float] | list[float], names: Sequence[str]) -> np.ndarray:
+    """[1, F] float32 from features by name (exactly the model's) or a list in model order."""
+    if isinstance(features, dict):
+        if len(features) != len(names) or not features.keys() >= set(names):
+            missing = [name for name in names if name not in features]
+            unknown = sorted(set(features) - set(names))
+            raise InvalidFeaturesError(f"missing features {missing}, unknown features {unknown}")
+        values: list[float] = [features[name] for name in names]
+    else:
+        values = features
+    if len(values) != len(names):
+        raise InvalidFeaturesError(f"expected {len(names)} feature values, got {len(values)}")
+    # Checked in float64, so a value beyond float32's range is rejected instead of becoming inf.
+    vector = np.asarray(values, dtype=np.float64).reshape(1, -1)
+    if not float(np.abs(vector).max(initial=0.0)) <= _FLOAT32_MAX:  # also false for NaN
+        raise InvalidFeaturesError("feature values must be finite float32 numbers")
+    return vector.astype(np.float32)
+
+
+def transactions_frame(
+    transactions: Sequence[TransactionFields], labels: Sequence[int] | None = None
+) -> pd.DataFrame:
+    """Validated transactions as a frame with the schema's columns and dtypes (labels if any)."""
+    columns = list(schema.TRANSACTION_COLUMNS)
+    frame = pd.DataFrame({c: [getattr(t, c) for t in transactions] for c in columns})
+    if labels is not None:  # the offline features use labels older than the label delay
+        frame[schema.TX_FRAUD] = list(labels)
+        columns.append(schema.TX_FRAUD)
+    return frame.astype({c: schema.DTYPES[c] for c in columns})
