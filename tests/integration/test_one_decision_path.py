@@ -24,6 +24,7 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from broker_support import decision_capture
 from onnx_factory import logistic_model, make_metadata, save
 from vigil.config import DataConfig, Settings, build_settings
 from vigil.data import schema
@@ -34,9 +35,8 @@ from vigil.features.offline import compute_features_frame
 from vigil.serving import create_app
 from vigil.storage import create_db_engine
 from vigil.storage.tables import predictions, transactions
-from vigil.streaming import StreamWorker, declare_topology
+from vigil.streaming import StreamWorker
 from vigil.streaming.messages import TransactionMessage
-from vigil.streaming.topology import dead_letter_queue
 
 pytestmark = pytest.mark.integration
 
@@ -127,54 +127,35 @@ def through_http(settings: Settings, requests: list[dict[str, Any]]) -> list[dic
 
 async def through_amqp(settings: Settings, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     config = settings.broker
-    assert config.url is not None
-    connection = await aio_pika.connect_robust(config.url)
-    channel = await connection.channel(publisher_confirms=True)
-    topology = await declare_topology(channel, config)
-    capture = await channel.declare_queue(f"{config.decisions_exchange}-capture", durable=False)
-    await capture.bind(topology.decisions, routing_key="#")
-    runtime = Runtime.build(settings, source="stream")
-    worker = StreamWorker(config, runtime)
-    stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
-    try:
-        await asyncio.wait_for(worker.ready.wait(), 10)
-        for body in requests:  # one message each, in order, like the HTTP requests
-            extra = {k: v for k, v in body.items() if k not in schema.TRANSACTION_COLUMNS}
-            core = {k: body[k] for k in schema.TRANSACTION_COLUMNS}
-            message = TransactionMessage.model_validate({**core, "extra": extra})
-            await channel.default_exchange.publish(
-                aio_pika.Message(body=message.to_bytes()), routing_key=config.transactions_queue
-            )
-        decided: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 60
-        while len(decided) < len(requests):
-            assert time.monotonic() < deadline, f"only {len(decided)} decisions arrived"
-            got = await capture.get(fail=False, no_ack=True)
-            if got is None:
-                await asyncio.sleep(0.05)
-                continue
-            payload = orjson.loads(got.body)
-            decided.extend(payload.get("decisions", [payload]))
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 20)
-        await runtime.close()
-        for queue in (
-            config.transactions_queue,
-            config.labels_queue,
-            dead_letter_queue(config.transactions_queue),
-            dead_letter_queue(config.labels_queue),
-            capture.name,
-        ):
-            await channel.queue_delete(queue)
-        for exchange in (
-            config.decisions_exchange,
-            f"{config.transactions_queue}.dlx",
-            f"{config.labels_queue}.dlx",
-        ):
-            await channel.exchange_delete(exchange)
-        await connection.close()
+    decided: list[dict[str, Any]] = []
+    async with decision_capture(config) as (channel, capture):
+        runtime = Runtime.build(settings, source="stream")
+        worker = StreamWorker(config, runtime)
+        stop = asyncio.Event()
+        task = asyncio.create_task(worker.run(stop))
+        try:
+            await asyncio.wait_for(worker.ready.wait(), 10)
+            for body in requests:  # one message each, in order, like the HTTP requests
+                extra = {k: v for k, v in body.items() if k not in schema.TRANSACTION_COLUMNS}
+                core = {k: body[k] for k in schema.TRANSACTION_COLUMNS}
+                message = TransactionMessage.model_validate({**core, "extra": extra})
+                await channel.default_exchange.publish(
+                    aio_pika.Message(body=message.to_bytes()),
+                    routing_key=config.transactions_queue,
+                )
+            deadline = time.monotonic() + 60
+            while len(decided) < len(requests):
+                assert time.monotonic() < deadline, f"only {len(decided)} decisions arrived"
+                got = await capture.get(fail=False, no_ack=True)
+                if got is None:
+                    await asyncio.sleep(0.05)
+                    continue
+                payload = orjson.loads(got.body)
+                decided.extend(payload.get("decisions", [payload]))
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 20)
+            await runtime.close()
     keys = ("transaction_id", "score", "label", "threshold", "reason_codes", "model_version")
     by_id = {d["transaction_id"]: {k: d[k] for k in keys} for d in decided}
     return [by_id[body["transaction_id"]] for body in requests]

@@ -24,6 +24,7 @@ import redis
 from prometheus_client import Histogram
 from sqlalchemy import create_engine, make_url, select, text
 
+from broker_support import decision_capture
 from conftest import private_pg_schema
 from onnx_factory import logistic_model, make_metadata, save
 from vigil.config import BrokerConfig, DataConfig, Settings, build_settings
@@ -36,7 +37,7 @@ from vigil.inference.scorer import OnnxScorer
 from vigil.monitoring import VigilMetrics, create_metrics
 from vigil.storage import create_db_engine
 from vigil.storage.tables import labels, predictions, transactions
-from vigil.streaming import StreamWorker, declare_topology
+from vigil.streaming import StreamWorker
 from vigil.streaming.messages import (
     DECISION_BATCH_TYPE,
     TRANSACTION_BATCH_TYPE,
@@ -129,29 +130,8 @@ class Broker:
 
 @pytest.fixture
 async def broker(settings: Settings) -> AsyncIterator[Broker]:
-    config = settings.broker
-    assert config.url is not None
-    connection = await aio_pika.connect_robust(config.url)
-    channel = await connection.channel(publisher_confirms=True)
-    topology = await declare_topology(channel, config)
-    capture = await channel.declare_queue(f"{config.decisions_exchange}-capture", durable=False)
-    await capture.bind(topology.decisions, routing_key="#")
-    yield Broker(channel, config, capture)
-    for queue in (
-        config.transactions_queue,
-        config.labels_queue,
-        dead_letter_queue(config.transactions_queue),
-        dead_letter_queue(config.labels_queue),
-        capture.name,
-    ):
-        await channel.queue_delete(queue)
-    for exchange in (
-        config.decisions_exchange,
-        f"{config.transactions_queue}.dlx",
-        f"{config.labels_queue}.dlx",
-    ):
-        await channel.exchange_delete(exchange)
-    await connection.close()
+    async with decision_capture(settings.broker) as (channel, capture):
+        yield Broker(channel, settings.broker, capture)
 
 
 def transaction_bodies(frame: pd.DataFrame) -> list[bytes]:
