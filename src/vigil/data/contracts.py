@@ -80,22 +80,24 @@ def exact_integers(series: pd.Series) -> pd.Series:
         return pd.Series(True, index=series.index)
     if kind == "u":
         return series < tx.ID_LIMIT
-    if kind == "f":
-        values = series.to_numpy()
-        with np.errstate(invalid="ignore"):
-            return pd.Series(np.isfinite(values) & (values == np.floor(values)), series.index)
-    if kind == "b":
+    if kind in "fb":  # a decimal point or a boolean: not an id
         return pd.Series(False, index=series.index)
     return series.map(_exact).astype(bool) | series.isna()  # missing: the null check reports it
 
 
-def not_boolean(series: pd.Series) -> pd.Series:
-    """Which values are not booleans (an amount of ``True`` is a mistake, not 1.0)."""
+def _number(value: object) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
+def plain_numbers(series: pd.Series) -> pd.Series:
+    """Which values are numbers: not booleans (``True`` is not 1.0), not text."""
     if series.dtype.kind == "b":
         return pd.Series(False, index=series.index)
     if series.dtype.kind == "O":
-        return ~series.map(lambda v: isinstance(v, bool | np.bool_)).astype(bool)
-    return pd.Series(True, index=series.index)
+        return series.map(_number).astype(bool) | series.isna()
+    return pd.Series(series.dtype.kind in "iuf", index=series.index)
 
 
 def plain_times(series: pd.Series) -> pd.Series:
@@ -176,7 +178,7 @@ def _raw_checks(extras: bool = True) -> pa.DataFrameSchema:
         for name in _INTEGER_COLUMNS
     }
     columns[schema.TX_AMOUNT] = pa.Column(
-        checks=pa.Check(not_boolean, name="number"), required=False
+        checks=pa.Check(plain_numbers, name="number"), required=False
     )
     columns[schema.TX_DATETIME] = pa.Column(
         checks=pa.Check(plain_times, name="iso_datetime"), required=False

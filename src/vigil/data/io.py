@@ -22,10 +22,11 @@ from vigil.data import schema
 from vigil.data.contracts import (
     exact_integers,
     naive_utc_times,
-    not_boolean,
+    plain_numbers,
     plain_times,
     validate_transactions,
 )
+from vigil.data.transaction import from_text
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +110,13 @@ def _cast(series: pd.Series, dtype: str) -> pd.Series:
     else:
         parsed = pd.to_numeric(series, errors="coerce")
         bad = parsed.isna() & series.notna()
-        if dtype.startswith("int"):  # no truncation: 5.9 is not an id (the contract's rule)
-            bad |= ~exact_integers(series)
-        bad |= ~not_boolean(series)
+        # Text cells are read as the contract reads CSV; then no truncation (5.9 is not an id)
+        # and no booleans.
+        name = str(series.name)
+        values = series.map(lambda v: from_text(name, v) if isinstance(v, str) else v)
+        if dtype.startswith("int"):
+            bad |= ~exact_integers(values)
+        bad |= ~plain_numbers(values)
     if bad.any():
         examples = ", ".join(repr(v) for v in series[bad].head(3))
         raise DataFormatError(

@@ -18,7 +18,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 
 from vigil.data import schema
-from vigil.data.transaction import DEFAULT_POLICY, EventTimePolicy
+from vigil.data.transaction import DEFAULT_POLICY, EventTimePolicy, from_text
 from vigil.serving.errors import BadUpload, PayloadTooLarge, ServiceError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -71,8 +71,9 @@ def validate_rows(
     return items
 
 
-def csv_rows(data: bytes) -> list[dict[str, str]]:
-    """CSV with a header line as row dicts (handbook upper-case columns lower-cased)."""
+def csv_rows(data: bytes) -> list[dict[str, object]]:
+    """CSV with a header line as row dicts (handbook upper-case columns lower-cased), the
+    contract's columns read as numbers and times (:func:`~vigil.data.transaction.from_text`)."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -86,7 +87,11 @@ def csv_rows(data: bytes) -> list[dict[str, str]]:
         raise BadUpload(f"the CSV upload is malformed: {error}") from None
     columns = [_COLUMN_ALIASES.get(name.strip().lower(), name.strip()) for name in header]
     try:
-        return [dict(zip(columns, row, strict=False)) for row in reader if row]
+        return [
+            {column: from_text(column, cell) for column, cell in zip(columns, row, strict=False)}
+            for row in reader
+            if row
+        ]
     except csv.Error as error:
         raise BadUpload(f"the CSV upload is malformed: {error}") from None
 
