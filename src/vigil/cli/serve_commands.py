@@ -36,13 +36,13 @@ def _preflight(settings: Settings) -> None:
     """Fail before uvicorn starts, in one line naming the cause and the fix, when the model
     cannot load or the state store or database cannot be reached (else a long traceback in
     JSON)."""
+    from vigil.decisions import load_models
     from vigil.features import make_state_store
     from vigil.inference.errors import ModelLoadError
-    from vigil.serving.lifespan import build_models
 
     model_path = settings.inference.model_path
     try:
-        build_models(settings)
+        load_models(settings)
     except ModelLoadError as error:
         raise fail(
             f"cannot start the API: {error}. Fix: run `make demo` or `vigil train --promote` "
