@@ -116,11 +116,11 @@ async def test_async_variants_share_state_with_sync(redis_url: str) -> None:
     store = RedisStateStore(redis_url, prefix="vigil:test:async")
     online = OnlineFeatureComputer(CONFIG, store, dtype=np.float64)
     for tx in txs[:40]:
-        (await online.afeatures_for_batch([tx]))[0]
+        await online.arecord_batch([tx])
         await online.aadd_label(
             tx.transaction_id, tx.customer_id, tx.terminal_id, tx.tx_datetime, True
         )
-    got = await online.afeatures_for_batch(txs[40:])
+    got = (await online.arecord_batch(txs[40:])).features
     reference = OnlineFeatureComputer(CONFIG, InMemoryStateStore(), dtype=np.float64)
     for tx in txs[:40]:
         reference.features_for(tx)

@@ -99,11 +99,11 @@ async def test_async_variants_match_sync() -> None:
     stream = [tx(i, i * 30.0, terminal=1) for i in range(12)]
     for t in stream[:6]:
         sync.features_for(t)
-        (await asynchronous.afeatures_for_batch([t]))[0]
+        await asynchronous.arecord_batch([t])
         sync.add_label(t.transaction_id, 1, 1, t.tx_datetime, True)
         await asynchronous.aadd_label(t.transaction_id, 1, 1, t.tx_datetime, True)
     expected = sync.features_for_batch(stream[6:])
-    got = await asynchronous.afeatures_for_batch(stream[6:])
+    got = (await asynchronous.arecord_batch(stream[6:])).features
     np.testing.assert_array_equal(got, expected)
     assert value(got[-1], fd.terminal_risk(30)) == 1.0
 

@@ -129,12 +129,8 @@ class OnlineFeatureComputer:
         parsed = [as_transaction(tx) for tx in txs]
         return self._matrix(parsed, self.store.record(parsed, self.spec))
 
-    async def afeatures_for_batch(self, txs: Sequence[TransactionLike]) -> np.ndarray:
-        """Async :meth:`features_for_batch`."""
-        return (await self.arecord_batch(txs)).features
-
     async def arecord_batch(self, txs: Sequence[TransactionLike]) -> RecordedBatch:
-        """:meth:`afeatures_for_batch`, also saying which transactions this call recorded."""
+        """Async :meth:`features_for_batch`, also saying which transactions this call recorded."""
         parsed = [as_transaction(tx) for tx in txs]
         aggregates = await self.store.arecord(parsed, self.spec)
         recorded = [tx for tx, agg in zip(parsed, aggregates, strict=True) if agg.recorded]
