@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -179,6 +180,7 @@ def start_server(args: argparse.Namespace, model: Path, log: Path) -> subprocess
         "storage.database_url": args.database_url,
         "storage.state_url": args.state_url,
         "serving.port": str(args.port),
+        "serving.api_key": secrets.token_hex(16),  # `vigil serve` refuses the default key
     }
     command = ["taskset", "-c", args.server_core, str(VIGIL), "serve"]
     for key, value in overrides.items():

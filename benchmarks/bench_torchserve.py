@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -123,6 +124,7 @@ def bench_vigil(
         "--set", f"inference.model_path={run / 'model.onnx'}",
         "--set", f"storage.database_url=sqlite:///{tmp / 'vigil.db'}",
         "--set", "storage.state_url=memory://", "--set", f"serving.port={args.port}",
+        "--set", f"serving.api_key={secrets.token_hex(16)}",  # the default key is refused
     ]  # fmt: skip
     server = subprocess.Popen(command, stderr=subprocess.DEVNULL, start_new_session=True)
     try:

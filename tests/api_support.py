@@ -12,6 +12,7 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from onnx_factory import logistic_model, make_metadata, save
 from vigil.config import Settings
@@ -50,7 +51,7 @@ def make_manager(settings: Settings, path: Path) -> ModelManager:
 
 def api_settings(settings: Settings, **serving: object) -> Settings:
     """``settings`` with the test API key and any serving overrides."""
-    values = {"api_key": API_KEY, **serving}
+    values = {"api_key": SecretStr(API_KEY), **serving}
     return settings.model_copy(update={"serving": settings.serving.model_copy(update=values)})
 
 

@@ -9,15 +9,26 @@ project root (or ``VIGIL_CONFIG``), never from whatever the working directory ha
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    SerializationInfo,
+    ValidationError,
+    field_serializer,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from vigil.redaction import MASK, mask_url, revealed
 
 # The default ``--config``: located by :func:`locate_config`, not read relative to the cwd.
 DEFAULT_CONFIG_PATH = Path("configs/vigil.yaml")
@@ -25,6 +36,7 @@ CONFIG_ENV = "VIGIL_CONFIG"
 ENV_PREFIX = "VIGIL_"
 # An editable install (``pip install -e .``, ``make setup``) finds the file beside its sources.
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_API_KEY = "change-me"  # `vigil serve` refuses it unless --insecure-dev-key is given
 
 
 class ConfigError(ValueError):
@@ -139,9 +151,13 @@ class ServingConfig(_Section):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, gt=0, lt=65536)
-    api_key: str = Field("change-me", min_length=1)
+    api_key: SecretStr = Field(SecretStr(DEFAULT_API_KEY), min_length=1)
     max_upload_bytes: int = Field(10_000_000, gt=0)
     max_batch_rows: int = Field(10_000, gt=0)
+
+    @field_serializer("api_key")
+    def _dump_key(self, key: SecretStr, info: SerializationInfo) -> str:
+        return key.get_secret_value() if revealed(info) else MASK
 
 
 class StorageConfig(_Section):
@@ -152,6 +168,10 @@ class StorageConfig(_Section):
     commit_max_batch: int = Field(256, gt=0)
     commit_max_delay_ms: float = Field(0.0, ge=0)  # linger; 0: commit when a connection is free
     queue_max: int = Field(10_000, gt=0)
+
+    @field_serializer("database_url", "state_url")
+    def _dump_url(self, url: str, info: SerializationInfo) -> str:
+        return url if revealed(info) else mask_url(url)
 
 
 class BrokerConfig(_Section):
@@ -164,12 +184,20 @@ class BrokerConfig(_Section):
     decisions_exchange: str = "decisions"
     labels_queue: str = "labels"
 
+    @field_serializer("url")
+    def _dump_url(self, url: str | None, info: SerializationInfo) -> str | None:
+        return url if url is None or revealed(info) else mask_url(url)
+
 
 class TrackingConfig(_Section):
     """MLflow tracking store and registry."""
 
     mlflow_uri: str = "file:./mlruns"
     registered_model: str = "vigil-fraud"
+
+    @field_serializer("mlflow_uri")
+    def _dump_url(self, url: str, info: SerializationInfo) -> str:
+        return url if revealed(info) else mask_url(url)
 
 
 class MonitoringConfig(_Section):
@@ -392,9 +420,45 @@ def load_settings(
     )
 
 
-def settings_to_dict(settings: Settings) -> dict[str, Any]:
-    """The resolved configuration as plain JSON types (for logging and tracking)."""
-    return settings.model_dump(mode="json")
+def settings_to_dict(settings: Settings, *, secrets: bool = False) -> dict[str, Any]:
+    """The resolved configuration as plain JSON types, secrets masked (for logs, tracking,
+    printing); ``secrets=True`` keeps them, only to hand the settings to another process."""
+    return settings.model_dump(mode="json", context={"reveal_secrets": secrets})
+
+
+SECRET_KEYS = (
+    "serving.api_key",
+    "storage.database_url",
+    "storage.state_url",
+    "broker.url",
+    "tracking.mlflow_uri",
+)
+"""Settings masked in every dump; a child process receives them through its environment."""
+
+
+def write_settings(path: Path, settings: Settings) -> Path:
+    """The resolved configuration as YAML, secrets masked, readable by the owner only."""
+    text = yaml.safe_dump(settings_to_dict(settings), sort_keys=False)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # an existing file keeps its mode otherwise
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    return path
+
+
+def secret_environment(settings: Settings) -> dict[str, str]:
+    """``VIGIL_*`` variables carrying the secrets that :func:`write_settings` masks."""
+    tree = settings_to_dict(settings, secrets=True)
+    environment = {}
+    for key in SECRET_KEYS:
+        section, name = key.split(".")
+        value = tree[section][name]
+        if value is not None:
+            raw = str(value)  # quoted when YAML would read it as another type
+            environment[f"{ENV_PREFIX}{section.upper()}__{name.upper()}"] = (
+                raw if _parse_value(raw) == raw else json.dumps(raw)
+            )
+    return environment
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

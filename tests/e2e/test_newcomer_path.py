@@ -183,7 +183,7 @@ def test_predict(clone: Clone) -> None:
 
 def test_serve_answers_health_and_docs_offline(clone: Clone, tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
-    server = clone.start(in_readme("vigil serve") + " --port 8765", log)
+    server = clone.start(in_readme("vigil serve --insecure-dev-key") + " --port 8765", log)
     try:
         health = _wait_http("http://127.0.0.1:8765/health", server, log)
         assert health.status_code == 200, health.text

@@ -208,7 +208,7 @@ def test_prometheus_scrapes_compose_services_on_the_ports_they_serve() -> None:
     worker_command = services["worker"]["command"]
     assert worker_command[worker_command.index("--metrics-port") + 1] == "9100"
     assert "EXPOSE 9100" in (DOCKER_DIR / "Dockerfile.worker").read_text()
-    assert "8000:8000" in services["api"]["ports"]
+    assert "127.0.0.1:8000:8000" in services["api"]["ports"]  # not on every interface
     alertmanager = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     assert alertmanager == ["alertmanager:9093"] and "alertmanager" in services
 

@@ -270,3 +270,27 @@ def test_run_logs_its_datasets_and_a_model_that_mlflow_scores_like_vigil_predict
     scored = model.predict(pd.read_csv(rows)[names])
     expected = pd.read_csv(out)["score"].to_numpy()
     np.testing.assert_allclose(scored["score"].to_numpy(), expected, atol=1e-6, rtol=0)
+
+
+SECRETS = {
+    "serving": {"api_key": "s3cr3t-api-key"},
+    "storage": {"database_url": "postgresql+psycopg://vigil:db-pass-123@db:5432/vigil"},
+    "broker": {"url": "amqp://vigil:mq-pass-456@rabbitmq:5672/"},
+}
+
+
+def test_secrets_reach_neither_mlflow_nor_the_run_config(
+    world: tuple[Path, FeatureTable],
+) -> None:
+    root, table = world
+    settings = _settings(root, model={"kind": "logistic"}, **SECRETS)
+    run = run_training(settings, table, promote=False).run_dir
+    config = run / "config.yaml"
+    assert config.stat().st_mode & 0o777 == 0o600
+    written = [p for p in [*run.rglob("*"), *(root / "mlruns").rglob("*")] if p.is_file()]
+    for path in written:
+        text = path.read_bytes()
+        for secret in (b"s3cr3t-api-key", b"db-pass-123", b"mq-pass-456"):
+            assert secret not in text, f"{secret!r} leaked into {path}"
+    params = root / "mlruns"
+    assert any(p.name == "storage.database_url" for p in params.rglob("*"))  # logged, masked

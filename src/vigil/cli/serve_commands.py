@@ -9,7 +9,9 @@ from typing import Annotated, Any
 import typer
 
 from vigil.cli.common import ConfigOption, SetOption, VerboseOption, fail, start
-from vigil.config import DEFAULT_CONFIG_PATH, Settings
+from vigil.config import DEFAULT_API_KEY, DEFAULT_CONFIG_PATH, Settings
+
+log = logging.getLogger(__name__)
 
 # Worker processes (``--workers > 1``) rebuild the app from the settings the parent resolved.
 SETTINGS_ENV = "VIGIL_SERVE_SETTINGS_JSON"
@@ -78,6 +80,23 @@ def _preflight(settings: Settings) -> None:
         engine.dispose()
 
 
+def check_api_key(settings: Settings, insecure_dev_key: bool) -> None:
+    """Refuse to serve on a blank key, or on the default one unless explicitly allowed."""
+    key = settings.serving.api_key.get_secret_value()
+    if not key.strip():
+        raise fail(
+            "cannot start the API: serving.api_key is blank. Fix: set VIGIL_SERVING__API_KEY"
+        )
+    if key == DEFAULT_API_KEY:
+        if not insecure_dev_key:
+            raise fail(
+                f"cannot start the API: serving.api_key is the published default "
+                f"{DEFAULT_API_KEY!r}. Fix: set VIGIL_SERVING__API_KEY to a secret "
+                "(openssl rand -hex 32), or pass --insecure-dev-key for local use"
+            )
+        log.warning("serving with the default API key: anyone can retrain and deploy models")
+
+
 def serve(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     overrides: SetOption = None,
@@ -85,6 +104,13 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default: serving.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: serving.port).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes (one per core).")] = 1,
+    insecure_dev_key: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-dev-key",
+            help=f"Allow the published default API key {DEFAULT_API_KEY!r} (local development).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the fraud-scoring API (OpenAPI at /docs) until interrupted."""
     import uvicorn
@@ -93,6 +119,7 @@ def serve(
 
     settings = start(config, overrides, verbose, json_logs=True)
     _preflight(settings)
+    check_api_key(settings, insecure_dev_key)
     _install_request_id_filter()
     options: dict[str, Any] = {
         "host": host or settings.serving.host,
@@ -106,7 +133,7 @@ def serve(
     if workers == 1:
         uvicorn.run(create_app(settings), **options)
         return
-    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    os.environ[SETTINGS_ENV] = settings.model_dump_json(context={"reveal_secrets": True})
     uvicorn.run("vigil.cli.serve_commands:worker_app", factory=True, workers=workers, **options)
 
 

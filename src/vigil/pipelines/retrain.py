@@ -18,7 +18,9 @@ def settings_as_of(settings: Settings, as_of: date | None) -> Settings:
         return settings
     train = settings.train
     start = as_of - timedelta(days=train.train_days + train.delay_days + train.test_days - 1)
-    return build_settings(settings_to_dict(settings), [("train.train_start", start.isoformat())])
+    return build_settings(
+        settings_to_dict(settings, secrets=True), [("train.train_start", start.isoformat())]
+    )
 
 
 class RetrainConfig(dg.Config):

@@ -11,15 +11,21 @@ outcome and the log of the child.
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import yaml
-
-from vigil.config import Settings, build_settings, settings_to_dict
+from vigil.config import (
+    ENV_PREFIX,
+    Settings,
+    build_settings,
+    secret_environment,
+    settings_to_dict,
+    write_settings,
+)
 from vigil.retraining.runner import TrainOutcome
 
 logger = logging.getLogger(__name__)
@@ -42,7 +48,17 @@ def experiment_dir(settings: Settings, experiment_id: int) -> Path:
 
 def experiment_settings(settings: Settings, workdir: Path) -> Settings:
     """The service's settings with the experiment's own runs folder."""
-    return build_settings(settings_to_dict(settings), [("train.runs_dir", str(workdir / "runs"))])
+    return build_settings(
+        settings_to_dict(settings, secrets=True), [("train.runs_dir", str(workdir / "runs"))]
+    )
+
+
+def child_environment(settings: Settings, inherited: Mapping[str, str]) -> dict[str, str]:
+    """The steps' environment: the server's without its ``VIGIL_*`` overrides (``config.yaml``
+    holds the resolved settings, and an inherited override would beat it), plus the secrets
+    ``config.yaml`` leaves out."""
+    environment = {k: v for k, v in inherited.items() if not k.startswith(ENV_PREFIX)}
+    return environment | secret_environment(settings)
 
 
 class SubprocessTrainJob:
@@ -76,22 +92,26 @@ class SubprocessTrainJob:
         workdir = experiment_dir(self._settings, experiment_id)
         workdir.mkdir(parents=True, exist_ok=True)
         settings = experiment_settings(self._settings, workdir)
-        config = yaml.safe_dump(settings_to_dict(settings), sort_keys=False)
-        (workdir / CONFIG_FILE).write_text(config)
-        self._run_step(self.command(workdir), workdir / LOG_FILE)
+        write_settings(workdir / CONFIG_FILE, settings)
+        environment = child_environment(settings, os.environ)
+        self._run_step(self.command(workdir), workdir / LOG_FILE, environment)
         try:
             return TrainOutcome.read_json(workdir / OUTCOME_FILE)
         except (OSError, ValueError, KeyError) as error:
             raise TrainingFailed(f"the retrain job left no readable outcome: {error}") from None
 
-    def _run_step(self, command: Sequence[str], log_file: Path) -> None:
+    def _run_step(
+        self, command: Sequence[str], log_file: Path, environment: Mapping[str, str]
+    ) -> None:
         if self._cancelled.is_set():
             raise TrainingFailed("cancelled")
         logger.info("retrain step: %s", " ".join(command))
         with log_file.open("ab") as log:
             log.write(f"$ {' '.join(command)}\n".encode())
             log.flush()
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            self._process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=environment
+            )
             try:
                 code = self._process.wait(self._timeout)
             except subprocess.TimeoutExpired:

@@ -27,7 +27,7 @@ def require_api_key(
             f"missing {API_KEY_HEADER} header",
             headers={"WWW-Authenticate": API_KEY_HEADER},
         )
-    if not key_matches(given, request.app.state.settings.serving.api_key):
+    if not key_matches(given, request.app.state.settings.serving.api_key.get_secret_value()):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"invalid {API_KEY_HEADER}")
 
 

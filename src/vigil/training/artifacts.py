@@ -10,9 +10,8 @@ from typing import Any
 
 import numpy as np
 import onnx
-import yaml
 
-from vigil.config import Settings, settings_to_dict
+from vigil.config import Settings, write_settings
 from vigil.inference.metadata import ModelMetadata
 from vigil.models.export_hf import save_hf
 from vigil.models.export_mar import build_mar
@@ -34,12 +33,6 @@ PLOTS_DIR = "plots"
 def write_json(path: Path, payload: dict[str, Any]) -> Path:
     """Pretty JSON (``metrics.json``)."""
     path.write_text(json.dumps(payload, indent=2, default=str))
-    return path
-
-
-def write_config(path: Path, settings: Settings) -> Path:
-    """The resolved configuration as YAML (reloadable with ``--config``)."""
-    path.write_text(yaml.safe_dump(settings_to_dict(settings), sort_keys=False))
     return path
 
 
@@ -72,7 +65,7 @@ def write_run(
 ) -> None:
     """Every artifact of a finished run, in ``run_dir``."""
     write_json(run_dir / METRICS_FILE, summary)
-    write_config(run_dir / CONFIG_FILE, settings)
+    write_settings(run_dir / CONFIG_FILE, settings)
     write_plots(run_dir / PLOTS_DIR, test, summary, history)
     n_features = len(metadata.feature_names)
     export_onnx(model, n_features, metadata, run_dir / ONNX_FILE)
