@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import inspect, make_url, select
 
 from api_support import API_KEY, FakeWriter, api_settings, build_app, transaction, write_model
@@ -17,7 +18,7 @@ from vigil.config import DataConfig, Settings
 from vigil.data.io import read_transactions
 from vigil.data.simulate import generate
 from vigil.data.training_data import TrainingData
-from vigil.features.state import Transaction
+from vigil.features.state import InMemoryStateStore, Label, Transaction, WindowSpec
 from vigil.inference.roles import CHAMPION
 from vigil.retraining.runner import RetrainRunner, TrainOutcome
 from vigil.serving.model_lifecycle import LifecycleServices
@@ -210,3 +211,128 @@ def test_start_up_migrates_even_with_an_injected_writer(settings: Settings, tmp_
     engine = create_db_engine(settings.storage.database_url)
     assert {"experiments", "deployments", "predictions"} <= set(inspect(engine).get_table_names())
     engine.dispose()
+
+
+def _files_and_labels(settings: Settings) -> tuple[int, int]:
+    files = len(list(settings.data.raw_dir.rglob("*.parquet")))
+    engine = create_db_engine(settings.storage.database_url)
+    with engine.connect() as connection:
+        stored = len(connection.execute(select(labels.c.transaction_id)).all())
+    engine.dispose()
+    return files, stored
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("tx_amount", "inf"),
+        ("tx_amount", "1e308"),
+        ("tx_amount", "1e13"),
+        ("tx_amount", "nan"),
+        ("transaction_id", "4000520804.7"),
+        ("transaction_id", "5.9"),
+        ("transaction_id", "True"),
+        ("tx_fraud", "0.5"),
+        ("tx_fraud", "True"),
+        ("customer_id", "12\x005"),
+        ("tx_datetime", "0001-01-01 00:00:00"),
+        ("tx_datetime", "9999-12-31 23:59:59"),
+    ],
+)
+def test_add_data_refuses_values_it_would_truncate_or_overflow(
+    client: TestClient, settings: Settings, column: str, value: str
+) -> None:
+    rows = read_transactions(settings.data.raw_dir).tail(3).drop(columns=["tx_fraud_scenario"])
+    rows["transaction_id"] += 2_000_000
+    frame = rows.astype({column: object})
+    frame.iloc[1, frame.columns.get_loc(column)] = value
+    before = _files_and_labels(settings)
+    body = frame.to_csv(index=False)
+    response = client.put("/add_data", content=body, headers={**AUTH, "content-type": "text/csv"})
+    assert response.status_code == 422, response.text
+    assert _files_and_labels(settings) == before
+
+
+def test_add_data_converts_a_timezone_aware_time_to_utc(
+    client: TestClient, settings: Settings
+) -> None:
+    rows = read_transactions(settings.data.raw_dir).tail(1).drop(columns=["tx_fraud_scenario"])
+    rows["transaction_id"] += 3_000_000
+    rows["tx_datetime"] = "2018-04-05T10:00:00+02:00"
+    response = client.put(
+        "/add_data", content=rows.to_csv(index=False), headers={**AUTH, "content-type": "text/csv"}
+    )
+    assert response.status_code == 200, response.text
+    stored = read_transactions(settings.data.raw_dir).set_index("transaction_id")
+    assert stored.loc[int(rows["transaction_id"].iloc[0]), "tx_datetime"] == datetime(2018, 4, 5, 8)
+
+
+class FlakyStore(InMemoryStateStore):
+    """An in-process store that can be 'down' at the ping, or only when labels arrive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.labels_down = False
+
+    async def aping(self) -> bool:
+        if self.down:
+            raise RedisConnectionError("state store down (test)")
+        return True
+
+    async def aadd_label(self, label: Label) -> None:
+        if self.down or self.labels_down:
+            raise RedisConnectionError("state store down (test)")
+        await super().aadd_label(label)
+
+
+@pytest.fixture
+def flaky(settings: Settings, tmp_path: Path) -> Iterator[tuple[TestClient, FlakyStore]]:
+    generate(DataConfig(n_customers=50, n_terminals=100, n_days=10), settings.data.raw_dir)
+    upgrade_database(settings.storage.database_url)
+    engine = create_db_engine(settings.storage.database_url)
+    store = FlakyStore()
+    model = write_model(settings, tmp_path / "a.onnx", "model-a")
+    app = build_app(settings, model, FakeWriter(), store)
+    app.state.lifecycle = LifecycleServices(
+        RetrainRunner(engine, ModelWritingJob(settings, tmp_path)),
+        TrainingData(settings.data.raw_dir),
+        engine,
+    )
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c, store
+    engine.dispose()
+
+
+def test_add_data_with_the_state_store_down_writes_nothing(
+    flaky: tuple[TestClient, FlakyStore], settings: Settings
+) -> None:
+    client, store = flaky
+    store.down = True
+    before = _files_and_labels(settings)
+    body = labelled_csv(settings, 3)
+    response = client.put("/add_data", content=body, headers={**AUTH, "content-type": "text/csv"})
+    assert response.status_code == 503
+    assert _files_and_labels(settings) == before
+
+
+def test_add_data_failing_part_way_is_completed_by_a_retry(
+    flaky: tuple[TestClient, FlakyStore], settings: Settings
+) -> None:
+    client, store = flaky
+    scored = transaction(9_100_001, customer_id=3, terminal_id=44)
+    assert client.post("/predict", json=scored).status_code == 200
+    row = {**scored, "tx_fraud": 1}
+    body = "\n".join([",".join(row), ",".join(str(v) for v in row.values())]) + "\n"
+    headers = {**AUTH, "content-type": "text/csv"}
+    store.labels_down = True  # reachable at the start, gone when the verdicts arrive
+    assert client.put("/add_data", content=body, headers=headers).status_code == 503
+    store.labels_down = False
+    retry = client.put("/add_data", content=body, headers=headers)
+    assert retry.status_code == 200 and retry.json()["duplicates"] == 1
+    later = datetime.fromisoformat(scored["tx_datetime"]) + timedelta(days=8)
+    (aggregates,) = store.record(
+        [Transaction(9_100_002, later, 5, 44, 10.0)],
+        WindowSpec((86_400_000_000 * 30,), 7 * 86_400_000_000),
+    )
+    assert aggregates.terminal_frauds[-1] == 1  # the retry brought the stored verdict online

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
+from vigil.lifecycle.job import child_environment
 
 from vigil.cli import app, serve_commands
 from vigil.config import (
@@ -17,7 +18,6 @@ from vigil.config import (
     settings_to_dict,
     write_settings,
 )
-from vigil.lifecycle.job import child_environment
 from vigil.redaction import MASK, mask_url
 
 SECRET_ENV = {

@@ -4,7 +4,9 @@ The training data is the day-partitioned Parquet dataset under ``data.raw_dir``.
 parsed, mapped onto the schema and checked against the data contract as a whole; only then
 are its new rows written, as one extra file per day, staged first and moved into place so a
 reader never sees half a batch. Rows whose ``transaction_id`` is already known (in the data
-or earlier in the batch) are reported and skipped.
+or earlier in the batch) are reported and skipped. A hook (the verdicts' storage) runs with the
+new rows' labels before their files are written, so an upload that fails part-way is safely
+retried: whatever a failed attempt wrote is either redone or recognised by ``transaction_id``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import shutil
 import tempfile
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +47,7 @@ class AddDataResult:
     duplicates: int
     duplicate_ids: list[int]
     files: list[str]
-    labels: list[Label] = field(default_factory=list)  # the appended rows' verdicts
+    labels: list[Label] = field(default_factory=list)  # every valid row's verdict, known or new
 
 
 class RejectedData(ValueError):
@@ -53,6 +56,8 @@ class RejectedData(ValueError):
 
 def parse_csv(payload: bytes) -> pd.DataFrame:
     """Read an uploaded CSV; :class:`RejectedData` when it is not parseable CSV."""
+    if b"\x00" in payload:  # the CSV parser would cut a field at the NUL ('12\x005' -> 12)
+        raise RejectedData("not a readable CSV file: it holds NUL bytes")
     try:
         return pd.read_csv(io.BytesIO(payload))
     except (ValueError, UnicodeDecodeError) as error:  # pandas' parser errors are ValueErrors
@@ -106,8 +111,16 @@ class TrainingData:
             raise RejectedData(f"training data needs column(s) {missing} that the file lacks")
         return pa.Table.from_pandas(frame[target.names], schema=target, preserve_index=False)
 
-    def append(self, frame: pd.DataFrame) -> AddDataResult:
-        """Validate the whole batch, skip known ids, write the rest; nothing written on error."""
+    def append(
+        self,
+        frame: pd.DataFrame,
+        before_write: Callable[[list[Label]], None] | None = None,
+    ) -> AddDataResult:
+        """Validate the whole batch, skip known ids, write the rest; nothing written on error.
+
+        ``before_write`` receives the new rows' verdicts before their files are written (if it
+        raises, nothing is written); it runs under the append lock.
+        """
         received = len(frame)
         repeats: list[object] = []
         if schema.TRANSACTION_ID in frame.columns:
@@ -119,6 +132,8 @@ class TrainingData:
         with self._lock:
             known = batch[schema.TRANSACTION_ID].isin(self.known_ids())
             fresh = batch[~known]
+            if before_write is not None and len(fresh):
+                before_write(_labels(fresh))
             files = self._write(fresh) if len(fresh) else []
         duplicate_ids = sorted(
             {int(i) for i in [*repeats, *batch.loc[known, schema.TRANSACTION_ID]]}
@@ -135,7 +150,7 @@ class TrainingData:
             duplicates=received - len(fresh),
             duplicate_ids=duplicate_ids[:MAX_REPORTED_DUPLICATES],
             files=[str(f) for f in files],
-            labels=_labels(fresh),
+            labels=_labels(batch),
         )
 
     def _write(self, frame: pd.DataFrame) -> list[Path]:

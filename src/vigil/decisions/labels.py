@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 
+from sqlalchemy import Engine
+
 from vigil.decisions.pipeline import Guard, run_once
 from vigil.features import Label, OnlineFeatureComputer
-from vigil.storage import LabelRecord
+from vigil.storage import LabelRecord, fetch_labels, insert_labels
 from vigil.storage.records import utc_now
 from vigil.storage.store import DecisionStore
 
@@ -35,6 +38,24 @@ def uploaded_label_records(labels: Sequence[Label]) -> list[LabelRecord]:
     received = utc_now()
     labelled_at = received.replace(tzinfo=None)  # the column is naive UTC, like the queue's
     return [LabelRecord(v.transaction_id, int(v.fraud), labelled_at, received) for v in labels]
+
+
+def store_uploaded_verdicts(engine: Engine, labels: Sequence[Label]) -> None:
+    """Store uploaded verdicts before their training data is written (``TrainingData.append``'s
+    hook): a retry of an upload that failed part-way then finds them (a label is final)."""
+    with engine.begin() as connection:
+        insert_labels(connection, uploaded_label_records(labels))
+
+
+def stored_verdicts(engine: Engine, labels: Sequence[Label]) -> list[Label]:
+    """``labels`` that have a stored verdict, with that verdict (the first one stays)."""
+    with engine.connect() as connection:
+        verdicts = fetch_labels(connection, [label.transaction_id for label in labels])
+    return [
+        replace(label, fraud=bool(verdicts[label.transaction_id]))
+        for label in labels
+        if label.transaction_id in verdicts
+    ]
 
 
 async def record_labels(

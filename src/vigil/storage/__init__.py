@@ -25,6 +25,7 @@ from vigil.storage.migrate import upgrade_database
 from vigil.storage.records import Deployment, Experiment, LabelRecord, PredictionRecord
 from vigil.storage.repository import (
     count_rows,
+    fetch_labels,
     fetch_prediction,
     fetch_predictions,
     fetch_transactions,
@@ -51,6 +52,7 @@ __all__ = [
     "create_db_engine",
     "create_experiment",
     "fail_experiment",
+    "fetch_labels",
     "fetch_prediction",
     "fetch_predictions",
     "fetch_transactions",

@@ -124,6 +124,14 @@ def fetch_transactions(
     return [dict(row) for row in connection.execute(query).mappings()]
 
 
+def fetch_labels(connection: Connection, transaction_ids: Sequence[int]) -> dict[int, int]:
+    """Stored verdicts (``tx_fraud``) by id; ids without a label are left out."""
+    query = select(labels.c.transaction_id, labels.c.tx_fraud).where(
+        labels.c.transaction_id.in_(list(transaction_ids))
+    )
+    return {int(tid): int(fraud) for tid, fraud in connection.execute(query)}
+
+
 def count_rows(connection: Connection, table: Table) -> int:
     """Number of rows in ``table``."""
     return int(connection.execute(select(func.count()).select_from(table)).scalar_one())

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
 
 from vigil.data.training_data import parse_csv
-from vigil.decisions.labels import uploaded_label_records
+from vigil.decisions.labels import (
+    store_uploaded_verdicts,
+    stored_verdicts,
+    uploaded_label_records,
+)
 from vigil.inference.deploy import deploy_experiment, promote_in_registry
 from vigil.serving.deps import LifecycleDep, ServicesDep
 from vigil.serving.schemas import AddDataOut, DeployOut, ErrorOut, ExperimentOut, RetrainOut
@@ -73,9 +78,16 @@ async def add_data(request: Request, lifecycle: LifecycleDep, services: Services
     business figures) and fed to the online fraud state, as the labels queue's are.
     """
     payload = await uploaded_csv(request)
+    # An unreachable state store fails the upload before anything is written; if it fails
+    # later anyway, a retry is safe (see vigil.decisions.labels).
+    await services.features.store.aping()
     frame = parse_csv(payload)
-    result = await asyncio.to_thread(lifecycle.training_data.append, frame)
-    verdicts = result.labels
+    result = await asyncio.to_thread(
+        lifecycle.training_data.append, frame, partial(store_uploaded_verdicts, lifecycle.engine)
+    )
+    # The stored verdict of every valid row, the ones a failed attempt stored included: the
+    # state gets them whether this upload or an earlier one wrote the rows.
+    verdicts = await asyncio.to_thread(stored_verdicts, lifecycle.engine, result.labels)
     await services.runtime.record_labels(uploaded_label_records(verdicts), verdicts)
     return AddDataOut(
         received=result.received,
