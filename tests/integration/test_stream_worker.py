@@ -555,10 +555,8 @@ async def test_a_record_the_database_refuses_is_dead_lettered_alone(
     good = stream.head(300)
     bodies = transaction_bodies(good)
     row = good.iloc[0]
-    # The transaction contract refuses these extras at the door now (vigil.data.transaction),
-    # so the bodies are built unvalidated; either way each is dead-lettered alone.
-    poison = [
-        TransactionMessage.model_construct(
+    poison = [  # valid messages: only the database (its trigger) refuses them
+        TransactionMessage(
             transaction_id=10**9 + i,
             tx_datetime=row.tx_datetime,
             customer_id=int(row.customer_id),
@@ -580,7 +578,7 @@ async def test_a_record_the_database_refuses_is_dead_lettered_alone(
     await worker.shutdown()
     assert sorted(stored_ids(url)) == sorted(good.transaction_id)
     assert sorted(m.body for m in dead) == sorted(poison)
-    assert all("invalid message: extra" in m.headers[REASON_HEADER] for m in dead)
+    assert all("could not be stored" in m.headers[REASON_HEADER] for m in dead)
     client = redis.Redis.from_url(settings.storage.state_url, decode_responses=True)
     held = client.zrange(f"vigil:features:c:{int(row.customer_id)}:tx", 0, -1)
     client.close()

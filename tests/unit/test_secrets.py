@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
-from vigil.lifecycle.job import child_environment
+from vigil.retraining.job import child_environment
 
 from vigil.cli import app, serve_commands
 from vigil.config import (
