@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
-from vigil.retraining.job import child_environment
 
 from vigil.cli import app, serve_commands
 from vigil.config import (
@@ -19,6 +18,7 @@ from vigil.config import (
     write_settings,
 )
 from vigil.redaction import MASK, mask_url
+from vigil.retraining.job import child_environment
 
 SECRET_ENV = {
     "VIGIL_SERVING__API_KEY": "s3cr3t-api-key",
