@@ -224,3 +224,18 @@ async def test_group_commit_isolates_records_postgres_refuses(schema_url: str) -
     assert all(outcome[r.transaction_id] is None for r in good)
     assert all(isinstance(outcome[r.transaction_id], RecordRejected) for r in bad)
     assert stored_ids(schema_url) == set(range(300))
+
+
+def test_an_engine_reconnects_after_its_pooled_connection_was_killed(
+    postgres_url: str, schema_url: str
+) -> None:
+    """The admin and lifecycle routes' engine: the first call after a drop must not fail."""
+    engine = create_db_engine(schema_url)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT 1")).scalar_one() == 1
+        assert terminate_backends(postgres_url, make_url(schema_url).query["application_name"])
+        with engine.connect() as connection:  # the pooled connection is dead: pre-ping
+            assert connection.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        engine.dispose()

@@ -215,3 +215,24 @@ def test_health_is_503_when_the_state_store_does_not_answer(
         response = client.get("/health")
     assert response.status_code == 503
     assert response.json()["checks"] == {"model": True, "database": True, "state_store": False}
+
+
+@pytest.mark.parametrize("route", ["/admin/reload", "/admin/challenger"])
+@pytest.mark.parametrize("path", ["a" * 4096, "/" + "b" * 300 + "/model.onnx", "x\x00y"])
+def test_unusable_model_paths_are_422_and_the_model_keeps_serving(
+    client: TestClient, route: str, path: str
+) -> None:
+    response = client.post(route, json={"model_path": path}, headers={"X-API-Key": API_KEY})
+    assert response.status_code == 422
+    assert client.post("/predict", json=transaction(5)).json()["model_version"] == "model-a"
+
+
+def test_a_huge_extra_field_is_refused_before_storage(
+    client: TestClient, writer: FakeWriter
+) -> None:
+    body = transaction(6, note="x" * 9_000_000)
+    response = client.post("/predict", json=body)
+    assert 400 <= response.status_code < 500
+    assert writer.records == []
+    small = client.post("/predict", json=transaction(7, note="fine"))
+    assert small.status_code == 200 and writer.records[0].extra == {"note": "fine"}

@@ -20,6 +20,7 @@ from vigil.data.simulate import generate
 from vigil.data.training_data import TrainingData
 from vigil.features.state import InMemoryStateStore, Label, Transaction, WindowSpec
 from vigil.inference.roles import CHAMPION
+from vigil.retraining.job import TrainingFailed
 from vigil.retraining.runner import RetrainRunner, TrainOutcome
 from vigil.serving.model_lifecycle import LifecycleServices
 from vigil.storage import (
@@ -336,3 +337,46 @@ def test_add_data_failing_part_way_is_completed_by_a_retry(
         WindowSpec((86_400_000_000 * 30,), 7 * 86_400_000_000),
     )
     assert aggregates.terminal_frauds[-1] == 1  # the retry brought the stored verdict online
+
+
+@pytest.mark.parametrize("experiment_id", [2**31, 2**63, 2**64 + 5, 0, -1])
+def test_out_of_range_experiment_ids_are_422_not_500(
+    client: TestClient, experiment_id: int
+) -> None:
+    assert client.get(f"/metrics/{experiment_id}").status_code == 422
+    assert client.post(f"/deploy/{experiment_id}", headers=AUTH).status_code == 422
+
+
+class FailingJob:
+    """A retrain whose child failed: the stored error carries a log tail with server paths."""
+
+    def run(self, experiment_id: int) -> TrainOutcome:
+        raise TrainingFailed(
+            "`-m vigil train --config /srv/vigil/runs/experiments/1/config.yaml` exited with 1;"
+            " log tail:\nTraceback: File /srv/vigil/.venv/lib/python3.11/site.py, line 3"
+        )
+
+    def cancel(self) -> None:
+        """Nothing runs."""
+
+
+def test_public_routes_show_the_first_line_of_a_failure_without_paths(
+    settings: Settings, tmp_path: Path
+) -> None:
+    upgrade_database(settings.storage.database_url)
+    engine = create_db_engine(settings.storage.database_url)
+    app = build_app(settings, write_model(settings, tmp_path / "a.onnx", "model-a"), FakeWriter())
+    app.state.lifecycle = LifecycleServices(
+        RetrainRunner(engine, FailingJob()), TrainingData(settings.data.raw_dir), engine
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        experiment_id = client.put("/retrain", headers=AUTH).json()["experiment_id"]
+        deadline = time.monotonic() + 10
+        while (body := client.get(f"/metrics/{experiment_id}").json())["status"] != "failed":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        listed = client.get("/experiments").json()
+    engine.dispose()
+    for error in (body["error"], listed[0]["error"]):
+        assert "/srv" not in error and "Traceback" not in error
+        assert "exited with 1" in error and ".../config.yaml" in error

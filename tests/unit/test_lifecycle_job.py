@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import SecretStr
 
 from vigil.config import Settings
 from vigil.retraining.job import (
@@ -32,6 +33,8 @@ assert args[:3] == ["-m", "vigil", "train"], args
 config = Path(args[args.index("--config") + 1])
 out = Path(args[args.index("--challenger") + 1])
 mode = os.environ.get("FAKE_MODE", "ok")
+seen = {{k: v for k, v in os.environ.items() if k.startswith("VIGIL_")}}
+(config.parent / "child_env.json").write_text(json.dumps(seen))
 print("training...", flush=True)
 if mode == "fail":
     print("CUDA? no: loss is NaN", flush=True)
@@ -124,3 +127,20 @@ def test_cancel_stops_the_running_step(
     assert not thread.is_alive()
     assert time.monotonic() - started < 10
     assert len(errors) == 1
+
+
+def test_the_child_gets_the_secrets_but_not_the_servers_overrides(
+    small_settings: Settings, fake_python: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """VIGIL_TRAIN__RUNS_DIR in the server's environment once made every retrain fail."""
+    monkeypatch.setenv("FAKE_MODE", "ok")
+    monkeypatch.setenv("VIGIL_TRAIN__RUNS_DIR", "/nowhere")
+    serving = small_settings.serving.model_copy(update={"api_key": SecretStr("k-e-y-123")})
+    settings = small_settings.model_copy(update={"serving": serving})
+    SubprocessTrainJob(settings, python=fake_python).run(8)
+    workdir = experiment_dir(settings, 8)
+    child = json.loads((workdir / "child_env.json").read_text())
+    assert "VIGIL_TRAIN__RUNS_DIR" not in child
+    assert child["VIGIL_SERVING__API_KEY"] == "k-e-y-123"
+    assert "k-e-y-123" not in (workdir / CONFIG_FILE).read_text()
+    assert (workdir / CONFIG_FILE).stat().st_mode & 0o777 == 0o600

@@ -29,7 +29,11 @@ def _session_options(intra_op_num_threads: int) -> ort.SessionOptions:
 
 
 def _open_session(path: Path, intra_op_num_threads: int) -> ort.InferenceSession:
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as error:  # e.g. a name longer than the file system allows
+        raise ModelLoadError(f"model file path is not usable: {error.strerror}") from None
+    if not found:
         raise ModelLoadError(f"model file {path} does not exist")
     try:
         return ort.InferenceSession(

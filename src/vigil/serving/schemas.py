@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -216,6 +216,11 @@ class MetadataOut(BaseModel):
     challenger: ModelMetadata | None = None
 
 
+# A file path as the OS takes it: no NUL; PATH_MAX (4096) at most. A name longer than the file
+# system allows is refused when the model loads (422, ModelLoadError).
+ModelPath = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^[^\x00]+$")]
+
+
 class ReloadRequest(BaseModel):
     """Load a model file beside the serving one and swap atomically."""
 
@@ -224,7 +229,7 @@ class ReloadRequest(BaseModel):
         json_schema_extra={"examples": [{"model_path": "models/current/model.onnx"}]},
     )
 
-    model_path: str = Field(min_length=1, max_length=4096)
+    model_path: ModelPath
 
 
 class ChallengerRequest(BaseModel):
@@ -235,7 +240,7 @@ class ChallengerRequest(BaseModel):
         json_schema_extra={"examples": [{"model_path": "models/next/model.onnx"}]},
     )
 
-    model_path: str | None = Field(min_length=1, max_length=4096)
+    model_path: ModelPath | None
 
 
 class ReloadOut(BaseModel):

@@ -33,13 +33,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_db_engine(url: str, pool_size: int = 5) -> Engine:
-    """A SQLAlchemy engine for ``url`` (SQLite file or PostgreSQL via psycopg)."""
+def create_db_engine(url: str, pool_size: int = 5, pre_ping: bool = True) -> Engine:
+    """A SQLAlchemy engine for ``url`` (SQLite file or PostgreSQL via psycopg).
+
+    ``pre_ping`` checks a pooled connection before use, so the first call after the database
+    restarted or dropped the session gets a fresh one; the hot write paths turn it off as they
+    retry a lost connection themselves (``storage/sinks.py``, ``streaming/persistence.py``).
+    """
     if is_sqlite(url):
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=pool_size, pool_pre_ping=False)
+    return create_engine(url, pool_size=pool_size, pool_pre_ping=pre_ping)
 
 
 def is_unavailable_error(error: BaseException) -> bool:

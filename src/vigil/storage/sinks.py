@@ -54,7 +54,7 @@ class ThreadSink:
 
     def __init__(self, database_url: str) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-writer")
-        self._engine: Engine = create_db_engine(database_url, pool_size=1)
+        self._engine: Engine = create_db_engine(database_url, pool_size=1, pre_ping=False)
 
     async def _run(self, function: Any, *args: Any) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)

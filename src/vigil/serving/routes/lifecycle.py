@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, status
+from fastapi import Path as PathParam
 
 from vigil.data.training_data import parse_csv
 from vigil.decisions.labels import (
@@ -40,6 +42,22 @@ _AUTH: dict[int | str, dict[str, Any]] = {
 }
 
 
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:])/[^\s`'\"]+")
+# The largest id the experiments table holds (a 32-bit integer column on PostgreSQL).
+ExperimentId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+
+
+def public_error(error: str | None) -> str | None:
+    """What anyone may read of a failure: its first line, paths cut to their last part.
+
+    The stored error keeps the log tail for operators (``runs/experiments/<id>/train.log``).
+    """
+    if error is None:
+        return None
+    first = error.strip().splitlines()[0] if error.strip() else ""
+    return _ABSOLUTE_PATH.sub(lambda m: ".../" + m.group(0).rstrip("/").rsplit("/", 1)[-1], first)
+
+
 def experiment_out(experiment: Experiment) -> ExperimentOut:
     """The HTTP body of a stored experiment."""
     duration = None
@@ -51,7 +69,7 @@ def experiment_out(experiment: Experiment) -> ExperimentOut:
         metrics=experiment.metrics,
         mlflow_run_id=experiment.mlflow_run_id,
         model_path=experiment.model_path,
-        error=experiment.error,
+        error=public_error(experiment.error),
         created_at=experiment.created_at,
         started_at=experiment.started_at,
         finished_at=experiment.finished_at,
@@ -117,7 +135,7 @@ async def retrain(lifecycle: LifecycleDep) -> RetrainOut:
     responses={404: {"model": ErrorOut}},
     summary="An experiment's status (queued/running/failed/finished), metrics and timings",
 )
-async def experiment_metrics(experiment_id: int, lifecycle: LifecycleDep) -> ExperimentOut:
+async def experiment_metrics(experiment_id: ExperimentId, lifecycle: LifecycleDep) -> ExperimentOut:
     """404 for an unknown id."""
     return experiment_out(await asyncio.to_thread(lifecycle.runner.get, experiment_id))
 
@@ -146,7 +164,9 @@ async def experiments(
     },
     summary="Promote an experiment's model to champion: hot swap, no restart, no failed request",
 )
-async def deploy(experiment_id: int, lifecycle: LifecycleDep, services: ServicesDep) -> DeployOut:
+async def deploy(
+    experiment_id: ExperimentId, lifecycle: LifecycleDep, services: ServicesDep
+) -> DeployOut:
     """Swap in memory first (the old model keeps serving on failure), then registry alias."""
     experiment = await asyncio.to_thread(lifecycle.runner.get, experiment_id)
     serving_path = Path(services.settings.inference.model_path)
