@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lock demo test test-slow test-all test-tools lint format bench load clean eda tracker-images handbook-results one-pager reports
+.PHONY: setup lock demo test test-slow test-all test-tools lint format bench load clean eda tracker-images handbook-results one-pager reports demo-video
 
 # What the targets below set up first: the .venv. `make demo SETUP=` (or test) runs with the
 # environment already on PATH instead (the fresh-clone test in tests/e2e reuses the venv).
@@ -64,7 +64,7 @@ eda: $(STAMP) ## EDA report of the handbook's data -> docs/eda/ (HANDBOOK=... fo
 	$(BIN)/vigil eda --input $(HANDBOOK) --output docs/eda
 
 handbook-results: $(STAMP) ## 3 experiments on the handbook's test week -> docs/results/handbook_experiments.json
-	$(BIN)/vigil experiments run lightgbm mlp_small logistic --data $(HANDBOOK) \
+	$(BIN)/vigil experiments run lightgbm mlp_small logistic lightgbm_no_extra --data $(HANDBOOK) \
 		--set train.runs_dir=data/handbook-runs --set tracking.mlflow_uri=file:data/handbook-mlruns
 	$(BIN)/vigil experiments --runs-dir data/handbook-runs --results docs/results/handbook_experiments.json
 
@@ -73,6 +73,9 @@ one-pager: $(STAMP) ## docs/one-pager.{html,pdf,png} from docs/results/*.json an
 
 reports: $(STAMP) ## docs/reports/*.md (hypotheses, model preparation, automation) from docs/results
 	$(BIN)/vigil docs reports --out docs/reports
+
+demo-video: $(STAMP) ## docs/demo.mp4 + docs/demo.gif recorded from the running system (Chromium, ffmpeg)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/vigil docs demo-video --workdir data/demo-video --out docs/demo.mp4
 
 tracker-images: $(STAMP) ## experiments on 2 dataset versions in a local MLflow -> docs/images/mlflow-*.png
 	$(BIN)/vigil docs tracker --workdir data/showcase --out docs/images

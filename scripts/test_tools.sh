@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # `make test`'s tools beside Python: Prometheus, promtool and amtool check every dashboard
-# query, alert rule and the Alertmanager config (tests/integration/test_prometheus_queries.py).
+# query, alert rule and the Alertmanager config (tests/integration/test_prometheus_queries.py);
+# Chromium, ffmpeg and poppler render and check the generated docs (one-pager, demo video).
 # Under CI=true a missing tool is installed (Debian: apt-get, as root) or the run stops here
 # with what to install; locally the tests that need it are skipped, and this says so.
 set -euo pipefail
 missing=()
-for tool in prometheus promtool amtool; do
+for tool in prometheus promtool amtool chromium ffmpeg ffprobe pdftoppm pdfinfo; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
-packages="prometheus prometheus-alertmanager"
+packages="prometheus prometheus-alertmanager chromium ffmpeg poppler-utils"
 if [ "${CI:-}" != "true" ]; then
-  echo "note: ${missing[*]} not found: the Prometheus tests will be skipped" \
+  echo "note: ${missing[*]} not found: the tests that need them will be skipped" \
        "(install: apt-get install $packages)" >&2
   exit 0
 fi
@@ -21,6 +22,6 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages >/dev/null
   exit 0
 fi
-echo "error: CI=true needs ${missing[*]} on PATH for the monitoring tests;" \
+echo "error: CI=true needs ${missing[*]} on PATH for the monitoring and docs tests;" \
      "install them (Debian/Ubuntu: apt-get install $packages) and rerun" >&2
 exit 1

@@ -34,8 +34,14 @@ PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 DASHBOARD_DIR = ROOT / "deploy" / "grafana" / "dashboards"
 ALERTMANAGER_CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 METRIC_NAME = re.compile(r"\bvigil_[a-z0-9_]+")
-# Grafana's built-in variables, as Grafana would expand them for a short time range.
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "5m"}
+# Grafana's built-in variables, as Grafana would expand them for a short time range, and the
+# dashboards' template variables at their default, All (".*").
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__range": "5m",
+    "$route": ".*",
+    "$model_version": ".*",
+}
 STARTUP_TIMEOUT_S = 30.0
 
 

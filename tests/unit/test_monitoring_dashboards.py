@@ -81,6 +81,33 @@ def test_the_three_dashboards_cover_service_model_and_business() -> None:
     assert {"Flagged amount (dashboard range)", "False alarms per day"} <= titles["vigil-business"]
 
 
+def test_template_variables_are_defined_where_used_and_default_to_all() -> None:
+    used_anywhere = set()
+    for name, model in dashboards().items():
+        defined = {v["name"]: v for v in model["templating"]["list"]}
+        used = {
+            variable
+            for panel in panels(model)
+            for target in panel["targets"]
+            for variable in re.findall(r"\$([a-z_]+)", target["expr"])
+            if not variable.startswith("__")
+        }
+        assert used == set(defined), name  # none missing, none unused
+        for variable in defined.values():
+            assert variable["includeAll"] and variable["allValue"] == ".*"
+            assert variable["query"]["query"].startswith("label_values(vigil_")
+        used_anywhere |= used
+    assert used_anywhere == {"route", "model_version"}
+
+
+def test_decisions_per_class_and_a_business_row_on_the_model_dashboard() -> None:
+    model = dashboards()["vigil-model.json"]
+    rows = [p["title"] for p in model["panels"] if p["type"] == "row"]
+    assert rows == ["Scores", "Drift", "Business"]
+    (decisions,) = [p for p in panels(model) if p["title"] == "Decisions per second by class"]
+    assert decisions["targets"][0]["expr"].startswith("sum by (label) (rate(vigil_decisions_total")
+
+
 def test_provisioning_points_at_the_dashboards_datasource() -> None:
     sources = yaml.safe_load((PROVISIONING / "datasources" / "prometheus.yml").read_text())
     assert [s["uid"] for s in sources["datasources"]] == [DATASOURCE["uid"]]

@@ -50,8 +50,11 @@ def write_sources(root: Path, predict_rps: float) -> None:
                 "machine": {"cpus": 2, "load_average_1m": 1.5},
                 "figures": {"predict_requests_per_s": predict_rps, "predict_p99_ms": 7.77,
                             "connections": 32, "predict_per_core_requests_per_s": 7000}},
-        "stream": {"measured_at": "2026-12-04T19:05:00+00:00", "machine": {"cpus": 2},
+        "stream": {"measured_at": "2026-12-04T19:05:00+00:00",
+                   "machine": {"cpus": 2, "load_average_1m": 3.0},
                    "figures": {"workers_2_tx_per_s": 20_000, "workers_1_tx_per_s": 12_345,
+                               "workers_1_per_core_tx_per_s": 14_000,
+                               "workers_2_per_core_tx_per_s": 13_000,
                                "latency_p99_ms": 42.0}},
     }  # fmt: skip
     for key, relative in SOURCES.items():
@@ -66,7 +69,7 @@ def test_one_pager_quotes_the_results_and_fits_one_a4_page(tmp_path: Path) -> No
     written = build_one_pager(build_settings({}), tmp_path, tmp_path / "out")
     html = written.html.read_text()
     assert "6,543 req/s" in html and "7.8 ms" in html  # from bench_api.json
-    assert "12,345 tx/s" in html  # one worker, not two
+    assert "12,345 tx/s" in html and "14,000 tx/s per dedicated core" in html  # one worker
     assert "0.712" in html and "123,456" in html
     # 400 frauds x 100 missed = 40,000 without a model; the model's cost is 12,000.
     assert "70%" in html and "466,667" in html

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from datetime import UTC, date, datetime, time
@@ -30,7 +31,13 @@ from vigil.storage import (
     insert_prediction_records,
     upgrade_database,
 )
-from vigil.storage.analytics import HistoryFilter, prediction_history, score_histogram
+from vigil.storage.analytics import (
+    AnalyticsFilter,
+    HistoryFilter,
+    daily_summary,
+    prediction_history,
+    score_histogram,
+)
 from vigil.ui import app as ui_app
 
 APP = Path(ui_app.__file__)
@@ -303,12 +310,75 @@ def test_analytics_page_shows_the_business_figures(
         "Flagged": "50.00%",
         "Flagged amount": "550.00",
         "Confirmed fraud rate": "25.00%",
+        "Precision (labelled)": "100.00%",  # the one labelled flag (tx 2) was a fraud
+        "Recall (labelled)": "100.00%",
+        "Prevented loss": "300.00",
+        "Missed loss": "0.00",
     }
+    assert "1 flagged ones await review" in at.caption[0].value  # tx 3: flagged, no label
     daily = at.dataframe[0].value
     assert list(daily["flagged"]) == [1, 1]
     assert list(daily["flagged_amount"]) == [300.0, 250.0]
     assert list(daily["confirmed_frauds"]) == [1, 0]
     assert list(daily["labelled"]) == [1, 1]
+    assert list(daily["awaiting_review"]) == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "transactions", "flagged"),
+    [
+        ("decision", "Approved", "2", "0.00%"),
+        ("amount_band", "≥ 220", "2", "100.00%"),
+        ("version", "m-2", "2", "50.00%"),
+        ("days", (date(2018, 4, 1), date(2018, 4, 1)), "2", "50.00%"),
+    ],
+)
+def test_analytics_filters_narrow_every_figure(
+    monkeypatch: pytest.MonkeyPatch,
+    paths: dict[str, Path],
+    database: Path,
+    key: str,
+    value: object,
+    transactions: str,
+    flagged: str,
+) -> None:
+    at = app_test(monkeypatch, paths, page="analytics")
+    widget = at.date_input(key=key) if key == "days" else at.selectbox(key=key)
+    widget.set_value(value)
+    at = at.run()
+    no_exception(at)
+    shown = metrics(at)
+    assert (shown["Transactions"], shown["Flagged"]) == (transactions, flagged)
+
+
+def test_daily_summary_counts_missed_loss_and_filters_by_scenario(database: Path) -> None:
+    engine = create_db_engine(f"sqlite:///{database}")
+    with engine.begin() as connection:
+        insert_labels(connection, [LabelRecord(1, 1, datetime(2018, 4, 7))])  # approved fraud
+        scenario = record(5, 1, 500.0, 0.95, "m-1")
+        insert_prediction_records(
+            connection, [dataclasses.replace(scenario, extra={"tx_fraud_scenario": 1})]
+        )
+        daily = daily_summary(connection)
+        only_scenario = daily_summary(connection, AnalyticsFilter(scenario=1))
+    engine.dispose()
+    first = daily.iloc[0]
+    assert (first["missed_loss"], first["prevented_loss"]) == (10.0, 300.0)
+    assert first["recall"] == pytest.approx(0.5) and first["precision"] == 1.0
+    assert list(only_scenario["transactions"]) == [1]
+    assert list(only_scenario["flagged_amount"]) == [500.0]
+
+
+def test_history_explains_the_chosen_decision_with_its_reason_codes(
+    monkeypatch: pytest.MonkeyPatch, paths: dict[str, Path], database: Path
+) -> None:
+    at = app_test(monkeypatch, paths, page="history")
+    at.selectbox(key="explain").set_value(2)
+    at = at.run()
+    no_exception(at)
+    shown = metrics(at)
+    assert (shown["Score"], shown["Decision"], shown["Label"]) == ("0.9000", "Flagged", "fraud")
+    assert "`tx_amount`" in at.markdown[-1].value
 
 
 @pytest.mark.parametrize("page", ["history", "analytics"])

@@ -121,6 +121,33 @@ def course_reports(
         typer.echo(f"wrote {path}")
 
 
+@docs_app.command("demo-video")
+def demo_video(
+    workdir: Annotated[Path, typer.Option(help="Scratch folder (data, runs, frames).")] = Path(
+        "data/demo-video"
+    ),
+    out: Annotated[Path, typer.Option(help="The MP4 (the GIF goes beside it).")] = Path(
+        "docs/demo.mp4"
+    ),
+    verbose: VerboseOption = False,
+) -> None:
+    """Record the demo video from the real system: simulate, train, replay, serve, UI, deploy."""
+    from vigil.reports.browser import BrowserError
+    from vigil.reports.demo_video import record_demo
+    from vigil.reports.video import duration_seconds
+
+    start(DEFAULT_CONFIG_PATH, None, verbose)
+    started = time.perf_counter()
+    try:
+        video = record_demo(workdir, out, out.with_suffix(".gif"))
+    except (BrowserError, RuntimeError) as error:
+        raise fail(str(error)) from None
+    typer.echo(
+        f"wrote {video} ({duration_seconds(video):.0f} s, {video.stat().st_size / 1e6:.1f} MB) "
+        f"and {out.with_suffix('.gif')} in {time.perf_counter() - started:.0f} s"
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Attach the report commands to the ``vigil`` app."""
     app.command("eda")(eda)

@@ -40,3 +40,12 @@ HANDBOOK_COLUMNS: dict[str, str] = {
     "TX_FRAUD": TX_FRAUD,
     "TX_FRAUD_SCENARIO": TX_FRAUD_SCENARIO,
 }
+
+# What each TX_FRAUD_SCENARIO value means (the handbook's simulator; 4 is Vigil's drift).
+SCENARIO_NAMES: dict[int, str] = {
+    0: "genuine",
+    1: "amount > 220",
+    2: "compromised terminal",
+    3: "compromised customer",
+    4: "card testing (drift)",
+}

@@ -50,6 +50,23 @@ class Panel:
 
 
 @dataclass(frozen=True)
+class Variable:
+    """A Grafana template variable: the values of one label, ``All`` (any value) by default.
+
+    Queries filter with ``label=~"$name"``; ``All`` expands to ``.*``.
+    """
+
+    name: str
+    label: str
+    metric: str
+
+    @property
+    def selector(self) -> str:
+        """The matcher a query uses: ``name=~"$name"``."""
+        return f'{self.name}=~"${self.name}"'
+
+
+@dataclass(frozen=True)
 class Dashboard:
     """A titled list of rows, each a list of panels laid out two per line."""
 
@@ -57,6 +74,11 @@ class Dashboard:
     title: str
     rows: tuple[tuple[str, tuple[Panel, ...]], ...]
     tags: tuple[str, ...] = field(default=("vigil",))
+    variables: tuple[Variable, ...] = ()
+
+
+ROUTE = Variable("route", "Route", "vigil_http_requests_total")
+MODEL_VERSION = Variable("model_version", "Model version", "vigil_model_info")
 
 
 def rate(metric: str, selector: str = "") -> str:
@@ -80,14 +102,14 @@ def ratio(numerator: str, denominator: str) -> str:
     return f"({numerator}) / clamp_min({denominator}, 1e-9)"
 
 
-def latency_panel(title: str, histogram: str, by: str = "") -> Panel:
+def latency_panel(title: str, histogram: str, by: str = "", selector: str = "") -> Panel:
     """p50 and p99 of a latency histogram, optionally split by one label."""
     legend = f"{{{{{by}}}}} " if by else ""
     return Panel(
         title,
         (
-            Query(quantile(0.5, histogram, by), f"{legend}p50"),
-            Query(quantile(0.99, histogram, by), f"{legend}p99"),
+            Query(quantile(0.5, histogram, by, selector), f"{legend}p50"),
+            Query(quantile(0.99, histogram, by, selector), f"{legend}p99"),
         ),
         unit="s",
     )
@@ -96,13 +118,14 @@ def latency_panel(title: str, histogram: str, by: str = "") -> Panel:
 def service_dashboard() -> Dashboard:
     """Traffic, errors, latency, writer and stream worker health."""
     requests = "vigil_http_requests_total"
-    all_requests = f"sum({rate(requests)})"
-    server_errors = "sum(" + rate(requests, 'status=~"5.."') + ")"
-    client_errors = "sum(" + rate(requests, 'status=~"4.."') + ")"
+    route = ROUTE.selector
+    all_requests = f"sum({rate(requests, route)})"
+    server_errors = "sum(" + rate(requests, f'{route}, status=~"5.."') + ")"
+    client_errors = "sum(" + rate(requests, f'{route}, status=~"4.."') + ")"
     http = (
         Panel(
             "Requests per second by route",
-            (Query(f"sum by (route) ({rate(requests)})", "{{route}}"),),
+            (Query(f"sum by (route) ({rate(requests, route)})", "{{route}}"),),
             unit="reqps",
         ),
         Panel(
@@ -114,10 +137,12 @@ def service_dashboard() -> Dashboard:
             unit="percentunit",
             thresholds=(0.01,),
         ),
-        latency_panel("Request latency", "vigil_http_request_duration_seconds", by="route"),
+        latency_panel(
+            "Request latency", "vigil_http_request_duration_seconds", by="route", selector=route
+        ),
         Panel(
             "Requests by status",
-            (Query(f"sum by (status) ({rate(requests)})", "{{status}}"),),
+            (Query(f"sum by (status) ({rate(requests, route)})", "{{status}}"),),
             unit="reqps",
         ),
     )
@@ -155,6 +180,7 @@ def service_dashboard() -> Dashboard:
         "vigil-service",
         "Vigil / Service",
         (("HTTP API", http), ("Storage", storage), ("Stream worker", stream)),
+        variables=(ROUTE,),
     )
 
 
@@ -197,8 +223,20 @@ def model_dashboard() -> Dashboard:
             unit="percentunit",
         ),
         Panel(
+            "Decisions per second by class",
+            (Query(f"sum by (label) ({rate(decisions)})", "{{label}}"),),
+            unit="ops",
+            description="Champion decisions: fraud (flagged) and legit (approved).",
+        ),
+        Panel(
             "Serving models",
-            (Query("max by (role, model_version, model_kind) (vigil_model_info)", instant=True),),
+            (
+                Query(
+                    "max by (role, model_version, model_kind) "
+                    f"(vigil_model_info{{{MODEL_VERSION.selector}}})",
+                    instant=True,
+                ),
+            ),
             kind="table",
         ),
     )
@@ -216,12 +254,18 @@ def model_dashboard() -> Dashboard:
             thresholds=(0.1, 0.25),
         ),
     )
-    return Dashboard("vigil-model", "Vigil / Model", (("Scores", scores), ("Drift", drift)))
+    return Dashboard(
+        "vigil-model",
+        "Vigil / Model",
+        (("Scores", scores), ("Drift", drift), ("Business", money_panels())),
+        variables=(MODEL_VERSION,),
+    )
 
 
-def business_dashboard() -> Dashboard:
-    """Money flagged, loss prevented and the cost of false alarms."""
-    money = (
+def money_panels() -> tuple[Panel, ...]:
+    """Flagged amount and prevented loss: the business dashboard's first row, and the model
+    dashboard's business row (what the decisions are worth, next to how they are made)."""
+    return (
         Panel(
             "Flagged amount (dashboard range)",
             (Query(f"max({increase('vigil_flagged_amount_total', '$__range')})", instant=True),),
@@ -244,6 +288,11 @@ def business_dashboard() -> Dashboard:
             description=f"{AMOUNT_NOTE} {MART_NOTE}",
         ),
     )
+
+
+def business_dashboard() -> Dashboard:
+    """Money flagged, loss prevented and the cost of false alarms."""
+    money = money_panels()
     labels = (
         Panel(
             "False alarms per day",
@@ -309,6 +358,24 @@ def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
     }
 
 
+def _variable_json(variable: Variable) -> dict[str, Any]:
+    query = f"label_values({variable.metric}, {variable.name})"
+    return {
+        "name": variable.name,
+        "label": variable.label,
+        "type": "query",
+        "datasource": DATASOURCE,
+        "query": {"query": query, "refId": variable.name},
+        "definition": query,
+        "refresh": 2,  # on time range change
+        "includeAll": True,
+        "allValue": ".*",
+        "multi": True,
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "sort": 1,
+    }
+
+
 def render(dashboard: Dashboard) -> dict[str, Any]:
     """The Grafana JSON model of ``dashboard``: a row panel, then its panels two per line."""
     panels: list[dict[str, Any]] = []
@@ -340,7 +407,7 @@ def render(dashboard: Dashboard) -> dict[str, Any]:
         "editable": True,
         "refresh": "30s",
         "time": {"from": "now-6h", "to": "now"},
-        "templating": {"list": []},
+        "templating": {"list": [_variable_json(v) for v in dashboard.variables]},
         "annotations": {"list": []},
         "panels": panels,
     }

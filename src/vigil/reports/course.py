@@ -112,6 +112,9 @@ def model_preparation_report(bench: dict[str, Any]) -> str:
         f"(`python benchmarks/bench_inference.py`, {bench['measured_at'][:10]}, "
         f"{bench['machine']['cpus']} CPUs, load {bench['machine']['load_average_1m']}).",
         "",
+        "Model measured: the one the command names with `--model`, else the benchmark's",
+        "generated MLP-shaped graph (scaling, [64, 32] hidden, sigmoid: a trained model's shape).",
+        "",
         "Every training run exports the same model three ways (`vigil.training.artifacts`):",
         "ONNX with Vigil's metadata (what serving loads, with ONNX Runtime, no torch), a",
         "Hugging Face folder (safetensors weights, MLP only) and a TorchServe `.mar`; MLflow",

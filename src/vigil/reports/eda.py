@@ -76,7 +76,7 @@ def _amount_findings(frame: pd.DataFrame) -> list[str]:
     if schema.TX_FRAUD_SCENARIO in frame.columns:
         counts = frame[schema.TX_FRAUD_SCENARIO].value_counts().sort_index()
         parts = [
-            f"{eda_stats.SCENARIO_NAMES.get(int(str(s)), s)} {n:,}"
+            f"{schema.SCENARIO_NAMES.get(int(str(s)), s)} {n:,}"
             for s, n in counts.items()
             if s != 0
         ]
@@ -223,7 +223,7 @@ def _scenario_table(frame: pd.DataFrame) -> list[dict[str, Any]]:
     grouped = frame.groupby(schema.TX_FRAUD_SCENARIO)[schema.TX_AMOUNT]
     return [
         {
-            "scenario": eda_stats.SCENARIO_NAMES.get(int(str(s)), str(s)),
+            "scenario": schema.SCENARIO_NAMES.get(int(str(s)), str(s)),
             "transactions": len(amounts),
             "share": len(amounts) / len(frame),
             "median_amount": float(amounts.median()),

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from vigil.data import schema
-from vigil.reports.eda_stats import SCENARIO_NAMES
+from vigil.data.schema import SCENARIO_NAMES
 
 GENUINE_COLOUR = "#4c72b0"
 FRAUD_COLOUR = "#c44e52"

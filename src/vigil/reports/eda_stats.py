@@ -20,13 +20,6 @@ WINDOW_WARMUP_DAYS = 30
 DUPLICATE_KEY = (schema.TX_DATETIME, schema.CUSTOMER_ID, schema.TERMINAL_ID, schema.TX_AMOUNT)
 # Which entity a fraud scenario compromises (handbook simulator): its label delay matters.
 SCENARIO_ENTITY = {2: schema.TERMINAL_ID, 3: schema.CUSTOMER_ID}
-SCENARIO_NAMES = {
-    0: "genuine",
-    1: "amount > 220",
-    2: "compromised terminal",
-    3: "compromised customer",
-    4: "card testing (drift)",
-}
 
 
 @dataclass(frozen=True)
@@ -122,7 +115,7 @@ def delay_visibility(frame: pd.DataFrame, delays: range) -> pd.DataFrame:
         times = frauds[schema.TX_DATETIME]
         first = times.groupby(frauds[entity]).transform("min")
         waited = (times - first).dt.total_seconds().to_numpy() / 86_400
-        out[SCENARIO_NAMES[scenario]] = [float(np.mean(waited > d)) for d in delays]
+        out[schema.SCENARIO_NAMES[scenario]] = [float(np.mean(waited > d)) for d in delays]
     return pd.DataFrame(out, index=pd.Index(list(delays), name="delay_days"))
 
 

@@ -105,6 +105,10 @@ def figures(sources: dict[str, Any], settings: Settings) -> dict[str, str]:
         "predict_per_core": f"{api['predict_per_core_requests_per_s']:,.0f}",
         "stream_tps": f"{stream[workers[0]]:,.0f}" if workers else "n/a",
         "stream_p99": f"{stream['latency_p99_ms']:.0f}",
+        "stream_per_core": f"{stream[workers[0].replace('_tx_per_s', '_per_core_tx_per_s')]:,.0f}"
+        if workers
+        else "n/a",
+        "stream_load": f"{sources['stream']['machine']['load_average_1m']:.1f}",
         "api_date": escape(sources["api"]["measured_at"][:10]),
         "api_load": f"{sources['api']['machine']['load_average_1m']:.1f}",
         "stream_date": escape(sources["stream"]["measured_at"][:10]),

@@ -102,15 +102,16 @@ delayed-label performance marts (Dagster), labels fed back through the API or th
 <tr><td>Card precision@100, same runs</td><td class="num"><b>$cp</b></td>
   <td>published best $cp_published (chapter-3 split: $cp_chapter3)</td></tr>
 <tr><td>AUC ROC, same runs</td><td class="num">$auc</td><td></td></tr>
-<tr><td>POST /predict throughput, $connections connections, 1 server core</td>
-  <td class="num"><b>$predict_rps req/s</b></td><td>p99 latency <b>$predict_p99 ms</b>;
-  server CPU $predict_per_core req/s per dedicated core</td></tr>
+<tr><td>POST /predict (Redis features, PostgreSQL commit), $connections connections, 1 core</td>
+  <td class="num"><b>$predict_rps req/s</b></td><td>p99 <b>$predict_p99 ms</b> at load
+  $api_load; server CPU: $predict_per_core req/s per dedicated core</td></tr>
 <tr><td>Stream worker (RabbitMQ &rarr; features &rarr; score &rarr; PostgreSQL), 1 worker</td>
-  <td class="num"><b>$stream_tps tx/s</b></td>
-  <td>publish &rarr; decision p99 $stream_p99 ms</td></tr>
+  <td class="num"><b>$stream_tps tx/s</b></td><td>p99 $stream_p99 ms at load $stream_load;
+  worker CPU: $stream_per_core tx/s per dedicated core</td></tr>
 </table>
-<p class="foot">Measured on a shared $cpus-core VM: API $api_date (load average $api_load),
-stream $stream_date. Every number on this page is read from files written by
+<p class="foot">Measured on a $cpus-core VM shared with other jobs (API $api_date, stream
+$stream_date): wall-clock rates fall with the load average shown; CPU per request is the
+steady figure. Every number on this page is read from files written by
 <code>vigil eda</code>, <code>vigil experiments --results</code> and
 <code>benchmarks/bench_api.py</code> / <code>bench_stream.py</code>; <code>make one-pager</code>
 rebuilds the page. Sources: README, docs/benchmarks.md, docs/MODEL_CARD.md, docs/eda/.</p>

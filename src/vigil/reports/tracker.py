@@ -36,7 +36,8 @@ WORLD = {
 }
 DATASETS = {"v1-base": "none", "v2-drift": "new_fraud_pattern"}
 DRIFT_START_DAY = 35
-RENDER_WAIT_MS = 5000
+RENDER_WAIT_MS = 2500
+LOAD_TIMEOUT_MS = 90_000
 
 
 @dataclass(frozen=True)
@@ -152,23 +153,26 @@ def screenshot_tracker(showcase: Showcase, out_dir: Path, log: Path) -> list[Pat
     runs = json.dumps(showcase.run_ids)
     experiment, one_run = showcase.experiment_ids[-1], showcase.run_ids[-1]
     run_page = f"#/experiments/{experiment}/runs/{one_run}"
-    # file name: (page, what to scroll to or click there)
+    compare = f"#/compare-runs?runs={runs}&experiments={experiments}"
+    # file name: (page, text that shows it has loaded, what to scroll to or click there)
     views = {
-        "mlflow-experiments.png": (f"#/compare-experiments/s?experiments={experiments}", ""),
-        "mlflow-compare.png": (f"#/compare-runs?runs={runs}&experiments={experiments}", ""),
-        "mlflow-compare-metrics.png": (
-            f"#/compare-runs?runs={runs}&experiments={experiments}",
-            "Metrics",
+        "mlflow-experiments.png": (
+            f"#/compare-experiments/s?experiments={experiments}",
+            "matching runs",
+            "",
         ),
-        "mlflow-run.png": (run_page, ""),
-        "mlflow-artifacts.png": (f"{run_page}/artifacts", "metrics.json"),
-        "mlflow-registry.png": (f"#/models/{showcase.model_name}", ""),
+        "mlflow-compare.png": (compare, "Parallel Coordinates Plot", ""),
+        "mlflow-compare-metrics.png": (compare, "Run details", "Metrics"),
+        "mlflow-run.png": (run_page, "About this run", ""),
+        "mlflow-artifacts.png": (f"{run_page}/artifacts", "metrics.json", "metrics.json"),
+        "mlflow-registry.png": (f"#/models/{showcase.model_name}", "Versions", ""),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     with server(command, f"{url}/health", log), chromium((1440, 900)) as page:
-        for name, (fragment, action) in views.items():
+        for name, (fragment, ready, action) in views.items():
             page.goto(f"{url}/{fragment}", wait_until="load")
+            page.get_by_text(ready).first.wait_for(timeout=LOAD_TIMEOUT_MS)
             page.wait_for_timeout(RENDER_WAIT_MS)  # the UI polls, so the network never idles
             _hide_side_panels(page)
             _show(page, action)

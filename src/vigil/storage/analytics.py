@@ -6,15 +6,19 @@ SQLite or PostgreSQL; nothing here writes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, Integer, case, cast, func, inspect, select
+from sqlalchemy import Connection, Engine, Integer, Select, and_, case, cast, func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from vigil.storage.errors import StorageError
 from vigil.storage.tables import labels, predictions, transactions
 
 SCORE_BINS = 20
+# Extra field the simulator's and the handbook's data carry: which fraud pattern, when labelled.
+SCENARIO_FIELD = "tx_fraud_scenario"
 
 
 class DatabaseNotReady(StorageError):
@@ -89,38 +93,104 @@ def prediction_history(connection: Connection, where: HistoryFilter) -> pd.DataF
     )
 
 
-def daily_summary(connection: Connection) -> pd.DataFrame:
-    """Per transaction day: volume, flags, flagged amount, labelled and confirmed frauds."""
+@dataclass(frozen=True)
+class AnalyticsFilter:
+    """Which stored decisions the Analytics page aggregates (``None``: no filter on that field).
+
+    ``start`` and ``end`` are transaction days, both included; ``scenario`` matches the
+    ``tx_fraud_scenario`` extra field, which only labelled (simulated or published) data has.
+    """
+
+    start: date | None = None
+    end: date | None = None
+    model_version: str | None = None
+    decision: int | None = None
+    min_amount: float | None = None
+    max_amount: float | None = None
+    scenario: int | None = None
+
+
+def _filtered(query: Select[Any], where: AnalyticsFilter) -> Select[Any]:
+    tx = transactions.c
+    conditions = []
+    if where.start is not None:
+        conditions.append(tx.tx_datetime >= datetime.combine(where.start, time.min))
+    if where.end is not None:
+        conditions.append(
+            tx.tx_datetime < datetime.combine(where.end + timedelta(days=1), time.min)
+        )
+    if where.model_version is not None:
+        conditions.append(predictions.c.model_version == where.model_version)
+    if where.decision is not None:
+        conditions.append(predictions.c.label == where.decision)
+    if where.min_amount is not None:
+        conditions.append(tx.tx_amount >= where.min_amount)
+    if where.max_amount is not None:
+        conditions.append(tx.tx_amount < where.max_amount)
+    if where.scenario is not None:
+        conditions.append(tx.extra[SCENARIO_FIELD].as_integer() == where.scenario)
+    return query.where(and_(*conditions)) if conditions else query
+
+
+def _joined(query: Select[Any]) -> Select[Any]:
+    return query.join_from(
+        predictions, transactions, predictions.c.transaction_id == transactions.c.transaction_id
+    ).outerjoin(labels, predictions.c.transaction_id == labels.c.transaction_id)
+
+
+def daily_summary(connection: Connection, where: AnalyticsFilter | None = None) -> pd.DataFrame:
+    """Per transaction day: volume, flags, labels so far and what they say about the decisions.
+
+    A fraud is *caught* when flagged and *missed* when approved; its amount is prevented or
+    missed loss. ``awaiting_review`` counts flagged decisions with no label yet (the review
+    queue). Precision and recall use the labels received so far, so they move as labels
+    mature; ``labelled_share`` says how far they have.
+    """
     day = func.date(transactions.c.tx_datetime).label("day")
-    flagged = predictions.c.label == 1
-    query = (
+    amount = transactions.c.tx_amount
+    flagged, fraud, genuine = (
+        predictions.c.label == 1,
+        labels.c.tx_fraud == 1,
+        labels.c.tx_fraud == 0,
+    )
+    query = _joined(
         select(
             day,
             func.count().label("transactions"),
-            func.sum(transactions.c.tx_amount).label("amount"),
+            func.sum(amount).label("amount"),
             func.sum(case((flagged, 1), else_=0)).label("flagged"),
-            func.sum(case((flagged, transactions.c.tx_amount), else_=0.0)).label("flagged_amount"),
+            func.sum(case((flagged, amount), else_=0.0)).label("flagged_amount"),
             func.count(labels.c.transaction_id).label("labelled"),
-            func.sum(case((labels.c.tx_fraud == 1, 1), else_=0)).label("confirmed_frauds"),
+            func.sum(case((fraud, 1), else_=0)).label("confirmed_frauds"),
+            func.sum(case((and_(flagged, fraud), 1), else_=0)).label("caught"),
+            func.sum(case((and_(flagged, genuine), 1), else_=0)).label("false_alarms"),
+            func.sum(case((and_(flagged, fraud), amount), else_=0.0)).label("prevented_loss"),
+            func.sum(case((and_(~flagged, fraud), amount), else_=0.0)).label("missed_loss"),
+            func.sum(case((and_(flagged, labels.c.transaction_id.is_(None)), 1), else_=0)).label(
+                "awaiting_review"
+            ),
             func.avg(predictions.c.score).label("mean_score"),
         )
-        .join_from(
-            predictions, transactions, predictions.c.transaction_id == transactions.c.transaction_id
-        )
-        .outerjoin(labels, predictions.c.transaction_id == labels.c.transaction_id)
-        .group_by(day)
-        .order_by(day)
     )
+    query = _filtered(query, where or AnalyticsFilter()).group_by(day).order_by(day)
     frame = pd.DataFrame(
         connection.execute(query).mappings().all(), columns=[c.name for c in query.selected_columns]
     )
     frame["day"] = pd.to_datetime(frame["day"])
     frame["flag_rate"] = frame["flagged"] / frame["transactions"]
     frame["fraud_rate"] = frame["confirmed_frauds"] / frame["transactions"]
+    judged = frame["caught"] + frame["false_alarms"]
+    frame["precision"] = (frame["caught"] / judged).where(judged > 0)
+    frame["recall"] = (frame["caught"] / frame["confirmed_frauds"]).where(
+        frame["confirmed_frauds"] > 0
+    )
+    frame["labelled_share"] = frame["labelled"] / frame["transactions"]
     return frame
 
 
-def score_histogram(connection: Connection, bins: int = SCORE_BINS) -> pd.DataFrame:
+def score_histogram(
+    connection: Connection, bins: int = SCORE_BINS, where: AnalyticsFilter | None = None
+) -> pd.DataFrame:
     """Number of predictions per score bin of width ``1 / bins`` (a score of 1 is in the last)."""
     scaled = predictions.c.score * bins
     # CAST truncates in SQLite but rounds in PostgreSQL; floor first where floor exists.
@@ -128,7 +198,10 @@ def score_histogram(connection: Connection, bins: int = SCORE_BINS) -> pd.DataFr
         func.floor(scaled) if connection.dialect.name == "postgresql" else scaled, Integer
     )
     bin_index = case((raw_bin >= bins, bins - 1), else_=raw_bin).label("bin")
-    query = select(bin_index, func.count().label("predictions")).group_by(bin_index)
+    query = _filtered(
+        _joined(select(bin_index, func.count().label("predictions"))), where or AnalyticsFilter()
+    )
+    query = query.group_by(bin_index)
     counts: dict[int, int] = dict(connection.execute(query).tuples().all())
     return pd.DataFrame(
         {

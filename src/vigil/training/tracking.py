@@ -7,6 +7,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,10 +157,14 @@ def _log_datasets(client: MlflowClient, run_id: str, datasets: Sequence[RunDatas
     from mlflow.entities import DatasetInput, InputTag
 
     inputs = []
-    for d in datasets:
-        dataset = from_pandas(d.frame, source=d.source, name=d.name, targets=TX_FRAUD)
-        context = InputTag("mlflow.data.context", d.context)
-        inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[context]))
+    with warnings.catch_warnings():
+        # MLflow warns that a local path matches two (identical) local source types, and that
+        # integer columns cannot hold missing values: neither applies to a logged dataset.
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\.")
+        for d in datasets:
+            dataset = from_pandas(d.frame, source=d.source, name=d.name, targets=TX_FRAUD)
+            context = InputTag("mlflow.data.context", d.context)
+            inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[context]))
     client.log_inputs(run_id, datasets=inputs)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -48,3 +49,27 @@ def render(options: UiOptions) -> None:
         return
     st.caption(f"{len(frame)} newest matching prediction(s); tx_fraud is the label, if known.")
     st.dataframe(frame, hide_index=True)
+    _explain(frame)
+
+
+def _explain(frame: pd.DataFrame) -> None:
+    """One decision of the table with its reason codes, score, threshold and label."""
+    st.subheader("Why was it decided so?")
+    chosen = st.selectbox(
+        "Transaction", list(frame["transaction_id"]), key="explain", format_func=str
+    )
+    row = frame[frame["transaction_id"] == chosen].iloc[0]
+    cols = st.columns(4)
+    cols[0].metric("Score", f"{row['score']:.4f}")
+    cols[1].metric("Decision", "Flagged" if row["label"] == 1 else "Approved")
+    cols[2].metric("Threshold", f"{row['threshold']:.4f}")
+    known = row["tx_fraud"]
+    cols[3].metric("Label", "not yet" if pd.isna(known) else ("fraud" if known else "genuine"))
+    reasons = list(row["reason_codes"] or [])
+    if reasons:
+        st.markdown(
+            f"**Reason codes** (model {row['model_version']}), strongest first: "
+            + ", ".join(f"`{feature}`" for feature in reasons)
+        )
+    else:
+        st.caption("No reason codes: no feature pushed this score above the training baseline.")
