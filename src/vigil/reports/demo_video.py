@@ -119,8 +119,7 @@ def _api_scenes(rec: Recorder, paths: DemoPaths, api: str, env: dict[str, str]) 
     log = (paths.root / "serve.log").read_text()
     rec.terminal(f"vigil serve --port {api.rsplit(':', 1)[1]}", log,
                  "4. Start the API: FastAPI + ONNX Runtime, no torch in serving")  # fmt: skip
-    # /docs loads Swagger UI from a CDN, which an offline machine cannot reach: show the
-    # OpenAPI document it renders instead.
+    # The OpenAPI document that /docs renders, as the routes it lists.
     spec = json.loads(rec.run(_curl(f"{api}/openapi.json"), "curl /openapi.json", "5",
                               env=env, show=False))  # fmt: skip
     routes = [
