@@ -146,11 +146,14 @@ def model_preparation_report(bench: dict[str, Any]) -> str:
 def automation_report(root: Path, settings: Settings) -> str:
     """Markdown: CI, the DVC pipeline's stages from ``dvc.yaml``, retraining settings."""
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    rows = [
-        f"| `{name}` | {stage.get('desc', '')} | {len(stage.get('deps', []))} | "
-        f"{len(stage.get('outs', [])) + len(stage.get('metrics', []))} |"
-        for name, stage in stages.items()
-    ]
+    rows = []
+    for name, stage in stages.items():
+        body = stage.get("do", stage)  # a foreach stage (one per dataset version) has a body
+        versions = " (per dataset version)" if "foreach" in stage else ""
+        rows.append(
+            f"| `{name}`{versions} | {body.get('desc', '')} | {len(body.get('deps', []))} | "
+            f"{len(body.get('outs', [])) + len(body.get('metrics', []))} |"
+        )
     m = settings.monitoring
     return "\n".join([
         "# Automation: CI/CD, DVC, retraining",
