@@ -83,3 +83,15 @@ def test_serve_names_an_unreachable_database_in_one_line(tmp_path: Path) -> None
     assert "database postgresql+psycopg://nobody:***@127.0.0.1:1/x unreachable" in line
     assert "secret" not in result.output
     assert "Fix: start it, or set storage.database_url" in line
+
+
+def test_serve_names_an_unreachable_state_store_without_its_password(tmp_path: Path) -> None:
+    model = write_model(build_settings({}), tmp_path / "model.onnx", "m")
+    state = "storage.state_url=redis://:hunter2@127.0.0.1:1/0"
+    result = CliRunner().invoke(
+        app, ["serve", "--set", f"inference.model_path={model}", "--set", state]
+    )
+    assert result.exit_code == 1
+    (line,) = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert "state store redis://:**********@127.0.0.1:1/0 unreachable" in line
+    assert "hunter2" not in result.output

@@ -88,3 +88,19 @@ def test_cli_refuses_an_in_process_store(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "storage.state_url is memory://" in result.output
+
+
+def test_cli_names_an_unreachable_store_without_its_password(
+    world: pd.DataFrame, tmp_path: Path
+) -> None:
+    world.to_parquet(tmp_path / "history.parquet")
+    result = CliRunner().invoke(
+        app,
+        [
+            "warm-state", "--input", str(tmp_path / "history.parquet"),
+            "--set", "storage.state_url=redis://:hunter2@127.0.0.1:1/0",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "state store unreachable at redis://:**********@127.0.0.1:1/0" in result.output
+    assert "hunter2" not in result.output

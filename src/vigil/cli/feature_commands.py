@@ -106,6 +106,7 @@ def warm_state(
     from vigil.features.state import make_state_store
     from vigil.features.warmup import plan_warmup
     from vigil.features.warmup import warm_state as warm
+    from vigil.redaction import mask_url
 
     try:
         frame = read_transactions(source)
@@ -118,7 +119,7 @@ def warm_state(
         with tqdm(total=plan.transactions + plan.labels, unit="item", desc="warming") as bar:
             done = warm(computer, frame, until, batch_size, bar.update)
     except (RedisConnectionError, RedisTimeoutError) as error:
-        raise fail(f"state store unreachable at {url}: {error}") from None
+        raise fail(f"state store unreachable at {mask_url(url)}: {error}") from None
     finally:
         store.close()
     typer.echo(

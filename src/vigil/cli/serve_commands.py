@@ -41,6 +41,7 @@ def _preflight(settings: Settings) -> None:
     from vigil.decisions import load_models
     from vigil.features import make_state_store
     from vigil.inference.errors import ModelLoadError
+    from vigil.redaction import mask_url
 
     model_path = settings.inference.model_path
     try:
@@ -57,8 +58,8 @@ def _preflight(settings: Settings) -> None:
         store.ping()
     except Exception as error:  # the client's connection error, whatever the store
         raise fail(
-            f"cannot start the API: state store {url} unreachable ({error}). Fix: start it, "
-            "or set storage.state_url (memory:// for one process)"
+            f"cannot start the API: state store {mask_url(url)} unreachable ({error}). "
+            "Fix: start it, or set storage.state_url (memory:// for one process)"
         ) from None
     finally:
         store.close()
