@@ -1,15 +1,16 @@
 """``/docs`` (Swagger UI) and ``/redoc`` with their assets served by the API itself.
 
 FastAPI's default pages load their JavaScript and CSS from a CDN, so they are blank offline.
-Swagger UI comes from the ``swagger-ui-bundle`` package; ReDoc's standalone bundle is vendored
-in ``static/redoc`` (MIT, see its README).
+Swagger UI 5 (it renders the OpenAPI 3.1 documents FastAPI emits) comes from the static
+folder of the ``swagger-ui-py`` package, located without importing it; ReDoc's standalone
+bundle is vendored in ``static/redoc`` (MIT, see its README).
 """
 
 from __future__ import annotations
 
+from importlib.util import find_spec
 from pathlib import Path
 
-import swagger_ui_bundle
 from fastapi import FastAPI
 from fastapi.openapi.docs import (
     get_redoc_html,
@@ -19,7 +20,15 @@ from fastapi.openapi.docs import (
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-SWAGGER_DIR = Path(swagger_ui_bundle.swagger_ui_path)
+
+def _swagger_ui_dir() -> Path:
+    """``swagger_ui/static`` of ``swagger-ui-py``; the package itself is never imported."""
+    spec = find_spec("swagger_ui")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("Swagger UI's assets are missing: pip install swagger-ui-py")
+    return Path(spec.origin).parent / "static"
+
+
 REDOC_DIR = Path(__file__).parent / "static" / "redoc"
 SWAGGER_PREFIX = "/static/swagger-ui"
 REDOC_PREFIX = "/static/redoc"
@@ -30,7 +39,7 @@ def install_docs(app: FastAPI) -> None:
 
     The app must be built with ``docs_url=None, redoc_url=None`` (FastAPI's CDN pages).
     """
-    app.mount(SWAGGER_PREFIX, StaticFiles(directory=SWAGGER_DIR), name="swagger-ui")
+    app.mount(SWAGGER_PREFIX, StaticFiles(directory=_swagger_ui_dir()), name="swagger-ui")
     app.mount(REDOC_PREFIX, StaticFiles(directory=REDOC_DIR), name="redoc")
     openapi_url = app.openapi_url or "/openapi.json"
     redirect_url = "/docs/oauth2-redirect"
