@@ -36,6 +36,7 @@ def test_predictions_are_stored_in_postgres_with_redis_features(
     first = random.randrange(10**12, 10**13)  # the shared test database keeps earlier runs' rows
     customer = random.randrange(10**9)
     ids = list(range(first, first + 5))
+    make_state_store(settings.storage.state_url).mark_warm()  # as `vigil warm-state` does
     with TestClient(create_app(settings)) as client:  # builds writer and Redis store itself
         health = client.get("/health").json()
         answers = [
@@ -51,7 +52,7 @@ def test_predictions_are_stored_in_postgres_with_redis_features(
         )
     assert health == {
         "status": "ready",
-        "checks": {"model": True, "database": True, "state_store": True},
+        "checks": {"model": True, "database": True, "state_store": True, "state_warm": True},
         "model_version": "model-pg",
     }
     assert [a.status_code for a in answers] == [200] * len(ids)

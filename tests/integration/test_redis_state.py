@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
 import redis
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from api_support import FakeWriter, api_settings, build_app, write_model
 from live_scoring import offline_from, score_from
 from vigil.cli import app
 from vigil.config import FeaturesConfig, Settings
@@ -20,6 +23,7 @@ from vigil.features.online import OnlineFeatureComputer
 from vigil.features.redis_state import RedisStateStore
 from vigil.features.replay import replay
 from vigil.features.state import InMemoryStateStore, Transaction, make_state_store
+from vigil.features.warmup import warm_state
 
 pytestmark = pytest.mark.integration
 
@@ -199,3 +203,28 @@ def test_warm_state_command_fills_redis_like_a_live_store(
     expected = offline_from(frame, until, CONFIG)
     np.testing.assert_allclose(got, expected, rtol=1e-9)
     assert expected[:, fd.feature_names(CONFIG).index(fd.terminal_risk(30))].max() > 0
+
+
+def test_health_is_degraded_after_the_state_store_lost_its_history(
+    redis_url: str, small_settings: Settings, tmp_path: Path
+) -> None:
+    """A Redis restart without persistence loses the marker with the data: 'degraded' and
+    vigil_state_store_warm 0 until `vigil warm-state` has run."""
+    prefix = f"vigil:test:warm:{uuid.uuid4().hex[:8]}"
+    store = RedisStateStore(redis_url, prefix=prefix)
+    settings = api_settings(small_settings)
+    model = write_model(settings, tmp_path / "m.onnx", "model-w")
+    client_ = redis.Redis.from_url(redis_url)
+    with TestClient(build_app(settings, model, FakeWriter(), store)) as client:
+        cold = client.get("/health")
+        assert cold.status_code == 200 and cold.json()["status"] == "degraded"
+        assert cold.json()["checks"]["state_warm"] is False
+        assert "vigil_state_store_warm 0.0" in client.get("/metrics").text
+        frame = simulate_transactions(small_settings.data.model_copy(update={"n_days": 40}))
+        warm_state(OnlineFeatureComputer(small_settings.features, store), frame)
+        warm = client.get("/health").json()
+        assert warm["status"] == "ready" and warm["checks"]["state_warm"] is True
+        assert "vigil_state_store_warm 1.0" in client.get("/metrics").text
+        client_.delete(*client_.keys(f"{prefix}:*"))  # what a restart without AOF leaves
+        assert client.get("/health").json()["status"] == "degraded"
+    client_.close()

@@ -43,7 +43,7 @@ def test_health_is_ready_with_the_model_version(client: TestClient) -> None:
     assert response.status_code == 200
     assert response.json() == {
         "status": "ready",
-        "checks": {"model": True, "database": True, "state_store": True},
+        "checks": {"model": True, "database": True, "state_store": True, "state_warm": True},
         "model_version": "model-a",
     }
 
@@ -214,7 +214,12 @@ def test_health_is_503_when_the_state_store_does_not_answer(
     with TestClient(build_app(settings, model, writer, store)) as client:
         response = client.get("/health")
     assert response.status_code == 503
-    assert response.json()["checks"] == {"model": True, "database": True, "state_store": False}
+    assert response.json()["checks"] == {
+        "model": True,
+        "database": True,
+        "state_store": False,
+        "state_warm": False,
+    }
 
 
 @pytest.mark.parametrize("route", ["/admin/reload", "/admin/challenger"])

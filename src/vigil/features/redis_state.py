@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import hiredis
@@ -278,6 +279,7 @@ class RedisStateStore:
 
     def __init__(self, url: str, prefix: str = "vigil:features", ttl_slack_days: int = 1) -> None:
         self.prefix = prefix
+        self._warm_key = f"{prefix}:warm"
         self._ttl_slack_us = ttl_slack_days * US_PER_DAY
         self._client = redis.Redis.from_url(url, decode_responses=True)
         self._aclient = aioredis.Redis.from_url(
@@ -349,6 +351,14 @@ class RedisStateStore:
     def ping(self) -> bool:
         """PING Redis; raises ``redis.ConnectionError`` (or a timeout) when it is unreachable."""
         return bool(self._client.ping())
+
+    def mark_warm(self) -> None:
+        """Set the warm marker (no TTL): lost with the data when Redis restarts without it."""
+        self._client.set(self._warm_key, datetime.now(UTC).isoformat())
+
+    async def awarm(self) -> bool:
+        """Whether the warm marker is still there (a restart that lost the state loses it)."""
+        return bool(await self._aclient.exists(self._warm_key))
 
     async def aping(self) -> bool:
         """Async :meth:`ping`."""

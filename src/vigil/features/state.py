@@ -177,6 +177,14 @@ class StateStore(Protocol):
         """True when the store answers; raises the client's error when it cannot be reached."""
         ...
 
+    def mark_warm(self) -> None:
+        """Record that the history was replayed into this store (``vigil warm-state``)."""
+        ...
+
+    async def awarm(self) -> bool:
+        """Whether the store still holds what the last warm-up put in (False after a reset)."""
+        ...
+
     async def aping(self) -> bool:
         """Async :meth:`ping`."""
         ...
@@ -366,6 +374,13 @@ class InMemoryStateStore:
 
     def ping(self) -> bool:
         """The in-process store is always reachable."""
+        return True
+
+    def mark_warm(self) -> None:
+        """Nothing to record: the in-process store lives and dies with its process."""
+
+    async def awarm(self) -> bool:
+        """Always True: no other process can reset it behind this one's back."""
         return True
 
     async def aping(self) -> bool:

@@ -107,5 +107,6 @@ def warm_state(
         computer.add_label(int(i), int(c), int(t), ts.to_pydatetime(), bool(fraud))
         if progress is not None:
             progress(1)
+    computer.store.mark_warm()  # /health reports "degraded" until this marker exists
     log.info("warmed the state store: %d transactions, %d labels", len(txs), len(labels))
     return WarmupPlan(since, end, len(txs), len(labels))

@@ -133,6 +133,12 @@ class VigilMetrics:
             "Rows waiting in the database writer's queue.",
             registry=reg,
         )
+        self.state_store_warm = Gauge(
+            "vigil_state_store_warm",
+            "1 while the online state store holds its warm-up marker; 0 after a reset lost it.",
+            registry=reg,
+        )
+        self.state_store_warm.set(1)
 
         # Stream worker.
         self.messages_consumed = Counter(

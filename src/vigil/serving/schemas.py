@@ -187,7 +187,8 @@ class EvaluateOut(BaseModel):
 
 
 class HealthOut(BaseModel):
-    """Liveness and readiness: ``ready`` only when every dependency answers."""
+    """Liveness and readiness: ``ready`` when every dependency answers, ``degraded`` (still
+    200) when only the state store's warm-up marker is gone, ``unavailable`` (503) otherwise."""
 
     model_config = ConfigDict(
         protected_namespaces=(),
@@ -195,14 +196,19 @@ class HealthOut(BaseModel):
             "examples": [
                 {
                     "status": "ready",
-                    "checks": {"model": True, "database": True, "state_store": True},
+                    "checks": {
+                        "model": True,
+                        "database": True,
+                        "state_store": True,
+                        "state_warm": True,
+                    },
                     "model_version": "vigil-3f2a9c1d",
                 }
             ]
         },
     )
 
-    status: Literal["ready", "unavailable"]
+    status: Literal["ready", "degraded", "unavailable"]
     checks: dict[str, bool]
     model_version: str | None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Literal
 
 from vigil.serving.deps import Services
 from vigil.serving.schemas import HealthOut
@@ -22,10 +23,28 @@ async def _state_store_reachable(services: Services) -> bool:
         return False
 
 
+async def state_warm(services: Services) -> bool:
+    """Whether the state store still holds its warm-up marker; also sets the gauge."""
+    try:
+        warm = await asyncio.wait_for(services.store.awarm(), PING_TIMEOUT_S)
+    except Exception as error:  # unreachable: the state_store check says so already
+        log.warning("state store warm marker unreadable: %s", error)
+        warm = False
+    services.metrics.state_store_warm.set(1 if warm else 0)
+    if not warm:
+        log.warning("state store is cold (reset since `vigil warm-state`): every card is new")
+    return warm
+
+
 async def readiness(services: Services | None) -> HealthOut:
-    """Each check's outcome and the serving model version; ``ready`` only if all pass."""
+    """Each check's outcome and the serving model version.
+
+    ``ready`` when all pass; ``degraded`` when only ``state_warm`` fails (the store lost its
+    history, say a Redis restart without persistence: answers are valid but every card looks
+    new until ``vigil warm-state`` runs); ``unavailable`` otherwise.
+    """
     if services is None:
-        checks = {"model": False, "database": False, "state_store": False}
+        checks = {"model": False, "database": False, "state_store": False, "state_warm": False}
         return HealthOut(status="unavailable", checks=checks, model_version=None)
     champion = services.models.snapshot().champion
     checks = {
@@ -33,8 +52,14 @@ async def readiness(services: Services | None) -> HealthOut:
         "database": services.writer.healthy,
         "state_store": await _state_store_reachable(services),
     }
+    checks["state_warm"] = checks["state_store"] and await state_warm(services)
+    status: Literal["ready", "degraded", "unavailable"] = "ready"
+    if not all(v for k, v in checks.items() if k != "state_warm"):
+        status = "unavailable"
+    elif not checks["state_warm"]:
+        status = "degraded"
     return HealthOut(
-        status="ready" if all(checks.values()) else "unavailable",
+        status=status,
         checks=checks,
         model_version=champion.metadata.model_version if champion is not None else None,
     )

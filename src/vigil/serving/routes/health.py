@@ -19,8 +19,9 @@ router = APIRouter(tags=["operations"])
     summary="Liveness and readiness: model loaded, database writer healthy, state store up",
 )
 async def health(request: Request) -> Response:
-    """200 when ready to score, 503 (same body) when a dependency is missing or down."""
+    """200 when ready (or degraded: scoring, with a cold state store), 503 (same body) when a
+    dependency is missing or down."""
     report = await readiness(getattr(request.app.state, "services", None))
     response = json_response(report.model_dump())
-    response.status_code = 200 if report.status == "ready" else 503
+    response.status_code = 503 if report.status == "unavailable" else 200
     return response

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from vigil.monitoring import CONTENT_TYPE_LATEST
+from vigil.serving.status import state_warm
 
 router = APIRouter(tags=["operations"])
 
@@ -28,4 +29,5 @@ async def metrics(request: Request) -> Response:
     if services is not None:
         # however the models changed: a route, a deploy, or one followed from another process
         services.metrics.show_models(services.models.snapshot())
+        await state_warm(services)  # vigil_state_store_warm, read at every scrape
     return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
