@@ -22,6 +22,7 @@ EXPECTED_FAMILIES = {
     "vigil_state_store_latency_seconds": "histogram",
     "vigil_db_commit_latency_seconds": "histogram",
     "vigil_writer_queue_depth": "gauge",
+    "vigil_state_store_warm": "gauge",
     "vigil_stream_messages_consumed": "counter",
     "vigil_stream_messages_acked": "counter",
     "vigil_stream_messages_dead_lettered": "counter",
