@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from vigil.reports.video import Frame, assemble, duration_seconds, frame_at
+from vigil.reports.video import Frame, assemble, duration_seconds
 
 ROOT = Path(__file__).resolve().parents[2]
 VIDEO, GIF = ROOT / "docs" / "demo.mp4", ROOT / "docs" / "demo.gif"
@@ -24,6 +24,16 @@ def require_ffmpeg() -> None:
     if os.environ.get("CI"):
         pytest.fail("ffmpeg is not installed: apt-get install ffmpeg")
     pytest.skip("ffmpeg is not installed")
+
+
+def frame_at(video: Path, seconds: float, out: Path) -> Path:
+    """The frame shown at ``seconds``, as PNG."""
+    subprocess.run(
+        ["ffmpeg", "-y", "-loglevel", "error", "-ss", f"{seconds:.2f}", "-i", str(video),
+         "-frames:v", "1", str(out)],
+        check=True,
+    )  # fmt: skip
+    return out
 
 
 def codec(video: Path) -> str:

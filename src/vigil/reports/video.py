@@ -148,13 +148,3 @@ def duration_seconds(video: Path) -> float:
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     return float(result.stdout.strip())
-
-
-def frame_at(video: Path, seconds: float, out: Path) -> Path:
-    """The frame shown at ``seconds``, as PNG."""
-    subprocess.run(
-        ["ffmpeg", "-y", "-loglevel", "error", "-ss", f"{seconds:.2f}", "-i", str(video),
-         "-frames:v", "1", str(out)],
-        check=True,
-    )  # fmt: skip
-    return out
