@@ -86,7 +86,7 @@ def test_one_run_per_listed_seed(tmp_path: Path) -> None:
     base.write_text(yaml.safe_dump(json.loads(json.dumps(tree))))
     experiment = tmp_path / "logistic.yaml"
     experiment.write_text(yaml.safe_dump({"model": {"kind": "logistic"}}))
-    results = run_experiments(base, [experiment], data=raw, seeds="3,4")
+    results = run_experiments(base, [experiment], data=raw, seeds="3,4", environ={})
     seeds = [
         yaml.safe_load((tmp_path / "runs" / r["run_id"] / "config.yaml").read_text())["train"][
             "seed"

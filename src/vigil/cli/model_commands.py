@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -156,7 +157,7 @@ def experiments_run(
 
     try:
         files = experiment_files(experiments_dir, names or [])
-        results = run_experiments(config, files, overrides or [], data, seeds)
+        results = run_experiments(config, files, overrides or [], data, seeds, environ=os.environ)
     except (ConfigError, ValueError, RuntimeError, OSError) as error:
         raise fail(str(error)) from None
     typer.echo(format_table(aggregate(results)))

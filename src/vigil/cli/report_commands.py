@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -66,7 +67,7 @@ def tracker_images(
 
     start(config, None, verbose)
     started = time.perf_counter()
-    showcase = build_showcase(config, workdir, experiments_dir)
+    showcase = build_showcase(config, workdir, experiments_dir, os.environ)
     try:
         written = screenshot_tracker(showcase, out, workdir / "mlflow-server.log")
     except BrowserError as error:

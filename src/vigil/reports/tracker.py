@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,8 +67,13 @@ def _overrides(workdir: Path, dataset: str, scenario: str) -> list[str]:
     return [f"{key}={json.dumps(value)}" for key, value in values.items()]
 
 
-def build_showcase(base_config: Path, workdir: Path, experiments_dir: Path) -> Showcase:
-    """Simulate both dataset versions, run every experiment on each, register, set aliases."""
+def build_showcase(
+    base_config: Path, workdir: Path, experiments_dir: Path, environ: Mapping[str, str]
+) -> Showcase:
+    """Simulate both dataset versions, run every experiment on each, register, set aliases.
+
+    ``environ``'s ``VIGIL_*`` variables apply as in ``vigil experiments run``.
+    """
     from vigil.data.simulate import generate
     from vigil.inference.roles import CHAMPION
     from vigil.tracking.model_registry import ModelRegistry
@@ -76,14 +81,14 @@ def build_showcase(base_config: Path, workdir: Path, experiments_dir: Path) -> S
     from vigil.training.experiments import experiment_files, experiment_settings, run_experiments
 
     files = experiment_files(experiments_dir, EXPERIMENTS)
-    _create_experiments(base_config, files, workdir)
+    _create_experiments(base_config, files, workdir, environ)
     registrations = []
     for dataset, scenario in DATASETS.items():
         overrides = _overrides(workdir, dataset, scenario)
-        settings = experiment_settings(base_config, files[0], overrides)
+        settings = experiment_settings(base_config, files[0], overrides, environ=environ)
         if not settings.data.raw_dir.exists():
             generate(settings.data, settings.data.raw_dir, progress=False)
-        for metrics in run_experiments(base_config, files, overrides):
+        for metrics in run_experiments(base_config, files, overrides, environ=environ):
             run_dir = settings.train.runs_dir / metrics["run_id"]
             registrations.append((metrics, register_run(settings, run_dir)))
     best = max(registrations, key=lambda pair: pair[0]["test"]["average_precision"])
@@ -92,7 +97,9 @@ def build_showcase(base_config: Path, workdir: Path, experiments_dir: Path) -> S
     return _describe(settings, [r.run_id for _, r in registrations])
 
 
-def _create_experiments(base_config: Path, files: Sequence[Path], workdir: Path) -> None:
+def _create_experiments(
+    base_config: Path, files: Sequence[Path], workdir: Path, environ: Mapping[str, str]
+) -> None:
     """Create the experiments with their artifacts under ``workdir`` (not the working dir)."""
     from mlflow import MlflowClient
 
@@ -102,7 +109,7 @@ def _create_experiments(base_config: Path, files: Sequence[Path], workdir: Path)
     uri = prepare_tracking_uri(_tracking_uri(workdir))
     client = MlflowClient(uri)
     for file in files:
-        name = experiment_settings(base_config, file).train.experiment_name
+        name = experiment_settings(base_config, file, environ=environ).train.experiment_name
         if client.get_experiment_by_name(name) is None:
             artifacts = workdir.resolve() / "artifacts" / name
             client.create_experiment(name, artifact_location=str(artifacts))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -58,9 +57,13 @@ def experiment_files(directory: Path, names: Sequence[str] = ()) -> list[Path]:
 
 
 def experiment_settings(
-    base_config: Path, experiment_file: Path, overrides: Sequence[str] = ()
+    base_config: Path,
+    experiment_file: Path,
+    overrides: Sequence[str] = (),
+    *,
+    environ: Mapping[str, str],
 ) -> Settings:
-    """Base YAML, then ``VIGIL_*`` env, then the experiment file, then ``--set`` overrides.
+    """Base YAML, then ``VIGIL_*`` of ``environ``, then the experiment file, then ``--set``.
 
     The experiment name defaults to the file's stem.
     """
@@ -69,7 +72,7 @@ def experiment_settings(
         raise ConfigError(f"experiment file {experiment_file} must hold a mapping of sections")
     tree.setdefault("train", {}).setdefault("experiment_name", experiment_file.stem)
     merged = [f"{key}={json.dumps(value, default=str)}" for key, value in flatten(tree).items()]
-    return load_settings(base_config, [*merged, *overrides], environ=os.environ)
+    return load_settings(base_config, [*merged, *overrides], environ=environ)
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,8 @@ def run_experiments(
     overrides: Sequence[str] = (),
     data: Path | None = None,
     seeds: str = "1",
+    *,
+    environ: Mapping[str, str],
 ) -> list[dict[str, Any]]:
     """Run every experiment once per seed of ``seeds`` (see :func:`parse_seeds`).
 
@@ -155,10 +160,10 @@ def run_experiments(
     tables: dict[str, FeatureTable] = {}
     results = []
     for file in files:
-        first = experiment_settings(base_config, file, overrides)
+        first = experiment_settings(base_config, file, overrides, environ=environ)
         for value in parse_seeds(seeds, first.train.seed):
             seed = f"train.seed={value}"
-            settings = experiment_settings(base_config, file, [*overrides, seed])
+            settings = experiment_settings(base_config, file, [*overrides, seed], environ=environ)
             # Runs that share data, features and periods share one feature table.
             key = json.dumps(
                 [str(data or settings.data.raw_dir), settings.features.model_dump(mode="json"),
