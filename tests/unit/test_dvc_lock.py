@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,9 @@ def _stale(status: dict[str, list[object]]) -> list[str]:
 
 
 def test_dvc_lock_is_clean_against_the_code_and_parameters() -> None:
-    dvc = shutil.which("dvc")
+    # `make test` runs .venv/bin/python without .venv/bin on PATH: look beside the interpreter.
+    beside = Path(sys.executable).parent / "dvc"
+    dvc = str(beside) if beside.exists() else shutil.which("dvc")
     if dvc is None:
         pytest.fail("dvc is not installed (it comes with the `ops` extra: make setup)")
     completed = subprocess.run(
