@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -213,6 +214,31 @@ def test_forward_batch_json_and_csv_give_the_same_results_in_order(
         assert result["score"] == pytest.approx(expected_score(row["tx_amount"], BIAS), abs=1e-6)
     assert by_csv.json() == by_json.json() == raw_csv.json()
     assert writer.records == []
+
+
+def test_forward_batch_reads_gzip_csv_uploads_like_plain_ones(client: TestClient) -> None:
+    rows = [transaction(i, amount=a) for i, a in [(40, 300.0), (41, 10.0)]]
+    plain = client.post("/forward_batch", content=_csv(rows), headers={"content-type": "text/csv"})
+    packed = gzip.compress(_csv(rows).encode())
+    raw_gz = client.post("/forward_batch", content=packed, headers={"content-type": "text/csv"})
+    form_gz = client.post("/forward_batch", files={"file": ("b.csv.gz", packed, "text/csv")})
+    assert plain.status_code == raw_gz.status_code == form_gz.status_code == 200
+    assert raw_gz.json() == form_gz.json() == plain.json()
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "says"),
+    [
+        (gzip.compress(b"transaction_id\n1\n")[:-12], 400, "truncated"),
+        (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff\x07", 400, "corrupt"),  # bad block
+        (gzip.compress(b"0" * 100_000), 413, "inflated gzip upload"),  # the limit is 4,000
+    ],
+)
+def test_forward_batch_bad_gzip_uploads_are_refused(
+    client: TestClient, content: bytes, status: int, says: str
+) -> None:
+    response = client.post("/forward_batch", content=content, headers={"content-type": "text/csv"})
+    assert response.status_code == status and says in response.text
 
 
 def test_forward_batch_accepts_the_handbooks_upper_case_columns(client: TestClient) -> None:

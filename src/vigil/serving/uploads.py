@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zlib
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -27,6 +28,7 @@ JSON = "application/json"
 CSV = "text/csv"
 MULTIPART = "multipart/form-data"
 UPLOAD_FIELD = "file"
+GZIP_MAGIC = b"\x1f\x8b"
 # The handbook's upper-case column names are accepted as well.
 _COLUMN_ALIASES = {name.lower(): name.lower() for name in schema.HANDBOOK_COLUMNS}
 
@@ -96,18 +98,38 @@ def csv_rows(data: bytes) -> list[dict[str, object]]:
         raise BadUpload(f"the CSV upload is malformed: {error}") from None
 
 
+def gunzipped(data: bytes, limit: int) -> bytes:
+    """``data`` inflated when it is gzip (a ``.csv.gz`` upload), refused past ``limit`` bytes.
+
+    The limit bounds the inflated size too: a small compressed body cannot expand without end.
+    """
+    if not data.startswith(GZIP_MAGIC):
+        return data
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        inflated = inflater.decompress(data, limit + 1)
+    except zlib.error as error:
+        raise BadUpload(f"the gzip upload is corrupt: {error}") from None
+    if len(inflated) > limit:
+        raise PayloadTooLarge(limit, what="the inflated gzip upload")
+    if not inflater.eof:
+        raise BadUpload("the gzip upload is truncated")
+    return inflated
+
+
 async def uploaded_csv(request: Request) -> bytes:
-    """The CSV bytes of a ``text/csv`` body or of the ``file`` field of a multipart form."""
+    """The CSV bytes (plain or gzip) of a ``text/csv`` body or of a multipart ``file`` field."""
+    limit = request.app.state.settings.serving.max_upload_bytes
     kind = media_type(request)
     if kind == CSV:
-        return await request.body()
+        return gunzipped(await request.body(), limit)
     if kind != MULTIPART:
         raise UnsupportedMediaType(f"send {CSV} or a {MULTIPART} upload with a '{UPLOAD_FIELD}'")
     async with request.form(max_files=1, max_fields=10) as form:
         upload = form.get(UPLOAD_FIELD)
         if not isinstance(upload, UploadFile):
             raise BadUpload(f"the multipart form has no file field '{UPLOAD_FIELD}'")
-        return await upload.read()
+        return gunzipped(await upload.read(), limit)
 
 
 async def read_batch(
