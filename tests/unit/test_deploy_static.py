@@ -8,6 +8,7 @@ run is parsed by the real CLI.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 DOCKERFILES = sorted(DOCKER_DIR.glob("Dockerfile.*"))
 K8S_FILES = sorted(K8S_DIR.glob("*.yaml"))
+SECRET_SCRIPT = K8S_DIR / "create-secret.sh"
 BIN = Path(sys.executable).parent
 # ${NAME:-default} and ${NAME} as docker compose interpolates them with an empty environment.
 INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?::-(?P<default>[^}]*))?\}")
@@ -275,14 +277,133 @@ def test_dagster_runs_one_daemon_and_matches_compose() -> None:
 
 
 def test_k8s_environment_is_valid_configuration() -> None:
-    env = {
-        **k8s_object("ConfigMap", "vigil-config")["data"],
-        **k8s_object("Secret", "vigil-secrets")["stringData"],
+    """The ConfigMap plus the names the secret command sets (sample values) load as settings."""
+    samples = {
+        "VIGIL_SERVING__API_KEY": "ab" * 32,
+        "VIGIL_STORAGE__DATABASE_URL": "postgresql+psycopg://vigil:pw@postgres:5432/vigil",
+        "VIGIL_BROKER__URL": "amqp://vigil:pw@rabbitmq.vigil.svc:5672/",
     }
+    assert set(re.findall(r"--from-literal=(\w+)=", SECRET_SCRIPT.read_text())) == set(samples)
+    env = {**k8s_object("ConfigMap", "vigil-config")["data"], **samples}
     settings = load_settings(ROOT / "configs" / "vigil.yaml", environ=env)
     assert settings.serving.host == "0.0.0.0"
     assert settings.broker.url is not None and settings.broker.url.startswith("amqp://")
     assert all(doc["metadata"].get("namespace", "vigil") == "vigil" for doc in k8s_documents())
+
+
+# A key-like setting: its value must come from the environment or a secret store, never a file.
+SECRET_NAME = re.compile(r"(API_KEY|PASSWORD|SECRET|TOKEN)", re.IGNORECASE)
+PLACEHOLDERS = ("change-me", "replace-me", "changeme")
+
+
+def deployment_files() -> list[Path]:
+    """Every manifest, compose file and Dockerfile shipped for deployment."""
+    found = [COMPOSE_FILE, *DOCKERFILES]
+    found += [p for p in (ROOT / "deploy").rglob("*") if p.suffix in {".yaml", ".yml", ".env"}]
+    return sorted(set(found))
+
+
+def literal_keys(path: Path) -> list[str]:
+    """``NAME: value`` / ``NAME=value`` lines giving an API key a literal value."""
+    found = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        match = re.match(r"\s*(?:-\s*)?[\"']?(\w*API_KEY)[\"']?\s*[:=]\s*(.*)$", line)
+        if match is None:
+            continue
+        value = match.group(2).strip().strip("\"'")
+        required = re.fullmatch(r"\$\{\w+:\?[^}]*\}", value)  # compose: must be set
+        if value and not required and not value.startswith("#"):
+            found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    return found
+
+
+def test_no_manifest_or_compose_file_carries_a_literal_key() -> None:
+    """Keys come from the environment (compose) or the created Secret (k8s), never a file."""
+    offending = [hit for path in deployment_files() for hit in literal_keys(path)]
+    assert offending == []
+    for path in deployment_files():
+        text = path.read_text().lower()
+        assert not [p for p in PLACEHOLDERS if p in text], f"placeholder secret in {path}"
+    secrets = [d for d in k8s_documents() if d["kind"] == "Secret"]
+    assert secrets == [], "k8s Secrets are created by deploy/k8s/create-secret.sh, not shipped"
+
+
+def test_literal_key_check_catches_a_planted_key(tmp_path: Path) -> None:
+    planted = ROOT / "deploy" / "k8s" / "_planted_test_file.yaml"
+    try:
+        planted.write_text("stringData:\n  VIGIL_SERVING__API_KEY: s3cr3t\n")
+        assert literal_keys(planted)
+        planted.write_text("env:\n  VIGIL_SERVING__API_KEY: ${VIGIL_API_KEY:-dev}\n")
+        assert literal_keys(planted), "a compose default is a literal key too"
+        planted.write_text("env:\n  VIGIL_SERVING__API_KEY: ${VIGIL_API_KEY:?set it}\n")
+        assert literal_keys(planted) == []
+    finally:
+        planted.unlink(missing_ok=True)
+
+
+FAKE_KUBECTL = """#!/usr/bin/env python3
+import json, os, sys
+args = sys.argv[1:]
+if args[0] == "create":
+    print(json.dumps(args))
+elif args[0] == "label":
+    sys.stdout.write(sys.stdin.read())
+elif args[0] == "apply":
+    with open(os.environ["FAKE_KUBECTL_OUT"], "a") as out:
+        out.write(sys.stdin.read())
+"""
+
+
+def run_secret_script(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """``create-secret.sh`` against a fake ``kubectl`` that records what would be applied."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    kubectl = bin_dir / "kubectl"
+    kubectl.write_text(FAKE_KUBECTL)
+    kubectl.chmod(0o755)
+    environ = {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_KUBECTL_OUT": str(tmp_path / "out")}
+    return subprocess.run(
+        ["bash", str(SECRET_SCRIPT)], env={**environ, **env}, capture_output=True, text=True
+    )
+
+
+def applied_literals(tmp_path: Path) -> list[dict[str, str]]:
+    lines = (tmp_path / "out").read_text().splitlines()
+    prefix = "--from-literal="
+    return [
+        dict(a[len(prefix) :].split("=", 1) for a in json.loads(line) if a.startswith(prefix))
+        for line in lines
+    ]
+
+
+def test_the_secret_command_generates_a_random_key(tmp_path: Path) -> None:
+    urls = {"VIGIL_DATABASE_URL": "postgresql+psycopg://v:pw@db/v", "VIGIL_BROKER_URL": "amqp://b/"}
+    for _ in range(2):
+        result = run_secret_script(tmp_path, **urls)
+        assert result.returncode == 0, result.stderr
+    first, second = applied_literals(tmp_path)
+    assert re.fullmatch(r"[0-9a-f]{64}", first["VIGIL_SERVING__API_KEY"])
+    assert first["VIGIL_SERVING__API_KEY"] != second["VIGIL_SERVING__API_KEY"]
+    assert first["VIGIL_STORAGE__DATABASE_URL"] == urls["VIGIL_DATABASE_URL"]
+    assert first["VIGIL_BROKER__URL"] == urls["VIGIL_BROKER_URL"]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"VIGIL_BROKER_URL": "amqp://b/"},
+        {
+            "VIGIL_DATABASE_URL": "sqlite:///x",
+            "VIGIL_BROKER_URL": "amqp://b/",
+            "VIGIL_API_KEY": "change-me",
+        },
+    ],
+    ids=["missing-url", "placeholder-key"],
+)
+def test_the_secret_command_refuses_without_applying(tmp_path: Path, env: dict[str, str]) -> None:
+    result = run_secret_script(tmp_path, **env)
+    assert result.returncode != 0
+    assert not (tmp_path / "out").exists()
 
 
 # --- CI workflow --------------------------------------------------------------------------
