@@ -23,6 +23,7 @@ from vigil.cli import (
     serve_commands,
     storage_commands,
     stream_commands,
+    stress_commands,
     ui_commands,
 )
 
@@ -67,5 +68,6 @@ for area in (
     ui_commands,
     pipeline_commands,
     report_commands,
+    stress_commands,
 ):
     area.register(app)

@@ -1,0 +1,1 @@
+"""The stress campaign: stages under real cgroup limits, load, faults, and its report."""
