@@ -113,6 +113,6 @@ def test_concurrent_predictions_survive_poison_neighbours(
     engine.dispose()
     assert {row["transaction_id"] for row in rows} == set(innocent)
     client_ = redis.Redis.from_url(redis_url, decode_responses=True)
-    held = client_.zrange(f"vigil:features:c:{customer}:tx", 0, -1)
+    held = client_.zrange(f"vigil:features:{{c{customer}}}:tx", 0, -1)
     client_.close()
     assert set(map(int, held)) == set(innocent)  # the refused left no trace in the state

@@ -99,18 +99,18 @@ def test_keys_are_namespaced_trimmed_and_expire(redis_url: str) -> None:
     horizon_ms = (37 + 1) * 86_400_000
     assert all(0 < client.pttl(k) <= horizon_ms for k in keys)
     oldest = min(
-        int(score) for _, score in client.zrange("vigil:test:ttl:c:0:tx", 0, 0, withscores=True)
+        int(score) for _, score in client.zrange("vigil:test:ttl:{c0}:tx", 0, 0, withscores=True)
     )
     newest = max(
-        int(score) for _, score in client.zrange("vigil:test:ttl:c:0:tx", -1, -1, withscores=True)
+        int(score) for _, score in client.zrange("vigil:test:ttl:{c0}:tx", -1, -1, withscores=True)
     )
     # trimmed relative to the previous event (one event alone never moves the line): the
     # history spans at most the horizon plus one gap between the card's events (4 x 7 h)
     assert newest - oldest < 37 * 86_400_000_000 + 28 * 3_600_000_000
     # one fixed-size record per remembered transaction: the rows string is trimmed in step
     row_bytes = 36
-    rows = client.strlen("vigil:test:ttl:c:0:rows")
-    assert rows == row_bytes * client.zcard("vigil:test:ttl:c:0:tx")
+    rows = client.strlen("vigil:test:ttl:{c0}:rows")
+    assert rows == row_bytes * client.zcard("vigil:test:ttl:{c0}:tx")
     client.close()
     store.close()
 

@@ -580,7 +580,7 @@ async def test_a_record_the_database_refuses_is_dead_lettered_alone(
     assert sorted(m.body for m in dead) == sorted(poison)
     assert all("could not be stored" in m.headers[REASON_HEADER] for m in dead)
     client = redis.Redis.from_url(settings.storage.state_url, decode_responses=True)
-    held = client.zrange(f"vigil:features:c:{int(row.customer_id)}:tx", 0, -1)
+    held = client.zrange(f"vigil:features:{{c{int(row.customer_id)}}}:tx", 0, -1)
     client.close()
     assert not {str(10**9), str(10**9 + 1)} & set(held)  # the refused left no state behind
 

@@ -395,11 +395,19 @@ class InMemoryStateStore:
 
 
 def make_state_store(url: str, prefix: str = "vigil:features") -> StateStore:
-    """``memory://`` for the in-process store, ``redis://...`` for the shared Redis store."""
+    """The store a URL names.
+
+    ``memory://`` is the in-process store, ``redis://host:port/db`` the shared Redis store and
+    ``redis+cluster://host:port`` the same on Redis Cluster (any node; the rest are discovered).
+    """
     if url.startswith("memory://"):
         return InMemoryStateStore()
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    schemes = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+    if url.startswith(schemes):
         from vigil.features.redis_state import RedisStateStore
 
         return RedisStateStore(url, prefix=prefix)
-    raise ValueError(f"unknown state store URL {url!r}: use memory:// or redis://host:port/db")
+    raise ValueError(
+        f"unknown state store URL {url!r}: use memory://, redis://host:port/db"
+        " or redis+cluster://host:port"
+    )

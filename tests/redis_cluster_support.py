@@ -1,0 +1,197 @@
+"""A real local Redis Cluster for tests and benchmarks: 3 masters, 3 replicas on private ports.
+
+Started with ``redis-server --cluster-enabled yes`` and ``redis-cli --cluster create
+... --cluster-replicas 1``, with AOF (``appendfsync everysec``) as in deploy/, and a short
+node timeout so that a killed master fails over in a second or two.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+NODE_TIMEOUT_MS = 1000
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(count: int, start: int = 21000) -> list[int]:
+    """``count`` consecutive ports whose cluster bus ports (+10000) are free too."""
+    base = start
+    while base < 29000:
+        ports = list(range(base, base + count))
+        if all(_free(p) and _free(p + 10000) for p in ports):
+            return ports
+        base += count + 7
+    raise RuntimeError("no free ports for a local Redis Cluster")
+
+
+def require_redis_tools() -> None:
+    """Skip without redis-server and redis-cli (fail in CI)."""
+    import pytest
+
+    missing = [tool for tool in ("redis-server", "redis-cli") if shutil.which(tool) is None]
+    if missing:
+        message = f"{', '.join(missing)} not on PATH"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message} (CI=true: scripts/test_tools.sh installs them)")
+        pytest.skip(message)
+
+
+def _cli(port: int, *args: str) -> str:
+    result = subprocess.run(
+        ["redis-cli", "-p", str(port), *args], capture_output=True, text=True, timeout=10
+    )
+    return result.stdout
+
+
+@dataclass
+class LocalCluster:
+    """Six redis-server processes forming one cluster; stopped (and their files removed) after."""
+
+    root: Path
+    ports: list[int]
+    processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        """The state store URL (one seed node; the client discovers the others)."""
+        return f"redis+cluster://127.0.0.1:{self.ports[0]}"
+
+    def start_node(self, port: int) -> None:
+        folder = self.root / str(port)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.processes[port] = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                str(NODE_TIMEOUT_MS),
+                "--dir",
+                str(folder),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+                "--logfile",
+                "redis.log",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+
+    def create(self) -> None:
+        for port in self.ports:
+            self.start_node(port)
+        for port in self.ports:
+            self.wait(lambda p=port: _cli(p, "PING").strip() == "PONG", f"node {port} up")
+        nodes = [f"127.0.0.1:{port}" for port in self.ports]
+        subprocess.run(
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *nodes,
+                "--cluster-replicas",
+                "1",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        self.wait(self.healthy, "cluster_state:ok on every node")
+
+    def healthy(self) -> bool:
+        """Every running node says the cluster is ok and sees 3 masters with slots."""
+        for port, process in self.processes.items():
+            if process.poll() is not None:
+                continue
+            info = _cli(port, "CLUSTER", "INFO")
+            if "cluster_state:ok" not in info or "cluster_size:3" not in info:
+                return False
+        return True
+
+    def masters(self) -> list[int]:
+        """Ports of the masters that serve slots, as the first live node sees them."""
+        alive = next(p for p, proc in self.processes.items() if proc.poll() is None)
+        lines = _cli(alive, "CLUSTER", "NODES").splitlines()
+        return [
+            int(line.split()[1].split(":")[1].split("@")[0])
+            for line in lines
+            if "master" in line.split()[2]
+            and "fail" not in line.split()[2]
+            and len(line.split()) > 8
+        ]
+
+    def kill(self, port: int) -> None:
+        """SIGKILL one node (no shutdown save, no goodbye to the cluster)."""
+        self.processes[port].send_signal(signal.SIGKILL)
+        self.processes[port].wait()
+
+    @staticmethod
+    def wait(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"local Redis Cluster: no {what} after {timeout} s")
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait()
+
+
+@contextlib.contextmanager
+def local_cluster(root: Path, start: int = 21000) -> Iterator[LocalCluster]:
+    """A fresh 3-master, 3-replica cluster under ``root``."""
+    require_redis_tools()
+    cluster = LocalCluster(root, free_ports(6, start))
+    try:
+        cluster.create()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@contextlib.contextmanager
+def local_server(root: Path, *options: str, start: int = 23000) -> Iterator[int]:
+    """One private standalone redis-server (AOF everysec unless ``options`` say otherwise)."""
+    require_redis_tools()
+    port = free_ports(1, start)[0]
+    root.mkdir(parents=True, exist_ok=True)
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root)]
+    command += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "", *options]
+    process = subprocess.Popen([*command, "--logfile", "redis.log"], stdout=subprocess.DEVNULL)
+    try:
+        LocalCluster.wait(lambda: _cli(port, "PING").strip() == "PONG", f"server {port} up")
+        yield port
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
