@@ -7,6 +7,7 @@ benchmark itself (``make bench`` runs ``bench_*.py``).
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -69,3 +70,14 @@ def warm(
                         tx.transaction_id, tx.customer_id, tx.terminal_id, tx.tx_datetime, True
                     )
             bar.update(len(chunk))
+
+
+def state_arguments(description: str) -> argparse.Namespace:
+    """The options of the state-store benchmarks: world size, micro-batch, measured part."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--days", type=int, default=50)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--measure", type=int, default=20_000)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    return parser.parse_args()

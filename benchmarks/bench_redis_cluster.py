@@ -13,7 +13,6 @@ measured part. Needs redis-server and redis-cli on PATH; touches no shared Redis
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import redis
 
-from _world import simulate_world, warm
+from _world import simulate_world, state_arguments, warm
 from vigil.config import DEFAULT_CONFIG_PATH, load_settings
 from vigil.features.online import OnlineFeatureComputer
 from vigil.features.redis_state import RedisStateStore
@@ -66,13 +65,7 @@ def _measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=2000)
-    parser.add_argument("--days", type=int, default=50)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--measure", type=int, default=20_000)
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
-    args = parser.parse_args()
+    args = state_arguments(__doc__.splitlines()[0])
 
     from redis_cluster_support import local_cluster, local_server
 

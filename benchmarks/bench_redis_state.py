@@ -12,13 +12,12 @@ and the stream worker do) and reads Redis's own CPU time for those calls. Uses R
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 
 import redis
 
-from _world import simulate_world, warm
+from _world import simulate_world, state_arguments, warm
 from vigil.config import DEFAULT_CONFIG_PATH, load_settings
 from vigil.features.online import OnlineFeatureComputer
 from vigil.features.redis_state import RedisStateStore
@@ -27,13 +26,7 @@ REDIS_URL = "redis://127.0.0.1:6379/13"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=2000)
-    parser.add_argument("--days", type=int, default=50)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--measure", type=int, default=20_000)
-    parser.add_argument("--set", dest="overrides", action="append", default=[])
-    args = parser.parse_args()
+    args = state_arguments(__doc__.splitlines()[0])
 
     settings = load_settings(DEFAULT_CONFIG_PATH, overrides=args.overrides)
     world = simulate_world(args.customers, args.days)

@@ -9,6 +9,8 @@ import pandas as pd
 
 from vigil.config import FeaturesConfig
 from vigil.data import schema
+from vigil.features import definitions as fd
+from vigil.features.offline import compute_features_frame
 from vigil.features.online import OnlineFeatureComputer
 from vigil.features.state import StateStore
 
@@ -51,3 +53,15 @@ def offline_from(frame: pd.DataFrame, since: datetime, config: FeaturesConfig) -
     ordered = frame.sort_values([schema.TX_DATETIME, schema.TRANSACTION_ID])
     ids = ordered[ordered[schema.TX_DATETIME] >= since][schema.TRANSACTION_ID]
     return table.loc[ids, fd.feature_names(config)].to_numpy()
+
+
+def assert_matches_offline(online: np.ndarray, frame: pd.DataFrame, config: FeaturesConfig) -> None:
+    """Replayed online features equal the offline SQL's: counts exactly, the rest to 1e-9."""
+    names = fd.feature_names(config)
+    offline = compute_features_frame(config, frame)[names].to_numpy()
+    counts = [j for j, name in enumerate(names) if "_nb_" in name]
+    np.testing.assert_array_equal(online[:, counts], offline[:, counts])
+    np.testing.assert_allclose(online, offline, rtol=1e-9)
+    assert offline[:, names.index(fd.terminal_risk(7))].max() > 0  # labels took part
+    for name in fd.extra_feature_names(config):  # every extra feature took non-trivial values
+        assert len(np.unique(offline[:, names.index(name)])) > 2, name

@@ -14,11 +14,11 @@ import pytest
 import redis
 import redis.cluster
 
+from live_scoring import assert_matches_offline
 from redis_cluster_support import LocalCluster, local_cluster
 from vigil.config import FeaturesConfig, Settings
 from vigil.data.simulate import simulate_transactions
 from vigil.features import definitions as fd
-from vigil.features.offline import compute_features_frame
 from vigil.features.online import OnlineFeatureComputer
 from vigil.features.redis_state import RedisStateStore
 from vigil.features.replay import replay
@@ -48,12 +48,7 @@ def test_replay_through_redis_cluster_matches_offline(
         online = replay(OnlineFeatureComputer(CONFIG, store, dtype=np.float64), frame)
     finally:
         store.close()
-    names = fd.feature_names(CONFIG)
-    offline = compute_features_frame(CONFIG, frame)[names].to_numpy()
-    counts = [j for j, name in enumerate(names) if "_nb_" in name]
-    np.testing.assert_array_equal(online[:, counts], offline[:, counts])
-    np.testing.assert_allclose(online, offline, rtol=1e-9)
-    assert offline[:, names.index(fd.terminal_risk(7))].max() > 0  # labels took part
+    assert_matches_offline(online, frame, CONFIG)
     # the entities' keys spread over all three masters
     client = redis.cluster.RedisCluster(host="127.0.0.1", port=cluster.ports[0])
     sizes = [client.dbsize(target_nodes=node) for node in client.get_primaries()]

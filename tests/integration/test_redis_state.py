@@ -13,12 +13,11 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api_support import FakeWriter, api_settings, build_app, write_model
-from live_scoring import offline_from, score_from
+from live_scoring import assert_matches_offline, offline_from, score_from
 from vigil.cli import app
 from vigil.config import FeaturesConfig, Settings
 from vigil.data.simulate import simulate_transactions
 from vigil.features import definitions as fd
-from vigil.features.offline import compute_features_frame
 from vigil.features.online import OnlineFeatureComputer
 from vigil.features.redis_state import RedisStateStore
 from vigil.features.replay import replay
@@ -56,14 +55,7 @@ def test_replay_through_redis_matches_offline(
         online = replay(OnlineFeatureComputer(config, store, dtype=np.float64), frame)
     finally:
         store.close()
-    names = fd.feature_names(config)
-    offline = compute_features_frame(config, frame)[names].to_numpy()
-    counts = [j for j, name in enumerate(names) if "_nb_" in name]
-    np.testing.assert_array_equal(online[:, counts], offline[:, counts])
-    np.testing.assert_allclose(online, offline, rtol=1e-9)
-    assert offline[:, names.index(fd.terminal_risk(7))].max() > 0  # labels took part
-    for name in fd.extra_feature_names(config):  # every extra feature took non-trivial values
-        assert len(np.unique(offline[:, names.index(name)])) > 2, name
+    assert_matches_offline(online, frame, config)
 
 
 def test_redis_equals_in_memory_with_redelivery_and_duplicate_labels(redis_url: str) -> None:
