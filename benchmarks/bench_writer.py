@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -86,21 +88,28 @@ def run_sqlite(args: argparse.Namespace) -> float:
         return report("sqlite", *asyncio.run(drive(url, args)))
 
 
-def run_postgres(args: argparse.Namespace) -> float:
-    """Throughput on PostgreSQL, in a throw-away schema."""
-    schema = f"bench_writer_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(args.postgres_url, isolation_level="AUTOCOMMIT")
+@contextlib.contextmanager
+def migrated_schema(postgres_url: str, prefix: str) -> Iterator[str]:
+    """The URL of a throw-away PostgreSQL schema at the head revision, dropped afterwards."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(args.postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
+    url = make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
     try:
         rendered = url.render_as_string(hide_password=False)
         upgrade_database(rendered)
-        return report("postgres", *asyncio.run(drive(rendered, args)))
+        yield rendered
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def run_postgres(args: argparse.Namespace) -> float:
+    """Throughput on PostgreSQL, in a throw-away schema."""
+    with migrated_schema(args.postgres_url, "bench_writer") as url:
+        return report("postgres", *asyncio.run(drive(url, args)))
 
 
 def report(backend: str, rate: float, commit_p50_ms: float, commits: int) -> float:

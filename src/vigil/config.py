@@ -168,6 +168,10 @@ class StorageConfig(_Section):
     commit_max_batch: int = Field(256, gt=0)
     commit_max_delay_ms: float = Field(0.0, ge=0)  # linger; 0: commit when a connection is free
     queue_max: int = Field(10_000, gt=0)
+    # PostgreSQL day partitions (``vigil db maintain``): created this many days ahead; days
+    # older than ``retention_days`` dropped (null keeps everything).
+    partition_days_ahead: int = Field(7, ge=0)
+    retention_days: int | None = Field(None, ge=1)
 
     @field_serializer("database_url", "state_url")
     def _dump_url(self, url: str, info: SerializationInfo) -> str:

@@ -195,6 +195,7 @@ def test_serve_answers_health_and_docs_offline(clone: Clone, tmp_path: Path) -> 
 
 def test_db_replay_registry_dashboards(clone: Clone) -> None:
     clone.run(in_readme("vigil db upgrade"))
+    assert "nothing to do" in clone.run(in_readme("vigil db maintain")).stdout  # SQLite
     command = "vigil replay --input data/demo/last_week_labelled.parquet --limit 1000"
     out = clone.run(in_readme(command)).stdout
     assert "replayed 1000 transactions" in out

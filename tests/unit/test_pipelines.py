@@ -39,7 +39,10 @@ def test_defs_can_load(tmp_path: Path) -> None:
     dg.Definitions.validate_loadable(defs)
     assert {DAILY_JOB, RETRAIN_JOB} <= {job.name for job in defs.resolve_all_job_defs()}
     assert {s.name for s in defs.sensors} == {"raw_partition_sensor", "drift_retrain_sensor"}
-    assert [s.name for s in defs.schedules] == ["daily_schedule"]
+    assert [s.name for s in defs.schedules] == [
+        "daily_schedule",
+        "storage_maintenance_schedule",
+    ]
 
 
 def test_feature_mart_equals_features_over_the_whole_history(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import dagster as dg
 from vigil.cli.common import allow_mlflow_file_store
 from vigil.config import DEFAULT_CONFIG_PATH, Settings, load_settings
 from vigil.pipelines import etl, monitoring, retrain, scoring
+from vigil.pipelines.maintenance import maintenance_schedule, storage_maintenance
 from vigil.pipelines.partitions import DAILY
 from vigil.pipelines.resources import build_resources
 from vigil.pipelines.sensors import build_sensors
@@ -41,8 +42,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     daily_schedule = dg.build_schedule_from_partitioned_job(daily_job, hour_of_day=2)
     return dg.Definitions(
         assets=assets,
-        jobs=[daily_job, retrain_job],
-        schedules=[daily_schedule],
+        jobs=[daily_job, retrain_job, storage_maintenance],
+        schedules=[daily_schedule, maintenance_schedule],
         sensors=build_sensors(daily_job, retrain_job),
         resources=build_resources(settings),
     )

@@ -1,11 +1,15 @@
 """PostgreSQL bulk insert of prediction records: one statement, idempotent on ``transaction_id``.
 
 The batch travels as one JSON parameter (``orjson`` serialises the record dataclasses in C),
-``json_to_recordset`` turns it back into rows on the server, and one statement inserts into
-both tables with ``ON CONFLICT (transaction_id) DO NOTHING``, rows taken in batch order, so the
-first of duplicate ids wins. It replaced ``COPY`` into temporary ``ON COMMIT DELETE ROWS``
-staging tables, whose truncation at every commit cost more than the rows themselves, and it
-is one round trip: in autocommit mode the statement is its own durable transaction.
+``json_to_recordset`` turns it back into rows on the server, and one statement stores them.
+Both tables are partitioned by day (:mod:`vigil.storage.partitions`), so ``transaction_id``
+alone has no unique index on them: the statement first claims each id in ``transaction_ids``
+(``ON CONFLICT DO NOTHING``; the first of duplicate ids in the batch, by position), then
+inserts the transaction and prediction rows of the ids it claimed only, each routed by
+PostgreSQL to the partition of its day. An id already stored keeps its first rows, as before
+partitioning. It replaced ``COPY`` into temporary ``ON COMMIT DELETE ROWS`` staging tables,
+whose truncation at every commit cost more than the rows themselves, and it is one round trip:
+in autocommit mode the statement is its own durable transaction.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import orjson
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
 
+from vigil.storage.partitions import ID_INDEX
 from vigil.storage.records import PredictionRecord
 from vigil.storage.tables import predictions, transactions
 
@@ -44,18 +49,21 @@ def _select_list(table: Table) -> tuple[str, str]:
 def _insert_sql() -> str:
     columns = _record_columns()
     definitions = ", ".join(f"{name} {sql_type}" for name, sql_type in columns.items())
-    statements = []
+    inserts = []
     for table in (transactions, predictions):
         names, values = _select_list(table)
-        statements.append(
-            f"INSERT INTO {table.name} ({names}) SELECT {values} FROM batch "
-            "ORDER BY position ON CONFLICT (transaction_id) DO NOTHING"
-        )
+        inserts.append(f"INSERT INTO {table.name} ({names}) SELECT {values} FROM claimed")
     return (
         "WITH batch AS (SELECT * FROM ROWS FROM "
         f"(json_to_recordset(%s::json) AS ({definitions})) "
         f"WITH ORDINALITY AS r({', '.join(columns)}, position)), "
-        f"stored_transactions AS ({statements[0]}) {statements[1]}"
+        "firsts AS (SELECT DISTINCT ON (transaction_id) * FROM batch "
+        "ORDER BY transaction_id, position), "
+        f"ids AS (INSERT INTO {ID_INDEX} (transaction_id, received_at) "
+        "SELECT transaction_id, received_at FROM firsts "
+        "ON CONFLICT (transaction_id) DO NOTHING RETURNING transaction_id), "
+        "claimed AS (SELECT firsts.* FROM firsts JOIN ids USING (transaction_id)), "
+        f"stored_transactions AS ({inserts[0]}) {inserts[1]}"
     )
 
 

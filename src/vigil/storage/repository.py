@@ -39,11 +39,13 @@ def _insert_ignoring_duplicates(
 def insert_prediction_records(connection: Connection, records: Sequence[PredictionRecord]) -> None:
     """Insert transactions and their predictions; ids already stored are left unchanged.
 
-    On PostgreSQL with psycopg the batch is one statement with a JSON parameter
-    (:mod:`vigil.storage.pg_insert`), far cheaper per row than ``executemany``; other
-    drivers and SQLite keep the portable ``INSERT``.
+    On PostgreSQL the batch is one statement with a JSON parameter
+    (:mod:`vigil.storage.pg_insert`), far cheaper per row than ``executemany`` and the one
+    that keeps ids unique across the day partitions; SQLite keeps the portable ``INSERT``.
     """
-    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
+    if connection.dialect.name == "postgresql":
+        if connection.dialect.driver != "psycopg":
+            raise StorageError("PostgreSQL needs the psycopg (3) driver: postgresql+psycopg://")
         insert_records(connection.connection.driver_connection, records)
         return
     _insert_ignoring_duplicates(connection, transactions, [r.transaction_row() for r in records])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from vigil.storage.engine import create_db_engine
+from vigil.storage.partitions import include_name
 from vigil.storage.tables import metadata
 
 
@@ -19,6 +20,7 @@ def run_migrations() -> None:
             context.configure(
                 connection=connection,
                 target_metadata=metadata,
+                include_name=include_name,
                 render_as_batch=connection.dialect.name == "sqlite",
             )
             with context.begin_transaction():

@@ -1,0 +1,214 @@
+"""Day-partitioned PostgreSQL storage: the migration from 0001, routing, ids, retention."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import Connection, Engine, text
+from typer.testing import CliRunner
+
+from conftest import private_pg_schema
+from vigil.cli import app
+from vigil.storage import GroupCommitWriter, PredictionRecord, create_db_engine, upgrade_database
+from vigil.storage.partitions import (
+    day_partitions,
+    is_partitioned,
+    maintain_partitions,
+    partition_name,
+    utc_today,
+)
+
+pytestmark = pytest.mark.integration
+
+# Rows written by today's (0001) schema, spanning a UTC midnight; a prediction can be made
+# just after the midnight its transaction was received before.
+OLD_TRANSACTIONS = """INSERT INTO transactions VALUES
+ (1, '2018-04-01 10:00', 11, 21, 5.5, 'null', '2026-11-20 23:59:59.9+00'),
+ (2, '2018-04-01 10:01', 12, 22, 7.25, '{"channel": "web"}', '2026-11-21 00:00:01+00'),
+ (3, '2018-04-02 09:00', 13, 23, 1.0, 'null', '2026-11-21 12:00:00+00')"""
+OLD_PREDICTIONS = """INSERT INTO predictions VALUES
+ (1, 0.1, 0, 0.5, '["tx_amount"]', 'm-1', 1.0, NULL, NULL, 'api', '2026-11-21 00:00:00.1+00'),
+ (2, 0.9, 1, 0.5, '[]', 'm-1', 2.0, 0.8, 'm-2', 'stream', '2026-11-21 00:00:01.5+00'),
+ (3, 0.2, 0, 0.5, '[]', 'm-1', 3.0, NULL, NULL, 'batch', '2026-11-21 12:00:00.5+00')"""
+
+
+@pytest.fixture
+def url_at_0001(postgres_url: str) -> Iterator[str]:
+    """A private schema at today's revision 0001, holding a few rows."""
+    with private_pg_schema(postgres_url, "vigil_partitions") as url:
+        upgrade_database(url, "0001")
+        engine = create_db_engine(url)
+        with engine.begin() as connection:
+            connection.exec_driver_sql(OLD_TRANSACTIONS)
+            connection.exec_driver_sql(OLD_PREDICTIONS)
+        engine.dispose()
+        yield url
+
+
+@pytest.fixture
+def engine(url_at_0001: str) -> Iterator[Engine]:
+    """The schema upgraded to head."""
+    upgrade_database(url_at_0001)
+    engine = create_db_engine(url_at_0001)
+    yield engine
+    engine.dispose()
+
+
+def rows_by_partition(connection: Connection, table: str) -> dict[int, str]:
+    query = f"SELECT transaction_id, tableoid::regclass::text FROM {table}"
+    return {int(tid): str(name) for tid, name in connection.execute(text(query))}
+
+
+def test_migration_keeps_every_row_in_the_partition_of_its_day(engine: Engine) -> None:
+    with engine.connect() as connection:
+        assert is_partitioned(connection)
+        assert rows_by_partition(connection, "transactions") == {
+            1: "transactions_p20261120",
+            2: "transactions_p20261121",
+            3: "transactions_p20261121",
+        }
+        assert rows_by_partition(connection, "predictions") == {
+            1: "predictions_p20261121",
+            2: "predictions_p20261121",
+            3: "predictions_p20261121",
+        }
+        stored = connection.execute(
+            text(
+                "SELECT t.transaction_id, t.tx_amount, t.extra::text, p.score, "
+                "p.challenger_version, p.reason_codes::text, p.created_at "
+                "FROM transactions t JOIN predictions p USING (transaction_id) "
+                "ORDER BY transaction_id"
+            )
+        ).all()
+        ids = connection.execute(text("SELECT transaction_id FROM transaction_ids")).scalars()
+        days = set(day_partitions(connection, "transactions"))
+    assert [tuple(r[:6]) for r in stored] == [
+        (1, 5.5, "null", 0.1, None, '["tx_amount"]'),
+        (2, 7.25, '{"channel": "web"}', 0.9, "m-2", "[]"),
+        (3, 1.0, "null", 0.2, None, "[]"),
+    ]
+    assert stored[0][6] == datetime(2026, 11, 21, 0, 0, 0, 100_000, tzinfo=UTC)
+    assert sorted(ids) == [1, 2, 3]
+    today = utc_today()
+    assert {today + timedelta(days=d) for d in range(8)} <= days
+
+
+def record(transaction_id: int, received: datetime, score: float = 0.3) -> PredictionRecord:
+    return PredictionRecord(
+        transaction_id=transaction_id,
+        tx_datetime=datetime(2018, 4, 3, 8),
+        customer_id=5,
+        terminal_id=6,
+        tx_amount=9.0,
+        score=score,
+        label=0,
+        threshold=0.5,
+        reason_codes=[],
+        model_version="m-3",
+        latency_ms=0.4,
+        received_at=received,
+        created_at=received + timedelta(milliseconds=1),
+    )
+
+
+def test_group_commit_routes_by_day_and_keeps_ids_unique(engine: Engine) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    now = datetime.now(UTC)
+    stray = datetime(2030, 1, 1, 12, tzinfo=UTC)  # no partition yet: the default one
+
+    async def write() -> None:
+        writer = GroupCommitWriter(url, max_batch=8, connections=2)
+        await writer.start()
+        batch = [record(10, now), record(10, now, score=0.9), record(11, stray), record(2, now)]
+        await writer.submit_many(batch)
+        await writer.submit_many([record(11, now, score=0.7), record(12, now)])
+        await writer.stop()
+
+    asyncio.run(write())
+    with engine.connect() as connection:
+        placed = rows_by_partition(connection, "transactions")
+        scores = dict(
+            connection.execute(text("SELECT transaction_id, score FROM predictions")).all()
+        )
+    today = partition_name("transactions", now.date())
+    assert placed == {
+        1: "transactions_p20261120",
+        2: "transactions_p20261121",  # a repeated id keeps its first rows and day
+        3: "transactions_p20261121",
+        10: today,
+        11: "transactions_default",
+        12: today,
+    }
+    assert scores == {1: 0.1, 2: 0.9, 3: 0.2, 10: 0.3, 11: 0.3, 12: 0.3}
+
+
+def test_maintenance_moves_stray_rows_and_drops_days_past_retention(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO transaction_ids VALUES (20, '2030-01-01 12:00+00');"
+            "INSERT INTO transactions VALUES "
+            "(20, '2018-04-01', 1, 2, 3.0, 'null', '2030-01-01 12:00+00')"
+        )
+    report = maintain_partitions(engine, days_ahead=1, retention_days=10, today=date(2030, 1, 1))
+    assert "transactions_p20300101" in report.created
+    assert "transactions_p20300102" in report.created
+    assert {"transactions_p20261120", "predictions_p20261121"} <= set(report.dropped)
+    with engine.connect() as connection:
+        assert rows_by_partition(connection, "transactions") == {20: "transactions_p20300101"}
+        assert rows_by_partition(connection, "predictions") == {}
+        ids = connection.execute(text("SELECT transaction_id FROM transaction_ids")).scalars()
+        assert list(ids) == [20]
+        assert min(day_partitions(connection, "transactions")) >= date(2029, 12, 22)
+    again = maintain_partitions(engine, days_ahead=1, retention_days=10, today=date(2030, 1, 1))
+    assert again.created == [] and again.dropped == []
+
+
+def test_downgrade_returns_every_row_to_the_plain_tables(engine: Engine) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    from alembic import command
+
+    from vigil.storage.migrate import alembic_config
+
+    command.downgrade(alembic_config(url), "0001")
+    with engine.connect() as connection:
+        assert not is_partitioned(connection)
+        rows = connection.execute(text("SELECT transaction_id FROM predictions")).scalars()
+        assert sorted(rows) == [1, 2, 3]
+    upgrade_database(url)
+    with engine.connect() as connection:
+        assert rows_by_partition(connection, "transactions")[1] == "transactions_p20261120"
+
+
+def test_cli_maintain_reports_what_it_did(engine: Engine) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    result = CliRunner().invoke(
+        app, ["db", "maintain", "--set", f"storage.database_url={url}", "--keep-days", "3650"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "created" in result.output and "dropped 0 partitions" in result.output
+
+
+def test_cli_maintain_on_sqlite_does_nothing(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/v.db"
+    upgrade_database(url)
+    result = CliRunner().invoke(app, ["db", "maintain", "--set", f"storage.database_url={url}"])
+    assert result.exit_code == 0, result.output
+    assert "nothing to do" in result.output
+
+
+def test_dagster_maintenance_job_creates_partitions_ahead(engine: Engine) -> None:
+    from vigil.config import build_settings
+    from vigil.pipelines.maintenance import storage_maintenance
+    from vigil.pipelines.resources import build_resources
+
+    url = engine.url.render_as_string(hide_password=False)
+    overrides = [("storage.database_url", url), ("storage.partition_days_ahead", "10")]
+    settings = build_settings({}, overrides)
+    result = storage_maintenance.execute_in_process(resources=build_resources(settings))
+    assert result.success
+    with engine.connect() as connection:
+        days = set(day_partitions(connection, "predictions"))
+    assert utc_today() + timedelta(days=10) in days
