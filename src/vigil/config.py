@@ -187,6 +187,9 @@ class BrokerConfig(_Section):
     transactions_queue: str = "transactions"
     decisions_exchange: str = "decisions"
     labels_queue: str = "labels"
+    # 0: one transactions queue; N: N queues partitioned by customer, one active worker each
+    partitions: int = Field(0, ge=0, le=1024)
+    heartbeat_s: float = Field(1.0, gt=0)  # partitioned workers' membership heartbeat
 
     @field_serializer("url")
     def _dump_url(self, url: str | None, info: SerializationInfo) -> str | None:

@@ -77,14 +77,18 @@ def write_model(settings_features: object, offline: pd.DataFrame, path: Path) ->
     return save(logistic_model(weights.tolist(), -0.5, metadata), path)
 
 
-@pytest.fixture
-def settings(
-    tmp_path: Path, pg_schema_url: str, amqp_url: str, redis_url: str, stream: pd.DataFrame
+def stream_settings(
+    tmp_path: Path,
+    database_url: str,
+    amqp_url: str,
+    redis_url: str,
+    frame: pd.DataFrame,
+    **broker: object,
 ) -> Settings:
-    """Unique queue names, a private schema, Redis state, a model file."""
+    """Unique queue names, the given database, Redis state, a model file for ``frame``."""
     tag = uuid.uuid4().hex[:8]
     tree = {
-        "storage": {"database_url": pg_schema_url, "state_url": redis_url},
+        "storage": {"database_url": database_url, "state_url": redis_url},
         "broker": {
             "url": amqp_url,
             "batch_size": 128,
@@ -92,14 +96,23 @@ def settings(
             "transactions_queue": f"test-tx-{tag}",
             "labels_queue": f"test-labels-{tag}",
             "decisions_exchange": f"test-decisions-{tag}",
+            **broker,
         },
         "inference": {"model_path": str(tmp_path / "model.onnx")},
     }
     base = build_settings(tree)
     write_model(
-        base.features, compute_features_frame(base.features, stream), tmp_path / "model.onnx"
+        base.features, compute_features_frame(base.features, frame), tmp_path / "model.onnx"
     )
     return base
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path, pg_schema_url: str, amqp_url: str, redis_url: str, stream: pd.DataFrame
+) -> Settings:
+    """Unique queue names, a private schema, Redis state, a model file."""
+    return stream_settings(tmp_path, pg_schema_url, amqp_url, redis_url, stream)
 
 
 @dataclass
@@ -176,6 +189,7 @@ class RunningWorker:
     stop: asyncio.Event
     task: asyncio.Task[None]
     runtime: Runtime
+    worker: StreamWorker
 
     async def shutdown(self) -> None:
         self.stop.set()
@@ -189,7 +203,7 @@ async def start_worker(settings: Settings, metrics: VigilMetrics | None = None) 
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     await asyncio.wait_for(worker.ready.wait(), 10)
-    return RunningWorker(stop, task, runtime)
+    return RunningWorker(stop, task, runtime, worker)
 
 
 async def test_scores_like_offline_dead_letters_poison_and_applies_labels(

@@ -47,6 +47,11 @@ class DeliveryBatcher(Generic[T]):
         if len(self._buffer) == 1 or self._pending >= self._max_batch:
             self._event.set()
 
+    def discard(self, unwanted: Callable[[T], bool]) -> None:
+        """Drop buffered deliveries not yet taken into a batch (they stay unacked)."""
+        self._buffer = [item for item in self._buffer if not unwanted(item)]
+        self._pending = sum(self._size(item) for item in self._buffer)
+
     def close(self) -> None:
         """Finish the buffered deliveries, then let :meth:`run` return."""
         self._closing = True

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +31,7 @@ from vigil.streaming.messages import (
     TransactionBatch,
     TransactionMessage,
 )
+from vigil.streaming.partitions import partition_of
 from vigil.streaming.topology import declare_topology
 
 
@@ -74,13 +75,15 @@ class BrokerSink:
         self._envelopes = envelopes
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._partitioned: aio_pika.abc.AbstractExchange | None = None
 
     async def __aenter__(self) -> BrokerSink:
         assert self._broker.url is not None
         self._connection = await aio_pika.connect_robust(self._broker.url)
         channel = await self._connection.channel(publisher_confirms=True)
-        await declare_topology(channel, self._broker)
+        topology = await declare_topology(channel, self._broker)
         self._exchange = channel.default_exchange
+        self._partitioned = topology.partitioned
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -88,10 +91,15 @@ class BrokerSink:
             await self._connection.close()
 
     async def _publish(
-        self, queue: str, bodies: Sequence[tuple[str, bytes]], kind: str | None = None
+        self,
+        queue: str,
+        bodies: Sequence[tuple[str, bytes]],
+        kind: str | None = None,
+        exchange: aio_pika.abc.AbstractExchange | None = None,
     ) -> None:
+        """Publish (confirmed) to ``queue`` through the default exchange, or to ``exchange``."""
         assert self._exchange is not None, "use BrokerSink as an async context manager"
-        exchange = self._exchange
+        exchange = exchange or self._exchange
         await asyncio.gather(
             *(
                 exchange.publish(
@@ -109,17 +117,33 @@ class BrokerSink:
         )
 
     async def send_transactions(self, messages: Sequence[TransactionMessage]) -> None:
-        """Publish transactions to the transactions queue (one batch message or one each)."""
-        queue = self._broker.transactions_queue
+        """Publish transactions (one batch message or one each) to the transactions queue,
+        or to each customer's partition (``broker.partitions``), keeping their order."""
+        if not self._broker.partitions:
+            await self._send(self._broker.transactions_queue, messages)
+            return
+        parts: dict[int, list[TransactionMessage]] = defaultdict(list)
+        for message in messages:
+            parts[partition_of(message.customer_id, self._broker.partitions)].append(message)
+        await asyncio.gather(
+            *(self._send(str(p), part, self._partitioned) for p, part in parts.items())
+        )
+
+    async def _send(
+        self,
+        key: str,
+        messages: Sequence[TransactionMessage],
+        exchange: aio_pika.abc.AbstractExchange | None = None,
+    ) -> None:
         if not messages:
             return
         if self._envelopes:
             body = TransactionBatch(transactions=list(messages)).to_bytes()
             message_id = f"{messages[0].transaction_id}+{len(messages) - 1}"
-            await self._publish(queue, [(message_id, body)], TRANSACTION_BATCH_TYPE)
+            await self._publish(key, [(message_id, body)], TRANSACTION_BATCH_TYPE, exchange)
         else:
             bodies = [(str(m.transaction_id), m.to_bytes()) for m in messages]
-            await self._publish(queue, bodies, TRANSACTION_TYPE)
+            await self._publish(key, bodies, TRANSACTION_TYPE, exchange)
 
     async def send_labels(self, labels: Sequence[LabelMessage]) -> None:
         """Publish labels to the labels queue."""

@@ -33,6 +33,7 @@ from vigil.streaming.batching import DeliveryBatcher
 from vigil.streaming.intake import Delivery, Rejected, read_delivery, validation_reason
 from vigil.streaming.messages import DecisionMessage, LabelMessage, TransactionMessage
 from vigil.streaming.outbox import dead_letter_copy, decision_message, decision_publications
+from vigil.streaming.partitions import PartitionOwner
 from vigil.streaming.retry import ShuttingDown, retry_transient
 from vigil.streaming.topology import Topology, declare_topology
 
@@ -84,6 +85,10 @@ class StreamWorker:
         self._batch_wait_ms = batch_wait_ms
         self._stopping = asyncio.Event()
         self._finishing: asyncio.Task[None] | None = None
+        # transaction micro-batches taken, and those acked or nacked since (they settle in order)
+        self._taken = self._settled = 0
+        self._progress = asyncio.Event()
+        self.partitions: PartitionOwner | None = None  # with broker.partitions > 0
         self.ready = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -115,21 +120,43 @@ class StreamWorker:
 
         batchers = (tx_batcher, label_batcher)
         runs = [asyncio.create_task(b.run()) for b in batchers]
-        tags = {
-            tx_topology.transactions: await tx_topology.transactions.consume(on_transaction),
-            label_topology.labels: await label_topology.labels.consume(label_batcher.deliver),
-        }
+        tags = {label_topology.labels: await label_topology.labels.consume(label_batcher.deliver)}
+        if self._broker.partitions:
+            self.partitions = PartitionOwner(
+                connection,
+                self._broker,
+                on_transaction,
+                lambda unwanted: tx_batcher.discard(lambda d: unwanted(d.message)),
+                self._settle,
+            )
+            await self.partitions.start()
+        else:
+            tx_queue = tx_topology.transactions
+            tags[tx_queue] = await tx_queue.consume(on_transaction)
         self.ready.set()
         log.info("stream worker consuming %s", ", ".join(q.name for q in tags))
         await stop.wait()
         log.info("stopping: draining delivered messages")
         self._stopping.set()
+        if self.partitions is not None:  # handed back in order, to the workers that stay
+            await self.partitions.stop()
         for queue, tag in tags.items():
             await queue.cancel(tag)
         for batcher in batchers:
             batcher.close()
         await asyncio.gather(*runs)
         await self._wait_finishing()
+
+    async def _settle(self) -> None:
+        """Wait until every transaction micro-batch taken so far is acked or nacked."""
+        target = self._taken
+        while self._settled < target:
+            self._progress.clear()
+            await self._progress.wait()
+
+    def _count_settled(self) -> None:
+        self._settled += 1
+        self._progress.set()
 
     async def _open(self, connection: AbstractRobustConnection) -> Topology:
         """A channel with confirms and prefetch, and the topology declared on it."""
@@ -164,17 +191,25 @@ class StreamWorker:
     async def _on_transactions(self, batch: list[Delivery], topology: Topology) -> None:
         """Stage 1 of a micro-batch here; stage 2 runs in the background, one batch at a time."""
         messages = [d.message for d in batch]
+        self._taken += 1
         self._count_consumed(self._broker.transactions_queue, messages, batch)
         try:
             scored = await self._score(batch)
         except Exception as error:
             await self._wait_finishing()  # its ack must go out before this batch's nacks
             await self._requeue(messages, error)
+            self._count_settled()
             return
         await self._wait_finishing()
-        self._finishing = asyncio.create_task(
-            self._guarded(messages, self._finish(scored, topology))
-        )
+        self._finishing = asyncio.create_task(self._finish_settled(messages, scored, topology))
+
+    async def _finish_settled(
+        self, messages: list[AbstractIncomingMessage], scored: _Scored, topology: Topology
+    ) -> None:
+        try:
+            await self._guarded(messages, self._finish(scored, topology))
+        finally:
+            self._count_settled()
 
     async def _score(self, batch: list[Delivery]) -> _Scored:
         items = [(t, d) for d in batch for t in d.transactions]
@@ -222,7 +257,7 @@ class StreamWorker:
             *(self._dead_letter(topology, queue, m, r) for m, r in rejected),
             *(self._dead_letter(topology, queue, m, r, "refused") for m, r in refused),
         )
-        await batch.deliveries[-1].message.ack(multiple=True)
+        await asyncio.gather(*(m.ack(multiple=True) for m in _last_per_channel(batch.deliveries)))
         self._count_acked(queue, len(batch.deliveries), batch.transactions)
 
     async def _retrying(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
@@ -328,3 +363,10 @@ class StreamWorker:
 
 def _delivery_size(delivery: Delivery) -> int:
     return delivery.size
+
+
+def _last_per_channel(deliveries: Sequence[Delivery]) -> list[AbstractIncomingMessage]:
+    """Each channel's last delivery of a batch: its multiple-ack settles that channel's share
+    (partitions come through a channel each; delivery tags are per channel)."""
+    last = {id(d.message.channel): d.message for d in deliveries}
+    return list(last.values())
