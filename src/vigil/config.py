@@ -221,6 +221,14 @@ class MonitoringConfig(_Section):
     retrain_on_drift: bool = True
 
 
+class CasesConfig(_Section):
+    """The analysts' case queue: how many cards a day the team reviews, what a case shows."""
+
+    review_budget: int = Field(100, gt=0, le=10_000)  # cards reviewed a day (the k of CP@k)
+    habit_days: int = Field(30, gt=0, le=366)  # the card's habit: its amounts over these days
+    fraud_run_days: int = Field(28, gt=0, le=366)  # the terminal's recent known frauds
+
+
 class Settings(BaseSettings):
     """The whole configuration of one Vigil process."""
 
@@ -236,6 +244,7 @@ class Settings(BaseSettings):
     broker: BrokerConfig = BrokerConfig()
     tracking: TrackingConfig = TrackingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    cases: CasesConfig = CasesConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -77,6 +77,7 @@ def test_every_route_of_the_schema_never_answers_5xx_nor_writes_when_refusing(
     routes = {f"{o.method.upper()} {o.path}" for o in operations}
     assert {"PUT /add_data", "PUT /retrain", "POST /deploy/{experiment_id}"} <= routes
     assert {"POST /predict", "GET /metrics/{experiment_id}", "POST /admin/reload"} <= routes
+    assert {"GET /cases", "GET /cases/{customer_id}", "POST /cases/{customer_id}/verdict"} <= routes
     calls: list[tuple[str, int]] = []
     for operation in operations:
 

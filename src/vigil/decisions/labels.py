@@ -1,25 +1,30 @@
 """The one label path: verdicts stored, then fed into the online fraud state (both idempotent).
 
-Labels arrive on the ``labels`` queue (stream worker, in-process replay) or with uploaded
-training data (``PUT /add_data``). Either way they are written to the ``labels`` table (the
-delayed-label performance mart reads it) and then given to the state store, which applies a
-verdict only to a transaction it holds and uses it only for windows older than the label
-delay, so point-in-time correctness is kept there.
+Labels arrive on the ``labels`` queue (stream worker, in-process replay), with uploaded
+training data (``PUT /add_data``) or as analysts' case verdicts (``POST /cases/{card}/verdict``,
+also logged in the ``verdicts`` table with their review time). Either way they are written to
+the ``labels`` table (the delayed-label performance mart reads it) and then given to the state
+store, which applies a verdict only to a transaction it holds and uses it only for windows
+older than the label delay, so point-in-time correctness is kept there.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from functools import partial
+from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
+from vigil.cases.queue import CaseNotFound, day_bounds, event_clock
+from vigil.data.transaction import naive_utc
 from vigil.decisions.pipeline import Guard, run_once
 from vigil.features import Label, OnlineFeatureComputer
 from vigil.storage import LabelRecord, fetch_labels, insert_labels
+from vigil.storage.cases import VerdictRecord, card_transactions, insert_verdicts
 from vigil.storage.records import utc_now
 from vigil.storage.store import DecisionStore
 
@@ -92,3 +97,166 @@ async def record_labels(
         await guard(partial(features.store.aadd_label, label), "updating label state")
         if observe_state_seconds is not None:
             observe_state_seconds(time.perf_counter() - started)
+
+
+class VerdictConflict(Exception):
+    """The case was already reviewed with a different verdict (a label is final)."""
+
+
+class VerdictRejected(ValueError):
+    """A verdict that does not fit its case (unknown transaction ids, review before the events).
+
+    ``field`` names the verdict's field at fault.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class CaseVerdict:
+    """An analyst's verdict on a card's day; ``reviewed_at`` None: now on the event clock.
+
+    ``fraud_transaction_ids`` (only with ``fraud``) names the fraudulent transactions; the
+    card's other transactions of the day are then legitimate. ``terminal_compromised`` marks
+    the terminals of the fraudulent transactions.
+    """
+
+    customer_id: int
+    day: date | None
+    fraud: bool
+    analyst: str
+    terminal_compromised: bool = False
+    note: str | None = None
+    fraud_transaction_ids: frozenset[int] | None = None
+    reviewed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictOutcome:
+    """What a verdict wrote: ``stored`` are new verdict rows (empty for an identical repeat)."""
+
+    customer_id: int
+    day: date
+    stored: list[VerdictRecord]
+    repeated: bool
+    top_received_at: datetime  # when the card's top-scored transaction of the day arrived
+
+
+def _is_fraud(verdict: CaseVerdict, transaction_id: int) -> bool:
+    if not verdict.fraud:
+        return False
+    chosen = verdict.fraud_transaction_ids
+    return chosen is None or transaction_id in chosen
+
+
+def _verdict_records(
+    rows: Sequence[dict[str, Any]], verdict: CaseVerdict, reviewed_at: datetime
+) -> list[VerdictRecord]:
+    """Verdict rows for the case's transactions not reviewed yet."""
+    records = []
+    for row in rows:
+        if row["is_fraud"] is not None:
+            continue
+        if row["tx_datetime"] > reviewed_at:
+            raise VerdictRejected(
+                "reviewed_at",
+                f"reviewed_at {reviewed_at.isoformat()} is before transaction "
+                f"{row['transaction_id']} ({row['tx_datetime'].isoformat()})",
+            )
+        fraud = _is_fraud(verdict, int(row["transaction_id"]))
+        records.append(
+            VerdictRecord(
+                transaction_id=int(row["transaction_id"]),
+                customer_id=int(row["customer_id"]),
+                terminal_id=int(row["terminal_id"]),
+                tx_datetime=row["tx_datetime"],
+                is_fraud=fraud,
+                terminal_compromised=fraud and verdict.terminal_compromised,
+                reviewed_at=reviewed_at,
+                analyst=verdict.analyst,
+                note=verdict.note,
+            )
+        )
+    return records
+
+
+def _agrees(rows: Sequence[dict[str, Any]], verdict: CaseVerdict) -> bool:
+    """Whether the stored verdicts of ``rows`` are what ``verdict`` would write."""
+    return all(
+        bool(row["is_fraud"]) == (fraud := _is_fraud(verdict, int(row["transaction_id"])))
+        and bool(row["terminal_compromised"]) == (fraud and verdict.terminal_compromised)
+        for row in rows
+    )
+
+
+def _review_time(connection: Connection, verdict: CaseVerdict, latest: datetime) -> datetime:
+    """The verdict's review time: as given (never in the future), else now on the event clock
+    but not before the case's latest transaction."""
+    if verdict.reviewed_at is None:
+        return max(event_clock(connection), latest)
+    given = naive_utc(verdict.reviewed_at)
+    if given > naive_utc(utc_now()):
+        raise VerdictRejected("reviewed_at", f"{given.isoformat()} is in the future")
+    return given
+
+
+def write_verdict(connection: Connection, verdict: CaseVerdict) -> VerdictOutcome:
+    """In one database transaction: the verdict log rows and the labels of the card's day.
+
+    Transactions reviewed before keep their verdict; a repeat that agrees writes nothing
+    (``repeated``), one that disagrees raises :class:`VerdictConflict`.
+    """
+    day = verdict.day if verdict.day is not None else event_clock(connection).date()
+    start, end = day_bounds(day)
+    rows = card_transactions(connection, [verdict.customer_id], start, end)
+    if not rows:
+        raise CaseNotFound(
+            f"card {verdict.customer_id} has no scored transaction on {day.isoformat()}"
+        )
+    known = {int(row["transaction_id"]) for row in rows}
+    unknown = sorted((verdict.fraud_transaction_ids or frozenset()) - known)
+    if unknown:
+        raise VerdictRejected(
+            "fraud_transaction_ids", f"transactions {unknown} are not in the card's case of {day}"
+        )
+    reviewed_at = _review_time(connection, verdict, max(row["tx_datetime"] for row in rows))
+    records = _verdict_records(rows, verdict, reviewed_at)
+    stored_ids = set(insert_verdicts(connection, records))
+    stored = [r for r in records if r.transaction_id in stored_ids]
+    insert_labels(
+        connection,
+        [LabelRecord(r.transaction_id, int(r.is_fraud), r.reviewed_at) for r in stored],
+    )
+    top = max(rows, key=lambda row: row["score"])
+    if not stored:
+        reviewed = card_transactions(connection, [verdict.customer_id], start, end)
+        if not _agrees(reviewed, verdict):
+            raise VerdictConflict(
+                f"card {verdict.customer_id} was already reviewed on {day} with another verdict"
+            )
+    return VerdictOutcome(verdict.customer_id, day, stored, not stored, top["received_at"])
+
+
+async def record_verdict(
+    store: DecisionStore, features: OnlineFeatureComputer, verdict: CaseVerdict
+) -> VerdictOutcome:
+    """Write the verdict (:func:`write_verdict`), then feed each new label to the state store.
+
+    A verdict is a label like any other: the delayed-label features see it once it is older
+    than the label delay.
+    """
+    outcome: VerdictOutcome = await store.run_in_transaction(
+        partial(write_verdict, verdict=verdict)
+    )
+    for record in outcome.stored:
+        label = Label(
+            record.transaction_id,
+            record.customer_id,
+            record.terminal_id,
+            record.tx_datetime,
+            record.is_fraud,
+        )
+        await features.store.aadd_label(label)
+    return outcome

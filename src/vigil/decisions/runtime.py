@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from vigil.config import Settings
 from vigil.data.transaction import EventTimePolicy
-from vigil.decisions.labels import record_labels
+from vigil.decisions.labels import CaseVerdict, VerdictOutcome, record_labels, record_verdict
 from vigil.decisions.offline import BatchDecisions
 from vigil.decisions.pipeline import DecisionPipeline, Guard, run_once
 from vigil.features import (
@@ -108,6 +108,10 @@ class Runtime:
         await record_labels(
             self.store, self.features, records, uploaded, guard, observe_state_seconds
         )
+
+    async def record_verdict(self, verdict: CaseVerdict) -> VerdictOutcome:
+        """Log an analyst's verdict, label the card's transactions, feed the state."""
+        return await record_verdict(self.store, self.features, verdict)
 
     async def close(self) -> None:
         """Release the database and (when built here) the state store."""

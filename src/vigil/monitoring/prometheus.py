@@ -40,6 +40,11 @@ STORAGE_BUCKETS = (
 END_TO_END_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+# From a card's top alert to the analyst's verdict: minutes to days.
+VERDICT_WAIT_BUCKETS = (
+    60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0, 172800.0,
+    604800.0,
+)  # fmt: skip
 
 
 class VigilMetrics:
@@ -111,6 +116,40 @@ class VigilMetrics:
             "vigil_labels_received",
             "Fraud labels received (chargebacks, analyst verdicts), by outcome.",
             ["outcome"],
+            registry=reg,
+        )
+
+        # Case queue (analysts' review).
+        self.case_verdicts = Counter(
+            "vigil_case_verdicts",
+            "Cards reviewed by an analyst, by verdict (fraud when any transaction is fraud).",
+            ["verdict"],
+            registry=reg,
+        )
+        self.case_time_to_verdict = Histogram(
+            "vigil_case_time_to_verdict_seconds",
+            "Wall-clock time from the arrival of a card's top-scored transaction to its verdict.",
+            buckets=VERDICT_WAIT_BUCKETS,
+            registry=reg,
+        )
+        self.case_queue_budget = Gauge(
+            "vigil_case_queue_budget",
+            "Cards the analysts review a day (the queue's length), for the latest verdict's day.",
+            registry=reg,
+        )
+        self.case_queue_size = Gauge(
+            "vigil_case_queue_size",
+            "Cards in the latest verdict's day queue (at most the budget).",
+            registry=reg,
+        )
+        self.case_queue_reviewed = Gauge(
+            "vigil_case_queue_reviewed",
+            "Cards of the latest verdict's day queue that are fully reviewed.",
+            registry=reg,
+        )
+        self.case_queue_frauds = Gauge(
+            "vigil_case_queue_frauds",
+            "Reviewed cards of the latest verdict's day queue found fraud (live CP@k numerator).",
             registry=reg,
         )
 

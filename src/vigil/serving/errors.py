@@ -19,7 +19,9 @@ from fastapi.responses import Response
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from vigil.cases import CaseNotFound
 from vigil.data.training_data import RejectedData
+from vigil.decisions.labels import VerdictConflict, VerdictRejected
 from vigil.inference.errors import (
     InvalidFeaturesError,
     ModelLoadError,
@@ -164,6 +166,21 @@ LIFECYCLE_STATUS: dict[type[Exception], int] = {
 }
 
 
+# The case queue's domain errors (analysts' verdicts).
+CASE_STATUS: dict[type[Exception], int] = {
+    CaseNotFound: 404,
+    VerdictConflict: 409,
+}
+
+
+async def _verdict_rejected(_request: Request, error: Exception) -> Response:
+    """A verdict that does not fit its case: shaped like any invalid body (422)."""
+    assert isinstance(error, VerdictRejected)
+    problem = {"type": "value_error", "loc": ["body", error.field], "msg": str(error)}
+    body = orjson.dumps({"detail": [problem], "request_id": request_id_var.get()})
+    return Response(body, 422, media_type="application/json")
+
+
 async def _state_store_unavailable(_request: Request, error: Exception) -> Response:
     log.error("state store unavailable: %s", error)
     return json_error(503, "state store unavailable", {"Retry-After": RETRY_AFTER_SECONDS})
@@ -179,7 +196,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RecordRejected, _record_rejected)
     app.add_exception_handler(InvalidFeaturesError, _model_failed)
     app.add_exception_handler(ModelScoringError, _model_failed)
+    app.add_exception_handler(VerdictRejected, _verdict_rejected)
     app.add_exception_handler(RedisConnectionError, _state_store_unavailable)
     app.add_exception_handler(RedisTimeoutError, _state_store_unavailable)
-    for error, status_code in LIFECYCLE_STATUS.items():
+    for error, status_code in {**LIFECYCLE_STATUS, **CASE_STATUS}.items():
         app.add_exception_handler(error, _answer(status_code))

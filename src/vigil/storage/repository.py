@@ -16,7 +16,7 @@ from vigil.storage.records import LabelRecord, PredictionRecord
 from vigil.storage.tables import labels, predictions, transactions
 
 
-def _upsertable_insert(connection: Connection, table: Table) -> PgInsert | SqliteInsert:
+def upsertable_insert(connection: Connection, table: Table) -> PgInsert | SqliteInsert:
     """The dialect's INSERT that supports ``ON CONFLICT``."""
     name = connection.dialect.name
     if name == "postgresql":
@@ -30,7 +30,7 @@ def _insert_ignoring_duplicates(
     connection: Connection, table: Table, rows: Sequence[dict[str, Any]]
 ) -> None:
     if rows:
-        statement = _upsertable_insert(connection, table).on_conflict_do_nothing(
+        statement = upsertable_insert(connection, table).on_conflict_do_nothing(
             index_elements=["transaction_id"]
         )
         connection.execute(statement, list(rows))
@@ -57,7 +57,7 @@ def insert_labels(connection: Connection, records: Sequence[LabelRecord]) -> lis
     if not records:
         return []
     statement = (
-        _upsertable_insert(connection, labels)
+        upsertable_insert(connection, labels)
         .on_conflict_do_nothing(index_elements=["transaction_id"])
         .returning(labels.c.transaction_id)
     )

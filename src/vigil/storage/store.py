@@ -9,9 +9,11 @@ writes run in one dedicated thread.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection
 
 from vigil.storage.engine import create_db_engine
 from vigil.storage.errors import RecordRejected
@@ -19,6 +21,8 @@ from vigil.storage.isolation import write_isolating
 from vigil.storage.records import LabelRecord, PredictionRecord
 from vigil.storage.repository import fetch_predictions, fetch_transactions, insert_labels
 from vigil.storage.sinks import make_sink
+
+T = TypeVar("T")
 
 
 def _transaction_id(record: PredictionRecord) -> int:
@@ -61,6 +65,20 @@ class DecisionStore:
     async def save_labels(self, records: Sequence[LabelRecord]) -> list[dict[str, Any]]:
         """Store labels (idempotent) and return the stored transactions they refer to."""
         result: list[dict[str, Any]] = await self._run(self._save_labels, records)
+        return result
+
+    def _on_connection(self, work: Callable[[Connection], T], write: bool) -> T:
+        with self._engine.begin() if write else self._engine.connect() as connection:
+            return work(connection)
+
+    async def run_in_transaction(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` in one database transaction, on the store's thread."""
+        result: T = await self._run(self._on_connection, work, True)
+        return result
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """``work(connection)`` on a read connection, on the store's thread."""
+        result: T = await self._run(self._on_connection, work, False)
         return result
 
     async def close(self) -> None:

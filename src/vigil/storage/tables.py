@@ -59,6 +59,10 @@ transactions = Table(
     Column("tx_amount", Float, nullable=False),
     Column("extra", JSON, nullable=True),
     Column("received_at", UtcDateTime, nullable=False),
+    # The case queue reads a day by event time, and a card's or terminal's recent days.
+    Index("ix_transactions_tx_datetime", "tx_datetime"),
+    Index("ix_transactions_customer_tx_datetime", "customer_id", "tx_datetime"),
+    Index("ix_transactions_terminal_tx_datetime", "terminal_id", "tx_datetime"),
 )
 
 # No foreign key to transactions: the writer inserts both in one transaction anyway and a
@@ -88,6 +92,33 @@ labels = Table(
     Column("tx_fraud", SmallInteger, nullable=False),
     Column("labelled_at", DateTime, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
+)
+
+# The analysts' verdict log: one row per reviewed transaction (a card's verdict covers its
+# transactions of the day). ``reviewed_at`` is on the transactions' clock (naive UTC), so
+# features at time t use the verdicts reviewed by t, offline and online alike. Each verdict
+# is also a row of ``labels`` (the one label path, ``vigil.decisions.labels``).
+verdicts = Table(
+    "verdicts",
+    metadata,
+    Column("transaction_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("terminal_id", BigInteger, nullable=False),
+    Column("tx_datetime", DateTime, nullable=False),
+    Column("is_fraud", SmallInteger, nullable=False),
+    Column("terminal_compromised", SmallInteger, nullable=False),
+    Column("reviewed_at", DateTime, nullable=False),
+    Column("analyst", String(64), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("received_at", UtcDateTime, nullable=False),
+    CheckConstraint("is_fraud IN (0, 1)", name="ck_verdicts_is_fraud"),
+    CheckConstraint(
+        "terminal_compromised IN (0, 1) AND terminal_compromised <= is_fraud",
+        name="ck_verdicts_terminal_compromised",
+    ),
+    Index("ix_verdicts_customer_reviewed_at", "customer_id", "reviewed_at"),
+    Index("ix_verdicts_terminal_reviewed_at", "terminal_id", "reviewed_at"),
+    Index("ix_verdicts_reviewed_at", "reviewed_at"),
 )
 
 deployments = Table(

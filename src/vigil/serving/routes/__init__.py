@@ -4,6 +4,7 @@ from fastapi import APIRouter
 
 from vigil.serving.routes import (
     admin,
+    cases,
     evaluate,
     health,
     lifecycle,
@@ -20,6 +21,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     observability.router,
     admin.router,
     lifecycle.router,
+    cases.router,
 )
 
 __all__ = ["ROUTERS"]

@@ -1,0 +1,244 @@
+"""The day's case queue: cards ranked by their highest score, as many as the team reviews.
+
+A case is one card (``customer_id``) on one event-time day: its scored transactions of the
+day with scores and reason codes, each amount against the card's habit (its median amount
+over the ``cases.habit_days`` before the day), each terminal's known fraud run (frauds known
+now at that terminal over the ``cases.fraud_run_days`` before the day's end, and whether an
+analyst marked it compromised) and the verdicts given so far. The queue is the top
+``budget`` cards (the k of CP@k); its precision is the share of reviewed cards found fraud,
+i.e. the live CP@k of the cards reviewed so far.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import Connection
+
+from vigil.config import CasesConfig
+from vigil.data.transaction import naive_utc
+from vigil.storage.cases import (
+    card_amounts,
+    card_transactions,
+    compromised_terminals,
+    newest_event_time,
+    terminal_fraud_times,
+    top_cards,
+)
+from vigil.storage.records import utc_now
+
+CaseStatus = Literal["open", "reviewed"]
+Verdict = Literal["fraud", "legit"]
+
+
+class CaseNotFound(LookupError):
+    """The card has no scored transaction on that day."""
+
+
+def event_clock(connection: Connection) -> datetime:
+    """Now on the transactions' clock (naive UTC): the newest stored event, never past now.
+
+    Live, events arrive as they happen and this is the wall clock; a replayed or simulated
+    world's "now" is its newest event.
+    """
+    now = naive_utc(utc_now())
+    newest = newest_event_time(connection)
+    return now if newest is None else min(newest, now)
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """``[start, end)`` of an event-time day."""
+    start = datetime.combine(day, time())
+    return start, start + timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class CaseTransaction:
+    """One of the card's transactions of the day, with what the analyst judges it by."""
+
+    transaction_id: int
+    tx_datetime: datetime
+    terminal_id: int
+    tx_amount: float
+    score: float
+    label: int
+    reason_codes: list[str]
+    model_version: str
+    amount_vs_habit: float | None  # amount / the card's habit median; None without history
+    terminal_frauds: int  # known frauds at the terminal in the fraud-run window
+    terminal_last_fraud: datetime | None
+    terminal_compromised: bool  # an analyst marked the terminal compromised
+    verdict: Verdict | None
+    reviewed_at: datetime | None
+    analyst: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One card's day: its transactions, its rank in the queue (None: outside the budget)."""
+
+    customer_id: int
+    day: date
+    rank: int | None
+    top_score: float
+    status: CaseStatus
+    verdict: Verdict | None  # fraud when any reviewed transaction is fraud
+    alerts: int  # transactions flagged (label 1)
+    total_amount: float
+    habit_median: float | None
+    habit_transactions: int
+    transactions: list[CaseTransaction]
+
+    @property
+    def top_transaction(self) -> CaseTransaction:
+        """The transaction with the card's highest score (the earliest on a tie)."""
+        return max(self.transactions, key=lambda t: t.score)
+
+
+@dataclass(frozen=True, slots=True)
+class CaseQueue:
+    """The day's queue (filtered by status) and how far its review has come."""
+
+    day: date
+    budget: int
+    size: int  # cards in the day's queue (at most the budget)
+    reviewed: int  # of those, cards with every transaction reviewed
+    frauds: int  # reviewed cards found fraud
+    cases: list[Case]
+
+    @property
+    def precision(self) -> float | None:
+        """Reviewed cards found fraud over reviewed cards: the live CP@k (None before any)."""
+        return self.frauds / self.reviewed if self.reviewed else None
+
+
+def _verdict(is_fraud: Any) -> Verdict | None:
+    if is_fraud is None:
+        return None
+    return "fraud" if int(is_fraud) else "legit"
+
+
+def _habit(amounts: Sequence[float]) -> float | None:
+    return statistics.median(amounts) if amounts else None
+
+
+def _transaction(
+    row: dict[str, Any],
+    habit: float | None,
+    fraud_times: Sequence[datetime],
+    compromised: bool,
+) -> CaseTransaction:
+    return CaseTransaction(
+        transaction_id=int(row["transaction_id"]),
+        tx_datetime=row["tx_datetime"],
+        terminal_id=int(row["terminal_id"]),
+        tx_amount=float(row["tx_amount"]),
+        score=float(row["score"]),
+        label=int(row["label"]),
+        reason_codes=list(row["reason_codes"] or []),
+        model_version=str(row["model_version"]),
+        amount_vs_habit=float(row["tx_amount"]) / habit if habit else None,
+        terminal_frauds=len(fraud_times),
+        terminal_last_fraud=max(fraud_times, default=None),
+        terminal_compromised=compromised,
+        verdict=_verdict(row["is_fraud"]),
+        reviewed_at=row["reviewed_at"],
+        analyst=row["analyst"],
+    )
+
+
+def _case(
+    customer_id: int,
+    day: date,
+    rank: int | None,
+    txs: list[CaseTransaction],
+    amounts: Sequence[float],
+) -> Case:
+    verdicts = [t.verdict for t in txs if t.verdict is not None]
+    return Case(
+        customer_id=customer_id,
+        day=day,
+        rank=rank,
+        top_score=max(t.score for t in txs),
+        status="reviewed" if len(verdicts) == len(txs) else "open",
+        verdict=("fraud" if "fraud" in verdicts else "legit") if verdicts else None,
+        alerts=sum(t.label for t in txs),
+        total_amount=sum(t.tx_amount for t in txs),
+        habit_median=_habit(amounts),
+        habit_transactions=len(amounts),
+        transactions=txs,
+    )
+
+
+def _cases(
+    connection: Connection,
+    config: CasesConfig,
+    day: date,
+    ranked: Sequence[tuple[int, int | None]],
+) -> list[Case]:
+    """The cases of the ``(customer, rank)`` pairs in that order (cards without rows: none)."""
+    start, end = day_bounds(day)
+    customers = [customer for customer, _ in ranked]
+    rows = card_transactions(connection, customers, start, end)
+    habits = card_amounts(connection, customers, start - timedelta(days=config.habit_days), start)
+    terminals = sorted({int(row["terminal_id"]) for row in rows})
+    run_start = end - timedelta(days=config.fraud_run_days)
+    fraud_times = terminal_fraud_times(connection, terminals, run_start, end)
+    compromised = compromised_terminals(connection, terminals, event_clock(connection))
+    by_card: dict[int, list[CaseTransaction]] = {}
+    for row in rows:
+        customer, terminal = int(row["customer_id"]), int(row["terminal_id"])
+        habit = _habit(habits.get(customer, []))
+        by_card.setdefault(customer, []).append(
+            _transaction(row, habit, fraud_times.get(terminal, []), terminal in compromised)
+        )
+    return [
+        _case(customer, day, rank, by_card[customer], habits.get(customer, []))
+        for customer, rank in ranked
+        if customer in by_card
+    ]
+
+
+def day_queue(
+    connection: Connection,
+    config: CasesConfig,
+    day: date | None = None,
+    budget: int | None = None,
+    status: CaseStatus | None = None,
+) -> CaseQueue:
+    """The queue of ``day`` (default: today on the event clock), ``status`` cases only."""
+    day = day if day is not None else event_clock(connection).date()
+    budget = budget if budget is not None else config.review_budget
+    start, end = day_bounds(day)
+    ranked = top_cards(connection, start, end, budget)
+    cases = _cases(connection, config, day, [(c, r) for r, (c, _) in enumerate(ranked, 1)])
+    reviewed = [case for case in cases if case.status == "reviewed"]
+    return CaseQueue(
+        day=day,
+        budget=budget,
+        size=len(cases),
+        reviewed=len(reviewed),
+        frauds=sum(case.verdict == "fraud" for case in reviewed),
+        cases=[case for case in cases if status is None or case.status == status],
+    )
+
+
+def card_case(
+    connection: Connection, config: CasesConfig, customer_id: int, day: date | None = None
+) -> Case:
+    """One card's case on ``day`` (default: today on the event clock), ranked in the queue.
+
+    Raises :class:`CaseNotFound` when the card has no scored transaction that day.
+    """
+    day = day if day is not None else event_clock(connection).date()
+    start, end = day_bounds(day)
+    ranked = [c for c, _ in top_cards(connection, start, end, config.review_budget)]
+    rank = ranked.index(customer_id) + 1 if customer_id in ranked else None
+    found = _cases(connection, config, day, [(customer_id, rank)])
+    if not found:
+        raise CaseNotFound(f"card {customer_id} has no scored transaction on {day.isoformat()}")
+    return found[0]

@@ -1,0 +1,133 @@
+"""HTTP bodies of the case queue: cases out, an analyst's verdict in."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from vigil.cases import Case, CaseQueue
+from vigil.data.transaction import EventTime, Id, check_text
+
+# Event-time days the queue can hold: the transaction contract's years.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(9999, 12, 30)
+MAX_FRAUD_IDS = 1000
+
+
+def _text(value: str) -> str:
+    check_text(value, "text")
+    return value
+
+
+Analyst = Annotated[
+    str,
+    Field(min_length=1, max_length=64, description="Who gave the verdict."),
+    AfterValidator(_text),
+]
+Note = Annotated[str, Field(max_length=2000), AfterValidator(_text)]
+
+
+class CaseTransactionOut(BaseModel):
+    """One of the card's transactions of the day."""
+
+    transaction_id: int
+    tx_datetime: datetime
+    terminal_id: int
+    tx_amount: float
+    score: float = Field(description="Fraud probability in [0, 1].")
+    label: int = Field(description="1 = flagged by the model's threshold.")
+    reason_codes: list[str] = Field(description="Features that raised the score most.")
+    model_version: str
+    amount_vs_habit: float | None = Field(
+        description="Amount over the card's median amount of the habit days; null: no history."
+    )
+    terminal_frauds: int = Field(description="Known frauds at the terminal, fraud-run window.")
+    terminal_last_fraud: datetime | None
+    terminal_compromised: bool = Field(description="An analyst marked the terminal compromised.")
+    verdict: Literal["fraud", "legit"] | None
+    reviewed_at: datetime | None
+    analyst: str | None
+
+
+class CaseOut(BaseModel):
+    """A card's day: its transactions, rank in the queue (null: outside the budget), verdict."""
+
+    customer_id: int
+    day: date
+    rank: int | None
+    top_score: float
+    status: Literal["open", "reviewed"]
+    verdict: Literal["fraud", "legit"] | None
+    alerts: int = Field(description="Transactions flagged by the model.")
+    total_amount: float
+    habit_median: float | None
+    habit_transactions: int
+    transactions: list[CaseTransactionOut]
+
+    @classmethod
+    def of(cls, case: Case) -> CaseOut:
+        """The body of a case."""
+        return cls.model_validate(asdict(case))
+
+
+class CaseQueueOut(BaseModel):
+    """The day's queue: the top cards by score, as many as the review budget."""
+
+    day: date
+    budget: int
+    size: int = Field(description="Cards in the day's queue (at most the budget).")
+    reviewed: int = Field(description="Cards of the queue with every transaction reviewed.")
+    frauds: int = Field(description="Reviewed cards found fraud.")
+    precision: float | None = Field(
+        description="frauds / reviewed: the live card precision of the reviewed cards."
+    )
+    cases: list[CaseOut] = Field(description="The queue's cases of the asked status, by rank.")
+
+    @classmethod
+    def of(cls, queue: CaseQueue) -> CaseQueueOut:
+        """The body of a queue."""
+        return cls.model_validate({**asdict(queue), "precision": queue.precision})
+
+
+class VerdictIn(BaseModel):
+    """An analyst's verdict on a card's day; its transactions' labels follow at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: Literal["fraud", "legit"]
+    analyst: Analyst
+    terminal_compromised: bool = Field(
+        False, description="The terminals of the fraudulent transactions are compromised."
+    )
+    note: Note | None = None
+    day: date | None = Field(
+        None, ge=FIRST_DAY, le=LAST_DAY, description="The case's day (default: today)."
+    )
+    fraud_transaction_ids: list[Id] | None = Field(
+        None,
+        max_length=MAX_FRAUD_IDS,
+        description="With verdict fraud: only these transactions are fraud (default: all).",
+    )
+    reviewed_at: EventTime | None = Field(
+        None, description="When the card was reviewed (default: now on the event clock)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> VerdictIn:
+        """A terminal is compromised, and transactions are named, only in a fraud verdict."""
+        if self.verdict == "legit" and (self.terminal_compromised or self.fraud_transaction_ids):
+            raise ValueError("terminal_compromised and fraud_transaction_ids need verdict fraud")
+        return self
+
+
+class VerdictOut(BaseModel):
+    """What the verdict wrote, and the case as it is now."""
+
+    customer_id: int
+    day: date
+    labelled: int = Field(description="Transactions labelled by this request (0: a repeat).")
+    repeated: bool = Field(description="The same verdict had been given before: nothing new.")
+    case: CaseOut

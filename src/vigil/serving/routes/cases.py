@@ -1,0 +1,123 @@
+"""The analysts' case queue (API key): the day's cases, one card's case, a verdict.
+
+A verdict is a label at once: it goes through the one label path
+(:func:`vigil.decisions.labels.record_verdict`), which logs it in ``verdicts``, writes the
+labels of the card's transactions and feeds the online state.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import partial
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Response, status
+
+from vigil.cases import CaseStatus, card_case, day_queue
+from vigil.decisions.labels import CaseVerdict
+from vigil.monitoring.cases import observe_verdict
+from vigil.serving.case_schemas import (
+    FIRST_DAY,
+    LAST_DAY,
+    CaseOut,
+    CaseQueueOut,
+    VerdictIn,
+    VerdictOut,
+)
+from vigil.serving.deps import ServicesDep
+from vigil.serving.schemas import ErrorOut
+from vigil.serving.security import ApiKeyDep
+
+router = APIRouter(prefix="/cases", tags=["cases"], dependencies=[ApiKeyDep])
+
+_AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Missing X-API-Key."},
+    403: {"model": ErrorOut, "description": "Wrong X-API-Key."},
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "The card has no scored transaction that day."}
+}
+CustomerId = Annotated[int, Path(ge=0, lt=2**63, description="The card (customer id).")]
+Day = Annotated[
+    date | None,
+    Query(ge=FIRST_DAY, le=LAST_DAY, description="Event-time day (default: today)."),
+]
+
+
+@router.get(
+    "",
+    response_model=CaseQueueOut,
+    responses=_AUTH,
+    summary="The day's case queue: cards ranked by their highest score, review budget long",
+)
+async def cases(
+    services: ServicesDep,
+    day: Day = None,
+    budget: Annotated[
+        int | None, Query(ge=1, le=10_000, description="Cards (default: cases.review_budget).")
+    ] = None,
+    status: Annotated[CaseStatus | None, Query(description="Only open or reviewed cases.")] = None,
+) -> CaseQueueOut:
+    """Each case: the card's scored transactions of the day, reasons, habit, terminal run."""
+    read = partial(day_queue, config=services.settings.cases, day=day, budget=budget, status=status)
+    return CaseQueueOut.of(await services.runtime.store.read(read))
+
+
+@router.get(
+    "/{customer_id}",
+    response_model=CaseOut,
+    responses={**_AUTH, **_NOT_FOUND},
+    summary="One card's case of the day (also outside the queue)",
+)
+async def case(customer_id: CustomerId, services: ServicesDep, day: Day = None) -> CaseOut:
+    """404 when the card has no scored transaction that day."""
+    read = partial(card_case, config=services.settings.cases, customer_id=customer_id, day=day)
+    return CaseOut.of(await services.runtime.store.read(read))
+
+
+@router.post(
+    "/{customer_id}/verdict",
+    response_model=VerdictOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        **_AUTH,
+        **_NOT_FOUND,
+        200: {"model": VerdictOut, "description": "The same verdict again: nothing written."},
+        409: {"model": ErrorOut, "description": "Already reviewed with another verdict."},
+        422: {"description": "Invalid verdict, or one not fitting the case: names the field."},
+    },
+    summary="An analyst's verdict: labels the card's transactions of the day at once",
+)
+async def verdict(
+    customer_id: CustomerId, body: VerdictIn, services: ServicesDep, response: Response
+) -> VerdictOut:
+    """201 with the labels written; 200 when the same verdict was given before (idempotent)."""
+    given = CaseVerdict(
+        customer_id=customer_id,
+        day=body.day,
+        fraud=body.verdict == "fraud",
+        analyst=body.analyst,
+        terminal_compromised=body.terminal_compromised,
+        note=body.note,
+        fraud_transaction_ids=(
+            frozenset(body.fraud_transaction_ids) if body.fraud_transaction_ids else None
+        ),
+        reviewed_at=body.reviewed_at,
+    )
+    runtime = services.runtime
+    outcome = await runtime.record_verdict(given)
+    config = services.settings.cases
+    now = await runtime.store.read(
+        partial(card_case, config=config, customer_id=customer_id, day=outcome.day)
+    )
+    queue = await runtime.store.read(partial(day_queue, config=config, day=outcome.day))
+    observe_verdict(services.metrics, outcome, queue)
+    if outcome.repeated:
+        response.status_code = status.HTTP_200_OK
+    return VerdictOut(
+        customer_id=customer_id,
+        day=outcome.day,
+        labelled=len(outcome.stored),
+        repeated=outcome.repeated,
+        case=CaseOut.of(now),
+    )

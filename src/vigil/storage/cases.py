@@ -1,0 +1,180 @@
+"""The case queue's reads and the verdict log's writes (SQLite or PostgreSQL).
+
+Days are event-time days: ``[start, end)`` on ``transactions.tx_datetime`` (naive UTC).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from vigil.storage.records import utc_now
+from vigil.storage.repository import upsertable_insert
+from vigil.storage.tables import labels, predictions, transactions, verdicts
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictRecord:
+    """One reviewed transaction of the verdict log (``reviewed_at`` on the event clock)."""
+
+    transaction_id: int
+    customer_id: int
+    terminal_id: int
+    tx_datetime: datetime
+    is_fraud: bool
+    terminal_compromised: bool
+    reviewed_at: datetime
+    analyst: str
+    note: str | None = None
+    received_at: datetime = field(default_factory=utc_now)
+
+    def row(self) -> dict[str, Any]:
+        """Values for the ``verdicts`` table."""
+        values = asdict(self)
+        values["is_fraud"] = int(self.is_fraud)
+        values["terminal_compromised"] = int(self.terminal_compromised)
+        return values
+
+
+def newest_event_time(connection: Connection) -> datetime | None:
+    """The latest stored transaction time (the event clock), or None with no transactions."""
+    value = connection.execute(select(func.max(transactions.c.tx_datetime))).scalar_one()
+    return value if isinstance(value, datetime) else None
+
+
+def top_cards(
+    connection: Connection, start: datetime, end: datetime, limit: int
+) -> list[tuple[int, float]]:
+    """The ``limit`` cards of ``[start, end)`` with the highest scores: (customer, top score).
+
+    Ties are broken by customer id, so the queue is the same on every call.
+    """
+    top = func.max(predictions.c.score).label("top")
+    query = (
+        select(transactions.c.customer_id, top)
+        .join(predictions, predictions.c.transaction_id == transactions.c.transaction_id)
+        .where(transactions.c.tx_datetime >= start, transactions.c.tx_datetime < end)
+        .group_by(transactions.c.customer_id)
+        .order_by(top.desc(), transactions.c.customer_id)
+        .limit(limit)
+    )
+    return [(int(customer), float(score)) for customer, score in connection.execute(query)]
+
+
+def card_transactions(
+    connection: Connection, customer_ids: Sequence[int], start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """The cards' scored transactions in ``[start, end)`` with any verdict, in time order."""
+    query = (
+        select(
+            transactions.c.transaction_id,
+            transactions.c.customer_id,
+            transactions.c.terminal_id,
+            transactions.c.tx_datetime,
+            transactions.c.tx_amount,
+            transactions.c.received_at,
+            predictions.c.score,
+            predictions.c.label,
+            predictions.c.reason_codes,
+            predictions.c.model_version,
+            verdicts.c.is_fraud,
+            verdicts.c.terminal_compromised,
+            verdicts.c.reviewed_at,
+            verdicts.c.analyst,
+            verdicts.c.note,
+        )
+        .join(predictions, predictions.c.transaction_id == transactions.c.transaction_id)
+        .join(
+            verdicts,
+            verdicts.c.transaction_id == transactions.c.transaction_id,
+            isouter=True,
+        )
+        .where(
+            transactions.c.customer_id.in_(list(customer_ids)),
+            transactions.c.tx_datetime >= start,
+            transactions.c.tx_datetime < end,
+        )
+        .order_by(transactions.c.tx_datetime, transactions.c.transaction_id)
+    )
+    return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def card_amounts(
+    connection: Connection, customer_ids: Sequence[int], start: datetime, end: datetime
+) -> dict[int, list[float]]:
+    """Each card's transaction amounts in ``[start, end)`` (its habit)."""
+    query = select(transactions.c.customer_id, transactions.c.tx_amount).where(
+        transactions.c.customer_id.in_(list(customer_ids)),
+        transactions.c.tx_datetime >= start,
+        transactions.c.tx_datetime < end,
+    )
+    amounts: dict[int, list[float]] = {}
+    for customer, amount in connection.execute(query):
+        amounts.setdefault(int(customer), []).append(float(amount))
+    return amounts
+
+
+def terminal_fraud_times(
+    connection: Connection, terminal_ids: Sequence[int], start: datetime, end: datetime
+) -> dict[int, list[datetime]]:
+    """Event times of the known frauds (labels, verdicts included) at each terminal."""
+    query = (
+        select(transactions.c.terminal_id, transactions.c.tx_datetime)
+        .join(labels, labels.c.transaction_id == transactions.c.transaction_id)
+        .where(
+            transactions.c.terminal_id.in_(list(terminal_ids)),
+            transactions.c.tx_datetime >= start,
+            transactions.c.tx_datetime < end,
+            labels.c.tx_fraud == 1,
+        )
+    )
+    times: dict[int, list[datetime]] = {}
+    for terminal, moment in connection.execute(query):
+        times.setdefault(int(terminal), []).append(moment)
+    return times
+
+
+def compromised_terminals(
+    connection: Connection, terminal_ids: Sequence[int], until: datetime
+) -> set[int]:
+    """The terminals an analyst marked compromised in a verdict reviewed by ``until``."""
+    query = (
+        select(verdicts.c.terminal_id)
+        .where(
+            verdicts.c.terminal_id.in_(list(terminal_ids)),
+            verdicts.c.terminal_compromised == 1,
+            verdicts.c.reviewed_at <= until,
+        )
+        .distinct()
+    )
+    return {int(terminal) for terminal in connection.execute(query).scalars()}
+
+
+def insert_verdicts(connection: Connection, records: Sequence[VerdictRecord]) -> list[int]:
+    """Store verdicts; a transaction keeps its first one. Returns the ids stored now."""
+    if not records:
+        return []
+    statement = (
+        upsertable_insert(connection, verdicts)
+        .on_conflict_do_nothing(index_elements=["transaction_id"])
+        .returning(verdicts.c.transaction_id)
+    )
+    return [
+        int(row.transaction_id) for row in connection.execute(statement, [r.row() for r in records])
+    ]
+
+
+def fetch_verdicts(
+    connection: Connection, since: datetime | None = None, until: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The verdict log in review order, optionally ``since <= reviewed_at < until``."""
+    query = select(verdicts).order_by(verdicts.c.reviewed_at, verdicts.c.transaction_id)
+    if since is not None:
+        query = query.where(verdicts.c.reviewed_at >= since)
+    if until is not None:
+        query = query.where(verdicts.c.reviewed_at < until)
+    return [dict(row) for row in connection.execute(query).mappings()]

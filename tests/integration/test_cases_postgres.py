@@ -1,0 +1,89 @@
+"""The case queue and the verdict log on real PostgreSQL: the same answers as on SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime
+
+import pytest
+from sqlalchemy import Engine
+
+from conftest import private_pg_schema
+from vigil.cases import card_case, day_queue
+from vigil.config import CasesConfig
+from vigil.decisions.labels import CaseVerdict, VerdictConflict, write_verdict
+from vigil.storage import (
+    PredictionRecord,
+    create_db_engine,
+    fetch_labels,
+    insert_prediction_records,
+    upgrade_database,
+)
+from vigil.storage.cases import fetch_verdicts
+
+pytestmark = pytest.mark.integration
+DAY = date(2018, 9, 30)
+
+
+def scored(tid: int, card: int, hour: int, score: float, day: int = 30) -> PredictionRecord:
+    return PredictionRecord(
+        transaction_id=tid,
+        tx_datetime=datetime(2018, 9, day, hour),
+        customer_id=card,
+        terminal_id=100 + card,
+        tx_amount=10.0 * tid,
+        score=score,
+        label=int(score >= 0.5),
+        threshold=0.5,
+        reason_codes=["tx_amount", "terminal_id_risk_7day_window"],
+        model_version="m-1",
+        latency_ms=0.5,
+        source="stream",
+    )
+
+
+@pytest.fixture
+def engine(postgres_url: str) -> Iterator[Engine]:
+    with private_pg_schema(postgres_url, "vigil_cases") as url:
+        upgrade_database(url)
+        db = create_db_engine(url)
+        records = [
+            scored(1, 7, 8, 0.9),
+            scored(2, 7, 9, 0.2),
+            scored(3, 8, 10, 0.6),
+            scored(4, 9, 11, 0.1),
+            scored(5, 7, 8, 0.1, day=20),  # card 7's habit
+        ]
+        with db.begin() as connection:
+            insert_prediction_records(connection, records)
+        yield db
+        db.dispose()
+
+
+def test_queue_and_verdicts_on_postgres(engine: Engine) -> None:
+    config = CasesConfig(review_budget=2)
+    with engine.connect() as connection:
+        queue = day_queue(connection, config)
+    assert (queue.day, queue.size) == (DAY, 2)
+    assert [(c.customer_id, c.top_score) for c in queue.cases] == [(7, 0.9), (8, 0.6)]
+    first = queue.cases[0]
+    assert first.transactions[0].reason_codes == ["tx_amount", "terminal_id_risk_7day_window"]
+    assert first.habit_median == 50.0 and first.transactions[0].amount_vs_habit == 0.2
+    verdict = CaseVerdict(customer_id=7, day=None, fraud=True, analyst="ana")
+    with engine.begin() as connection:
+        outcome = write_verdict(connection, verdict)
+    assert [r.transaction_id for r in outcome.stored] == [1, 2]
+    with engine.begin() as connection:
+        assert write_verdict(connection, verdict).repeated
+    with pytest.raises(VerdictConflict), engine.begin() as connection:
+        write_verdict(connection, CaseVerdict(7, None, False, "bob"))
+    with engine.connect() as connection:
+        assert fetch_labels(connection, [1, 2, 3]) == {1: 1, 2: 1}
+        assert [v["reviewed_at"] for v in fetch_verdicts(connection)] == [
+            datetime(2018, 9, 30, 11)
+        ] * 2
+        case = card_case(connection, config, 7)
+        queue = day_queue(connection, config, status="open")
+    assert (case.status, case.verdict, case.rank) == ("reviewed", "fraud", 1)
+    assert [c.customer_id for c in queue.cases] == [8]
+    assert (queue.reviewed, queue.frauds, queue.precision) == (1, 1, 1.0)
