@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from conftest import private_pg_schema
 from vigil.cases import card_case, day_queue
+from vigil.cases.queue import rank_day, today
 from vigil.config import CasesConfig
 from vigil.decisions.labels import CaseVerdict, VerdictConflict, write_verdict
 from vigil.storage import (
@@ -63,7 +64,9 @@ def engine(postgres_url: str) -> Iterator[Engine]:
 def test_queue_and_verdicts_on_postgres(engine: Engine) -> None:
     config = CasesConfig(review_budget=2)
     with engine.connect() as connection:
-        queue = day_queue(connection, config)
+        assert today(connection) == DAY
+        ranked = rank_day(connection, DAY, 2)
+        queue = day_queue(connection, config, DAY, 2, ranked)
     assert (queue.day, queue.size) == (DAY, 2)
     assert [(c.customer_id, c.top_score) for c in queue.cases] == [(7, 0.9), (8, 0.6)]
     first = queue.cases[0]
@@ -82,8 +85,8 @@ def test_queue_and_verdicts_on_postgres(engine: Engine) -> None:
         assert [v["reviewed_at"] for v in fetch_verdicts(connection)] == [
             datetime(2018, 9, 30, 11)
         ] * 2
-        case = card_case(connection, config, 7)
-        queue = day_queue(connection, config, status="open")
+        case = card_case(connection, config, 7, DAY, ranked)
+        queue = day_queue(connection, config, DAY, 2, ranked, status="open")
     assert (case.status, case.verdict, case.rank) == ("reviewed", "fraud", 1)
     assert [c.customer_id for c in queue.cases] == [8]
     assert (queue.reviewed, queue.frauds, queue.precision) == (1, 1, 1.0)

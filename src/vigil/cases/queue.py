@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection
 
+from vigil.cases.ranking import Ranked
 from vigil.config import CasesConfig
 from vigil.data.transaction import naive_utc
 from vigil.storage.cases import (
@@ -203,19 +204,27 @@ def _cases(
     ]
 
 
+def today(connection: Connection) -> date:
+    """Today's date on the event clock (the queue's default day)."""
+    return event_clock(connection).date()
+
+
+def rank_day(connection: Connection, day: date, budget: int) -> Ranked:
+    """The ``budget`` cards of ``day`` with the highest scores: (customer, top score)."""
+    return top_cards(connection, *day_bounds(day), budget)
+
+
 def day_queue(
     connection: Connection,
     config: CasesConfig,
-    day: date | None = None,
-    budget: int | None = None,
+    day: date,
+    budget: int,
+    ranked: Ranked,
     status: CaseStatus | None = None,
 ) -> CaseQueue:
-    """The queue of ``day`` (default: today on the event clock), ``status`` cases only."""
-    day = day if day is not None else event_clock(connection).date()
-    budget = budget if budget is not None else config.review_budget
-    start, end = day_bounds(day)
-    ranked = top_cards(connection, start, end, budget)
-    cases = _cases(connection, config, day, [(c, r) for r, (c, _) in enumerate(ranked, 1)])
+    """The queue of ``day`` (``budget`` cards ranked by :func:`rank_day`), ``status`` only."""
+    ranks = [(customer, rank) for rank, (customer, _) in enumerate(ranked, 1)]
+    cases = _cases(connection, config, day, ranks)
     reviewed = [case for case in cases if case.status == "reviewed"]
     return CaseQueue(
         day=day,
@@ -228,16 +237,14 @@ def day_queue(
 
 
 def card_case(
-    connection: Connection, config: CasesConfig, customer_id: int, day: date | None = None
+    connection: Connection, config: CasesConfig, customer_id: int, day: date, ranked: Ranked
 ) -> Case:
-    """One card's case on ``day`` (default: today on the event clock), ranked in the queue.
+    """One card's case on ``day``, with its rank in ``ranked`` (None: outside the queue).
 
     Raises :class:`CaseNotFound` when the card has no scored transaction that day.
     """
-    day = day if day is not None else event_clock(connection).date()
-    start, end = day_bounds(day)
-    ranked = [c for c, _ in top_cards(connection, start, end, config.review_budget)]
-    rank = ranked.index(customer_id) + 1 if customer_id in ranked else None
+    ranks = [customer for customer, _ in ranked]
+    rank = ranks.index(customer_id) + 1 if customer_id in ranks else None
     found = _cases(connection, config, day, [(customer_id, rank)])
     if not found:
         raise CaseNotFound(f"card {customer_id} has no scored transaction on {day.isoformat()}")

@@ -13,6 +13,7 @@ from vigil.decisions import Runtime
 from vigil.features import OnlineFeatureComputer, StateStore
 from vigil.inference.manager import ModelManager
 from vigil.monitoring import VigilMetrics
+from vigil.serving.case_service import CaseService
 from vigil.serving.errors import NotReady
 from vigil.serving.model_lifecycle import LifecycleServices
 from vigil.serving.service import PredictionService
@@ -29,6 +30,7 @@ class Services:
     writer: GroupCommitWriter
     predictions: PredictionService
     lifecycle: LifecycleServices
+    cases: CaseService
 
     @property
     def models(self) -> ModelManager:

@@ -19,6 +19,7 @@ from vigil.decisions import Runtime
 from vigil.features import StateStore
 from vigil.inference.manager import ModelManager
 from vigil.monitoring import VigilMetrics
+from vigil.serving.case_service import CaseService
 from vigil.serving.deps import Services
 from vigil.serving.model_lifecycle import LifecycleServices, running_lifecycle
 from vigil.serving.service import PredictionService
@@ -78,8 +79,10 @@ async def running_services(
             running_lifecycle(settings, runtime.models, lifecycle)
         )
         predictions = PredictionService(runtime)
+        cases = CaseService(settings.cases, lifecycle.engine, runtime, metrics)
+        stack.push_async_callback(cases.close)
         log.info("serving model %s", runtime.models.snapshot().champion.metadata.model_version)
-        yield Services(settings, metrics, runtime, writer, predictions, lifecycle)
+        yield Services(settings, metrics, runtime, writer, predictions, lifecycle, cases)
 
 
 def lifespan_for(

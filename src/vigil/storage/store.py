@@ -67,18 +67,13 @@ class DecisionStore:
         result: list[dict[str, Any]] = await self._run(self._save_labels, records)
         return result
 
-    def _on_connection(self, work: Callable[[Connection], T], write: bool) -> T:
-        with self._engine.begin() if write else self._engine.connect() as connection:
+    def _in_transaction(self, work: Callable[[Connection], T]) -> T:
+        with self._engine.begin() as connection:
             return work(connection)
 
     async def run_in_transaction(self, work: Callable[[Connection], T]) -> T:
         """``work(connection)`` in one database transaction, on the store's thread."""
-        result: T = await self._run(self._on_connection, work, True)
-        return result
-
-    async def read(self, work: Callable[[Connection], T]) -> T:
-        """``work(connection)`` on a read connection, on the store's thread."""
-        result: T = await self._run(self._on_connection, work, False)
+        result: T = await self._run(self._in_transaction, work)
         return result
 
     async def close(self) -> None:

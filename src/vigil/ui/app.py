@@ -14,7 +14,7 @@ import streamlit as st
 
 from vigil.config import ConfigError
 from vigil.ui.options import UiOptions, parse_args
-from vigil.ui.views import analytics, history, models, score, simulate
+from vigil.ui.views import analytics, cases, history, models, score, simulate
 
 PAGE_PARAM = "page"
 
@@ -32,6 +32,7 @@ PAGES: dict[str, Page] = {
     "simulate": Page("Simulate", simulate.render),
     "history": Page("History", history.render),
     "analytics": Page("Analytics", analytics.render),
+    "cases": Page("Cases", cases.render),
     "models": Page("Models", models.render),
 }
 

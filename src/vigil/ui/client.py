@@ -1,4 +1,4 @@
-"""The UI's HTTP client of the Vigil API: scoring, evaluation and model metadata.
+"""The UI's HTTP client of the Vigil API: scoring, evaluation, model metadata and cases.
 
 Every page that scores or shows a model goes through :class:`ApiClient`, so the UI runs the
 API's one decision path. The client talks either to a running API (``vigil ui --api-url``)
@@ -8,9 +8,11 @@ with no server at all (``make demo``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date
 from types import TracebackType
 from typing import Protocol, TypeVar
+from urllib.parse import urlencode
 
 import httpx
 import pandas as pd
@@ -21,6 +23,7 @@ from vigil.config import Settings
 from vigil.inference.decision import Decision
 from vigil.inference.reasons import ReasonCode
 from vigil.serving import create_app
+from vigil.serving.case_schemas import CaseOut, CaseQueueOut, VerdictIn, VerdictOut
 from vigil.serving.schemas import DecisionOut, EvaluateOut, MetadataOut, Transaction
 
 # Scoring a simulated world through /evaluate takes seconds; one transaction, milliseconds.
@@ -71,24 +74,30 @@ def as_decision(body: DecisionOut) -> Decision:
 
 
 class ApiClient:
-    """Typed calls to the API's scoring and model routes over one HTTP client.
+    """Typed calls to the API's scoring, model and case routes over one HTTP client.
 
     ``http`` is a network client of a remote API, or the in-process client of
-    :func:`in_process_client`. Closing the ``ApiClient`` closes it.
+    :func:`in_process_client`. ``api_key`` goes with every request (the case routes need
+    it). Closing the ``ApiClient`` closes ``http``.
     """
 
     def __init__(
-        self, http: HttpClient, description: str, on_close: Callable[[], None] | None = None
+        self,
+        http: HttpClient,
+        description: str,
+        on_close: Callable[[], None] | None = None,
+        api_key: str | None = None,
     ) -> None:
         self._http = http
         self._on_close = on_close if on_close is not None else http.close
+        self._headers = {"X-API-Key": api_key} if api_key else {}
         self.description = description
 
     @classmethod
-    def remote(cls, base_url: str) -> ApiClient:
+    def remote(cls, base_url: str, api_key: str | None = None) -> ApiClient:
         """A client of the API at ``base_url``."""
         http = httpx.Client(base_url=base_url, timeout=TIMEOUT_SECONDS)
-        return cls(http, f"the API at {base_url}")
+        return cls(http, f"the API at {base_url}", api_key=api_key)
 
     def __enter__(self) -> ApiClient:
         return self
@@ -120,16 +129,35 @@ class ApiClient:
         content = self._call("POST", "/evaluate", csv.encode(), CSV)
         return self._parse(EvaluateOut, "/evaluate", content)
 
+    def cases(
+        self, day: date | None = None, budget: int | None = None, status: str | None = None
+    ) -> CaseQueueOut:
+        """``GET /cases``: the day's queue (default today, the configured budget)."""
+        query = {"day": day.isoformat() if day else None, "budget": budget, "status": status}
+        path = "/cases" + _query(query)
+        return self._parse(CaseQueueOut, "/cases", self._call("GET", path))
+
+    def case(self, customer_id: int, day: date | None = None) -> CaseOut:
+        """``GET /cases/{customer_id}``: one card's case of the day."""
+        path = f"/cases/{customer_id}" + _query({"day": day.isoformat() if day else None})
+        return self._parse(CaseOut, "/cases/{customer_id}", self._call("GET", path))
+
+    def verdict(self, customer_id: int, verdict: VerdictIn) -> VerdictOut:
+        """``POST /cases/{customer_id}/verdict``: the card's transactions labelled at once."""
+        body = verdict.model_dump_json(exclude_none=True).encode()
+        content = self._call("POST", f"/cases/{customer_id}/verdict", body)
+        return self._parse(VerdictOut, "/cases/{customer_id}/verdict", content)
+
     def _call(
         self, method: str, path: str, body: bytes | None = None, media_type: str = JSON
     ) -> bytes:
         try:
             response = self._http.request(
-                method, path, content=body, headers={"Content-Type": media_type}
+                method, path, content=body, headers={"Content-Type": media_type, **self._headers}
             )
         except httpx.HTTPError as error:
             raise ApiError(f"could not reach {self.description}: {error}") from error
-        if response.status_code != 200:
+        if not 200 <= response.status_code < 300:
             raise ApiError(
                 f"{method} {path} answered {response.status_code}: {response.text[:500]}"
             )
@@ -141,6 +169,12 @@ class ApiClient:
             return model.model_validate_json(content)
         except ValidationError as error:
             raise ApiError(f"{path} answered an unexpected body: {error}") from error
+
+
+def _query(values: Mapping[str, object]) -> str:
+    """``?a=1&b=2`` of the values that are set ("" when none is)."""
+    given = {key: str(value) for key, value in values.items() if value is not None}
+    return "?" + urlencode(given) if given else ""
 
 
 def in_process_client(settings: Settings) -> ApiClient:
@@ -156,4 +190,5 @@ def in_process_client(settings: Settings) -> ApiClient:
     def stop() -> None:
         http.__exit__(None, None, None)
 
-    return ApiClient(http, "the in-process API", on_close=stop)
+    key = settings.serving.api_key.get_secret_value()
+    return ApiClient(http, "the in-process API", on_close=stop, api_key=key)

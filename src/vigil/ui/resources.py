@@ -24,9 +24,13 @@ MISSING_MODEL_HINT = (
 
 
 @st.cache_resource(show_spinner=False, max_entries=4, on_release=ApiClient.close)
-def remote_api(base_url: str) -> ApiClient:
-    """A client of the API at ``base_url``, shared by the pages."""
-    return ApiClient.remote(base_url)
+def _remote(base_url: str, _api_key: str) -> ApiClient:
+    return ApiClient.remote(base_url, _api_key)
+
+
+def remote_api(base_url: str, settings: Settings) -> ApiClient:
+    """A client of the API at ``base_url`` with the configured key, shared by the pages."""
+    return _remote(base_url, settings.serving.api_key.get_secret_value())
 
 
 @st.cache_resource(show_spinner=False, max_entries=2, on_release=ApiClient.close)

@@ -8,14 +8,12 @@ labels of the card's transactions and feeds the online state.
 from __future__ import annotations
 
 from datetime import date
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from vigil.cases import CaseStatus, card_case, day_queue
+from vigil.cases import CaseStatus
 from vigil.decisions.labels import CaseVerdict
-from vigil.monitoring.cases import observe_verdict
 from vigil.serving.case_schemas import (
     FIRST_DAY,
     LAST_DAY,
@@ -59,8 +57,7 @@ async def cases(
     status: Annotated[CaseStatus | None, Query(description="Only open or reviewed cases.")] = None,
 ) -> CaseQueueOut:
     """Each case: the card's scored transactions of the day, reasons, habit, terminal run."""
-    read = partial(day_queue, config=services.settings.cases, day=day, budget=budget, status=status)
-    return CaseQueueOut.of(await services.runtime.store.read(read))
+    return CaseQueueOut.of(await services.cases.queue(day, budget, status))
 
 
 @router.get(
@@ -71,8 +68,7 @@ async def cases(
 )
 async def case(customer_id: CustomerId, services: ServicesDep, day: Day = None) -> CaseOut:
     """404 when the card has no scored transaction that day."""
-    read = partial(card_case, config=services.settings.cases, customer_id=customer_id, day=day)
-    return CaseOut.of(await services.runtime.store.read(read))
+    return CaseOut.of(await services.cases.case(customer_id, day))
 
 
 @router.post(
@@ -104,14 +100,7 @@ async def verdict(
         ),
         reviewed_at=body.reviewed_at,
     )
-    runtime = services.runtime
-    outcome = await runtime.record_verdict(given)
-    config = services.settings.cases
-    now = await runtime.store.read(
-        partial(card_case, config=config, customer_id=customer_id, day=outcome.day)
-    )
-    queue = await runtime.store.read(partial(day_queue, config=config, day=outcome.day))
-    observe_verdict(services.metrics, outcome, queue)
+    outcome, now = await services.cases.give_verdict(given)
     if outcome.repeated:
         response.status_code = status.HTTP_200_OK
     return VerdictOut(

@@ -22,7 +22,7 @@ def api_or_warning(options: UiOptions, base_url: str | None) -> ApiClient | None
     ``None`` after showing why the in-process API cannot start (no model yet).
     """
     if base_url:
-        return remote_api(base_url)
+        return remote_api(base_url, options.settings)
     try:
         return in_process_api(options.settings)
     except ModelLoadError as error:
