@@ -39,6 +39,17 @@ def start_redis(port: int) -> subprocess.Popen[bytes]:
     return process
 
 
+def start_serve(folder: Path, port: int, model: Path, state_url: str) -> subprocess.Popen[bytes]:
+    """``vigil serve`` on a SQLite file in ``folder`` (log: serve.log) with that state store."""
+    env = {**os.environ, "VIGIL_SERVING__API_KEY": os.urandom(16).hex()}
+    command = ["vigil", "serve", "--port", str(port),
+               "--set", f"inference.model_path={model}",
+               "--set", f"storage.database_url=sqlite:///{folder / 'vigil.db'}",
+               "--set", f"storage.state_url={state_url}"]  # fmt: skip
+    with (folder / "serve.log").open("wb") as log:
+        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
 def wait_ready(base: str) -> None:
     for _ in range(300):
         try:
@@ -57,6 +68,7 @@ class Load:
         self.base = base
         self.acked: list[int] = []
         self.codes: dict[int, int] = {}
+        self.failed_at: list[float] = []  # when each non-2xx answer (or no answer) came
         self._stop, self._lock = threading.Event(), threading.Lock()
         self._threads = [threading.Thread(target=self._run, args=(n,)) for n in range(threads)]
 
@@ -80,6 +92,8 @@ class Load:
                     self.codes[code] = self.codes.get(code, 0) + 1
                     if 200 <= code < 300:
                         self.acked.append(tid)
+                    else:
+                        self.failed_at.append(time.monotonic())
 
     def start(self) -> None:
         for thread in self._threads:
@@ -96,13 +110,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="vigil-redis-kill-"))
     redis_server = start_redis(args.redis_port)
     db = tmp / "vigil.db"
-    env = {**os.environ, "VIGIL_SERVING__API_KEY": os.urandom(16).hex()}
-    command = ["vigil", "serve", "--port", str(args.port),
-               "--set", f"inference.model_path={args.model}",
-               "--set", f"storage.database_url=sqlite:///{db}",
-               "--set", f"storage.state_url=redis://127.0.0.1:{args.redis_port}/0"]  # fmt: skip
-    with (tmp / "serve.log").open("wb") as log:
-        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = start_serve(tmp, args.port, args.model, f"redis://127.0.0.1:{args.redis_port}/0")
     base = f"http://127.0.0.1:{args.port}"
     try:
         wait_ready(base)

@@ -123,7 +123,7 @@ class LocalCluster:
             capture_output=True,
             timeout=30,
         )
-        self.wait(self.healthy, "cluster_state:ok on every node")
+        self.wait(lambda: self.healthy() and self.replicated(), "every master replicated")
 
     def healthy(self) -> bool:
         """Every running node says the cluster is ok and sees 3 masters with slots."""
@@ -134,6 +134,14 @@ class LocalCluster:
             if "cluster_state:ok" not in info or "cluster_size:3" not in info:
                 return False
         return True
+
+    def replicated(self) -> bool:
+        """Every master serving slots has a replica in sync (so that it can fail over)."""
+        for port in self.masters():
+            info = _cli(port, "INFO", "replication")
+            if "connected_slaves:1" not in info or "state=online" not in info:
+                return False
+        return len(self.masters()) == 3
 
     def masters(self) -> list[int]:
         """Ports of the masters that serve slots, as the first live node sees them."""

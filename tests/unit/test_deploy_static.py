@@ -166,6 +166,40 @@ def test_compose_has_the_whole_stack_and_its_references_resolve() -> None:
         assert "image" in service or "build" in service, name
 
 
+def redis_server_options(command: list[str]) -> str:
+    """The redis-server command line of a node (compose runs it through ``sh -c``)."""
+    return " ".join(command)
+
+
+def test_compose_runs_the_online_state_as_a_replicated_cluster_with_aof() -> None:
+    """Six nodes (3 masters + 3 replicas), AOF everysec each on its own volume, formed once."""
+    services = compose()["services"]
+    nodes = {
+        name: service
+        for name, service in services.items()
+        if "--cluster-enabled yes" in redis_server_options(service.get("command", []))
+    }
+    assert len(nodes) == 6 and "redis" in nodes
+    volumes = set()
+    for name, node in nodes.items():
+        options = redis_server_options(node["command"])
+        assert "--appendonly yes" in options and "--appendfsync everysec" in options, name
+        assert "--cluster-node-timeout" in options, name
+        (volume,) = node["volumes"]
+        assert volume.endswith(":/data")
+        volumes.add(volume.split(":")[0])
+        assert node["healthcheck"]["test"][-1] == "ping"
+    assert len(volumes) == 6, "every node keeps its own data"
+    create = redis_server_options(services["redis-cluster"]["command"])
+    assert "--cluster create" in create
+    assert "--cluster-replicas 1" in create
+    assert all(name in create.split("for node in ")[1].split(";")[0] for name in nodes)
+    assert set(services["redis-cluster"]["depends_on"]) == set(nodes)
+    for name in ("api", "worker"):
+        condition = services[name]["depends_on"]["redis-cluster"]["condition"]
+        assert condition == "service_completed_successfully"
+
+
 def test_every_built_image_has_one_build_definition() -> None:
     builds: dict[str, list[str]] = {}
     for name, service in compose()["services"].items():
@@ -187,7 +221,7 @@ def test_compose_vigil_environment_is_valid_configuration() -> None:
     settings = load_settings(ROOT / "configs" / "vigil.yaml", environ=api_env)
     assert settings.storage.database_url.startswith("postgresql+psycopg://vigil:")
     assert settings.storage.database_url.endswith("@postgres:5432/vigil")
-    assert settings.storage.state_url == "redis://redis:6379/0"
+    assert settings.storage.state_url == "redis+cluster://redis:6379"
     assert settings.broker.url == "amqp://vigil:vigil@rabbitmq:5672/"
     for name in ("worker", "migrate"):
         assert (
@@ -229,6 +263,29 @@ def test_grafana_mounts_what_its_provider_reads() -> None:
 def test_kubernetes_manifests_validate_strictly() -> None:
     result = run(tool("kubernetes-validate"), "--strict", "--quiet", *map(str, K8S_FILES))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+REDIS_CLUSTER_FILE = K8S_DIR / "redis" / "redis-cluster.yaml"
+
+
+def test_in_cluster_redis_is_replicated_persistent_and_valid() -> None:
+    """deploy/k8s/redis: 6 pods, AOF everysec on a volume each, formed with one replica each."""
+    result = run(tool("kubernetes-validate"), "--strict", "--quiet", str(REDIS_CLUSTER_FILE))
+    assert result.returncode == 0, result.stdout + result.stderr
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(
+        REDIS_CLUSTER_FILE.read_text()) if d}  # fmt: skip
+    conf = docs["ConfigMap", "redis-cluster-config"]["data"]["redis.conf"].splitlines()
+    assert {"cluster-enabled yes", "appendonly yes", "appendfsync everysec"} <= set(conf)
+    stateful = docs["StatefulSet", "redis-cluster"]["spec"]
+    assert stateful["replicas"] == 6
+    assert stateful["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+    (container,) = stateful["template"]["spec"]["containers"]
+    assert {"mountPath": "/data", "name": "data"} in container["volumeMounts"]
+    job = docs["Job", "redis-cluster-create"]["spec"]["template"]["spec"]["containers"][0]
+    assert "--cluster-replicas 1" in job["command"][-1] and "0 1 2 3 4 5" in job["command"][-1]
+    assert docs["PodDisruptionBudget", "redis-cluster"]["spec"]["maxUnavailable"] == 1
+    seed = docs["Service", "redis-cluster"]["spec"]["selector"]
+    assert seed == stateful["selector"]["matchLabels"]
 
 
 def test_api_rolls_out_without_downtime_and_scales() -> None:

@@ -35,6 +35,8 @@ import redis.asyncio as aioredis
 import redis.asyncio.cluster as aiocluster
 import redis.cluster
 from redis.asyncio.connection import Connection as AsyncConnection
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
 from redis.crc import key_slot
 from redis.exceptions import (
     ClusterError,
@@ -45,6 +47,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
 
 from vigil.features import redis_lua
 from vigil.features.state import US_PER_DAY, Aggregates, Label, Transaction, WindowSpec
@@ -52,6 +55,11 @@ from vigil.features.state import US_PER_DAY, Aggregates, Label, Transaction, Win
 logger = logging.getLogger(__name__)
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+# A call to a dead master fails within ~0.1 s (503 on the API, the worker retries with its own
+# backoff) instead of redis-py's default of seconds of retries; the topology is refreshed on
+# the way, so calls succeed again as soon as the cluster has promoted a replica.
+_FAILOVER_BACKOFF = ExponentialBackoff(cap=0.05, base=0.01)
+_FAILOVER_RETRIES = 2
 
 
 def _optional(value: Any) -> float | None:
@@ -208,7 +216,10 @@ class RedisStateStore:
         self._aclient: aioredis.Redis | aiocluster.RedisCluster
         if self.cluster:
             self._aclient = aiocluster.RedisCluster.from_url(
-                self._url, decode_responses=True, connection_class=_HiredisPackedConnection
+                self._url,
+                decode_responses=True,
+                connection_class=_HiredisPackedConnection,
+                retry=AsyncRetry(_FAILOVER_BACKOFF, _FAILOVER_RETRIES),
             )
         else:
             self._aclient = aioredis.Redis.from_url(
@@ -219,7 +230,10 @@ class RedisStateStore:
     def _client(self) -> redis.Redis | redis.cluster.RedisCluster:
         """The synchronous client, made at first use (a cluster client connects at once)."""
         if self.cluster:
-            return redis.cluster.RedisCluster.from_url(self._url, decode_responses=True)
+            retry = Retry(_FAILOVER_BACKOFF, _FAILOVER_RETRIES)
+            return redis.cluster.RedisCluster.from_url(
+                self._url, decode_responses=True, retry=retry
+            )
         return redis.Redis.from_url(self._url, decode_responses=True)
 
     # -- keys and operations ------------------------------------------------------------
