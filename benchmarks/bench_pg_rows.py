@@ -40,8 +40,15 @@ def backend_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def measure(url: str, args: argparse.Namespace) -> tuple[float, float]:
-    """(backend CPU us per record, records/s of wall time)."""
+SCHEMA_BYTES = (
+    "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+)
+
+
+def measure(url: str, args: argparse.Namespace) -> tuple[float, float, float]:
+    """(backend CPU us per record, records/s of wall time, bytes on disk per record)."""
     params = make_url(url).translate_connect_args(username="user", database="dbname")
     options = make_url(url).query["options"]
     with psycopg.connect(autocommit=True, options=options, **params) as connection:
@@ -57,16 +64,19 @@ def measure(url: str, args: argparse.Namespace) -> tuple[float, float]:
             insert_records(connection, batch)
         wall = time.perf_counter() - wall
         cpu = backend_cpu_seconds(pid) - cpu
+        size = connection.execute(SCHEMA_BYTES).fetchone()
     records = (args.batches - 1) * args.batch
-    return cpu / records * 1e6, records / wall
+    stored = float(size[0]) if size and size[0] else 0.0
+    return cpu / records * 1e6, records / wall, stored / (records + args.batch)
 
 
 def main() -> None:
     """Run in a throw-away schema, print the headline last."""
     args = parse_args()
     with migrated_schema(args.postgres_url, "bench_pg_rows") as url:
-        cpu_us, rate = measure(url, args)
+        cpu_us, rate, size = measure(url, args)
     print(f"one connection: {rate:,.0f} records/s wall (batches of {args.batch})")
+    print(f"on disk (tables, indexes, TOAST): {size:.0f} bytes per record")
     print(
         f"PostgreSQL backend CPU per stored record: {cpu_us:.1f} us "
         f"({1e6 / cpu_us:,.0f} records/s per core)"

@@ -313,6 +313,71 @@ def test_workloads_are_non_root_bounded_and_configured(name: str) -> None:
         assert sources == {"vigil-config", "vigil-secrets"}
 
 
+def pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
+    """The pod template's spec of a workload (a CronJob's through its job template)."""
+    spec = doc.get("spec", {})
+    if doc.get("kind") == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    pod: dict[str, Any] = spec.get("template", {}).get("spec", {})
+    return pod
+
+
+def test_storage_maintenance_runs_nightly_once_at_a_time() -> None:
+    cron = k8s_object("CronJob", "vigil-storage-maintenance")
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = pod_spec(cron)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    assert container["command"] == ["vigil", "db", "maintain"]
+    assert {"requests", "limits"} <= set(container["resources"])
+    assert {next(iter(r.values()))["name"] for r in container["envFrom"]} == {
+        "vigil-config",
+        "vigil-secrets",
+    }
+
+
+# docs/scaling.md: 140 us of API CPU per /predict request, 57 us of worker CPU per transaction,
+# pods of one core at 70 %. The autoscalers' maxima must reach the plan's 50k tx/s row.
+PLAN_PEAK_TX_S = 50_000
+API_CPU_S, WORKER_CPU_S, TARGET = 140e-6, 57e-6, 0.7
+
+
+def test_autoscalers_reach_the_capacity_plan_peak() -> None:
+    hpa = k8s_object("HorizontalPodAutoscaler", "vigil-api")["spec"]
+    (metric,) = hpa["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    assert hpa["maxReplicas"] * TARGET / API_CPU_S >= PLAN_PEAK_TX_S
+    scaled = k8s_object("ScaledObject", "vigil-worker")["spec"]
+    assert scaled["maxReplicaCount"] * TARGET / WORKER_CPU_S >= PLAN_PEAK_TX_S
+    assert "| 50k tx/s |" in (ROOT / "docs" / "scaling.md").read_text()
+
+
+def test_workers_scale_on_the_transactions_queue_depth() -> None:
+    scaled = k8s_object("ScaledObject", "vigil-worker")
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    target = scaled["spec"]["scaleTargetRef"]
+    assert target["kind"] == "Deployment" and k8s_object("Deployment", target["name"])
+    assert scaled["spec"]["minReplicaCount"] >= 2
+    (trigger,) = scaled["spec"]["triggers"]
+    settings = load_settings(ROOT / "configs" / "vigil.yaml", environ={})
+    assert trigger["type"] == "rabbitmq"
+    assert trigger["metadata"]["queueName"] == settings.broker.transactions_queue
+    assert trigger["metadata"]["mode"] == "QueueLength" and int(trigger["metadata"]["value"]) > 0
+    auth = k8s_object("TriggerAuthentication", trigger["authenticationRef"]["name"])
+    (ref,) = auth["spec"]["secretTargetRef"]
+    assert ref["parameter"] == "host" and ref["name"] == "vigil-secrets"
+    assert f"--from-literal={ref['key']}=" in SECRET_SCRIPT.read_text()
+
+
+def test_redis_cluster_and_postgres_are_external_services() -> None:
+    state_url = k8s_object("ConfigMap", "vigil-config")["data"]["VIGIL_STORAGE__STATE_URL"]
+    assert state_url.startswith("redis+cluster://")
+    for host in (state_url.split("//")[1].split(":")[0], "postgres.vigil.svc"):
+        service = k8s_object("Service", host.split(".")[0])
+        assert service["spec"]["type"] == "ExternalName" and service["spec"]["externalName"]
+    assert not [d for d in k8s_documents() if d["kind"] == "StatefulSet"]
+
+
 def test_dagster_runs_one_daemon_and_matches_compose() -> None:
     daemon = k8s_object("Deployment", "vigil-dagster-daemon")["spec"]
     assert daemon["replicas"] == 1
@@ -492,7 +557,7 @@ def artefact_commands() -> set[tuple[str, ...]]:
         if isinstance(s.get("command"), list)
     ]
     for doc in k8s_documents():
-        pod = doc.get("spec", {}).get("template", {}).get("spec", {})
+        pod = pod_spec(doc)
         commands += [c["command"] for c in pod.get("containers", []) if "command" in c]
     return {tuple(c[1:]) for c in commands if isinstance(c, list) and c and c[0] == "vigil"}
 
@@ -504,6 +569,7 @@ def test_artefacts_run_the_expected_commands() -> None:
         ("ui",),
         ("ui", "--host", "0.0.0.0", "--api-url", "http://api:8000"),
         ("db", "upgrade"),
+        ("db", "maintain"),
         ("bootstrap",),
     }
 
