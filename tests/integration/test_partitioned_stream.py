@@ -56,7 +56,7 @@ def settings(
     with private_pg_schema(postgres_url, "vigil_parts") as database_url:
         yield stream_settings(
             tmp_path, database_url, amqp_url, redis_url, cards,
-            batch_size=16, prefetch=16, partitions=PARTITIONS, heartbeat_s=0.2,
+            batch_size=16, prefetch=16, partitions=PARTITIONS, heartbeat_s=0.3,
         )  # fmt: skip
 
 
@@ -103,7 +103,15 @@ async def test_n_workers_keep_each_card_in_order_and_decide_once(
             await replay(chunk, sink, batch_size=40, label_after_s=None, progress=False)
             await asyncio.sleep(0.1)
         await wait_until(lambda: len(stored_ids(url)) >= len(cards), 60, "every decision")
-        owned = [sorted(w.worker.partitions.owned) for w in running if w.worker.partitions]
+
+        def balanced() -> bool:  # every partition owned once, the same share each
+            shares = [w.worker.partitions.owned for w in running if w.worker.partitions]
+            every = sorted(p for share in shares for p in share)
+            return every == list(range(PARTITIONS)) and {len(s) for s in shares} == {
+                PARTITIONS // workers
+            }
+
+        await wait_until(balanced, 20, "the partitions shared out evenly")
         for worker in running:
             await worker.shutdown()
         published = decision_bodies(await drain(capture))
@@ -122,8 +130,7 @@ async def test_n_workers_keep_each_card_in_order_and_decide_once(
     for customer, group in cards.groupby(schema.CUSTOMER_ID):
         times = [decided_at[t] for t in group.transaction_id]
         assert times == sorted(times), f"customer {customer} decided out of order"
-    if workers > 1:  # the partitions were shared out, every worker decided some
-        assert sorted(p for share in owned for p in share) == list(range(PARTITIONS))
+    if workers > 1:  # every worker decided some
         assert all(acked(m.messages_acked) > 0 for m in metrics)
 
     offline = compute_features_frame(settings.features, cards).set_index(schema.TRANSACTION_ID)

@@ -136,4 +136,6 @@ async def test_cluster_store_is_made_without_a_cluster_and_raises_on_use() -> No
         await store.aping()
     with pytest.raises(redis.RedisError):
         store.ping()
+    store.close()  # closing connects to nothing
+    await store.aclose()
     assert not RedisStateStore("redis://127.0.0.1:1/0").cluster

@@ -401,8 +401,9 @@ class RedisStateStore:
             return bool(await self._aclient.ping())
 
     def close(self) -> None:
-        """Close the synchronous connection pool."""
-        self._client.close()
+        """Close the synchronous connection pool (if one was made)."""
+        if "_client" in self.__dict__:  # made lazily: never connect just to close
+            self._client.close()
 
     async def aclose(self) -> None:
         """Close the asynchronous connection pool (call from the event loop that used it)."""
