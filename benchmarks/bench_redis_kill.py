@@ -39,14 +39,18 @@ def start_redis(port: int) -> subprocess.Popen[bytes]:
     return process
 
 
-def start_serve(folder: Path, port: int, model: Path, state_url: str) -> subprocess.Popen[bytes]:
-    """``vigil serve`` on a SQLite file in ``folder`` (log: serve.log) with that state store."""
+def start_serve(
+    folder: Path, port: int, model: Path, state_url: str, database_url: str | None = None
+) -> subprocess.Popen[bytes]:
+    """``vigil serve`` on ``database_url`` (default: a SQLite file in ``folder``) with that
+    state store; its output is appended to ``folder/serve.log``."""
     env = {**os.environ, "VIGIL_SERVING__API_KEY": os.urandom(16).hex()}
+    database_url = database_url or f"sqlite:///{folder / 'vigil.db'}"
     command = ["vigil", "serve", "--port", str(port),
                "--set", f"inference.model_path={model}",
-               "--set", f"storage.database_url=sqlite:///{folder / 'vigil.db'}",
+               "--set", f"storage.database_url={database_url}",
                "--set", f"storage.state_url={state_url}"]  # fmt: skip
-    with (folder / "serve.log").open("wb") as log:
+    with (folder / "serve.log").open("ab") as log:
         return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -87,7 +91,8 @@ class Load:
                 try:
                     code = client.post(f"{self.base}/predict", json=body).status_code
                 except httpx.TransportError:
-                    code = -1
+                    code = -1  # no server (being restarted): not acknowledged
+                    time.sleep(0.05)
                 with self._lock:
                     self.codes[code] = self.codes.get(code, 0) + 1
                     if 200 <= code < 300:

@@ -147,12 +147,16 @@ async def broker(settings: Settings) -> AsyncIterator[Broker]:
         yield Broker(channel, settings.broker, capture)
 
 
-def transaction_bodies(frame: pd.DataFrame) -> list[bytes]:
+def transaction_messages(frame: pd.DataFrame) -> list[TransactionMessage]:
     columns = list(schema.TRANSACTION_COLUMNS)
     return [
-        TransactionMessage(**dict(zip(columns, row, strict=True))).to_bytes()
+        TransactionMessage(**dict(zip(columns, row, strict=True)))
         for row in frame[columns].itertuples(index=False, name=None)
     ]
+
+
+def transaction_bodies(frame: pd.DataFrame) -> list[bytes]:
+    return [message.to_bytes() for message in transaction_messages(frame)]
 
 
 def stored_ids(url: str) -> list[int]:
@@ -439,11 +443,7 @@ async def test_batch_envelopes_with_poison_items_and_a_crash_have_an_exactly_onc
 ) -> None:
     """Batches in, batches out; a bad item goes to the DLQ alone; a crash doubles nothing."""
     frame = stream.head(2000)
-    columns = list(schema.TRANSACTION_COLUMNS)
-    rows = [
-        TransactionMessage(**dict(zip(columns, row, strict=True)))
-        for row in frame[columns].itertuples(index=False, name=None)
-    ]
+    rows = transaction_messages(frame)
     envelopes = [
         json.loads(TransactionBatch(transactions=rows[i : i + 50]).to_bytes())
         for i in range(0, len(rows), 50)
@@ -473,6 +473,56 @@ async def test_batch_envelopes_with_poison_items_and_a_crash_have_an_exactly_onc
             assert reason.startswith("invalid message: transactions")
         else:
             assert (message.headers[BATCH_ITEM_HEADER], "tx_amount" in reason) == (7, True)
+
+
+async def test_repeated_ids_get_the_stored_decision_and_conflicts_are_dead_lettered(
+    settings: Settings, broker: Broker, stream: pd.DataFrame
+) -> None:
+    """Singles, then an envelope repeating ids (within itself, stored ones, one changed)."""
+    frame = stream.head(250)
+    rows = transaction_messages(frame)
+    changed = rows[11].model_copy(update={"tx_amount": rows[11].tx_amount + 1.0})
+    repeats = [*rows[200:], rows[200], rows[10], changed]
+    queue = settings.broker.transactions_queue
+    worker = await start_worker(settings)
+    try:
+        await broker.publish(queue, [r.to_bytes() for r in rows[:200]] + [rows[12].to_bytes()])
+        envelope = TransactionBatch(transactions=repeats).to_bytes()
+        await broker.publish(queue, [envelope], TRANSACTION_BATCH_TYPE)
+        dlq = await broker.channel.get_queue(dead_letter_queue(queue))
+        dead: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+        async def drained() -> bool:
+            dead.extend(await broker.drain(dlq))
+            return len(stored_ids(settings.storage.database_url)) == 250 and len(dead) == 1
+
+        deadline = time.monotonic() + 30
+        while not await drained():
+            assert time.monotonic() < deadline, "timed out waiting for the repeats"
+            await asyncio.sleep(0.1)
+    finally:
+        await worker.shutdown()
+    ids = stored_ids(settings.storage.database_url)
+    assert len(ids) == len(set(ids)) == 250
+    published = decision_bodies(await broker.drain(broker.decisions))
+    assert_each_id_decided_once(published, frame.transaction_id)
+    counts = pd.Series([b["transaction_id"] for b in published]).value_counts()
+    assert all(counts[rows[i].transaction_id] == 2 for i in (200, 10, 12))
+    assert counts[rows[11].transaction_id] == 1  # the conflict published nothing
+    (letter,) = dead
+    assert letter.headers[BATCH_ITEM_HEADER] == len(repeats) - 1
+    assert "already stored with a different tx_amount" in letter.headers[REASON_HEADER]
+    engine = create_db_engine(settings.storage.database_url)
+    try:
+        with engine.connect() as connection:
+            amount = connection.execute(
+                select(transactions.c.tx_amount).where(
+                    transactions.c.transaction_id == rows[11].transaction_id
+                )
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert amount == rows[11].tx_amount  # the first payload stands
 
 
 REDIS_START = [

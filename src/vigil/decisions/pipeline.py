@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from vigil.data.transaction import TransactionFields
+from vigil.decisions.idempotency import Claim, InFlight, Replayed, Settled, answer_repeat
 from vigil.features import OnlineFeatureComputer, Transaction
 from vigil.inference.columns import ModelColumns
 from vigil.inference.decision import Decision, decide
@@ -31,8 +32,13 @@ from vigil.storage.records import utc_now
 T = TypeVar("T")
 Persist = Callable[[Sequence[PredictionRecord]], Awaitable[list[RecordRejected | None]]]
 """Makes records durable; per record ``None`` (committed) or why the database refused it."""
+Lookup = Callable[[Sequence[int]], Awaitable[list[PredictionRecord]]]
+"""The records already stored for any of the given transaction ids (one query)."""
 Guard = Callable[[Callable[[], Awaitable[Any]], str], Awaitable[Any]]
 """Runs an operation (the worker retries transient failures); by default just once."""
+Outcome = Decision | Replayed | BaseException
+"""Per transaction: a new durable decision, the stored one for a repeated id, or why neither
+(:class:`RecordRejected`, :class:`TransactionConflict`, an outage)."""
 
 
 async def run_once(operation: Callable[[], Awaitable[T]], _what: str) -> T:
@@ -42,7 +48,9 @@ async def run_once(operation: Callable[[], Awaitable[T]], _what: str) -> T:
 
 @dataclass(frozen=True, slots=True)
 class ScoredBatch:
-    """What one batch produced, row-aligned with its transactions."""
+    """What one batch produced. ``features``, ``decisions`` and ``records`` are row-aligned
+    with the transactions decided now (``fresh``, positions in the batch); the other
+    positions repeat an id stored before or decided by another batch (:mod:`idempotency`)."""
 
     features: np.ndarray  # online feature rows [N, F], in the online order
     decisions: list[Decision]
@@ -50,18 +58,23 @@ class ScoredBatch:
     state_seconds: float  # the state store's round trip for the whole batch
     models: ModelSnapshot  # the champion (and challenger) that scored it
     recorded: list[Transaction]  # what this batch added to the online state (not repeats)
+    transactions: Sequence[TransactionFields]  # the whole batch, in order
+    fresh: list[int]  # positions of the transactions decided now
+    stored: dict[int, PredictionRecord]  # by id: claimed ids found already stored
+    claim: Claim  # the batch's ids in flight
 
 
 class DecisionPipeline:
     """Decides on batches of transactions with the manager's current models, then persists.
 
-    :meth:`score` records a batch in the online state and decides; :meth:`settle` hands the
-    records to persistence and undoes the online state of any record the database refused
-    (it then answers that record's error instead of a decision). The models are read once per
-    batch, so a hot swap takes effect from the next batch and every decision names the model
-    that made it. A challenger, when set, scores the same rows
-    in shadow: its score and version are stored beside the champion's and never change a
-    decision.
+    :meth:`score` claims the batch's ids, looks them up among the stored decisions (one query),
+    records the new ones in the online state and decides them; :meth:`settle` hands their
+    records to persistence, undoes the online state of any record the database refused (it
+    then answers that record's error instead of a decision) and answers every repeated id
+    with its stored decision (:mod:`vigil.decisions.idempotency`). The models are read once
+    per batch, so a hot swap takes effect from the next batch and every decision names the
+    model that made it. A challenger, when set, scores the same rows in shadow: its score
+    and version are stored beside the champion's and never change a decision.
     """
 
     def __init__(
@@ -73,9 +86,12 @@ class DecisionPipeline:
         metrics: VigilMetrics | None = None,
         *,
         persist: Persist,
+        lookup: Lookup,
     ) -> None:
         self.features = features
         self._persist = persist
+        self._lookup = lookup
+        self._in_flight = InFlight()
         self.models = models
         self._columns = ModelColumns(features.names)
         self._shadow = ShadowScorer(features.names)
@@ -91,24 +107,50 @@ class DecisionPipeline:
     async def score(
         self, transactions: Sequence[TransactionFields], arrived: Sequence[float] | None = None
     ) -> ScoredBatch:
-        """Record the batch in the online state (in order) and decide every transaction.
+        """Decide every transaction whose id is new; record those in the online state in order.
 
         ``arrived`` holds each transaction's ``time.perf_counter()`` arrival (the API's
-        requests); a record's latency runs from there, or from the batch's start.
+        requests); a record's latency runs from there, or from the batch's start. Every id
+        this claims is released by :meth:`settle` (or here, if this fails).
         """
         started = time.perf_counter()
+        claim = self._in_flight.claim(transactions)
+        try:
+            return await self._score(transactions, arrived, started, claim)
+        except BaseException as error:
+            for position in claim.claimed:
+                self._in_flight.release(transactions[position].transaction_id, error)
+            raise
+
+    async def _score(
+        self,
+        transactions: Sequence[TransactionFields],
+        arrived: Sequence[float] | None,
+        started: float,
+        claim: Claim,
+    ) -> ScoredBatch:
+        claimed_ids = [transactions[p].transaction_id for p in claim.claimed]
+        found = await self._lookup(claimed_ids) if claimed_ids else []
+        stored = {record.transaction_id: record for record in found}
+        for tid, record in stored.items():
+            self._in_flight.release(tid, record)
+        fresh = [p for p in claim.claimed if transactions[p].transaction_id not in stored]
+        new = [transactions[p] for p in fresh]
         online = [
             Transaction(t.transaction_id, t.tx_datetime, t.customer_id, t.terminal_id, t.tx_amount)
-            for t in transactions
+            for t in new
         ]
+        models = self.models.snapshot()  # one snapshot: every answer names its model
+        if not new:  # every id repeats one stored or in flight: no state, no model
+            nothing = np.empty((0, len(self.features.names)), dtype=self.features.dtype)
+            return ScoredBatch(nothing, [], [], 0.0, models, [], transactions, [], stored, claim)
         recorded = await self.features.arecord_batch(online)
         matrix = recorded.features
         state_seconds = time.perf_counter() - started
-        models = self.models.snapshot()  # one snapshot: every answer names its model
         champion, challenger = models.champion, models.challenger
         decisions = decide(
             champion,
-            [t.transaction_id for t in transactions],
+            [t.transaction_id for t in new],
             self._columns.rows_for(champion, matrix),
             self._reason_codes,
         )
@@ -116,7 +158,7 @@ class DecisionPipeline:
         shadows: Sequence[float | None] = challenger_scores or [None] * len(online)
         challenger_version = challenger.metadata.model_version if challenger else None
         finished, now = time.perf_counter(), utc_now()  # one clock read for the whole batch
-        starts = arrived if arrived is not None else [started] * len(online)
+        starts = [arrived[p] for p in fresh] if arrived is not None else [started] * len(online)
         records = [
             PredictionRecord.from_decision(
                 tx,
@@ -130,21 +172,60 @@ class DecisionPipeline:
                 created_at=now,
             )
             for tx, t, decision, shadow, start in zip(
-                online, transactions, decisions, shadows, starts, strict=True
+                online, new, decisions, shadows, starts, strict=True
             )
         ]
         if self._metrics is not None:
             self._metrics.observe(state_seconds, challenger_scores)
-        return ScoredBatch(matrix, decisions, records, state_seconds, models, recorded.recorded)
+        return ScoredBatch(
+            matrix,
+            decisions,
+            records,
+            state_seconds,
+            models,
+            recorded.recorded,
+            transactions,
+            fresh,
+            stored,
+            claim,
+        )
 
-    async def settle(
-        self, scored: ScoredBatch, guard: Guard = run_once
-    ) -> list[RecordRejected | None]:
-        """Persist the batch's records; per record ``None`` (durable) or why it was refused.
+    async def settle(self, scored: ScoredBatch, guard: Guard = run_once) -> list[Outcome]:
+        """Persist the new decisions and answer the repeats; one outcome per transaction.
 
         A refused record is removed from the online state again, so it leaves no trace; only
-        durable decisions are counted in the metrics.
+        durable new decisions are counted in the metrics. A repeated id waits for the batch
+        deciding it (this one or another) and gets its stored decision.
         """
+        try:
+            outcomes = await self._persist_fresh(scored, guard)
+        except BaseException as error:
+            self._release(scored, [error] * len(scored.records))
+            raise
+        self._release(scored, outcomes)
+        answers: list[Outcome | None] = [None] * len(scored.transactions)
+        settled: dict[int, Settled] = dict(scored.stored)
+        for position, decision, record, outcome in zip(
+            scored.fresh, scored.decisions, scored.records, outcomes, strict=True
+        ):
+            answers[position] = decision if outcome is None else outcome
+            settled[record.transaction_id] = record if outcome is None else outcome
+        claim, transactions = scored.claim, scored.transactions
+        for position in [*claim.claimed, *claim.repeats]:
+            tx = transactions[position]
+            if answers[position] is None:  # found stored, or repeated in this batch
+                answers[position] = answer_repeat(tx, settled[tx.transaction_id])
+        for position, future in claim.waiting.items():
+            answers[position] = answer_repeat(transactions[position], await future)
+        done = [answer for answer in answers if answer is not None]
+        assert len(done) == len(answers), "every transaction of the batch has its outcome"
+        return done
+
+    async def _persist_fresh(
+        self, scored: ScoredBatch, guard: Guard
+    ) -> list[RecordRejected | None]:
+        if not scored.records:
+            return []
         outcomes: list[RecordRejected | None] = await guard(
             lambda: self._persist(scored.records), "saving predictions"
         )
@@ -157,13 +238,18 @@ class DecisionPipeline:
             self._metrics.count(kept)
         return outcomes
 
+    def _release(
+        self, scored: ScoredBatch, outcomes: Sequence[RecordRejected | BaseException | None]
+    ) -> None:
+        """Hand each new id's fate to whoever waits for it: its record, or the error."""
+        for record, outcome in zip(scored.records, outcomes, strict=True):
+            self._in_flight.release(record.transaction_id, record if outcome is None else outcome)
+
     async def process(
         self, transactions: Sequence[TransactionFields], arrived: Sequence[float] | None = None
-    ) -> list[Decision | RecordRejected]:
-        """:meth:`score` then :meth:`settle`: each transaction's decision, durable, or error."""
-        scored = await self.score(transactions, arrived)
-        outcomes = await self.settle(scored)
-        return [d if o is None else o for d, o in zip(scored.decisions, outcomes, strict=True)]
+    ) -> list[Outcome]:
+        """:meth:`score` then :meth:`settle`: per transaction its outcome (see :data:`Outcome`)."""
+        return await self.settle(await self.score(transactions, arrived))
 
     def observe(self, decisions: Sequence[Decision]) -> None:
         """Count decisions made outside :meth:`score` (model-only scoring)."""

@@ -83,6 +83,7 @@ class Runtime:
             source,
             metrics,
             persist=writer.submit_many if writer is not None else store.save_predictions,
+            lookup=store.stored_records,
         )
         return cls(
             settings,

@@ -21,6 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from vigil.cases import CaseNotFound
 from vigil.data.training_data import RejectedData
+from vigil.decisions.idempotency import TransactionConflict
 from vigil.decisions.labels import VerdictConflict, VerdictRejected
 from vigil.inference.errors import (
     InvalidFeaturesError,
@@ -163,6 +164,7 @@ LIFECYCLE_STATUS: dict[type[Exception], int] = {
     NotDeployable: 409,
     RejectedData: 422,
     ModelLoadError: 422,  # a model handed to /admin: rejected, the serving one unchanged
+    TransactionConflict: 409,  # a transaction_id reused with another payload (/predict)
 }
 
 

@@ -17,10 +17,11 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from vigil.decisions import Replayed
 from vigil.inference.errors import InvalidFeaturesError, ModelScoringError
 from vigil.serving.deps import Services
 from vigil.serving.errors import NotReady
-from vigil.serving.schemas import ForwardRequest, Transaction, decision_body
+from vigil.serving.schemas import ForwardRequest, Transaction, decision_body, replayed_body
 from vigil.serving.uploads import JSON, validation_error
 
 BAD_REQUEST = "bad request"
@@ -48,6 +49,8 @@ async def predict_answer(services: Services | None, body: bytes) -> Answer:
     except ValidationError as error:
         raise validation_error(error) from None
     decision = await running.predictions.predict(transaction)
+    if isinstance(decision, Replayed):  # a repeated transaction_id: the stored decision
+        return 200, orjson.dumps(replayed_body(decision)), JSON_TYPE
     return 200, orjson.dumps(decision_body(decision)), JSON_TYPE
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vigil.data.transaction import FraudLabel, Id, TransactionFields, check_extras
+from vigil.decisions.idempotency import Replayed
 from vigil.inference.decision import Decision
 from vigil.inference.metadata import ModelMetadata
 
@@ -64,7 +65,10 @@ class ReasonCodeOut(BaseModel):
     """A feature that pushed the score up, and by how much (probability points)."""
 
     feature: str
-    contribution: float
+    contribution: float | None = Field(
+        description="null when the answer is the stored decision of a repeated transaction_id "
+        "(the reason features are stored, not their contributions)."
+    )
 
 
 class DecisionOut(BaseModel):
@@ -314,6 +318,19 @@ class DeployOut(BaseModel):
     model_path: str
     registry_version: int | None
     registry_error: str | None = None
+
+
+def replayed_body(replayed: Replayed) -> dict[str, Any]:
+    """The stored decision of a repeated transaction id, as :class:`DecisionOut` documents."""
+    record = replayed.record
+    return {
+        "transaction_id": record.transaction_id,
+        "score": record.score,
+        "label": record.label,
+        "threshold": record.threshold,
+        "reason_codes": [{"feature": name, "contribution": None} for name in record.reason_codes],
+        "model_version": record.model_version,
+    }
 
 
 def decision_body(decision: Decision) -> dict[str, Any]:

@@ -9,12 +9,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from vigil.decisions import Runtime
+from vigil.decisions import Outcome, Replayed, Runtime
 from vigil.decisions.offline import Evaluation
 from vigil.inference.decision import Decision
 from vigil.serving.batching import RequestBatcher
 from vigil.serving.schemas import ForwardRequest, LabelledTransaction, Transaction
-from vigil.storage import RecordRejected
 
 
 class PredictionService:
@@ -22,24 +21,25 @@ class PredictionService:
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
-        self._batcher: RequestBatcher[tuple[Transaction, float], Decision] = RequestBatcher(
-            self._predict_batch
+        self._batcher: RequestBatcher[tuple[Transaction, float], Decision | Replayed] = (
+            RequestBatcher(self._predict_batch)
         )
 
-    async def predict(self, tx: Transaction) -> Decision:
+    async def predict(self, tx: Transaction) -> Decision | Replayed:
         """Online features, champion decision (challenger in shadow), durable write, answer.
 
-        Concurrent calls are micro-batched (:class:`RequestBatcher`): one state-store round
-        trip, one model run and one writer submit per batch.
+        Concurrent calls are micro-batched (:class:`RequestBatcher`): one stored-decision
+        look-up, one state-store round trip, one model run and one writer submit per batch.
+        A repeated ``transaction_id`` gets the decision stored first (:class:`Replayed`), or
+        raises ``TransactionConflict`` (409) when its payload differs.
         """
         return await self._batcher.submit((tx, time.perf_counter()))
 
-    async def _predict_batch(
-        self, batch: list[tuple[Transaction, float]]
-    ) -> list[Decision | RecordRejected]:
+    async def _predict_batch(self, batch: list[tuple[Transaction, float]]) -> list[Outcome]:
         """:meth:`predict` for the requests of one loop iteration, in arrival order.
 
-        A record the database refuses fails its own request only (``RecordRejected``, 422).
+        An error fails its own request only: ``RecordRejected`` (the database refused the
+        record, 422), ``TransactionConflict`` (409).
         """
         return await self._runtime.pipeline.process(
             [tx for tx, _ in batch], [arrived for _, arrived in batch]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Select, Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql.dml import Insert as PgInsert
 from sqlalchemy.dialects.sqlite.dml import Insert as SqliteInsert
@@ -87,6 +87,22 @@ def _prediction_view() -> Any:
         predictions.c.transaction_id == transactions.c.transaction_id,
         isouter=True,
     )
+
+
+def record_query() -> Select[Any]:
+    """Every :class:`PredictionRecord` field of the stored records, columns named after them."""
+    prediction_columns = [c for c in predictions.c if c.name != "transaction_id"]
+    return select(*transactions.c, *prediction_columns).join_from(
+        transactions,
+        predictions,
+        predictions.c.transaction_id == transactions.c.transaction_id,
+    )
+
+
+def fetch_records(connection: Connection, transaction_ids: Sequence[int]) -> list[PredictionRecord]:
+    """The stored records (transaction and prediction) of those ``transaction_ids`` stored."""
+    query = record_query().where(transactions.c.transaction_id.in_(list(transaction_ids)))
+    return [PredictionRecord(**row) for row in connection.execute(query).mappings()]
 
 
 def fetch_prediction(connection: Connection, transaction_id: int) -> dict[str, Any] | None:

@@ -15,13 +15,15 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, make_url
+from sqlalchemy import BigInteger, Engine, bindparam, cast, func, make_url
+from sqlalchemy.dialects import postgresql
 
 from vigil.storage.engine import create_db_engine, ping
 from vigil.storage.errors import DatabaseUnavailable
 from vigil.storage.pg_insert import INSERT_RECORDS_SQL, records_json
 from vigil.storage.records import PredictionRecord
-from vigil.storage.repository import insert_prediction_records
+from vigil.storage.repository import fetch_records, insert_prediction_records, record_query
+from vigil.storage.tables import transactions
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,9 @@ class RecordSink(Protocol):
 
     async def write(self, records: Sequence[PredictionRecord]) -> None:
         """Insert and commit ``records``; raises once the batch cannot be stored."""
+
+    async def lookup(self, transaction_ids: Sequence[int]) -> list[PredictionRecord]:
+        """The records already stored for any of ``transaction_ids`` (one query)."""
 
     async def probe(self) -> None:
         """Raise when the database cannot be reached."""
@@ -74,6 +79,17 @@ class ThreadSink:
         """Insert and commit in the writer thread."""
         await self._run(self._write, records)
 
+    def _lookup(self, transaction_ids: Sequence[int]) -> list[PredictionRecord]:
+        with self._engine.connect() as connection:
+            return fetch_records(connection, transaction_ids)
+
+    async def lookup(self, transaction_ids: Sequence[int]) -> list[PredictionRecord]:
+        """Stored records, read in this sink's thread (after any write queued before)."""
+        found: list[PredictionRecord] = await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._lookup, transaction_ids
+        )
+        return found
+
     async def probe(self) -> None:
         """``SELECT 1`` in the writer thread."""
         await self._run(ping, self._engine)
@@ -107,13 +123,17 @@ class PsycopgSink:
         except (psycopg.OperationalError, psycopg.InterfaceError) as error:
             raise DatabaseUnavailable(f"the database is unreachable: {error}") from error
 
-    async def _execute(self, payload: str, fresh: bool) -> None:
-        """Run the insert on an idle connection (a new one if ``fresh``); keep it if healthy."""
+    async def _execute(self, sql: str, parameters: Any, fresh: bool) -> list[Any]:
+        """Run ``sql`` on an idle connection (a new one if ``fresh``); keep it if healthy.
+
+        Returns the rows it selected (none for the insert).
+        """
         import psycopg
 
         connection = self._idle.pop() if self._idle and not fresh else await self._connect()
         try:
-            await connection.execute(INSERT_RECORDS_SQL, (payload,), prepare=True)
+            cursor = await connection.execute(sql, parameters, prepare=True)
+            rows: list[Any] = await cursor.fetchall() if cursor.description else []
         except psycopg.Error as error:
             if connection.broken or connection.closed:
                 await connection.close()
@@ -126,18 +146,29 @@ class PsycopgSink:
             await connection.close()
             raise
         self._idle.append(connection)
+        return rows
+
+    async def _retried(self, sql: str, parameters: Any) -> list[Any]:
+        """:meth:`_execute`, once more on a new connection if the pooled one had died."""
+        try:
+            return await self._execute(sql, parameters, fresh=False)
+        except _ConnectionLost:
+            log.warning("database connection lost; retrying on a new connection")
+            try:
+                return await self._execute(sql, parameters, fresh=True)
+            except _ConnectionLost as error:
+                raise DatabaseUnavailable(f"the database is unreachable: {error}") from error
 
     async def write(self, records: Sequence[PredictionRecord]) -> None:
         """One statement inserting both tables, committed on return."""
-        payload = records_json(records)
-        try:
-            await self._execute(payload, fresh=False)
-        except _ConnectionLost:
-            log.warning("database connection lost; retrying the batch on a new connection")
-            try:
-                await self._execute(payload, fresh=True)
-            except _ConnectionLost as error:
-                raise DatabaseUnavailable(f"the database is unreachable: {error}") from error
+        await self._retried(INSERT_RECORDS_SQL, (records_json(records),))
+
+    async def lookup(self, transaction_ids: Sequence[int]) -> list[PredictionRecord]:
+        """One prepared ``SELECT ... = ANY(ids)`` on an idle connection, on the event loop."""
+        if not transaction_ids:
+            return []
+        rows = await self._retried(SELECT_RECORDS_SQL, {"ids": list(transaction_ids)})
+        return [PredictionRecord(**dict(zip(_RECORD_COLUMNS, row, strict=True))) for row in rows]
 
     async def probe(self) -> None:
         """Drop idle connections (they may be dead) and check a fresh one with ``SELECT 1``."""
@@ -155,6 +186,20 @@ class PsycopgSink:
         idle, self._idle = self._idle, []
         for connection in idle:
             await connection.close()
+
+
+def _select_records_sql() -> str:
+    """:func:`record_query` for psycopg, the ids as one array parameter ``ids``."""
+    from sqlalchemy.dialects.postgresql import psycopg
+
+    ids = cast(bindparam("ids"), postgresql.ARRAY(BigInteger))  # int8[]: the index is used
+    query = record_query().where(transactions.c.transaction_id == func.any(ids))
+    return str(query.compile(dialect=psycopg.dialect()))
+
+
+SELECT_RECORDS_SQL = _select_records_sql()
+"""The stored records of the ids in the array parameter ``ids``."""
+_RECORD_COLUMNS = [column.name for column in record_query().selected_columns]
 
 
 class _ConnectionLost(Exception):

@@ -19,7 +19,7 @@ from vigil.storage.engine import create_db_engine
 from vigil.storage.errors import RecordRejected
 from vigil.storage.isolation import write_isolating
 from vigil.storage.records import LabelRecord, PredictionRecord
-from vigil.storage.repository import fetch_predictions, fetch_transactions, insert_labels
+from vigil.storage.repository import fetch_transactions, insert_labels
 from vigil.storage.sinks import make_sink
 
 T = TypeVar("T")
@@ -48,14 +48,9 @@ class DecisionStore:
         """
         return await write_isolating(self._sink.write, records, _transaction_id)
 
-    def _stored_predictions(self, ids: Sequence[int]) -> list[dict[str, Any]]:
-        with self._engine.connect() as connection:
-            return fetch_predictions(connection, ids)
-
-    async def stored_predictions(self, ids: Sequence[int]) -> list[dict[str, Any]]:
-        """Predictions already stored for ``ids``."""
-        result: list[dict[str, Any]] = await self._run(self._stored_predictions, ids)
-        return result
+    async def stored_records(self, transaction_ids: Sequence[int]) -> list[PredictionRecord]:
+        """The records already stored for any of ``transaction_ids``: one query."""
+        return await self._sink.lookup(transaction_ids)
 
     def _save_labels(self, records: Sequence[LabelRecord]) -> list[dict[str, Any]]:
         with self._engine.begin() as connection:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
-from vigil.inference.decision import Decision
+from vigil.storage import PredictionRecord
 from vigil.streaming.messages import (
     CONTENT_TYPE,
     DECISION_BATCH_TYPE,
@@ -23,18 +22,16 @@ Publication = tuple[aio_pika.Message, str]
 BATCH_ITEM_HEADER = "x-vigil-batch-item"
 
 
-def decision_message(
-    decision: Decision, decided_at: datetime, published_at: float | None
-) -> DecisionMessage:
-    """The broker message for a decision."""
+def decision_message(record: PredictionRecord, published_at: float | None) -> DecisionMessage:
+    """The broker message for a decision, as stored (new, or first stored for a repeated id)."""
     return DecisionMessage(
-        transaction_id=int(decision.transaction_id),
-        score=decision.score,
-        label=decision.label,
-        threshold=decision.threshold,
-        reason_codes=[reason.feature for reason in decision.reason_codes],
-        model_version=decision.model_version,
-        decided_at=decided_at,
+        transaction_id=record.transaction_id,
+        score=record.score,
+        label=record.label,
+        threshold=record.threshold,
+        reason_codes=record.reason_codes,
+        model_version=record.model_version,
+        decided_at=record.created_at,
         published_at=published_at,
     )
 

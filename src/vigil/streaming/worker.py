@@ -6,9 +6,11 @@ features and decisions, one database commit (the pipeline's persistence hand-off
 published with publisher confirms, and only then one multiple-ack. Two micro-batches are in
 flight: while batch k commits, publishes and acks, batch k+1 gets its features and scores;
 the commits, publications and acks stay in delivery order. A crash anywhere before the ack
-means redelivery, which is harmless: every write (state store included) is idempotent on
-``transaction_id`` and a redelivered transaction republishes the stored decision. Database or
-Redis outages are retried with backoff while the messages stay unacked.
+means redelivery, which is harmless: the pipeline decides a ``transaction_id`` once, so a
+redelivered or repeated transaction republishes the stored decision without touching the
+online state, and one whose id is stored with another payload is dead-lettered (reason
+``conflict``; the stored decision stands). Database or Redis outages are retried with backoff
+while the messages stay unacked.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from pydantic import ValidationError
 
 from vigil.config import BrokerConfig
-from vigil.decisions import Runtime, ScoredBatch
+from vigil.decisions import Replayed, Runtime, ScoredBatch, TransactionConflict
+from vigil.inference.decision import Decision
 from vigil.inference.manager import ModelSnapshot
 from vigil.monitoring import VigilMetrics
 from vigil.storage import LabelRecord, RecordRejected
@@ -41,18 +44,6 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-def _stored_decision(row: dict[str, object], published_at: float | None) -> DecisionMessage:
-    """The decision as it was first stored (for republishing on redelivery)."""
-    fields = ("transaction_id", "score", "label", "threshold", "reason_codes", "model_version")
-    return DecisionMessage.model_validate(
-        {
-            **{name: row[name] for name in fields},
-            "decided_at": row["created_at"],
-            "published_at": published_at,
-        }
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class _Scored:
     """A micro-batch after stage 1 (features and scores), row-aligned with its transactions."""
@@ -61,7 +52,6 @@ class _Scored:
     transactions: list[TransactionMessage]
     origins: list[tuple[Delivery, int]]  # each transaction's delivery and place in it
     batched: list[bool]
-    redelivered: list[bool]
     scored: ScoredBatch | None
 
 
@@ -228,7 +218,6 @@ class StreamWorker:
             transactions,
             origins,
             [d.batched for _, d in items],
-            [bool(d.message.redelivered) for _, d in items],
             scored,
         )
 
@@ -236,17 +225,24 @@ class StreamWorker:
         """Stage 2: commit, publish decisions and dead letters (confirmed), then one ack."""
         decisions: list[DecisionMessage] = []
         batched: list[bool] = []
-        refused: list[tuple[AbstractIncomingMessage, Rejected]] = []
+        refused: list[tuple[AbstractIncomingMessage, Rejected, str]] = []
         if batch.scored is not None:
-            scored = batch.scored
-            outcomes = await self._pipeline.settle(scored, self._retrying)
-            refused = self._refused(batch, outcomes)
-            rows = zip(scored.decisions, scored.records, batch.transactions, strict=True)
-            published = [decision_message(d, r.created_at, m.published_at) for d, r, m in rows]
-            decisions = await self._replace_redelivered(batch, published)
-            kept = [outcome is None for outcome in outcomes]
-            decisions = [d for d, keep in zip(decisions, kept, strict=True) if keep]
-            batched = [b for b, keep in zip(batch.batched, kept, strict=True) if keep]
+            outcomes = await self._pipeline.settle(batch.scored, self._retrying)
+            new = {r.transaction_id: r for r in batch.scored.records}
+            for outcome, message, origin, in_batch in zip(
+                outcomes, batch.transactions, batch.origins, batch.batched, strict=True
+            ):
+                if isinstance(outcome, Decision):
+                    record = new[message.transaction_id]
+                    decisions.append(decision_message(record, message.published_at))
+                elif isinstance(outcome, Replayed):  # a repeated id: the stored decision again
+                    decisions.append(decision_message(outcome.record, message.published_at))
+                elif isinstance(outcome, RecordRejected | TransactionConflict):
+                    refused.append(_letter(origin, outcome))
+                    continue
+                else:  # an outage met the batch deciding this id: redeliver this batch
+                    raise outcome
+                batched.append(in_batch)
         queue = self._broker.transactions_queue
         rejected = [(d.message, r) for d in batch.deliveries for r in d.rejected]
         await asyncio.gather(
@@ -255,7 +251,7 @@ class StreamWorker:
                 for message, key in decision_publications(decisions, batched)
             ),
             *(self._dead_letter(topology, queue, m, r) for m, r in rejected),
-            *(self._dead_letter(topology, queue, m, r, "refused") for m, r in refused),
+            *(self._dead_letter(topology, queue, m, r, why) for m, r, why in refused),
         )
         await asyncio.gather(*(m.ack(multiple=True) for m in _last_per_channel(batch.deliveries)))
         self._count_acked(queue, len(batch.deliveries), batch.transactions)
@@ -263,22 +259,6 @@ class StreamWorker:
     async def _retrying(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
         """Retry transient failures (database, Redis) until they pass or shutdown."""
         return await retry_transient(operation, what, self._stopping)
-
-    @staticmethod
-    def _refused(
-        batch: _Scored, outcomes: Sequence[RecordRejected | None]
-    ) -> list[tuple[AbstractIncomingMessage, Rejected]]:
-        """Transactions the database refused (already out of the online state), to dead-letter."""
-        letters = []
-        for outcome, (delivery, index) in zip(outcomes, batch.origins, strict=True):
-            if outcome is None:
-                continue
-            if delivery.batched:
-                body = delivery.transactions[index].model_dump_json().encode()
-                letters.append((delivery.message, Rejected(body, str(outcome), index)))
-            else:
-                letters.append((delivery.message, Rejected(delivery.message.body, str(outcome))))
-        return letters
 
     async def _dead_letter(
         self,
@@ -294,27 +274,6 @@ class StreamWorker:
         log.warning("dead-lettered a message from %s: %s", queue, rejected.reason)
         if self._metrics is not None:
             self._metrics.messages_dead_lettered.labels(queue=queue, reason=why).inc()
-
-    async def _replace_redelivered(
-        self, batch: _Scored, decisions: list[DecisionMessage]
-    ) -> list[DecisionMessage]:
-        """A redelivered transaction republishes the decision stored the first time."""
-        redelivered = {
-            m.transaction_id: m
-            for m, again in zip(batch.transactions, batch.redelivered, strict=True)
-            if again
-        }
-        if not redelivered:
-            return decisions
-        store = self._runtime.store
-        rows = await self._retrying(lambda: store.stored_predictions(list(redelivered)), "reading")
-        stored = {
-            int(row["transaction_id"]): _stored_decision(
-                row, redelivered[int(row["transaction_id"])].published_at
-            )
-            for row in rows
-        }
-        return [stored.get(d.transaction_id, d) for d in decisions]
 
     async def _handle_labels(
         self, batch: list[AbstractIncomingMessage], topology: Topology
@@ -359,6 +318,22 @@ class StreamWorker:
         for message in messages:
             if message.published_at is not None:
                 self._metrics.stream_end_to_end_latency.observe(now - message.published_at)
+
+
+def _letter(
+    origin: tuple[Delivery, int], refusal: RecordRejected | TransactionConflict
+) -> tuple[AbstractIncomingMessage, Rejected, str]:
+    """What to dead-letter for one refused transaction: its item of a batch, or the message.
+
+    ``refused``: the database refused the record (already out of the online state);
+    ``conflict``: its id is stored with another payload (the stored decision is unchanged).
+    """
+    delivery, index = origin
+    why = "conflict" if isinstance(refusal, TransactionConflict) else "refused"
+    if delivery.batched:
+        body = delivery.transactions[index].model_dump_json().encode()
+        return delivery.message, Rejected(body, str(refusal), index), why
+    return delivery.message, Rejected(delivery.message.body, str(refusal)), why
 
 
 def _delivery_size(delivery: Delivery) -> int:

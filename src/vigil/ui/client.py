@@ -8,6 +8,7 @@ with no server at all (``make demo``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from types import TracebackType
@@ -68,7 +69,11 @@ def as_decision(body: DecisionOut) -> Decision:
         score=body.score,
         label=body.label,
         threshold=body.threshold,
-        reason_codes=tuple(ReasonCode(r.feature, r.contribution) for r in body.reason_codes),
+        reason_codes=tuple(
+            # a repeated transaction_id's stored decision keeps no contributions: NaN (blank)
+            ReasonCode(r.feature, math.nan if r.contribution is None else r.contribution)
+            for r in body.reason_codes
+        ),
         model_version=body.model_version,
     )
 

@@ -41,6 +41,13 @@ def json_response(content: object) -> Response:
     "/predict",
     response_model=DecisionOut,
     responses={
+        409: {
+            "model": ErrorOut,
+            "description": "The transaction_id is already stored with a different payload "
+            "(tx_datetime, customer_id, terminal_id or tx_amount); the stored decision is "
+            "unchanged. A repeat with the same payload is answered 200 with the stored "
+            "decision (same score, label and model version; reason contributions null).",
+        },
         422: {"description": "Invalid transaction; the error names the field."},
         **_ERRORS,
     },
