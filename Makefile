@@ -68,15 +68,17 @@ handbook-results: $(STAMP) ## 3 experiments on the handbook's test week -> docs/
 		--set train.runs_dir=data/handbook-runs --set tracking.mlflow_uri=file:data/handbook-mlruns
 	$(BIN)/vigil experiments --runs-dir data/handbook-runs --results docs/results/handbook_experiments.json
 
-FEEDBACK_MODELS ?= lightgbm logistic mlp_small
+FEEDBACK_MODELS ?= lightgbm logistic
 FEEDBACK_SEEDS ?= 0-4
 FEEDBACK_WORLD ?= data/feedback-world/raw
-feedback-results: $(STAMP) ## with/without analysts' feedback, 5 seeds: handbook week + a simulated world -> docs/results/feedback_*.json
-	nice -n 10 $(BIN)/vigil evaluate $(FEEDBACK_MODELS) --feedback --seeds $(FEEDBACK_SEEDS) \
-		--data $(HANDBOOK) --results docs/results/feedback_handbook.json
+feedback-results: $(STAMP) ## with/without analysts' feedback, 5 seeds, handbook week + a simulated world -> docs/results/feedback_*.json
 	$(BIN)/vigil generate --out $(FEEDBACK_WORLD) --set data.seed=1 --overwrite --no-progress
-	nice -n 10 $(BIN)/vigil evaluate $(FEEDBACK_MODELS) --feedback --seeds $(FEEDBACK_SEEDS) \
-		--data $(FEEDBACK_WORLD) --results docs/results/feedback_simulated.json
+	for model in $(FEEDBACK_MODELS); do \
+		nice -n 10 $(BIN)/vigil evaluate $$model --feedback --seeds $(FEEDBACK_SEEDS) --data $(HANDBOOK) \
+			--results docs/results/feedback_handbook_$$model.json || exit 1; \
+		nice -n 10 $(BIN)/vigil evaluate $$model --feedback --seeds $(FEEDBACK_SEEDS) \
+			--data $(FEEDBACK_WORLD) --results docs/results/feedback_simulated_$$model.json || exit 1; \
+	done
 
 one-pager: $(STAMP) ## docs/one-pager.{html,pdf,png} from docs/results/*.json and docs/eda/findings.json
 	$(BIN)/vigil docs one-pager --out docs

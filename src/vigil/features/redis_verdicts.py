@@ -7,7 +7,7 @@ operation is one entity's share of a verdict (or of a transaction's read), so th
 by slot on Redis Cluster like the record script's. The add script keeps a transaction's
 latest review, drops verdicts older than the window plus the delay before the review and
 refreshes the TTLs; the read script only reads. Same rules as the in-process
-:class:`~vigil.features.verdicts.VerdictState` (ADR 0015).
+:class:`~vigil.features.verdicts.VerdictState` (ADR 0017).
 """
 
 from __future__ import annotations
