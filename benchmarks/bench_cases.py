@@ -61,6 +61,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=300, help="GET /cases requests")
     parser.add_argument("--verdicts", type=int, default=50, help="verdicts down the queue")
     parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
+    parser.add_argument(
+        "--skip-fill",
+        action="store_true",
+        help="use --database-url as an earlier run filled it (a copy: verdicts are written)",
+    )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--client-core", default="1")
@@ -181,11 +186,20 @@ def percentiles(values: list[float]) -> tuple[float, float, float]:
     return cuts[49], cuts[98], max(values)
 
 
-def session(client: httpx.Client, args: argparse.Namespace) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (so the machine's other load stays out of the figure)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def session(client: httpx.Client, args: argparse.Namespace, pid: int) -> dict[str, float]:
     """An analyst's session: the queue again and again, cases, verdicts down the queue."""
     for _ in range(10):  # warm-up: connections, caches
         timed(lambda: client.get("/cases"), 200)
+    cpu = cpu_seconds(pid)
     queue = [timed(lambda: client.get("/cases"), 200) for _ in range(args.requests)]
+    cpu_ms = (cpu_seconds(pid) - cpu) / args.requests * 1000
     body = client.get("/cases").json()
     if body["size"] != 100 or sum(len(c["transactions"]) for c in body["cases"]) < 100:
         raise RuntimeError(f"unexpected queue: size {body['size']}")
@@ -200,7 +214,8 @@ def session(client: httpx.Client, args: argparse.Namespace) -> dict[str, float]:
         p50, p99, worst = percentiles(values)
         figures |= {f"{name}_p50_ms": p50, f"{name}_p99_ms": p99, f"{name}_max_ms": worst}
         print(f"{name:8s} n={len(values):4d}  p50 {p50:6.1f}  p99 {p99:6.1f}  max {worst:6.1f} ms")
-    return figures
+    print(f"server CPU per GET /cases (background ranking refreshes included): {cpu_ms:.1f} ms")
+    return figures | {"queue_server_cpu_ms": cpu_ms}
 
 
 def _verdict(card: int) -> dict[str, object]:
@@ -212,14 +227,16 @@ def main() -> None:
     args = parse_args()
     with tempfile.TemporaryDirectory(prefix="vigil-bench-cases-") as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'cases.db'}"
-        if url.startswith("postgresql"):
-            reset_postgres(url)
-        started = time.perf_counter()
-        rows = fill(url, args)
-        print(
-            f"database: {make_url(url).get_backend_name()}, {rows:,} transactions "
-            f"({args.transactions:,} on the queue's day) in {time.perf_counter() - started:.0f} s"
-        )
+        if not args.skip_fill:
+            if url.startswith("postgresql"):
+                reset_postgres(url)
+            started = time.perf_counter()
+            rows = fill(url, args)
+            print(
+                f"database: {make_url(url).get_backend_name()}, {rows:,} transactions "
+                f"({args.transactions:,} on the queue's day) in "
+                f"{time.perf_counter() - started:.0f} s"
+            )
         key = secrets.token_hex(16)
         server = start_server(args, url, model(Path(tmp)), key, Path(tmp) / "server.log")
         try:
@@ -227,7 +244,7 @@ def main() -> None:
             headers = {"X-API-Key": key}
             base = f"http://127.0.0.1:{args.port}"
             with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
-                figures = session(client, args)
+                figures = session(client, args, server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)

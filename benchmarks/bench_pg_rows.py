@@ -6,6 +6,7 @@ that connection's backend CPU time from ``/proc`` (PostgreSQL on this machine), 
 on the machine does not enter the figure. Durable commits; WAL writer excluded.
 
     .venv/bin/python benchmarks/bench_pg_rows.py
+    .venv/bin/python benchmarks/bench_pg_rows.py --revision 0002   # without the case indexes
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--postgres-url", default=POSTGRES_URL)
+    parser.add_argument(
+        "--revision",
+        default="head",
+        help="schema revision to write into (e.g. 0002: before the case queue's indexes)",
+    )
     return parser.parse_args()
 
 
@@ -73,7 +79,7 @@ def measure(url: str, args: argparse.Namespace) -> tuple[float, float, float]:
 def main() -> None:
     """Run in a throw-away schema, print the headline last."""
     args = parse_args()
-    with migrated_schema(args.postgres_url, "bench_pg_rows") as url:
+    with migrated_schema(args.postgres_url, "bench_pg_rows", args.revision) as url:
         cpu_us, rate, size = measure(url, args)
     print(f"one connection: {rate:,.0f} records/s wall (batches of {args.batch})")
     print(f"on disk (tables, indexes, TOAST): {size:.0f} bytes per record")

@@ -35,6 +35,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-delay-ms", type=float, default=2.0)
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"])
     parser.add_argument("--postgres-url", default=POSTGRES_URL)
+    parser.add_argument(
+        "--revision",
+        default="head",
+        help="schema revision to write into (e.g. 0002: before the case queue's indexes)",
+    )
     return parser.parse_args()
 
 
@@ -84,13 +89,13 @@ def run_sqlite(args: argparse.Namespace) -> float:
     """Throughput on a fresh SQLite file."""
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'bench.db'}"
-        upgrade_database(url)
+        upgrade_database(url, args.revision)
         return report("sqlite", *asyncio.run(drive(url, args)))
 
 
 @contextlib.contextmanager
-def migrated_schema(postgres_url: str, prefix: str) -> Iterator[str]:
-    """The URL of a throw-away PostgreSQL schema at the head revision, dropped afterwards."""
+def migrated_schema(postgres_url: str, prefix: str, revision: str = "head") -> Iterator[str]:
+    """The URL of a throw-away PostgreSQL schema at ``revision``, dropped afterwards."""
     schema = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -98,7 +103,7 @@ def migrated_schema(postgres_url: str, prefix: str) -> Iterator[str]:
     url = make_url(postgres_url).update_query_dict({"options": f"-csearch_path={schema}"})
     try:
         rendered = url.render_as_string(hide_password=False)
-        upgrade_database(rendered)
+        upgrade_database(rendered, revision)
         yield rendered
     finally:
         with admin.connect() as connection:
@@ -108,7 +113,7 @@ def migrated_schema(postgres_url: str, prefix: str) -> Iterator[str]:
 
 def run_postgres(args: argparse.Namespace) -> float:
     """Throughput on PostgreSQL, in a throw-away schema."""
-    with migrated_schema(args.postgres_url, "bench_writer") as url:
+    with migrated_schema(args.postgres_url, "bench_writer", args.revision) as url:
         return report("postgres", *asyncio.run(drive(url, args)))
 
 

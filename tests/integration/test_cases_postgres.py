@@ -71,7 +71,7 @@ def test_queue_and_verdicts_on_postgres(engine: Engine) -> None:
     assert [(c.customer_id, c.top_score) for c in queue.cases] == [(7, 0.9), (8, 0.6)]
     first = queue.cases[0]
     assert first.transactions[0].reason_codes == ["tx_amount", "terminal_id_risk_7day_window"]
-    assert first.habit_median == 50.0 and first.transactions[0].amount_vs_habit == 0.2
+    assert first.habit_mean == 50.0 and first.transactions[0].amount_vs_habit == 0.2
     verdict = CaseVerdict(customer_id=7, day=None, fraud=True, analyst="ana")
     with engine.begin() as connection:
         outcome = write_verdict(connection, verdict)

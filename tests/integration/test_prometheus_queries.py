@@ -104,6 +104,13 @@ def populate(metrics: VigilMetrics) -> None:
     metrics.messages_dead_lettered.labels(queue="transactions", reason="invalid").inc()
     metrics.stream_batch_size.observe(9)
     metrics.stream_end_to_end_latency.observe(0.04)
+    metrics.case_verdicts.labels(verdict="fraud").inc(3)
+    metrics.case_verdicts.labels(verdict="legit").inc(5)
+    metrics.case_time_to_verdict.observe(1800.0)
+    metrics.case_queue_budget.set(100)
+    metrics.case_queue_size.set(100)
+    metrics.case_queue_reviewed.set(8)
+    metrics.case_queue_frauds.set(3)
 
 
 def free_port() -> int:

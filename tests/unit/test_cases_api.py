@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import Engine, select
 
 from api_support import API_KEY, api_settings, make_manager, transaction, write_model
@@ -77,8 +78,8 @@ def test_the_queue_ranks_cards_by_top_score_within_the_budget(client: TestClient
     assert [t["transaction_id"] for t in top["transactions"]] == [1, 2]  # the day only
     assert top["top_score"] == pytest.approx(top["transactions"][1]["score"])
     assert top["alerts"] == 1 and top["total_amount"] == pytest.approx(230.0)
-    # habit: the card's median amount over the 30 days before the day (70.0)
-    assert (top["habit_median"], top["habit_transactions"]) == (70.0, 3)
+    # habit: the card's mean amount over the 30 days before the day (70.0)
+    assert (top["habit_mean"], top["habit_transactions"]) == (70.0, 3)
     assert top["transactions"][1]["amount_vs_habit"] == pytest.approx(3.0)
     assert client.get("/cases?budget=1", headers=KEY).json()["size"] == 1
     assert client.get("/cases?day=2018-09-29", headers=KEY).json()["cases"] == []
@@ -184,3 +185,21 @@ def test_an_explicit_review_time_is_logged(client: TestClient, engine: Engine) -
     with engine.connect() as connection:
         (verdict,) = fetch_verdicts(connection)
     assert verdict["reviewed_at"].isoformat() == "2018-09-30T11:15:00"  # naive UTC
+
+
+def test_a_retry_after_a_state_store_failure_completes_the_state(
+    client: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = client.app.state.services.store  # type: ignore[attr-defined]
+    working = store.aadd_label
+
+    async def unreachable(label: object) -> None:
+        raise RedisConnectionError("state store down (test)")
+
+    monkeypatch.setattr(store, "aadd_label", unreachable)
+    assert _verdict(client, 10).status_code == 503  # stored, but the state missed it
+    assert _labels(engine) == {1: 1, 2: 1}
+    monkeypatch.setattr(store, "aadd_label", working)
+    retry = _verdict(client, 10)
+    assert retry.status_code == 200 and retry.json()["repeated"] is True
+    assert store._customers[10].frauds == {1: 1, 2: 1}

@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import yaml
@@ -449,3 +450,46 @@ def test_score_histogram_counts_each_prediction_in_its_bin(database: Path) -> No
     assert len(histogram) == 20 and histogram["score_from"][11] == pytest.approx(0.55)
     # scores 0.05, 0.10, 0.55, 0.90 fall in bins 1, 2, 11 and 18 (width 0.05)
     assert {i: n for i, n in enumerate(histogram["predictions"]) if n} == {1: 1, 2: 1, 11: 1, 18: 1}
+
+
+# --- Cases -------------------------------------------------------------------------------
+
+
+def test_cases_page_takes_a_verdict_from_the_keyboard_and_moves_on(
+    monkeypatch: pytest.MonkeyPatch, paths: dict[str, Path], tmp_path: Path
+) -> None:
+    """Type ``l`` + Enter in the key box: the current card is labelled, the next one shown."""
+    key = "ui-cases-key"
+    settings = build_settings(
+        {
+            "inference": {"model_path": str(tmp_path / "served.onnx")},
+            "storage": {"database_url": f"sqlite:///{tmp_path / 'served.db'}"},
+            "serving": {"api_key": key},
+        }
+    )
+    tiny_model(settings.inference.model_path)
+    with serve_in_thread(create_app(settings)) as url:
+        for tid, card, amount in ((1, 5, 300.0), (2, 6, 120.0)):
+            body = {
+                "transaction_id": tid,
+                "tx_datetime": "2018-09-30T10:00:00",
+                "customer_id": card,
+                "terminal_id": 9,
+                "tx_amount": amount,
+            }
+            assert httpx.post(f"{url}/predict", json=body).status_code == 200
+        extra = ("--api-url", url, "--set", f"serving.api_key={key}")
+        at = app_test(monkeypatch, paths, *extra, page="cases")
+        no_exception(at)
+        assert metrics(at)["Reviewed"] == "0 / 2"
+        assert at.subheader[0].value.startswith("Card 5 (#1")
+        at.text_input(key="case_keys").set_value("l").run()
+        assert "Enter your name as analyst first." in at.warning[0].value
+        at.text_input(key="case_analyst").set_value("ana").run()
+        at.text_input(key="case_keys").set_value("l").run()
+        no_exception(at)
+        assert at.success[0].value == "Card 5: 1 transaction(s) labelled legit."
+        assert at.subheader[0].value.startswith("Card 6 (#2")
+        assert metrics(at)["Reviewed"] == "1 / 2"
+        case = httpx.get(f"{url}/cases/5", headers={"X-API-Key": key}).json()
+        assert (case["status"], case["verdict"]) == ("reviewed", "legit")

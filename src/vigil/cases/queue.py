@@ -1,7 +1,7 @@
 """The day's case queue: cards ranked by their highest score, as many as the team reviews.
 
 A case is one card (``customer_id``) on one event-time day: its scored transactions of the
-day with scores and reason codes, each amount against the card's habit (its median amount
+day with scores and reason codes, each amount against the card's habit (its mean amount
 over the ``cases.habit_days`` before the day), each terminal's known fraud run (frauds known
 now at that terminal over the ``cases.fraud_run_days`` before the day's end, and whether an
 analyst marked it compromised) and the verdicts given so far. The queue is the top
@@ -11,7 +11,6 @@ i.e. the live CP@k of the cards reviewed so far.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -23,7 +22,7 @@ from vigil.cases.ranking import Ranked
 from vigil.config import CasesConfig
 from vigil.data.transaction import naive_utc
 from vigil.storage.cases import (
-    card_amounts,
+    card_habits,
     card_transactions,
     compromised_terminals,
     newest_event_time,
@@ -69,7 +68,7 @@ class CaseTransaction:
     label: int
     reason_codes: list[str]
     model_version: str
-    amount_vs_habit: float | None  # amount / the card's habit median; None without history
+    amount_vs_habit: float | None  # amount / the card's habit mean; None without history
     terminal_frauds: int  # known frauds at the terminal in the fraud-run window
     terminal_last_fraud: datetime | None
     terminal_compromised: bool  # an analyst marked the terminal compromised
@@ -90,7 +89,7 @@ class Case:
     verdict: Verdict | None  # fraud when any reviewed transaction is fraud
     alerts: int  # transactions flagged (label 1)
     total_amount: float
-    habit_median: float | None
+    habit_mean: float | None
     habit_transactions: int
     transactions: list[CaseTransaction]
 
@@ -123,10 +122,6 @@ def _verdict(is_fraud: Any) -> Verdict | None:
     return "fraud" if int(is_fraud) else "legit"
 
 
-def _habit(amounts: Sequence[float]) -> float | None:
-    return statistics.median(amounts) if amounts else None
-
-
 def _transaction(
     row: dict[str, Any],
     habit: float | None,
@@ -157,7 +152,7 @@ def _case(
     day: date,
     rank: int | None,
     txs: list[CaseTransaction],
-    amounts: Sequence[float],
+    habit: tuple[float, int] | None,
 ) -> Case:
     verdicts = [t.verdict for t in txs if t.verdict is not None]
     return Case(
@@ -169,8 +164,8 @@ def _case(
         verdict=("fraud" if "fraud" in verdicts else "legit") if verdicts else None,
         alerts=sum(t.label for t in txs),
         total_amount=sum(t.tx_amount for t in txs),
-        habit_median=_habit(amounts),
-        habit_transactions=len(amounts),
+        habit_mean=habit[0] if habit else None,
+        habit_transactions=habit[1] if habit else 0,
         transactions=txs,
     )
 
@@ -185,7 +180,7 @@ def _cases(
     start, end = day_bounds(day)
     customers = [customer for customer, _ in ranked]
     rows = card_transactions(connection, customers, start, end)
-    habits = card_amounts(connection, customers, start - timedelta(days=config.habit_days), start)
+    habits = card_habits(connection, customers, start - timedelta(days=config.habit_days), start)
     terminals = sorted({int(row["terminal_id"]) for row in rows})
     run_start = end - timedelta(days=config.fraud_run_days)
     fraud_times = terminal_fraud_times(connection, terminals, run_start, end)
@@ -193,12 +188,17 @@ def _cases(
     by_card: dict[int, list[CaseTransaction]] = {}
     for row in rows:
         customer, terminal = int(row["customer_id"]), int(row["terminal_id"])
-        habit = _habit(habits.get(customer, []))
+        habit = habits.get(customer)
         by_card.setdefault(customer, []).append(
-            _transaction(row, habit, fraud_times.get(terminal, []), terminal in compromised)
+            _transaction(
+                row,
+                habit[0] if habit else None,
+                fraud_times.get(terminal, []),
+                terminal in compromised,
+            )
         )
     return [
-        _case(customer, day, rank, by_card[customer], habits.get(customer, []))
+        _case(customer, day, rank, by_card[customer], habits.get(customer))
         for customer, rank in ranked
         if customer in by_card
     ]

@@ -14,7 +14,6 @@ import vigil
 from vigil.cli import (
     data_commands,
     feature_commands,
-    feedback_commands,
     inference_commands,
     lifecycle_commands,
     model_commands,
@@ -60,7 +59,6 @@ for area in (
     data_commands,
     feature_commands,
     model_commands,
-    feedback_commands,
     ops_commands,
     storage_commands,
     inference_commands,

@@ -24,7 +24,12 @@ from vigil.data.transaction import naive_utc
 from vigil.decisions.pipeline import Guard, run_once
 from vigil.features import Label, OnlineFeatureComputer
 from vigil.storage import LabelRecord, fetch_labels, insert_labels
-from vigil.storage.cases import VerdictRecord, card_transactions, insert_verdicts
+from vigil.storage.cases import (
+    VerdictRecord,
+    card_transactions,
+    insert_verdicts,
+    logged_verdict,
+)
 from vigil.storage.records import utc_now
 from vigil.storage.store import DecisionStore
 
@@ -135,11 +140,13 @@ class CaseVerdict:
 
 @dataclass(frozen=True, slots=True)
 class VerdictOutcome:
-    """What a verdict wrote: ``stored`` are new verdict rows (empty for an identical repeat)."""
+    """What a verdict wrote: ``stored`` are new verdict rows (empty for an identical repeat),
+    ``logged`` every verdict of the card's day now (those stored before included)."""
 
     customer_id: int
     day: date
     stored: list[VerdictRecord]
+    logged: list[VerdictRecord]
     repeated: bool
     top_received_at: datetime  # when the card's top-scored transaction of the day arrived
 
@@ -230,27 +237,30 @@ def write_verdict(connection: Connection, verdict: CaseVerdict) -> VerdictOutcom
         [LabelRecord(r.transaction_id, int(r.is_fraud), r.reviewed_at) for r in stored],
     )
     top = max(rows, key=lambda row: row["score"])
-    if not stored:
-        reviewed = card_transactions(connection, [verdict.customer_id], start, end)
-        if not _agrees(reviewed, verdict):
-            raise VerdictConflict(
-                f"card {verdict.customer_id} was already reviewed on {day} with another verdict"
-            )
-    return VerdictOutcome(verdict.customer_id, day, stored, not stored, top["received_at"])
+    now = card_transactions(connection, [verdict.customer_id], start, end)
+    reviewed = [row for row in now if row["is_fraud"] is not None]
+    if not stored and not _agrees(reviewed, verdict):
+        raise VerdictConflict(
+            f"card {verdict.customer_id} was already reviewed on {day} with another verdict"
+        )
+    logged = [logged_verdict(row) for row in reviewed]
+    return VerdictOutcome(verdict.customer_id, day, stored, logged, not stored, top["received_at"])
 
 
 async def record_verdict(
     store: DecisionStore, features: OnlineFeatureComputer, verdict: CaseVerdict
 ) -> VerdictOutcome:
-    """Write the verdict (:func:`write_verdict`), then feed each new label to the state store.
+    """Write the verdict (:func:`write_verdict`), then feed the card's day's verdicts to the
+    state store as labels.
 
     A verdict is a label like any other: the delayed-label features see it once it is older
-    than the label delay.
+    than the label delay. Every verdict of the day goes to the state, the earlier ones too
+    (the state is idempotent): a repeat after a state-store failure completes the update.
     """
     outcome: VerdictOutcome = await store.run_in_transaction(
         partial(write_verdict, verdict=verdict)
     )
-    for record in outcome.stored:
+    for record in outcome.logged:
         label = Label(
             record.transaction_id,
             record.customer_id,

@@ -290,6 +290,48 @@ def money_panels() -> tuple[Panel, ...]:
     )
 
 
+CASES_NOTE = (
+    "The queue of the latest verdict's day, read back from the database after each verdict; "
+    "max over API replicas."
+)
+
+
+def case_panels() -> tuple[Panel, ...]:
+    """The analysts' review: queue precision (live CP@k), review load, time to verdict."""
+    reviewed, frauds = "max(vigil_case_queue_reviewed)", "max(vigil_case_queue_frauds)"
+    return (
+        Panel(
+            "Queue precision (live CP@k of the reviewed cards)",
+            (Query(ratio(frauds, reviewed), "found fraud / reviewed"),),
+            unit="percentunit",
+            description="Reviewed cards of the day's queue found fraud, over reviewed cards. "
+            + CASES_NOTE,
+        ),
+        Panel(
+            "Review load: cards reviewed against the budget",
+            (
+                Query(reviewed, "reviewed"),
+                Query("max(vigil_case_queue_size)", "in the queue"),
+                Query("max(vigil_case_queue_budget)", "budget"),
+            ),
+            description=CASES_NOTE,
+        ),
+        latency_panel(
+            "Time to verdict (top alert to verdict)", "vigil_case_time_to_verdict_seconds"
+        ),
+        Panel(
+            "Verdicts per day",
+            (
+                Query(
+                    f"sum by (verdict) ({increase('vigil_case_verdicts_total', '1d')})",
+                    "{{verdict}}",
+                ),
+            ),
+            description="Cards reviewed, by verdict (fraud when any transaction is fraud).",
+        ),
+    )
+
+
 def business_dashboard() -> Dashboard:
     """Money flagged, loss prevented and the cost of false alarms."""
     money = money_panels()
@@ -313,7 +355,7 @@ def business_dashboard() -> Dashboard:
     return Dashboard(
         "vigil-business",
         "Vigil / Business",
-        (("Money", money), ("Labels", labels)),
+        (("Money", money), ("Labels", labels), ("Case queue", case_panels())),
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -42,7 +41,7 @@ class CaseTransactionOut(BaseModel):
     reason_codes: list[str] = Field(description="Features that raised the score most.")
     model_version: str
     amount_vs_habit: float | None = Field(
-        description="Amount over the card's median amount of the habit days; null: no history."
+        description="Amount over the card's mean amount of the habit days; null: no history."
     )
     terminal_frauds: int = Field(description="Known frauds at the terminal, fraud-run window.")
     terminal_last_fraud: datetime | None
@@ -63,14 +62,14 @@ class CaseOut(BaseModel):
     verdict: Literal["fraud", "legit"] | None
     alerts: int = Field(description="Transactions flagged by the model.")
     total_amount: float
-    habit_median: float | None
+    habit_mean: float | None = Field(description="The card's mean amount over the habit days.")
     habit_transactions: int
     transactions: list[CaseTransactionOut]
 
     @classmethod
     def of(cls, case: Case) -> CaseOut:
         """The body of a case."""
-        return cls.model_validate(asdict(case))
+        return cls.model_validate(case, from_attributes=True)
 
 
 class CaseQueueOut(BaseModel):
@@ -89,7 +88,7 @@ class CaseQueueOut(BaseModel):
     @classmethod
     def of(cls, queue: CaseQueue) -> CaseQueueOut:
         """The body of a queue."""
-        return cls.model_validate({**asdict(queue), "precision": queue.precision})
+        return cls.model_validate(queue, from_attributes=True)
 
 
 class VerdictIn(BaseModel):

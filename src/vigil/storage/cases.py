@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, literal_column, select
 
 from vigil.storage.records import utc_now
 from vigil.storage.repository import upsertable_insert
@@ -38,6 +38,22 @@ class VerdictRecord:
         values["is_fraud"] = int(self.is_fraud)
         values["terminal_compromised"] = int(self.terminal_compromised)
         return values
+
+
+def logged_verdict(row: dict[str, Any]) -> VerdictRecord:
+    """The verdict of a :func:`card_transactions` row that has one."""
+    return VerdictRecord(
+        transaction_id=int(row["transaction_id"]),
+        customer_id=int(row["customer_id"]),
+        terminal_id=int(row["terminal_id"]),
+        tx_datetime=row["tx_datetime"],
+        is_fraud=bool(row["is_fraud"]),
+        terminal_compromised=bool(row["terminal_compromised"]),
+        reviewed_at=row["reviewed_at"],
+        analyst=str(row["analyst"]),
+        note=row["note"],
+        received_at=row["verdict_received_at"],
+    )
 
 
 def newest_event_time(connection: Connection) -> datetime | None:
@@ -86,6 +102,7 @@ def card_transactions(
             verdicts.c.reviewed_at,
             verdicts.c.analyst,
             verdicts.c.note,
+            verdicts.c.received_at.label("verdict_received_at"),
         )
         .join(predictions, predictions.c.transaction_id == transactions.c.transaction_id)
         .join(
@@ -103,19 +120,24 @@ def card_transactions(
     return [dict(row) for row in connection.execute(query).mappings()]
 
 
-def card_amounts(
+def card_habits(
     connection: Connection, customer_ids: Sequence[int], start: datetime, end: datetime
-) -> dict[int, list[float]]:
-    """Each card's transaction amounts in ``[start, end)`` (its habit)."""
-    query = select(transactions.c.customer_id, transactions.c.tx_amount).where(
-        transactions.c.customer_id.in_(list(customer_ids)),
-        transactions.c.tx_datetime >= start,
-        transactions.c.tx_datetime < end,
+) -> dict[int, tuple[float, int]]:
+    """Each card's mean amount and transaction count in ``[start, end)`` (its habit)."""
+    query = (
+        select(
+            transactions.c.customer_id,
+            func.avg(transactions.c.tx_amount),
+            func.count(),
+        )
+        .where(
+            transactions.c.customer_id.in_(list(customer_ids)),
+            transactions.c.tx_datetime >= start,
+            transactions.c.tx_datetime < end,
+        )
+        .group_by(transactions.c.customer_id)
     )
-    amounts: dict[int, list[float]] = {}
-    for customer, amount in connection.execute(query):
-        amounts.setdefault(int(customer), []).append(float(amount))
-    return amounts
+    return {int(c): (float(mean), int(n)) for c, mean, n in connection.execute(query)}
 
 
 def terminal_fraud_times(
@@ -129,7 +151,7 @@ def terminal_fraud_times(
             transactions.c.terminal_id.in_(list(terminal_ids)),
             transactions.c.tx_datetime >= start,
             transactions.c.tx_datetime < end,
-            labels.c.tx_fraud == 1,
+            labels.c.tx_fraud == literal_column("1"),  # a literal: ix_labels_frauds applies
         )
     )
     times: dict[int, list[datetime]] = {}

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    text,
 )
 
 
@@ -59,10 +60,11 @@ transactions = Table(
     Column("tx_amount", Float, nullable=False),
     Column("extra", JSON, nullable=True),
     Column("received_at", UtcDateTime, nullable=False),
-    # The case queue reads a day by event time, and a card's or terminal's recent days.
+    # The case queue reads a day by event time, a card's days with their amounts (its
+    # habit) and a terminal's days with their ids (its fraud run), from the indexes alone.
     Index("ix_transactions_tx_datetime", "tx_datetime"),
-    Index("ix_transactions_customer_tx_datetime", "customer_id", "tx_datetime"),
-    Index("ix_transactions_terminal_tx_datetime", "terminal_id", "tx_datetime"),
+    Index("ix_transactions_customer_day_amount", "customer_id", "tx_datetime", "tx_amount"),
+    Index("ix_transactions_terminal_day_id", "terminal_id", "tx_datetime", "transaction_id"),
 )
 
 # No foreign key to transactions: the writer inserts both in one transaction anyway and a
@@ -92,6 +94,13 @@ labels = Table(
     Column("tx_fraud", SmallInteger, nullable=False),
     Column("labelled_at", DateTime, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
+    # The known frauds alone (about 1% of labels): a terminal's fraud run probes only these.
+    Index(
+        "ix_labels_frauds",
+        "transaction_id",
+        sqlite_where=text("tx_fraud = 1"),
+        postgresql_where=text("tx_fraud = 1"),
+    ),
 )
 
 # The analysts' verdict log: one row per reviewed transaction (a card's verdict covers its

@@ -122,8 +122,8 @@ def _queue_table(queue: CaseQueueOut) -> pd.DataFrame:
 def _show_case(case: CaseOut) -> None:
     habit = (
         "no history"
-        if case.habit_median is None
-        else (f"median {case.habit_median:.2f} over {case.habit_transactions} transaction(s)")
+        if case.habit_mean is None
+        else (f"mean {case.habit_mean:.2f} over {case.habit_transactions} transaction(s)")
     )
     rank = f"#{case.rank}" if case.rank is not None else "outside the queue"
     st.subheader(f"Card {case.customer_id} ({rank}, top score {case.top_score:.4f})")

@@ -1,1 +1,0 @@
-"""Feedback from analysts: a simulated investigator and the evaluation with feedback."""
