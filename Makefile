@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lock demo test test-slow test-all test-tools lint format bench load clean eda tracker-images handbook-results one-pager reports demo-video
+.PHONY: setup lock demo test test-slow test-all test-tools lint format bench load clean eda tracker-images handbook-results feedback-results one-pager reports demo-video
 
 # What the targets below set up first: the .venv. `make demo SETUP=` (or test) runs with the
 # environment already on PATH instead (the fresh-clone test in tests/e2e reuses the venv).
@@ -67,6 +67,18 @@ handbook-results: $(STAMP) ## 3 experiments on the handbook's test week -> docs/
 	$(BIN)/vigil experiments run lightgbm mlp_small logistic lightgbm_no_extra --data $(HANDBOOK) \
 		--set train.runs_dir=data/handbook-runs --set tracking.mlflow_uri=file:data/handbook-mlruns
 	$(BIN)/vigil experiments --runs-dir data/handbook-runs --results docs/results/handbook_experiments.json
+
+FEEDBACK_MODELS ?= lightgbm logistic
+FEEDBACK_SEEDS ?= 0-4
+FEEDBACK_WORLD ?= data/feedback-world/raw
+feedback-results: $(STAMP) ## with/without analysts' feedback, 5 seeds, handbook week + a simulated world -> docs/results/feedback_*.json
+	$(BIN)/vigil generate --out $(FEEDBACK_WORLD) --set data.seed=1 --overwrite --no-progress
+	for model in $(FEEDBACK_MODELS); do \
+		nice -n 10 $(BIN)/vigil evaluate $$model --feedback --seeds $(FEEDBACK_SEEDS) --data $(HANDBOOK) \
+			--results docs/results/feedback_handbook_$$model.json || exit 1; \
+		nice -n 10 $(BIN)/vigil evaluate $$model --feedback --seeds $(FEEDBACK_SEEDS) \
+			--data $(FEEDBACK_WORLD) --results docs/results/feedback_simulated_$$model.json || exit 1; \
+	done
 
 one-pager: $(STAMP) ## docs/one-pager.{html,pdf,png} from docs/results/*.json and docs/eda/findings.json
 	$(BIN)/vigil docs one-pager --out docs

@@ -7,7 +7,7 @@ window from the kill to the last failed answer, and how many acknowledged (2xx) 
 the cluster's state no longer holds (customer or terminal side). Never touches the shared
 Redis.
 
-    .venv/bin/python benchmarks/bench_redis_failover.py --model models/pipeline/model.onnx
+    .venv/bin/python benchmarks/bench_redis_failover.py [--model models/pipeline/model.onnx]
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from pathlib import Path
 import httpx
 import redis.cluster
 
+from bench_api import default_model
 from bench_redis_kill import Load, start_serve, wait_ready
+from vigil.config import load_settings
 
 # the tests' launcher of private redis-server processes
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -31,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True, help="ONNX model to serve")
+    parser.add_argument("--model", type=Path, help="ONNX model (default: generated MLP)")
     parser.add_argument("--port", type=int, default=8797, help="vigil serve")
     parser.add_argument("--threads", type=int, default=8)
     return parser.parse_args()
@@ -42,9 +44,10 @@ def main() -> None:
 
     args = parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="vigil-redis-failover-"))
+    model = args.model or default_model(tmp, load_settings().features)
     base = f"http://127.0.0.1:{args.port}"
     with local_cluster(tmp / "cluster") as cluster:
-        server = start_serve(tmp, args.port, args.model, cluster.url)
+        server = start_serve(tmp, args.port, model, cluster.url)
         try:
             wait_ready(base)
             load = Load(base, args.threads)

@@ -88,6 +88,10 @@ class FeaturesConfig(_Section):
     # Feature groups beyond ``extended`` (see vigil.features.definitions.EXTRA_GROUPS).
     extra: list[FeatureGroup] = Field(default_factory=lambda: list(FEATURE_GROUPS))
     amount_max_window_days: int = Field(7, ge=1)
+    # Verdict features (vigil.features.verdicts): analysts' verdicts count from the moment they
+    # are given, without the label delay, over transactions of the last verdict_window_days.
+    verdicts: bool = False
+    verdict_window_days: int = Field(28, ge=1)
 
 
 class LightGBMConfig(_Section):

@@ -1,9 +1,9 @@
 """Partitioned streaming against real RabbitMQ, PostgreSQL and Redis: N workers, each card in order.
 
 Transactions go to 8 partition queues by customer; 1, 2 or 4 workers share them, the extra
-workers joining mid-stream (a rebalance under load). Every transaction gets exactly one
-decision, each customer's decisions come out in event order, and the scores are the model
-applied to the offline features.
+workers joining mid-stream (a rebalance under load) and, with 4, one of them leaving again.
+Every transaction gets exactly one decision, each customer's decisions come out in event
+order, and the scores are the model applied to the offline features.
 """
 
 from __future__ import annotations
@@ -102,14 +102,16 @@ async def test_n_workers_keep_each_card_in_order_and_decide_once(
             chunk = rest.iloc[start : start + 120]
             await replay(chunk, sink, batch_size=40, label_after_s=None, progress=False)
             await asyncio.sleep(0.1)
+            if workers == 4 and start == 240:  # one leaves mid-stream: its share moves on
+                await running.pop().shutdown()
         await wait_until(lambda: len(stored_ids(url)) >= len(cards), 60, "every decision")
 
-        def balanced() -> bool:  # every partition owned once, the same share each
-            shares = [w.worker.partitions.owned for w in running if w.worker.partitions]
-            every = sorted(p for share in shares for p in share)
-            return every == list(range(PARTITIONS)) and {len(s) for s in shares} == {
-                PARTITIONS // workers
-            }
+        def balanced() -> bool:  # every partition owned once, shares within one of each other
+            shares = [len(w.worker.partitions.owned) for w in running if w.worker.partitions]
+            every = sorted(
+                p for w in running if w.worker.partitions for p in w.worker.partitions.owned
+            )
+            return every == list(range(PARTITIONS)) and max(shares) - min(shares) <= 1
 
         await wait_until(balanced, 20, "the partitions shared out evenly")
         for worker in running:

@@ -14,6 +14,13 @@ import pytest
 import redis
 import redis.cluster
 
+from feature_support import (
+    VERDICTS,
+    assert_parity,
+    edge_heavy_stream,
+    offline_with_verdicts,
+    verdict_log,
+)
 from live_scoring import assert_matches_offline
 from redis_cluster_support import LocalCluster, local_cluster
 from vigil.config import FeaturesConfig, Settings
@@ -139,3 +146,15 @@ async def test_cluster_store_is_made_without_a_cluster_and_raises_on_use() -> No
     store.close()  # closing connects to nothing
     await store.aclose()
     assert not RedisStateStore("redis://127.0.0.1:1/0").cluster
+
+
+def test_verdict_features_on_the_cluster_match_offline(cluster: LocalCluster) -> None:
+    """Verdict operations are split per entity too: the cluster would refuse CROSSSLOT calls."""
+    frame = edge_heavy_stream(n=800)
+    log = verdict_log(frame)
+    store = make_state_store(cluster.url, prefix="vigil:test:cluster-verdicts")
+    try:
+        online = replay(OnlineFeatureComputer(VERDICTS, store, dtype=np.float64), frame, log)
+    finally:
+        store.close()
+    assert_parity(VERDICTS, offline_with_verdicts(VERDICTS, frame, log), online)

@@ -13,6 +13,13 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api_support import FakeWriter, api_settings, build_app, write_model
+from feature_support import (
+    VERDICTS,
+    assert_parity,
+    edge_heavy_stream,
+    offline_with_verdicts,
+    verdict_log,
+)
 from live_scoring import assert_matches_offline, offline_from, score_from
 from vigil.cli import app
 from vigil.config import FeaturesConfig, Settings
@@ -22,6 +29,7 @@ from vigil.features.online import OnlineFeatureComputer
 from vigil.features.redis_state import RedisStateStore
 from vigil.features.replay import replay
 from vigil.features.state import InMemoryStateStore, Transaction, make_state_store
+from vigil.features.verdicts import Verdict
 from vigil.features.warmup import warm_state
 
 pytestmark = pytest.mark.integration
@@ -220,3 +228,45 @@ def test_health_is_degraded_after_the_state_store_lost_its_history(
         client_.delete(*client_.keys(f"{prefix}:*"))  # what a restart without AOF leaves
         assert client.get("/health").json()["status"] == "degraded"
     client_.close()
+
+
+def test_verdict_features_through_redis_match_offline(redis_url: str) -> None:
+    frame = edge_heavy_stream(n=1200)
+    log = verdict_log(frame)
+    store = RedisStateStore(redis_url, prefix="vigil:test:verdicts")
+    try:
+        online = replay(OnlineFeatureComputer(VERDICTS, store, dtype=np.float64), frame, log)
+    finally:
+        store.close()
+    assert_parity(VERDICTS, offline_with_verdicts(VERDICTS, frame, log), online)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    verdict_keys = client.keys("vigil:test:verdicts:*:vr*")
+    horizon_ms = (10 + 7 + 1) * 86_400_000  # verdict window + delay + a day of slack
+    assert verdict_keys and all(0 < client.pttl(k) <= horizon_ms for k in verdict_keys)
+    client.close()
+
+
+async def test_async_verdicts_equal_in_memory(redis_url: str) -> None:
+    txs = stream(80)
+    verdicts = [
+        Verdict(
+            tx.transaction_id,
+            tx.customer_id,
+            tx.terminal_id,
+            tx.tx_datetime,
+            i % 3 == 0,
+            i % 2 == 0,
+            tx.tx_datetime + timedelta(hours=1),
+        )
+        for i, tx in enumerate(txs[:60])
+    ]
+    store = RedisStateStore(redis_url, prefix="vigil:test:averdicts")
+    online = OnlineFeatureComputer(VERDICTS, store, dtype=np.float64)
+    reference = OnlineFeatureComputer(VERDICTS, InMemoryStateStore(), dtype=np.float64)
+    await online.aadd_verdicts(verdicts)
+    reference.add_verdicts(verdicts)
+    got = (await online.arecord_batch(txs)).features
+    np.testing.assert_array_equal(got, reference.features_for_batch(txs))
+    assert got[:, -8:].max() > 0
+    await store.aclose()
+    store.close()

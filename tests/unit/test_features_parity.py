@@ -2,53 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import numpy as np
 import pandas as pd
 import pytest
 
+from feature_support import assert_parity, edge_heavy_stream
 from vigil.config import FeaturesConfig, Settings
 from vigil.data.simulate import simulate_transactions
-from vigil.features import definitions as fd
 from vigil.features.offline import compute_features_frame
 from vigil.features.online import OnlineFeatureComputer
 from vigil.features.replay import replay
 from vigil.features.state import InMemoryStateStore
-
-COUNT_PREFIXES = ("customer_id_nb_tx", "terminal_id_nb_tx", "terminal_id_nb_fraud")
-
-
-def edge_heavy_stream(n: int = 2500, seed: int = 3) -> pd.DataFrame:
-    """Random transactions on a 3-hour grid: many exact window edges and same-instant ties."""
-    rng = np.random.default_rng(seed)
-    slots = rng.integers(0, 60 * 8, n)  # 60 days of 3-hour slots
-    jitter = rng.choice([0, 0, 0, 1, 59], n)  # mostly exactly on the grid
-    return pd.DataFrame(
-        {
-            "transaction_id": rng.permutation(n) + 1,  # ids not in time order
-            "tx_datetime": pd.Timestamp(datetime(2018, 4, 1))
-            + pd.to_timedelta(slots * 10_800 + jitter, unit="s"),
-            "customer_id": rng.integers(0, 40, n),
-            "terminal_id": rng.integers(0, 25, n),
-            "tx_amount": np.round(rng.lognormal(3.5, 1.0, n), 2),
-            "tx_fraud": (rng.random(n) < 0.15).astype("int8"),
-        }
-    )
-
-
-def assert_parity(config: FeaturesConfig, offline: pd.DataFrame, online: np.ndarray) -> None:
-    """Counts exactly equal, every other feature within rtol 1e-9."""
-    names = fd.feature_names(config)
-    expected = offline[names].to_numpy()
-    assert online.shape == expected.shape
-    for j, name in enumerate(names):
-        if name.startswith(COUNT_PREFIXES):
-            np.testing.assert_array_equal(online[:, j], expected[:, j], err_msg=name)
-        else:
-            np.testing.assert_allclose(online[:, j], expected[:, j], rtol=1e-9, err_msg=name)
-    for name in fd.extra_feature_names(config):  # the extra groups took non-trivial values
-        assert len(np.unique(expected[:, names.index(name)])) > 2, name
 
 
 def replay_in_memory(config: FeaturesConfig, frame: pd.DataFrame) -> np.ndarray:

@@ -14,6 +14,7 @@ import vigil
 from vigil.cli import (
     data_commands,
     feature_commands,
+    feedback_commands,
     inference_commands,
     lifecycle_commands,
     model_commands,
@@ -59,6 +60,7 @@ for area in (
     data_commands,
     feature_commands,
     model_commands,
+    feedback_commands,
     ops_commands,
     storage_commands,
     inference_commands,

@@ -60,6 +60,28 @@ DAYS_SINCE_FIRST_KNOWN_FRAUD = "terminal_id_days_since_first_known_fraud"
 DAYS_SINCE_LAST_KNOWN_FRAUD = "terminal_id_days_since_last_known_fraud"
 TERMINAL_KNOWN_FRAUDS = "terminal_id_nb_fraud_longest_window"
 
+# Verdict group (``features.verdicts``): analysts' verdicts reviewed before t, on transactions
+# in (t - W, t], W = ``verdict_window_days``; no label delay (vigil.features.verdicts).
+DAYS_SINCE_FIRST_VERDICT_COMPROMISE = "terminal_id_days_since_first_verdict_compromise"
+
+
+def verdict_feature_names(config: FeaturesConfig) -> list[str]:
+    """Names of the verdict group's features (empty when ``features.verdicts`` is off)."""
+    if not config.verdicts:
+        return []
+    w = config.verdict_window_days
+    return [
+        f"terminal_id_verdict_nb_reviewed_{w}day_window",
+        f"terminal_id_verdict_nb_fraud_{w}day_window",
+        f"terminal_id_verdict_risk_{w}day_window",
+        f"terminal_id_verdict_nb_compromised_{w}day_window",
+        DAYS_SINCE_FIRST_VERDICT_COMPROMISE,
+        f"customer_id_verdict_nb_reviewed_{w}day_window",
+        f"customer_id_verdict_nb_fraud_{w}day_window",
+        f"customer_id_verdict_risk_{w}day_window",
+    ]
+
+
 CUSTOMER_AMOUNT_BASELINE = "customer_amount_baseline"
 TERMINAL_FRAUD_RUN = "terminal_fraud_run"
 EXTRA_GROUPS = (CUSTOMER_AMOUNT_BASELINE, TERMINAL_FRAUD_RUN)
@@ -99,9 +121,14 @@ def handbook_feature_names(config: FeaturesConfig) -> list[str]:
     return names
 
 
-def feature_names(config: FeaturesConfig) -> list[str]:
-    """Every model input column, in the order models are trained and served with."""
+def stream_feature_names(config: FeaturesConfig) -> list[str]:
+    """Features of the transaction stream and its delayed labels (the feature SQL's output)."""
     names = handbook_feature_names(config)
     if config.extended:
         names += [AMOUNT_OVER_CUSTOMER_AVG, SECONDS_SINCE_CUSTOMER_PREV_TX, CUSTOMER_RISK_LONGEST]
     return names + extra_feature_names(config)
+
+
+def feature_names(config: FeaturesConfig) -> list[str]:
+    """Every model input column, in the order models are trained and served with."""
+    return stream_feature_names(config) + verdict_feature_names(config)

@@ -23,6 +23,7 @@ from vigil.features.state import (
     WindowSpec,
     as_transaction,
 )
+from vigil.features.verdicts import Verdict, VerdictAggregates, verdict_values
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +117,16 @@ class OnlineFeatureComputer:
             values += _fraud_run_values(tx.ts_us, agg, agg.terminal_frauds[self._longest_index])
         return values
 
-    def _matrix(self, txs: Sequence[Transaction], aggs: Sequence[Aggregates]) -> np.ndarray:
+    def _matrix(
+        self,
+        txs: Sequence[Transaction],
+        aggs: Sequence[Aggregates],
+        verdicts: Sequence[VerdictAggregates] | None,
+    ) -> np.ndarray:
         rows = [self._vector(tx, agg) for tx, agg in zip(txs, aggs, strict=True)]
+        if verdicts is not None:
+            for row, tx, seen in zip(rows, txs, verdicts, strict=True):
+                row += verdict_values(tx.ts_us, seen)
         return np.asarray(rows, dtype=self.dtype).reshape(len(rows), len(self.names))
 
     def features_for(self, tx: TransactionLike) -> np.ndarray:
@@ -127,14 +136,21 @@ class OnlineFeatureComputer:
     def features_for_batch(self, txs: Sequence[TransactionLike]) -> np.ndarray:
         """Record a micro-batch in order (each sees the ones before it); one row per tx."""
         parsed = [as_transaction(tx) for tx in txs]
-        return self._matrix(parsed, self.store.record(parsed, self.spec))
+        aggregates = self.store.record(parsed, self.spec)
+        verdicts = (
+            self.store.verdict_aggregates(parsed, self.spec) if self.config.verdicts else None
+        )
+        return self._matrix(parsed, aggregates, verdicts)
 
     async def arecord_batch(self, txs: Sequence[TransactionLike]) -> RecordedBatch:
         """Async :meth:`features_for_batch`, also saying which transactions this call recorded."""
         parsed = [as_transaction(tx) for tx in txs]
         aggregates = await self.store.arecord(parsed, self.spec)
+        verdicts = None
+        if self.config.verdicts:
+            verdicts = await self.store.averdict_aggregates(parsed, self.spec)
         recorded = [tx for tx, agg in zip(parsed, aggregates, strict=True) if agg.recorded]
-        return RecordedBatch(self._matrix(parsed, aggregates), recorded)
+        return RecordedBatch(self._matrix(parsed, aggregates, verdicts), recorded)
 
     async def aforget(self, txs: Sequence[Transaction]) -> None:
         """Remove transactions recorded by :meth:`arecord_batch` whose storage then failed."""
@@ -163,3 +179,15 @@ class OnlineFeatureComputer:
         await self.store.aadd_label(
             Label(transaction_id, customer_id, terminal_id, tx_datetime, fraud)
         )
+
+    def add_verdicts(self, verdicts: Sequence[Verdict]) -> None:
+        """Hold analysts' verdicts for the verdict features (latest review per transaction).
+
+        Labels are separate: a verdict path also calls :meth:`add_label` (the delayed-label
+        features see a label only once its transaction is older than the label delay).
+        """
+        self.store.add_verdicts(verdicts, self.spec)
+
+    async def aadd_verdicts(self, verdicts: Sequence[Verdict]) -> None:
+        """Async :meth:`add_verdicts`."""
+        await self.store.aadd_verdicts(verdicts, self.spec)

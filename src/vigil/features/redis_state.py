@@ -49,8 +49,16 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
-from vigil.features import redis_lua
-from vigil.features.state import US_PER_DAY, Aggregates, Label, Transaction, WindowSpec
+from vigil.features import redis_lua, redis_verdicts
+from vigil.features.state import (
+    US_PER_DAY,
+    Aggregates,
+    Label,
+    Transaction,
+    WindowSpec,
+    epoch_us,
+)
+from vigil.features.verdicts import Verdict, VerdictAggregates
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +151,7 @@ class _Script:
 _RECORD, _FORGET, _LABEL = (
     _Script.of(s) for s in (redis_lua.RECORD, redis_lua.FORGET, redis_lua.LABEL)
 )
+_VERDICT_ADD, _VERDICT_READ = (_Script.of(s) for s in (redis_verdicts.ADD, redis_verdicts.READ))
 
 
 def _calls(ops: Sequence[_Op], header: Sequence[Any], by_slot: bool) -> list[_Call]:
@@ -238,13 +247,50 @@ class RedisStateStore:
 
     # -- keys and operations ------------------------------------------------------------
 
+    def _stem(self, customer: bool, entity_id: int) -> str:
+        return f"{self.prefix}:{{{'c' if customer else 't'}{entity_id}}}"
+
     def _customer_keys(self, customer_id: int) -> tuple[str, ...]:
-        stem = f"{self.prefix}:{{c{customer_id}}}"
+        stem = self._stem(True, customer_id)
         return f"{stem}:tx", f"{stem}:rows", f"{stem}:frd"
 
     def _terminal_keys(self, terminal_id: int) -> tuple[str, ...]:
-        stem = f"{self.prefix}:{{t{terminal_id}}}"
+        stem = self._stem(False, terminal_id)
         return f"{stem}:tx", f"{stem}:frd"
+
+    def _verdict_ops(self, items: Sequence[tuple[int, int, tuple[Any, ...]]]) -> list[_Op]:
+        """Per (customer, terminal, args) item its customer and terminal verdict operations."""
+        ops = []
+        for i, (customer_id, terminal_id, args) in enumerate(items):
+            for customer, entity_id in ((True, customer_id), (False, terminal_id)):
+                stem = self._stem(customer, entity_id)
+                keys = tuple(f"{stem}:{suffix}" for suffix in redis_verdicts.SUFFIXES)
+                ops.append(self._op(customer, keys, args, i))
+        return ops
+
+    def _verdict_add_calls(self, verdicts: Sequence[Verdict], spec: WindowSpec) -> list[_Call]:
+        horizon = spec.verdict_window_us + spec.delay_us
+        items = [
+            (
+                v.customer_id,
+                v.terminal_id,
+                redis_verdicts.add_args(v, epoch_us(v.tx_datetime), epoch_us(v.reviewed_at)),
+            )
+            for v in verdicts
+        ]
+        header = [horizon, (horizon + self._ttl_slack_us) // 1000]
+        return _calls(self._verdict_ops(items), header, self.cluster)
+
+    def _verdict_read_calls(self, txs: Sequence[Transaction], spec: WindowSpec) -> list[_Call]:
+        items = [(tx.customer_id, tx.terminal_id, (tx.ts_us,)) for tx in txs]
+        return _calls(self._verdict_ops(items), [spec.verdict_window_us], self.cluster)
+
+    @staticmethod
+    def _verdict_aggregates(
+        n: int, calls: list[_Call], replies: list[Any]
+    ) -> list[VerdictAggregates]:
+        by_op = _by_op(calls, replies)
+        return [redis_verdicts.aggregates(by_op[True, i], by_op[False, i]) for i in range(n)]
 
     def _op(self, customer: bool, keys: tuple[str, ...], args: tuple[Any, ...], i: int) -> _Op:
         return _Op(customer, key_slot(keys[0].encode()) if self.cluster else 0, keys, args, i)
@@ -380,6 +426,35 @@ class RedisStateStore:
     async def aadd_label(self, label: Label) -> None:
         """Async :meth:`add_label`."""
         await self._arun(_LABEL, _calls(self._label_ops(label), [], self.cluster))
+
+    def add_verdicts(self, verdicts: Sequence[Verdict], spec: WindowSpec) -> None:
+        """Hold verdicts (latest review per transaction) for the verdict features."""
+        if verdicts:
+            self._run(_VERDICT_ADD, self._verdict_add_calls(verdicts, spec))
+
+    async def aadd_verdicts(self, verdicts: Sequence[Verdict], spec: WindowSpec) -> None:
+        """Async :meth:`add_verdicts`."""
+        if verdicts:
+            await self._arun(_VERDICT_ADD, self._verdict_add_calls(verdicts, spec))
+
+    def verdict_aggregates(
+        self, txs: Sequence[Transaction], spec: WindowSpec
+    ) -> list[VerdictAggregates]:
+        """What each transaction sees of the verdicts reviewed before it (read only)."""
+        if not txs:
+            return []
+        calls = self._verdict_read_calls(txs, spec)
+        return self._verdict_aggregates(len(txs), calls, self._run(_VERDICT_READ, calls))
+
+    async def averdict_aggregates(
+        self, txs: Sequence[Transaction], spec: WindowSpec
+    ) -> list[VerdictAggregates]:
+        """Async :meth:`verdict_aggregates`."""
+        if not txs:
+            return []
+        calls = self._verdict_read_calls(txs, spec)
+        replies = await self._arun(_VERDICT_READ, calls)
+        return self._verdict_aggregates(len(txs), calls, replies)
 
     def ping(self) -> bool:
         """PING Redis; raises ``redis.ConnectionError`` (or a timeout) when it is unreachable."""

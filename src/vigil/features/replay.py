@@ -11,6 +11,7 @@ import pandas as pd
 from vigil.data import schema
 from vigil.features.online import OnlineFeatureComputer
 from vigil.features.state import Transaction
+from vigil.features.verdicts import REVIEWED_AT, TERMINAL_COMPROMISED, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -35,18 +36,49 @@ def as_transactions(ordered: pd.DataFrame) -> list[Transaction]:
     ]
 
 
-def replay(computer: OnlineFeatureComputer, transactions: pd.DataFrame) -> np.ndarray:
+def as_verdicts(log: pd.DataFrame) -> list[Verdict]:
+    """Verdicts from a verdict log frame (``vigil.features.verdicts.VERDICT_COLUMNS``), in order."""
+    return [
+        Verdict(int(i), int(c), int(t), ts.to_pydatetime(), bool(f), bool(m), r.to_pydatetime())
+        for i, c, t, ts, f, m, r in zip(
+            log[schema.TRANSACTION_ID],
+            log[schema.CUSTOMER_ID],
+            log[schema.TERMINAL_ID],
+            log[schema.TX_DATETIME],
+            log[schema.TX_FRAUD],
+            log[TERMINAL_COMPROMISED],
+            log[REVIEWED_AT],
+            strict=True,
+        )
+    ]
+
+
+def replay(
+    computer: OnlineFeatureComputer,
+    transactions: pd.DataFrame,
+    verdicts: pd.DataFrame | None = None,
+) -> np.ndarray:
     """Features of every transaction in ``(tx_datetime, transaction_id)`` order.
 
     Each transaction's label (``tx_fraud``, when present) is fed once the stream reaches its
-    time plus the label delay, as a chargeback would arrive in production.
+    time plus the label delay, as a chargeback would arrive in production; each verdict of
+    the ``verdicts`` log before the first transaction after its ``reviewed_at`` (log order for
+    ties).
     """
     ordered = in_event_order(transactions)
     txs = as_transactions(ordered)
     frauds = ordered[schema.TX_FRAUD].to_numpy() if schema.TX_FRAUD in ordered else None
     delay = timedelta(days=computer.config.label_delay_days)
-    rows, labelled = [], 0
+    due_verdicts: list[Verdict] = []
+    if verdicts is not None:
+        by_review = verdicts.assign(_order=range(len(verdicts)))
+        due_verdicts = as_verdicts(by_review.sort_values([REVIEWED_AT, "_order"]))
+    rows, labelled, reviewed = [], 0, 0
     for tx in txs:
+        fed = reviewed
+        while reviewed < len(due_verdicts) and due_verdicts[reviewed].reviewed_at < tx.tx_datetime:
+            reviewed += 1
+        computer.add_verdicts(due_verdicts[fed:reviewed])
         while frauds is not None and labelled < len(txs):
             due = txs[labelled]
             if due.tx_datetime + delay > tx.tx_datetime:

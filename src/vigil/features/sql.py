@@ -204,7 +204,7 @@ def assemble_sql(
     """Ids, labels and every feature in :func:`feature_names` order, sorted by tie order."""
     rows = row_features(config)
     keys = [ID, schema.TX_DATETIME, schema.CUSTOMER_ID, schema.TERMINAL_ID]
-    features = [f"{rows[n]} AS {n}" if n in rows else n for n in fd.feature_names(config)]
+    features = [f"{rows[n]} AS {n}" if n in rows else n for n in fd.stream_feature_names(config)]
     return f"""
 SELECT {", ".join([*(f"b.{k}" for k in keys), *passthrough, *features])}
 FROM ({base}) AS b

@@ -22,6 +22,7 @@ from vigil.data import schema
 from vigil.data.transaction import check_ranges, naive_utc
 from vigil.features import definitions as fd
 from vigil.features.definitions import SECONDS_PER_DAY
+from vigil.features.verdicts import Verdict, VerdictAggregates, VerdictState
 
 US_PER_DAY = SECONDS_PER_DAY * 1_000_000
 _EPOCH = datetime(1970, 1, 1)
@@ -105,6 +106,7 @@ class WindowSpec:
     # customer-amount-baseline group: its recent-maximum window, 0 when the group is off
     amount_window_us: int = 0
     fraud_run: bool = False  # terminal-fraud-run group on
+    verdict_window_us: int = 0  # verdict group: its window, 0 when the group is off
 
     @classmethod
     def from_config(cls, config: FeaturesConfig) -> WindowSpec:
@@ -115,6 +117,7 @@ class WindowSpec:
             config.label_delay_days * US_PER_DAY,
             fd.amount_window_days(config) * US_PER_DAY if baseline else 0,
             fd.TERMINAL_FRAUD_RUN in config.extra,
+            config.verdict_window_days * US_PER_DAY if config.verdicts else 0,
         )
 
     @property
@@ -171,6 +174,26 @@ class StateStore(Protocol):
 
     async def aforget(self, txs: Sequence[Transaction]) -> None:
         """Remove recorded transactions again (their storage failed: they leave no trace)."""
+        ...
+
+    def add_verdicts(self, verdicts: Sequence[Verdict], spec: WindowSpec) -> None:
+        """Hold analysts' verdicts for the verdict features (latest review per transaction)."""
+        ...
+
+    async def aadd_verdicts(self, verdicts: Sequence[Verdict], spec: WindowSpec) -> None:
+        """Async :meth:`add_verdicts`."""
+        ...
+
+    def verdict_aggregates(
+        self, txs: Sequence[Transaction], spec: WindowSpec
+    ) -> list[VerdictAggregates]:
+        """What each transaction sees of the verdicts (read only; see vigil.features.verdicts)."""
+        ...
+
+    async def averdict_aggregates(
+        self, txs: Sequence[Transaction], spec: WindowSpec
+    ) -> list[VerdictAggregates]:
+        """Async :meth:`verdict_aggregates`."""
         ...
 
     def ping(self) -> bool:
@@ -309,6 +332,7 @@ class InMemoryStateStore:
         self._sweep_every = sweep_every
         self._since_sweep = 0
         self._latest_us = 0
+        self._verdicts = VerdictState()
 
     def _sweep(self, horizon_us: int) -> None:
         """Drop customers and terminals whose whole history is older than the horizon."""
@@ -371,6 +395,36 @@ class InMemoryStateStore:
                     history = histories.get(key)
                     if history is not None:
                         history.remove(tx.transaction_id)
+
+    def add_verdicts(self, verdicts: Sequence[Verdict], spec: WindowSpec) -> None:
+        """Hold verdicts while their transactions are within the verdict window plus the delay."""
+        horizon = spec.verdict_window_us + spec.delay_us
+        with self._lock:
+            for verdict in verdicts:
+                times = epoch_us(verdict.tx_datetime), epoch_us(verdict.reviewed_at)
+                self._verdicts.add(verdict, *times, horizon)
+
+    async def aadd_verdicts(self, verdicts: Sequence[Verdict], spec: WindowSpec) -> None:
+        """Async :meth:`add_verdicts`."""
+        self.add_verdicts(verdicts, spec)
+
+    def verdict_aggregates(
+        self, txs: Sequence[Transaction], spec: WindowSpec
+    ) -> list[VerdictAggregates]:
+        """What each transaction sees of the verdicts reviewed before it."""
+        with self._lock:
+            return [
+                self._verdicts.aggregates(
+                    tx.customer_id, tx.terminal_id, tx.ts_us, spec.verdict_window_us
+                )
+                for tx in txs
+            ]
+
+    async def averdict_aggregates(
+        self, txs: Sequence[Transaction], spec: WindowSpec
+    ) -> list[VerdictAggregates]:
+        """Async :meth:`verdict_aggregates`."""
+        return self.verdict_aggregates(txs, spec)
 
     def ping(self) -> bool:
         """The in-process store is always reachable."""

@@ -1,0 +1,1 @@
+"""Feedback from analysts: a simulated investigator and the evaluation with feedback."""
