@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lock demo test test-slow test-all test-tools lint format bench load clean eda tracker-images handbook-results feedback-results one-pager reports demo-video
+.PHONY: setup lock demo test test-slow test-all test-tools lint format bench load stress clean eda tracker-images handbook-results feedback-results one-pager reports demo-video
 
 # What the targets below set up first: the .venv. `make demo SETUP=` (or test) runs with the
 # environment already on PATH instead (the fresh-clone test in tests/e2e reuses the venv).
@@ -58,6 +58,11 @@ DURATION ?= 60s
 load: $(STAMP) ## Locust against a running `vigil serve` (HOST=...): 100 users x 10 req/s = 1,000 req/s
 	$(BIN)/locust -f locustfile.py --headless --only-summary -u $(USERS) -r $(USERS) \
 		-t $(DURATION) --host $(HOST)
+
+STRESS_PLAN ?= full
+stress: $(STAMP) ## stress campaign (root, ~20 min): 1 CPU / 2 GB cgroups, Locust SLO, 10x surge, faults -> docs/STRESS_REPORT.md
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/vigil stress run --plan $(STRESS_PLAN) --workdir data/stress \
+		--report docs/STRESS_REPORT.md
 
 HANDBOOK ?= ../shared/datasets/handbook/transactions_2018-04-01_2018-08-14.parquet
 eda: $(STAMP) ## EDA report of the handbook's data -> docs/eda/ (HANDBOOK=... for other data)

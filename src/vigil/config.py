@@ -158,6 +158,13 @@ class ServingConfig(_Section):
     api_key: SecretStr = Field(SecretStr(DEFAULT_API_KEY), min_length=1)
     max_upload_bytes: int = Field(10_000_000, gt=0)
     max_batch_rows: int = Field(10_000, gt=0)
+    # Admission control of /predict and /forward (serving/admission.py): requests admitted
+    # and not yet answered; one more is refused at once with 503 and Retry-After, as is every
+    # one while the event loop runs more than max_loop_lag_ms late (0: no lag bound; set it
+    # only where the process has its CPU to itself, or CPU contention becomes 503s).
+    max_in_flight: int = Field(128, gt=0)
+    max_loop_lag_ms: float = Field(0.0, ge=0)
+    retry_after_s: int = Field(1, ge=0)
 
     @field_serializer("api_key")
     def _dump_key(self, key: SecretStr, info: SerializationInfo) -> str:

@@ -11,6 +11,7 @@ from vigil.monitoring.prometheus import observe_many
 EXPECTED_FAMILIES = {
     "vigil_http_requests": "counter",
     "vigil_http_request_duration_seconds": "histogram",
+    "vigil_http_requests_shed": "counter",
     "vigil_score": "histogram",
     "vigil_decisions": "counter",
     "vigil_model_info": "gauge",

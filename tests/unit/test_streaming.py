@@ -378,3 +378,25 @@ async def test_micro_batcher_weighs_deliveries_by_their_items() -> None:
     batcher.close()
     await asyncio.wait_for(runner, 1)
     assert batches == [[4, 4, 4], [30], [1]]
+
+
+class _MessageOfAClosedChannel:
+    """An unacked delivery whose channel died with its connection (broker cut)."""
+
+    async def nack(self, requeue: bool = True) -> None:
+        from aiormq.exceptions import ChannelInvalidStateError
+
+        raise ChannelInvalidStateError("no active transport in channel")
+
+
+async def test_requeue_survives_a_closed_channel() -> None:
+    """Found by the stress campaign: a nack on a dead channel raised, killed the micro-batcher
+    and left the worker connected but idle after the robust connection came back. The broker
+    redelivers a closed channel's unacked messages by itself, so the worker carries on."""
+    from vigil.streaming import StreamWorker
+
+    runtime: Any = SimpleNamespace(pipeline=None)
+    worker = StreamWorker(BrokerConfig(url="amqp://guest:guest@127.0.0.1:1/"), runtime)
+    worker._stopping.set()  # no pause after the requeue
+    batch = [_MessageOfAClosedChannel(), _MessageOfAClosedChannel()]
+    await worker._requeue(batch, ConnectionResetError("connection reset"))  # type: ignore[arg-type]

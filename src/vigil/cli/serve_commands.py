@@ -132,7 +132,12 @@ def serve(
         "lifespan": "on",
     }
     if workers == 1:
-        uvicorn.run(create_app(settings), **options)
+        from vigil.serving.shedding import shedding_protocol
+
+        app = create_app(settings)
+        # Admission control refuses surplus scoring requests before they become tasks.
+        options["http"] = shedding_protocol(app.state.admission, app.state.metrics)
+        uvicorn.run(app, **options)
         return
     os.environ[SETTINGS_ENV] = settings.model_dump_json(context={"reveal_secrets": True})
     uvicorn.run("vigil.cli.serve_commands:worker_app", factory=True, workers=workers, **options)

@@ -68,6 +68,11 @@ class VigilMetrics:
             buckets=LATENCY_BUCKETS,
             registry=reg,
         )
+        self.requests_shed = Counter(
+            "vigil_http_requests_shed",
+            "Scoring requests refused by admission control (503 + Retry-After), not scored.",
+            registry=reg,
+        )
 
         # Model.
         self.scores = Histogram(

@@ -11,6 +11,7 @@ from vigil.features import StateStore
 from vigil.inference.manager import ModelManager
 from vigil.monitoring import create_metrics
 from vigil.monitoring.mart_metrics import MartMetrics
+from vigil.serving.admission import AdmissionGate
 from vigil.serving.docs import install_docs
 from vigil.serving.errors import install_error_handlers
 from vigil.serving.hotpath import HotRoutes
@@ -78,5 +79,14 @@ def create_app(
         app.include_router(router)
     limit = settings.serving.max_upload_bytes
     app.add_middleware(ServiceMiddleware, metrics=metrics, max_body_bytes=limit)
-    app.hot = ServiceMiddleware(HotRoutes(app), metrics=metrics, max_body_bytes=limit)
+    serving = settings.serving
+    gate = AdmissionGate(
+        HotRoutes(app),
+        serving.max_in_flight,
+        serving.retry_after_s,
+        metrics.requests_shed,
+        serving.max_loop_lag_ms,
+    )
+    app.state.admission = gate
+    app.hot = ServiceMiddleware(gate, metrics=metrics, max_body_bytes=limit)
     return app

@@ -102,6 +102,8 @@ def lifespan_for(
             settings, metrics, model_manager, state_store, writer, injected
         ) as services:
             app.state.services = services
+            admission = app.state.admission
+            admission.start()
             # Everything built so far lives as long as the app: keep it out of the garbage
             # collector's full scans, which otherwise cost ~10 us per request on the hot path.
             gc.collect()
@@ -109,6 +111,7 @@ def lifespan_for(
             try:
                 yield
             finally:
+                await admission.stop()
                 gc.unfreeze()
                 app.state.services = None
 

@@ -164,12 +164,28 @@ class StreamWorker:
             await self._requeue(batch, error)
 
     async def _requeue(self, batch: Sequence[AbstractIncomingMessage], error: Exception) -> None:
-        """Nack exactly these messages: a multiple-nack could hit the batch in flight ahead."""
+        """Nack exactly these messages: a multiple-nack could hit the batch in flight ahead.
+
+        When the channel they came on is gone (broker restart, dropped connection), a nack
+        cannot be sent and is not needed: the broker requeues every unacked message of a
+        closed channel by itself. Raising here would kill the micro-batcher and leave the
+        worker connected but idle after the robust connection comes back.
+        """
         if isinstance(error, ShuttingDown):
             log.warning("%s; requeueing %d messages", error, len(batch))
         else:
             log.error("batch of %d failed unexpectedly; requeueing it", len(batch), exc_info=error)
-        await asyncio.gather(*(message.nack(requeue=True) for message in batch))
+        outcomes = await asyncio.gather(
+            *(message.nack(requeue=True) for message in batch), return_exceptions=True
+        )
+        failed = [o for o in outcomes if isinstance(o, Exception)]
+        if failed:
+            log.warning(
+                "could not nack %d messages (%s): their channel is closed, so the broker "
+                "redelivers them",
+                len(failed),
+                type(failed[0]).__name__,
+            )
         if not self._stopping.is_set():
             await asyncio.sleep(0.5)
 
