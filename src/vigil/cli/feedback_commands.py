@@ -56,7 +56,10 @@ def evaluate_command(
         Path, typer.Option("--cache-dir", help="Where feature tables are cached.")
     ] = Path("data/feedback-cache"),
     results: Annotated[
-        Path | None, typer.Option("--results", help="Also write the results as JSON.")
+        Path | None,
+        typer.Option(
+            "--results", help="Also write the results as JSON (rewritten after each run)."
+        ),
     ] = None,
     experiments_dir: Annotated[
         Path, typer.Option("--experiments-dir", help="Where the override files are.")
@@ -64,9 +67,16 @@ def evaluate_command(
 ) -> None:
     """AP and CP@k on the test week, without and with analysts' feedback, per seed."""
     settings = start(config, overrides, verbose)
+    from vigil.feedback.evaluation import FeedbackResult
     from vigil.feedback.investigator import ReviewPolicy
     from vigil.feedback.report import format_table, results_payload, run_grid, summarise
     from vigil.training.experiments import experiment_files, parse_seeds
+
+    def write(done: list[FeedbackResult]) -> None:
+        if results is not None:
+            results.parent.mkdir(parents=True, exist_ok=True)
+            payload = results_payload(done, source, policy, settings)
+            results.write_text(json.dumps(payload, indent=2) + "\n")
 
     try:
         policy = ReviewPolicy(cards_per_day, every_hours, mark_terminals)
@@ -83,14 +93,12 @@ def evaluate_command(
             feedback,
             retrain,
             environ=os.environ,
+            on_result=write,
         )
     except (ConfigError, ValueError, RuntimeError, OSError) as error:
         raise fail(str(error)) from None
     typer.echo(format_table(summarise(outcome)))
     if results is not None:
-        results.parent.mkdir(parents=True, exist_ok=True)
-        payload = results_payload(outcome, source, policy, settings)
-        results.write_text(json.dumps(payload, indent=2) + "\n")
         typer.echo(f"results written to {results}")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,9 +63,13 @@ def run_grid(
     retrain: bool,
     *,
     environ: Mapping[str, str],
+    on_result: Callable[[list[FeedbackResult]], None] | None = None,
 ) -> list[FeedbackResult]:
-    """Every experiment with every seed; one feature table per feature configuration."""
-    results = []
+    """Every experiment with every seed; one feature table per feature configuration.
+
+    ``on_result`` receives the results so far after each run (a long grid keeps what it did).
+    """
+    results: list[FeedbackResult] = []
     for file in experiment_files:
         for seed in seeds:
             settings = experiment_settings(
@@ -75,6 +79,8 @@ def run_grid(
             result = evaluate_with_feedback(settings, frame, policy, feedback, retrain)
             logger.info("%s", result.as_dict())
             results.append(result)
+            if on_result is not None:
+                on_result(results)
     return results
 
 
