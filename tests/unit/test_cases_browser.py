@@ -1,9 +1,12 @@
 """The analyst's loop in a real browser: Chromium (Playwright) drives ``vigil ui``'s Cases page
 against a running API. It opens the queue, gives a verdict in one click, and sees the card's
-next transaction scored after the verdict, with the verdict's effect on it."""
+next transaction scored with the new risk: the verdict features (on in the API's settings)
+raise its score and name themselves in its reason codes, and the case shows the terminal's
+confirmed fraud run."""
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Iterator
@@ -36,17 +39,25 @@ NEXT = (4, CARD, TERMINAL, "2018-09-30T11:00:00", 60.0)  # after the review (10:
 def _model(settings: Settings, path: Path) -> Path:
     """Score grows with the amount and with the verdict-based risk features, when served."""
     names = feature_names(settings.features)
-    weights = [0.02 if name == "tx_amount" else 3.0 if "verdict" in name else 0.0 for name in names]
+    weights = [0.02 if name == "tx_amount" else 0.5 if "verdict" in name else 0.0 for name in names]
     metadata = make_metadata(names, threshold=0.5, model_version="cases-browser")
     return save(logistic_model(weights, -3.0, metadata), path)
 
 
+def served_settings(small_settings: Settings) -> Settings:
+    """The API's settings: the verdict features on, every read ranks afresh."""
+    settings = api_settings(small_settings)
+    return settings.model_copy(
+        update={
+            "cases": settings.cases.model_copy(update={"ranking_refresh_seconds": 0.0}),
+            "features": settings.features.model_copy(update={"verdicts": True}),
+        }
+    )
+
+
 @pytest.fixture
 def api(small_settings: Settings, tmp_path: Path) -> Iterator[str]:
-    settings = api_settings(small_settings)
-    settings = settings.model_copy(
-        update={"cases": settings.cases.model_copy(update={"ranking_refresh_seconds": 0.0})}
-    )
+    settings = served_settings(small_settings)
     model = _model(settings, tmp_path / "model.onnx")
     manager = ModelManager.from_paths(model, available_features=feature_names(settings.features))
     app = create_app(settings, model_manager=manager, state_store=InMemoryStateStore())
@@ -86,7 +97,7 @@ def _pay(api: str, payment: tuple[int, int, int, str, float]) -> dict[str, objec
 
 
 def test_an_analyst_opens_the_queue_gives_a_verdict_and_sees_the_next_transaction(
-    api: str, ui: str
+    api: str, ui: str, small_settings: Settings
 ) -> None:
     if not CHROMIUM.exists():
         if os.environ.get("CI"):
@@ -119,7 +130,11 @@ def test_an_analyst_opens_the_queue_gives_a_verdict_and_sees_the_next_transactio
         assert cells[5] == f"{score:.4f}", cells
         # the terminal's fraud run now counts the confirmed fraud, marked compromised
         assert (cells[8], cells[9], cells[10].strip()) == ("1", "yes", ""), cells
-        reasons = " ".join(str(r) for r in decision["reason_codes"])  # type: ignore[attr-defined]
-        names = feature_names(Settings().features)
-        if any("verdict" in name for name in names):  # the verdict-based risk features
-            assert "verdict" in reasons, decision
+        # the new risk: the verdict features raised the score (amount alone: 0.142), and say so
+        assert score > 1 / (1 + math.exp(-(0.02 * NEXT[4] - 3.0))) + 0.3, decision
+        names = feature_names(served_settings(small_settings).features)
+        assert any("verdict" in name for name in names)
+        codes: list[dict[str, object]] = decision["reason_codes"]  # type: ignore[assignment]
+        reasons = [str(code["feature"]) for code in codes]
+        assert any("verdict" in reason for reason in reasons), codes
+        assert cells[7] == ", ".join(reasons), cells  # the case shows those reasons

@@ -23,6 +23,7 @@ from vigil.cases.queue import CaseNotFound, day_bounds, event_clock
 from vigil.data.transaction import naive_utc
 from vigil.decisions.pipeline import Guard, run_once
 from vigil.features import Label, OnlineFeatureComputer
+from vigil.features.verdicts import Verdict
 from vigil.storage import LabelRecord, fetch_labels, insert_labels
 from vigil.storage.cases import (
     VerdictRecord,
@@ -251,11 +252,12 @@ async def record_verdict(
     store: DecisionStore, features: OnlineFeatureComputer, verdict: CaseVerdict
 ) -> VerdictOutcome:
     """Write the verdict (:func:`write_verdict`), then feed the card's day's verdicts to the
-    state store as labels.
+    state store: as labels, and as verdicts for the verdict features.
 
     A verdict is a label like any other: the delayed-label features see it once it is older
-    than the label delay. Every verdict of the day goes to the state, the earlier ones too
-    (the state is idempotent): a repeat after a state-store failure completes the update.
+    than the label delay; the verdict features see it from its review time on (ADR 0017).
+    Every verdict of the day goes to the state, the earlier ones too (the state is
+    idempotent): a repeat after a state-store failure completes the update.
     """
     outcome: VerdictOutcome = await store.run_in_transaction(
         partial(write_verdict, verdict=verdict)
@@ -269,4 +271,18 @@ async def record_verdict(
             record.is_fraud,
         )
         await features.store.aadd_label(label)
+    await features.aadd_verdicts(
+        [
+            Verdict(
+                r.transaction_id,
+                r.customer_id,
+                r.terminal_id,
+                r.tx_datetime,
+                r.is_fraud,
+                r.terminal_compromised,
+                r.reviewed_at,
+            )
+            for r in outcome.logged
+        ]
+    )
     return outcome
