@@ -19,12 +19,13 @@ names one.
 from __future__ import annotations
 
 import argparse
+import secrets
 import signal
 import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import create_engine, make_url, select, text
 
 from bench_api import default_model, ensure_database
 from bench_redis_kill import Load, start_serve, wait_ready
@@ -36,7 +37,11 @@ from vigil.storage.tables import predictions
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="ONNX model (default: generated MLP)")
-    parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
+    parser.add_argument(
+        "--database-url",
+        help="default: a SQLite file in a temporary folder; a PostgreSQL URL names the server "
+        "and a database name prefix (a fresh database per run: the load's ids repeat)",
+    )
     parser.add_argument("--state-url", default="memory://", help="online state")
     parser.add_argument("--port", type=int, default=8798, help="vigil serve")
     parser.add_argument("--threads", type=int, default=8)
@@ -52,14 +57,25 @@ def stored_ids(database_url: str) -> set[int]:
         engine.dispose()
 
 
+def drop_database(url: str) -> None:
+    """Drop this run's PostgreSQL database."""
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}"'))
+    admin.dispose()
+
+
 def main() -> None:
     args = parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="vigil-server-kill-"))
     database_url = args.database_url or f"sqlite:///{tmp / 'vigil.db'}"
-    if database_url.startswith("postgresql"):
+    if database_url.startswith("postgresql"):  # a fresh database: no id stored by a past run
+        url = make_url(database_url)
+        fresh = url.set(database=f"{url.database}_{secrets.token_hex(4)}")
+        database_url = fresh.render_as_string(hide_password=False)
         ensure_database(database_url)
     upgrade_database(database_url)
-    before = stored_ids(database_url)  # a reused database: count this run's rows only
     model = args.model or default_model(tmp, load_settings().features)
     base = f"http://127.0.0.1:{args.port}"
     server = start_serve(tmp, args.port, model, args.state_url, database_url)
@@ -79,7 +95,9 @@ def main() -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
-    stored = stored_ids(database_url) - before
+    stored = stored_ids(database_url)
+    if database_url.startswith("postgresql"):
+        drop_database(database_url)
     lost = [tid for tid in load.acked if tid not in stored]
     print(f"database: {database_url.split('://')[0]}, state: {args.state_url.split('://')[0]}")
     print(f"answers by status: {dict(sorted(load.codes.items()))} (-1: no answer, server down)")
