@@ -196,6 +196,50 @@ async def test_a_refused_first_refuses_its_waiting_repeats(
     assert set(stored(settings, [20, 21])) == {21}
 
 
+async def test_two_processes_deciding_one_new_id_at_once_answer_the_stored_one(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Two pipelines (two API replicas) both miss the look-up: the insert tells the loser."""
+    stores = [CountingStore(), CountingStore()]
+    runtimes = [build_runtime(settings, tmp_path, store) for store in stores]
+    barriers = {40: asyncio.Barrier(2), 41: asyncio.Barrier(2)}
+    for runtime in runtimes:
+        lookup, waited = runtime.pipeline._lookup, set()
+
+        async def after_both(
+            ids: Sequence[int], lookup=lookup, waited=waited
+        ) -> list[PredictionRecord]:
+            found = await lookup(ids)
+            if ids and ids[0] in barriers and ids[0] not in waited:  # the first look-up only
+                waited.add(ids[0])
+                await barriers[ids[0]].wait()  # neither has stored the id when the other looks
+            return found
+
+        runtime.pipeline._lookup = after_both
+    try:
+        same = await asyncio.gather(*(r.pipeline.process([fields(40)]) for r in runtimes))
+        other = await asyncio.gather(
+            runtimes[0].pipeline.process([fields(41)]),
+            runtimes[1].pipeline.process([fields(41, customer=9)]),
+        )
+    finally:
+        for runtime in runtimes:
+            await runtime.close()
+    rows = stored(settings, [40, 41])
+    assert sorted(type(o[0]).__name__ for o in same) == ["Decision", "Replayed"]
+    for (outcome,) in same:
+        same_decision(outcome, rows[40])
+    kinds = sorted(type(o[0]).__name__ for o in other)
+    assert kinds == ["Decision", "TransactionConflict"]
+    loser = 1 if rows[41].customer_id == 2513 else 0
+    loser_customer = 9 if loser == 1 else 2513
+    assert isinstance(other[loser][0], TransactionConflict)
+    history = stores[loser]._customers.get(loser_customer)
+    assert history is None or 41 not in history.amounts, "the loser's state entry is undone"
+    winner_history = stores[1 - loser]._customers[rows[41].customer_id]
+    assert 41 in winner_history.amounts
+
+
 # --- the API ------------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from vigil.storage import (
     upgrade_database,
 )
 from vigil.storage import sinks as sinks_module
+from vigil.storage.errors import AlreadyStored
 from vigil.storage.isolation import write_isolating
 from vigil.storage.tables import predictions, transactions
 
@@ -89,9 +90,12 @@ async def test_duplicate_submits_store_one_row(db_url: str) -> None:
     writer = GroupCommitWriter(db_url, max_batch=8, max_delay_ms=1)
     await writer.start()
     await asyncio.gather(*(writer.submit(make_record(1)) for _ in range(5)))
-    await writer.submit(make_record(1))
+    await writer.submit(make_record(1))  # an id stored before is not an error for submit
+    (again,) = await writer.submit_many([make_record(1)])
+    (new,) = await writer.submit_many([make_record(2)])
     await writer.stop()
-    assert stored_ids(db_url) == [1]
+    assert isinstance(again, AlreadyStored) and new is None  # what the insert reports
+    assert stored_ids(db_url) == [1, 2]
 
 
 async def test_full_queue_refuses_at_once_and_stores_nothing_for_the_refused(db_url: str) -> None:
@@ -145,11 +149,11 @@ async def test_outage_mid_stream_fails_pending_records_then_resumes(
     real_insert = sinks_module.insert_prediction_records
     outage = {"failures_left": 1}
 
-    def flaky_insert(connection: object, records: list[PredictionRecord]) -> None:
+    def flaky_insert(connection: object, records: list[PredictionRecord]) -> set[int]:
         if outage["failures_left"] > 0:
             outage["failures_left"] -= 1
             raise OperationalError("INSERT", {}, Exception("server closed the connection"))
-        real_insert(connection, records)
+        return real_insert(connection, records)
 
     monkeypatch.setattr(sinks_module, "insert_prediction_records", flaky_insert)
     writer = GroupCommitWriter(db_url, max_batch=4, max_delay_ms=1, retry_initial_s=0.01)
@@ -191,13 +195,15 @@ async def test_submit_many_refuses_the_whole_group_when_it_does_not_fit(db_url: 
 async def test_write_isolating_halves_until_the_poison_stands_alone() -> None:
     written: list[list[int]] = []
 
-    async def write(batch: list[int]) -> None:
+    async def write(batch: list[int]) -> set[int]:
         if 13 in batch:
             raise ValueError("poison")
         written.append(list(batch))
+        return {i for i in batch if i != 7}  # 7 was stored before (another process)
 
     outcomes = await write_isolating(write, list(range(32)), lambda i: i)
-    assert [i for i, o in enumerate(outcomes) if o is not None] == [13]
+    assert [i for i, o in enumerate(outcomes) if o is not None] == [7, 13]
+    assert isinstance(outcomes[7], AlreadyStored)
     assert isinstance(outcomes[13], RecordRejected) and outcomes[13].transaction_id == 13
     assert sorted(i for batch in written for i in batch) == [i for i in range(32) if i != 13]
     assert len(written) <= 2 * 5  # about two writes per halving, log2(32) = 5 halvings

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from vigil.data.transaction import TransactionFields
 from vigil.storage import PredictionRecord, RecordRejected
+from vigil.storage.records import ScoredTransaction
 
 PAYLOAD = ("tx_datetime", "customer_id", "terminal_id", "tx_amount")
 """The fields a repeated id must carry unchanged to be the same transaction."""
@@ -48,7 +49,7 @@ class TransactionConflict(Exception):
         self.fields = list(fields)
 
 
-def answer_repeat(tx: TransactionFields, first: Settled) -> Replayed | BaseException:
+def answer_repeat(tx: ScoredTransaction, first: Settled) -> Replayed | BaseException:
     """A repeat's answer from what the first of its id came to."""
     if isinstance(first, BaseException):
         if isinstance(first, RecordRejected):  # the same id is refused the same way

@@ -17,7 +17,14 @@ from typing import Any, TypeVar
 import numpy as np
 
 from vigil.data.transaction import TransactionFields
-from vigil.decisions.idempotency import Claim, InFlight, Replayed, Settled, answer_repeat
+from vigil.decisions.idempotency import (
+    Claim,
+    InFlight,
+    Replayed,
+    Settled,
+    TransactionConflict,
+    answer_repeat,
+)
 from vigil.features import OnlineFeatureComputer, Transaction
 from vigil.inference.columns import ModelColumns
 from vigil.inference.decision import Decision, decide
@@ -27,6 +34,7 @@ from vigil.inference.shadow import ShadowScorer
 from vigil.monitoring import VigilMetrics
 from vigil.monitoring.prometheus import observe_many
 from vigil.storage import PredictionRecord, RecordRejected
+from vigil.storage.errors import AlreadyStored
 from vigil.storage.records import utc_now
 
 T = TypeVar("T")
@@ -195,25 +203,28 @@ class DecisionPipeline:
 
         A refused record is removed from the online state again, so it leaves no trace; only
         durable new decisions are counted in the metrics. A repeated id waits for the batch
-        deciding it (this one or another) and gets its stored decision.
+        deciding it (this one or another) and gets its stored decision; so does a new one
+        that another process stored first.
         """
         try:
-            outcomes = await self._persist_fresh(scored, guard)
+            fates = await self._persist_fresh(scored, guard)
         except BaseException as error:
-            self._release(scored, [error] * len(scored.records))
+            for record in scored.records:
+                self._in_flight.release(record.transaction_id, error)
             raise
-        self._release(scored, outcomes)
         answers: list[Outcome | None] = [None] * len(scored.transactions)
         settled: dict[int, Settled] = dict(scored.stored)
-        for position, decision, record, outcome in zip(
-            scored.fresh, scored.decisions, scored.records, outcomes, strict=True
+        for position, decision, record, fate in zip(
+            scored.fresh, scored.decisions, scored.records, fates, strict=True
         ):
-            answers[position] = decision if outcome is None else outcome
-            settled[record.transaction_id] = record if outcome is None else outcome
+            settled[record.transaction_id] = record if fate is None else fate
+            self._in_flight.release(record.transaction_id, settled[record.transaction_id])
+            if fate is None:
+                answers[position] = decision
         claim, transactions = scored.claim, scored.transactions
         for position in [*claim.claimed, *claim.repeats]:
             tx = transactions[position]
-            if answers[position] is None:  # found stored, or repeated in this batch
+            if answers[position] is None:  # stored before, repeated in this batch, or refused
                 answers[position] = answer_repeat(tx, settled[tx.transaction_id])
         for position, future in claim.waiting.items():
             answers[position] = answer_repeat(transactions[position], await future)
@@ -221,29 +232,36 @@ class DecisionPipeline:
         assert len(done) == len(answers), "every transaction of the batch has its outcome"
         return done
 
-    async def _persist_fresh(
-        self, scored: ScoredBatch, guard: Guard
-    ) -> list[RecordRejected | None]:
+    async def _persist_fresh(self, scored: ScoredBatch, guard: Guard) -> list[Settled | None]:
+        """Per new record: ``None`` (stored now), the record another process stored first
+        under its id, or why the database refused it; online state undone where needed."""
         if not scored.records:
             return []
         outcomes: list[RecordRejected | None] = await guard(
             lambda: self._persist(scored.records), "saving predictions"
         )
-        refused = {o.transaction_id for o in outcomes if o is not None}
-        if refused:
-            undo = [tx for tx in scored.recorded if tx.transaction_id in refused]
-            await guard(lambda: self.features.aforget(undo), "undoing refused records")
+        raced = [o.transaction_id for o in outcomes if isinstance(o, AlreadyStored)]
+        winners: dict[int, PredictionRecord] = {}
+        if raced:  # two processes decided the same new id at once: the stored one stands
+            found = await guard(lambda: self._lookup(raced), "reading stored decisions")
+            winners = {record.transaction_id: record for record in found}
+        fates: list[Settled | None] = []
+        for record, outcome in zip(scored.records, outcomes, strict=True):
+            winner = winners.get(record.transaction_id)
+            fates.append(winner if winner is not None and outcome is not None else outcome)
+        undo = {  # refused, or another payload stored under the id: leave no trace
+            record.transaction_id
+            for record, fate in zip(scored.records, fates, strict=True)
+            if isinstance(fate, BaseException)
+            or (fate is not None and isinstance(answer_repeat(record, fate), TransactionConflict))
+        }
+        if undo:
+            forget = [tx for tx in scored.recorded if tx.transaction_id in undo]
+            await guard(lambda: self.features.aforget(forget), "undoing refused records")
         if self._metrics is not None:
             kept = [d for d, o in zip(scored.decisions, outcomes, strict=True) if o is None]
             self._metrics.count(kept)
-        return outcomes
-
-    def _release(
-        self, scored: ScoredBatch, outcomes: Sequence[RecordRejected | BaseException | None]
-    ) -> None:
-        """Hand each new id's fate to whoever waits for it: its record, or the error."""
-        for record, outcome in zip(scored.records, outcomes, strict=True):
-            self._in_flight.release(record.transaction_id, record if outcome is None else outcome)
+        return fates
 
     async def process(
         self, transactions: Sequence[TransactionFields], arrived: Sequence[float] | None = None

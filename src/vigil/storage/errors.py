@@ -26,3 +26,13 @@ class RecordRejected(StorageError):
         super().__init__(f"transaction {transaction_id} could not be stored ({reason})")
         self.transaction_id = transaction_id
         self.reason = reason
+
+
+class AlreadyStored(RecordRejected):
+    """The id was stored before this record's commit (another process's decision won).
+
+    Not an error of the record: the caller answers with the stored decision instead.
+    """
+
+    def __init__(self, transaction_id: int) -> None:
+        super().__init__(transaction_id, "already stored")

@@ -11,11 +11,11 @@ writes each half in turn, recursively, so ``k`` poison records among ``n`` cost 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TypeVar
 
 from vigil.storage.engine import is_unavailable_error
-from vigil.storage.errors import DatabaseUnavailable, RecordRejected
+from vigil.storage.errors import AlreadyStored, DatabaseUnavailable, RecordRejected
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +28,17 @@ def is_outage(error: BaseException) -> bool:
 
 
 async def write_isolating(
-    write: Callable[[Sequence[R]], Awaitable[None]],
+    write: Callable[[Sequence[R]], Awaitable[Collection[int]]],
     records: Sequence[R],
     transaction_id: Callable[[R], int],
 ) -> list[RecordRejected | None]:
-    """Write ``records``; per record ``None`` (stored) or why the database refused it alone.
+    """Write ``records``; per record ``None`` (stored now), :class:`AlreadyStored` (the id was
+    stored before: ``write`` did not insert it) or why the database refused it alone.
 
     Outages propagate unchanged (the caller retries or fails the whole batch).
     """
     try:
-        await write(records)
+        inserted = await write(records)
     except Exception as error:
         if is_outage(error):
             raise
@@ -48,4 +49,5 @@ async def write_isolating(
         middle = len(records) // 2
         first = await write_isolating(write, records[:middle], transaction_id)
         return first + await write_isolating(write, records[middle:], transaction_id)
-    return [None] * len(records)
+    ids = [transaction_id(record) for record in records]
+    return [None if tid in inserted else AlreadyStored(tid) for tid in ids]

@@ -6,10 +6,11 @@ Both tables are partitioned by day (:mod:`vigil.storage.partitions`), so ``trans
 alone has no unique index on them: the statement first claims each id in ``transaction_ids``
 (``ON CONFLICT DO NOTHING``; the first of duplicate ids in the batch, by position), then
 inserts the transaction and prediction rows of the ids it claimed only, each routed by
-PostgreSQL to the partition of its day. An id already stored keeps its first rows, as before
-partitioning. It replaced ``COPY`` into temporary ``ON COMMIT DELETE ROWS`` staging tables,
-whose truncation at every commit cost more than the rows themselves, and it is one round trip:
-in autocommit mode the statement is its own durable transaction.
+PostgreSQL to the partition of its day, and returns the ids it inserted. An id already stored
+keeps its first rows, as before partitioning. It replaced ``COPY`` into temporary ``ON COMMIT
+DELETE ROWS`` staging tables, whose truncation at every commit cost more than the rows
+themselves, and it is one round trip: in autocommit mode the statement is its own durable
+transaction.
 """
 
 from __future__ import annotations
@@ -63,12 +64,13 @@ def _insert_sql() -> str:
         "SELECT transaction_id, received_at FROM firsts "
         "ON CONFLICT (transaction_id) DO NOTHING RETURNING transaction_id), "
         "claimed AS (SELECT firsts.* FROM firsts JOIN ids USING (transaction_id)), "
-        f"stored_transactions AS ({inserts[0]}) {inserts[1]}"
+        f"stored_transactions AS ({inserts[0]}) {inserts[1]} RETURNING transaction_id"
     )
 
 
 INSERT_RECORDS_SQL = _insert_sql()
-"""Inserts both rows of every record of the JSON array parameter; ids already stored are kept."""
+"""Inserts both rows of every record of the JSON array parameter; ids already stored are kept.
+Returns the ids it inserted (the ones it claimed)."""
 
 
 def _default(value: Any) -> Any:
@@ -83,7 +85,10 @@ def records_json(records: Sequence[PredictionRecord]) -> str:
     return orjson.dumps(records, default=_default).decode()
 
 
-def insert_records(dbapi_connection: Any, records: Sequence[PredictionRecord]) -> None:
-    """Insert records over a psycopg 3 connection (the caller's transaction, or autocommit)."""
-    if records:
-        dbapi_connection.execute(INSERT_RECORDS_SQL, (records_json(records),), prepare=True)
+def insert_records(dbapi_connection: Any, records: Sequence[PredictionRecord]) -> set[int]:
+    """Insert records over a psycopg 3 connection (the caller's transaction, or autocommit);
+    the ids inserted."""
+    if not records:
+        return set()
+    cursor = dbapi_connection.execute(INSERT_RECORDS_SQL, (records_json(records),), prepare=True)
+    return {row[0] for row in cursor.fetchall()}

@@ -28,28 +28,37 @@ def upsertable_insert(connection: Connection, table: Table) -> PgInsert | Sqlite
 
 def _insert_ignoring_duplicates(
     connection: Connection, table: Table, rows: Sequence[dict[str, Any]]
-) -> None:
-    if rows:
-        statement = upsertable_insert(connection, table).on_conflict_do_nothing(
-            index_elements=["transaction_id"]
-        )
-        connection.execute(statement, list(rows))
+) -> set[int]:
+    """Insert ``rows``, skipping ids already stored; the ids inserted."""
+    if not rows:
+        return set()
+    statement = (
+        upsertable_insert(connection, table)
+        .on_conflict_do_nothing(index_elements=["transaction_id"])
+        .returning(table.c.transaction_id)
+    )
+    return set(connection.execute(statement, list(rows)).scalars())
 
 
-def insert_prediction_records(connection: Connection, records: Sequence[PredictionRecord]) -> None:
+def insert_prediction_records(
+    connection: Connection, records: Sequence[PredictionRecord]
+) -> set[int]:
     """Insert transactions and their predictions; ids already stored are left unchanged.
 
-    On PostgreSQL the batch is one statement with a JSON parameter
-    (:mod:`vigil.storage.pg_insert`), far cheaper per row than ``executemany`` and the one
-    that keeps ids unique across the day partitions; SQLite keeps the portable ``INSERT``.
+    Returns the ids this call inserted (an id missing from it was stored before, possibly by
+    another process at the same moment). On PostgreSQL the batch is one statement with a JSON
+    parameter (:mod:`vigil.storage.pg_insert`), far cheaper per row than ``executemany`` and
+    the one that keeps ids unique across the day partitions; SQLite keeps the portable
+    ``INSERT``.
     """
     if connection.dialect.name == "postgresql":
         if connection.dialect.driver != "psycopg":
             raise StorageError("PostgreSQL needs the psycopg (3) driver: postgresql+psycopg://")
-        insert_records(connection.connection.driver_connection, records)
-        return
+        return insert_records(connection.connection.driver_connection, records)
     _insert_ignoring_duplicates(connection, transactions, [r.transaction_row() for r in records])
-    _insert_ignoring_duplicates(connection, predictions, [r.prediction_row() for r in records])
+    return _insert_ignoring_duplicates(
+        connection, predictions, [r.prediction_row() for r in records]
+    )
 
 
 def insert_labels(connection: Connection, records: Sequence[LabelRecord]) -> list[int]:

@@ -34,8 +34,9 @@ class RecordSink(Protocol):
     concurrency: int
     """How many ``write`` calls may run at the same time."""
 
-    async def write(self, records: Sequence[PredictionRecord]) -> None:
-        """Insert and commit ``records``; raises once the batch cannot be stored."""
+    async def write(self, records: Sequence[PredictionRecord]) -> set[int]:
+        """Insert and commit ``records``; the ids inserted (the others were stored before);
+        raises once the batch cannot be stored."""
 
     async def lookup(self, transaction_ids: Sequence[int]) -> list[PredictionRecord]:
         """The records already stored for any of ``transaction_ids`` (one query)."""
@@ -64,20 +65,23 @@ class ThreadSink:
     async def _run(self, function: Any, *args: Any) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
-    def _write(self, records: Sequence[PredictionRecord]) -> None:
+    def _write(self, records: Sequence[PredictionRecord]) -> set[int]:
         try:
             with self._engine.begin() as connection:
-                insert_prediction_records(connection, records)
+                return insert_prediction_records(connection, records)
         except Exception as error:
             if not _is_reconnectable(error):
                 raise
             log.warning("database connection lost; retrying the batch on a new connection")
             with self._engine.begin() as connection:
-                insert_prediction_records(connection, records)
+                return insert_prediction_records(connection, records)
 
-    async def write(self, records: Sequence[PredictionRecord]) -> None:
-        """Insert and commit in the writer thread."""
-        await self._run(self._write, records)
+    async def write(self, records: Sequence[PredictionRecord]) -> set[int]:
+        """Insert and commit in the writer thread; the ids inserted."""
+        inserted: set[int] = await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._write, records
+        )
+        return inserted
 
     def _lookup(self, transaction_ids: Sequence[int]) -> list[PredictionRecord]:
         with self._engine.connect() as connection:
@@ -159,9 +163,10 @@ class PsycopgSink:
             except _ConnectionLost as error:
                 raise DatabaseUnavailable(f"the database is unreachable: {error}") from error
 
-    async def write(self, records: Sequence[PredictionRecord]) -> None:
-        """One statement inserting both tables, committed on return."""
-        await self._retried(INSERT_RECORDS_SQL, (records_json(records),))
+    async def write(self, records: Sequence[PredictionRecord]) -> set[int]:
+        """One statement inserting both tables, committed on return; the ids inserted."""
+        rows = await self._retried(INSERT_RECORDS_SQL, (records_json(records),))
+        return {row[0] for row in rows}
 
     async def lookup(self, transaction_ids: Sequence[int]) -> list[PredictionRecord]:
         """One prepared ``SELECT ... = ANY(ids)`` on an idle connection, on the event loop."""

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from vigil.storage.errors import (
+    AlreadyStored,
     DatabaseUnavailable,
     RecordRejected,
     StorageError,
@@ -127,14 +128,16 @@ class GroupCommitWriter:
         await self._sink.close()
 
     async def submit(self, record: PredictionRecord) -> None:
-        """Queue ``record``; return once committed, raise ``RecordRejected`` if it is refused."""
+        """Queue ``record``; return once committed (or its id was already stored), raise
+        ``RecordRejected`` if it is refused."""
         (rejected,) = await self.submit_many([record])
-        if rejected is not None:
+        if rejected is not None and not isinstance(rejected, AlreadyStored):
             raise rejected
 
     async def submit_many(self, records: Sequence[PredictionRecord]) -> list[RecordRejected | None]:
-        """Queue records (all or none); once each is settled, per record ``None`` (committed)
-        or the :class:`RecordRejected` the database gave that record alone."""
+        """Queue records (all or none); once each is settled, per record ``None`` (committed),
+        :class:`AlreadyStored` (its id was stored before) or the :class:`RecordRejected` the
+        database gave that record alone."""
         if self._closing or self._task is None:
             raise WriterClosed("the prediction writer is not running")
         if not self._healthy:
