@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: setup lock demo test test-slow test-all test-tools lint format bench load stress clean eda tracker-images handbook-results feedback-results one-pager reports demo-video
+.PHONY: setup-providers lock-providers bento
 
 # What the targets below set up first: the .venv. `make demo SETUP=` (or test) runs with the
 # environment already on PATH instead (the fresh-clone test in tests/e2e reuses the venv).
@@ -21,6 +22,28 @@ $(STAMP): pyproject.toml requirements.lock
 
 setup: $(STAMP) ## make .venv with everything installed, versions from requirements.lock
 
+# The inference-provider environment (Triton server, BentoML, OpenVINO + NNCF): pins that
+# cannot share .venv (numpy<2 for nvidia-pytriton, BentoML's OpenTelemetry), own lock file.
+PROVIDERS_VENV := .venv-providers
+PROVIDERS_STAMP := $(PROVIDERS_VENV)/.installed
+PROVIDERS ?= $(PROVIDERS_STAMP)
+
+$(PROVIDERS_STAMP): pyproject.toml requirements-providers.lock
+	test -x $(PROVIDERS_VENV)/bin/python || $(PYTHON) -m venv $(PROVIDERS_VENV)
+	$(PROVIDERS_VENV)/bin/pip install --quiet --upgrade pip
+	$(PROVIDERS_VENV)/bin/pip install --quiet -r requirements-providers.lock
+	$(PROVIDERS_VENV)/bin/pip install --quiet --no-deps -e .
+	touch $(PROVIDERS_STAMP)
+
+setup-providers: $(PROVIDERS_STAMP) ## make .venv-providers from requirements-providers.lock
+
+lock-providers: ## rewrite requirements-providers.lock (after changing requirements-providers.in)
+	rm -rf .venv-providers-lock && $(PYTHON) -m venv .venv-providers-lock
+	.venv-providers-lock/bin/pip install --quiet -r requirements-providers.in -e .
+	{ sed -n '1,3p' requirements-providers.lock; \
+	  .venv-providers-lock/bin/pip freeze --exclude-editable | grep -v '^-e'; } > requirements-providers.lock.new
+	mv requirements-providers.lock.new requirements-providers.lock && rm -rf .venv-providers-lock
+
 lock: ## rewrite requirements.lock from the installed environment (after changing pyproject.toml)
 	$(BIN)/python scripts/lock.py
 
@@ -30,14 +53,15 @@ demo: $(SETUP) ## generate -> validate -> features -> train -> score, embedded d
 test-tools: ## Prometheus, promtool, amtool: installed under CI=true (apt-get), else a note
 	bash scripts/test_tools.sh
 
-test: $(SETUP) test-tools ## unit + integration tests (integration skips locally when a service is down; fails in CI)
-	$(BIN)/python -m pytest -m "not slow" -q
+test: $(SETUP) $(PROVIDERS) test-tools ## unit + integration tests (integration skips locally when a service is down; fails in CI)
+	$(BIN)/python -m pytest -m "not slow" -q --ignore=tests/providers
+	$(PROVIDERS_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/providers
 
 test-slow: $(SETUP) test-tools ## only the slow tests (real SIGKILL, real retrain, full-size simulation, fresh-clone README path)
-	$(BIN)/python -m pytest -m slow -q
+	$(BIN)/python -m pytest -m slow -q --ignore=tests/providers
 
 test-all: $(SETUP) test-tools ## every test, slow ones included
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --ignore=tests/providers
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -55,6 +55,18 @@ def require_handbook() -> Path:
     pytest.skip(f"handbook data not found at {HANDBOOK_DIR}")
 
 
+def require_package(name: str) -> None:
+    """Skip locally when an optional package is not installed; in CI its absence fails."""
+    import importlib.util
+
+    if importlib.util.find_spec(name) is not None:
+        return
+    message = f"{name} is not installed (make setup installs it)"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: required)")
+    pytest.skip(message)
+
+
 @contextlib.contextmanager
 def private_pg_schema(postgres_url: str, prefix: str) -> Iterator[str]:
     """A fresh PostgreSQL schema (also the application name), dropped afterwards.

@@ -142,12 +142,25 @@ class TrainConfig(_Section):
     runs_dir: Path = Path("runs")
 
 
+class TritonConfig(_Section):
+    """The Triton Inference Server that scores when ``inference.backend`` is ``triton``."""
+
+    url: str = "http://127.0.0.1:8010"  # its HTTP (KServe v2) endpoint
+    model_name: str = "vigil"
+    timeout_seconds: float = Field(5.0, gt=0)
+    max_batch_rows: int = Field(4096, gt=0)  # the model's max_batch_size: longer batches split
+
+
 class InferenceConfig(_Section):
-    """Where the serving model lives and how decisions are explained."""
+    """Where the serving model lives, what runs it, and how decisions are explained."""
 
     model_path: Path = Path("models/current/model.onnx")
     reason_codes: int = Field(3, ge=0)
     batch_size: int = Field(4096, gt=0)
+    # onnxruntime: in process; triton: a Triton server serving the same model file
+    # (`python -m vigil.providers.triton`), the file still giving the contract and metadata.
+    backend: Literal["onnxruntime", "triton"] = "onnxruntime"
+    triton: TritonConfig = TritonConfig()
 
 
 class ServingConfig(_Section):

@@ -22,16 +22,18 @@ from vigil.features import (
     feature_names,
     make_state_store,
 )
-from vigil.inference.manager import ModelManager
+from vigil.inference.manager import ModelManager, scorer_loader
 from vigil.monitoring import VigilMetrics
 from vigil.storage import GroupCommitWriter, LabelRecord, upgrade_database
 from vigil.storage.store import DecisionStore
 
 
 def load_models(settings: Settings) -> ModelManager:
-    """Load the configured model as champion (raises ``ModelLoadError`` with the reason)."""
+    """Load the configured model as champion with the configured backend (``ModelLoadError``)."""
     return ModelManager.from_paths(
-        settings.inference.model_path, available_features=feature_names(settings.features)
+        settings.inference.model_path,
+        available_features=feature_names(settings.features),
+        loader=scorer_loader(settings.inference),
     )
 
 

@@ -8,19 +8,33 @@ flight finish on the old scorer, later ones get the new one, none fails.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from vigil.config import InferenceConfig
 from vigil.inference.decision import validate_scores
 from vigil.inference.errors import ModelLoadError, ModelScoringError
 from vigil.inference.scorer import OnnxScorer
 
 logger = logging.getLogger(__name__)
+
+ScorerLoader = Callable[[Path, int], OnnxScorer]
+"""Loads a model file with a number of intra-op threads: ``OnnxScorer.load`` or a backend's."""
+
+
+def scorer_loader(config: InferenceConfig) -> ScorerLoader:
+    """How ``inference.backend`` loads a model: in-process ONNX Runtime, or through Triton."""
+    if config.backend == "triton":
+        from vigil.inference.triton import TritonScorer
+
+        return functools.partial(TritonScorer.load_from, config=config.triton)
+    return OnnxScorer.load
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +54,10 @@ class ModelManager:
         challenger: OnnxScorer | None = None,
         intra_op_num_threads: int = 1,
         available_features: Collection[str] | None = None,
+        loader: ScorerLoader = OnnxScorer.load,
     ) -> None:
         self._threads = intra_op_num_threads
+        self._loader = loader
         self._available = frozenset(available_features) if available_features else None
         for scorer in (champion, challenger):
             if scorer is not None:
@@ -56,11 +72,14 @@ class ModelManager:
         challenger_path: Path | None = None,
         intra_op_num_threads: int = 1,
         available_features: Collection[str] | None = None,
+        loader: ScorerLoader = OnnxScorer.load,
     ) -> ModelManager:
-        """Load the champion (and challenger) from files."""
-        champion = _load_warm(champion_path, intra_op_num_threads)
-        challenger = _load_warm(challenger_path, intra_op_num_threads) if challenger_path else None
-        return cls(champion, challenger, intra_op_num_threads, available_features)
+        """Load the champion (and challenger) from files with ``loader`` (the backend)."""
+        champion = _load_warm(champion_path, intra_op_num_threads, loader)
+        challenger = (
+            _load_warm(challenger_path, intra_op_num_threads, loader) if challenger_path else None
+        )
+        return cls(champion, challenger, intra_op_num_threads, available_features, loader)
 
     def snapshot(self) -> ModelSnapshot:
         """The models to use for one request (take it once, use it throughout)."""
@@ -87,7 +106,7 @@ class ModelManager:
         return previous
 
     def _load(self, path: Path) -> OnnxScorer:
-        scorer = _load_warm(path, self._threads)
+        scorer = _load_warm(path, self._threads, self._loader)
         self._check_features(scorer)
         return scorer
 
@@ -102,9 +121,9 @@ class ModelManager:
             )
 
 
-def _load_warm(path: Path, intra_op_num_threads: int) -> OnnxScorer:
+def _load_warm(path: Path, intra_op_num_threads: int, loader: ScorerLoader) -> OnnxScorer:
     """Load a model and score its training means once, so it is proven and warm before use."""
-    scorer = OnnxScorer.load(path, intra_op_num_threads)
+    scorer = loader(path, intra_op_num_threads)
     means = np.asarray([scorer.metadata.feature_means], dtype=np.float32)
     try:
         validate_scores(scorer.score(means))

@@ -126,33 +126,41 @@ class OnnxScorer:
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """Fraud probabilities, float32 [N], for raw features [N, F] (converted to float32)."""
-        batch = self._as_batch(features)
+        batch = as_batch(features, self.feature_names)
         try:
             (scores,) = self._session.run(self._output_names, {INPUT_NAME: batch})
         except Exception as error:  # ONNX Runtime's errors share no base class but Exception
             raise ModelScoringError(f"model {self.model_version} failed: {error}") from error
-        if scores.shape != (batch.shape[0],):
-            raise ModelScoringError(
-                f"model {self.model_version} returned shape {scores.shape} "
-                f"for {batch.shape[0]} rows"
-            )
-        if not np.isfinite(scores).all():
-            bad = int(np.count_nonzero(~np.isfinite(scores)))
-            raise ModelScoringError(
-                f"model {self.model_version} returned {bad} non-finite score(s) (NaN or inf)"
-            )
-        return scores
+        return checked_scores(scores, batch.shape[0], self.model_version)
 
-    def _as_batch(self, features: np.ndarray) -> np.ndarray:
-        """Check shape and dtype; convert to C-contiguous float32 only when needed."""
-        features = np.asarray(features)
-        if features.ndim != 2 or features.shape[1] != self.n_features:
-            raise InvalidFeaturesError(
-                f"expected features of shape [N, {self.n_features}] "
-                f"({', '.join(self.feature_names)}), got {list(features.shape)}"
-            )
-        if features.dtype == np.float32 and features.flags.c_contiguous:
-            return features
-        if features.dtype.kind not in "fiub":
-            raise InvalidFeaturesError(f"features must be numeric, got dtype {features.dtype}")
-        return np.ascontiguousarray(features, dtype=np.float32)
+
+def as_batch(features: np.ndarray, feature_names: Sequence[str]) -> np.ndarray:
+    """Check shape and dtype; convert to C-contiguous float32 only when needed."""
+    features = np.asarray(features)
+    if features.ndim != 2 or features.shape[1] != len(feature_names):
+        raise InvalidFeaturesError(
+            f"expected features of shape [N, {len(feature_names)}] "
+            f"({', '.join(feature_names)}), got {list(features.shape)}"
+        )
+    if features.dtype == np.float32 and features.flags.c_contiguous:
+        return features
+    if features.dtype.kind not in "fiub":
+        raise InvalidFeaturesError(f"features must be numeric, got dtype {features.dtype}")
+    return np.ascontiguousarray(features, dtype=np.float32)
+
+
+def checked_scores(scores: np.ndarray, rows: int, model_version: str) -> np.ndarray:
+    """``scores`` when it is one finite value per row, else :class:`ModelScoringError`.
+
+    Every runtime (ONNX Runtime here, OpenVINO, a Triton server) answers through this check.
+    """
+    if scores.shape != (rows,):
+        raise ModelScoringError(
+            f"model {model_version} returned shape {scores.shape} for {rows} rows"
+        )
+    if not np.isfinite(scores).all():
+        bad = int(np.count_nonzero(~np.isfinite(scores)))
+        raise ModelScoringError(
+            f"model {model_version} returned {bad} non-finite score(s) (NaN or inf)"
+        )
+    return scores
