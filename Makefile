@@ -50,6 +50,9 @@ lock: ## rewrite requirements.lock from the installed environment (after changin
 demo: $(SETUP) ## generate -> validate -> features -> train -> score, embedded defaults
 	PATH=$(CURDIR)/$(BIN):$$PATH bash scripts/demo.sh
 
+bento: $(PROVIDERS) ## bentoml build of deploy/bento (service + Vigil wheel); Dockerfile in the bento's env/docker/
+	bash scripts/build_bento.sh build/bento
+
 test-tools: ## Prometheus, promtool, amtool: installed under CI=true (apt-get), else a note
 	bash scripts/test_tools.sh
 

@@ -14,9 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import IN_CI
+from onnx_factory import make_metadata, mlp_model, save
 from vigil.reports.browser import BrowserError, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,3 +82,17 @@ def triton_server(model: Path, log: Path) -> Iterator[tuple[str, int]]:
     url = f"http://127.0.0.1:{http_port}"
     with provider_server(command, f"{url}/v2/models/vigil/ready", log):
         yield url, grpc_port
+
+
+def parity_model(folder: Path, names: list[str] | None = None) -> Path:
+    """An MLP-shaped model over 24 features (means 0..23, scales 1..24), saved in ``folder``."""
+    names = names or [f"f{i}" for i in range(24)]
+    metadata = make_metadata(names, [float(i) for i in range(24)], model_kind="mlp")
+    scales = [1.0 + i for i in range(24)]
+    return save(mlp_model(metadata, feature_scales=scales), folder / "model.onnx")
+
+
+def parity_rows(n: int, seed: int = 0) -> np.ndarray:
+    """``n`` float32 rows spread around :func:`parity_model`'s means and scales."""
+    rng = np.random.default_rng(seed)
+    return (np.arange(24) + rng.normal(0, 1, (n, 24)) * (1.0 + np.arange(24))).astype(np.float32)

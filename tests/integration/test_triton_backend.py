@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from api_support import FakeWriter, api_settings, transaction, write_model
 from onnx_factory import make_metadata, mlp_model, save
-from provider_support import free_port, triton_server
+from provider_support import free_port, parity_model, parity_rows, triton_server
 from vigil.config import FeaturesConfig, Settings, TritonConfig
 from vigil.decisions.runtime import load_models
 from vigil.features import InMemoryStateStore, feature_names
@@ -34,11 +34,7 @@ PARITY = 1e-5
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """An MLP-shaped model file and the URL of a Triton server scoring it."""
     folder = tmp_path_factory.mktemp("triton")
-    names = feature_names(FeaturesConfig())
-    metadata = make_metadata(names, [float(i) for i in range(24)], model_kind="mlp")
-    model = save(
-        mlp_model(metadata, feature_scales=[1.0 + i for i in range(24)]), folder / "m.onnx"
-    )
+    model = parity_model(folder, feature_names(FeaturesConfig()))
     with triton_server(model, folder / "triton.log") as (url, _grpc):
         yield model, url
 
@@ -46,8 +42,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
 def test_scores_match_onnx_runtime_on_10000_rows(served: tuple[Path, str]) -> None:
     model, url = served
     triton = TritonScorer.load_from(model, config=TritonConfig(url=url, max_batch_rows=4096))
-    rng = np.random.default_rng(0)
-    x = (np.arange(24) + rng.normal(0, 1, (10_000, 24)) * (1.0 + np.arange(24))).astype(np.float32)
+    x = parity_rows(10_000)
     scores = triton.score(x)  # three requests of at most 4096 rows
     assert scores.shape == (10_000,)
     assert np.abs(scores - OnnxScorer.load(model).score(x)).max() <= PARITY

@@ -8,26 +8,17 @@ import numpy as np
 import pytest
 
 from conftest import require_package
-from onnx_factory import make_metadata, mlp_model, save
+from provider_support import parity_model, parity_rows
 from vigil.inference.errors import InvalidFeaturesError, ModelLoadError
 from vigil.inference.scorer import OnnxScorer
 
-NAMES = [f"f{i}" for i in range(24)]
 PARITY = 1e-5
 
 
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     require_package("openvino")
-    metadata = make_metadata(NAMES, feature_means=[float(i) for i in range(24)], model_kind="mlp")
-    scales = [1.0 + i for i in range(24)]
-    folder = tmp_path_factory.mktemp("ov")
-    return save(mlp_model(metadata, feature_scales=scales), folder / "m.onnx")
-
-
-def rows(n: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (np.arange(24) + rng.normal(0, 1, (n, 24)) * (1.0 + np.arange(24))).astype(np.float32)
+    return parity_model(tmp_path_factory.mktemp("ov"))
 
 
 def test_ir_matches_onnx_runtime_on_10000_rows_single_and_batch(
@@ -38,21 +29,21 @@ def test_ir_matches_onnx_runtime_on_10000_rows_single_and_batch(
     xml = export_ir(onnx_model, tmp_path / "ir")
     assert xml.exists() and xml.with_suffix(".bin").exists()
     reference, scorer = OnnxScorer.load(onnx_model), OpenVinoScorer.from_files(onnx_model, xml)
-    x = rows(10_000)
+    x = parity_rows(10_000)
     expected = reference.score(x)
     assert np.abs(scorer.score(x) - expected).max() <= PARITY
     single = np.concatenate([scorer.score(x[i : i + 1]) for i in range(200)])
     assert np.abs(single - expected[:200]).max() <= PARITY
     assert scorer.model_version == reference.model_version
-    assert scorer.feature_names == tuple(NAMES)
+    assert scorer.feature_names == tuple(f"f{i}" for i in range(24))
 
 
 def test_int8_is_close_and_keeps_the_contract(onnx_model: Path, tmp_path: Path) -> None:
     from vigil.providers.openvino import OpenVinoScorer, quantize_int8
 
-    xml = quantize_int8(onnx_model, rows(1000, seed=1), tmp_path / "int8")
+    xml = quantize_int8(onnx_model, parity_rows(1000, seed=1), tmp_path / "int8")
     int8 = OpenVinoScorer.from_files(onnx_model, xml)
-    x = rows(2000, seed=2)
+    x = parity_rows(2000, seed=2)
     scores = int8.score(x)
     assert scores.shape == (2000,) and scores.dtype == np.float32
     assert np.abs(scores - OnnxScorer.load(onnx_model).score(x)).max() < 0.05

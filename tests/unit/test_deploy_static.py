@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +18,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from deploy_support import ROOT, dockerfile_instructions, run, tool
 from vigil.cli import app
 from vigil.config import load_settings
 
-ROOT = Path(__file__).resolve().parents[2]
 DOCKER_DIR = ROOT / "deploy" / "docker"
 K8S_DIR = ROOT / "deploy" / "k8s"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -31,21 +29,8 @@ WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 DOCKERFILES = sorted(DOCKER_DIR.glob("Dockerfile.*"))
 K8S_FILES = sorted(K8S_DIR.glob("*.yaml"))
 SECRET_SCRIPT = K8S_DIR / "create-secret.sh"
-BIN = Path(sys.executable).parent
 # ${NAME:-default} and ${NAME} as docker compose interpolates them with an empty environment.
 INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?::-(?P<default>[^}]*))?\}")
-
-
-def tool(name: str) -> str:
-    """A linter installed with the dev extra (next to this interpreter, or on PATH)."""
-    path = BIN / name
-    found = str(path) if path.exists() else shutil.which(name)
-    assert found, f"{name} is missing: pip install -e '.[dev]'"
-    return found
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=ROOT)
 
 
 def compose() -> dict[str, Any]:
@@ -61,18 +46,6 @@ def k8s_object(kind: str, name: str) -> dict[str, Any]:
     matches = [d for d in k8s_documents() if d["kind"] == kind and d["metadata"]["name"] == name]
     assert len(matches) == 1, f"expected one {kind}/{name}"
     return matches[0]
-
-
-def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs with continuation lines joined and comments dropped."""
-    text = re.sub(r"\\\n\s*", " ", path.read_text())
-    pairs = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            keyword, _, rest = line.partition(" ")
-            pairs.append((keyword.upper(), rest.strip()))
-    return pairs
 
 
 def final_stage(path: Path) -> list[tuple[str, str]]:
