@@ -13,6 +13,7 @@ training run holding both ``model.mar`` and ``model.onnx``; skips with a message
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -135,10 +137,14 @@ def bench_vigil(
         stop(server)
 
 
-def bench_torchserve(
+@contextlib.contextmanager
+def torchserve(
     args: argparse.Namespace, run: Path, features: dict[str, float], tmp: Path, tuned: bool
-) -> WrkResult:
-    """TorchServe, one worker on one core; defaults, or batching + quiet logs."""
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """TorchServe, one worker on one core; defaults, or batching + quiet logs: (server, URL).
+
+    The model is registered and answers one request before this yields.
+    """
     store = tmp / ("store-tuned" if tuned else "store-default")
     store.mkdir()
     shutil.copy(run / "model.mar", store / "vigil.mar")
@@ -193,10 +199,18 @@ def bench_torchserve(
         url = f"http://127.0.0.1:{inference}/predictions/vigil"
         check = httpx.post(url, json=features, timeout=30)
         check.raise_for_status()
-        return measure(args, server.pid, url, json.dumps(features))
+        yield server, url
     finally:
         stop(server)
         log.close()
+
+
+def bench_torchserve(
+    args: argparse.Namespace, run: Path, features: dict[str, float], tmp: Path, tuned: bool
+) -> WrkResult:
+    """TorchServe, one worker on one core; defaults, or batching + quiet logs."""
+    with torchserve(args, run, features, tmp, tuned) as (server, url):
+        return measure(args, server.pid, url, json.dumps(features))
 
 
 def main() -> None:

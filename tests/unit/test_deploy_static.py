@@ -60,10 +60,29 @@ def final_stage(path: Path) -> list[tuple[str, str]]:
 def test_there_is_one_dockerfile_per_image() -> None:
     assert [p.name for p in DOCKERFILES] == [
         "Dockerfile.api",
+        "Dockerfile.predict",
+        "Dockerfile.torchserve",
         "Dockerfile.train",
         "Dockerfile.ui",
         "Dockerfile.worker",
     ]
+
+
+def test_every_image_installs_from_the_lock_file() -> None:
+    for dockerfile in DOCKERFILES:
+        runs = [a for k, a in dockerfile_instructions(dockerfile) if k == "RUN" and "pip " in a]
+        installs = [part for a in runs for part in a.split("&&") if "pip install" in part]
+        for install in installs:
+            pins_torch = "torch==2.13.0" in install and "/whl/cpu" in install
+            assert "-c requirements.lock" in install or pins_torch, (dockerfile.name, install)
+
+
+def test_the_batch_scoring_image_runs_python_m_vigil_predict() -> None:
+    final = final_stage(DOCKER_DIR / "Dockerfile.predict")
+    (entrypoint,) = [json.loads(a) for k, a in final if k == "ENTRYPOINT"]
+    assert entrypoint == ["python", "-m", "vigil.predict"]
+    runs = " ".join(a for k, a in dockerfile_instructions(DOCKER_DIR / "Dockerfile.predict"))
+    assert "torch" not in runs and '".[' not in runs  # the core dependencies only
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
@@ -181,6 +200,14 @@ def test_every_built_image_has_one_build_definition() -> None:
     images = {s.get("image") for s in compose()["services"].values()}
     vigil_images = {i for i in images if i and i.startswith("vigil-")}
     assert vigil_images == set(builds), "a vigil-* image is used but never built"
+
+
+def test_torchserve_runs_behind_its_profile_on_a_run_s_archive() -> None:
+    service = compose()["services"]["torchserve"]
+    assert service["profiles"] == ["torchserve"]
+    assert service["build"]["dockerfile"] == "deploy/docker/Dockerfile.torchserve"
+    assert "model" in service["build"]["additional_contexts"]
+    assert service["ports"] == ["127.0.0.1:8080:8080"]
 
 
 def _interpolate(value: str) -> str:

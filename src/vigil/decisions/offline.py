@@ -117,11 +117,14 @@ class BatchDecisions:
 def feature_vector(features: dict[str, float] | list[float], names: Sequence[str]) -> np.ndarray:
     """[1, F] float32 from features by name (exactly the model's) or a list in model order."""
     if isinstance(features, dict):
-        if len(features) != len(names) or not features.keys() >= set(names):
+        try:  # as many names as the model's, each of them present: exactly the model's
+            values: list[float] = [features[name] for name in names]
+        except KeyError:
+            values = []
+        if len(features) != len(names) or len(values) != len(names):
             missing = [name for name in names if name not in features]
             unknown = sorted(set(features) - set(names))
             raise InvalidFeaturesError(f"missing features {missing}, unknown features {unknown}")
-        values: list[float] = [features[name] for name in names]
     else:
         values = features
     if len(values) != len(names):
