@@ -11,6 +11,18 @@ from vigil.config import FeaturesConfig
 
 SECONDS_PER_DAY = 86_400
 
+
+def check_config(config: FeaturesConfig) -> None:
+    """Reject settings for which point-in-time features are undefined."""
+    if config.label_delay_days < 1:
+        raise ValueError(
+            "features.label_delay_days must be >= 1: with no delay a transaction's own label "
+            "would enter its terminal risk (not known at scoring time)"
+        )
+    if len(set(config.windows_days)) != len(config.windows_days) or min(config.windows_days) < 1:
+        raise ValueError(f"features.windows_days must be distinct and >= 1: {config.windows_days}")
+
+
 TX_AMOUNT = "tx_amount"
 TX_DURING_WEEKEND = "tx_during_weekend"
 TX_DURING_NIGHT = "tx_during_night"

@@ -1,4 +1,11 @@
-"""Offline feature table: the feature SQL run by DuckDB over Parquet or an in-memory frame."""
+"""Offline feature table: the compiled kernels over an in-memory frame or a Parquet stream.
+
+:func:`build_feature_table` streams any number of transactions: a first pass over the entity
+and time columns sizes each customer's and terminal's ring (:func:`kernels.ring_capacities`),
+the second reads chunk after chunk in time order, runs the customer and terminal scans side
+by side (numba, no GIL) and appends the rows to one Parquet file. Memory follows the rows of
+the longest window plus the label delay, never the whole history (ADR 0018).
+"""
 
 from __future__ import annotations
 
@@ -6,36 +13,32 @@ import itertools
 import logging
 import tempfile
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from vigil.config import FeaturesConfig
 from vigil.data import schema
-from vigil.features.definitions import feature_names
-from vigil.features.sql import (
-    assemble_sql,
-    base_sql,
-    check_config,
-    customer_sql,
-    feature_sql,
-    terminal_sql,
-)
+from vigil.features import chunks as ck
+from vigil.features import kernels
+from vigil.features.definitions import check_config, stream_feature_names
+from vigil.features.kernels import KernelSpec, Rings
 
 logger = logging.getLogger(__name__)
 
-# Working-set estimate per transaction in one bucket's window query (measured, see
-# docs/benchmarks.md); the memory limit divided by it gives the rows per bucket.
-BYTES_PER_ROW = 400
-ARROW_BATCH_ROWS = 256_000
-
-PASSTHROUGH = (schema.TX_FRAUD, schema.TX_FRAUD_SCENARIO)
-REQUIRED = (*schema.TRANSACTION_COLUMNS,)
+MAX_CHUNK_ROWS = 8_000_000  # larger time-overlapping groups are re-partitioned by day first
+SLICE_ROWS = 131_072  # rows scanned and written at a time (a Parquet row group): bounds memory
+DIRECT_SLACK = 1_000_000  # ids below 2 * rows + this index the rings directly
+# Dictionary pages cost more CPU than they save on float features; snappy stays the default.
+PARQUET_OPTIONS: dict[str, object] = {"compression": "snappy", "use_dictionary": False}
+KEYS = (schema.TRANSACTION_ID, schema.TX_DATETIME, schema.CUSTOMER_ID, schema.TERMINAL_ID)
 
 
 @dataclass(frozen=True)
@@ -46,140 +49,217 @@ class FeatureBuildSummary:
     rows: int
     columns: list[str]
     seconds: float
-    buckets: int
+    chunks: int
+    state_mb: float  # the rings' memory
 
 
-def connect(config: FeaturesConfig, temp_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-process DuckDB with the configured memory limit, threads and spill directory."""
-    con = duckdb.connect()
-    con.execute(f"SET memory_limit = '{config.duckdb_memory_limit}'")
-    con.execute(f"SET threads = {int(config.duckdb_threads)}")
-    con.execute("SET TimeZone = 'UTC'")  # time-zone-aware inputs: hours and days in UTC
-    if temp_dir is not None:
-        con.execute(f"SET temp_directory = '{temp_dir}'")
-    con.execute("SET preserve_insertion_order = false")
-    return con
+class EntityIndex:
+    """Dense indices for entity ids: the id itself when ids are small, else its rank."""
+
+    def __init__(self, ids: np.ndarray | None = None, largest: int | None = None) -> None:
+        self.ids = ids  # sorted unique ids, or None when ids are small (``largest`` given)
+        self.size = largest + 1 if largest is not None else len(ids) if ids is not None else 0
+
+    @classmethod
+    def of(cls, ids: np.ndarray) -> EntityIndex:
+        """Index for the sorted unique ``ids``: direct when they are small and dense enough."""
+        if len(ids) and ids[0] >= 0 and ids[-1] < 2 * len(ids) + DIRECT_SLACK:
+            return cls(largest=int(ids[-1]))
+        return cls(ids)
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        """Dense indices of ``values`` (all among the ids)."""
+        return values if self.ids is None else np.searchsorted(self.ids, values)
 
 
-def source_relation(source: Path) -> str:
-    """DuckDB table expression reading a day-partitioned directory or one Parquet file."""
-    if source.is_dir():
-        return f"read_parquet('{source}/**/*.parquet', hive_partitioning = true)"
-    if source.suffix == ".parquet" and source.exists():
-        return f"read_parquet('{source}')"
-    raise FileNotFoundError(f"no Parquet data at {source} (expected a directory or a .parquet)")
+def _direct(ranges: list[tuple[int, int] | None], rows: int) -> EntityIndex | None:
+    """A direct index when the files' statistics show small non-negative ids."""
+    if not ranges or any(r is None for r in ranges):
+        return None
+    low = min(r[0] for r in ranges if r is not None)
+    high = max(r[1] for r in ranges if r is not None)
+    return EntityIndex(largest=high) if low >= 0 and high < 2 * rows + DIRECT_SLACK else None
 
 
-def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> set[str]:
-    """Lower-cased column names of a relation (DuckDB identifiers are case-insensitive)."""
-    described = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
-    return {str(row[0]).lower() for row in described}
+class _Capacities:
+    """Streaming :func:`kernels.ring_capacities`: rows of the last ``span + 1`` days per entity."""
+
+    def __init__(self, size: int, span_days: int) -> None:
+        self.rolling = np.zeros(size, dtype=np.int64)
+        self.best = np.zeros(size, dtype=np.int64)
+        self.window: deque[tuple[int, np.ndarray]] = deque()
+        self.span = span_days
+
+    def add(self, days: np.ndarray, entities: np.ndarray) -> None:
+        """Count one chunk's rows (``days`` sorted, in time order after earlier chunks)."""
+        edges = np.concatenate(([0], np.flatnonzero(np.diff(days)) + 1, [len(days)]))
+        for lo, hi in itertools.pairwise(edges):
+            day = int(days[lo])
+            while self.window and self.window[0][0] < day - self.span:
+                self.rolling -= np.bincount(self.window.popleft()[1], minlength=len(self.rolling))
+            group = entities[lo:hi].astype(np.int32)
+            self.rolling += np.bincount(group, minlength=len(self.rolling))
+            np.maximum(self.best, self.rolling, out=self.best)
+            self.window.append((day, group))
 
 
-def _check_columns(columns: set[str], where: str) -> tuple[bool, list[str]]:
-    """Raise on missing transaction columns; return (has labels, passthrough columns)."""
-    missing = [c for c in REQUIRED if c not in columns]
-    if missing:
-        raise ValueError(f"{where} lacks required columns {missing}")
-    passthrough = [c for c in PASSTHROUGH if c in columns]
-    has_fraud = schema.TX_FRAUD in columns
-    if not has_fraud:
-        logger.warning("%s has no %s: terminal and customer risk are 0", where, schema.TX_FRAUD)
-    return has_fraud, passthrough
+def _plan(
+    config: FeaturesConfig, source: Path, scratch: Path
+) -> tuple[ck.Columns, list[list[ck.SourceFile]]]:
+    """Columns and time-disjoint chunks of ``source`` (re-partitioned by day when needed)."""
+    files = ck.source_files(source)
+    columns = ck.Columns.of(pq.ParquetFile(files[0]).schema_arrow.names, str(source))
+    described = [ck.describe(f, columns) for f in files]
+    if not any(f.rows for f in described):
+        raise ValueError(f"{source} holds no transactions")
+    chunks = ck.plan_chunks(described)
+    if chunks is None or any(sum(f.rows for f in c) > MAX_CHUNK_ROWS for c in chunks):
+        logger.info("re-partitioning %s by day (time ranges overlap or are unknown)", source)
+        settings = f"SET memory_limit = '{config.duckdb_memory_limit}'; SET TimeZone = 'UTC'"
+        day_dir = ck.repartition_by_day(files, columns, scratch / "by-day", settings)
+        files = ck.source_files(day_dir)
+        columns = ck.Columns.of(pq.ParquetFile(files[0]).schema_arrow.names, str(day_dir))
+        chunks = ck.plan_chunks([ck.describe(f, columns) for f in files])
+        assert chunks is not None
+    return columns, chunks
 
 
-def compute_features_frame(config: FeaturesConfig, transactions: pd.DataFrame) -> pd.DataFrame:
-    """Features for an in-memory frame of transactions (ids, passthrough labels, features)."""
-    has_fraud, passthrough = _check_columns(
-        {c.lower() for c in transactions.columns}, "transactions frame"
+def _entity_indices(
+    columns: ck.Columns, chunks: list[list[ck.SourceFile]]
+) -> tuple[EntityIndex, EntityIndex]:
+    """Customer and terminal indices: from the statistics, else from a pass over the ids."""
+    files = [f for c in chunks for f in c]
+    rows = sum(f.rows for f in files)
+    by_customer = _direct([f.customers for f in files], rows)
+    by_terminal = _direct([f.terminals for f in files], rows)
+    if by_customer is not None and by_terminal is not None:
+        return by_customer, by_terminal
+    customers: list[np.ndarray] = []
+    terminals: list[np.ndarray] = []
+    for table in ck.iter_chunks(chunks, columns, [schema.CUSTOMER_ID, schema.TERMINAL_ID]):
+        customers.append(np.unique(table.column(schema.CUSTOMER_ID).to_numpy()))
+        terminals.append(np.unique(table.column(schema.TERMINAL_ID).to_numpy()))
+    return (
+        by_customer or EntityIndex.of(np.unique(np.concatenate(customers))),
+        by_terminal or EntityIndex.of(np.unique(np.concatenate(terminals))),
     )
-    con = connect(config)
-    try:
-        con.register("transactions_frame", transactions)
-        sql = feature_sql(config, "transactions_frame", has_fraud, passthrough)
-        return con.execute(sql).df()
-    finally:
-        con.close()
 
 
-def _memory_bytes(limit: str) -> int:
-    """``'2GB'`` -> bytes (DuckDB's units, decimal or binary)."""
-    units = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20}
-    units |= {"GIB": 2**30, "TIB": 2**40, "B": 1}
-    text = limit.strip().upper().replace(" ", "")
-    for unit in sorted(units, key=len, reverse=True):
-        if text.endswith(unit):
-            return int(float(text[: -len(unit)]) * units[unit])
-    raise ValueError(f"unreadable memory limit {limit!r}, expected e.g. '2GB'")
+def _size_rings(
+    spec: KernelSpec, columns: ck.Columns, chunks: list[list[ck.SourceFile]]
+) -> tuple[EntityIndex, EntityIndex, Rings, Rings]:
+    """First pass: entity indices, then each entity's ring capacity from daily counts."""
+    by_customer, by_terminal = _entity_indices(columns, chunks)
+    c_caps = _Capacities(by_customer.size, spec.span_days)
+    t_caps = _Capacities(by_terminal.size, spec.span_days)
+    wanted = [schema.TX_DATETIME, schema.CUSTOMER_ID, schema.TERMINAL_ID]
+    for table in ck.iter_chunks(chunks, columns, wanted):
+        ts = ck.ts_us(table)
+        order = np.argsort(ts, kind="stable") if np.any(np.diff(ts) < 0) else slice(None)
+        days = np.floor_divide(ts[order], kernels.US_PER_DAY)
+        c_caps.add(days, by_customer(table.column(schema.CUSTOMER_ID).to_numpy()[order]))
+        t_caps.add(days, by_terminal(table.column(schema.TERMINAL_ID).to_numpy()[order]))
+    nw = len(spec.windows_us)
+    return (
+        by_customer,
+        by_terminal,
+        Rings.allocate(c_caps.best, nw, amounts=True),
+        Rings.allocate(t_caps.best, nw, amounts=False),
+    )
 
 
-def plan_buckets(rows: int, config: FeaturesConfig, rows_per_bucket: int | None) -> int:
-    """Number of hash buckets so that one bucket's window query fits the memory limit."""
-    per_bucket = rows_per_bucket or _memory_bytes(config.duckdb_memory_limit) // BYTES_PER_ROW
-    return max(1, -(-rows // max(per_bucket, 1)))
+@dataclass
+class _Scan:
+    """The streaming state of one build: spec, entity indices and rings."""
+
+    spec: KernelSpec
+    by_customer: EntityIndex
+    by_terminal: EntityIndex
+    customer_rings: Rings
+    terminal_rings: Rings
+
+    def features(self, table: pa.Table, pool: ThreadPoolExecutor | None) -> list[np.ndarray]:
+        """Every feature column of a sorted chunk, in :func:`stream_feature_names` order."""
+        spec = self.spec
+        ts = ck.ts_us(table)
+        amount = table.column(schema.TX_AMOUNT).to_numpy()
+        fraud = _fraud(table)
+        customer = self.by_customer(table.column(schema.CUSTOMER_ID).to_numpy())
+        terminal = self.by_terminal(table.column(schema.TERMINAL_ID).to_numpy())
+        args = (spec, self.customer_rings, ts, customer, amount, fraud)
+        if pool is None:
+            cust = kernels.customer_features(*args)
+            term = kernels.terminal_features(spec, self.terminal_rings, ts, terminal, fraud)
+        else:
+            pending = pool.submit(kernels.customer_features, *args)
+            term = kernels.terminal_features(spec, self.terminal_rings, ts, terminal, fraud)
+            cust = pending.result()
+        weekend, night = kernels.row_features(spec, ts)
+        return _arrange(spec, amount, weekend, night, cust, term)
 
 
-def _time_slices(con: duckdb.DuckDBPyConnection, buckets: int) -> list[tuple[int, int]]:
-    """``buckets`` half-open ``[lo, hi)`` ranges of ``ts`` with about equal row counts."""
-    edges = con.execute(
-        "SELECT quantile_disc(ts, [i / $n FOR i IN range(1, $n)]), min(ts), max(ts) FROM base",
-        {"n": buckets},
-    ).fetchone()
-    if edges is None or edges[1] is None:
-        return []
-    inner = sorted(set(edges[0])) if buckets > 1 else []
-    bounds = [int(edges[1]), *(int(e) for e in inner if e > edges[1]), int(edges[2]) + 1]
-    return list(itertools.pairwise(bounds))
+def _fraud(table: pa.Table) -> np.ndarray:
+    """Labels as int8 (missing labels count as not fraud, as in a window sum that skips NULL)."""
+    if schema.TX_FRAUD not in table.column_names:
+        return np.zeros(table.num_rows, dtype=np.int8)
+    return table.column(schema.TX_FRAUD).fill_null(0).cast(pa.int8()).to_numpy()
 
 
-def _write_parts(
-    con: duckdb.DuckDBPyConnection,
-    config: FeaturesConfig,
-    work: Path,
-    buckets: int,
-    bar: tqdm[Any],
-) -> None:
-    """Customer features per customer-hash bucket, terminal features per terminal bucket."""
-    for kind, entity, part_sql in (
-        ("customers", schema.CUSTOMER_ID, customer_sql),
-        ("terminals", schema.TERMINAL_ID, terminal_sql),
-    ):
-        (work / kind).mkdir()
-        for bucket in range(buckets):
-            where = f"hash({entity}) % {buckets} = {bucket}"
-            query = f"{part_sql(config, 'base', where)} ORDER BY ts"
-            con.execute(f"COPY ({query}) TO '{work / kind / f'{bucket}.parquet'}' (FORMAT parquet)")
-            bar.update(1)
+def _arrange(
+    spec: KernelSpec,
+    amount: np.ndarray,
+    weekend: np.ndarray,
+    night: np.ndarray,
+    cust: np.ndarray,
+    term: np.ndarray,
+) -> list[np.ndarray]:
+    """Columns in :func:`stream_feature_names` order: row, customer and terminal windows, groups."""
+    nw = 2 * len(spec.windows_us)
+    return [amount, weekend, night, *cust[:nw], *term[:nw], *cust[nw:], *term[nw:]]
 
 
-def _assemble(
-    con: duckdb.DuckDBPyConnection,
-    config: FeaturesConfig,
-    work: Path,
-    passthrough: list[str],
+def _output(table: pa.Table, names: list[str], values: list[np.ndarray]) -> pa.Table:
+    """Keys, labels and features (float64) of one chunk, in the table's column order."""
+    keep = [*KEYS, *(c for c in ck.PASSTHROUGH if c in table.column_names)]
+    arrays = [table.column(c) for c in keep] + [pa.array(v) for v in values]
+    return pa.Table.from_arrays(arrays, names=[*keep, *names])
+
+
+def _stream(
+    scan: _Scan,
+    names: list[str],
+    columns: ck.Columns,
+    chunks: list[list[ck.SourceFile]],
     output_path: Path,
-    slices: list[tuple[int, int]],
-    bar: tqdm[Any],
+    progress: bool,
 ) -> int:
-    """Join the parts slice by slice in time order, streaming into one Parquet file."""
+    """Second pass on three threads: read chunk k + 1 while slices of chunk k are scanned,
+    each slice written while the next is scanned."""
     rows = 0
-    customers = f"SELECT * FROM read_parquet('{work / 'customers'}/*.parquet')"
-    terminals = f"SELECT * FROM read_parquet('{work / 'terminals'}/*.parquet')"
-    # Streamed batches keep the ORDER BY only when insertion order is preserved.
-    con.execute("SET preserve_insertion_order = true")
     writer: pq.ParquetWriter | None = None
+    written: Future[None] | None = None
     try:
-        for lo, hi in slices:
-            where = " AND ".join(f"{a}.ts >= {lo} AND {a}.ts < {hi}" for a in "bct")
-            base = "SELECT * FROM base"
-            query = assemble_sql(config, base, customers, terminals, passthrough, where)
-            reader = con.sql(query).to_arrow_reader(ARROW_BATCH_ROWS)
-            for batch in reader:
-                if writer is None:
-                    writer = pq.ParquetWriter(output_path, batch.schema)
-                writer.write_batch(batch)
-                rows += batch.num_rows
-            bar.update(1)
+        with (
+            ThreadPoolExecutor(3) as pool,
+            tqdm(total=sum(f.rows for c in chunks for f in c), disable=not progress) as bar,
+        ):
+            reading = pool.submit(ck.read_chunk, chunks[0], columns)
+            for k in range(len(chunks)):
+                chunk = reading.result()
+                if k + 1 < len(chunks):
+                    reading = pool.submit(ck.read_chunk, chunks[k + 1], columns)
+                for start in range(0, chunk.num_rows, SLICE_ROWS):
+                    table = chunk.slice(start, SLICE_ROWS)
+                    out = _output(table, names, scan.features(table, pool))
+                    if writer is None:
+                        writer = pq.ParquetWriter(output_path, out.schema, **PARQUET_OPTIONS)
+                    if written is not None:
+                        written.result()
+                    written = pool.submit(writer.write_table, out)
+                    rows += out.num_rows
+                    bar.update(out.num_rows)
+            if written is not None:
+                written.result()
     finally:
         if writer is not None:
             writer.close()
@@ -191,39 +271,65 @@ def build_feature_table(
     source: Path,
     output_path: Path,
     progress: bool = True,
-    rows_per_bucket: int | None = None,
 ) -> FeatureBuildSummary:
-    """Compute features for every transaction under ``source`` and write them to Parquet.
+    """Compute features for every transaction under ``source`` into one Parquet file.
 
-    The work is split into hash buckets (customers for customer features, terminals for
-    terminal features), each a separate query written to Parquet, then joined in time
-    slices, so memory stays within ``duckdb_memory_limit`` whatever the data size.
+    Rows come out in tie order ``(tx_datetime, transaction_id)``: ids, datetime, customer,
+    terminal, the label columns present, then :func:`stream_feature_names`.
     """
     check_config(config)
     started = time.perf_counter()
+    spec = KernelSpec.from_config(config)
+    names = stream_feature_names(config)
     output_path.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
     with tempfile.TemporaryDirectory(prefix="vigil-features-", dir=output_path.parent) as tmp:
-        work = Path(tmp)
-        con = connect(config, work / "spill")
-        try:
-            relation = source_relation(source)
-            has_fraud, passthrough = _check_columns(_columns(con, relation), str(source))
-            con.execute(f"CREATE VIEW base AS {base_sql(relation, has_fraud, passthrough)}")
-            total = con.execute("SELECT count(*) FROM base").fetchone()
-            n_rows = int(total[0]) if total else 0
-            if n_rows == 0:
-                raise ValueError(f"{source} holds no transactions")
-            buckets = plan_buckets(n_rows, config, rows_per_bucket)
-            logger.info("features for %d rows from %s in %d buckets", n_rows, source, buckets)
-            slices = _time_slices(con, buckets)
-            steps = 2 * buckets + len(slices)
-            with tqdm(total=steps, desc="features", unit="step", disable=not progress) as bar:
-                _write_parts(con, config, work, buckets, bar)
-                written = _assemble(con, config, work, passthrough, output_path, slices, bar)
-        finally:
-            con.close()
-    if written != n_rows:
-        raise RuntimeError(f"feature table has {written} rows for {n_rows} transactions")
+        columns, chunks = _plan(config, source, Path(tmp))
+        total = sum(f.rows for c in chunks for f in c)
+        if not columns.has_fraud:
+            logger.warning(
+                "%s has no %s: terminal and customer risk are 0", source, schema.TX_FRAUD
+            )
+        scan = _Scan(spec, *_size_rings(spec, columns, chunks))
+        state_mb = (scan.customer_rings.nbytes + scan.terminal_rings.nbytes) / 1e6
+        logger.info(
+            "features for %d rows in %d chunks, rings %.0f MB", total, len(chunks), state_mb
+        )
+        rows = _stream(scan, names, columns, chunks, output_path, progress)
+    if rows != total:
+        raise RuntimeError(f"feature table has {rows} rows for {total} transactions")
     seconds = time.perf_counter() - started
-    logger.info("wrote %d feature rows to %s in %.1f s", written, output_path, seconds)
-    return FeatureBuildSummary(output_path, written, feature_names(config), seconds, buckets)
+    logger.info("wrote %d feature rows to %s in %.1f s", rows, output_path, seconds)
+    return FeatureBuildSummary(output_path, rows, names, seconds, len(chunks), state_mb)
+
+
+def compute_features_frame(config: FeaturesConfig, transactions: pd.DataFrame) -> pd.DataFrame:
+    """Features for an in-memory frame of transactions (ids, passthrough labels, features)."""
+    check_config(config)
+    columns = ck.Columns.of([str(c) for c in transactions.columns], "transactions frame")
+    if not columns.has_fraud:
+        logger.warning(
+            "transactions frame has no %s: terminal and customer risk are 0", schema.TX_FRAUD
+        )
+    frame = transactions[list(columns.names.values())]
+    table = ck.typed(pa.Table.from_pandas(frame, preserve_index=False), columns)
+    spec = KernelSpec.from_config(config)
+    ts = ck.ts_us(table)
+    days = np.floor_divide(ts, kernels.US_PER_DAY)
+    indices = []
+    for column in (schema.CUSTOMER_ID, schema.TERMINAL_ID):
+        ids = table.column(column).to_numpy()
+        index = EntityIndex.of(np.unique(ids))
+        capacities = _Capacities(index.size, spec.span_days)
+        capacities.add(days, index(ids))
+        indices.append((index, capacities.best))
+    nw = len(spec.windows_us)
+    scan = _Scan(
+        spec,
+        indices[0][0],
+        indices[1][0],
+        Rings.allocate(indices[0][1], nw, amounts=True),
+        Rings.allocate(indices[1][1], nw, amounts=False),
+    )
+    out = _output(table, stream_feature_names(config), scan.features(table, None))
+    return out.to_pandas()

@@ -12,8 +12,7 @@ import numpy as np
 
 from vigil.config import FeaturesConfig
 from vigil.features import definitions as fd
-from vigil.features.definitions import SECONDS_PER_DAY, feature_names
-from vigil.features.sql import check_config
+from vigil.features.definitions import SECONDS_PER_DAY, check_config, feature_names
 from vigil.features.state import (
     US_PER_DAY,
     Aggregates,

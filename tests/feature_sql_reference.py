@@ -1,4 +1,6 @@
-"""The feature SQL: the one offline definition of every feature, written for DuckDB.
+"""Reference: the DuckDB feature SQL of the engine before ADR 0013, kept as the test oracle.
+
+The compiled kernels (:mod:`vigil.features.kernels`) replaced it; tests compare them with it.
 
 Order of transactions is ``(tx_datetime, transaction_id)``; a transaction sees the
 transactions before it in that order plus itself. Windows are durations of ``n * 86400``
@@ -14,23 +16,15 @@ own entity's history), then join them; :func:`feature_sql` joins them in one que
 
 from __future__ import annotations
 
+import pandas as pd
+
 from vigil.config import FeaturesConfig
 from vigil.data import schema
 from vigil.features import definitions as fd
+from vigil.features.definitions import check_config
 
 US_PER_DAY = fd.SECONDS_PER_DAY * 1_000_000
 ID, TS = schema.TRANSACTION_ID, "ts"
-
-
-def check_config(config: FeaturesConfig) -> None:
-    """Reject settings for which point-in-time features are undefined."""
-    if config.label_delay_days < 1:
-        raise ValueError(
-            "features.label_delay_days must be >= 1: with no delay a transaction's own label "
-            "would enter its terminal risk (not known at scoring time)"
-        )
-    if len(set(config.windows_days)) != len(config.windows_days) or min(config.windows_days) < 1:
-        raise ValueError(f"features.windows_days must be distinct and >= 1: {config.windows_days}")
 
 
 def base_sql(source: str, has_fraud: bool, passthrough: list[str]) -> str:
@@ -222,3 +216,19 @@ def feature_sql(
     customers, terminals = customer_sql(config, "base"), terminal_sql(config, "base")
     query = assemble_sql(config, "SELECT * FROM base", customers, terminals, passthrough)
     return f"WITH base AS ({base_sql(source, has_fraud, passthrough)}) {query}"
+
+
+def reference_features(config: FeaturesConfig, transactions: pd.DataFrame) -> pd.DataFrame:
+    """The reference engine's features for an in-memory frame (one DuckDB query)."""
+    import duckdb
+
+    lower = {c.lower() for c in transactions.columns}
+    passthrough = [c for c in (schema.TX_FRAUD, schema.TX_FRAUD_SCENARIO) if c in lower]
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("transactions_frame", transactions)
+        sql = feature_sql(config, "transactions_frame", schema.TX_FRAUD in lower, passthrough)
+        return con.execute(sql).df()
+    finally:
+        con.close()
