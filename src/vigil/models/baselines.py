@@ -47,8 +47,12 @@ def fit_lightgbm(
     config: ModelConfig,
     balanced: bool,
     seed: int,
+    init_model: lightgbm.LGBMClassifier | None = None,
 ) -> lightgbm.LGBMClassifier:
-    """Gradient-boosted trees, early-stopped on validation average precision."""
+    """Gradient-boosted trees, early-stopped on validation average precision.
+
+    ``init_model`` warm-starts: up to ``n_estimators`` trees are added to that model's.
+    """
     params = config.lightgbm
     classifier = lightgbm.LGBMClassifier(
         n_estimators=params.n_estimators,
@@ -68,6 +72,7 @@ def fit_lightgbm(
         eval_X=validation[0],
         eval_y=validation[1],
         callbacks=[lightgbm.early_stopping(LIGHTGBM_EARLY_STOPPING_ROUNDS, verbose=False)],
+        init_model=None if init_model is None else init_model.booster_,
     )
     logger.info("LightGBM: best iteration %s", classifier.best_iteration_)
     return classifier

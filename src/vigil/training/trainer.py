@@ -115,16 +115,24 @@ def train_mlp(
     model_config: ModelConfig,
     config: TrainConfig,
     tensorboard_dir: Path | None = None,
+    initial: FraudMLP | None = None,
 ) -> tuple[FraudMLP, list[EpochRecord]]:
-    """Fit the MLP; returns the best model by validation AP and the per-epoch history."""
+    """Fit the MLP; returns the best model by validation AP and the per-epoch history.
+
+    ``initial`` warm-starts: training continues from a copy of that model, its scaler kept
+    (the weights were learnt on that scaling), instead of a fresh network.
+    """
     from torch.utils.tensorboard import SummaryWriter
 
     seed_everything(config.seed)
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
     rng = np.random.default_rng(config.seed)
-    model = FraudMLP.from_config(model_config, n_features=train.features.shape[1])
-    model.fit_scaler(train.features)
+    if initial is None:
+        model = FraudMLP.from_config(model_config, n_features=train.features.shape[1])
+        model.fit_scaler(train.features)
+    else:
+        model = copy.deepcopy(initial).train()
     loss_fn = _loss_function(train.labels, config.class_weighting)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     writer = SummaryWriter(str(tensorboard_dir)) if tensorboard_dir else None
