@@ -1,7 +1,8 @@
 """Headless Chromium (Debian's ``chromium`` through Playwright) and local servers to point it at.
 
 Used for the docs' screenshots, the one-pager's PDF and the demo video's frames. Playwright
-never downloads a browser here: it drives the system Chromium at ``CHROMIUM``.
+never downloads a browser here: it drives the system Chromium (``CHROMIUM`` unless the caller
+names another executable).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-CHROMIUM = Path(os.environ.get("VIGIL_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM = Path("/usr/bin/chromium")
+"""Debian's ``chromium`` package."""
 VIEWPORT = (1280, 800)
 
 
@@ -74,15 +76,15 @@ def server(
 
 
 @contextmanager
-def chromium(viewport: tuple[int, int] = VIEWPORT) -> Iterator[Any]:
+def chromium(viewport: tuple[int, int] = VIEWPORT, executable: Path = CHROMIUM) -> Iterator[Any]:
     """A Playwright page in headless Chromium (``--no-sandbox``: we run as root in CI)."""
-    if not CHROMIUM.exists():
-        raise BrowserError(f"{CHROMIUM} not found: apt-get install chromium")
+    if not executable.exists():
+        raise BrowserError(f"{executable} not found: apt-get install chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
+            executable_path=str(executable), args=["--no-sandbox", "--disable-gpu"]
         )
         try:
             width, height = viewport
