@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from vigil.data import schema
-from vigil.data.contracts import DataContractError, validate_labels, validate_transactions
+from vigil.data.contracts import DataContractError, validate_transactions
 from vigil.data.io import write_partitioned
 from vigil.data.quality import quality_report
 
@@ -92,22 +92,6 @@ def test_invalid_batch_is_rejected_before_anything_is_written(tmp_path: Path) ->
     with pytest.raises(DataContractError, match="tx_amount"):
         write_partitioned(frame, tmp_path / "raw")
     assert not (tmp_path / "raw").exists()
-
-
-def test_label_contract() -> None:
-    labels = pd.DataFrame(
-        {
-            schema.TRANSACTION_ID: [1, 2],
-            schema.TX_FRAUD: [1, 0],
-            schema.LABELLED_AT: ["2018-04-09 10:00", "2018-04-09 11:00"],
-        }
-    )
-    valid = validate_labels(labels)
-    assert str(valid[schema.LABELLED_AT].dtype) == "datetime64[us]"
-    with pytest.raises(DataContractError, match="column 'tx_fraud', check 'isin"):
-        validate_labels(labels.assign(tx_fraud=[1, 3]))
-    with pytest.raises(DataContractError, match=r"missing column\(s\) 'labelled_at'"):
-        validate_labels(labels.drop(columns=[schema.LABELLED_AT]))
 
 
 def test_quality_report_counts_by_hand(tmp_path: Path) -> None:

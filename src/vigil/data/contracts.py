@@ -222,20 +222,6 @@ def transaction_schema(
     )
 
 
-def label_schema() -> pa.DataFrameSchema:
-    """The label contract: ``transaction_id, tx_fraud, labelled_at``."""
-    return pa.DataFrameSchema(
-        {
-            schema.TRANSACTION_ID: _id_column(unique=True),
-            schema.TX_FRAUD: _label_column(required=True),
-            schema.LABELLED_AT: pa.Column(_TIMESTAMP, nullable=False),
-        },
-        name="labels",
-        coerce=True,
-        strict=False,
-    )
-
-
 def _plain(value: object) -> object:
     """numpy scalars as Python ones, so messages read ``12`` and not ``np.int64(12)``."""
     return value.item() if isinstance(value, np.generic) else value
@@ -306,8 +292,3 @@ def validate_transactions(
     """
     contracts = (_raw_checks(), transaction_schema(require_labels, policy))
     return _validate(df, contracts, "transactions")
-
-
-def validate_labels(df: pd.DataFrame) -> pd.DataFrame:
-    """Check ``df`` against the label contract; return it with schema dtypes."""
-    return _validate(df, (_raw_checks(extras=False), label_schema()), "labels")
