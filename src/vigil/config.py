@@ -252,7 +252,7 @@ class CasesConfig(_Section):
     habit_days: int = Field(30, gt=0, le=366)  # the card's habit: its amounts over these days
     fraud_run_days: int = Field(28, gt=0, le=366)  # the terminal's recent known frauds
     # the day's ranking is recomputed in the background once older than this (0: every read)
-    ranking_refresh_seconds: float = Field(5.0, ge=0, le=3600)
+    ranking_refresh_seconds: float = Field(30.0, ge=0, le=3600)
 
 
 class Settings(BaseSettings):
