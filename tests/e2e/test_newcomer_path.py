@@ -156,6 +156,9 @@ def test_generate_validate_features(clone: Clone) -> None:
     assert json.loads((clone.path / "data/quality.json").read_text())["rows"] > 300_000
     out = clone.run(in_readme("vigil features")).stdout
     assert "features:" in out and "24 features" in out
+    command = "vigil backfill features -i data/raw -o data/features/backfill.parquet"
+    out = clone.run(in_readme(command)).stdout
+    assert "feature rows" in out and "from 32 buckets and 4 slices" in out
 
 
 def test_warm_state(clone: Clone) -> None:

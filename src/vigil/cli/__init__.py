@@ -12,6 +12,7 @@ import typer
 
 import vigil
 from vigil.cli import (
+    backfill_commands,
     data_commands,
     feature_commands,
     feedback_commands,
@@ -71,5 +72,6 @@ for area in (
     pipeline_commands,
     report_commands,
     stress_commands,
+    backfill_commands,
 ):
     area.register(app)
