@@ -99,7 +99,9 @@ def main() -> None:
             ("openvino_fp32", fp32),
             ("openvino_int8", int8),
         ):
-            figures[f"{name}_max_abs_diff"] = float(np.abs(scorer.score(rows) - reference).max())
+            difference = np.abs(scorer.score(rows) - reference)
+            figures[f"{name}_max_abs_diff"] = float(difference.max())
+            figures[f"{name}_mean_abs_diff"] = float(difference.mean())
             figures[f"{name}_single_row_p50_us"] = p50_us(scorer.score, rows)
             figures[f"{name}_batch_rows_per_s"] = rows_per_s(scorer.score, big)
     print(json.dumps(figures))

@@ -237,6 +237,14 @@ def parity_rows(model: OnnxScorer, features: Path | None) -> np.ndarray:
     return (means * (1 + 0.1 * rng.standard_normal((PARITY_ROWS, len(means))))).astype(np.float32)
 
 
+def calibration_rows(model: OnnxScorer, features: Path | None) -> np.ndarray:
+    """1,000 rows spread over the whole feature table (int8 calibration), not the test rows."""
+    if features is None or not features.exists():
+        return parity_rows(model, None)[:1000]
+    table = pd.read_parquet(features, columns=list(model.feature_names))
+    return table.sample(n=min(1000, len(table)), random_state=0).to_numpy(np.float32)
+
+
 def max_diff(scores: list[float] | np.ndarray, reference: np.ndarray) -> float:
     """max |scores - reference|."""
     return float(np.abs(np.asarray(scores, dtype=np.float32).reshape(-1) - reference).max())
@@ -269,7 +277,7 @@ def run_all(args: argparse.Namespace, run: Path, tmp: Path) -> tuple[list[Load],
     rows = parity_rows(model, args.features)
     reference = model.score(rows)
     np.save(tmp / "rows.npy", rows)
-    np.save(tmp / "calibration.npy", parity_rows(model, args.features)[:300] * 1.0)
+    np.save(tmp / "calibration.npy", calibration_rows(model, args.features))
     figures = provider_side(
         ["--model", str(run / "model.onnx"), "--rows", str(tmp / "rows.npy"),
          "--calibration", str(tmp / "calibration.npy")]
@@ -392,8 +400,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for load in loads:
         print(load.row(floor))
-    for key, value in sorted(figures.items()):
-        print(f"{key}: {value:.3g}")
+    for figure, value in sorted(figures.items()):
+        print(f"{figure}: {value:.3g}")
     ratios = {
         name: vigil.requests_per_s / by[name].requests_per_s
         for name in ("TorchServe tuned", "TorchServe defaults", "BentoML (adaptive batching)",
