@@ -303,6 +303,25 @@ class RedisStateStore:
             ops.append(self._op(False, self._terminal_keys(tx.terminal_id), (ts, tx_id), i))
         return ops
 
+    def _record_calls(self, txs: Sequence[Transaction], spec: WindowSpec) -> list[_Call]:
+        """The record script's calls: per slot on a cluster; on one Redis a single call built
+        directly (every customer side in batch order, then every terminal side), the hot path
+        of a single-node deployment."""
+        header = self._record_header(spec)
+        if self.cluster:
+            return _calls(self._record_ops(txs), header, by_slot=True)
+        keys: list[str] = []
+        terminal_keys: list[str] = []
+        args: list[Any] = [*header, len(txs)]
+        terminal_args: list[Any] = []
+        for tx in txs:
+            ts, tx_id = tx.ts_us, tx.transaction_id
+            keys += self._customer_keys(tx.customer_id)
+            terminal_keys += self._terminal_keys(tx.terminal_id)
+            args += (ts, tx_id, repr(float(tx.tx_amount)))
+            terminal_args += (ts, tx_id)
+        return [_Call([], keys + terminal_keys, args + terminal_args)]
+
     def _forget_ops(self, txs: Sequence[Transaction]) -> list[_Op]:
         ops = []
         for i, tx in enumerate(txs):
@@ -406,14 +425,14 @@ class RedisStateStore:
         """Append transactions in order (idempotent): one script call per batch (per slot)."""
         if not txs:
             return []
-        calls = _calls(self._record_ops(txs), self._record_header(spec), self.cluster)
+        calls = self._record_calls(txs, spec)
         return self._aggregates(txs, calls, self._run(_RECORD, calls), spec)
 
     async def arecord(self, txs: Sequence[Transaction], spec: WindowSpec) -> list[Aggregates]:
         """Async :meth:`record`."""
         if not txs:
             return []
-        calls = _calls(self._record_ops(txs), self._record_header(spec), self.cluster)
+        calls = self._record_calls(txs, spec)
         return self._aggregates(txs, calls, await self._arun(_RECORD, calls), spec)
 
     async def aforget(self, txs: Sequence[Transaction]) -> None:
