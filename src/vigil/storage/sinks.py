@@ -108,7 +108,10 @@ class PsycopgSink:
     """PostgreSQL over psycopg 3 async connections in autocommit mode, ``concurrency`` of them.
 
     Each batch is one statement, hence one round trip and one durable commit; a broken
-    connection is replaced and the batch retried once (the insert is idempotent).
+    connection is replaced and the batch retried once (the insert is idempotent). At most
+    ``concurrency`` connections are open or being opened at once: further writes and look-ups
+    wait for one, so a burst of requests (the one after a database restart, when no connection
+    is idle) cannot open a connection each and exhaust the server's ``max_connections``.
     """
 
     def __init__(self, database_url: str, concurrency: int = 2) -> None:
@@ -118,6 +121,7 @@ class PsycopgSink:
         self._connect_args = dict(url.get_dialect()().create_connect_args(url)[1])
         self.concurrency = concurrency
         self._idle: list[Any] = []  # psycopg.AsyncConnection, imported lazily
+        self._slots = asyncio.Semaphore(concurrency)  # one per connection open or opening
 
     async def _connect(self) -> Any:
         import psycopg
@@ -132,8 +136,14 @@ class PsycopgSink:
 
         Returns the rows it selected (none for the insert).
         """
+        async with self._slots:
+            return await self._execute_in_slot(sql, parameters, fresh)
+
+    async def _execute_in_slot(self, sql: str, parameters: Any, fresh: bool) -> list[Any]:
         import psycopg
 
+        if fresh and self._idle:  # the idle ones may be as dead as the one that broke
+            await self.close()
         connection = self._idle.pop() if self._idle and not fresh else await self._connect()
         try:
             cursor = await connection.execute(sql, parameters, prepare=True)
@@ -177,6 +187,10 @@ class PsycopgSink:
 
     async def probe(self) -> None:
         """Drop idle connections (they may be dead) and check a fresh one with ``SELECT 1``."""
+        async with self._slots:
+            await self._probe_in_slot()
+
+    async def _probe_in_slot(self) -> None:
         await self.close()
         connection = await self._connect()
         try:
