@@ -4,7 +4,7 @@
 and time columns sizes each customer's and terminal's ring (:func:`kernels.ring_capacities`),
 the second reads chunk after chunk in time order, runs the customer and terminal scans side
 by side (numba, no GIL) and appends the rows to one Parquet file. Memory follows the rows of
-the longest window plus the label delay, never the whole history (ADR 0018).
+the longest window plus the label delay, never the whole history (ADR 0022).
 """
 
 from __future__ import annotations

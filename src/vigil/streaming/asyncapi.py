@@ -18,6 +18,7 @@ from vigil.streaming.messages import (
     TransactionMessage,
 )
 from vigil.streaming.outbox import BATCH_ITEM_HEADER
+from vigil.streaming.partitions import members_exchange, partition_exchange, partition_queue
 from vigil.streaming.topology import REASON_HEADER, dead_letter_queue
 
 
@@ -57,6 +58,16 @@ def build_asyncapi(config: BrokerConfig) -> dict[str, Any]:
             },
         },
     }
+    heartbeat = {
+        "name": "Heartbeat",
+        "summary": "A partitioned worker is alive (or leaving now).",
+        "contentType": "application/json",
+        "payload": {
+            "type": "object",
+            "required": ["id", "leaving"],
+            "properties": {"id": {"type": "string"}, "leaving": {"type": "boolean"}},
+        },
+    }
     channels = {
         "transactions": {
             "address": tx,
@@ -73,6 +84,30 @@ def build_asyncapi(config: BrokerConfig) -> dict[str, Any]:
                     TRANSACTION_BATCH_TYPE,
                 ),
             },
+        },
+        "partitionedTransactions": {
+            "address": f"{partition_exchange(config)}/{{partition}}",
+            "description": (
+                f"With broker.partitions = N > 0 (now {config.partitions}): direct exchange "
+                f"'{partition_exchange(config)}', routing key the partition "
+                "CRC-32(customer_id as 8 big-endian bytes) mod N, bound to quorum queues "
+                f"'{partition_queue(config, 0)}' .. '{partition_queue(config, 1)}' .. "
+                "(one a partition) with single active consumer, "
+                "so a card's transactions stay in order (ADR 0015). Batches hold one "
+                "partition's transactions."
+            ),
+            "parameters": {"partition": {"description": "0 .. N-1"}},
+            "messages": {
+                "transaction": {"$ref": "#/channels/transactions/messages/transaction"},
+                "transactionBatch": {"$ref": "#/channels/transactions/messages/transactionBatch"},
+            },
+        },
+        "workerHeartbeats": {
+            "address": members_exchange(config),
+            "description": "Fanout exchange of partitioned workers' membership heartbeats "
+            f"(every broker.heartbeat_s = {config.heartbeat_s} s); the partitions are dealt "
+            "round robin over the live members.",
+            "messages": {"heartbeat": heartbeat},
         },
         "decisions": {
             "address": f"{decisions}/decision.{{label}}",
@@ -120,6 +155,10 @@ def build_asyncapi(config: BrokerConfig) -> dict[str, Any]:
         "channels": channels,
         "operations": {
             "scoreTransactions": op("receive", "transactions", "The worker scores these."),
+            "scorePartitions": op(
+                "receive", "partitionedTransactions", "One active worker per partition."
+            ),
+            "exchangeHeartbeats": op("send", "workerHeartbeats", "Each worker, every beat."),
             "publishDecisions": op("send", "decisions", "Published after commit, before ack."),
             "receiveLabels": op("receive", "labels", "Labels table and online state."),
             "deadLetterTransactions": op("send", "transactionsDeadLetters", "Poison messages."),
