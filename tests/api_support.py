@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -126,9 +127,12 @@ def transaction(transaction_id: int = 1, amount: float = 57.16, **changes: objec
 
 
 @contextmanager
-def serve_in_thread(app: FastAPI) -> Iterator[str]:
-    """``app`` under a real uvicorn server in a thread, on a free port; yields its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+def serve_in_thread(app: FastAPI, **options: Any) -> Iterator[str]:
+    """``app`` under a real uvicorn server in a thread, on a free port; yields its base URL.
+
+    ``options`` go to ``uvicorn.Config`` (``http=`` for ``vigil serve``'s protocol)."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", **options)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -172,10 +172,15 @@ class ServingConfig(_Section):
     max_upload_bytes: int = Field(10_000_000, gt=0)
     max_batch_rows: int = Field(10_000, gt=0)
     # Admission control of /predict and /forward (serving/admission.py): requests admitted
-    # and not yet answered; one more is refused at once with 503 and Retry-After, as is every
-    # one while the event loop runs more than max_loop_lag_ms late (0: no lag bound; set it
-    # only where the process has its CPU to itself, or CPU contention becomes 503s).
+    # and not yet answered; one more is refused at once with 503 and Retry-After. The limit
+    # is max_in_flight, or, with latency_target_ms > 0, follows the admitted requests'
+    # latency (AIMD, capped by max_in_flight); a request that waited more than max_queue_ms
+    # before its handler started is refused then; every one is refused while the event loop
+    # runs more than max_loop_lag_ms late. 0 turns each of the three off: set them only where
+    # the process has its CPU to itself, or CPU contention becomes 503s (ADR 0019).
     max_in_flight: int = Field(128, gt=0)
+    latency_target_ms: float = Field(0.0, ge=0)
+    max_queue_ms: float = Field(0.0, ge=0)
     max_loop_lag_ms: float = Field(0.0, ge=0)
     retry_after_s: int = Field(1, ge=0)
 

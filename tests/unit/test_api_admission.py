@@ -1,17 +1,20 @@
-"""Admission control: past ``serving.max_in_flight`` scoring requests, a fast 503 + Retry-After."""
+"""Admission control: past the in-flight limit (fixed, or following latency), past the queue
+deadline or while the loop lags, scoring requests get a fast 503 + Retry-After."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 import pytest
-from prometheus_client import CollectorRegistry, Counter
-from starlette.types import Message, Receive, Scope, Send
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api_support import (
     FakeWriter,
@@ -21,8 +24,10 @@ from api_support import (
     transaction,
     write_model,
 )
-from vigil.config import Settings
-from vigil.serving.admission import SHED_DETAIL, AdmissionGate
+from vigil.config import ServingConfig, Settings
+from vigil.monitoring import create_metrics
+from vigil.serving.admission import SHED_DETAIL, AdmissionGate, LatencyLimit
+from vigil.serving.shedding import shedding_protocol
 from vigil.storage import PredictionRecord, RecordRejected
 
 
@@ -40,7 +45,11 @@ class _Held:
         await send({"type": "http.response.body", "body": b"ok"})
 
 
-async def _call(app: AdmissionGate) -> list[Message]:
+def _scope() -> Scope:
+    return {"type": "http", "method": "POST", "path": "/predict", "headers": []}
+
+
+async def _call(app: AdmissionGate, scope: Scope | None = None) -> list[Message]:
     sent: list[Message] = []
 
     async def receive() -> Message:
@@ -49,19 +58,33 @@ async def _call(app: AdmissionGate) -> list[Message]:
     async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/predict", "headers": []}
-    await app(scope, receive, send)
+    await app(scope if scope is not None else _scope(), receive, send)
     return sent
 
 
-def _shed_counter() -> Counter:
-    return Counter("shed", "test", registry=CollectorRegistry())
+class _Clock:
+    """A fake clock: seconds advance only when the test says."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _gate(
+    inner: ASGIApp, clock: Callable[[], float] = time.perf_counter, **serving: Any
+) -> AdmissionGate:
+    return AdmissionGate(inner, ServingConfig(**serving), create_metrics(), clock)
+
+
+def _shed(gate: AdmissionGate) -> float:
+    return gate._shed._value.get()
 
 
 async def test_gate_admits_up_to_the_limit_and_refuses_the_rest_at_once() -> None:
     inner = _Held()
-    shed = _shed_counter()
-    gate = AdmissionGate(inner, max_in_flight=2, retry_after_s=3, shed=shed)
+    gate = _gate(inner, max_in_flight=2, retry_after_s=3)
     admitted = [asyncio.ensure_future(_call(gate)) for _ in range(2)]
     await asyncio.sleep(0)
     refused = await asyncio.wait_for(_call(gate), 1.0)  # answered while the others are held
@@ -69,7 +92,7 @@ async def test_gate_admits_up_to_the_limit_and_refuses_the_rest_at_once() -> Non
     assert start["status"] == 503
     assert (b"retry-after", b"3") in start["headers"]
     assert orjson.loads(body["body"])["detail"] == SHED_DETAIL
-    assert (inner.entered, gate.in_flight, shed._value.get()) == (2, 2, 1)
+    assert (inner.entered, gate.in_flight, _shed(gate)) == (2, 2, 1)
     inner.release.set()
     for done in await asyncio.gather(*admitted):
         assert done[0]["status"] == 200
@@ -81,7 +104,7 @@ async def test_a_failing_request_leaves_the_gate() -> None:
     async def broken(scope: Scope, receive: Receive, send: Send) -> None:
         raise RuntimeError("boom")
 
-    gate = AdmissionGate(broken, max_in_flight=1, retry_after_s=1, shed=_shed_counter())
+    gate = _gate(broken, max_in_flight=1)
     for _ in range(3):
         with pytest.raises(RuntimeError):
             await _call(gate)
@@ -97,7 +120,7 @@ async def _turns() -> None:
 async def test_a_late_event_loop_sheds_until_it_catches_up() -> None:
     inner = _Held()
     inner.release.set()
-    gate = AdmissionGate(inner, 100, retry_after_s=1, shed=_shed_counter(), max_loop_lag_ms=20)
+    gate = _gate(inner, max_in_flight=100, max_loop_lag_ms=20)
     gate.start()
     try:
         await asyncio.sleep(0.02)
@@ -119,12 +142,117 @@ async def test_a_late_event_loop_sheds_until_it_catches_up() -> None:
         await gate.stop()
 
 
-@pytest.mark.parametrize(("in_flight", "lag_ms"), [(0, 10.0), (1, -1.0)])
-def test_limits_must_be_valid(in_flight: int, lag_ms: float) -> None:
+# -- the limit that follows latency (fake clock) -----------------------------------------
+
+
+def _window(limit: LatencyLimit, clock: _Clock, latencies: list[float]) -> None:
+    """One window's answers, evenly spread over it: the first opens it, the last closes it."""
+    step = limit.window_s / (len(latencies) - 1) + 1e-9  # past float rounding
+    clock.now += step
+    for latency in latencies:
+        limit.observe(latency, clock.now)
+        clock.now += step
+
+
+def test_the_limit_falls_in_proportion_while_answers_are_late_down_to_its_floor() -> None:
+    clock = _Clock()
+    limit = LatencyLimit(ceiling=128, target_s=0.02)
+    _window(limit, clock, [0.001] * 10)  # opens the first window on time: nothing changes
+    assert limit.limit == 128
+    _window(limit, clock, [0.022] * 10)  # 1.1x the target: cut by a fifth at least
+    assert limit.limit == 102
+    _window(limit, clock, [0.03] * 10)  # 1.5x the target: cut in proportion, to 2/3
+    assert limit.limit == 68
+    _window(limit, clock, [0.2] * 10)  # 10x the target: cut by half at most
+    assert limit.limit == 34
+    for _ in range(20):
+        _window(limit, clock, [0.2] * 10)
+    assert limit.limit == LatencyLimit.FLOOR
+
+
+def test_a_few_late_answers_do_not_cut_the_limit() -> None:
+    clock = _Clock()
+    limit = LatencyLimit(ceiling=64, target_s=0.02)
+    for _ in range(3):  # 1 late answer in 20: below the window's 90th percentile
+        _window(limit, clock, [0.005] * 19 + [1.0])
+    assert limit.limit == 64
+
+
+def test_the_limit_grows_back_only_while_it_holds_requests_back() -> None:
+    clock = _Clock()
+    limit = LatencyLimit(ceiling=40, target_s=0.02)
+    for _ in range(10):
+        _window(limit, clock, [0.5] * 5)
+    assert limit.limit == LatencyLimit.FLOOR
+    _window(limit, clock, [0.005] * 5)  # fast, but the limit was never reached: no growth
+    assert limit.limit == LatencyLimit.FLOOR
+    grown = []
+    for _ in range(30):
+        limit.reached()
+        _window(limit, clock, [0.005] * 5)
+        grown.append(limit.limit)
+    assert grown[:3] == [5, 6, 7] and grown == sorted(grown)  # +1, or +10 % once past 10
+    assert grown[-1] == 40  # capped by the ceiling (serving.max_in_flight)
+
+
+@pytest.mark.parametrize(("ceiling", "target_s"), [(0, 0.02), (8, 0.0)])
+def test_latency_limit_parameters_must_be_valid(ceiling: int, target_s: float) -> None:
     with pytest.raises(ValueError):
-        AdmissionGate(
-            _Held(), in_flight, retry_after_s=1, shed=_shed_counter(), max_loop_lag_ms=lag_ms
-        )
+        LatencyLimit(ceiling, target_s)
+
+
+class _Timed:
+    """An inner app whose every answer takes ``seconds`` on the fake clock."""
+
+    def __init__(self, clock: _Clock, seconds: float) -> None:
+        self.clock, self.seconds, self.entered = clock, seconds, 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.entered += 1
+        self.clock.now += self.seconds
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def test_slow_answers_lower_the_gates_limit() -> None:
+    clock = _Clock()
+    inner = _Timed(clock, seconds=0.1)  # 5x the target
+    gate = _gate(inner, clock, max_in_flight=64, latency_target_ms=20)
+    for _ in range(5):
+        assert (await _call(gate))[0]["status"] == 200
+    assert gate.limit == 16  # two windows closed, each halving it (5x the target)
+    gate.in_flight = gate.limit  # that many held: the next one is refused
+    assert (await _call(gate))[0]["status"] == 503
+    assert inner.entered == 5
+
+
+async def test_a_request_queued_past_the_deadline_is_refused_before_any_work() -> None:
+    clock = _Clock()
+    inner = _Timed(clock, seconds=0.0)
+    gate = _gate(inner, clock, max_in_flight=8, max_queue_ms=10, retry_after_s=2)
+    waits = gate._queue_wait
+
+    def admitted(waited_s: float) -> Scope:
+        scope = _scope()
+        gate.admit(scope)  # as the server's protocol does when it reads the request
+        clock.now += waited_s
+        return scope
+
+    on_time = await _call(gate, admitted(0.009))
+    late = await _call(gate, admitted(0.011))
+    assert on_time[0]["status"] == 200
+    assert late[0]["status"] == 503 and (b"retry-after", b"2") in late[0]["headers"]
+    assert (inner.entered, gate.in_flight, _shed(gate)) == (1, 0, 1)
+    # Every admitted request waited within the deadline: the histogram saw only the first.
+    assert waits._sum.get() == pytest.approx(0.009)
+
+
+@pytest.mark.parametrize(
+    "serving", [{"max_in_flight": 0}, {"max_loop_lag_ms": -1}, {"max_queue_ms": -1}]
+)
+def test_limits_must_be_valid(serving: dict[str, float]) -> None:
+    with pytest.raises(ValidationError):
+        ServingConfig(**serving)
 
 
 class _SlowWriter(FakeWriter):
@@ -178,40 +306,21 @@ def test_the_server_refuses_before_the_app_and_keeps_the_connection(
 ) -> None:
     """``vigil serve``'s protocol: while the gate is overloaded, scoring requests get the
     503 straight from the server (the app never sees them); other routes still answer."""
-    import uvicorn
-
-    from vigil.serving.shedding import shedding_protocol
-
     settings = api_settings(small_settings, max_loop_lag_ms=0)
     writer = FakeWriter()
     app = build_app(settings, write_model(settings, tmp_path / "m.onnx", "m"), writer)
     gate = app.state.admission
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        http=shedding_protocol(gate, app.state.metrics),
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    try:
-        with httpx.Client(base_url=base, timeout=10) as client:
-            assert client.post("/predict", json=transaction(1)).status_code == 200
-            gate.lagging = True  # as the probe sets it under overload
-            refused = [client.post("/predict", json=transaction(t)) for t in (2, 3)]
-            health = client.get("/health")
-            gate.lagging = False
-            again = client.post("/predict", json=transaction(4))
-            metrics = client.get("/metrics").text
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with (
+        serve_in_thread(app, http=shedding_protocol(gate, app.state.metrics)) as base,
+        httpx.Client(base_url=base, timeout=10) as client,
+    ):
+        assert client.post("/predict", json=transaction(1)).status_code == 200
+        gate.lagging = True  # as the probe sets it under overload
+        refused = [client.post("/predict", json=transaction(t)) for t in (2, 3)]
+        health = client.get("/health")
+        gate.lagging = False
+        again = client.post("/predict", json=transaction(4))
+        metrics = client.get("/metrics").text
     for response in refused:
         assert response.status_code == 503
         assert response.headers["retry-after"] == "1"
@@ -223,3 +332,48 @@ def test_the_server_refuses_before_the_app_and_keeps_the_connection(
     assert sorted(r.transaction_id for r in writer.records) == [1, 4]
     assert "vigil_http_requests_shed_total 2.0" in metrics
     assert 'vigil_http_requests_total{route="/predict",status="503"} 2.0' in metrics
+
+
+def _metric(exposition: str, name: str) -> float:
+    """A sample's value in a Prometheus exposition (``name`` with its labels)."""
+    for line in exposition.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} not exposed")
+
+
+def test_under_overload_only_requests_within_the_deadline_are_admitted(
+    small_settings: Settings, tmp_path: Path
+) -> None:
+    """Waves of concurrent requests, each far more than the server answers within the
+    target: the limit falls below ``max_in_flight``, the surplus gets 503 + Retry-After, no
+    admitted request waited past ``max_queue_ms`` before its handler, every 200 is stored."""
+    settings = api_settings(
+        small_settings, max_in_flight=64, latency_target_ms=20, max_queue_ms=25, max_loop_lag_ms=0
+    )
+    writer = _SlowWriter(seconds=0.05)  # every commit: 2.5x the latency target
+    app = build_app(settings, write_model(settings, tmp_path / "m.onnx", "m"), writer)
+    protocol = shedding_protocol(app.state.admission, app.state.metrics)
+
+    async def waves(base: str) -> dict[int, httpx.Response]:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+            answers: dict[int, httpx.Response] = {}
+            for wave in range(6):
+                tids = range(wave * 200 + 1, wave * 200 + 201)
+                posts = [client.post("/predict", json=transaction(t)) for t in tids]
+                answers.update(zip(tids, await asyncio.gather(*posts), strict=True))
+            return answers
+
+    with serve_in_thread(app, http=protocol) as base:
+        answers = asyncio.run(waves(base))
+        metrics = httpx.get(f"{base}/metrics").text
+    ok = sorted(t for t, r in answers.items() if r.status_code == 200)
+    shed = [r for r in answers.values() if r.status_code == 503]
+    assert ok and shed and len(ok) + len(shed) == len(answers)
+    assert all(r.headers["retry-after"] == "1" for r in shed)
+    assert sorted(r.transaction_id for r in writer.records) == ok  # nothing admitted is lost
+    assert _metric(metrics, "vigil_http_admission_limit") < 64  # it followed the latency
+    admitted = _metric(metrics, "vigil_http_admission_wait_seconds_count")
+    within = _metric(metrics, 'vigil_http_admission_wait_seconds_bucket{le="0.025"}')
+    assert admitted == within == len(ok)  # none waited past the deadline before its work

@@ -73,6 +73,17 @@ class VigilMetrics:
             "Scoring requests refused by admission control (503 + Retry-After), not scored.",
             registry=reg,
         )
+        self.admission_queue_wait = Histogram(
+            "vigil_http_admission_wait_seconds",
+            "Admitted scoring requests: time from the server reading them to their handler.",
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.admission_limit = Gauge(
+            "vigil_http_admission_limit",
+            "Scoring requests admission control lets in flight now.",
+            registry=reg,
+        )
 
         # Model.
         self.scores = Histogram(

@@ -1,23 +1,31 @@
-"""Admission control: the scoring routes take a bounded number of requests at once.
+"""Admission control: the scoring routes take only what they can answer within a latency target.
 
 A process that queues every request under a surge answers every one of them late: past its
 capacity the queue grows without bound and so does the latency of every answer, the ones it
-will end up giving included. The gate instead admits at most ``serving.max_in_flight``
-scoring requests (``POST /predict``, ``POST /forward``) at a time; one that arrives while
-that many are being answered is refused at once, before its body is parsed, with ``503``,
-``Retry-After`` and the usual JSON error body. Admitted requests then wait for at most
-``max_in_flight`` others, so their latency stays bounded however large the surge, and a
-refused one is cheap enough that refusing does not eat the capacity the admitted ones need.
+will end up giving included. The gate in front of the scoring routes (``POST /predict``,
+``POST /forward``) refuses a request at once, before its body is parsed, with ``503``,
+``Retry-After`` and the usual JSON error body, when any of these holds:
 
-Bounding the work in flight is not enough when the process itself is the bottleneck: with one
-core, requests wait in the socket buffers and the event loop's backlog before the gate ever
-sees them, and the admitted ones answer fast, so few are in flight while every answer is late.
-The gate therefore also watches the event loop: a probe sleeps ``LAG_PROBE_S`` and measures
-how late it wakes up (CFS throttling by a CPU quota included); while that lag is above
-``serving.max_loop_lag_ms`` on two probes in a row, new scoring requests are refused too.
-Refusing costs a fraction of scoring, so the loop catches up and the lag, and the latency of
-what is admitted, stay near the bound. ``vigil serve`` refuses even earlier, in the HTTP
-server itself (``serving/shedding.py``), with the same gate.
+* **in flight**: as many requests are admitted and not yet answered as the current limit.
+  The limit follows latency (:class:`LatencyLimit`, ``serving.latency_target_ms``): a fixed
+  count cannot bound latency, because what a count of requests costs in waiting depends on
+  the throughput (128 in flight at 1,000 answers a second is 128 ms of queueing). The limit
+  falls as soon as admitted requests answer later than the target and grows back while they
+  answer within it and the limit is what holds them back; ``serving.max_in_flight`` caps it.
+* **queued too long**: a request admitted by the server that waited more than
+  ``serving.max_queue_ms`` before its handler started (a loop turn crowded by a burst) is
+  refused then, before any work is done for it: a late request is refused, never one whose
+  decision was made (a deadline per request, checked once, before the work).
+* **loop lag**: with one core, requests wait in the socket buffers and the event loop's
+  backlog before the gate ever sees them. A probe sleeps ``LAG_PROBE_S`` and measures how late
+  it wakes up (CFS throttling by a CPU quota included); while that lag is above
+  ``serving.max_loop_lag_ms`` on two probes in a row, scoring requests are refused too.
+
+Refusing costs a fraction of scoring, so what is admitted keeps its latency however large the
+surge. ``vigil serve`` refuses even earlier, in the HTTP server itself
+(``serving/shedding.py``), with the same gate; it also stamps each request's arrival there,
+so the queue deadline and the latency the limit follows start when the server read the
+request, not when its task first ran.
 
 Nothing acknowledged is lost: a refused request was never scored nor stored, and its client
 was told to retry. Other routes (``/health``, ``/metrics``, admin) are not gated, so the
@@ -28,43 +36,121 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 
 import orjson
-from prometheus_client import Counter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from vigil.config import ServingConfig
+from vigil.monitoring import VigilMetrics
 from vigil.serving.context import request_id_var
 
 SHED_DETAIL = "service overloaded, retry later"
 LAG_PROBE_S = 0.005
+ARRIVED = "vigil.arrived"
+"""Scope key: the gate's clock when the server read the request (set with its admission)."""
+Clock = Callable[[], float]
+
+
+class LatencyLimit:
+    """An in-flight limit that follows latency: additive increase, multiplicative decrease.
+
+    Latencies of answered requests are gathered in windows of ``window_s`` (from a window's
+    first answer to the first answer ``window_s`` later, included). At a window's end
+    its ``QUANTILE`` latency is compared with ``target_s``: above it, the limit is cut in
+    proportion (``target / observed``, at most by half, at least by a fifth) so the queue the
+    admitted requests wait in shrinks within a few windows; within it, and if the limit was
+    reached during the window (it is what held requests back), the limit grows by a tenth
+    (at least one). The limit stays within ``[floor, ceiling]``. Deterministic: time is
+    passed in, so the policy is tested with a fake clock.
+    """
+
+    QUANTILE = 0.9
+    FLOOR = 4
+
+    def __init__(self, ceiling: int, target_s: float, window_s: float = 0.1) -> None:
+        if ceiling <= 0 or target_s <= 0 or window_s <= 0:
+            raise ValueError("ceiling, target_s and window_s must be > 0")
+        self.ceiling = ceiling
+        self.floor = min(self.FLOOR, ceiling)
+        self.limit = ceiling
+        self.target_s = target_s
+        self.window_s = window_s
+        self._samples: list[float] = []
+        self._window_end: float | None = None
+        self._saturated = False
+
+    def reached(self) -> None:
+        """The limit was reached: every slot taken (it holds requests back)."""
+        self._saturated = True
+
+    def observe(self, latency_s: float, now: float) -> None:
+        """One answered request's latency, at ``now``; adapts at each window's end."""
+        if self._window_end is None:
+            self._window_end = now + self.window_s
+        self._samples.append(latency_s)
+        if now >= self._window_end:
+            self._adapt()
+            self._samples.clear()
+            self._saturated = False
+            self._window_end = None  # the next answer opens the next window
+
+    def _adapt(self) -> None:
+        samples = sorted(self._samples)
+        observed = samples[int(self.QUANTILE * (len(samples) - 1))]
+        if observed > self.target_s:
+            factor = min(0.8, max(0.5, self.target_s / observed))
+            self.limit = max(self.floor, int(self.limit * factor))
+        elif self._saturated:
+            self.limit = min(self.ceiling, self.limit + max(1, self.limit // 10))
 
 
 class AdmissionGate:
-    """ASGI wrapper of the scoring routes: at most ``max_in_flight`` inside ``app`` at once."""
+    """ASGI wrapper of the scoring routes: admits within the limits above, refuses the rest."""
 
     def __init__(
         self,
         app: ASGIApp,
-        max_in_flight: int,
-        retry_after_s: int,
-        shed: Counter,
-        max_loop_lag_ms: float = 0.0,
+        serving: ServingConfig,
+        metrics: VigilMetrics,
+        clock: Clock = time.perf_counter,
     ) -> None:
-        if max_in_flight <= 0 or max_loop_lag_ms < 0:
-            raise ValueError("max_in_flight must be > 0 and max_loop_lag_ms >= 0")
         self.app = app
-        self.max_in_flight = max_in_flight
+        self.clock = clock
         self.in_flight = 0
         self.lagging = False  # the loop's last measured lag passed max_loop_lag_ms
-        self._max_lag_s = max_loop_lag_ms / 1000.0
+        self.adaptive = (
+            LatencyLimit(serving.max_in_flight, serving.latency_target_ms / 1000.0)
+            if serving.latency_target_ms > 0
+            else None
+        )
+        self._fixed_limit = serving.max_in_flight
+        self._max_queue_s = serving.max_queue_ms / 1000.0
+        self._max_lag_s = serving.max_loop_lag_ms / 1000.0
         self._probe: asyncio.Task[None] | None = None
-        self._retry_after = str(retry_after_s).encode()
-        self._shed = shed
+        self._retry_after = str(serving.retry_after_s).encode()
+        self._shed = metrics.requests_shed
+        self._queue_wait = metrics.admission_queue_wait
+        metrics.admission_limit.set_function(lambda: self.limit)
+
+    @property
+    def limit(self) -> int:
+        """How many scoring requests may be in flight now."""
+        return self.adaptive.limit if self.adaptive is not None else self._fixed_limit
 
     @property
     def overloaded(self) -> bool:
         """Whether a scoring request arriving now is refused."""
-        return self.in_flight >= self.max_in_flight or self.lagging
+        return self.in_flight >= self.limit or self.lagging
+
+    def admit(self, scope: Scope) -> None:
+        """Take a slot for the request of ``scope`` and stamp its arrival (the caller checked
+        :attr:`overloaded`); the slot is given back when the request is answered or refused."""
+        scope[ARRIVED] = self.clock()
+        self.in_flight += 1
+        if self.adaptive is not None and self.in_flight >= self.adaptive.limit:
+            self.adaptive.reached()
 
     def count_shed(self) -> None:
         """Count one refused request (also called by the server-level shedding)."""
@@ -81,15 +167,23 @@ class AdmissionGate:
         return body, headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Admit (count in, call ``app``, count out) or refuse with a fast 503."""
-        if self.overloaded:
-            self.count_shed()
-            scope["endpoint"] = self  # the request metrics label it by its path
-            await self._refuse(send)
-            return
-        self.in_flight += 1
+        """Admit (unless the server did already), check the queue deadline, call ``app``."""
+        if ARRIVED not in scope:  # not admitted by the server's protocol: decide here
+            if self.overloaded:
+                await self._refuse(scope, send)
+                return
+            self.admit(scope)
+        arrived: float = scope[ARRIVED]
         try:
+            waited = self.clock() - arrived
+            if self._max_queue_s and waited > self._max_queue_s:
+                await self._refuse(scope, send)  # too late to start: before any work
+                return
+            self._queue_wait.observe(waited)
             await self.app(scope, receive, send)
+            if self.adaptive is not None:
+                now = self.clock()
+                self.adaptive.observe(now - arrived, now)
         finally:
             self.in_flight -= 1
 
@@ -117,7 +211,9 @@ class AdmissionGate:
             late = loop.time() - asleep - LAG_PROBE_S > self._max_lag_s
             self.lagging, late_before = late and late_before, late
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        self.count_shed()
+        scope["endpoint"] = self  # the request metrics label it by its path
         body, headers = self.refusal(request_id_var.get() or "")
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})

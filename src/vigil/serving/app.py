@@ -79,14 +79,7 @@ def create_app(
         app.include_router(router)
     limit = settings.serving.max_upload_bytes
     app.add_middleware(ServiceMiddleware, metrics=metrics, max_body_bytes=limit)
-    serving = settings.serving
-    gate = AdmissionGate(
-        HotRoutes(app),
-        serving.max_in_flight,
-        serving.retry_after_s,
-        metrics.requests_shed,
-        serving.max_loop_lag_ms,
-    )
+    gate = AdmissionGate(HotRoutes(app), settings.serving, metrics)
     app.state.admission = gate
     app.hot = ServiceMiddleware(gate, metrics=metrics, max_body_bytes=limit)
     return app

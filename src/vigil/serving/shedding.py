@@ -6,8 +6,10 @@ what uvicorn spends on every request (scope, task, response cycle: ~75 µs on th
 ``httptools`` protocol asks the same :class:`~vigil.serving.admission.AdmissionGate` as soon
 as a request's headers are parsed: when it is overloaded and the request is a scoring route,
 the body is discarded as it arrives and a ready-made 503 with ``Retry-After`` and a request id
-goes straight to the socket, with no ASGI call at all. Everything else, and every request
-while the gate is open, takes uvicorn's normal path. ``vigil serve`` uses it with one process.
+goes straight to the socket, with no ASGI call at all. A scoring request the gate admits takes
+its slot and its arrival stamp here, so the gate's queue deadline counts from the moment the
+server read it. Everything else takes uvicorn's normal path. ``vigil serve`` uses it with one
+process.
 """
 
 from __future__ import annotations
@@ -35,15 +37,14 @@ def shedding_protocol(gate: AdmissionGate, metrics: VigilMetrics) -> type[HttpTo
 
         def on_headers_complete(self) -> None:
             path = self.url.split(b"?", 1)[0]
-            idle = self.cycle is None or self.cycle.response_complete  # no pipelined request
-            if (
-                path in counters
-                and gate.overloaded
-                and idle
-                and self.parser.get_method() == b"POST"
-            ):
-                self._shedding = path
-                return
+            if path in counters and self.parser.get_method() == b"POST":
+                if not gate.overloaded:
+                    # Its slot is taken now, not when its task first runs: a burst read in
+                    # one loop turn cannot admit more than the limit.
+                    gate.admit(self.scope)  # type: ignore[arg-type]  # a TypedDict
+                elif self.cycle is None or self.cycle.response_complete:  # not pipelined
+                    self._shedding = path
+                    return
             super().on_headers_complete()
 
         def on_body(self, body: bytes) -> None:

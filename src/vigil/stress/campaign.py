@@ -66,6 +66,8 @@ class Plan:
     worker: Limits = SERVICE_LIMITS
     proxy_latency_s: float = 0.02  # each way: +40 ms per store round trip
     max_loop_lag_ms: float = 20.0  # the API's lag bound (serving.max_loop_lag_ms)
+    latency_target_ms: float = 20.0  # the in-flight limit follows it (serving.*)
+    max_queue_ms: float = 10.0  # refused when waiting longer before its handler (serving.*)
 
     def phases(self, faults: int) -> list[Phase]:
         """The generator's load: baseline, surge, recovery, then baseline under the faults."""
@@ -193,6 +195,10 @@ class Campaign:
             f"monitoring.marts_dir={w / 'marts'}",
             "--set",
             f"serving.max_loop_lag_ms={self.plan.max_loop_lag_ms:g}",
+            "--set",
+            f"serving.latency_target_ms={self.plan.latency_target_ms:g}",
+            "--set",
+            f"serving.max_queue_ms={self.plan.max_queue_ms:g}",
             "--set",
             f"broker.url=amqp://guest:guest@127.0.0.1:{self.broker_proxy.port}/",
             "--set",

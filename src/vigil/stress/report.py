@@ -180,8 +180,10 @@ def write_report(results_path: Path, report: Path) -> Path:
         f"(warm-up and training), then live traffic; requests replay the simulated transactions"
         f" in order (customers whose id is a multiple of 10 go to the stream instead). Model: "
         f"`{Path(results['model']).name}`.",
-        "- Admission control: `serving.max_in_flight` and `serving.max_loop_lag_ms` (defaults"
-        " of `configs/vigil.yaml`).",
+        "- Admission control (ADR 0019): `serving.max_in_flight` of `configs/vigil.yaml`, "
+        f"`serving.latency_target_ms={plan.get('latency_target_ms', 0):g}` (the in-flight "
+        f"limit follows latency), `serving.max_queue_ms={plan.get('max_queue_ms', 0):g}`, "
+        f"`serving.max_loop_lag_ms={plan['max_loop_lag_ms']:g}`.",
         "",
         "## 1. Course SLO with Locust",
         "",
