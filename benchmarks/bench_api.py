@@ -15,6 +15,7 @@ customers and terminals, event time advancing at the world's own rate, so every 
     .venv/bin/python benchmarks/bench_api.py
     .venv/bin/python benchmarks/bench_api.py --duration 60 --connections 64 --model M.onnx
     .venv/bin/python benchmarks/bench_api.py --set storage.commit_max_delay_ms=0
+    .venv/bin/python benchmarks/bench_api.py --preload-rows 200000 --preload-days 30  # a full DB
     taskset -c 0 .venv/bin/python benchmarks/bench_api.py --in-process   # the app alone, no HTTP
 """
 
@@ -43,6 +44,7 @@ from sqlalchemy import create_engine, make_url, select, text
 from sqlalchemy import func as sql_func
 
 from _results import default_path, write_results  # benchmarks/ is the script's folder
+from _stored_rows import preload
 from vigil.config import FeaturesConfig, load_settings
 from vigil.features import feature_names
 from vigil.storage.tables import predictions
@@ -122,6 +124,13 @@ def parse_args() -> argparse.Namespace:
         help="customers of the simulated history warmed into Redis (0: an empty state)",
     )
     parser.add_argument("--history-days", type=int, default=40)
+    parser.add_argument(
+        "--preload-rows",
+        type=int,
+        default=0,
+        help="stored decisions to add before measuring, spread over --preload-days past days",
+    )
+    parser.add_argument("--preload-days", type=int, default=30)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--client-core", default="1")
@@ -436,8 +445,10 @@ def main() -> None:
     world_env = prepare_state(args)
     with tempfile.TemporaryDirectory(prefix="vigil-bench-api-") as tmp:
         model = args.model or default_model(Path(tmp), served_features(args))
-        server = start_server(args, model, Path(tmp) / "server.log")
+        server = start_server(args, model, Path(tmp) / "server.log")  # migrates the database
         try:
+            if args.preload_rows > 0:
+                print(preload(args.database_url, args.preload_rows, args.preload_days))
             predict, low, high = measure_route(
                 args,
                 server.pid,

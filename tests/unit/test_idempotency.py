@@ -27,7 +27,7 @@ from vigil.config import Settings
 from vigil.data.transaction import TransactionFields
 from vigil.decisions import Replayed, Runtime, TransactionConflict
 from vigil.features import InMemoryStateStore
-from vigil.features.state import Aggregates, Transaction, WindowSpec
+from vigil.features.state import Aggregates, Transaction, WindowSpec, _History
 from vigil.inference.decision import Decision
 from vigil.serving import create_app
 from vigil.storage import PredictionRecord, RecordRejected, create_db_engine, upgrade_database
@@ -78,14 +78,19 @@ def stored(settings: Settings, ids: Sequence[int]) -> dict[int, PredictionRecord
         engine.dispose()
 
 
-def fields(tid: int, amount: float = 57.16, customer: int = 2513) -> TransactionFields:
+def fields(
+    tid: int, amount: float = 57.16, customer: int = 2513, terminal: int = 7438
+) -> TransactionFields:
     return TransactionFields(
         transaction_id=tid,
         tx_datetime=datetime(2018, 9, 30, 23, 56, 36),
         customer_id=customer,
-        terminal_id=7438,
+        terminal_id=terminal,
         tx_amount=amount,
     )
+
+
+_EMPTY = _History()
 
 
 def build_runtime(settings: Settings, tmp_path: Path, store: CountingStore) -> Runtime:
@@ -196,32 +201,85 @@ async def test_a_refused_first_refuses_its_waiting_repeats(
     assert set(stored(settings, [20, 21])) == {21}
 
 
+async def test_new_ids_cost_no_look_up_and_a_retry_is_looked_up_first(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The common case (new ids) pays no database round trip before its decision; a repeat of
+    an id this process stored is looked up before it reaches the online state."""
+    store = CountingStore()
+    runtime = build_runtime(settings, tmp_path, store)
+    looked_up: list[list[int]] = []
+    lookup = runtime.pipeline._lookup
+
+    async def counting(ids: Sequence[int]) -> list[PredictionRecord]:
+        looked_up.append(list(ids))
+        return await lookup(ids)
+
+    runtime.pipeline._lookup = counting
+    try:
+        first = await runtime.pipeline.process([fields(50), fields(51), fields(52)])
+        again = await runtime.pipeline.process([fields(53), fields(51)])
+    finally:
+        await runtime.close()
+    assert all(isinstance(o, Decision) for o in first) and isinstance(again[0], Decision)
+    assert isinstance(again[1], Replayed)
+    assert looked_up == [[51]], "only the id seen stored is looked up, once"
+    assert store.recorded_ids == [50, 51, 52, 53]
+
+
+async def test_after_a_restart_the_insert_finds_a_stored_id(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A process that never saw an id stored decides it, and the insert answers the stored
+    decision; another payload is a conflict whose online-state entries are undone, the
+    stored transaction's kept."""
+    store = CountingStore()  # the online state outlives the process, as Redis does
+    first = build_runtime(settings, tmp_path, store)
+    try:
+        stored_first = await first.pipeline.process([fields(55), fields(56), fields(57)])
+    finally:
+        await first.close()
+    runtime = build_runtime(settings, tmp_path, store)  # restarted: nothing seen stored
+    try:
+        outcomes = await runtime.pipeline.process(
+            [fields(55), fields(56, customer=9), fields(57, terminal=4)]
+        )
+    finally:
+        await runtime.close()
+    rows = stored(settings, [55, 56, 57])
+    assert isinstance(outcomes[0], Replayed)
+    same_decision(outcomes[0], rows[55])
+    same_decision(stored_first[0], rows[55])
+    assert isinstance(outcomes[1], TransactionConflict) and outcomes[1].fields == ["customer_id"]
+    assert isinstance(outcomes[2], TransactionConflict) and outcomes[2].fields == ["terminal_id"]
+    assert 56 not in store._customers.get(9, _EMPTY).amounts, "the conflict's entry is undone"
+    assert 57 not in store._terminals.get(4, _EMPTY).amounts, "the conflict's terminal too"
+    for tid in (55, 56, 57):  # the stored transactions stay in their histories
+        assert store._customers[2513].amounts[tid] == 57.16
+        assert tid in store._terminals[7438].amounts
+
+
 async def test_two_processes_deciding_one_new_id_at_once_answer_the_stored_one(
     settings: Settings, tmp_path: Path
 ) -> None:
-    """Two pipelines (two API replicas) both miss the look-up: the insert tells the loser."""
+    """Two pipelines (two API replicas) decide one new id at once: the insert tells the loser."""
     stores = [CountingStore(), CountingStore()]
     runtimes = [build_runtime(settings, tmp_path, store) for store in stores]
-    barriers = {40: asyncio.Barrier(2), 41: asyncio.Barrier(2)}
-    for runtime in runtimes:
-        lookup, waited = runtime.pipeline._lookup, set()
 
-        async def after_both(
-            ids: Sequence[int], lookup=lookup, waited=waited
-        ) -> list[PredictionRecord]:
-            found = await lookup(ids)
-            if ids and ids[0] in barriers and ids[0] not in waited:  # the first look-up only
-                waited.add(ids[0])
-                await barriers[ids[0]].wait()  # neither has stored the id when the other looks
-            return found
-
-        runtime.pipeline._lookup = after_both
-    try:
-        same = await asyncio.gather(*(r.pipeline.process([fields(40)]) for r in runtimes))
-        other = await asyncio.gather(
-            runtimes[0].pipeline.process([fields(41)]),
-            runtimes[1].pipeline.process([fields(41, customer=9)]),
+    async def race(first: TransactionFields, second: TransactionFields) -> list[list[object]]:
+        """Both decide before either stores."""
+        scored = [
+            await r.pipeline.score([t]) for r, t in zip(runtimes, (first, second), strict=True)
+        ]
+        return list(
+            await asyncio.gather(
+                *(r.pipeline.settle(s) for r, s in zip(runtimes, scored, strict=True))
+            )
         )
+
+    try:
+        same = await race(fields(40), fields(40))
+        other = await race(fields(41), fields(41, customer=9))
     finally:
         for runtime in runtimes:
             await runtime.close()
@@ -238,6 +296,28 @@ async def test_two_processes_deciding_one_new_id_at_once_answer_the_stored_one(
     assert history is None or 41 not in history.amounts, "the loser's state entry is undone"
     winner_history = stores[1 - loser]._customers[rows[41].customer_id]
     assert 41 in winner_history.amounts
+
+
+async def test_a_racing_loser_that_recorded_first_leaves_the_winner_in_the_state(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Two processes sharing the online state race on one new id with another amount for the
+    same customer: the loser recorded it first (the winner's record added nothing), so its
+    undo must leave the winner's transaction in the customer's history."""
+    state = CountingStore()  # shared, as Redis is between processes
+    loser, winner = (build_runtime(settings, tmp_path, state) for _ in range(2))
+    try:
+        lost = await loser.pipeline.score([fields(45, amount=10.0)])
+        won = await winner.pipeline.score([fields(45, amount=20.0)])
+        (decided,) = await winner.pipeline.settle(won)
+        (conflict,) = await loser.pipeline.settle(lost)
+    finally:
+        await loser.close()
+        await winner.close()
+    assert isinstance(decided, Decision) and isinstance(conflict, TransactionConflict)
+    assert stored(settings, [45])[45].tx_amount == 20.0
+    assert state._customers[2513].amounts.get(45) == 20.0, "the stored transaction stays"
+    assert 45 in state._terminals[7438].amounts
 
 
 # --- the API ------------------------------------------------------------------------------

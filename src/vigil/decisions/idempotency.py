@@ -3,8 +3,11 @@
 A transaction id is decided once. The pipeline asks :class:`InFlight` which ids of a batch are
 its to decide (:meth:`InFlight.claim`) before anything else, so that an id repeated inside the
 batch, or claimed by a batch still being decided in this process, waits for that first
-decision instead of being decided again; then it looks the claimed ids up in the database in
-one query per batch, and only the ids found nowhere reach the online state and the model.
+decision instead of being decided again. New ids are the overwhelming case and cost no
+database round trip before they are decided: only the ids this process saw stored lately
+(:class:`RecentIds`, a client's retry) are looked up first, and the insert itself tells which
+of the others were stored before (by another process, or before a restart): those come back
+``AlreadyStored`` and are answered from the stored record.
 
 A repeat with the same payload (time, customer, terminal, amount) gets :class:`Replayed`, the
 stored record: same score, label, threshold, reason features and model version, nothing
@@ -16,7 +19,7 @@ of the payload: they travel beside the transaction and never change a decision.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from vigil.data.transaction import TransactionFields
@@ -100,3 +103,29 @@ class InFlight:
         future = self._futures.pop(transaction_id, None)
         if future is not None and not future.done():
             future.set_result(settled)
+
+
+class RecentIds:
+    """The ids this process saw stored lately, between ``size`` and twice as many.
+
+    A repeat of one of them (a client retrying) is looked up before it is decided, so it never
+    reaches the online state or the model; any other id goes straight to its decision. Two
+    generations of sets: when the newer one is full it becomes the older one, so adding and
+    testing cost one set operation each and memory stays bounded.
+    """
+
+    def __init__(self, size: int) -> None:
+        if size <= 0:
+            raise ValueError("size must be > 0")
+        self._size = size
+        self._newer: set[int] = set()
+        self._older: set[int] = set()
+
+    def __contains__(self, transaction_id: int) -> bool:
+        return transaction_id in self._newer or transaction_id in self._older
+
+    def add(self, transaction_ids: Iterable[int]) -> None:
+        """Remember ids just stored (or found stored)."""
+        self._newer.update(transaction_ids)
+        if len(self._newer) >= self._size:
+            self._older, self._newer = self._newer, set()

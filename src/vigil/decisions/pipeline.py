@@ -20,6 +20,7 @@ from vigil.data.transaction import TransactionFields
 from vigil.decisions.idempotency import (
     Claim,
     InFlight,
+    RecentIds,
     Replayed,
     Settled,
     TransactionConflict,
@@ -35,13 +36,15 @@ from vigil.monitoring import VigilMetrics
 from vigil.monitoring.prometheus import observe_many
 from vigil.storage import PredictionRecord, RecordRejected
 from vigil.storage.errors import AlreadyStored
-from vigil.storage.records import utc_now
+from vigil.storage.records import ScoredTransaction, utc_now
 
 T = TypeVar("T")
 Persist = Callable[[Sequence[PredictionRecord]], Awaitable[list[RecordRejected | None]]]
 """Makes records durable; per record ``None`` (committed) or why the database refused it."""
 Lookup = Callable[[Sequence[int]], Awaitable[list[PredictionRecord]]]
 """The records already stored for any of the given transaction ids (one query)."""
+RECENT_IDS = 65_536
+"""Ids stored lately that a process remembers (x1 to x2): their repeats are looked up first."""
 Guard = Callable[[Callable[[], Awaitable[Any]], str], Awaitable[Any]]
 """Runs an operation (the worker retries transient failures); by default just once."""
 Outcome = Decision | Replayed | BaseException
@@ -58,7 +61,9 @@ async def run_once(operation: Callable[[], Awaitable[T]], _what: str) -> T:
 class ScoredBatch:
     """What one batch produced. ``features``, ``decisions`` and ``records`` are row-aligned
     with the transactions decided now (``fresh``, positions in the batch); the other
-    positions repeat an id stored before or decided by another batch (:mod:`idempotency`)."""
+    positions repeat an id stored before or decided by another batch (:mod:`idempotency`).
+    ``recorded`` holds what this batch added to the online state: a new id whose customer
+    history already held it (stored before, by another process) is decided but not added."""
 
     features: np.ndarray  # online feature rows [N, F], in the online order
     decisions: list[Decision]
@@ -75,11 +80,13 @@ class ScoredBatch:
 class DecisionPipeline:
     """Decides on batches of transactions with the manager's current models, then persists.
 
-    :meth:`score` claims the batch's ids, looks them up among the stored decisions (one query),
-    records the new ones in the online state and decides them; :meth:`settle` hands their
-    records to persistence, undoes the online state of any record the database refused (it
-    then answers that record's error instead of a decision) and answers every repeated id
-    with its stored decision (:mod:`vigil.decisions.idempotency`). The models are read once
+    :meth:`score` claims the batch's ids, looks up the ones this process saw stored lately
+    (one query, none for a batch of new ids), records the others in the online state and
+    decides them; :meth:`settle` hands their records to persistence, answers an id the insert
+    found stored before with that stored decision, undoes the online state of a record the
+    database refused (it then answers that record's error instead of a decision) or that lost
+    its id to another payload, and answers every repeated id with its stored decision
+    (:mod:`vigil.decisions.idempotency`). The models are read once
     per batch, so a hot swap takes effect from the next batch and every decision names the
     model that made it. A challenger, when set, scores the same rows in shadow: its score
     and version are stored beside the champion's and never change a decision.
@@ -95,11 +102,13 @@ class DecisionPipeline:
         *,
         persist: Persist,
         lookup: Lookup,
+        recent_ids: int = RECENT_IDS,
     ) -> None:
         self.features = features
         self._persist = persist
         self._lookup = lookup
         self._in_flight = InFlight()
+        self._recent = RecentIds(recent_ids)
         self.models = models
         self._columns = ModelColumns(features.names)
         self._shadow = ShadowScorer(features.names)
@@ -137,17 +146,17 @@ class DecisionPipeline:
         started: float,
         claim: Claim,
     ) -> ScoredBatch:
-        claimed_ids = [transactions[p].transaction_id for p in claim.claimed]
-        found = await self._lookup(claimed_ids) if claimed_ids else []
+        seen = [
+            tid for tid in (transactions[p].transaction_id for p in claim.claimed)
+            if tid in self._recent
+        ]  # fmt: skip
+        found = await self._lookup(seen) if seen else []  # new ids: no round trip
         stored = {record.transaction_id: record for record in found}
         for tid, record in stored.items():
             self._in_flight.release(tid, record)
         fresh = [p for p in claim.claimed if transactions[p].transaction_id not in stored]
         new = [transactions[p] for p in fresh]
-        online = [
-            Transaction(t.transaction_id, t.tx_datetime, t.customer_id, t.terminal_id, t.tx_amount)
-            for t in new
-        ]
+        online = [_online(t) for t in new]
         models = self.models.snapshot()  # one snapshot: every answer names its model
         if not new:  # every id repeats one stored or in flight: no state, no model
             nothing = np.empty((0, len(self.features.names)), dtype=self.features.dtype)
@@ -221,6 +230,9 @@ class DecisionPipeline:
             self._in_flight.release(record.transaction_id, settled[record.transaction_id])
             if fate is None:
                 answers[position] = decision
+        self._recent.add(
+            [tid for tid, first in settled.items() if not isinstance(first, BaseException)]
+        )
         claim, transactions = scored.claim, scored.transactions
         for position in [*claim.claimed, *claim.repeats]:
             tx = transactions[position]
@@ -249,15 +261,11 @@ class DecisionPipeline:
         for record, outcome in zip(scored.records, outcomes, strict=True):
             winner = winners.get(record.transaction_id)
             fates.append(winner if winner is not None and outcome is not None else outcome)
-        undo = {  # refused, or another payload stored under the id: leave no trace
-            record.transaction_id
-            for record, fate in zip(scored.records, fates, strict=True)
-            if isinstance(fate, BaseException)
-            or (fate is not None and isinstance(answer_repeat(record, fate), TransactionConflict))
-        }
-        if undo:
-            forget = [tx for tx in scored.recorded if tx.transaction_id in undo]
+        forget, restore = _undo(scored, fates)
+        if forget:
             await guard(lambda: self.features.aforget(forget), "undoing refused records")
+        if restore:
+            await guard(lambda: self.features.arecord_batch(restore), "restoring stored records")
         if self._metrics is not None:
             kept = [d for d, o in zip(scored.decisions, outcomes, strict=True) if o is None]
             self._metrics.count(kept)
@@ -273,6 +281,47 @@ class DecisionPipeline:
         """Count decisions made outside :meth:`score` (model-only scoring)."""
         if self._metrics is not None:
             self._metrics.count(decisions)
+
+
+def _online(tx: ScoredTransaction) -> Transaction:
+    """The online state's view of a transaction (or of a stored record)."""
+    return Transaction(
+        tx.transaction_id, tx.tx_datetime, tx.customer_id, tx.terminal_id, tx.tx_amount
+    )
+
+
+def _undo(
+    scored: ScoredBatch, fates: Sequence[Settled | None]
+) -> tuple[list[Transaction], list[Transaction]]:
+    """What to remove from the online state again, and which stored records to put back.
+
+    A refused record leaves no trace: its entries are removed if this batch added them. A
+    record that lost its id to another payload (stored by another process, or before a
+    restart) is removed where it may have left one: its customer's history if this batch
+    added it there, its terminal's if the terminal differs. Removal is by id, so when that
+    also took the stored transaction's own entry (same customer or terminal: the loser
+    recorded first, the winner's record then added nothing), the stored one is recorded
+    again: the state ends with the decision that stands.
+    """
+    added = {tx.transaction_id for tx in scored.recorded}
+    forget: list[Transaction] = []
+    restore: list[Transaction] = []
+    for record, fate in zip(scored.records, fates, strict=True):
+        tid, stands = record.transaction_id, None
+        if isinstance(fate, BaseException):
+            left_entry = tid in added
+        elif fate is not None and isinstance(answer_repeat(record, fate), TransactionConflict):
+            left_entry, stands = tid in added or record.terminal_id != fate.terminal_id, fate
+        else:  # stored now, or the same payload stored before: the entry is the right one
+            continue
+        if not left_entry:
+            continue
+        forget.append(_online(record))
+        if stands is not None and (
+            record.customer_id == stands.customer_id or record.terminal_id == stands.terminal_id
+        ):
+            restore.append(_online(stands))
+    return forget, restore
 
 
 class _Observers:
