@@ -17,6 +17,7 @@ import pytest
 
 from api_support import API_KEY, api_settings, serve_in_thread
 from onnx_factory import logistic_model, make_metadata, save
+from vigil.child_env import child_environment
 from vigil.cli.ui_commands import streamlit_command
 from vigil.config import Settings
 from vigil.features import InMemoryStateStore, feature_names
@@ -74,8 +75,8 @@ def ui(api: str, tmp_path: Path) -> Iterator[str]:
     port = free_port()
     arguments = script_args(config, [f"serving.api_key={API_KEY}"], api)
     command = streamlit_command(arguments, port, "127.0.0.1", headless=True)
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
     url = f"http://127.0.0.1:{port}"
+    environment = child_environment(None, os.environ)  # its configuration: the flags only
     with server(command, f"{url}/_stcore/health", tmp_path / "ui.log", environment):
         yield url
 

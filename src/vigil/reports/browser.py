@@ -8,7 +8,6 @@ names another executable).
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import subprocess
 import time
@@ -57,12 +56,11 @@ def wait_for(url: str, timeout_seconds: float = 60.0, process: Any = None) -> No
 def server(
     command: Sequence[str], ready_url: str, log: Path, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``command`` until the block ends; its output goes to ``log``."""
+    """Run ``command`` until the block ends; its output goes to ``log``. ``env`` is its whole
+    environment (None: this process's)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as sink:
-        process = subprocess.Popen(
-            list(command), stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-        )
+        process = subprocess.Popen(list(command), stdout=sink, stderr=subprocess.STDOUT, env=env)
         try:
             wait_for(ready_url, process=process)
             yield process

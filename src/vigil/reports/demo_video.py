@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from vigil.child_env import child_environment
 from vigil.data.io import read_transactions
 from vigil.data.schema import TX_DATETIME
 from vigil.reports.browser import chromium, free_port, server
@@ -194,7 +195,8 @@ def record_demo(workdir: Path, mp4: Path, gif: Path) -> Path:
     paths = DemoPaths(workdir.resolve())
     frames_dir = paths.root / "frames"
     frames_dir.mkdir(parents=True)
-    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "COLUMNS": "110"}
+    # configuration only through the --set flags: no VIGIL_* of this shell reaches a scene
+    env = child_environment(None, os.environ, NO_COLOR="1", TERM="dumb", COLUMNS="110")
     with chromium(SIZE) as page:
         rec = Recorder(page, frames_dir)
         _offline_scenes(rec, paths, env)

@@ -5,7 +5,8 @@ train_challenger`, the same job code as the Dagster retrain job, which trains, r
 run as the registry's challenger and writes its :class:`TrainOutcome`. Each experiment gets a
 folder ``<train.runs_dir>/experiments/<id>/`` holding the exact configuration it ran with
 (``config.yaml``: rerun it with ``vigil train --config``), the training run directory, the
-outcome and the log of the child.
+outcome and the log of the child. The child's environment is :func:`~vigil.child_env.
+child_environment`'s (no ``VIGIL_*`` override of the server's can beat ``config.yaml``).
 """
 
 from __future__ import annotations
@@ -18,14 +19,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from vigil.config import (
-    ENV_PREFIX,
-    Settings,
-    build_settings,
-    secret_environment,
-    settings_to_dict,
-    write_settings,
-)
+from vigil.child_env import child_environment
+from vigil.config import Settings, build_settings, settings_to_dict, write_settings
 from vigil.retraining.runner import TrainOutcome
 
 logger = logging.getLogger(__name__)
@@ -51,14 +46,6 @@ def experiment_settings(settings: Settings, workdir: Path) -> Settings:
     return build_settings(
         settings_to_dict(settings, secrets=True), [("train.runs_dir", str(workdir / "runs"))]
     )
-
-
-def child_environment(settings: Settings, inherited: Mapping[str, str]) -> dict[str, str]:
-    """The steps' environment: the server's without its ``VIGIL_*`` overrides (``config.yaml``
-    holds the resolved settings, and an inherited override would beat it), plus the secrets
-    ``config.yaml`` leaves out."""
-    environment = {k: v for k, v in inherited.items() if not k.startswith(ENV_PREFIX)}
-    return environment | secret_environment(settings)
 
 
 class SubprocessTrainJob:
