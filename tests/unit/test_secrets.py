@@ -102,13 +102,8 @@ def test_serve_refuses_the_default_or_a_blank_key(
     monkeypatch.setattr(serve_commands, "_install_request_id_filter", lambda: None)
     monkeypatch.setattr(serve_commands, "_preflight", lambda settings: None)
     monkeypatch.setenv("VIGIL_SERVING__API_KEY", key)
-    app_state = SimpleNamespace(admission=None, metrics=None)
-    monkeypatch.setattr(
-        "vigil.serving.create_app", lambda settings: SimpleNamespace(state=app_state)
-    )
-    monkeypatch.setattr(
-        "vigil.serving.shedding.shedding_protocol", lambda gate, metrics: "httptools"
-    )
+    monkeypatch.setattr("vigil.serving.create_app", lambda settings: SimpleNamespace())
+    monkeypatch.setattr("vigil.serving.direct.direct_protocol", lambda app_: "httptools")
     result = CliRunner().invoke(app, ["serve", "--config", "configs/vigil.yaml", *flag])
     assert bool(started) is starts, result.output
     if not starts:

@@ -132,11 +132,12 @@ def serve(
         "lifespan": "on",
     }
     if workers == 1:
-        from vigil.serving.shedding import shedding_protocol
+        from vigil.serving.direct import direct_protocol
 
         app = create_app(settings)
-        # Admission control refuses surplus scoring requests before they become tasks.
-        options["http"] = shedding_protocol(app.state.admission, app.state.metrics)
+        # Admission control refuses surplus scoring requests before they become tasks, and
+        # plain /forward requests are answered by the protocol itself (serving/direct.py).
+        options["http"] = direct_protocol(app)
         uvicorn.run(app, **options)
         return
     os.environ[SETTINGS_ENV] = settings.model_dump_json(context={"reveal_secrets": True})

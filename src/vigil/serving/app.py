@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 import vigil
 from vigil.config import Settings
@@ -39,11 +39,11 @@ class VigilAPI(FastAPI):
     with the same request ids, limits, metrics and exception handlers.
     """
 
-    hot: ASGIApp | None = None
+    hot: ServiceMiddleware
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Hot routes straight to ``hot``; everything else through FastAPI."""
-        if self.hot is not None and HotRoutes.handles(scope):
+        if HotRoutes.handles(scope):
             scope["app"] = self
             await self.hot(scope, receive, send)
             return

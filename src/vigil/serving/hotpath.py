@@ -9,7 +9,7 @@ the app's exception handlers, so every status code and body is the same as on an
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import orjson
@@ -84,9 +84,9 @@ def forward_answer(services: Services | None, content_type: str, body: bytes) ->
     return 200, orjson.dumps(decision_body(decision)), JSON_TYPE
 
 
-def _content_type(scope: Scope) -> str:
+def content_type(headers: Iterable[tuple[bytes, bytes]]) -> str:
     """The request's content type without parameters, lower-cased ('' when absent)."""
-    for name, value in scope["headers"]:
+    for name, value in headers:
         if name == b"content-type":
             return value.decode("latin-1").split(";", 1)[0].strip().lower()
     return ""
@@ -139,9 +139,10 @@ class HotRoutes:
         try:
             body = await _read_body(receive)
             if path == "/predict":
-                status, content, content_type = await predict_answer(services, body)
+                status, content, media = await predict_answer(services, body)
             else:
-                status, content, content_type = forward_answer(services, _content_type(scope), body)
+                kind = content_type(scope["headers"])
+                status, content, media = forward_answer(services, kind, body)
         except Exception as error:
             handler = _handler_for(app.exception_handlers, error)
             if handler is None:
@@ -149,6 +150,6 @@ class HotRoutes:
             response = await handler(Request(scope, receive), error)
             await response(scope, receive, send)
             return
-        headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(content))]
+        headers = [(b"content-type", media), (b"content-length", b"%d" % len(content))]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})

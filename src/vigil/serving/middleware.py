@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterable
 
 import orjson
 from prometheus_client import Counter, Histogram
@@ -25,6 +26,7 @@ from vigil.serving.errors import PayloadTooLarge
 REQUEST_ID_HEADER = b"x-request-id"
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 UNMATCHED_ROUTE = "unmatched"
+INTERNAL_ERROR = "internal server error"
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +48,9 @@ class RequestIds:
         return b"%s%08x" % (self._prefix, next(self._counter) & 0xFFFFFFFF)
 
 
-def _request_id(scope: Scope, ids: RequestIds) -> bytes:
+def _request_id(headers: Iterable[tuple[bytes, bytes]], ids: RequestIds) -> bytes:
     """The caller's ``X-Request-ID`` when well-formed, otherwise a fresh one."""
-    for name, value in scope["headers"]:
+    for name, value in headers:
         if name == REQUEST_ID_HEADER:
             if _VALID_REQUEST_ID.match(value):
                 return value
@@ -56,8 +58,9 @@ def _request_id(scope: Scope, ids: RequestIds) -> bytes:
     return ids.fresh()
 
 
-def _content_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
+def content_length(headers: Iterable[tuple[bytes, bytes]]) -> int | None:
+    """The request's ``Content-Length`` (None when absent or malformed: a chunked body)."""
+    for name, value in headers:
         if name == b"content-length":
             try:
                 return int(value)
@@ -66,8 +69,13 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
+def error_body(detail: str, request_id: bytes) -> bytes:
+    """The JSON body of an error the middleware answers itself (413, 500)."""
+    return orjson.dumps({"detail": detail, "request_id": request_id.decode()})
+
+
 async def _send_json(send: Send, status: int, detail: str, request_id: bytes) -> None:
-    body = orjson.dumps({"detail": detail, "request_id": request_id.decode()})
+    body = error_body(detail, request_id)
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", b"%d" % len(body)),
@@ -95,7 +103,7 @@ class ServiceMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _request_id(scope, self._ids)
+        request_id = self.request_id(scope["headers"])
         token = request_id_var.set(request_id.decode())
         status_code: int | None = None
 
@@ -107,7 +115,7 @@ class ServiceMiddleware:
             await send(message)
 
         try:
-            length = _content_length(scope)
+            length = content_length(scope["headers"])
             if length is not None and length > self.max_body_bytes:
                 status_code = 413
                 detail = PayloadTooLarge(self.max_body_bytes).detail
@@ -123,10 +131,14 @@ class ServiceMiddleware:
             if status_code is not None:
                 raise  # the response has started: nothing sensible can be sent any more
             status_code = 500
-            await _send_json(send, 500, "internal server error", request_id)
+            await _send_json(send, 500, INTERNAL_ERROR, request_id)
         finally:
             self._record(scope, status_code or 500, time.perf_counter() - started)
             request_id_var.reset(token)
+
+    def request_id(self, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+        """The caller's well-formed ``X-Request-ID``, otherwise a fresh one of this process."""
+        return _request_id(headers, self._ids)
 
     def _limited(self, receive: Receive) -> Receive:
         """A ``receive`` that raises :class:`PayloadTooLarge` once the body passes the limit."""
@@ -151,6 +163,10 @@ class ServiceMiddleware:
             template = route.path
         else:  # the hot routes (serving/hotpath.py) set only "endpoint"
             template = scope["path"] if "endpoint" in scope else UNMATCHED_ROUTE
+        self.record(template, status_code, seconds)
+
+    def record(self, template: str, status_code: int, seconds: float) -> None:
+        """Buffer one answered request of route ``template`` (also the direct /forward)."""
         self._observed.append((template, status_code, seconds))
         if len(self._observed) == 1:
             asyncio.get_running_loop().call_soon(self._flush)
