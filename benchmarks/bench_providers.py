@@ -8,13 +8,15 @@ duration. Servers, all on the same ``model.onnx`` (TorchServe on the same run's 
 * a bare ASGI app under the same uvicorn settings as ``vigil serve`` (the floor of any
   Python ASGI server here), then Vigil ``POST /forward``;
 * Triton (``python -m vigil.providers.triton serve``) over HTTP (KServe v2 JSON) and gRPC;
-* BentoML (``deploy/bento``, adaptive batching);
+* BentoML (``deploy/bento``, adaptive batching; no access log, BentoML's own shedding
+  deadline: see service.py);
 * TorchServe with its defaults, and tuned (batch 32, 2 ms, quiet logs, no system metrics).
 
 For each: requests/s, p50, p99 (from h2load's per-request log), server CPU per request and
-resident memory (every process of the server's session: JVM + worker, Triton + its Python
-stub). h2load's HTTP/1.1 parser rejects TorchServe's status line ("HTTP/1.1 200 " without a
-reason phrase), hence wrk for HTTP. Also parity (max |score - ONNX Runtime|) of every
+resident memory (every process of the server: JVM + worker, Triton + its Python stub,
+BentoML's arbiter + its worker, which runs in a session of its own). h2load's HTTP/1.1
+parser rejects TorchServe's status line ("HTTP/1.1 200 " without a reason phrase), hence
+wrk for HTTP. Also parity (max |score - ONNX Runtime|) of every
 provider on the same 10,000 rows and, from ``.venv-providers``, OpenVINO fp32 / NNCF int8
 parity, single-row p50 and batch rows/s beside ONNX Runtime. Needs ``make setup-providers``,
 Debian's ``wrk`` and ``nghttp2-client``, Java 17 for TorchServe, and a training run with
@@ -44,7 +46,14 @@ import pandas as pd
 
 from _results import default_path, write_results
 from bench_api import REPO, VIGIL, run_wrk
-from bench_torchserve import BODY_LUA, find_run, stop, torchserve, wait_ready
+from bench_torchserve import (
+    BODY_LUA,
+    add_server_arguments,
+    find_run,
+    stop,
+    torchserve,
+    wait_ready,
+)
 from vigil.inference.scorer import OnnxScorer
 
 PROVIDERS_BIN = REPO / ".venv-providers" / "bin"
@@ -68,16 +77,8 @@ PARITY_ROWS = 10_000
 def parse_args() -> argparse.Namespace:
     """Command-line flags."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--run", type=Path, help="run directory with model.onnx and model.mar")
+    add_server_arguments(parser)
     parser.add_argument("--features", type=Path, help="feature table for the parity rows")
-    parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=32, help="TorchServe tuned batch")
-    parser.add_argument("--max-batch-delay-ms", type=int, default=2)
-    parser.add_argument("--port", type=int, default=8775)
-    parser.add_argument("--server-core", default="0")
-    parser.add_argument("--client-core", default="1")
     parser.add_argument("--results", type=Path, default=default_path("bench_providers"))
     return parser.parse_args()
 
@@ -114,24 +115,27 @@ class Load:
         )
 
 
-def session_pids(session: int) -> list[int]:
-    """Every live process of a session (the server and everything it started)."""
-    pids = []
+def server_pids(server: int) -> list[int]:
+    """Every live process of a server: its session (it was started in its own) and every
+    descendant, also those that started a session of their own (BentoML's workers do)."""
+    parents: dict[int, tuple[int, int]] = {}  # pid -> (parent, session)
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[3]) == session:
-            pids.append(int(stat.parent.name))
-    return pids
+        parents[int(stat.parent.name)] = (int(fields[1]), int(fields[3]))
+    found = {pid for pid, (_, session) in parents.items() if session == server}
+    while more := {p for p, (parent, _) in parents.items() if parent in found} - found:
+        found |= more
+    return sorted(found)
 
 
-def session_usage(session: int) -> tuple[float, float]:
-    """(CPU seconds, resident MB) summed over the session's processes."""
+def server_usage(server: int) -> tuple[float, float]:
+    """(CPU seconds, resident MB) summed over the server's processes (:func:`server_pids`)."""
     cpu, rss = 0.0, 0.0
     tick, page = os.sysconf("SC_CLK_TCK"), os.sysconf("SC_PAGE_SIZE")
-    for pid in session_pids(session):
+    for pid in server_pids(server):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             resident = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
@@ -172,7 +176,7 @@ def measure(
     headers: list[str],
     grpc: bool = False,
 ) -> Load:
-    """Warm up, then one measured run with the server session's CPU time and memory.
+    """Warm up, then one measured run with the server's CPU time and memory.
 
     HTTP/1.1 servers are driven by ``wrk`` (as in bench_api.py and bench_torchserve.py);
     gRPC needs HTTP/2, so Triton's gRPC endpoint is driven by ``h2load``, with the same
@@ -181,9 +185,9 @@ def measure(
     if not grpc:
         env = {"VIGIL_BENCH_BODY": body.decode()}
         run_wrk(args, url, BODY_LUA, args.warmup, env)
-        cpu_before, _ = session_usage(server.pid)
+        cpu_before, _ = server_usage(server.pid)
         result = run_wrk(args, url, BODY_LUA, args.duration, env)
-        cpu_after, rss = session_usage(server.pid)
+        cpu_after, rss = server_usage(server.pid)
         seconds = result.requests / result.requests_per_s
         return Load(name, result.requests - result.errors, result.errors, seconds,
                     result.p50_ms, result.p99_ms, cpu_after - cpu_before, rss)  # fmt: skip
@@ -191,9 +195,9 @@ def measure(
         file.write(body)
         file.flush()
         h2load(args, url, Path(file.name), headers, args.warmup)
-        cpu_before, _ = session_usage(server.pid)
+        cpu_before, _ = server_usage(server.pid)
         ok, bad, latencies = h2load(args, url, Path(file.name), headers, args.duration)
-        cpu_after, rss = session_usage(server.pid)
+        cpu_after, rss = server_usage(server.pid)
     if ok == 0:
         raise RuntimeError(f"{name}: no 2xx answer ({bad} others)")
     quantiles = statistics.quantiles(latencies, n=100)

@@ -46,9 +46,9 @@ QUIET_LOG4J = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
-def parse_args() -> argparse.Namespace:
-    """Command-line flags."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of every server-against-server benchmark (this one and bench_providers.py):
+    the run, the load (duration, warm-up, connections), TorchServe's batching, port, cores."""
     parser.add_argument("--run", type=Path, help="run directory with model.mar and model.onnx")
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
     parser.add_argument("--warmup", type=int, default=3)
@@ -58,6 +58,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8775)
     parser.add_argument("--server-core", default="0")
     parser.add_argument("--client-core", default="1")
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line flags."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_server_arguments(parser)
     return parser.parse_args()
 
 

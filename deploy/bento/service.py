@@ -26,14 +26,24 @@ from vigil.inference.scorer import OnnxScorer
 MODEL_ENV = "VIGIL_INFERENCE__MODEL_PATH"
 
 
-@bentoml.service(workers=1, traffic={"timeout": 10}, resources={"cpu": "1"})
+# No access log line per request, as `vigil serve` (uvicorn's access log off) and tuned TorchServe.
+@bentoml.service(
+    workers=1,
+    traffic={"timeout": 10},
+    resources={"cpu": "1"},
+    logging={"access": {"enabled": False}},
+)
 class VigilScorer:
     """One ONNX Runtime session (one intra-op thread, as in ``vigil serve``) per worker."""
 
     def __init__(self) -> None:
         self.scorer = OnnxScorer.load(Path(os.environ.get(MODEL_ENV, "models/current/model.onnx")))
 
-    @bentoml.api(batchable=True, max_batch_size=4096, max_latency_ms=20)
+    # max_latency_ms is BentoML's shedding deadline, not a batching window: a queued request
+    # whose predicted wait passes it is answered 503 "process is overloaded". BentoML's default
+    # (60 s) is kept: 20 ms refused nine requests in ten from 32 closed-loop connections on a
+    # loaded core (Little's law: 32 in flight at 1,000 req/s is 32 ms each).
+    @bentoml.api(batchable=True, max_batch_size=4096)
     def score(self, features: np.ndarray) -> np.ndarray:
         """Fraud probabilities [N] for raw feature rows [N, F] (float32 in the model's order).
 
