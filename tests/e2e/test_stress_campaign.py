@@ -52,7 +52,8 @@ def test_the_miniature_campaign_loses_nothing_and_writes_the_report(tmp_path: Pa
     model = save(
         logistic_model(weights, -3.0, make_metadata(names, threshold=0.5)), tmp_path / "m.onnx"
     )
-    results = Campaign(MINI, tmp_path / "work", model, ROOT / "locustfile.py").run()
+    rules = ROOT / "deploy" / "prometheus" / "rules"
+    results = Campaign(MINI, tmp_path / "work", model, ROOT / "locustfile.py", rules).run()
     report = write_report(results, tmp_path / "docs" / "STRESS_REPORT.md")
 
     campaign = analysis.Campaign.load(results)
@@ -67,8 +68,13 @@ def test_the_miniature_campaign_loses_nothing_and_writes_the_report(tmp_path: Pa
     assert faults["worker_oom"]["oom_kills"] >= 1
     assert campaign.results["restarts"]["worker"], "the supervisor restarted the worker"
     assert faults["redis_kill"]["rewarm_s"] > 0
+    windows = analysis.alert_windows(campaign)
+    if shutil.which("prometheus") is not None or IN_CI:  # scripts/test_tools.sh installs it
+        assert windows is not None
+        assert [w["window"] for w in windows] == ["surge", *faults]
+        assert all(w["polls"] > 0 for w in windows)  # the rules were evaluated all along
     text = report.read_text()
-    for heading in ("Course SLO with Locust", "Surge", "Faults under load", "Accuracy"):
+    for heading in ("Course SLO with Locust", "Surge", "Faults under load", "Alerts", "Accuracy"):
         assert heading in text
     assert (report.parent / "images" / "stress-timeline.png").stat().st_size > 10_000
     json.loads(results.read_text())  # the raw results stay machine-readable

@@ -159,15 +159,27 @@ def test_the_limit_falls_in_proportion_while_answers_are_late_down_to_its_floor(
     limit = LatencyLimit(ceiling=128, target_s=0.02)
     _window(limit, clock, [0.001] * 10)  # opens the first window on time: nothing changes
     assert limit.limit == 128
-    _window(limit, clock, [0.022] * 10)  # 1.1x the target: cut by a fifth at least
+    # The fastest answer of each window took 5 ms: the late ones waited in a queue.
+    _window(limit, clock, [0.005] + [0.022] * 9)  # 1.1x the target: cut by a fifth at least
     assert limit.limit == 102
-    _window(limit, clock, [0.03] * 10)  # 1.5x the target: cut in proportion, to 2/3
+    _window(limit, clock, [0.005] + [0.03] * 9)  # 1.5x the target: cut in proportion, to 2/3
     assert limit.limit == 68
-    _window(limit, clock, [0.2] * 10)  # 10x the target: cut by half at most
+    _window(limit, clock, [0.005] + [0.2] * 9)  # 10x the target: cut by half at most
     assert limit.limit == 34
     for _ in range(20):
-        _window(limit, clock, [0.2] * 10)
+        _window(limit, clock, [0.005] + [0.2] * 9)
     assert limit.limit == LatencyLimit.FLOOR
+
+
+def test_a_slow_service_without_a_queue_keeps_the_limit() -> None:
+    """Every answer about as slow (a slow database, not waiting): refusing would not help."""
+    clock = _Clock()
+    limit = LatencyLimit(ceiling=64, target_s=0.02)
+    for _ in range(5):
+        _window(limit, clock, [0.03, 0.035, 0.04, 0.045, 0.05])
+    assert limit.limit == 64
+    _window(limit, clock, [0.01, 0.035, 0.04, 0.045, 0.05])  # now some waited 4x the fastest
+    assert limit.limit < 64
 
 
 def test_a_few_late_answers_do_not_cut_the_limit() -> None:
@@ -182,7 +194,7 @@ def test_the_limit_grows_back_only_while_it_holds_requests_back() -> None:
     clock = _Clock()
     limit = LatencyLimit(ceiling=40, target_s=0.02)
     for _ in range(10):
-        _window(limit, clock, [0.5] * 5)
+        _window(limit, clock, [0.01] + [0.5] * 4)
     assert limit.limit == LatencyLimit.FLOOR
     _window(limit, clock, [0.005] * 5)  # fast, but the limit was never reached: no growth
     assert limit.limit == LatencyLimit.FLOOR
@@ -202,33 +214,33 @@ def test_latency_limit_parameters_must_be_valid(ceiling: int, target_s: float) -
 
 
 class _Timed:
-    """An inner app whose every answer takes ``seconds`` on the fake clock."""
+    """An inner app whose answers take ``seconds`` (in turn) on the fake clock."""
 
-    def __init__(self, clock: _Clock, seconds: float) -> None:
+    def __init__(self, clock: _Clock, *seconds: float) -> None:
         self.clock, self.seconds, self.entered = clock, seconds, 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.clock.now += self.seconds[self.entered % len(self.seconds)]
         self.entered += 1
-        self.clock.now += self.seconds
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
 
 async def test_slow_answers_lower_the_gates_limit() -> None:
     clock = _Clock()
-    inner = _Timed(clock, seconds=0.1)  # 5x the target
+    inner = _Timed(clock, 0.002, 0.03, 0.03, 0.03, 0.03)  # most wait: 1.5x the target
     gate = _gate(inner, clock, max_in_flight=64, latency_target_ms=20)
-    for _ in range(5):
+    for _ in range(10):
         assert (await _call(gate))[0]["status"] == 200
-    assert gate.limit == 16  # two windows closed, each halving it (5x the target)
+    assert gate.limit == 27  # two windows closed, each cutting it to 2/3: 64, 42, 27
     gate.in_flight = gate.limit  # that many held: the next one is refused
     assert (await _call(gate))[0]["status"] == 503
-    assert inner.entered == 5
+    assert inner.entered == 10
 
 
 async def test_a_request_queued_past_the_deadline_is_refused_before_any_work() -> None:
     clock = _Clock()
-    inner = _Timed(clock, seconds=0.0)
+    inner = _Timed(clock, 0.0)
     gate = _gate(inner, clock, max_in_flight=8, max_queue_ms=10, retry_after_s=2)
     waits = gate._queue_wait
 

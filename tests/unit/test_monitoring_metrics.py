@@ -12,6 +12,8 @@ EXPECTED_FAMILIES = {
     "vigil_http_requests": "counter",
     "vigil_http_request_duration_seconds": "histogram",
     "vigil_http_requests_shed": "counter",
+    "vigil_http_admission_wait_seconds": "histogram",
+    "vigil_http_admission_limit": "gauge",
     "vigil_score": "histogram",
     "vigil_decisions": "counter",
     "vigil_model_info": "gauge",
@@ -30,11 +32,20 @@ EXPECTED_FAMILIES = {
     "vigil_db_commit_latency_seconds": "histogram",
     "vigil_writer_queue_depth": "gauge",
     "vigil_state_store_warm": "gauge",
+    "vigil_database_up": "gauge",
+    "vigil_broker_connected": "gauge",
     "vigil_stream_messages_consumed": "counter",
     "vigil_stream_messages_acked": "counter",
     "vigil_stream_messages_dead_lettered": "counter",
     "vigil_stream_batch_size": "histogram",
     "vigil_stream_end_to_end_latency_seconds": "histogram",
+    # prometheus_client's process collector (restarts: process_start_time_seconds)
+    "process_virtual_memory_bytes": "gauge",
+    "process_resident_memory_bytes": "gauge",
+    "process_start_time_seconds": "gauge",
+    "process_cpu_seconds": "counter",
+    "process_open_fds": "gauge",
+    "process_max_fds": "gauge",
 }
 
 

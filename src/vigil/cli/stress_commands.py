@@ -74,6 +74,9 @@ def run(
         Path | None, typer.Option(help="ONNX model to serve (default: train one on the world).")
     ] = None,
     locustfile: Annotated[Path, typer.Option(help="Locust scenario.")] = Path("locustfile.py"),
+    alert_rules: Annotated[
+        Path, typer.Option(help="Prometheus rule files evaluated during the run (a folder).")
+    ] = Path("deploy/prometheus/rules"),
     verbose: VerboseOption = False,
 ) -> None:
     """Run the campaign (root: cgroups, a private PostgreSQL) and write the report."""
@@ -81,7 +84,10 @@ def run(
     from vigil.stress.report import write_report
 
     configure_logging(verbose=verbose)
-    results = Campaign(PLANS[plan], workdir.resolve(), model, locustfile.resolve()).run()
+    campaign = Campaign(
+        PLANS[plan], workdir.resolve(), model, locustfile.resolve(), alert_rules.resolve()
+    )
+    results = campaign.run()
     typer.echo(str(write_report(results, report)))
 
 

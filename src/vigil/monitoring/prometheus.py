@@ -7,6 +7,7 @@ refer to these names; ``tests/integration/test_prometheus_queries.py`` checks th
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
 )
 
@@ -194,6 +196,21 @@ class VigilMetrics:
             registry=reg,
         )
         self.state_store_warm.set(1)
+        self.database_up = Gauge(
+            "vigil_database_up",
+            "1 while the database writer's last interaction with PostgreSQL succeeded.",
+            registry=reg,
+        )
+        self.broker_connected = Gauge(
+            "vigil_broker_connected",
+            "1 while the stream worker's connection to RabbitMQ is open.",
+            registry=reg,
+        )
+        # NaN (no alert) in a process without a writer (the worker) or a broker (the API).
+        self.database_up.set(math.nan)
+        self.broker_connected.set(math.nan)
+        # process_start_time_seconds (restarts), resident memory, CPU: the standard names.
+        ProcessCollector(registry=reg)
 
         # Stream worker.
         self.messages_consumed = Counter(

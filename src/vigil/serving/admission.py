@@ -58,15 +58,19 @@ class LatencyLimit:
 
     Latencies of answered requests are gathered in windows of ``window_s`` (from a window's
     first answer to the first answer ``window_s`` later, included). At a window's end
-    its ``QUANTILE`` latency is compared with ``target_s``: above it, the limit is cut in
-    proportion (``target / observed``, at most by half, at least by a fifth) so the queue the
-    admitted requests wait in shrinks within a few windows; within it, and if the limit was
+    its ``QUANTILE`` latency is compared with ``target_s``: above it, and more than
+    ``QUEUEING`` times the window's fastest answer (the late answers waited in a queue: when
+    every answer is slow alike, the service itself is slow, say a slow database, and
+    refusing requests would not make the others faster), the limit is cut in proportion
+    (``target / observed``, at most by half, at least by a fifth) so the queue the admitted
+    requests wait in shrinks within a few windows; within the target, and if the limit was
     reached during the window (it is what held requests back), the limit grows by a tenth
     (at least one). The limit stays within ``[floor, ceiling]``. Deterministic: time is
     passed in, so the policy is tested with a fake clock.
     """
 
     QUANTILE = 0.9
+    QUEUEING = 2.0
     FLOOR = 4
 
     def __init__(self, ceiling: int, target_s: float, window_s: float = 0.1) -> None:
@@ -100,8 +104,9 @@ class LatencyLimit:
         samples = sorted(self._samples)
         observed = samples[int(self.QUANTILE * (len(samples) - 1))]
         if observed > self.target_s:
-            factor = min(0.8, max(0.5, self.target_s / observed))
-            self.limit = max(self.floor, int(self.limit * factor))
+            if observed > self.QUEUEING * samples[0]:
+                factor = min(0.8, max(0.5, self.target_s / observed))
+                self.limit = max(self.floor, int(self.limit * factor))
         elif self._saturated:
             self.limit = min(self.ceiling, self.limit + max(1, self.limit // 10))
 

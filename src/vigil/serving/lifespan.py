@@ -75,6 +75,7 @@ async def running_services(
         stack.push_async_callback(runtime.close)
         running = writer
         metrics.writer_queue_depth.set_function(lambda: running.queue_depth)
+        metrics.database_up.set_function(lambda: 1 if running.healthy else 0)
         lifecycle = await stack.enter_async_context(
             running_lifecycle(settings, runtime.models, lifecycle)
         )

@@ -85,6 +85,10 @@ class StreamWorker:
         """Consume until ``stop`` is set; then finish every delivered message and disconnect."""
         assert self._broker.url is not None
         connection = await aio_pika.connect_robust(self._broker.url)
+        if self._metrics is not None:  # down while the robust connection reconnects
+            self._metrics.broker_connected.set_function(
+                lambda: 1 if connection.connected.is_set() else 0
+            )
         try:
             await self._consume(connection, stop)
         finally:

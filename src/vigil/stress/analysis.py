@@ -149,6 +149,46 @@ def fault_figures(campaign: Campaign, seconds: pd.DataFrame) -> list[dict[str, A
     return out
 
 
+def alert_windows(campaign: Campaign) -> list[dict[str, Any]] | None:
+    """Per window (the surge, then each fault until the next one): the alerts Prometheus had
+    active, ``raised`` (became active in the window) or ``carried`` (active since before),
+    each with the furthest state it reached (``firing``, else ``pending``: its condition held
+    for less than its ``for``). None when no Prometheus ran."""
+    polls = campaign.results.get("alerts")
+    if polls is None:
+        return None
+    surge = next(e for e in campaign.results["events"] if e["name"] == "surge")
+    faults = campaign.faults
+    ends = [f["start"] for f in faults] + [float(np.nanmax(campaign.records.answered))]
+    windows = [("surge", surge["start"], ends[0])]
+    windows += [(f["name"], f["start"], end) for f, end in zip(faults, ends[1:], strict=True)]
+    out = []
+    for name, start, end in windows:
+        raised: dict[str, str] = {}
+        carried: dict[str, str] = {}
+        for poll in polls:
+            if not start <= poll["t"] < end:
+                continue
+            for alert, state, since in poll["active"]:
+                into = raised if pd.Timestamp(since).timestamp() >= start else carried
+                if into.get(alert) != "firing":
+                    into[alert] = state
+        carried = {a: s for a, s in carried.items() if a not in raised}
+        out.append(
+            {
+                "window": name,
+                "raised": _alert_list(raised),
+                "carried": _alert_list(carried),
+                "polls": sum(1 for poll in polls if start <= poll["t"] < end),
+            }
+        )
+    return out
+
+
+def _alert_list(alerts: dict[str, str]) -> str:
+    return ", ".join(f"{a} ({s})" for a, s in sorted(alerts.items())) or "none"
+
+
 def stream_recovery(campaign: Campaign, fault: dict[str, Any], until: float) -> float | None:
     """Seconds after the fault was undone until the worker's stored count is back where it
     would be had the stream never stopped (within two seconds of publishing); None when it

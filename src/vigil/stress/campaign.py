@@ -33,7 +33,13 @@ import httpx
 from vigil.stress.cgroup import LimitedGroup, Limits
 from vigil.stress.loadgen import Phase
 from vigil.stress.proxy import FaultProxy
-from vigil.stress.services import PrivatePostgres, PrivateRedis, free_port, wait_port
+from vigil.stress.services import (
+    PrivatePostgres,
+    PrivatePrometheus,
+    PrivateRedis,
+    free_port,
+    wait_port,
+)
 from vigil.stress.world import VIGIL, World, build_world, world_settings
 
 log = logging.getLogger(__name__)
@@ -67,7 +73,7 @@ class Plan:
     proxy_latency_s: float = 0.02  # each way: +40 ms per store round trip
     max_loop_lag_ms: float = 20.0  # the API's lag bound (serving.max_loop_lag_ms)
     latency_target_ms: float = 20.0  # the in-flight limit follows it (serving.*)
-    max_queue_ms: float = 10.0  # refused when waiting longer before its handler (serving.*)
+    max_queue_ms: float = 15.0  # refused when waiting longer before its handler (serving.*)
 
     def phases(self, faults: int) -> list[Phase]:
         """The generator's load: baseline, surge, recovery, then baseline under the faults."""
@@ -165,10 +171,19 @@ class Supervisor:
 class Campaign:
     """One run of a :class:`Plan` in ``workdir``; :meth:`run` returns the path of results."""
 
-    def __init__(self, plan: Plan, workdir: Path, model: Path | None, locustfile: Path) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        workdir: Path,
+        model: Path | None,
+        locustfile: Path,
+        alert_rules: Path | None = None,
+    ) -> None:
         self.plan, self.workdir, self.model, self.locustfile = plan, workdir, model, locustfile
+        self.alert_rules = alert_rules  # a folder of rule files; None or no prometheus: none
         self.events: list[Event] = []
         self.samples: list[Sample] = []
+        self.alert_polls: list[dict[str, Any]] = []  # Prometheus's active alerts, each second
         self.background: list[threading.Thread] = []  # recoveries still running
         self.tag = f"stress-{uuid.uuid4().hex[:8]}"
         self.api_key = os.urandom(16).hex()
@@ -256,9 +271,21 @@ class Campaign:
         self.pg_proxy = FaultProxy("127.0.0.1", self.postgres.port).start()
         self.redis_proxy = FaultProxy("127.0.0.1", self.redis.port).start()
         self.broker_proxy = FaultProxy(*SHARED_BROKER).start()
+        self.prometheus: PrivatePrometheus | None = None
+        if self.alert_rules is not None and shutil.which("prometheus"):
+            targets = {"vigil-api": self.api_port, "vigil-worker": self.worker_metrics_port}
+            self.prometheus = PrivatePrometheus(
+                self.workdir / "prometheus", self.alert_rules, targets
+            )
+            shutil.rmtree(self.prometheus.folder / "data", ignore_errors=True)  # a previous run's
+            self.prometheus.start()
+        elif self.alert_rules is not None:
+            log.warning("prometheus is not installed: the alerts are not evaluated")
         try:
             yield
         finally:
+            if self.prometheus is not None:
+                self.prometheus.stop()
             for proxy in (self.pg_proxy, self.redis_proxy, self.broker_proxy):
                 proxy.stop()
             self.redis.stop()
@@ -316,6 +343,10 @@ class Campaign:
                 stored = connection.execute(
                     text("SELECT count(*) FROM predictions WHERE source = 'stream'")
                 ).scalar_one()
+            if self.prometheus is not None:
+                with contextlib.suppress(Exception):  # a missed poll is a gap, not a failure
+                    active = self.prometheus.active_alerts()
+                    self.alert_polls.append({"t": time.time(), "active": active})
             api, worker = self.api_group.usage(), self.worker_group.usage()
             self.samples.append(
                 Sample(
@@ -526,6 +557,7 @@ class Campaign:
                 "records": str(records),
                 "stream": drained,
                 "restarts": {"api": api.restarts, "worker": worker.restarts},
+                "alerts": self.alert_polls if self.prometheus is not None else None,
                 "database_url": self._db_url(self.postgres.port),
                 "uptime": Path("/proc/loadavg").read_text().split()[:3],
             }

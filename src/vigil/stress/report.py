@@ -132,6 +132,24 @@ def _offline_block(report: Path) -> str:
     )
 
 
+def _alerts_block(windows: list[dict[str, Any]] | None) -> str:
+    """The alerts each window raised, from a Prometheus that evaluated the repository's rules."""
+    if windows is None:
+        return "(Prometheus was not installed: the alert rules were not evaluated.)"
+    return "\n".join(
+        [
+            "A Prometheus of the campaign's own scraped the API and the worker every second "
+            "and evaluated `deploy/prometheus/rules` every second; its active alerts were "
+            "polled every second (`/api/v1/alerts`). *pending*: the alert's condition held, "
+            "for less than the rule's `for` (minutes: a 10 s fault should not page); "
+            "*firing*: it would have been sent to Alertmanager. *raised*: became active in "
+            "the window (from the fault to the next one); *carried*: active since before.",
+            "",
+            _table(windows, ["window", "raised", "carried", "polls"]),
+        ]
+    )
+
+
 def write_report(results_path: Path, report: Path) -> Path:
     """Analyse ``results_path`` and write ``report`` (plots beside it in ``images/``)."""
     campaign = analysis.Campaign.load(results_path)
@@ -268,6 +286,10 @@ def write_report(results_path: Path, report: Path) -> Path:
         + "; ".join(f"{f['fault']}: {f['detail']}" for f in faults)
         + f". Restarts by the supervisor: API {len(results['restarts']['api'])}, worker "
         f"{len(results['restarts']['worker'])}.",
+        "",
+        "### Alerts",
+        "",
+        _alerts_block(analysis.alert_windows(campaign)),
         "",
         "### Acknowledged data lost",
         "",

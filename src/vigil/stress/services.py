@@ -1,15 +1,17 @@
-"""Private PostgreSQL and Redis servers for the stress campaign, on free loopback ports.
+"""Private PostgreSQL, Redis and Prometheus servers for the stress campaign, on free ports.
 
 The campaign stops and kills its stores; the machine's shared services (5432, 6379) must
 never be touched, so each campaign starts its own: PostgreSQL with ``initdb``/``pg_ctl`` as
 the ``postgres`` user (when run as root) in a temporary folder, Redis as a plain
 ``redis-server`` without persistence. Each can be stopped and started again on the same port
-and data folder.
+and data folder. A ``prometheus`` of its own scrapes the API and the worker every second with
+the repository's alert rules, so the report can say which alerts each fault raised.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -17,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 
@@ -135,6 +138,55 @@ class PrivateRedis:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
             self.process = None
+
+    def stop(self) -> None:
+        """SIGTERM and wait."""
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(30)
+            self.process = None
+
+
+class PrivatePrometheus:
+    """A ``prometheus`` scraping the API and the stream worker every second, with Vigil's
+    alert rules loaded and evaluated every second; :meth:`active_alerts` polls them."""
+
+    def __init__(
+        self, folder: Path, rules: Path, targets: dict[str, int], port: int | None = None
+    ) -> None:
+        self.folder, self.rules, self.targets = folder, rules, targets
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Write its configuration, start it and wait until it answers."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(path) for path in sorted(self.rules.glob("*.yml"))],
+            "scrape_configs": [
+                {"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+                for job, port in self.targets.items()
+            ],
+        }
+        path = self.folder / "prometheus.yml"
+        path.write_text(json.dumps(config))  # JSON is YAML
+        command = [
+            "prometheus",
+            f"--config.file={path}",
+            f"--storage.tsdb.path={self.folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+        ]
+        with (self.folder / "prometheus.log").open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        wait_port(self.port)
+
+    def active_alerts(self) -> list[tuple[str, str, str]]:
+        """(alert name, ``pending`` or ``firing``, since when: RFC 3339) of every active alert."""
+        url = f"http://127.0.0.1:{self.port}/api/v1/alerts"
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            alerts = json.load(answer)["data"]["alerts"]
+        return [(a["labels"]["alertname"], a["state"], a["activeAt"]) for a in alerts]
 
     def stop(self) -> None:
         """SIGTERM and wait."""
