@@ -44,11 +44,21 @@ def train_command(
             "PUT /retrain runs this; the Dagster retrain job runs the same code.",
         ),
     ] = None,
+    stream_features: Annotated[
+        Path | None,
+        typer.Option(
+            "--stream-features",
+            help="Train on a feature Parquet (`vigil features`), the fitting rows streamed one "
+            "row group at a time instead of loaded (mlp, lightgbm; for tens of millions of rows).",
+        ),
+    ] = None,
 ) -> None:
     """Train, evaluate and export one model into a new run directory."""
     settings = start(config, overrides, verbose)
-    if challenger is not None and (promote or data is not None):
+    if challenger is not None and (promote or data is not None or stream_features is not None):
         raise fail("--challenger trains on data.raw_dir and never promotes (the gate does)")
+    if data is not None and stream_features is not None:
+        raise fail("give --data (raw transactions) or --stream-features (a feature Parquet)")
     from vigil.training.challenger import train_challenger
     from vigil.training.run import train
 
@@ -58,7 +68,7 @@ def train_command(
             trained.outcome().write_json(challenger)
             run_dir = trained.model.parent
         else:
-            run_dir = train(settings, data, promote)
+            run_dir = train(settings, data, promote, stream_features)
     except (ValueError, RuntimeError, OSError, LookupError) as error:
         raise fail(str(error)) from None
     typer.echo(str(run_dir))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 import lightgbm
 import numpy as np
@@ -12,10 +13,19 @@ from sklearn.preprocessing import StandardScaler
 
 from vigil.config import ModelConfig
 
+if TYPE_CHECKING:
+    from vigil.training.stream import ParquetRows
+
 logger = logging.getLogger(__name__)
 
 # LightGBM stops when validation AP has not improved for this many rounds.
 LIGHTGBM_EARLY_STOPPING_ROUNDS = 50
+# Deterministic and immune to OpenMP spin-waits on a busy machine (one thread).
+LIGHTGBM_FIXED: dict[str, Any] = {
+    "deterministic": True,
+    "verbose": -1,
+    "metric": "average_precision",
+}
 
 
 def fit_logistic(
@@ -60,11 +70,9 @@ def fit_lightgbm(
         num_leaves=params.num_leaves,
         class_weight="balanced" if balanced else None,
         random_state=seed,
-        deterministic=True,
         force_row_wise=True,
-        n_jobs=1,  # deterministic and immune to OpenMP spin-waits on a busy machine
-        verbose=-1,
-        metric="average_precision",
+        n_jobs=1,
+        **LIGHTGBM_FIXED,
     )
     classifier.fit(
         features,
@@ -76,3 +84,54 @@ def fit_lightgbm(
     )
     logger.info("LightGBM: best iteration %s", classifier.best_iteration_)
     return classifier
+
+
+def balanced_weights(labels: np.ndarray) -> np.ndarray:
+    """Per-row weights n / (2 n_class), as ``class_weight="balanced"`` gives (float32)."""
+    counts = np.bincount(labels, minlength=2).astype(np.float64)
+    return (len(labels) / (2.0 * counts))[labels].astype(np.float32)
+
+
+def fit_lightgbm_stream(
+    rows: ParquetRows,
+    validation: tuple[np.ndarray, np.ndarray],
+    config: ModelConfig,
+    balanced: bool,
+    seed: int,
+) -> lightgbm.Booster:
+    """:func:`fit_lightgbm` on rows streamed from Parquet (no feature matrix in memory).
+
+    The binned dataset is built from ``rows.sequences()`` (bins from a sample of
+    ``bin_construct_sample_cnt`` rows, then one row group at a time); the same parameters
+    as the in-memory fit, but column-wise histograms, which need no second, row-wise copy of
+    the bins. Returns the booster (the training data freed), early-stopped like the other.
+    """
+    params = config.lightgbm
+    labels = rows.labels()
+    settings: dict[str, Any] = {
+        "objective": "binary",
+        "learning_rate": params.learning_rate,
+        "num_leaves": params.num_leaves,
+        "seed": seed,
+        "force_col_wise": True,
+        "num_threads": 1,
+        **LIGHTGBM_FIXED,
+    }
+    train = lightgbm.Dataset(
+        rows.sequences(),
+        label=labels,
+        weight=balanced_weights(labels) if balanced else None,
+        params=settings,
+        free_raw_data=True,
+    )
+    del labels
+    valid = lightgbm.Dataset(validation[0], label=validation[1], reference=train)
+    booster = lightgbm.train(
+        settings,
+        train,
+        num_boost_round=params.n_estimators,
+        valid_sets=[valid],
+        callbacks=[lightgbm.early_stopping(LIGHTGBM_EARLY_STOPPING_ROUNDS, verbose=False)],
+    )
+    logger.info("LightGBM (streamed): best iteration %s", booster.best_iteration)
+    return booster

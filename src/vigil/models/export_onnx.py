@@ -62,8 +62,10 @@ def _probability_column_as_score(proto: onnx.ModelProto) -> onnx.ModelProto:
     return proto
 
 
-def _sklearn_to_onnx(model: Pipeline | lightgbm.LGBMClassifier, n_features: int) -> onnx.ModelProto:
-    if isinstance(model, lightgbm.LGBMClassifier):
+def _sklearn_to_onnx(
+    model: Pipeline | lightgbm.LGBMClassifier | lightgbm.Booster, n_features: int
+) -> onnx.ModelProto:
+    if isinstance(model, lightgbm.LGBMClassifier | lightgbm.Booster):
         import onnxmltools
         from onnxmltools.convert.common.data_types import FloatTensorType as MLFloatTensorType
 

@@ -11,7 +11,9 @@ from sklearn.pipeline import Pipeline
 
 from vigil.models.mlp import FraudMLP
 
-SingleModel: TypeAlias = FraudMLP | Pipeline | lightgbm.LGBMClassifier
+# A LightGBM fitted in memory is the scikit-learn classifier; one fitted from a stream
+# (vigil.training.stream) is the booster itself.
+SingleModel: TypeAlias = FraudMLP | Pipeline | lightgbm.LGBMClassifier | lightgbm.Booster
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ def model_kind(model: FraudModel) -> str:
         return "ensemble"
     if isinstance(model, FraudMLP):
         return "mlp"
-    if isinstance(model, lightgbm.LGBMClassifier):
+    if isinstance(model, lightgbm.LGBMClassifier | lightgbm.Booster):
         return "lightgbm"
     if isinstance(model, Pipeline):
         return "logistic"
@@ -49,5 +51,7 @@ def predict_scores(model: FraudModel, features: np.ndarray) -> np.ndarray:
         return np.asarray(np.mean(member_scores, axis=0, dtype=np.float32))
     if isinstance(model, FraudMLP):
         return np.asarray(model.predict_proba(batch))
+    if isinstance(model, lightgbm.Booster):
+        return np.asarray(model.predict(batch), dtype=np.float32)
     probabilities = np.asarray(model.predict_proba(batch))
     return probabilities[:, 1].astype(np.float32)

@@ -80,11 +80,13 @@ class FraudMLP(nn.Module, PyTorchModelHubMixin, library_name="vigil", tags=["fra
 
     def fit_scaler(self, features: np.ndarray) -> None:
         """Set the scaler from training rows (constant columns keep scale 1)."""
-        mean = features.mean(axis=0)
-        std = features.std(axis=0)
-        std[std == 0] = 1.0
+        self.set_scaler(features.mean(axis=0), features.std(axis=0))
+
+    def set_scaler(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Set the scaler from per-feature mean and standard deviation (0 counts as 1)."""
+        scale = np.where(std == 0, 1.0, std)
         self.feature_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
-        self.feature_scale.copy_(torch.as_tensor(std, dtype=torch.float32))
+        self.feature_scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Raw features [batch, n_features] -> fraud logits [batch]."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,14 +22,22 @@ from vigil.config import Settings
 from vigil.data.schema import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
 from vigil.features.definitions import feature_names
 from vigil.inference.metadata import ModelMetadata
-from vigil.models.baselines import fit_lightgbm, fit_logistic
+from vigil.models.baselines import fit_lightgbm, fit_lightgbm_stream, fit_logistic
 from vigil.models.kinds import Ensemble, FraudModel, SingleModel, predict_scores
 from vigil.training import artifacts
 from vigil.training.data import FeatureTable, feature_matrix, load_feature_table
-from vigil.training.provenance import git_commit
-from vigil.training.splits import handbook_split
+from vigil.training.provenance import dataset_hash, git_commit
+from vigil.training.splits import Periods, handbook_split
+from vigil.training.stream import ParquetRows, read_protocol_frame
 from vigil.training.tracking import RunDataset, check_reachable, log_run
-from vigil.training.trainer import Dataset, EpochRecord, epoch_order, train_mlp
+from vigil.training.trainer import (
+    Dataset,
+    EpochRecord,
+    TrainingRows,
+    epoch_order,
+    feature_means,
+    train_mlp,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +77,7 @@ def _dataset(frame: pd.DataFrame, settings: Settings) -> Dataset:
 
 
 def fit_model(
-    settings: Settings, train: Dataset, validation: Dataset, run_dir: Path
+    settings: Settings, train: TrainingRows, validation: Dataset, run_dir: Path
 ) -> tuple[FraudModel, list[EpochRecord]]:
     """Fit the configured ``model.kind``; only a single MLP has an epoch history."""
     if settings.model.kind == "ensemble":
@@ -77,7 +86,7 @@ def fit_model(
 
 
 def fit_ensemble(
-    settings: Settings, train: Dataset, validation: Dataset, run_dir: Path
+    settings: Settings, train: TrainingRows, validation: Dataset, run_dir: Path
 ) -> Ensemble:
     """One MLP per ``model.ensemble_mlp_seeds`` and, with ``ensemble_lightgbm``, a LightGBM.
 
@@ -97,15 +106,24 @@ def fit_ensemble(
 
 
 def _fit_single(
-    kind: str, settings: Settings, train: Dataset, validation: Dataset, run_dir: Path
+    kind: str, settings: Settings, train: TrainingRows, validation: Dataset, run_dir: Path
 ) -> tuple[SingleModel, list[EpochRecord]]:
     config = settings.train
     if kind == "mlp":
         return train_mlp(train, validation, settings.model, config, run_dir / "tensorboard")
+    balanced = config.class_weighting == "balanced"
+    if isinstance(train, ParquetRows):
+        if kind != "lightgbm" or config.class_weighting == "undersample":
+            raise ValueError(
+                f"streamed training fits mlp and lightgbm with class_weighting none or "
+                f"balanced, not {kind} with {config.class_weighting}"
+            )
+        validation_pair = (validation.features, validation.labels)
+        booster = fit_lightgbm_stream(train, validation_pair, settings.model, balanced, config.seed)
+        return booster, []
     if config.class_weighting == "undersample":
         rows = epoch_order(train.labels, True, np.random.default_rng(config.seed))
         train = Dataset(train.features[rows], train.labels[rows])
-    balanced = config.class_weighting == "balanced"
     if kind == "logistic":
         model = fit_logistic(train.features, train.labels, settings.model, balanced, config.seed)
         return model, []
@@ -138,7 +156,7 @@ def _evaluate(scored: Scored, threshold: float, settings: Settings) -> dict[str,
 
 
 def _metadata(
-    settings: Settings, run_dir: Path, train: Dataset, summary: dict[str, Any]
+    settings: Settings, run_dir: Path, train: TrainingRows, summary: dict[str, Any]
 ) -> ModelMetadata:
     headline = {name: summary["test"][name] for name in HEADLINE}
     headline["expected_cost_per_transaction"] = summary["test"]["expected_cost_per_transaction"]
@@ -150,7 +168,7 @@ def _metadata(
         git_commit=summary["git_commit"],
         saved_at=datetime.now(UTC),
         feature_names=feature_names(settings.features),
-        feature_means=[float(m) for m in train.features.mean(axis=0, dtype=np.float64)],
+        feature_means=[float(m) for m in feature_means(train)],
         threshold=summary["threshold"],
         metrics=headline,
     )
@@ -160,15 +178,56 @@ def run_training(settings: Settings, table: FeatureTable, promote: bool = False)
     """Train, evaluate and export one model on a feature table; returns its run directory."""
     check_reachable(settings.tracking.mlflow_uri)
     split = handbook_split(table.frame, settings.train)
-    train, validation = _dataset(split.train, settings), _dataset(split.validation, settings)
+    frames = EvaluationFrames(split.validation, lambda: split.test, split.train)
+    train = _dataset(split.train, settings)
+    return _fit_and_record(settings, train, frames, table.source, table.source_sha256, promote)
+
+
+def run_streamed_training(settings: Settings, features: Path, promote: bool = False) -> RunResult:
+    """:func:`run_training` on a feature Parquet, the training rows streamed (issue 15 item 3).
+
+    The fitting days are read one row group at a time (:class:`ParquetRows`); the validation
+    days are loaded before the fit, the test set (the same as the in-memory split's) after it.
+    """
+    check_reachable(settings.tracking.mlflow_uri)
+    periods = Periods.from_config(settings.train)
+    names = tuple(feature_names(settings.features))
+    train = ParquetRows(features, names, periods.fit_start, periods.validation_start)
+    validation = ParquetRows(features, names, periods.validation_start, periods.delay_start)
+
+    def test() -> pd.DataFrame:
+        return handbook_split(read_protocol_frame(features, names, periods), settings.train).test
+
+    frames = EvaluationFrames(validation.table().to_pandas(), test, None)
+    return _fit_and_record(settings, train, frames, features, dataset_hash(features), promote)
+
+
+@dataclass(frozen=True)
+class EvaluationFrames:
+    """The validation rows, the test rows (loaded when needed) and, if in memory, training's."""
+
+    validation: pd.DataFrame
+    load_test: Callable[[], pd.DataFrame]
+    training: pd.DataFrame | None
+
+
+def _fit_and_record(
+    settings: Settings,
+    train: TrainingRows,
+    frames: EvaluationFrames,
+    source: Path,
+    source_sha256: str,
+    promote: bool,
+) -> RunResult:
+    """Fit, choose the threshold, evaluate, export and track one run."""
+    validation = _dataset(frames.validation, settings)
     run_dir = new_run_dir(settings)
-    logger.info(
-        "run %s: training %s on %d rows", run_dir.name, settings.model.kind, len(train.labels)
-    )
+    logger.info("run %s: training %s on %d rows", run_dir.name, settings.model.kind, len(train))
     started = time.perf_counter()
     model, history = fit_model(settings, train, validation, run_dir)
     train_seconds = time.perf_counter() - started
-    val_scored, test_scored = (_score(model, f, settings) for f in (split.validation, split.test))
+    test_frame = frames.load_test()
+    val_scored, test_scored = (_score(model, f, settings) for f in (frames.validation, test_frame))
     threshold = metrics.choose_threshold(
         val_scored.labels,
         val_scored.scores,
@@ -189,7 +248,8 @@ def run_training(settings: Settings, table: FeatureTable, promote: bool = False)
         else None,
         "history": [asdict(r) for r in history],
         "git_commit": git_commit(),
-        "dataset": {"path": str(table.source), "sha256": table.source_sha256},
+        "dataset": {"path": str(source), "sha256": source_sha256},
+        "streamed": isinstance(train, ParquetRows),
     }
     metadata = _metadata(settings, run_dir, train, summary)
     artifacts.write_run(
@@ -203,14 +263,12 @@ def run_training(settings: Settings, table: FeatureTable, promote: bool = False)
     )
     final = {f"test_{k}": v for k, v in summary["test"].items()}
     final |= {f"validation_{k}": v for k, v in summary["validation"].items()}
-    source = str(table.source)
+    contexts = {"training": frames.training, "validation": frames.validation}
+    contexts["testing"] = test_frame
     datasets = [
-        RunDataset(f"{context}-{table.source_sha256[:8]}", context, source, frame)
-        for context, frame in (
-            ("training", split.train),
-            ("validation", split.validation),
-            ("testing", split.test),
-        )
+        RunDataset(f"{context}-{source_sha256[:8]}", context, str(source), frame)
+        for context, frame in contexts.items()
+        if frame is not None
     ]
     log_run(
         settings,
@@ -236,10 +294,21 @@ def _tags(summary: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def train(settings: Settings, data: Path | None = None, promote: bool = False) -> Path:
-    """Load the feature table, run one training run, log its headline; returns the run dir."""
-    table = load_feature_table(settings, data)
-    result = run_training(settings, table, promote=promote)
+def train(
+    settings: Settings,
+    data: Path | None = None,
+    promote: bool = False,
+    stream_features: Path | None = None,
+) -> Path:
+    """Load the feature table, run one training run, log its headline; returns the run dir.
+
+    With ``stream_features`` (a feature Parquet) the training rows are streamed from it
+    instead (:func:`run_streamed_training`).
+    """
+    if stream_features is not None:
+        result = run_streamed_training(settings, stream_features, promote=promote)
+    else:
+        result = run_training(settings, load_feature_table(settings, data), promote=promote)
     test = result.metrics["test"]
     logger.info(
         "run %s: test AUC ROC %.4f, AP %.4f, CP@%d %.4f, threshold %.4f",

@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import logging
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 import torch
@@ -16,6 +18,7 @@ from tqdm import tqdm
 from vigil.config import ModelConfig, TrainConfig
 from vigil.fraud_metrics import average_precision
 from vigil.models.mlp import FraudMLP
+from vigil.training.stream import ParquetRows
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,20 @@ class Dataset:
         if self.labels.min() == self.labels.max():
             raise ValueError(f"need frauds and genuine rows, got only label {self.labels[0]}")
 
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+# What a fit reads: rows in memory, or streamed from the feature Parquet (issue 15 item 3).
+TrainingRows: TypeAlias = Dataset | ParquetRows
+
+
+def feature_means(train: TrainingRows) -> np.ndarray:
+    """Mean of each raw feature over the training rows (float64)."""
+    if isinstance(train, ParquetRows):
+        return train.moments()[0]
+    return np.asarray(train.features.mean(axis=0, dtype=np.float64))
+
 
 def seed_everything(seed: int) -> None:
     """Fix every random source the training touches (same config + data -> same model)."""
@@ -61,6 +78,24 @@ def epoch_order(labels: np.ndarray, undersample: bool, rng: np.random.Generator)
     return rng.permutation(np.r_[frauds, genuine])
 
 
+def epoch_batches(
+    train: TrainingRows, batch_size: int, undersample: bool, rng: np.random.Generator
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of (features, float labels) mini-batches, in memory or streamed."""
+    if isinstance(train, ParquetRows):
+        if undersample:
+            raise ValueError("streamed training cannot undersample: use class_weighting balanced")
+        for features, labels in train.batches(batch_size, rng):
+            yield torch.from_numpy(features), torch.from_numpy(labels.astype(np.float32))
+        return
+    all_features = torch.from_numpy(train.features)
+    all_labels = torch.from_numpy(train.labels.astype(np.float32))
+    order = epoch_order(train.labels, undersample, rng)
+    for start in range(0, len(order), batch_size):
+        index = torch.from_numpy(order[start : start + batch_size])
+        yield all_features[index], all_labels[index]
+
+
 def _loss_function(labels: np.ndarray, weighting: str) -> nn.BCEWithLogitsLoss:
     if weighting != "balanced":
         return nn.BCEWithLogitsLoss()
@@ -71,28 +106,24 @@ def _loss_function(labels: np.ndarray, weighting: str) -> nn.BCEWithLogitsLoss:
 
 def _train_epoch(
     model: FraudMLP,
-    data: Dataset,
-    order: np.ndarray,
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
     loss_fn: nn.Module,
     optimizer: torch.optim.Optimizer,
-    config: TrainConfig,
     epoch: int,
 ) -> float:
     model.train()
-    features = torch.from_numpy(data.features)
-    labels = torch.from_numpy(data.labels.astype(np.float32))
     total, seen = 0.0, 0
-    starts = range(0, len(order), config.batch_size)
-    for start in tqdm(starts, desc=f"epoch {epoch}", unit="batch", leave=False, disable=None):
-        index = torch.from_numpy(order[start : start + config.batch_size])
-        if len(index) < 2 and model_has_batchnorm(model):
+    for features, labels in tqdm(
+        batches, desc=f"epoch {epoch}", unit="batch", leave=False, disable=None
+    ):
+        if len(labels) < 2 and model_has_batchnorm(model):
             continue  # BatchNorm cannot normalise a batch of one
         optimizer.zero_grad()
-        loss = loss_fn(model(features[index]), labels[index])
+        loss = loss_fn(model(features), labels)
         loss.backward()
         optimizer.step()
-        total += loss.item() * len(index)
-        seen += len(index)
+        total += loss.item() * len(labels)
+        seen += len(labels)
     return total / max(seen, 1)
 
 
@@ -110,7 +141,7 @@ def _evaluate(model: FraudMLP, data: Dataset, loss_fn: nn.Module) -> tuple[float
 
 
 def train_mlp(
-    train: Dataset,
+    train: TrainingRows,
     validation: Dataset,
     model_config: ModelConfig,
     config: TrainConfig,
@@ -120,7 +151,8 @@ def train_mlp(
     """Fit the MLP; returns the best model by validation AP and the per-epoch history.
 
     ``initial`` warm-starts: training continues from a copy of that model, its scaler kept
-    (the weights were learnt on that scaling), instead of a fresh network.
+    (the weights were learnt on that scaling), instead of a fresh network. ``train`` may be
+    streamed (:class:`ParquetRows`): the scaler then comes from one pass of float64 sums.
     """
     from torch.utils.tensorboard import SummaryWriter
 
@@ -128,19 +160,25 @@ def train_mlp(
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
     rng = np.random.default_rng(config.seed)
-    if initial is None:
+    if initial is not None:
+        model = copy.deepcopy(initial).train()
+    elif isinstance(train, ParquetRows):
+        model = FraudMLP.from_config(model_config, n_features=len(train.features))
+        model.set_scaler(*train.moments())
+    else:
         model = FraudMLP.from_config(model_config, n_features=train.features.shape[1])
         model.fit_scaler(train.features)
-    else:
-        model = copy.deepcopy(initial).train()
-    loss_fn = _loss_function(train.labels, config.class_weighting)
+    labels = train.labels() if isinstance(train, ParquetRows) else train.labels
+    loss_fn = _loss_function(labels, config.class_weighting)
+    del labels
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     writer = SummaryWriter(str(tensorboard_dir)) if tensorboard_dir else None
     history: list[EpochRecord] = []
     best_ap, best_state, stale = -1.0, copy.deepcopy(model.state_dict()), 0
     for epoch in range(1, config.epochs + 1):
-        order = epoch_order(train.labels, config.class_weighting == "undersample", rng)
-        train_loss = _train_epoch(model, train, order, loss_fn, optimizer, config, epoch)
+        undersample = config.class_weighting == "undersample"
+        batches = epoch_batches(train, config.batch_size, undersample, rng)
+        train_loss = _train_epoch(model, batches, loss_fn, optimizer, epoch)
         val_loss, val_ap = _evaluate(model, validation, loss_fn)
         history.append(EpochRecord(epoch, train_loss, val_loss, val_ap))
         logger.debug("epoch %d: loss %.4f, val loss %.4f, val AP %.4f", *vars(history[-1]).values())
