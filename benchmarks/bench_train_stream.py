@@ -37,6 +37,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--cpus", type=float, default=1.0)
     parser.add_argument("--runs", type=Path, default=Path("/work/data/train-stream"))
     parser.add_argument("--skip-short", action="store_true", help="only the long models")
+    parser.add_argument("--set", dest="extra", action="append", default=[], help="KEY=VALUE, both")
     return parser.parse_args()
 
 
@@ -47,6 +48,7 @@ def train_limited(args: argparse.Namespace, kind: str, overrides: list[str]) -> 
         f"train.train_start={args.train_start}",
         f"train.runs_dir={args.runs / 'runs'}",
         f"tracking.mlflow_uri=file:{args.runs / 'mlruns'}",
+        *args.extra,
         *overrides,
     ]
     command = [sys.executable, "-m", "vigil", "train", "--stream-features", str(args.features)]

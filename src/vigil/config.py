@@ -100,6 +100,9 @@ class LightGBMConfig(_Section):
     n_estimators: int = Field(300, gt=0)
     learning_rate: float = Field(0.05, gt=0)
     num_leaves: int = Field(31, gt=1)
+    # Histogram bins per feature; 15 or fewer store 4 bits a value instead of 8 (half the
+    # binned data: what lets a streamed fit of ~46M rows come near a 2 GB limit).
+    max_bin: int = Field(255, gt=1)
 
 
 class ModelConfig(_Section):
@@ -140,6 +143,23 @@ class TrainConfig(_Section):
     cost_false_alarm: float = Field(5.0, ge=0)
     top_k_cards: int = Field(100, gt=0)
     runs_dir: Path = Path("runs")
+
+
+class RetrainConfig(_Section):
+    """How the retrain job makes its challenger (ADR 0023).
+
+    ``full`` trains from scratch (``train``/``model`` as set); ``warm_start`` adapts the
+    serving champion on the last ``warm_start_days`` fitting days (LightGBM adds up to
+    ``warm_start_trees`` trees, the MLP trains ``warm_start_epochs`` more epochs); ``auto``
+    does both and keeps the one the promotion gate promotes (the warm start, cheaper, when
+    both pass; the full training when neither does). The challenger then goes through the
+    same gate as any other.
+    """
+
+    strategy: Literal["full", "warm_start", "auto"] = "full"
+    warm_start_days: int = Field(14, gt=0)
+    warm_start_trees: int = Field(100, gt=0)
+    warm_start_epochs: int = Field(5, gt=0)
 
 
 class TritonConfig(_Section):
@@ -269,6 +289,7 @@ class Settings(BaseSettings):
     features: FeaturesConfig = FeaturesConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
+    retrain: RetrainConfig = RetrainConfig()
     inference: InferenceConfig = InferenceConfig()
     serving: ServingConfig = ServingConfig()
     storage: StorageConfig = StorageConfig()

@@ -57,7 +57,7 @@ def fit_lightgbm(
     config: ModelConfig,
     balanced: bool,
     seed: int,
-    init_model: lightgbm.LGBMClassifier | None = None,
+    init_model: lightgbm.LGBMClassifier | lightgbm.Booster | None = None,
 ) -> lightgbm.LGBMClassifier:
     """Gradient-boosted trees, early-stopped on validation average precision.
 
@@ -68,6 +68,7 @@ def fit_lightgbm(
         n_estimators=params.n_estimators,
         learning_rate=params.learning_rate,
         num_leaves=params.num_leaves,
+        max_bin=params.max_bin,
         class_weight="balanced" if balanced else None,
         random_state=seed,
         force_row_wise=True,
@@ -80,7 +81,9 @@ def fit_lightgbm(
         eval_X=validation[0],
         eval_y=validation[1],
         callbacks=[lightgbm.early_stopping(LIGHTGBM_EARLY_STOPPING_ROUNDS, verbose=False)],
-        init_model=None if init_model is None else init_model.booster_,
+        init_model=init_model.booster_
+        if isinstance(init_model, lightgbm.LGBMClassifier)
+        else init_model,
     )
     logger.info("LightGBM: best iteration %s", classifier.best_iteration_)
     return classifier
@@ -89,7 +92,7 @@ def fit_lightgbm(
 def balanced_weights(labels: np.ndarray) -> np.ndarray:
     """Per-row weights n / (2 n_class), as ``class_weight="balanced"`` gives (float32)."""
     counts = np.bincount(labels, minlength=2).astype(np.float64)
-    return (len(labels) / (2.0 * counts))[labels].astype(np.float32)
+    return np.asarray(len(labels) / (2.0 * counts), dtype=np.float32)[labels]
 
 
 def fit_lightgbm_stream(
@@ -112,6 +115,7 @@ def fit_lightgbm_stream(
         "objective": "binary",
         "learning_rate": params.learning_rate,
         "num_leaves": params.num_leaves,
+        "max_bin": params.max_bin,
         "seed": seed,
         "force_col_wise": True,
         "num_threads": 1,

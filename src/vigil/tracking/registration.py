@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,7 +41,12 @@ def latest_run_dir(path: Path) -> Path:
     return runs[-1].parent
 
 
-def register_run(settings: Settings, run_dir: Path, output: Path | None = None) -> Registration:
+def register_run(
+    settings: Settings,
+    run_dir: Path,
+    output: Path | None = None,
+    extra_tags: Mapping[str, str] | None = None,
+) -> Registration:
     """Tag the run's MLflow run, register its ONNX model and point ``challenger`` at it.
 
     The very first version also becomes ``champion``, so serving can always resolve one.
@@ -48,7 +54,7 @@ def register_run(settings: Settings, run_dir: Path, output: Path | None = None) 
     """
     registry = ModelRegistry(settings.tracking)
     run_id = registry.run_id_for(run_dir.name)
-    tags = lineage_tags(settings.data, settings.data.raw_dir)
+    tags = lineage_tags(settings.data, settings.data.raw_dir) | dict(extra_tags or {})
     version = registry.register(run_id, run_dir / "model.onnx", tags)
     aliases = [CHALLENGER]
     if registry.by_alias(CHAMPION) is None:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import lightgbm
 import numpy as np
 import onnx
 
@@ -27,6 +28,7 @@ METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.yaml"
 ONNX_FILE = "model.onnx"
 HF_DIR = "hf"
+LIGHTGBM_FILE = "lightgbm.txt"  # the booster's own format: what a warm start continues from
 PLOTS_DIR = "plots"
 
 
@@ -71,6 +73,9 @@ def write_run(
     export_onnx(model, n_features, metadata, run_dir / ONNX_FILE)
     if isinstance(model, FraudMLP):
         save_hf(model, run_dir / HF_DIR, metadata)
+    if isinstance(model, lightgbm.LGBMClassifier | lightgbm.Booster):
+        booster = model.booster_ if isinstance(model, lightgbm.LGBMClassifier) else model
+        booster.save_model(str(run_dir / LIGHTGBM_FILE))
     build_mar(model, run_dir / ONNX_FILE, metadata, run_dir)
     logger.info("run artifacts written to %s", run_dir)
 

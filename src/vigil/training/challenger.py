@@ -15,8 +15,9 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 from sqlalchemy import Engine
 
 from vigil.config import Settings, flatten
@@ -29,6 +30,12 @@ from vigil.tracking.model_registry import ModelRegistry
 from vigil.tracking.registration import register_run
 from vigil.training.data import load_feature_table
 from vigil.training.gate import GateDecision, GatePolicy, run_gate
+
+if TYPE_CHECKING:
+    from vigil.models.kinds import SingleModel
+    from vigil.training.run import WarmStart
+
+RETRAIN_STRATEGY = "retrain_strategy"  # MLflow tag of the challenger: full | warm_start
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +78,12 @@ def headline_metrics(summary: dict[str, Any]) -> dict[str, float]:
 
 
 def train_challenger(settings: Settings) -> Challenger:
-    """The retrain job: one training (no promotion), registered as the registry's challenger.
+    """The retrain job: one challenger (no promotion), registered as the registry's challenger.
+
+    ``retrain.strategy`` says how it is made: a full training, a warm start of the serving
+    champion, or both with the promotion gate choosing (:func:`_choose`). The strategy used
+    is recorded as the MLflow run's and model version's ``retrain_strategy`` tag and in the
+    metrics (``retrain_warm_start``: 1 or 0), which the experiment record keeps.
 
     ``PUT /retrain`` runs it in a child process (``vigil train --challenger``), the Dagster
     retrain job in-process; what follows differs only in who promotes (``POST /deploy`` or
@@ -79,15 +91,83 @@ def train_challenger(settings: Settings) -> Challenger:
     """
     # torch and the exporters: imported when a retrain runs, not when Dagster loads the assets.
     from vigil.training.artifacts import METRICS_FILE, ONNX_FILE
-    from vigil.training.run import train
+    from vigil.training.run import run_training
 
-    run_dir = train(settings, promote=False)
+    strategy = settings.retrain.strategy
+    table = load_feature_table(settings)
+    if strategy == "full":
+        run_dir, chosen = run_training(settings, table).run_dir, "full"
+    else:
+        adapted, warm_start = _warm_start(settings)
+        warm = run_training(adapted, table, warm_start=warm_start).run_dir
+        if strategy == "warm_start":
+            run_dir, chosen = warm, "warm_start"
+        else:
+            full = run_training(settings, table).run_dir
+            run_dir, chosen = _choose(settings, table.frame, warm, full)
     model = run_dir / ONNX_FILE
     if not model.is_file():
         raise RuntimeError(f"training finished without a model at {model}")
-    registration = register_run(settings, run_dir)
+    registration = register_run(settings, run_dir, extra_tags={RETRAIN_STRATEGY: chosen})
     summary = json.loads((run_dir / METRICS_FILE).read_text())
-    return Challenger(model, registration.version, registration.run_id, headline_metrics(summary))
+    metrics = headline_metrics(summary) | {"retrain_warm_start": float(chosen == "warm_start")}
+    logger.info("retrain strategy %s: challenger %s", chosen, run_dir.name)
+    return Challenger(model, registration.version, registration.run_id, metrics)
+
+
+def _warm_start(settings: Settings) -> tuple[Settings, WarmStart]:
+    """The settings of a warm start (fewer trees or epochs) and the champion it adapts."""
+    from vigil.training.run import WarmStart
+
+    retrain = settings.retrain
+    champion, version = load_champion(settings)
+    lightgbm_config = settings.model.lightgbm.model_copy(
+        update={"n_estimators": retrain.warm_start_trees}
+    )
+    adapted = settings.model_copy(
+        update={
+            "model": settings.model.model_copy(update={"lightgbm": lightgbm_config}),
+            "train": settings.train.model_copy(update={"epochs": retrain.warm_start_epochs}),
+        }
+    )
+    return adapted, WarmStart(champion, version, retrain.warm_start_days)
+
+
+def load_champion(settings: Settings) -> tuple[SingleModel, str]:
+    """The serving model in its trainable form (from its run directory) and its version."""
+    import lightgbm
+
+    from vigil.models.export_hf import load_hf
+    from vigil.training.artifacts import HF_DIR, LIGHTGBM_FILE
+
+    served = settings.inference.model_path
+    if not served.is_file():
+        raise ValueError(f"no serving model at {served}: nothing to warm-start from")
+    metadata = OnnxScorer.load(served).metadata
+    run_dir = settings.train.runs_dir / metadata.model_version
+    if metadata.model_kind == "mlp" and (run_dir / HF_DIR).is_dir():
+        return load_hf(run_dir / HF_DIR), metadata.model_version
+    if metadata.model_kind == "lightgbm" and (run_dir / LIGHTGBM_FILE).is_file():
+        booster = lightgbm.Booster(model_file=str(run_dir / LIGHTGBM_FILE))
+        return booster, metadata.model_version
+    raise ValueError(
+        f"cannot warm-start the champion {metadata.model_version} ({metadata.model_kind}): "
+        f"a warm start needs an mlp or lightgbm champion whose run is in {run_dir.parent}"
+    )
+
+
+def _choose(settings: Settings, features: pd.DataFrame, warm: Path, full: Path) -> tuple[Path, str]:
+    """``auto``: the warm start if the gate would promote it, else the full training."""
+    from vigil.training.artifacts import ONNX_FILE
+
+    served_at = settings.inference.model_path
+    policy = GatePolicy(top_k=settings.train.top_k_cards, recent_days=settings.train.test_days)
+    for run_dir, strategy in ((warm, "warm_start"), (full, "full")):
+        decision = run_gate(served_at, run_dir / ONNX_FILE, features, policy)
+        logger.info("auto retrain: %s %s (%s)", strategy, decision.promote, decision.reason)
+        if decision.promote:
+            return run_dir, strategy
+    return full, "full"
 
 
 def install_champion(challenger: Path, served_at: Path, engine: Engine) -> str:

@@ -10,10 +10,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import lightgbm
 import numpy as np
 import pandas as pd
 
@@ -23,7 +24,8 @@ from vigil.data.schema import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
 from vigil.features.definitions import feature_names
 from vigil.inference.metadata import ModelMetadata
 from vigil.models.baselines import fit_lightgbm, fit_lightgbm_stream, fit_logistic
-from vigil.models.kinds import Ensemble, FraudModel, SingleModel, predict_scores
+from vigil.models.kinds import Ensemble, FraudModel, SingleModel, model_kind, predict_scores
+from vigil.models.mlp import FraudMLP
 from vigil.training import artifacts
 from vigil.training.data import FeatureTable, feature_matrix, load_feature_table
 from vigil.training.provenance import dataset_hash, git_commit
@@ -76,10 +78,33 @@ def _dataset(frame: pd.DataFrame, settings: Settings) -> Dataset:
     return Dataset(feature_matrix(frame, settings), frame[TX_FRAUD].to_numpy(dtype=np.int8))
 
 
+@dataclass(frozen=True)
+class WarmStart:
+    """Adapt ``champion`` (the serving model ``version``) instead of fitting from scratch.
+
+    The run fits on the last ``days`` days of its fitting period only; the MLP continues
+    from the champion's weights and scaler, LightGBM adds trees to the champion's.
+    """
+
+    champion: SingleModel
+    version: str
+    days: int
+
+
 def fit_model(
-    settings: Settings, train: TrainingRows, validation: Dataset, run_dir: Path
+    settings: Settings,
+    train: TrainingRows,
+    validation: Dataset,
+    run_dir: Path,
+    initial: SingleModel | None = None,
 ) -> tuple[FraudModel, list[EpochRecord]]:
-    """Fit the configured ``model.kind``; only a single MLP has an epoch history."""
+    """Fit the configured ``model.kind`` (``initial``: warm start from that model's kind).
+
+    Only a single MLP has an epoch history.
+    """
+    if initial is not None:
+        kind = model_kind(initial)
+        return _fit_single(kind, settings, train, validation, run_dir, initial)
     if settings.model.kind == "ensemble":
         return fit_ensemble(settings, train, validation, run_dir), []
     return _fit_single(settings.model.kind, settings, train, validation, run_dir)
@@ -106,11 +131,19 @@ def fit_ensemble(
 
 
 def _fit_single(
-    kind: str, settings: Settings, train: TrainingRows, validation: Dataset, run_dir: Path
+    kind: str,
+    settings: Settings,
+    train: TrainingRows,
+    validation: Dataset,
+    run_dir: Path,
+    initial: SingleModel | None = None,
 ) -> tuple[SingleModel, list[EpochRecord]]:
     config = settings.train
     if kind == "mlp":
-        return train_mlp(train, validation, settings.model, config, run_dir / "tensorboard")
+        start = initial if isinstance(initial, FraudMLP) else None
+        return train_mlp(
+            train, validation, settings.model, config, run_dir / "tensorboard", initial=start
+        )
     balanced = config.class_weighting == "balanced"
     if isinstance(train, ParquetRows):
         if kind != "lightgbm" or config.class_weighting == "undersample":
@@ -128,8 +161,15 @@ def _fit_single(
         model = fit_logistic(train.features, train.labels, settings.model, balanced, config.seed)
         return model, []
     validation_pair = (validation.features, validation.labels)
+    init = initial if isinstance(initial, lightgbm.LGBMClassifier | lightgbm.Booster) else None
     model = fit_lightgbm(
-        train.features, train.labels, validation_pair, settings.model, balanced, config.seed
+        train.features,
+        train.labels,
+        validation_pair,
+        settings.model,
+        balanced,
+        config.seed,
+        init_model=init,
     )
     return model, []
 
@@ -163,7 +203,7 @@ def _metadata(
     headline["validation_average_precision"] = summary["validation"]["average_precision"]
     return ModelMetadata(
         model_version=run_dir.name,
-        model_kind=settings.model.kind,
+        model_kind=summary["model_kind"],
         experiment_name=settings.train.experiment_name,
         git_commit=summary["git_commit"],
         saved_at=datetime.now(UTC),
@@ -174,13 +214,24 @@ def _metadata(
     )
 
 
-def run_training(settings: Settings, table: FeatureTable, promote: bool = False) -> RunResult:
+def run_training(
+    settings: Settings,
+    table: FeatureTable,
+    promote: bool = False,
+    warm_start: WarmStart | None = None,
+) -> RunResult:
     """Train, evaluate and export one model on a feature table; returns its run directory."""
     check_reachable(settings.tracking.mlflow_uri)
     split = handbook_split(table.frame, settings.train)
-    frames = EvaluationFrames(split.validation, lambda: split.test, split.train)
-    train = _dataset(split.train, settings)
-    return _fit_and_record(settings, train, frames, table.source, table.source_sha256, promote)
+    fitting = split.train
+    if warm_start is not None:
+        since = pd.Timestamp(split.periods.validation_start - timedelta(days=warm_start.days))
+        fitting = fitting[fitting[TX_DATETIME] >= since]
+    frames = EvaluationFrames(split.validation, lambda: split.test, fitting)
+    train = _dataset(fitting, settings)
+    return _fit_and_record(
+        settings, train, frames, table.source, table.source_sha256, promote, warm_start
+    )
 
 
 def run_streamed_training(settings: Settings, features: Path, promote: bool = False) -> RunResult:
@@ -218,13 +269,15 @@ def _fit_and_record(
     source: Path,
     source_sha256: str,
     promote: bool,
+    warm_start: WarmStart | None = None,
 ) -> RunResult:
     """Fit, choose the threshold, evaluate, export and track one run."""
     validation = _dataset(frames.validation, settings)
     run_dir = new_run_dir(settings)
     logger.info("run %s: training %s on %d rows", run_dir.name, settings.model.kind, len(train))
     started = time.perf_counter()
-    model, history = fit_model(settings, train, validation, run_dir)
+    initial = None if warm_start is None else warm_start.champion
+    model, history = fit_model(settings, train, validation, run_dir, initial)
     train_seconds = time.perf_counter() - started
     test_frame = frames.load_test()
     val_scored, test_scored = (_score(model, f, settings) for f in (frames.validation, test_frame))
@@ -237,7 +290,8 @@ def _fit_and_record(
     summary: dict[str, Any] = {
         "run_id": run_dir.name,
         "experiment_name": settings.train.experiment_name,
-        "model_kind": settings.model.kind,
+        "model_kind": model_kind(model),
+        "warm_start_from": None if warm_start is None else warm_start.version,
         "threshold": threshold,
         "test": _evaluate(test_scored, threshold, settings),
         "validation": _evaluate(val_scored, threshold, settings),
@@ -285,13 +339,16 @@ def _fit_and_record(
 
 
 def _tags(summary: dict[str, Any]) -> dict[str, str]:
-    return {
+    tags = {
         "git_commit": summary["git_commit"],
         "dataset_path": summary["dataset"]["path"],
         "dataset_sha256": summary["dataset"]["sha256"],
         "model_kind": summary["model_kind"],
         "vigil_run_id": summary["run_id"],
     }
+    if summary["warm_start_from"] is not None:
+        tags["warm_start_from"] = summary["warm_start_from"]
+    return tags
 
 
 def train(
