@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 
@@ -151,3 +152,58 @@ def test_an_overloaded_gate_sheds_forward_before_answering(
         again = httpx.post(f"{url}/forward", json={"features": _features(settings, 1.0)})
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
     assert again.status_code == 200
+
+
+def test_requests_of_one_loop_turn_share_a_model_run_and_keep_their_own_answers(
+    base: tuple[str, Settings],
+) -> None:
+    """Pipelined in one write, the requests are read in one loop turn and answered as one
+    batch (one model run for their feature values); each answer is its request's own."""
+    url, settings = base
+    bodies = [
+        {"features": _features(settings, 250.0), "transaction_id": 1},
+        {"features": [1.0, 2.0]},  # too few values: 403, alone
+        {"features": _features(settings, 400.0), "transaction_id": 3},  # flagged: reasons
+        {"features": _features(settings, 1e39)},  # beyond float32: 403, alone
+        api.transaction(5),
+        {"features": list(_features(settings, 80.0).values()), "transaction_id": 6},
+    ]
+    alone = [httpx.post(f"{url}/forward?via=asgi", json=body) for body in bodies]
+    raw = b"".join(_post(orjson.dumps(body)) for body in bodies[:-1])
+    answers = _raw(url, raw + _post(orjson.dumps(bodies[-1]), close=True))
+    parts = answers.split(b"HTTP/1.1 ")[1:]
+    assert len(parts) == len(bodies)
+    for part, expected in zip(parts, alone, strict=True):
+        assert part.startswith(b"%d " % expected.status_code)
+        assert part.endswith(expected.content)
+
+
+def test_a_row_the_model_cannot_score_fails_alone(
+    base: tuple[str, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch the model fails on is scored row by row: only the failing row is a 403.
+
+    (Pipelined in one write: read in one loop turn, they form one batch.)"""
+    import vigil.decisions.offline as offline
+    from vigil.inference.errors import ModelScoringError
+
+    real_decide, calls = offline.decide, []
+
+    def decide(model, ids, matrix, *args):  # type: ignore[no-untyped-def]
+        calls.append(list(ids))
+        if 666 in ids:
+            raise ModelScoringError("the model returned 1 NaN score(s)")
+        return real_decide(model, ids, matrix, *args)
+
+    monkeypatch.setattr(offline, "decide", decide)
+    url, settings = base
+    bodies = [
+        {"features": _features(settings, float(amount)), "transaction_id": tid}
+        for tid, amount in ((1, 10), (666, 20), (3, 30))
+    ]
+    raw = b"".join(_post(orjson.dumps(body), close=i == 2) for i, body in enumerate(bodies))
+    parts = _raw(url, raw).split(b"HTTP/1.1 ")[1:]
+    assert [part[:3] for part in parts] == [b"200", b"403", b"200"]
+    assert parts[1].endswith("модель не смогла обработать данные".encode())
+    assert b'"transaction_id":3' in parts[2]
+    assert calls == [[1, 666, 3], [1], [666], [3]]  # one run for the loop turn, then alone

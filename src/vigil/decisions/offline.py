@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -20,10 +21,18 @@ from vigil.decisions.pipeline import DecisionPipeline
 from vigil.features.offline import compute_features_frame
 from vigil.fraud_metrics import average_precision, card_precision_at_k, roc_auc, threshold_metrics
 from vigil.inference.decision import Decision, decide
-from vigil.inference.errors import InvalidFeaturesError
+from vigil.inference.errors import InvalidFeaturesError, ModelScoringError
 from vigil.inference.scorer import OnnxScorer
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+OUT_OF_RANGE = "feature values must be finite float32 numbers"
+
+FeatureValues = dict[str, float] | list[float]
+"""A request's feature values: by name, or a list in the model's feature order."""
+FeatureRequest = tuple[FeatureValues, int | None]
+"""Feature values and the transaction id to answer with (0 when None)."""
+ForwardOutcome = Decision | InvalidFeaturesError | ModelScoringError
+"""Per request: its decision, or why the model could not decide it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,16 +51,55 @@ class BatchDecisions:
         self._settings = settings
         self._pipeline = pipeline
 
-    def forward(
-        self, features: dict[str, float] | list[float], transaction_id: int | None
-    ) -> Decision:
-        """Score precomputed feature values (by name, or a list in the model's order)."""
+    def forward(self, requests: Sequence[FeatureRequest]) -> list[ForwardOutcome]:
+        """Score the precomputed feature values of several requests in one model run.
+
+        Each request's values are by name (exactly the model's) or a list in the model's
+        order; per request, in order, its decision or why it has none: a request with bad
+        values fails alone, and so does one the model cannot score (each row is then scored
+        on its own to find it).
+        """
         champion = self._pipeline.models.snapshot().champion
-        vector = feature_vector(features, champion.feature_names)
-        tid = transaction_id if transaction_id is not None else 0
-        decisions = decide(champion, [tid], vector, self._pipeline.reason_codes)
-        self._pipeline.observe(decisions)
-        return decisions[0]
+        names = champion.feature_names
+        outcomes: list[ForwardOutcome | None] = [None] * len(requests)
+        rows: list[list[float]] = []
+        for position, (features, _) in enumerate(requests):
+            try:
+                rows.append(feature_values(features, names))
+            except InvalidFeaturesError as error:
+                outcomes[position] = error
+        scored = [p for p, outcome in enumerate(outcomes) if outcome is None]
+        if scored:
+            matrix, out_of_range = feature_matrix(rows)
+            for position in np.asarray(scored)[out_of_range].tolist():
+                outcomes[position] = InvalidFeaturesError(OUT_OF_RANGE)
+            scored = [p for p, bad in zip(scored, out_of_range.tolist(), strict=True) if not bad]
+            ids = [requests[p][1] or 0 for p in scored]
+            for position, outcome in zip(scored, self._decide(champion, ids, matrix), strict=True):
+                outcomes[position] = outcome
+        return cast(list[ForwardOutcome], outcomes)  # every position was given one
+
+    def _decide(
+        self, model: OnnxScorer, ids: list[int], matrix: np.ndarray
+    ) -> list[Decision | ModelScoringError]:
+        """Decisions for the rows of ``matrix``; rows alone when the batch cannot be scored."""
+        if not ids:
+            return []
+        reason_codes = self._pipeline.reason_codes
+        try:
+            decisions: list[Decision | ModelScoringError] = list(
+                decide(model, ids, matrix, reason_codes)
+            )
+        except ModelScoringError as error:
+            if len(ids) == 1:
+                return [error]
+            return [
+                outcome
+                for row in range(len(ids))
+                for outcome in self._decide(model, ids[row : row + 1], matrix[row : row + 1])
+            ]
+        self._pipeline.observe([d for d in decisions if isinstance(d, Decision)])
+        return decisions
 
     def score_batch(self, transactions: Sequence[TransactionFields]) -> list[Decision]:
         """Decisions in input order; features computed over the batch itself."""
@@ -114,8 +162,8 @@ class BatchDecisions:
         }
 
 
-def feature_vector(features: dict[str, float] | list[float], names: Sequence[str]) -> np.ndarray:
-    """[1, F] float32 from features by name (exactly the model's) or a list in model order."""
+def feature_values(features: FeatureValues, names: Sequence[str]) -> list[float]:
+    """Values in model order from features by name (exactly the model's) or a list."""
     if isinstance(features, dict):
         try:  # as many names as the model's, each of them present: exactly the model's
             values: list[float] = [features[name] for name in names]
@@ -125,15 +173,22 @@ def feature_vector(features: dict[str, float] | list[float], names: Sequence[str
             missing = [name for name in names if name not in features]
             unknown = sorted(set(features) - set(names))
             raise InvalidFeaturesError(f"missing features {missing}, unknown features {unknown}")
-    else:
-        values = features
-    if len(values) != len(names):
-        raise InvalidFeaturesError(f"expected {len(names)} feature values, got {len(values)}")
-    # Checked in float64, so a value beyond float32's range is rejected instead of becoming inf.
-    vector = np.asarray(values, dtype=np.float64).reshape(1, -1)
-    if not float(np.abs(vector).max(initial=0.0)) <= _FLOAT32_MAX:  # also false for NaN
-        raise InvalidFeaturesError("feature values must be finite float32 numbers")
-    return vector.astype(np.float32)
+        return values
+    if len(features) != len(names):
+        raise InvalidFeaturesError(f"expected {len(names)} feature values, got {len(features)}")
+    return features
+
+
+def feature_matrix(rows: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """([N', F] float32 of the rows within float32's range, [N] bool: the rows outside it).
+
+    Checked in float64, so a value beyond float32's range is rejected instead of becoming inf.
+    """
+    matrix = np.array(rows, dtype=np.float64)
+    out_of_range = ~(np.abs(matrix).max(axis=1, initial=0.0) <= _FLOAT32_MAX)  # NaN too
+    if out_of_range.any():
+        matrix = matrix[~out_of_range]
+    return matrix.astype(np.float32), out_of_range
 
 
 def transactions_frame(

@@ -1,32 +1,37 @@
-"""``POST /forward`` answered inside the HTTP protocol: no ASGI call, one write per answer.
+"""``POST /forward`` answered inside the HTTP protocol: no ASGI call, a batch per loop turn.
 
 ``/forward`` (the model alone) is synchronous: once the body is read, nothing it does awaits.
 Through ASGI it still pays uvicorn's per-request machinery (a task, a request-response cycle,
 an event, the scope, two ``send`` calls that each validate headers and write to the socket)
 and the app's three ASGI layers, which together cost more CPU than scoring. Under ``vigil
-serve`` (one process) this ``httptools`` protocol therefore answers a plain ``/forward``
-request itself, as soon as its body has arrived: :func:`~vigil.serving.hotpath.forward_answer`
-(the same function the ASGI route calls, so the same decisions, 400 and 403 bodies), with the
-same request id, metrics and generic 500 as :class:`~vigil.serving.middleware.ServiceMiddleware`,
-headers and body in one socket write.
+serve`` (one process) this ``httptools`` protocol therefore takes a plain ``/forward``
+request itself once its body has arrived, and answers every request taken in one event-loop
+turn together, right after that turn's reads: one call of
+:func:`~vigil.serving.hotpath.forward_answers` (the function the ASGI route calls for one
+request: the same decisions, 400 and 403 bodies), so their feature values are scored in one
+model run, as TorchServe's, BentoML's and Triton's batchers do; each answer then goes out in
+one socket write with the same request id, metrics and generic 500 as
+:class:`~vigil.serving.middleware.ServiceMiddleware`.
 
 Everything else takes uvicorn's normal path, which answers it the same way: other routes,
 and a ``/forward`` request that is not plain (no ``Content-Length`` or one over the upload
 limit, ``Expect: 100-continue``, a pipelined request behind an unanswered one, a service
-still starting), or arrives while the admission gate refuses (then it is shed, 503).
+still starting), or arrives while the admission gate refuses (then it is shed, 503). A
+request taken here never waits for I/O, so it takes no admission slot.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from vigil.serving.admission import AdmissionGate
 from vigil.serving.app import VigilAPI
-from vigil.serving.context import request_id_var
-from vigil.serving.hotpath import JSON_TYPE, Answer, content_type, forward_answer
+from vigil.serving.hotpath import JSON_TYPE, Answer, content_type, forward_answers
 from vigil.serving.middleware import (
     INTERNAL_ERROR,
     REQUEST_ID_HEADER,
@@ -39,6 +44,18 @@ FORWARD = "/forward"
 _FORWARD = FORWARD.encode()
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A plain /forward request read completely, to be answered at the end of the loop turn."""
+
+    protocol: Any  # the connection's DirectProtocol
+    started: float
+    request_id: bytes
+    content_type: str
+    body: bytes
+    keep_alive: bool
 
 
 def direct_protocol(app: VigilAPI) -> type[HttpToolsProtocol]:
@@ -84,33 +101,53 @@ def direct_protocol(app: VigilAPI) -> type[HttpToolsProtocol]:
                 super().on_message_complete()
                 return
             self._direct = None
-            started = time.perf_counter()
-            request_id = service.request_id(self.headers)
-            status, content, media = self._answer(b"".join(chunks), request_id)
             keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() != "1.0"
+            request = _Pending(
+                self,
+                time.perf_counter(),
+                service.request_id(self.headers),
+                content_type(self.headers),
+                b"".join(chunks),
+                keep_alive,
+            )
+            pending.append(request)
+            if len(pending) == 1:  # the first of this loop turn: answer them all after it
+                self.loop.call_soon(answer_pending)
+
+        def respond(self, request: _Pending, answer: Answer) -> None:
+            """Write ``answer`` (headers and body at once); the connection goes on or closes."""
+            if self.transport.is_closing():
+                return  # the client left meanwhile: nobody to answer
+            status, content, media = answer
             head = [STATUS_LINE[status]]
             for name, value in self.server_state.default_headers:  # date, server
                 head += (name, b": ", value, b"\r\n")
             head += (
                 b"content-type: ", media, b"\r\ncontent-length: %d\r\n" % len(content),
-                REQUEST_ID_HEADER, b": ", request_id,
-                b"\r\n\r\n" if keep_alive else b"\r\nconnection: close\r\n\r\n", content,
+                REQUEST_ID_HEADER, b": ", request.request_id,
+                b"\r\n\r\n" if request.keep_alive else b"\r\nconnection: close\r\n\r\n",
+                content,
             )  # fmt: skip
             self.transport.write(b"".join(head))
-            service.record(FORWARD, status, time.perf_counter() - started)
-            if not keep_alive:
+            service.record(FORWARD, status, time.perf_counter() - request.started)
+            if not request.keep_alive:
                 self.transport.close()
             self.on_response_complete()
 
-        def _answer(self, body: bytes, request_id: bytes) -> Answer:
-            token = request_id_var.set(request_id.decode())
-            try:
-                return forward_answer(state.services, content_type(self.headers), body)
-            except Exception:
-                # As ServiceMiddleware: logged with the request id, a 500 that reveals nothing.
-                log.exception("unhandled error on POST %s", FORWARD)
-                return 500, error_body(INTERNAL_ERROR, request_id), JSON_TYPE
-            finally:
-                request_id_var.reset(token)
+    pending: list[_Pending] = []  # complete requests of this loop turn, in arrival order
+
+    def answer_pending() -> None:
+        """Answer the requests of one loop turn: their feature values in one model run."""
+        batch = pending.copy()
+        pending.clear()
+        try:
+            answers = forward_answers(state.services, [(r.content_type, r.body) for r in batch])
+        except Exception:
+            # As ServiceMiddleware: logged with the request ids, a 500 that reveals nothing.
+            ids = ", ".join(r.request_id.decode() for r in batch)
+            log.exception("unhandled error on POST %s (request ids %s)", FORWARD, ids)
+            answers = [(500, error_body(INTERNAL_ERROR, r.request_id), JSON_TYPE) for r in batch]
+        for request, answer in zip(batch, answers, strict=True):
+            request.protocol.respond(request, answer)
 
     return DirectProtocol

@@ -9,7 +9,7 @@ the app's exception handlers, so every status code and body is the same as on an
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -18,6 +18,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vigil.decisions import Replayed
+from vigil.decisions.offline import ForwardOutcome
+from vigil.inference.decision import Decision
 from vigil.inference.errors import InvalidFeaturesError, ModelScoringError
 from vigil.serving.deps import Services
 from vigil.serving.errors import NotReady
@@ -27,6 +29,8 @@ from vigil.serving.uploads import JSON, validation_error
 BAD_REQUEST = "bad request"
 MODEL_FAILED = "модель не смогла обработать данные"
 JSON_TYPE = JSON.encode()
+BAD_REQUEST_BODY = BAD_REQUEST.encode()
+MODEL_FAILED_BODY = MODEL_FAILED.encode()
 TEXT_TYPE = b"text/plain; charset=utf-8"
 
 Answer = tuple[int, bytes, bytes]
@@ -55,33 +59,63 @@ async def predict_answer(services: Services | None, body: bytes) -> Answer:
 
 
 def forward_answer(services: Services | None, content_type: str, body: bytes) -> Answer:
-    """The classic contract: 400 ``bad request``, 403 when the model fails, else the JSON.
+    """The classic contract for one request (:func:`forward_answers`)."""
+    return forward_answers(services, [(content_type, body)])[0]
 
-    The body is either feature values (``{"features": ...}``, :class:`ForwardRequest`) or a
+
+def forward_answers(
+    services: Services | None, requests: Sequence[tuple[str, bytes]]
+) -> list[Answer]:
+    """The classic contract per ``(content type, body)``: 400 ``bad request``, 403 when the
+    model fails, else the decision's JSON; the feature values of all of them in one model run.
+
+    A body is either feature values (``{"features": ...}``, :class:`ForwardRequest`) or a
     transaction in ``/predict``'s shape, whose features are computed from the transaction
     alone (nothing is read from or written to the online state; ``/predict`` does that).
     """
+    parsed = [_forward_request(services, kind, body) for kind, body in requests]
+    by_features = [request for request in parsed if isinstance(request, ForwardRequest)]
+    outcomes = iter(
+        ready_services(services).predictions.forward(by_features) if by_features else []
+    )
+    answers: list[Answer] = []
+    for request in parsed:
+        if request is None:
+            answers.append((400, BAD_REQUEST_BODY, TEXT_TYPE))
+        elif isinstance(request, ForwardRequest):
+            answers.append(_decision_answer(next(outcomes)))
+        else:
+            answers.append(_transaction_answer(ready_services(services), request))
+    return answers
+
+
+def _forward_request(
+    services: Services | None, content_type: str, body: bytes
+) -> ForwardRequest | Transaction | None:
+    """The request a /forward body holds; None when it is a bad request."""
     if content_type != JSON:
-        return 400, BAD_REQUEST.encode(), TEXT_TYPE
+        return None
     try:
         payload = orjson.loads(body)
         if isinstance(payload, dict) and "features" in payload:
-            request = ForwardRequest.model_validate(payload)
-            transaction = None
-        else:
-            running = ready_services(services)
-            transaction = Transaction.model_validate(payload, context=running.event_time)
+            return ForwardRequest.model_validate(payload)
+        return Transaction.model_validate(payload, context=ready_services(services).event_time)
     except (orjson.JSONDecodeError, ValidationError):
-        return 400, BAD_REQUEST.encode(), TEXT_TYPE
-    predictions = ready_services(services).predictions
+        return None
+
+
+def _decision_answer(outcome: ForwardOutcome) -> Answer:
+    if isinstance(outcome, Decision):
+        return 200, orjson.dumps(decision_body(outcome)), JSON_TYPE
+    return 403, MODEL_FAILED_BODY, TEXT_TYPE
+
+
+def _transaction_answer(services: Services, transaction: Transaction) -> Answer:
     try:
-        if transaction is None:
-            decision = predictions.forward(request)
-        else:
-            (decision,) = predictions.score_batch([transaction])
-    except (InvalidFeaturesError, ModelScoringError):
-        return 403, MODEL_FAILED.encode(), TEXT_TYPE
-    return 200, orjson.dumps(decision_body(decision)), JSON_TYPE
+        (decision,) = services.predictions.score_batch([transaction])
+    except (InvalidFeaturesError, ModelScoringError) as error:
+        return _decision_answer(error)
+    return _decision_answer(decision)
 
 
 def content_type(headers: Iterable[tuple[bytes, bytes]]) -> str:

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 
 from vigil.decisions import Outcome, Replayed, Runtime
-from vigil.decisions.offline import Evaluation
+from vigil.decisions.offline import Evaluation, ForwardOutcome
 from vigil.inference.decision import Decision
 from vigil.serving.batching import RequestBatcher
 from vigil.serving.schemas import ForwardRequest, LabelledTransaction, Transaction
@@ -45,9 +45,9 @@ class PredictionService:
             [tx for tx, _ in batch], [arrived for _, arrived in batch]
         )
 
-    def forward(self, request: ForwardRequest) -> Decision:
-        """Model only: score precomputed features; nothing is stored."""
-        return self._runtime.batches.forward(request.features, request.transaction_id)
+    def forward(self, requests: Sequence[ForwardRequest]) -> list[ForwardOutcome]:
+        """Model only: score the requests' precomputed features in one run; nothing is stored."""
+        return self._runtime.batches.forward([(r.features, r.transaction_id) for r in requests])
 
     def score_batch(self, transactions: Sequence[Transaction]) -> list[Decision]:
         """Decisions in input order; features computed over the batch itself (nothing stored)."""
