@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -15,11 +16,13 @@ from vigil.cli import app
 from vigil.storage import GroupCommitWriter, PredictionRecord, create_db_engine, upgrade_database
 from vigil.storage.partitions import (
     day_partitions,
+    ensure_partitions,
     is_partitioned,
     maintain_partitions,
     partition_name,
     utc_today,
 )
+from vigil.storage.sinks import SELECT_RECORDS_SQL, PsycopgSink
 
 pytestmark = pytest.mark.integration
 
@@ -143,6 +146,56 @@ def test_group_commit_routes_by_day_and_keeps_ids_unique(engine: Engine) -> None
         12: today,
     }
     assert scores == {1: 0.1, 2: 0.9, 3: 0.2, 10: 0.3, 11: 0.3, 12: 0.3}
+
+
+def test_a_stored_record_is_read_from_one_partition_of_each_table(engine: Engine) -> None:
+    """The idempotency look-up (ADR 0016) probes ``transaction_ids`` then the partition of
+    each id's day, however many days are stored; a record whose prediction was made on
+    another day than its receipt (the migrated ids 1 and 2) is still found."""
+    url = engine.url.render_as_string(hide_password=False)
+    today = utc_today()
+    days = [today - timedelta(days=d) for d in range(3)]
+    with engine.begin() as connection:
+        ensure_partitions(connection, days)
+    stamped = [
+        replace(record(20 + d, at), created_at=at)  # one clock read, as the pipeline stamps
+        for d, at in enumerate(
+            datetime(day.year, day.month, day.day, 9, tzinfo=UTC) for day in days
+        )
+    ]
+
+    async def store_and_read() -> list[PredictionRecord]:
+        sink = PsycopgSink(url)
+        try:
+            await sink.write(stamped)
+            return await sink.lookup([20, 21, 22, 1, 2, 999])
+        finally:
+            await sink.close()
+
+    found = {r.transaction_id: r for r in asyncio.run(store_and_read())}
+    assert sorted(found) == [1, 2, 20, 21, 22]
+    for written in stamped:
+        read = found[written.transaction_id]
+        assert (read.received_at, read.created_at, read.score) == (
+            written.received_at,
+            written.created_at,
+            written.score,
+        )
+    assert found[2].model_version == "m-1" and found[2].created_at.day == 21
+    with engine.connect() as connection:
+        plan = "\n".join(
+            connection.exec_driver_sql(
+                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + SELECT_RECORDS_SQL,
+                {"ids": [20, 21, 22]},
+            ).scalars()
+        )
+    for table in ("transactions", "predictions"):
+        probed = [
+            line
+            for line in plan.splitlines()
+            if f"Scan using {table}_" in line and "never executed" not in line
+        ]
+        assert len(probed) == 3, plan  # one partition per id, of the 8+ this table has
 
 
 def test_maintenance_moves_stray_rows_and_drops_days_past_retention(engine: Engine) -> None:

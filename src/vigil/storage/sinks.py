@@ -15,15 +15,28 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, Engine, bindparam, cast, func, make_url
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    bindparam,
+    cast,
+    column,
+    func,
+    literal_column,
+    make_url,
+    select,
+    table,
+    true,
+)
 from sqlalchemy.dialects import postgresql
 
 from vigil.storage.engine import create_db_engine, ping
 from vigil.storage.errors import DatabaseUnavailable
+from vigil.storage.partitions import ID_INDEX
 from vigil.storage.pg_insert import INSERT_RECORDS_SQL, records_json
 from vigil.storage.records import PredictionRecord
 from vigil.storage.repository import fetch_records, insert_prediction_records, record_query
-from vigil.storage.tables import transactions
+from vigil.storage.tables import predictions, transactions
 
 log = logging.getLogger(__name__)
 
@@ -179,10 +192,17 @@ class PsycopgSink:
         return {row[0] for row in rows}
 
     async def lookup(self, transaction_ids: Sequence[int]) -> list[PredictionRecord]:
-        """One prepared ``SELECT ... = ANY(ids)`` on an idle connection, on the event loop."""
+        """One prepared query on an idle connection, on the event loop, reading one partition
+        of each table per id (:data:`SELECT_RECORDS_SQL`); the ids it misses, if any, again
+        over every partition (:data:`SELECT_RECORDS_ANY_DAY_SQL`)."""
         if not transaction_ids:
             return []
-        rows = await self._retried(SELECT_RECORDS_SQL, {"ids": list(transaction_ids)})
+        ids = list(transaction_ids)
+        rows = await self._retried(SELECT_RECORDS_SQL, {"ids": ids})
+        found = {row[0] for row in rows}  # transaction_id, the first column
+        missing = [tid for tid in dict.fromkeys(ids) if tid not in found]
+        if missing:  # not stored, or a prediction not made at its transaction's receipt
+            rows += await self._retried(SELECT_RECORDS_ANY_DAY_SQL, {"ids": missing})
         return [PredictionRecord(**dict(zip(_RECORD_COLUMNS, row, strict=True))) for row in rows]
 
     async def probe(self) -> None:
@@ -207,18 +227,51 @@ class PsycopgSink:
             await connection.close()
 
 
-def _select_records_sql() -> str:
-    """:func:`record_query` for psycopg, the ids as one array parameter ``ids``."""
+def _select_records_sql(by_day: bool) -> str:
+    """:func:`record_query` for psycopg, the ids as one array parameter ``ids``; ``by_day``:
+    from :data:`~vigil.storage.partitions.ID_INDEX`, joined on both partition keys."""
     from sqlalchemy.dialects.postgresql import psycopg
 
     ids = cast(bindparam("ids"), postgresql.ARRAY(BigInteger))  # int8[]: the index is used
-    query = record_query().where(transactions.c.transaction_id == func.any(ids))
+    if not by_day:
+        query = record_query().where(transactions.c.transaction_id == func.any(ids))
+        return str(query.compile(dialect=psycopg.dialect()))
+    # LATERAL: each id's rows are read with its receipt time known, so PostgreSQL prunes the
+    # partitions per id at run time (a join could be planned as a scan of every partition)
+    index = table(ID_INDEX, column("transaction_id"), column("received_at"))
+    row = (
+        select(transactions)
+        .where(transactions.c.transaction_id == index.c.transaction_id)
+        .where(transactions.c.received_at == index.c.received_at)
+        .limit(literal_column("1"))  # one row (its primary key); keeps it from being flattened
+        .lateral("t")
+    )
+    prediction = (
+        select(*[c for c in predictions.c if c.name != "transaction_id"])
+        .where(predictions.c.transaction_id == index.c.transaction_id)
+        .where(predictions.c.created_at == index.c.received_at)
+        .limit(literal_column("1"))
+        .lateral("p")
+    )
+    query = (
+        select(row, prediction)
+        .select_from(index)
+        .join(row, true())
+        .join(prediction, true())
+        .where(index.c.transaction_id == func.any(ids))
+    )
+    assert [c.name for c in query.selected_columns] == _RECORD_COLUMNS
     return str(query.compile(dialect=psycopg.dialect()))
 
 
-SELECT_RECORDS_SQL = _select_records_sql()
-"""The stored records of the ids in the array parameter ``ids``."""
 _RECORD_COLUMNS = [column.name for column in record_query().selected_columns]
+SELECT_RECORDS_SQL = _select_records_sql(by_day=True)
+"""The stored records of the ids in the array parameter ``ids`` whose prediction was made at
+its transaction's receipt (the pipeline stamps both with one clock read): ``transaction_ids``
+holds the receipt time, the partition key of both tables, so each id is an index probe there
+and then one partition of each table, however many days are stored (ADR 0014)."""
+SELECT_RECORDS_ANY_DAY_SQL = _select_records_sql(by_day=False)
+"""The stored records of the ids in ``ids``, by id alone: every day partition is probed."""
 
 
 class _ConnectionLost(Exception):
