@@ -388,6 +388,7 @@ def main() -> None:
     run = args.run or find_run(REPO / "runs") or find_run(REPO / "data" / "pipeline" / "runs")
     if run is None or not (run / "model.mar").exists():
         sys.exit("needs a training run with model.mar and model.onnx (--run), e.g. `dvc repro`")
+    run = run.resolve()  # BentoML runs in deploy/bento: a relative --run would miss the model
     if not (PROVIDERS_BIN / "python").exists():
         sys.exit("needs the provider environment: make setup-providers")
     features = args.features or REPO / "data" / "pipeline" / "features.parquet"
