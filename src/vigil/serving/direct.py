@@ -31,6 +31,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from vigil.serving.admission import AdmissionGate
 from vigil.serving.app import VigilAPI
+from vigil.serving.deps import Services
 from vigil.serving.hotpath import JSON_TYPE, Answer, content_type, forward_answers
 from vigil.serving.middleware import (
     INTERNAL_ERROR,
@@ -51,6 +52,7 @@ class _Pending:
     """A plain /forward request read completely, to be answered at the end of the loop turn."""
 
     protocol: Any  # the connection's DirectProtocol
+    services: Services  # the app's, as its headers were read (kept if the app stops meanwhile)
     started: float
     request_id: bytes
     content_type: str
@@ -67,11 +69,12 @@ def direct_protocol(app: VigilAPI) -> type[HttpToolsProtocol]:
     max_body_bytes = state.settings.serving.max_upload_bytes
 
     class DirectProtocol(shedding_protocol(gate, service.metrics)):  # type: ignore[misc]
-        _direct: list[bytes] | None = None  # the body so far of a request answered here
+        # A request answered here: the app's services as its headers were read, its body so far.
+        _direct: tuple[Services, list[bytes]] | None = None
 
         def on_headers_complete(self) -> None:
             if self._plain_forward():
-                self._direct = []
+                self._direct = (state.services, [])
                 return
             super().on_headers_complete()
 
@@ -93,17 +96,18 @@ def direct_protocol(app: VigilAPI) -> type[HttpToolsProtocol]:
             if self._direct is None:
                 super().on_body(body)
             else:
-                self._direct.append(body)
+                self._direct[1].append(body)
 
         def on_message_complete(self) -> None:
-            chunks = self._direct
-            if chunks is None:
+            if self._direct is None:
                 super().on_message_complete()
                 return
+            services, chunks = self._direct
             self._direct = None
             keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() != "1.0"
             request = _Pending(
                 self,
+                services,
                 time.perf_counter(),
                 service.request_id(self.headers),
                 content_type(self.headers),
@@ -141,7 +145,8 @@ def direct_protocol(app: VigilAPI) -> type[HttpToolsProtocol]:
         batch = pending.copy()
         pending.clear()
         try:
-            answers = forward_answers(state.services, [(r.content_type, r.body) for r in batch])
+            requests = [(r.content_type, r.body) for r in batch]
+            answers = forward_answers(batch[0].services, requests)  # one app: one Services
         except Exception:
             # As ServiceMiddleware: logged with the request ids, a 500 that reveals nothing.
             ids = ", ".join(r.request_id.decode() for r in batch)
