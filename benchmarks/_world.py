@@ -1,17 +1,22 @@
 """A simulated history with the handbook's density, and its warm-up into an online state store.
 
 Shared by the benchmarks that need a realistic online state (``bench_redis_state.py``,
-``bench_api.py``): customers with a month of history, terminals with known frauds. Not a
-benchmark itself (``make bench`` runs ``bench_*.py``).
+``bench_api.py``): customers with a month of history, terminals with known frauds; and the
+start of a server under test (``bench_api.py``, ``bench_cases.py``). Not a benchmark itself
+(``make bench`` runs ``bench_*.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
+import httpx
 from tqdm import tqdm
 
 from vigil.config import DataConfig
@@ -81,3 +86,33 @@ def state_arguments(description: str) -> argparse.Namespace:
     parser.add_argument("--measure", type=int, default=20_000)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     return parser.parse_args()
+
+
+def start_until_healthy(
+    command: list[str],
+    port: int,
+    log: Path,
+    environment: Mapping[str, str] | None = None,
+    timeout: float = 90.0,
+) -> subprocess.Popen[bytes]:
+    """Start a server (``vigil serve``), its output in ``log`` (a file, not a pipe nobody
+    reads: the server never blocks); return once ``/health`` on ``port`` answers 200."""
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            command,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=None if environment is None else dict(environment),
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None:
+            raise RuntimeError(f"{command[0]} exited: {log.read_text()[-2000:]}")
+        time.sleep(0.2)
+    server.terminate()
+    raise RuntimeError(f"{command[0]} did not become ready within {timeout:.0f} s")

@@ -39,7 +39,6 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import create_engine, make_url, select, text
 from sqlalchemy import func as sql_func
 
@@ -196,20 +195,9 @@ def start_server(args: argparse.Namespace, model: Path, log: Path) -> subprocess
         command += ["--set", f"{key}={value}"]
     for assignment in args.overrides:
         command += ["--set", assignment]
-    with log.open("wb") as sink:  # a file, not a pipe nobody reads: the server never blocks
-        server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{args.port}/health").status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        if server.poll() is not None:
-            raise RuntimeError(f"vigil serve exited: {log.read_text()[-2000:]}")
-        time.sleep(0.2)
-    server.terminate()
-    raise RuntimeError("vigil serve did not become ready within 60 s")
+    from _world import start_until_healthy
+
+    return start_until_healthy(command, args.port, log, timeout=60)
 
 
 def _milliseconds(value: str) -> float:

@@ -32,6 +32,7 @@ import numpy as np
 from sqlalchemy import create_engine, make_url, text
 
 from _results import default_path, write_results  # benchmarks/ is the script's folder
+from _world import start_until_healthy
 from vigil.config import load_settings
 from vigil.features import feature_names
 from vigil.reports.browser import free_port
@@ -155,20 +156,7 @@ def start_server(
         f"serving.port={args.port}",
     ):
         command += ["--set", assignment]
-    with log.open("wb") as sink:
-        server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=environment)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{args.port}/health").status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        if server.poll() is not None:
-            raise RuntimeError(f"vigil serve exited: {log.read_text()[-2000:]}")
-        time.sleep(0.3)
-    server.terminate()
-    raise RuntimeError("vigil serve did not become ready within 90 s")
+    return start_until_healthy(command, args.port, log, environment)
 
 
 def timed(call: Callable[[], httpx.Response], *expected: int) -> float:

@@ -278,6 +278,8 @@ class CasesConfig(_Section):
     fraud_run_days: int = Field(28, gt=0, le=366)  # the terminal's recent known frauds
     # the day's ranking is recomputed in the background once older than this (0: every read)
     ranking_refresh_seconds: float = Field(30.0, ge=0, le=3600)
+    # the day's built queue likewise (a verdict given through this API replaces it at once)
+    queue_refresh_seconds: float = Field(2.0, ge=0, le=3600)
 
 
 class Settings(BaseSettings):

@@ -50,7 +50,9 @@ def served_settings(small_settings: Settings) -> Settings:
     settings = api_settings(small_settings)
     return settings.model_copy(
         update={
-            "cases": settings.cases.model_copy(update={"ranking_refresh_seconds": 0.0}),
+            "cases": settings.cases.model_copy(
+                update={"ranking_refresh_seconds": 0.0, "queue_refresh_seconds": 0.0}
+            ),
             "features": settings.features.model_copy(update={"verdicts": True}),
         }
     )

@@ -12,7 +12,7 @@ i.e. the live CP@k of the cards reviewed so far.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
@@ -114,6 +114,12 @@ class CaseQueue:
     def precision(self) -> float | None:
         """Reviewed cards found fraud over reviewed cards: the live CP@k (None before any)."""
         return self.frauds / self.reviewed if self.reviewed else None
+
+    def only(self, status: CaseStatus | None) -> CaseQueue:
+        """The same queue listing only the cases of ``status`` (None: all)."""
+        if status is None:
+            return self
+        return replace(self, cases=[case for case in self.cases if case.status == status])
 
 
 def _verdict(is_fraud: Any) -> Verdict | None:
@@ -232,8 +238,8 @@ def day_queue(
         size=len(cases),
         reviewed=len(reviewed),
         frauds=sum(case.verdict == "fraud" for case in reviewed),
-        cases=[case for case in cases if status is None or case.status == status],
-    )
+        cases=cases,
+    ).only(status)
 
 
 def card_case(

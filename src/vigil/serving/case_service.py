@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine
 
 from vigil.cases import Case, CaseQueue, CaseStatus, card_case, day_queue
 from vigil.cases.queue import rank_day, today
-from vigil.cases.ranking import Ranked, RankingCache
+from vigil.cases.ranking import DayCache, Ranked
 from vigil.config import CasesConfig
 from vigil.decisions import Runtime
 from vigil.decisions.labels import CaseVerdict, VerdictOutcome
@@ -41,33 +41,36 @@ class CaseService:
         self._engine = engine
         self._runtime = runtime
         self._metrics = metrics
-        self._ranking = RankingCache(config.ranking_refresh_seconds)
+        self._ranking: DayCache[Ranked] = DayCache(config.ranking_refresh_seconds)
+        self._queues: DayCache[CaseQueue] = DayCache(config.queue_refresh_seconds)
 
     async def _read(self, work: Callable[[Connection], T]) -> T:
         return await asyncio.to_thread(_on_connection, self._engine, work)
 
-    async def _ranked(self, day: date | None, budget: int) -> tuple[date, Ranked]:
-        day = day if day is not None else await self._read(today)
-        ranked = await self._ranking.ranked(
+    async def _ranked(self, day: date, budget: int) -> Ranked:
+        return await self._ranking.get(
             day, budget, partial(self._read, partial(rank_day, day=day, budget=budget))
         )
-        return day, ranked
+
+    async def _build_queue(self, day: date, budget: int) -> CaseQueue:
+        ranked = await self._ranked(day, budget)
+        return await self._read(
+            partial(day_queue, config=self._config, day=day, budget=budget, ranked=ranked)
+        )
 
     async def queue(
         self, day: date | None, budget: int | None, status: CaseStatus | None
     ) -> CaseQueue:
         """The queue of ``day`` (default today), ``budget`` long (default the configured)."""
         budget = budget if budget is not None else self._config.review_budget
-        day, ranked = await self._ranked(day, budget)
-        return await self._read(
-            partial(
-                day_queue, config=self._config, day=day, budget=budget, ranked=ranked, status=status
-            )
-        )
+        day = day if day is not None else await self._read(today)
+        built = await self._queues.get(day, budget, partial(self._build_queue, day, budget))
+        return built.only(status)
 
     async def case(self, customer_id: int, day: date | None) -> Case:
         """One card's case of ``day`` (``CaseNotFound`` when it has none)."""
-        day, ranked = await self._ranked(day, self._config.review_budget)
+        day = day if day is not None else await self._read(today)
+        ranked = await self._ranked(day, self._config.review_budget)
         return await self._read(
             partial(card_case, config=self._config, customer_id=customer_id, day=day, ranked=ranked)
         )
@@ -75,10 +78,13 @@ class CaseService:
     async def give_verdict(self, verdict: CaseVerdict) -> tuple[VerdictOutcome, Case]:
         """Record the verdict (one label path), then the case as it is now; metrics updated."""
         outcome = await self._runtime.record_verdict(verdict)
-        queue = await self.queue(outcome.day, None, None)
+        budget = self._config.review_budget
+        queue = await self._build_queue(outcome.day, budget)
+        self._queues.put(outcome.day, budget, queue)  # readers see the verdict at once
         observe_verdict(self._metrics, outcome, queue)
         return outcome, await self.case(verdict.customer_id, outcome.day)
 
     async def close(self) -> None:
-        """Let running ranking refreshes finish."""
+        """Let running refreshes finish."""
         await self._ranking.close()
+        await self._queues.close()
