@@ -74,28 +74,35 @@ class Claim:
 
 
 class InFlight:
-    """Transaction ids being decided in this process (one registry per pipeline)."""
+    """Transaction ids being decided in this process (one registry per pipeline).
+
+    An id's future is made only when a repeat has to wait for it: the common id, decided
+    once, costs a dictionary entry and nothing more.
+    """
 
     def __init__(self) -> None:
-        self._futures: dict[int, asyncio.Future[Settled]] = {}
+        self._futures: dict[int, asyncio.Future[Settled] | None] = {}
 
     def claim(self, transactions: Sequence[TransactionFields]) -> Claim:
         """Claim the ids no batch is deciding; no ``await``, so no other batch interleaves."""
-        loop = asyncio.get_running_loop()
         claimed: list[int] = []
         first: dict[int, int] = {}
         repeats: dict[int, int] = {}
         waiting: dict[int, asyncio.Future[Settled]] = {}
+        futures = self._futures
         for position, tx in enumerate(transactions):
             tid = tx.transaction_id
             if tid in first:
                 repeats[position] = first[tid]
-            elif tid in self._futures:
-                waiting[position] = self._futures[tid]
+            elif tid in futures:
+                future = futures[tid]
+                if future is None:
+                    future = futures[tid] = asyncio.get_running_loop().create_future()
+                waiting[position] = future
             else:
                 first[tid] = position
                 claimed.append(position)
-                self._futures[tid] = loop.create_future()
+                futures[tid] = None
         return Claim(claimed, repeats, waiting)
 
     def release(self, transaction_id: int, settled: Settled) -> None:
