@@ -59,6 +59,7 @@ def preload(database_url: str, rows: int, days: int) -> str:
                 ),
                 bounds,
             )
+        connection.execute(text("ANALYZE"))  # statistics as autovacuum would leave them
         stored = connection.execute(text("SELECT count(*) FROM transactions")).scalar_one()
         partitions = connection.execute(
             text(
