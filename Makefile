@@ -101,11 +101,15 @@ handbook-results: $(STAMP) ## 3 experiments on the handbook's test week -> docs/
 	$(BIN)/vigil experiments --runs-dir data/handbook-runs --results docs/results/handbook_experiments.json
 
 FEEDBACK_WORLD ?= data/feedback-world/raw
-feedback-results: $(STAMP) ## with/without analysts' feedback: handbook week (LightGBM 5 seeds, logistic) + a simulated world -> docs/results/feedback_*.json
+feedback-results: $(STAMP) ## with/without analysts' feedback: handbook week (LightGBM 5 seeds, look-back, hourly; logistic) + a simulated world -> docs/results/feedback_*.json
 	nice -n 10 $(BIN)/vigil evaluate lightgbm --feedback --seeds 0-4 --data $(HANDBOOK) \
 		--results docs/results/feedback_handbook_lightgbm.json
 	nice -n 10 $(BIN)/vigil evaluate logistic --feedback --seeds 0, --data $(HANDBOOK) \
 		--results docs/results/feedback_handbook_logistic.json
+	nice -n 10 $(BIN)/vigil evaluate lightgbm --feedback --no-retrain --lookback-days 7 --seeds 0-4 \
+		--data $(HANDBOOK) --results docs/results/feedback_handbook_lightgbm_lookback.json
+	nice -n 10 $(BIN)/vigil evaluate lightgbm --feedback --no-retrain --every-hours 1 --seeds 0, \
+		--data $(HANDBOOK) --results docs/results/feedback_handbook_lightgbm_hourly.json
 	$(BIN)/vigil generate --out $(FEEDBACK_WORLD) --set data.seed=1 --overwrite --no-progress
 	nice -n 10 $(BIN)/vigil evaluate logistic lightgbm --feedback --seeds 0, --data $(FEEDBACK_WORLD) \
 		--results docs/results/feedback_simulated.json

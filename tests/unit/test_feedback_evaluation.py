@@ -17,7 +17,13 @@ from vigil.data.simulate import simulate_transactions
 from vigil.features import definitions as fd
 from vigil.features.verdict_sql import with_verdict_features
 from vigil.feedback.evaluation import evaluate_with_feedback, replay_with_reviews
-from vigil.feedback.investigator import ReviewPolicy, ReviewState, review, review_rounds
+from vigil.feedback.investigator import (
+    ReviewPolicy,
+    ReviewState,
+    review,
+    review_round,
+    review_rounds,
+)
 from vigil.feedback.report import cached_feature_table
 from vigil.models.kinds import predict_scores
 from vigil.training.data import feature_matrix
@@ -54,6 +60,56 @@ def test_the_investigator_reviews_the_top_open_cards_whole() -> None:
     assert (verdicts["reviewed_at"] == T0 + pd.Timedelta(days=1)).all()
     unmarked = review(rows, scores, set(), ReviewPolicy(2, mark_terminals=False), T0)
     assert unmarked["terminal_compromised"].sum() == 0
+
+
+def test_a_review_looks_back_over_the_cards_transactions_without_a_verdict() -> None:
+    rows, scores = round_rows()
+    earlier = rows.iloc[[0, 0, 0]].assign(
+        transaction_id=[7, 8, 9],
+        tx_datetime=T0 - pd.to_timedelta([2, 9, 1], unit="D"),
+        tx_fraud=[1, 1, 0],
+    )
+    history = pd.concat([earlier, rows], ignore_index=True)
+    # card 12 (0.95): nothing earlier; card 10 next (a budget of 2): 7 and 9 are inside the
+    # look-back, 8 is not; 9 already has a verdict (done)
+    two = ReviewPolicy(cards_per_day=2, lookback_days=7)
+    verdicts = review(
+        rows, scores, set(), two, T0 + pd.Timedelta(days=1), history=history, done={9}
+    )
+    assert sorted(verdicts["transaction_id"].tolist()) == [1, 2, 4, 7]
+    assert (verdicts["reviewed_at"] == T0 + pd.Timedelta(days=1)).all()
+    without = review(rows, scores, set(), two, T0 + pd.Timedelta(days=1))
+    assert sorted(without["transaction_id"].tolist()) == [1, 2, 4]
+    with pytest.raises(ValueError, match="lookback_days"):
+        ReviewPolicy(100, lookback_days=-1)
+
+
+def test_shorter_rounds_review_the_cards_reaching_the_previous_days_cut_off() -> None:
+    rows, scores = round_rows()
+    day2 = rows.assign(
+        transaction_id=rows["transaction_id"] + 100,
+        tx_datetime=rows["tx_datetime"] + pd.Timedelta(days=1),
+    )
+    frame = pd.concat([rows, day2], ignore_index=True)
+    all_scores = np.concatenate([scores, scores])
+    state, policy = ReviewState(), ReviewPolicy(cards_per_day=2, every_hours=6)
+    for lo, hi in review_rounds(T0, T0 + pd.Timedelta(days=2), 6):
+        mask = ((frame["tx_datetime"] >= lo) & (frame["tx_datetime"] < hi)).to_numpy()
+        review_round(frame, frame[mask], all_scores[mask], state, policy, (lo, hi), 7)
+    first = state.log[state.log["tx_datetime"] < T0 + pd.Timedelta(days=1)]
+    # day 1 has no cut-off yet: its best two cards (12, 10) at the day's end
+    assert set(first["customer_id"]) == {10, 12}
+    assert (first["reviewed_at"] == T0 + pd.Timedelta(days=1)).all()
+    second = state.log[state.log["tx_datetime"] >= T0 + pd.Timedelta(days=1)]
+    # day 2: card 10 is blocked (its fraud was confirmed); the cut-off is day 1's second card
+    # (0.9): card 12 (0.95 at 04:00) reaches it and is reviewed at the first round's end; no
+    # other card does, so the day's last round spends the budget left on the best one (11)
+    reviewed = second.groupby("customer_id")["reviewed_at"].first()
+    assert reviewed.to_dict() == {
+        12: T0 + pd.Timedelta(days=1, hours=6),
+        11: T0 + pd.Timedelta(days=2),
+    }
+    assert state.queue[T0 + pd.Timedelta(days=1)] == (2, 1)  # 2 cards reviewed, 1 fraud
 
 
 def test_review_rounds_split_the_budget_over_the_day() -> None:
@@ -101,8 +157,9 @@ def test_replayed_verdict_features_equal_the_offline_ones_from_the_final_log(
     np.testing.assert_array_equal(replayed.rows[names].to_numpy(), again[names].to_numpy())
     assert replayed.rows[names[0]].max() > 0  # verdicts took part
     assert (state.log["reviewed_at"] > state.log["tx_datetime"]).all()
-    per_round = state.log.groupby("reviewed_at")["customer_id"].nunique()
-    assert per_round.max() <= 4  # 15 cards a day in 6-hour rounds
+    day = (state.log["reviewed_at"] - pd.Timedelta(microseconds=1)).dt.normalize()
+    per_day = state.log.groupby(day)["customer_id"].nunique()
+    assert per_day.max() <= 15  # 15 cards a day, whatever the rounds
     np.testing.assert_allclose(
         replayed.scores.to_numpy(),
         predict_scores(model, feature_matrix(again, verdicts)),
@@ -122,6 +179,8 @@ def test_evaluation_reports_every_variant(world: tuple[Settings, pd.DataFrame]) 
         assert 0 < figures["average_precision"] <= 1
         assert 0 <= figures["card_precision_at_k"] <= 1
     assert result.reviews["before_delay"] > 0 and result.reviews["retrain_rows_added"] > 0
+    # the investigator's own precision: reviewed cards found compromised, per day, over 20
+    assert 0 < result.figures["with_feedback"]["queue_precision_at_k"] <= 1
     plain = evaluate_with_feedback(settings, frame, ReviewPolicy(20), feedback=False)
     assert plain.figures == {"without_feedback": result.figures["without_feedback"]}
 

@@ -49,6 +49,14 @@ def evaluate_command(
             help="The investigator marks the terminal of a compromised-terminal fraud.",
         ),
     ] = True,
+    lookback_days: Annotated[
+        int,
+        typer.Option(
+            "--lookback-days",
+            help="A review also covers the card's transactions this many days back that "
+            "have no verdict yet (0: the round's only; 7: everything still inside the delay).",
+        ),
+    ] = 0,
     retrain: Annotated[
         bool, typer.Option("--retrain/--no-retrain", help="Also the retrained variant.")
     ] = True,
@@ -79,7 +87,12 @@ def evaluate_command(
             results.write_text(json.dumps(payload, indent=2) + "\n")
 
     try:
-        policy = ReviewPolicy(cards_per_day, every_hours, mark_terminals)
+        policy = ReviewPolicy(
+            cards_per_day,
+            every_hours,
+            mark_terminals,
+            lookback_days=lookback_days,
+        )
         files = experiment_files(experiments_dir, experiments or ["lightgbm"])
         source = Path(data or settings.data.raw_dir)
         outcome = run_grid(

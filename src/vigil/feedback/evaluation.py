@@ -40,8 +40,7 @@ from vigil.features.verdict_sql import with_verdict_features
 from vigil.feedback.investigator import (
     ReviewPolicy,
     ReviewState,
-    blocked_cards,
-    review,
+    review_round,
     review_rounds,
     review_scored_period,
 )
@@ -110,6 +109,17 @@ def _test_figures(split: Split, scores: pd.Series, k: int) -> dict[str, float]:
     }
 
 
+def _queue_figures(
+    state: ReviewState, start: pd.Timestamp, end: pd.Timestamp, k: int
+) -> dict[str, float]:
+    """The investigator's queue precision over ``[start, end)``: per day, the compromised
+    cards among those reviewed, over the budget ``k`` (CP@k of the cards actually reviewed)."""
+    days = pd.date_range(start, end, freq="D", inclusive="left")
+    return {
+        "queue_precision_at_k": float(np.mean([state.queue.get(d, (0, 0))[1] / k for d in days]))
+    }
+
+
 @dataclass
 class _Replay:
     """A replay's scores and the rows it scored, with their verdict features as scored."""
@@ -142,11 +152,9 @@ def replay_with_reviews(
             continue
         part = with_verdict_features(settings.features, part, state.log)
         scores = _score(model, part, settings)
-        blocked = blocked_cards(
-            frame, state, lo, settings.features.label_delay_days, policy.block_days
-        )
         pool = np.ones(len(part), bool) if reviewable is None else part.index.isin(reviewable)
-        state.extend(review(part[pool], scores[pool], blocked, policy, hi))
+        delay = settings.features.label_delay_days
+        review_round(frame, part[pool], scores[pool], state, policy, (lo, hi), delay)
         scored.append(pd.Series(scores, index=part.index))
         rows.append(part)
     return _Replay(pd.concat(scored), pd.concat(rows))
@@ -194,7 +202,9 @@ def evaluate_with_feedback(
         model, verdicts, frame, state, policy, test_start, test_end, split.test.index
     )
     scores = pd.concat([delay_week.scores, test_week.scores])
-    figures["with_feedback"] = _test_figures(split, scores, k)
+    figures["with_feedback"] = _test_figures(split, scores, k) | _queue_figures(
+        state, test_start, test_end, policy.cards_per_day
+    )
     reviews = {
         "before_delay": past_reviews,
         "delay_and_test_weeks": len(state.log) - past_reviews,
@@ -208,7 +218,9 @@ def evaluate_with_feedback(
         retest = replay_with_reviews(
             refit, verdicts, frame, after_delay, policy, test_start, test_end, split.test.index
         )
-        figures["with_feedback_retrained"] = _test_figures(split, retest.scores, k)
+        figures["with_feedback_retrained"] = _test_figures(
+            split, retest.scores, k
+        ) | _queue_figures(after_delay, test_start, test_end, policy.cards_per_day)
         reviews["retrain_rows_added"] = len(labelled)
     return _result(settings, figures, reviews, started)
 

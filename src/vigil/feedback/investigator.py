@@ -1,19 +1,26 @@
 """A simulated investigator: each review round, the top cards are reviewed and labelled.
 
-Each round (``every_hours`` long, rounds aligned on midnight) the investigator takes the
-round's transactions, drops cards known compromised in the last ``block_days`` (a fraud
-confirmed by a verdict, or a fraud whose delayed label has arrived: such a card is blocked
-and reissued), ranks the remaining cards by their highest score, reviews the top
-``cards_per_day * every_hours / 24`` and gives a verdict on each of their transactions of
-the round, reviewed at the end of the round: the true label, and for a fraud of a
-compromised terminal (the generator's scenario 2) the mark "terminal compromised" when
-``mark_terminals`` is on. With daily rounds on the test set the reviewed cards are the cards
-that card precision@k counts.
+The investigator works the day's queue: the day's transactions scored so far, cards known
+compromised in the last ``block_days`` left out (a fraud confirmed by a verdict, or a fraud
+whose delayed label has arrived: such a card is blocked and reissued) and so are the cards
+already reviewed that day, ranked by their highest score. Each round (``every_hours`` long,
+aligned on midnight) ends with reviews, within the day's budget of ``cards_per_day`` cards:
+in the day's last round the best cards left; in an earlier round the cards whose score
+reaches the previous day's cut-off (the score of its last card within the budget), as an
+analyst works the alerts above the usual bar as they come in. With daily rounds that is the
+day's top ``cards_per_day`` open cards, the cards card precision@k counts on the test set.
+
+A review gives a verdict on each of the card's transactions of the day so far and, with
+``lookback_days``, on its earlier transactions of that many days that have no verdict yet
+(the cardholder, once contacted, confirms their recent payments; 7 days = everything whose
+delayed label has not arrived), all reviewed at the end of the round: the true label, and
+for a fraud of a compromised terminal (the generator's scenario 2) the mark "terminal
+compromised" when ``mark_terminals`` is on.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -33,12 +40,15 @@ class ReviewPolicy:
     every_hours: int = 24
     mark_terminals: bool = True
     block_days: int = 14  # a card known compromised is not reviewed again for this long
+    lookback_days: int = 0  # a review also covers the card's unreviewed transactions this far back
 
     def __post_init__(self) -> None:
         if self.cards_per_day < 1 or self.every_hours < 1 or 24 % self.every_hours:
             raise ValueError(
                 f"review policy needs cards_per_day >= 1 and every_hours dividing 24, got {self}"
             )
+        if self.lookback_days < 0:
+            raise ValueError(f"review policy needs lookback_days >= 0, got {self}")
 
     @property
     def cards_per_round(self) -> int:
@@ -56,9 +66,20 @@ def review_rounds(
 
 @dataclass
 class ReviewState:
-    """The verdict log so far."""
+    """The verdict log so far, and the current day's queue (rounds shorter than a day).
+
+    ``day_rows``/``day_scores``: the day's transactions scored so far; ``day_cards``: the
+    cards reviewed today; ``cutoff``: the score of the previous day's last card within the
+    budget (a round before the day's last reviews the cards that reach it).
+    """
 
     log: pd.DataFrame = field(default_factory=empty_verdict_log)
+    day: pd.Timestamp | None = None
+    day_rows: pd.DataFrame | None = None
+    day_scores: np.ndarray = field(default_factory=lambda: np.empty(0))
+    day_cards: set[int] = field(default_factory=set)
+    cutoff: float | None = None
+    queue: dict[pd.Timestamp, tuple[int, int]] = field(default_factory=dict)
 
     def extend(self, verdicts: pd.DataFrame) -> None:
         """Append a round's verdicts."""
@@ -68,7 +89,9 @@ class ReviewState:
 
     def copy(self) -> ReviewState:
         """An independent copy (a replay from the same point)."""
-        return ReviewState(self.log.copy())
+        return replace(
+            self, log=self.log.copy(), day_cards=set(self.day_cards), queue=dict(self.queue)
+        )
 
 
 def blocked_cards(
@@ -89,22 +112,48 @@ def blocked_cards(
     )
 
 
+def _card_ranking(rows: pd.DataFrame, scores: np.ndarray, blocked: set[int]) -> pd.Series:
+    """The open cards' highest scores, best first (ties: lower card first)."""
+    open_rows = ~rows[schema.CUSTOMER_ID].isin(blocked).to_numpy()
+    cards = pd.Series(scores[open_rows], index=rows[schema.CUSTOMER_ID].to_numpy()[open_rows])
+    best = cards.groupby(level=0).max()
+    order = np.lexsort((best.index.to_numpy(), -best.to_numpy()))
+    return best.iloc[order]
+
+
 def review(
     rows: pd.DataFrame,
     scores: np.ndarray,
     blocked: set[int],
     policy: ReviewPolicy,
     reviewed_at: pd.Timestamp,
+    *,
+    limit: int | None = None,
+    min_score: float = -np.inf,
+    history: pd.DataFrame | None = None,
+    done: set[int] | None = None,
 ) -> pd.DataFrame:
-    """Verdicts on the transactions of the round's top cards (see the module docstring)."""
-    open_rows = ~rows[schema.CUSTOMER_ID].isin(blocked).to_numpy()
-    if not open_rows.any():
+    """Verdicts on the transactions of the top open cards of ``rows`` (at most ``limit``,
+    default the round's budget, whose highest score reaches ``min_score``), reviewed at
+    ``reviewed_at``; with ``policy.lookback_days`` also on the cards' transactions of
+    ``history`` in the look-back not reviewed yet (``done``: reviewed transaction ids)."""
+    ranking = _card_ranking(rows, scores, blocked)
+    ranking = ranking[ranking >= min_score]
+    chosen = set(ranking.index[: policy.cards_per_round if limit is None else limit].tolist())
+    if not chosen:
         return empty_verdict_log()
-    cards = pd.Series(scores[open_rows], index=rows[schema.CUSTOMER_ID].to_numpy()[open_rows])
-    best = cards.groupby(level=0).max()
-    order = np.lexsort((best.index.to_numpy(), -best.to_numpy()))  # ties: lower card first
-    chosen = set(best.index.to_numpy()[order[: policy.cards_per_round]].tolist())
     reviewed = rows[rows[schema.CUSTOMER_ID].isin(chosen)]
+    if policy.lookback_days and history is not None:
+        times = history[schema.TX_DATETIME]
+        since = reviewed_at - pd.Timedelta(days=policy.lookback_days)
+        earlier = history[
+            history[schema.CUSTOMER_ID].isin(chosen).to_numpy()
+            & (times >= since).to_numpy()
+            & (times < reviewed_at).to_numpy()
+            & ~history[schema.TRANSACTION_ID].isin(reviewed[schema.TRANSACTION_ID]).to_numpy()
+            & ~history[schema.TRANSACTION_ID].isin(done or set()).to_numpy()
+        ]
+        reviewed = pd.concat([earlier, reviewed])
     fraud = reviewed[schema.TX_FRAUD].to_numpy().astype("int8")
     compromised = np.zeros_like(fraud)
     if policy.mark_terminals and schema.TX_FRAUD_SCENARIO in reviewed:
@@ -116,6 +165,54 @@ def review(
     verdicts[TERMINAL_COMPROMISED] = compromised
     verdicts[REVIEWED_AT] = reviewed_at
     return verdicts[list(VERDICT_COLUMNS)].reset_index(drop=True)
+
+
+def review_round(
+    frame: pd.DataFrame,
+    rows: pd.DataFrame,
+    scores: np.ndarray,
+    state: ReviewState,
+    policy: ReviewPolicy,
+    bounds: tuple[pd.Timestamp, pd.Timestamp],
+    delay_days: int,
+) -> None:
+    """One round ``[lo, hi)``: its scored ``rows`` join the day's queue; the investigator
+    reviews, at ``hi``, the day's open cards not reviewed today, within what is left of the
+    day's budget: in the day's last round the best ones, before it those reaching the
+    previous day's cut-off (``frame``: every transaction, for blocking and the look-back)."""
+    lo, hi = bounds
+    day = lo.normalize()
+    if state.day != day:
+        if state.day_rows is not None and state.day_rows.size:
+            ranking = _card_ranking(state.day_rows, state.day_scores, set())
+            state.cutoff = float(ranking.iloc[: policy.cards_per_day].min())
+        state.day, state.day_rows, state.day_scores = day, rows, scores
+        state.day_cards = set()
+    else:
+        state.day_rows = pd.concat([state.day_rows, rows])
+        state.day_scores = np.concatenate([state.day_scores, scores])
+    last = hi >= day + pd.Timedelta(days=1)
+    if not last and state.cutoff is None:
+        return
+    blocked = blocked_cards(frame, state, lo, delay_days, policy.block_days) | state.day_cards
+    done = set(state.log[schema.TRANSACTION_ID].tolist()) if policy.lookback_days else None
+    verdicts = review(
+        state.day_rows,
+        state.day_scores,
+        blocked,
+        policy,
+        hi,
+        limit=policy.cards_per_day - len(state.day_cards),
+        min_score=-np.inf if last else float(state.cutoff),  # type: ignore[arg-type]
+        history=frame,
+        done=done,
+    )
+    state.day_cards |= set(verdicts[schema.CUSTOMER_ID].tolist())
+    state.extend(verdicts)
+    today = verdicts[verdicts[schema.TX_DATETIME] >= day]
+    cards, found = state.queue.get(day, (0, 0))
+    per_card = today.groupby(schema.CUSTOMER_ID)[schema.TX_FRAUD].max()
+    state.queue[day] = (cards + len(per_card), found + int(per_card.sum()))
 
 
 def review_scored_period(
@@ -133,8 +230,5 @@ def review_scored_period(
     start = times.min().normalize()
     for lo, hi in review_rounds(start, end, policy.every_hours):
         mask = ((times >= lo) & (times < hi)).to_numpy()
-        if not mask.any():
-            continue
-        blocked = blocked_cards(frame, state, lo, delay_days, policy.block_days)
-        state.extend(review(frame[mask], scores[mask], blocked, policy, hi))
+        review_round(frame, frame[mask], scores[mask], state, policy, (lo, hi), delay_days)
     return state
