@@ -329,6 +329,22 @@ def write_report(results_path: Path, report: Path) -> Path:
         "admission gate (ADR 0019) refuses past `serving.max_in_flight` or while the loop lags; "
         "refusing through the ASGI app still cost a full uvicorn request cycle, so `vigil serve` "
         "refuses inside its HTTP protocol (`serving/shedding.py`) before any task exists.",
+        "- **Admitted requests late under the surge.** The first short-plan run (2026-12-04) "
+        "shed 9,180 of 10,000 req/s but answered the ~820 req/s it admitted in 464 ms p99 from "
+        "the send (target 50): at the ~1,000 answers a second of one core, 128 requests in "
+        "flight are 128 ms of queueing. The in-flight limit now follows latency "
+        "(`serving.latency_target_ms`, AIMD) and a request that waited more than "
+        "`serving.max_queue_ms` before its handler is refused before any work (ADR 0019, "
+        "amended); `tests/unit/test_api_admission.py`.",
+        "- **A PostgreSQL restart left the API refusing for two minutes.** After `postgres_stop` "
+        "the burst of idempotency look-ups opened a connection each and kept them: PostgreSQL "
+        "answered `too many clients` until the connections were reset. The sink now holds at "
+        "most `concurrency` connections (ADR 0008; "
+        "`tests/integration/test_sink_connections.py`).",
+        "- **No alert for a database, broker or process outage.** The first run evaluated no "
+        "alert rules; the campaign now runs Prometheus with `deploy/prometheus/rules`, and "
+        "`VigilDatabaseDown`, `VigilBrokerDisconnected`, `VigilProcessRestarted` and "
+        "`VigilShedding` were added (promtool tests in `deploy/prometheus/tests`).",
         "",
         "## Definitions",
         "",
