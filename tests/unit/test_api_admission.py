@@ -4,6 +4,7 @@ deadline or while the loop lags, scoring requests get a fast 503 + Retry-After."
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -430,3 +431,57 @@ def test_under_overload_only_requests_within_the_deadline_are_admitted(
     admitted = _metric(metrics, "vigil_http_admission_wait_seconds_count")
     within = _metric(metrics, 'vigil_http_admission_wait_seconds_bucket{le="0.025"}')
     assert admitted == within == len(ok)  # none waited past the deadline before its work
+
+
+def test_a_request_refused_before_the_gate_gives_its_slot_back(
+    small_settings: Settings, tmp_path: Path
+) -> None:
+    """``vigil serve``'s protocol takes a scoring request's slot as it reads the headers; a
+    request answered before the gate (413: its declared body is over the upload limit) gives
+    the slot back, so bad requests cannot fill the limit and shed every later request."""
+    settings = api_settings(
+        small_settings, max_in_flight=4, max_upload_bytes=1_000, max_loop_lag_ms=0
+    )
+    writer = FakeWriter()
+    app = build_app(settings, write_model(settings, tmp_path / "m.onnx", "m"), writer)
+    gate = app.state.admission
+    too_large = orjson.dumps({**transaction(1), "padding": "x" * 2_000})
+    headers = {"content-type": "application/json"}
+    with serve_in_thread(app, http=shedding_protocol(gate, app.state.metrics)) as base:
+        for path in ("/predict", "/forward") * 4:
+            with httpx.Client(base_url=base, timeout=10) as client:
+                assert client.post(path, content=too_large, headers=headers).status_code == 413
+        with httpx.Client(base_url=base, timeout=10) as client:
+            answer = client.post("/predict", json=transaction(2))
+    assert answer.status_code == 200
+    assert gate.in_flight == 0
+    assert [r.transaction_id for r in writer.records] == [2]
+
+
+def test_a_pipelined_request_of_a_lost_connection_gives_its_slot_back(
+    small_settings: Settings, tmp_path: Path
+) -> None:
+    """A scoring request pipelined behind a slow one is admitted as it is read; when the
+    client leaves before it ran, the server gives its slot back."""
+    settings = api_settings(small_settings, max_in_flight=4, max_loop_lag_ms=0)
+    app = build_app(settings, write_model(settings, tmp_path / "m.onnx", "m"), _SlowWriter(0.3))
+    gate = app.state.admission
+    requests = b""
+    for tid in (1, 2):
+        body = orjson.dumps(transaction(tid))
+        requests += (
+            b"POST /predict HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(body), body)
+        )
+    with serve_in_thread(app, http=shedding_protocol(gate, app.state.metrics)) as base:
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as client:
+            client.sendall(requests)
+            deadline = time.monotonic() + 10
+            while gate.in_flight < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert gate.in_flight == 2  # both admitted, the second queued behind the first
+        deadline = time.monotonic() + 10
+        while gate.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert gate.in_flight == 0

@@ -165,6 +165,12 @@ class AdmissionGate:
         if self.adaptive is not None and self.in_flight >= self.adaptive.limit:
             self.adaptive.reached()
 
+    def release(self, scope: Scope) -> None:
+        """Give back the slot :meth:`admit` took for ``scope``, once; a no-op without one
+        (the server admitted a request the gate never saw: a 413, a connection lost)."""
+        if scope.pop(ARRIVED, None) is not None:
+            self.in_flight -= 1
+
     def count_shed(self) -> None:
         """Count one refused request (also called by the server-level shedding)."""
         self._shed.inc()
@@ -198,7 +204,7 @@ class AdmissionGate:
                 now = self.clock()
                 self.adaptive.observe(now - arrived, now)
         finally:
-            self.in_flight -= 1
+            self.release(scope)
 
     def start(self) -> None:
         """Start the loop-lag probe (the app's start-up; nothing to do without a lag bound)."""

@@ -45,7 +45,10 @@ class VigilAPI(FastAPI):
         """Hot routes straight to ``hot``; everything else through FastAPI."""
         if HotRoutes.handles(scope):
             scope["app"] = self
-            await self.hot(scope, receive, send)
+            try:
+                await self.hot(scope, receive, send)
+            finally:  # a slot the server took for a request answered before the gate (413)
+                self.state.admission.release(scope)
             return
         await super().__call__(scope, receive, send)
 

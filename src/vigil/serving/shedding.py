@@ -47,6 +47,11 @@ def shedding_protocol(gate: AdmissionGate, metrics: VigilMetrics) -> type[HttpTo
                     return
             super().on_headers_complete()
 
+        def connection_lost(self, exc: Exception | None) -> None:
+            for cycle, _ in self.pipeline:  # admitted, queued behind another, never to run
+                gate.release(cycle.scope)  # type: ignore[arg-type]  # a TypedDict
+            super().connection_lost(exc)
+
         def on_body(self, body: bytes) -> None:
             if self._shedding is None:
                 super().on_body(body)
