@@ -207,3 +207,30 @@ def test_a_row_the_model_cannot_score_fails_alone(
     assert parts[1].endswith("модель не смогла обработать данные".encode())
     assert b'"transaction_id":3' in parts[2]
     assert calls == [[1, 666, 3], [1], [666], [3]]  # one run for the loop turn, then alone
+
+
+def test_an_unexpected_error_in_a_batch_fails_only_its_request(
+    base: tuple[str, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that raises an unexpected error is answered request by request: only the
+    request that raises it gets the generic 500, its neighbours their decisions."""
+    import vigil.decisions.offline as offline
+
+    real_decide = offline.decide
+
+    def decide(model, ids, matrix, *args):  # type: ignore[no-untyped-def]
+        if 666 in ids:
+            raise RuntimeError("a bug")
+        return real_decide(model, ids, matrix, *args)
+
+    monkeypatch.setattr(offline, "decide", decide)
+    url, settings = base
+    bodies = [
+        {"features": _features(settings, float(amount)), "transaction_id": tid}
+        for tid, amount in ((1, 10), (666, 20), (3, 30))
+    ]
+    raw = b"".join(_post(orjson.dumps(body), close=i == 2) for i, body in enumerate(bodies))
+    parts = _raw(url, raw).split(b"HTTP/1.1 ")[1:]
+    assert [part[:3] for part in parts] == [b"200", b"500", b"200"]
+    assert b'"detail":"internal server error"' in parts[1] and b"a bug" not in parts[1]
+    assert b'"transaction_id":3' in parts[2]

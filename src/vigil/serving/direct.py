@@ -147,12 +147,19 @@ def direct_protocol(app: VigilAPI) -> type[HttpToolsProtocol]:
         try:
             requests = [(r.content_type, r.body) for r in batch]
             answers = forward_answers(batch[0].services, requests)  # one app: one Services
-        except Exception:
-            # As ServiceMiddleware: logged with the request ids, a 500 that reveals nothing.
-            ids = ", ".join(r.request_id.decode() for r in batch)
-            log.exception("unhandled error on POST %s (request ids %s)", FORWARD, ids)
-            answers = [(500, error_body(INTERNAL_ERROR, r.request_id), JSON_TYPE) for r in batch]
+        except Exception:  # each request alone: only the one that fails gets the 500
+            answers = [answer_alone(request) for request in batch]
         for request, answer in zip(batch, answers, strict=True):
             request.protocol.respond(request, answer)
+
+    def answer_alone(request: _Pending) -> Answer:
+        """One request's answer; as ServiceMiddleware, an unexpected error is logged with the
+        request id and answered with a 500 that reveals nothing."""
+        try:
+            return forward_answers(request.services, [(request.content_type, request.body)])[0]
+        except Exception:
+            ids = request.request_id.decode()
+            log.exception("unhandled error on POST %s (request id %s)", FORWARD, ids)
+            return 500, error_body(INTERNAL_ERROR, request.request_id), JSON_TYPE
 
     return DirectProtocol
