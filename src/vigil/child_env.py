@@ -20,6 +20,8 @@ INHERITED = frozenset(
     {
         # the operating system and the user
         "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TZ", "TMPDIR", "LANG", "LANGUAGE",
+        # the dynamic loader: where the parent found its native libraries (CUDA, ONNX Runtime)
+        "LD_LIBRARY_PATH",
         # the interpreter and the environment it was installed in
         "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHASHSEED",
         # thread pools of the numeric libraries (the operator sizes them for the machine)

@@ -12,6 +12,7 @@ PARENT = {
     "HOME": "/root",
     "LC_ALL": "C.UTF-8",
     "PYTHONPATH": "/src",
+    "LD_LIBRARY_PATH": "/opt/cuda/lib64",
     "VIGIL_TRAIN__RUNS_DIR": "/elsewhere",
     "VIGIL_STORAGE__DATABASE_URL": "postgresql+psycopg://u:pw@prod/vigil",
     "AWS_SECRET_ACCESS_KEY": "s3cr3t",
@@ -26,6 +27,7 @@ def test_only_the_allow_list_is_inherited() -> None:
         "HOME": "/root",
         "LC_ALL": "C.UTF-8",
         "PYTHONPATH": "/src",
+        "LD_LIBRARY_PATH": "/opt/cuda/lib64",
         "TERM": "dumb",
     }
 
