@@ -156,12 +156,17 @@ def load_champion(settings: Settings) -> tuple[SingleModel, str]:
     )
 
 
+def _gate_policy(settings: Settings) -> GatePolicy:
+    """The promotion gate's policy of the retrain job: its k, and the test period as window."""
+    return GatePolicy(top_k=settings.train.top_k_cards, recent_days=settings.train.test_days)
+
+
 def _choose(settings: Settings, features: pd.DataFrame, warm: Path, full: Path) -> tuple[Path, str]:
     """``auto``: the warm start if the gate would promote it, else the full training."""
     from vigil.training.artifacts import ONNX_FILE
 
     served_at = settings.inference.model_path
-    policy = GatePolicy(top_k=settings.train.top_k_cards, recent_days=settings.train.test_days)
+    policy = _gate_policy(settings)
     for run_dir, strategy in ((warm, "warm_start"), (full, "full")):
         decision = run_gate(served_at, run_dir / ONNX_FILE, features, policy)
         logger.info("auto retrain: %s %s (%s)", strategy, decision.promote, decision.reason)
@@ -193,7 +198,7 @@ def gate_and_promote(
         _move_champion_alias(settings, registry_version)
         reason = "no serving model yet: the challenger becomes the champion"
         return PromotionOutcome(True, reason, challenger, served_at, None)
-    policy = GatePolicy(top_k=settings.train.top_k_cards, recent_days=settings.train.test_days)
+    policy = _gate_policy(settings)
     features = load_feature_table(settings).frame
     decision = run_gate(served_at, challenger, features, policy)
     if decision.promote:
