@@ -8,8 +8,9 @@ as a request's headers are parsed: when it is overloaded and the request is a sc
 the body is discarded as it arrives and a ready-made 503 with ``Retry-After`` and a request id
 goes straight to the socket, with no ASGI call at all. A scoring request the gate admits takes
 its slot and its arrival stamp here, so the gate's queue deadline counts from the moment the
-server read it. Everything else takes uvicorn's normal path. ``vigil serve`` uses it with one
-process.
+server read it; the slot comes back when the gate never sees the request (answered 413 before
+it, or pipelined on a connection that was lost before it ran). Everything else takes
+uvicorn's normal path. ``vigil serve`` uses it with one process.
 """
 
 from __future__ import annotations
