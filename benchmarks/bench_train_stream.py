@@ -41,7 +41,9 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def train_limited(args: argparse.Namespace, kind: str, overrides: list[str]) -> dict[str, object]:
+def train_limited(
+    args: argparse.Namespace, kind: str, name: str, overrides: list[str]
+) -> dict[str, object]:
     """One ``vigil train --stream-features`` in its cgroup; its usage and test figures."""
     settings = [
         f"model.kind={kind}",
@@ -54,7 +56,7 @@ def train_limited(args: argparse.Namespace, kind: str, overrides: list[str]) -> 
     command = [sys.executable, "-m", "vigil", "train", "--stream-features", str(args.features)]
     for item in settings:
         command += ["--set", item]
-    log = args.runs / f"{kind}-{len(overrides)}.log"
+    log = args.runs / f"{kind}-{name}.log"
     with log.open("w") as out:
         result = run_limited(
             command,
@@ -111,7 +113,7 @@ def main() -> None:
             [] if args.skip_short else [("7-day", ["train.history_days=0"])]
         )
         for name, overrides in plans:
-            figures = train_limited(args, kind, overrides)
+            figures = train_limited(args, kind, name, overrides)
             lines.append(line(kind, name, figures))
             print(lines[-1], json.dumps(figures, default=str), flush=True)
     where = f"cgroup {args.memory}, {args.cpus:g} CPU"
