@@ -438,7 +438,8 @@ def test_a_request_refused_before_the_gate_gives_its_slot_back(
 ) -> None:
     """``vigil serve``'s protocol takes a scoring request's slot as it reads the headers; a
     request answered before the gate (413: its declared body is over the upload limit) gives
-    the slot back, so bad requests cannot fill the limit and shed every later request."""
+    the slot back, and one uvicorn hands to its WebSocket protocol takes none, so bad requests
+    cannot fill the limit and shed every later request."""
     settings = api_settings(
         small_settings, max_in_flight=4, max_upload_bytes=1_000, max_loop_lag_ms=0
     )
@@ -451,6 +452,15 @@ def test_a_request_refused_before_the_gate_gives_its_slot_back(
         for path in ("/predict", "/forward") * 4:
             with httpx.Client(base_url=base, timeout=10) as client:
                 assert client.post(path, content=too_large, headers=headers).status_code == 413
+        upgrade = (
+            b"POST /predict HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n"
+            b"sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )  # uvicorn hands it to its WebSocket protocol: no task of this protocol runs it
+        host, port = base.removeprefix("http://").split(":")
+        for _ in range(6):
+            with socket.create_connection((host, int(port)), timeout=10) as raw:
+                raw.sendall(upgrade)
+                assert raw.recv(64).startswith(b"HTTP/1.1 ")  # answered (not upgraded)
         with httpx.Client(base_url=base, timeout=10) as client:
             answer = client.post("/predict", json=transaction(2))
     assert answer.status_code == 200

@@ -38,15 +38,22 @@ def shedding_protocol(gate: AdmissionGate, metrics: VigilMetrics) -> type[HttpTo
 
         def on_headers_complete(self) -> None:
             path = self.url.split(b"?", 1)[0]
-            if path in counters and self.parser.get_method() == b"POST":
-                if not gate.overloaded:
-                    # Its slot is taken now, not when its task first runs: a burst read in
-                    # one loop turn cannot admit more than the limit.
-                    gate.admit(self.scope)  # type: ignore[arg-type]  # a TypedDict
-                elif self.cycle is None or self.cycle.response_complete:  # not pipelined
-                    self._shedding = path
-                    return
+            if (
+                path not in counters
+                or self.parser.get_method() != b"POST"
+                or self.parser.should_upgrade()  # uvicorn may hand it to another protocol
+            ):
+                super().on_headers_complete()
+                return
+            admit = not gate.overloaded
+            if not admit and (self.cycle is None or self.cycle.response_complete):
+                self._shedding = path  # not pipelined: refused here
+                return
             super().on_headers_complete()
+            if admit and self.cycle is not None and self.cycle.scope is self.scope:
+                # A task will run it: its slot is taken now, not when the task first runs,
+                # so a burst read in one loop turn cannot admit more than the limit.
+                gate.admit(self.scope)  # type: ignore[arg-type]  # a TypedDict
 
         def connection_lost(self, exc: Exception | None) -> None:
             for cycle, _ in self.pipeline:  # admitted, queued behind another, never to run
