@@ -102,16 +102,16 @@ handbook-results: $(STAMP) ## 3 experiments on the handbook's test week -> docs/
 
 FEEDBACK_WORLD ?= data/feedback-world/raw
 feedback-results: $(STAMP) ## with/without analysts' feedback: handbook week (LightGBM 5 seeds, look-back, hourly; logistic) + a simulated world -> docs/results/feedback_*.json
-	nice -n 10 $(BIN)/vigil evaluate lightgbm --feedback --seeds 0-4 --data $(HANDBOOK) \
+	nice -n 10 $(BIN)/vigil evaluate lightgbm --feedback --lookback-days 0 --seeds 0-4 --data $(HANDBOOK) \
 		--results docs/results/feedback_handbook_lightgbm.json
-	nice -n 10 $(BIN)/vigil evaluate logistic --feedback --seeds 0, --data $(HANDBOOK) \
+	nice -n 10 $(BIN)/vigil evaluate logistic --feedback --lookback-days 0 --seeds 0, --data $(HANDBOOK) \
 		--results docs/results/feedback_handbook_logistic.json
 	nice -n 10 $(BIN)/vigil evaluate lightgbm --feedback --no-retrain --lookback-days 7 --seeds 0-4 \
 		--data $(HANDBOOK) --results docs/results/feedback_handbook_lightgbm_lookback.json
-	nice -n 10 $(BIN)/vigil evaluate lightgbm --feedback --no-retrain --every-hours 1 --seeds 0, \
+	nice -n 10 $(BIN)/vigil evaluate lightgbm --feedback --no-retrain --lookback-days 0 --every-hours 1 --seeds 0, \
 		--data $(HANDBOOK) --results docs/results/feedback_handbook_lightgbm_hourly.json
 	$(BIN)/vigil generate --out $(FEEDBACK_WORLD) --set data.seed=1 --overwrite --no-progress
-	nice -n 10 $(BIN)/vigil evaluate logistic lightgbm --feedback --seeds 0, --data $(FEEDBACK_WORLD) \
+	nice -n 10 $(BIN)/vigil evaluate logistic lightgbm --feedback --lookback-days 0 --seeds 0, --data $(FEEDBACK_WORLD) \
 		--results docs/results/feedback_simulated.json
 
 one-pager: $(STAMP) ## docs/one-pager.{html,pdf,png} from docs/results/*.json and docs/eda/findings.json

@@ -280,6 +280,10 @@ class CasesConfig(_Section):
     ranking_refresh_seconds: float = Field(30.0, ge=0, le=3600)
     # the day's built queue likewise (a verdict given through this API replaces it at once)
     queue_refresh_seconds: float = Field(2.0, ge=0, le=3600)
+    # a verdict also labels the card's unlabelled transactions of these days up to the case
+    # day's end (the day included), as the evaluation's investigator reviewing at the day's end
+    # (``vigil evaluate --feedback --lookback-days``, whose default this is); 0 or 1: the day only
+    lookback_days: int = Field(7, ge=0, le=366)
 
 
 class Settings(BaseSettings):

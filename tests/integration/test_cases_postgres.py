@@ -14,9 +14,11 @@ from vigil.cases.queue import rank_day, today
 from vigil.config import CasesConfig
 from vigil.decisions.labels import CaseVerdict, VerdictConflict, write_verdict
 from vigil.storage import (
+    LabelRecord,
     PredictionRecord,
     create_db_engine,
     fetch_labels,
+    insert_labels,
     insert_prediction_records,
     upgrade_database,
 )
@@ -54,6 +56,9 @@ def engine(postgres_url: str) -> Iterator[Engine]:
             scored(3, 8, 10, 0.6),
             scored(4, 9, 11, 0.1),
             scored(5, 7, 8, 0.1, day=20),  # card 7's habit
+            scored(6, 9, 8, 0.3, day=23),  # card 9: before the look-back of DAY ([09-24, 09-30))
+            scored(7, 9, 0, 0.3, day=24),  # inside it, at its first moment
+            scored(8, 9, 9, 0.3, day=26),  # inside it, labelled before the verdict
         ]
         with db.begin() as connection:
             insert_prediction_records(connection, records)
@@ -74,12 +79,12 @@ def test_queue_and_verdicts_on_postgres(engine: Engine) -> None:
     assert first.habit_mean == 50.0 and first.transactions[0].amount_vs_habit == 0.2
     verdict = CaseVerdict(customer_id=7, day=None, fraud=True, analyst="ana")
     with engine.begin() as connection:
-        outcome = write_verdict(connection, verdict)
+        outcome = write_verdict(connection, verdict, config.lookback_days)
     assert [r.transaction_id for r in outcome.stored] == [1, 2]
     with engine.begin() as connection:
-        assert write_verdict(connection, verdict).repeated
+        assert write_verdict(connection, verdict, config.lookback_days).repeated
     with pytest.raises(VerdictConflict), engine.begin() as connection:
-        write_verdict(connection, CaseVerdict(7, None, False, "bob"))
+        write_verdict(connection, CaseVerdict(7, None, False, "bob"), config.lookback_days)
     with engine.connect() as connection:
         assert fetch_labels(connection, [1, 2, 3]) == {1: 1, 2: 1}
         assert [v["reviewed_at"] for v in fetch_verdicts(connection)] == [
@@ -90,3 +95,22 @@ def test_queue_and_verdicts_on_postgres(engine: Engine) -> None:
     assert (case.status, case.verdict, case.rank) == ("reviewed", "fraud", 1)
     assert [c.customer_id for c in queue.cases] == [8]
     assert (queue.reviewed, queue.frauds, queue.precision) == (1, 1, 1.0)
+
+
+def test_a_verdict_labels_the_unlabelled_look_back_on_postgres(engine: Engine) -> None:
+    config = CasesConfig()  # look-back 7 days: [09-24, 09-30) for DAY
+    with engine.begin() as connection:
+        insert_labels(connection, [LabelRecord(8, 0, datetime(2018, 9, 27))])
+    with engine.connect() as connection:
+        case = card_case(connection, config, 9, DAY, rank_day(connection, DAY, 2))
+    assert [t.transaction_id for t in case.transactions] == [4]
+    assert [t.transaction_id for t in case.lookback] == [7]
+    with engine.begin() as connection:
+        outcome = write_verdict(connection, CaseVerdict(9, DAY, True, "ana"), config.lookback_days)
+    assert sorted(r.transaction_id for r in outcome.stored) == [4, 7]
+    assert {r.transaction_id: r.is_fraud for r in outcome.logged} == {4: True, 7: True}
+    with engine.connect() as connection:
+        assert fetch_labels(connection, [4, 6, 7, 8]) == {4: 1, 7: 1, 8: 0}
+    with engine.begin() as connection:
+        again = write_verdict(connection, CaseVerdict(9, DAY, True, "ana"), config.lookback_days)
+    assert again.repeated and {r.transaction_id for r in again.logged} == {4, 7}

@@ -4,6 +4,7 @@ queue read back, and verdicts that become labels at once (database, online state
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from api_support import API_KEY, api_settings, make_manager, transaction, write_
 from vigil.config import Settings
 from vigil.features import InMemoryStateStore
 from vigil.serving import create_app
-from vigil.storage import create_db_engine
+from vigil.storage import LabelRecord, create_db_engine, insert_labels
 from vigil.storage.cases import fetch_verdicts
 from vigil.storage.tables import labels
 
@@ -29,8 +30,15 @@ TODAY = [
     (3, 11, 100, "2018-09-30T10:00:00", 150.0),  # card 11: 0.924
     (4, 12, 102, "2018-09-30T11:00:00", 120.0),  # card 12: 0.731
     (5, 13, 103, "2018-09-30T12:00:00", 30.0),  # card 13: 0.076, outside a budget of 3
+    (6, 14, 106, "2018-09-30T12:00:00", 10.0),  # card 14: the lowest score
 ]
 HABIT = [(90 + i, 10, 100, f"2018-09-{20 + i}T08:00:00", 70.0) for i in range(3)]
+# card 14's earlier days: a verdict on DAY also covers [09-24, 09-30) (look-back 7, the default)
+LOOKBACK = [
+    (60, 14, 104, "2018-09-23T23:00:00", 40.0),  # outside the look-back
+    (61, 14, 104, "2018-09-24T00:00:00", 50.0),  # its first moment
+    (62, 14, 105, "2018-09-28T10:00:00", 60.0),  # inside, but labelled before the verdict
+]
 
 
 @pytest.fixture
@@ -42,7 +50,7 @@ def client(small_settings: Settings, tmp_path: Path) -> Iterator[TestClient]:
     model = make_manager(settings, write_model(settings, tmp_path / "m.onnx", "cases-1"))
     app = create_app(settings, model_manager=model, state_store=InMemoryStateStore())
     with TestClient(app, raise_server_exceptions=False) as test_client:
-        for tid, card, terminal, moment, amount in HABIT + TODAY:
+        for tid, card, terminal, moment, amount in HABIT + LOOKBACK + TODAY:
             body = transaction(tid, amount, customer_id=card, terminal_id=terminal)
             response = test_client.post("/predict", json={**body, "tx_datetime": moment})
             assert response.status_code == 200, response.text
@@ -203,3 +211,28 @@ def test_a_retry_after_a_state_store_failure_completes_the_state(
     retry = _verdict(client, 10)
     assert retry.status_code == 200 and retry.json()["repeated"] is True
     assert store._customers[10].frauds == {1: 1, 2: 1}
+
+
+def test_a_verdict_also_labels_the_cards_unlabelled_look_back(
+    client: TestClient, engine: Engine
+) -> None:
+    with engine.begin() as connection:
+        insert_labels(connection, [LabelRecord(62, 0, datetime(2018, 9, 29))])
+    case = client.get("/cases/14", headers=KEY).json()
+    assert [t["transaction_id"] for t in case["transactions"]] == [6]
+    assert [t["transaction_id"] for t in case["lookback"]] == [61]  # what the verdict labels
+    assert "lookback" not in client.get("/cases", headers=KEY).json()["cases"][0]
+    response = _verdict(client, 14, fraud_transaction_ids=[61], terminal_compromised=True)
+    assert response.status_code == 201, response.text
+    assert (response.json()["labelled"], response.json()["case"]["lookback"]) == (2, [])
+    assert _labels(engine) == {6: 0, 61: 1, 62: 0}  # 60 outside; 62 keeps its label
+    with engine.connect() as connection:
+        log = {v["transaction_id"]: v["terminal_compromised"] for v in fetch_verdicts(connection)}
+    assert log == {6: 0, 61: 1}
+    store = client.app.state.services.store  # type: ignore[attr-defined]
+    assert store._customers[14].frauds == {61: 1, 6: 0}  # the state sees the earlier fraud
+    assert store._terminals[104].frauds == {61: 1}
+    again = _verdict(client, 14, fraud_transaction_ids=[61], terminal_compromised=True)
+    assert again.status_code == 200 and again.json()["repeated"] is True
+    assert _verdict(client, 14).status_code == 409  # all fraud: the day's 6 was legitimate
+    assert _labels(engine) == {6: 0, 61: 1, 62: 0}

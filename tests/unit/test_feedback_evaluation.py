@@ -205,4 +205,6 @@ def test_evaluate_command_writes_results(
     assert "with feedback" in result.output
     payload = json.loads(out.read_text())
     assert payload["protocol"]["review_policy"]["cards_per_day"] == 20
+    # the look-back defaults to the served verdict's (one definition: cases.lookback_days)
+    assert payload["protocol"]["review_policy"]["lookback_days"] == settings.cases.lookback_days
     assert set(payload["summary"]["logistic"]) >= {"without_feedback", "with_feedback"}

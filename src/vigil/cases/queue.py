@@ -4,7 +4,9 @@ A case is one card (``customer_id``) on one event-time day: its scored transacti
 day with scores and reason codes, each amount against the card's habit (its mean amount
 over the ``cases.habit_days`` before the day), each terminal's known fraud run (frauds known
 now at that terminal over the ``cases.fraud_run_days`` before the day's end, and whether an
-analyst marked it compromised) and the verdicts given so far. The queue is the top
+analyst marked it compromised) and the verdicts given so far; one card's case also shows its
+transactions of the look-back (:func:`lookback_bounds`) that have no label yet, which its
+verdict labels too. The queue is the top
 ``budget`` cards (the k of CP@k); its precision is the share of reviewed cards found fraud,
 i.e. the live CP@k of the cards reviewed so far.
 """
@@ -12,7 +14,7 @@ i.e. the live CP@k of the cards reviewed so far.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
@@ -56,6 +58,17 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
+def lookback_bounds(day: date, lookback_days: int) -> tuple[datetime, datetime]:
+    """``[start, end)`` of the card's earlier transactions a verdict on ``day`` also covers:
+    the ``lookback_days`` up to the day's end, the day itself excluded (empty for 0 or 1).
+
+    The evaluation's investigator (``vigil evaluate --feedback --lookback-days``) reviews at the
+    day's end and covers the ``lookback_days`` before that review: the same transactions.
+    """
+    start, end = day_bounds(day)
+    return min(end - timedelta(days=lookback_days), start), start
+
+
 @dataclass(frozen=True, slots=True)
 class CaseTransaction:
     """One of the card's transactions of the day, with what the analyst judges it by."""
@@ -92,6 +105,8 @@ class Case:
     habit_mean: float | None
     habit_transactions: int
     transactions: list[CaseTransaction]
+    # the card's unlabelled transactions of the look-back (one card's case only; not in a queue)
+    lookback: list[CaseTransaction] = field(default_factory=list)
 
     @property
     def top_transaction(self) -> CaseTransaction:
@@ -176,26 +191,18 @@ def _case(
     )
 
 
-def _cases(
-    connection: Connection,
-    config: CasesConfig,
-    day: date,
-    ranked: Sequence[tuple[int, int | None]],
-) -> list[Case]:
-    """The cases of the ``(customer, rank)`` pairs in that order (cards without rows: none)."""
-    start, end = day_bounds(day)
-    customers = [customer for customer, _ in ranked]
-    rows = card_transactions(connection, customers, start, end)
-    habits = card_habits(connection, customers, start - timedelta(days=config.habit_days), start)
-    terminals = sorted({int(row["terminal_id"]) for row in rows})
-    run_start = end - timedelta(days=config.fraud_run_days)
-    fraud_times = terminal_fraud_times(connection, terminals, run_start, end)
-    compromised = compromised_terminals(connection, terminals, event_clock(connection))
-    by_card: dict[int, list[CaseTransaction]] = {}
+def _by_card(
+    rows: Sequence[dict[str, Any]],
+    habits: dict[int, tuple[float, int]],
+    fraud_times: dict[int, list[datetime]],
+    compromised: set[int],
+) -> dict[int, list[CaseTransaction]]:
+    """The case transactions of ``rows`` by card, in the rows' order."""
+    cards: dict[int, list[CaseTransaction]] = {}
     for row in rows:
         customer, terminal = int(row["customer_id"]), int(row["terminal_id"])
         habit = habits.get(customer)
-        by_card.setdefault(customer, []).append(
+        cards.setdefault(customer, []).append(
             _transaction(
                 row,
                 habit[0] if habit else None,
@@ -203,10 +210,39 @@ def _cases(
                 terminal in compromised,
             )
         )
+    return cards
+
+
+def _cases(
+    connection: Connection,
+    config: CasesConfig,
+    day: date,
+    ranked: Sequence[tuple[int, int | None]],
+    lookback: bool = False,
+) -> list[Case]:
+    """The cases of the ``(customer, rank)`` pairs in that order (cards without rows: none);
+    ``lookback``: with the cards' unlabelled transactions of the look-back."""
+    start, end = day_bounds(day)
+    customers = [customer for customer, _ in ranked]
+    rows = card_transactions(connection, customers, start, end)
+    earlier: list[dict[str, Any]] = []
+    if lookback:
+        since, until = lookback_bounds(day, config.lookback_days)
+        earlier = card_transactions(connection, customers, since, until, unlabelled=True)
+    habits = card_habits(connection, customers, start - timedelta(days=config.habit_days), start)
+    terminals = sorted({int(row["terminal_id"]) for row in rows + earlier})
+    run_start = end - timedelta(days=config.fraud_run_days)
+    fraud_times = terminal_fraud_times(connection, terminals, run_start, end)
+    compromised = compromised_terminals(connection, terminals, event_clock(connection))
+    today_by_card = _by_card(rows, habits, fraud_times, compromised)
+    earlier_by_card = _by_card(earlier, habits, fraud_times, compromised)
     return [
-        _case(customer, day, rank, by_card[customer], habits.get(customer))
+        replace(
+            _case(customer, day, rank, today_by_card[customer], habits.get(customer)),
+            lookback=earlier_by_card.get(customer, []),
+        )
         for customer, rank in ranked
-        if customer in by_card
+        if customer in today_by_card
     ]
 
 
@@ -245,13 +281,14 @@ def day_queue(
 def card_case(
     connection: Connection, config: CasesConfig, customer_id: int, day: date, ranked: Ranked
 ) -> Case:
-    """One card's case on ``day``, with its rank in ``ranked`` (None: outside the queue).
+    """One card's case on ``day``, with its rank in ``ranked`` (None: outside the queue) and
+    its unlabelled transactions of the look-back (which a verdict labels too).
 
     Raises :class:`CaseNotFound` when the card has no scored transaction that day.
     """
     ranks = [customer for customer, _ in ranked]
     rank = ranks.index(customer_id) + 1 if customer_id in ranks else None
-    found = _cases(connection, config, day, [(customer_id, rank)])
+    found = _cases(connection, config, day, [(customer_id, rank)], lookback=True)
     if not found:
         raise CaseNotFound(f"card {customer_id} has no scored transaction on {day.isoformat()}")
     return found[0]

@@ -50,13 +50,15 @@ def evaluate_command(
         ),
     ] = True,
     lookback_days: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--lookback-days",
+            min=0,
             help="A review also covers the card's transactions this many days back that "
-            "have no verdict yet (0: the round's only; 7: everything still inside the delay).",
+            "have no verdict yet (0: the round's only; 7: everything still inside the delay). "
+            "Default: cases.lookback_days (7), what the served verdict covers.",
         ),
-    ] = 0,
+    ] = None,
     retrain: Annotated[
         bool, typer.Option("--retrain/--no-retrain", help="Also the retrained variant.")
     ] = True,
@@ -91,7 +93,7 @@ def evaluate_command(
             cards_per_day,
             every_hours,
             mark_terminals,
-            lookback_days=lookback_days,
+            lookback_days=settings.cases.lookback_days if lookback_days is None else lookback_days,
         )
         files = experiment_files(experiments_dir, experiments or ["lightgbm"])
         source = Path(data or settings.data.raw_dir)

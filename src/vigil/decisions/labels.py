@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from vigil.cases.queue import CaseNotFound, day_bounds, event_clock
+from vigil.cases.queue import CaseNotFound, day_bounds, event_clock, lookback_bounds
 from vigil.data.transaction import naive_utc
 from vigil.decisions.pipeline import Guard, run_once
 from vigil.features import Label, OnlineFeatureComputer
@@ -124,9 +124,10 @@ class VerdictRejected(ValueError):
 class CaseVerdict:
     """An analyst's verdict on a card's day; ``reviewed_at`` None: now on the event clock.
 
-    ``fraud_transaction_ids`` (only with ``fraud``) names the fraudulent transactions; the
-    card's other transactions of the day are then legitimate. ``terminal_compromised`` marks
-    the terminals of the fraudulent transactions.
+    The verdict covers the card's transactions of the day and its unlabelled transactions of
+    the look-back (:func:`~vigil.cases.queue.lookback_bounds`). ``fraud_transaction_ids``
+    (only with ``fraud``) names the fraudulent ones; the others are then legitimate.
+    ``terminal_compromised`` marks the terminals of the fraudulent transactions.
     """
 
     customer_id: int
@@ -142,7 +143,8 @@ class CaseVerdict:
 @dataclass(frozen=True, slots=True)
 class VerdictOutcome:
     """What a verdict wrote: ``stored`` are new verdict rows (empty for an identical repeat),
-    ``logged`` every verdict of the card's day now (those stored before included)."""
+    ``logged`` every verdict of the card's day and look-back now (those stored before
+    included)."""
 
     customer_id: int
     day: date
@@ -210,27 +212,34 @@ def _review_time(connection: Connection, verdict: CaseVerdict, latest: datetime)
     return given
 
 
-def write_verdict(connection: Connection, verdict: CaseVerdict) -> VerdictOutcome:
-    """In one database transaction: the verdict log rows and the labels of the card's day.
+def write_verdict(
+    connection: Connection, verdict: CaseVerdict, lookback_days: int
+) -> VerdictOutcome:
+    """In one database transaction: the verdict log rows and the labels of the card's day and
+    of its unlabelled transactions of the ``lookback_days`` (:func:`lookback_bounds`).
 
-    Transactions reviewed before keep their verdict; a repeat that agrees writes nothing
-    (``repeated``), one that disagrees raises :class:`VerdictConflict`.
+    Transactions reviewed or labelled before keep their verdict; a repeat that agrees on the
+    day writes nothing (``repeated``), one that disagrees raises :class:`VerdictConflict`.
     """
     day = verdict.day if verdict.day is not None else event_clock(connection).date()
     start, end = day_bounds(day)
-    rows = card_transactions(connection, [verdict.customer_id], start, end)
+    since, until = lookback_bounds(day, lookback_days)
+    window = card_transactions(connection, [verdict.customer_id], since, end)
+    rows = [row for row in window if row["tx_datetime"] >= start]
     if not rows:
         raise CaseNotFound(
             f"card {verdict.customer_id} has no scored transaction on {day.isoformat()}"
         )
-    known = {int(row["transaction_id"]) for row in rows}
+    earlier = card_transactions(connection, [verdict.customer_id], since, until, unlabelled=True)
+    # any of the window's: a repeat names the look-back transactions its first verdict labelled
+    known = {int(row["transaction_id"]) for row in window}
     unknown = sorted((verdict.fraud_transaction_ids or frozenset()) - known)
     if unknown:
         raise VerdictRejected(
             "fraud_transaction_ids", f"transactions {unknown} are not in the card's case of {day}"
         )
     reviewed_at = _review_time(connection, verdict, max(row["tx_datetime"] for row in rows))
-    records = _verdict_records(rows, verdict, reviewed_at)
+    records = _verdict_records(earlier + rows, verdict, reviewed_at)
     stored_ids = set(insert_verdicts(connection, records))
     stored = [r for r in records if r.transaction_id in stored_ids]
     insert_labels(
@@ -238,9 +247,12 @@ def write_verdict(connection: Connection, verdict: CaseVerdict) -> VerdictOutcom
         [LabelRecord(r.transaction_id, int(r.is_fraud), r.reviewed_at) for r in stored],
     )
     top = max(rows, key=lambda row: row["score"])
-    now = card_transactions(connection, [verdict.customer_id], start, end)
+    now = card_transactions(connection, [verdict.customer_id], since, end)
     reviewed = [row for row in now if row["is_fraud"] is not None]
-    if not stored and not _agrees(reviewed, verdict):
+    # the day decides a conflict (raising rolls back the look-back's labels too)
+    reviewed_today = [row for row in reviewed if row["tx_datetime"] >= start]
+    stored_today = [r for r in stored if r.tx_datetime >= start]
+    if not stored_today and not _agrees(reviewed_today, verdict):
         raise VerdictConflict(
             f"card {verdict.customer_id} was already reviewed on {day} with another verdict"
         )
@@ -249,18 +261,21 @@ def write_verdict(connection: Connection, verdict: CaseVerdict) -> VerdictOutcom
 
 
 async def record_verdict(
-    store: DecisionStore, features: OnlineFeatureComputer, verdict: CaseVerdict
+    store: DecisionStore,
+    features: OnlineFeatureComputer,
+    verdict: CaseVerdict,
+    lookback_days: int,
 ) -> VerdictOutcome:
-    """Write the verdict (:func:`write_verdict`), then feed the card's day's verdicts to the
-    state store: as labels, and as verdicts for the verdict features.
+    """Write the verdict (:func:`write_verdict`), then feed the verdicts of the card's day and
+    look-back to the state store: as labels, and as verdicts for the verdict features.
 
     A verdict is a label like any other: the delayed-label features see it once it is older
     than the label delay; the verdict features see it from its review time on (ADR 0017).
-    Every verdict of the day goes to the state, the earlier ones too (the state is
-    idempotent): a repeat after a state-store failure completes the update.
+    Every verdict of the day and look-back goes to the state, the earlier ones too (the state
+    is idempotent): a repeat after a state-store failure completes the update.
     """
     outcome: VerdictOutcome = await store.run_in_transaction(
-        partial(write_verdict, verdict=verdict)
+        partial(write_verdict, verdict=verdict, lookback_days=lookback_days)
     )
     for record in outcome.logged:
         label = Label(

@@ -114,7 +114,9 @@ class Runtime:
 
     async def record_verdict(self, verdict: CaseVerdict) -> VerdictOutcome:
         """Log an analyst's verdict, label the card's transactions, feed the state."""
-        return await record_verdict(self.store, self.features, verdict)
+        return await record_verdict(
+            self.store, self.features, verdict, self.settings.cases.lookback_days
+        )
 
     async def close(self) -> None:
         """Release the database and (when built here) the state store."""

@@ -30,7 +30,7 @@ Note = Annotated[str, Field(max_length=2000), AfterValidator(_text)]
 
 
 class CaseTransactionOut(BaseModel):
-    """One of the card's transactions of the day."""
+    """One of the card's transactions of the day (or of the look-back)."""
 
     transaction_id: int
     tx_datetime: datetime
@@ -72,6 +72,20 @@ class CaseOut(BaseModel):
         return cls.model_validate(case, from_attributes=True)
 
 
+class CardCaseOut(CaseOut):
+    """One card's case: also its transactions of the look-back that the verdict labels too."""
+
+    lookback: list[CaseTransactionOut] = Field(
+        description="The card's transactions of the cases.lookback_days up to the day's end "
+        "(the day excluded) without a label yet: a verdict labels them with the day's."
+    )
+
+    @classmethod
+    def of(cls, case: Case) -> CardCaseOut:
+        """The body of one card's case."""
+        return cls.model_validate(case, from_attributes=True)
+
+
 class CaseQueueOut(BaseModel):
     """The day's queue: the top cards by score, as many as the review budget."""
 
@@ -108,7 +122,8 @@ class VerdictIn(BaseModel):
     fraud_transaction_ids: list[Id] | None = Field(
         None,
         max_length=MAX_FRAUD_IDS,
-        description="With verdict fraud: only these transactions are fraud (default: all).",
+        description="With verdict fraud: only these transactions (of the day or the "
+        "look-back) are fraud (default: all).",
     )
     reviewed_at: EventTime | None = Field(
         None, description="When the card was reviewed (default: now on the event clock)."
@@ -129,4 +144,4 @@ class VerdictOut(BaseModel):
     day: date
     labelled: int = Field(description="Transactions labelled by this request (0: a repeat).")
     repeated: bool = Field(description="The same verdict had been given before: nothing new.")
-    case: CaseOut
+    case: CardCaseOut

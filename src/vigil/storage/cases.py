@@ -82,9 +82,14 @@ def top_cards(
 
 
 def card_transactions(
-    connection: Connection, customer_ids: Sequence[int], start: datetime, end: datetime
+    connection: Connection,
+    customer_ids: Sequence[int],
+    start: datetime,
+    end: datetime,
+    unlabelled: bool = False,
 ) -> list[dict[str, Any]]:
-    """The cards' scored transactions in ``[start, end)`` with any verdict, in time order."""
+    """The cards' scored transactions in ``[start, end)`` with any verdict, in time order;
+    ``unlabelled``: only those with neither a label nor a verdict."""
     query = (
         select(
             transactions.c.transaction_id,
@@ -117,6 +122,10 @@ def card_transactions(
         )
         .order_by(transactions.c.tx_datetime, transactions.c.transaction_id)
     )
+    if unlabelled:
+        query = query.join(
+            labels, labels.c.transaction_id == transactions.c.transaction_id, isouter=True
+        ).where(labels.c.transaction_id.is_(None), verdicts.c.transaction_id.is_(None))
     return [dict(row) for row in connection.execute(query).mappings()]
 
 

@@ -24,7 +24,7 @@ from vigil.config import Settings
 from vigil.inference.decision import Decision
 from vigil.inference.reasons import ReasonCode
 from vigil.serving import create_app
-from vigil.serving.case_schemas import CaseOut, CaseQueueOut, VerdictIn, VerdictOut
+from vigil.serving.case_schemas import CardCaseOut, CaseQueueOut, VerdictIn, VerdictOut
 from vigil.serving.schemas import DecisionOut, EvaluateOut, MetadataOut, Transaction
 
 # Scoring a simulated world through /evaluate takes seconds; one transaction, milliseconds.
@@ -142,10 +142,10 @@ class ApiClient:
         path = "/cases" + _query(query)
         return self._parse(CaseQueueOut, "/cases", self._call("GET", path))
 
-    def case(self, customer_id: int, day: date | None = None) -> CaseOut:
-        """``GET /cases/{customer_id}``: one card's case of the day."""
+    def case(self, customer_id: int, day: date | None = None) -> CardCaseOut:
+        """``GET /cases/{customer_id}``: one card's case of the day, with its look-back."""
         path = f"/cases/{customer_id}" + _query({"day": day.isoformat() if day else None})
-        return self._parse(CaseOut, "/cases/{customer_id}", self._call("GET", path))
+        return self._parse(CardCaseOut, "/cases/{customer_id}", self._call("GET", path))
 
     def verdict(self, customer_id: int, verdict: VerdictIn) -> VerdictOut:
         """``POST /cases/{customer_id}/verdict``: the card's transactions labelled at once."""

@@ -2,7 +2,8 @@
 
 A verdict is a label at once: it goes through the one label path
 (:func:`vigil.decisions.labels.record_verdict`), which logs it in ``verdicts``, writes the
-labels of the card's transactions and feeds the online state.
+labels of the card's transactions of the day and of its unlabelled ones of the look-back
+(``cases.lookback_days``, shown in the card's case) and feeds the online state.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from vigil.decisions.labels import CaseVerdict
 from vigil.serving.case_schemas import (
     FIRST_DAY,
     LAST_DAY,
-    CaseOut,
+    CardCaseOut,
     CaseQueueOut,
     VerdictIn,
     VerdictOut,
@@ -62,13 +63,13 @@ async def cases(
 
 @router.get(
     "/{customer_id}",
-    response_model=CaseOut,
+    response_model=CardCaseOut,
     responses={**_AUTH, **_NOT_FOUND},
-    summary="One card's case of the day (also outside the queue)",
+    summary="One card's case of the day (also outside the queue), with its look-back",
 )
-async def case(customer_id: CustomerId, services: ServicesDep, day: Day = None) -> CaseOut:
+async def case(customer_id: CustomerId, services: ServicesDep, day: Day = None) -> CardCaseOut:
     """404 when the card has no scored transaction that day."""
-    return CaseOut.of(await services.cases.case(customer_id, day))
+    return CardCaseOut.of(await services.cases.case(customer_id, day))
 
 
 @router.post(
@@ -82,7 +83,8 @@ async def case(customer_id: CustomerId, services: ServicesDep, day: Day = None) 
         409: {"model": ErrorOut, "description": "Already reviewed with another verdict."},
         422: {"description": "Invalid verdict, or one not fitting the case: names the field."},
     },
-    summary="An analyst's verdict: labels the card's transactions of the day at once",
+    summary="An analyst's verdict: labels the card's transactions of the day and its "
+    "unlabelled ones of the look-back at once",
 )
 async def verdict(
     customer_id: CustomerId, body: VerdictIn, services: ServicesDep, response: Response
@@ -108,5 +110,5 @@ async def verdict(
         day=outcome.day,
         labelled=len(outcome.stored),
         repeated=outcome.repeated,
-        case=CaseOut.of(now),
+        case=CardCaseOut.of(now),
     )

@@ -1,7 +1,8 @@
 """Page: the analysts' case queue. One case at a time, a verdict in one click or one key.
 
 The queue comes from ``GET /cases`` (the day's riskiest cards, as many as the team reviews);
-a verdict is ``POST /cases/{card}/verdict``, which labels the card's transactions at once.
+a verdict is ``POST /cases/{card}/verdict``, which labels the card's transactions at once:
+the day's and, shown below them, its earlier ones of the look-back without a label yet.
 Keyboard: type ``f`` (fraud), ``t`` (fraud, terminal compromised), ``l`` (legitimate) or
 ``n`` (next case) in the key box and press Enter; the next open case follows a verdict.
 """
@@ -14,7 +15,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from vigil.serving.case_schemas import CaseOut, CaseQueueOut, VerdictIn
+from vigil.serving.case_schemas import CardCaseOut, CaseQueueOut, CaseTransactionOut, VerdictIn
 from vigil.ui.client import ApiClient, ApiError
 from vigil.ui.options import UiOptions
 from vigil.ui.views.common import api_or_warning
@@ -81,25 +82,22 @@ def _on_keys(api: ApiClient, queue: CaseQueueOut, analyst: str) -> None:
         _act(api, queue, typed[0], analyst)
 
 
-def _transactions(case: CaseOut) -> pd.DataFrame:
+def _transactions(rows: list[CaseTransactionOut]) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "time": [t.tx_datetime for t in case.transactions],
-            "transaction": [t.transaction_id for t in case.transactions],
-            "terminal": [t.terminal_id for t in case.transactions],
-            "amount": [f"{t.tx_amount:.2f}" for t in case.transactions],
+            "time": [t.tx_datetime for t in rows],
+            "transaction": [t.transaction_id for t in rows],
+            "terminal": [t.terminal_id for t in rows],
+            "amount": [f"{t.tx_amount:.2f}" for t in rows],
             "× habit": [
-                "" if t.amount_vs_habit is None else f"{t.amount_vs_habit:.2f}"
-                for t in case.transactions
+                "" if t.amount_vs_habit is None else f"{t.amount_vs_habit:.2f}" for t in rows
             ],
-            "score": [f"{t.score:.4f}" for t in case.transactions],
-            "flagged": ["yes" if t.label else "" for t in case.transactions],
-            "reasons": [", ".join(t.reason_codes) for t in case.transactions],
-            "terminal frauds": [t.terminal_frauds for t in case.transactions],
-            "terminal compromised": [
-                "yes" if t.terminal_compromised else "" for t in case.transactions
-            ],
-            "verdict": [t.verdict or "" for t in case.transactions],
+            "score": [f"{t.score:.4f}" for t in rows],
+            "flagged": ["yes" if t.label else "" for t in rows],
+            "reasons": [", ".join(t.reason_codes) for t in rows],
+            "terminal frauds": [t.terminal_frauds for t in rows],
+            "terminal compromised": ["yes" if t.terminal_compromised else "" for t in rows],
+            "verdict": [t.verdict or "" for t in rows],
         }
     )
 
@@ -119,7 +117,7 @@ def _queue_table(queue: CaseQueueOut) -> pd.DataFrame:
     )
 
 
-def _show_case(case: CaseOut) -> None:
+def _show_case(case: CardCaseOut) -> None:
     habit = (
         "no history"
         if case.habit_mean is None
@@ -132,7 +130,13 @@ def _show_case(case: CaseOut) -> None:
         f"flagged, {case.total_amount:.2f} in all; habit {habit}; status {case.status}"
         + (f", verdict {case.verdict}" if case.verdict else "")
     )
-    st.table(_transactions(case))  # a handful of rows, as plain text (screen readers, tests)
+    st.table(_transactions(case.transactions))  # a handful of rows, as plain text
+    if case.lookback:
+        st.caption(
+            f"{len(case.lookback)} earlier transaction(s) of the look-back without a label: "
+            "the verdict labels them too"
+        )
+        st.table(_transactions(case.lookback))
 
 
 def _verdict_bar(api: ApiClient, queue: CaseQueueOut, analyst: str) -> None:
