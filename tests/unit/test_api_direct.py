@@ -234,3 +234,28 @@ def test_an_unexpected_error_in_a_batch_fails_only_its_request(
     assert [part[:3] for part in parts] == [b"200", b"500", b"200"]
     assert b'"detail":"internal server error"' in parts[1] and b"a bug" not in parts[1]
     assert b'"transaction_id":3' in parts[2]
+
+
+def test_a_client_that_reads_no_answers_is_not_answered_into_memory(
+    base: tuple[str, Settings],
+) -> None:
+    """Pipelined requests from a client that never reads: once the server's write buffer is
+    full, the next request takes uvicorn's path, which stops reading the connection, so the
+    client's sends block; the server does not read on and buffer answers without bound."""
+    url, settings = base
+    request = _post(orjson.dumps({"features": list(_features(settings, 1.0).values())}))
+    chunks = 200  # 200,000 requests: ~46 MB, more than the kernel's buffers can take in
+    host, port = url.removeprefix("http://").split(":")
+    sent = 0
+    with socket.socket() as conn:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        conn.connect((host, int(port)))
+        conn.settimeout(3)
+        try:
+            for _ in range(chunks):
+                conn.sendall(request * 1000)
+                sent += 1
+        except TimeoutError:
+            pass  # the server stopped reading: what the test expects
+    assert sent < chunks

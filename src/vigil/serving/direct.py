@@ -83,6 +83,8 @@ def direct_protocol(app: VigilAPI) -> type[HttpToolsProtocol]:
                 return False
             if self.cycle is not None and not self.cycle.response_complete:
                 return False  # pipelined behind an unanswered request: keep the order
+            if self.flow.write_paused:
+                return False  # the client reads no answers: uvicorn's path stops reading
             length = content_length(self.headers)
             return (
                 length is not None
