@@ -236,18 +236,21 @@ def test_an_unexpected_error_in_a_batch_fails_only_its_request(
     assert b'"transaction_id":3' in parts[2]
 
 
+@pytest.mark.parametrize("overloaded", [False, True], ids=["answered", "shed"])
 def test_a_client_that_reads_no_answers_is_not_answered_into_memory(
-    base: tuple[str, Settings],
+    tmp_path: Path, small_settings: Settings, overloaded: bool
 ) -> None:
-    """Pipelined requests from a client that never reads: once the server's write buffer is
-    full, the next request takes uvicorn's path, which stops reading the connection, so the
-    client's sends block; the server does not read on and buffer answers without bound."""
-    url, settings = base
+    """Pipelined requests from a client that never reads, answered directly or shed: once the
+    server's write buffer is full, the next request takes uvicorn's path, which stops reading
+    the connection, so the client's sends block; the server does not read on and buffer
+    answers without bound."""
+    settings = api.api_settings(small_settings, max_loop_lag_ms=0)
     request = _post(orjson.dumps({"features": list(_features(settings, 1.0).values())}))
     chunks = 200  # 200,000 requests: ~46 MB, more than the kernel's buffers can take in
-    host, port = url.removeprefix("http://").split(":")
     sent = 0
-    with socket.socket() as conn:
+    with _direct_server(settings, tmp_path) as (url, app), socket.socket() as conn:
+        app.state.admission.lagging = overloaded  # as the probe sets it under overload
+        host, port = url.removeprefix("http://").split(":")
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         conn.connect((host, int(port)))

@@ -46,8 +46,9 @@ def shedding_protocol(gate: AdmissionGate, metrics: VigilMetrics) -> type[HttpTo
                 super().on_headers_complete()
                 return
             admit = not gate.overloaded
-            if not admit and (self.cycle is None or self.cycle.response_complete):
-                self._shedding = path  # not pipelined: refused here
+            idle = self.cycle is None or self.cycle.response_complete  # not pipelined
+            if not admit and idle and not self.flow.write_paused:  # (the client reads answers)
+                self._shedding = path  # refused here
                 return
             super().on_headers_complete()
             if admit and self.cycle is not None and self.cycle.scope is self.scope:
