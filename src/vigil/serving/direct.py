@@ -16,7 +16,9 @@ one socket write with the same request id, metrics and generic 500 as
 Everything else takes uvicorn's normal path, which answers it the same way: other routes,
 and a ``/forward`` request that is not plain (no ``Content-Length`` or one over the upload
 limit, ``Expect: 100-continue``, a pipelined request behind an unanswered one, a service
-still starting), or arrives while the admission gate refuses (then it is shed, 503). A
+still starting, a connection whose client reads no answers: its write buffer full, so that
+uvicorn stops reading it), or arrives while the admission gate refuses (then it is shed,
+503). A batch that raises an unexpected error is answered request by request. A
 request taken here never waits for I/O, so it takes no admission slot.
 """
 
