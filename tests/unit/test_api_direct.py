@@ -196,17 +196,21 @@ def test_a_row_the_model_cannot_score_fails_alone(
         return real_decide(model, ids, matrix, *args)
 
     monkeypatch.setattr(offline, "decide", decide)
-    url, settings = base
+    parts = _three_pipelined(*base)
+    assert [part[:3] for part in parts] == [b"200", b"403", b"200"]
+    assert parts[1].endswith("модель не смогла обработать данные".encode())
+    assert b'"transaction_id":3' in parts[2]
+    assert calls == [[1, 666, 3], [1], [666], [3]]  # one run for the loop turn, then alone
+
+
+def _three_pipelined(url: str, settings: Settings) -> list[bytes]:
+    """Answers to transactions 1, 666 and 3 sent in one write (one loop turn, one batch)."""
     bodies = [
         {"features": _features(settings, float(amount)), "transaction_id": tid}
         for tid, amount in ((1, 10), (666, 20), (3, 30))
     ]
     raw = b"".join(_post(orjson.dumps(body), close=i == 2) for i, body in enumerate(bodies))
-    parts = _raw(url, raw).split(b"HTTP/1.1 ")[1:]
-    assert [part[:3] for part in parts] == [b"200", b"403", b"200"]
-    assert parts[1].endswith("модель не смогла обработать данные".encode())
-    assert b'"transaction_id":3' in parts[2]
-    assert calls == [[1, 666, 3], [1], [666], [3]]  # one run for the loop turn, then alone
+    return _raw(url, raw).split(b"HTTP/1.1 ")[1:]
 
 
 def test_an_unexpected_error_in_a_batch_fails_only_its_request(
@@ -224,13 +228,7 @@ def test_an_unexpected_error_in_a_batch_fails_only_its_request(
         return real_decide(model, ids, matrix, *args)
 
     monkeypatch.setattr(offline, "decide", decide)
-    url, settings = base
-    bodies = [
-        {"features": _features(settings, float(amount)), "transaction_id": tid}
-        for tid, amount in ((1, 10), (666, 20), (3, 30))
-    ]
-    raw = b"".join(_post(orjson.dumps(body), close=i == 2) for i, body in enumerate(bodies))
-    parts = _raw(url, raw).split(b"HTTP/1.1 ")[1:]
+    parts = _three_pipelined(*base)
     assert [part[:3] for part in parts] == [b"200", b"500", b"200"]
     assert b'"detail":"internal server error"' in parts[1] and b"a bug" not in parts[1]
     assert b'"transaction_id":3' in parts[2]

@@ -15,6 +15,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
+from training_support import TINY_WORLD, tiny_world
 from vigil.cli import app
 from vigil.config import Settings, build_settings, settings_to_dict
 from vigil.data.simulate import simulate_transactions
@@ -34,24 +35,9 @@ from vigil.training.splits import handbook_split
 from vigil.training.tracking import TrackingError, log_run
 from vigil.training.trainer import Dataset, EpochRecord
 
-TINY_WORLD = {
-    "data": {"n_customers": 200, "n_terminals": 400, "n_days": 40, "start_date": "2018-04-01"},
-    "train": {
-        "train_start": "2018-04-10",
-        "train_days": 10,
-        "validation_days": 3,
-        "delay_days": 7,
-        "test_days": 7,
-        "epochs": 3,
-        "batch_size": 256,
-        "top_k_cards": 20,
-    },
-    "model": {"hidden_sizes": [16], "lightgbm": {"n_estimators": 30}},
-}
-
 
 def _settings(root: Path, **sections: dict[str, object]) -> Settings:
-    tree = json.loads(json.dumps(TINY_WORLD))
+    tree = tiny_world()
     tree["data"]["raw_dir"] = str(root / "raw.parquet")
     tree["train"]["runs_dir"] = str(root / "runs")
     tree["tracking"] = {"mlflow_uri": f"file:{root / 'mlruns'}"}
@@ -210,7 +196,7 @@ def test_python_m_vigil_train_smoke(world: tuple[Path, FeatureTable]) -> None:
     root, _ = world
     settings = _settings(root)
     config = root / "tiny.yaml"
-    config.write_text(json.dumps(json.loads(json.dumps(TINY_WORLD))))
+    config.write_text(json.dumps(TINY_WORLD))
     command = [
         sys.executable, "-m", "vigil.train", "--config", str(config),
         "--data", str(settings.data.raw_dir),

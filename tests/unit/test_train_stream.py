@@ -8,7 +8,6 @@ buffer, whatever the number of rows.
 
 from __future__ import annotations
 
-import json
 import tracemalloc
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from training_support import tiny_world
 from vigil.config import Settings, build_settings
 from vigil.data.simulate import simulate_transactions
 from vigil.features.definitions import feature_names
@@ -30,24 +30,10 @@ from vigil.training.stream import ParquetRows, read_protocol_frame
 from vigil.training.trainer import Dataset
 
 ROW_GROUP = 100
-WORLD = {
-    "data": {"n_customers": 150, "n_terminals": 300, "n_days": 40, "start_date": "2018-04-01"},
-    "train": {
-        "train_start": "2018-04-10",
-        "train_days": 10,
-        "validation_days": 3,
-        "delay_days": 7,
-        "test_days": 7,
-        "epochs": 3,
-        "batch_size": 256,
-        "top_k_cards": 20,
-    },
-    "model": {"hidden_sizes": [16], "lightgbm": {"n_estimators": 30}},
-}
 
 
 def _settings(root: Path, kind: str) -> Settings:
-    tree = json.loads(json.dumps(WORLD))
+    tree = tiny_world(customers=150)
     tree["data"]["raw_dir"] = str(root / "raw.parquet")
     tree["train"]["runs_dir"] = str(root / "runs")
     tree["model"]["kind"] = kind
