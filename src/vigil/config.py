@@ -103,6 +103,12 @@ class LightGBMConfig(_Section):
     # Histogram bins per feature; 15 or fewer store 4 bits a value instead of 8 (half the
     # binned data: what lets a streamed fit of ~46M rows come near a 2 GB limit).
     max_bin: int = Field(255, gt=1)
+    # Most fitting rows of a streamed fit (`vigil train --stream-features`): above it every
+    # fraud is kept and genuine rows are sampled at r = (max_fit_rows - frauds) / genuines,
+    # weighted 1/r (deterministic by train.seed). The rule: LightGBM holds ~90 bytes a
+    # fitting row plus ~240 MB (measured, any max_bin), so 10M rows are ~1.15 GB, leaving
+    # ~0.85 GB of a 2 GB limit to the reader, the validation day and the streamed evaluation.
+    max_fit_rows: int = Field(10_000_000, gt=0)
 
 
 class ModelConfig(_Section):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from vigil.config import ModelConfig
 
 if TYPE_CHECKING:
     from vigil.training.stream import ParquetRows
+
 
 logger = logging.getLogger(__name__)
 
@@ -89,10 +91,30 @@ def fit_lightgbm(
     return classifier
 
 
-def balanced_weights(labels: np.ndarray) -> np.ndarray:
-    """Per-row weights n / (2 n_class), as ``class_weight="balanced"`` gives (float32)."""
-    counts = np.bincount(labels, minlength=2).astype(np.float64)
-    return np.asarray(len(labels) / (2.0 * counts), dtype=np.float32)[labels]
+def balanced_weights(labels: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Per-row weights n / (2 n_class), as ``class_weight="balanced"`` gives (float32).
+
+    With sampling ``weights`` (1 / the row's sampling rate) the class counts are the weighted
+    ones (estimates of the unsampled counts) and each row's weight is multiplied by its own.
+    """
+    if weights is None:
+        counts = np.bincount(labels, minlength=2).astype(np.float64)
+        return np.asarray(len(labels) / (2.0 * counts), dtype=np.float32)[labels]
+    weighted = np.bincount(labels, weights=weights, minlength=2)
+    per_class = weighted.sum() / (2.0 * weighted)
+    return np.asarray(weights * per_class[labels], dtype=np.float32)
+
+
+def release_heap() -> None:
+    """Give the C heap's freed pages back to the system (glibc ``malloc_trim``; else no-op).
+
+    After a fit the freed per-row state stays in the process's heap: a cgroup counts it until
+    it is trimmed, and the evaluation after the fit needs that room.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        logger.debug("malloc_trim unavailable: the freed heap stays with the process")
 
 
 def fit_lightgbm_stream(
@@ -104,13 +126,16 @@ def fit_lightgbm_stream(
 ) -> lightgbm.Booster:
     """:func:`fit_lightgbm` on rows streamed from Parquet (no feature matrix in memory).
 
-    The binned dataset is built from ``rows.sequences()`` (bins from a sample of
-    ``bin_construct_sample_cnt`` rows, then one row group at a time); the same parameters
-    as the in-memory fit, but column-wise histograms, which need no second, row-wise copy of
-    the bins. Returns the booster (the training data freed), early-stopped like the other.
+    Above ``lightgbm.max_fit_rows`` rows the genuine rows are sampled
+    (:meth:`ParquetRows.sample_genuines`: every fraud kept, genuine rows at rate r, weighted
+    1/r, drawn from ``seed``); below it the fit is the in-memory one's. The binned dataset is
+    built from the rows' ``sequences()`` (bins from a sample of ``bin_construct_sample_cnt``
+    rows, then one row group at a time); the same parameters as the in-memory fit, but
+    column-wise histograms, which need no second, row-wise copy of the bins. Returns a
+    booster read back from the fitted model's text: the training state (per-row scores,
+    gradients, the binned data) is freed with the training booster, and the heap trimmed.
     """
     params = config.lightgbm
-    labels = rows.labels()
     settings: dict[str, Any] = {
         "objective": "binary",
         "learning_rate": params.learning_rate,
@@ -121,21 +146,28 @@ def fit_lightgbm_stream(
         "num_threads": 1,
         **LIGHTGBM_FIXED,
     }
-    train = lightgbm.Dataset(
-        rows.sequences(),
-        label=labels,
-        weight=balanced_weights(labels) if balanced else None,
-        params=settings,
-        free_raw_data=True,
-    )
-    del labels
-    valid = lightgbm.Dataset(validation[0], label=validation[1], reference=train)
-    booster = lightgbm.train(
-        settings,
-        train,
-        num_boost_round=params.n_estimators,
-        valid_sets=[valid],
-        callbacks=[lightgbm.early_stopping(LIGHTGBM_EARLY_STOPPING_ROUNDS, verbose=False)],
-    )
-    logger.info("LightGBM (streamed): best iteration %s", booster.best_iteration)
-    return booster
+    with rows.sample_genuines(params.max_fit_rows, seed) as fitting:
+        labels = fitting.labels()
+        weights = fitting.weights()
+        if balanced:
+            weights = balanced_weights(labels, weights)
+        train = lightgbm.Dataset(
+            fitting.sequences(), label=labels, weight=weights, params=settings, free_raw_data=True
+        )
+        del labels, weights
+        valid = lightgbm.Dataset(validation[0], label=validation[1], reference=train)
+        booster = lightgbm.train(
+            settings,
+            train,
+            num_boost_round=params.n_estimators,
+            valid_sets=[valid],
+            callbacks=[lightgbm.early_stopping(LIGHTGBM_EARLY_STOPPING_ROUNDS, verbose=False)],
+        )
+    best = booster.best_iteration
+    logger.info("LightGBM (streamed): best iteration %s", best)
+    model = booster.model_to_string(num_iteration=best)
+    del booster, train, valid
+    release_heap()
+    fitted = lightgbm.Booster(model_str=model)
+    fitted.best_iteration = best
+    return fitted

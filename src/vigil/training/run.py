@@ -30,7 +30,8 @@ from vigil.training import artifacts
 from vigil.training.data import FeatureTable, feature_matrix, load_feature_table
 from vigil.training.provenance import dataset_hash, git_commit
 from vigil.training.splits import Periods, handbook_split
-from vigil.training.stream import ParquetRows, read_protocol_frame
+from vigil.training.stream import ParquetRows
+from vigil.training.stream_eval import Scored, ScoredTest, epoch_days, score_test_stream
 from vigil.training.tracking import RunDataset, check_reachable, log_run
 from vigil.training.trainer import (
     Dataset,
@@ -53,16 +54,6 @@ class RunResult:
 
     run_dir: Path
     metrics: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Scored:
-    """One evaluation set: labels, scores and what card precision@k needs."""
-
-    labels: np.ndarray
-    scores: np.ndarray
-    days: np.ndarray
-    cards: np.ndarray
 
 
 def new_run_dir(settings: Settings) -> Path:
@@ -176,7 +167,7 @@ def _fit_single(
 
 def _score(model: FraudModel, frame: pd.DataFrame, settings: Settings) -> Scored:
     data = _dataset(frame, settings)
-    days = frame[TX_DATETIME].to_numpy().astype("datetime64[D]").astype(np.int64)
+    days = epoch_days(frame[TX_DATETIME].to_numpy())
     cards = frame[CUSTOMER_ID].to_numpy()
     return Scored(data.labels, predict_scores(model, data.features), days, cards)
 
@@ -227,7 +218,11 @@ def run_training(
     if warm_start is not None:
         since = pd.Timestamp(split.periods.validation_start - timedelta(days=warm_start.days))
         fitting = fitting[fitting[TX_DATETIME] >= since]
-    frames = EvaluationFrames(split.validation, lambda: split.test, fitting)
+
+    def score_test(model: FraudModel) -> ScoredTest:
+        return ScoredTest(_score(model, split.test, settings), split.test)
+
+    frames = EvaluationFrames(split.validation, score_test, fitting)
     train = _dataset(fitting, settings)
     return _fit_and_record(
         settings, train, frames, table.source, table.source_sha256, promote, warm_start
@@ -238,27 +233,29 @@ def run_streamed_training(settings: Settings, features: Path, promote: bool = Fa
     """:func:`run_training` on a feature Parquet, the training rows streamed (issue 15 item 3).
 
     The fitting days are read one row group at a time (:class:`ParquetRows`); the validation
-    days are loaded before the fit, the test set (the same as the in-memory split's) after it.
+    days are loaded before the fit; the test set (the same rows as the in-memory split's) is
+    scored one row group at a time after it (:func:`score_test_stream`).
     """
     check_reachable(settings.tracking.mlflow_uri)
     periods = Periods.from_config(settings.train)
     names = tuple(feature_names(settings.features))
-    train = ParquetRows(features, names, periods.fit_start, periods.validation_start)
-    validation = ParquetRows(features, names, periods.validation_start, periods.delay_start)
+    with ParquetRows(features, names, periods.validation_start, periods.delay_start) as days:
+        validation = days.table().to_pandas()
 
-    def test() -> pd.DataFrame:
-        return handbook_split(read_protocol_frame(features, names, periods), settings.train).test
+    def score_test(model: FraudModel) -> ScoredTest:
+        return score_test_stream(features, names, periods, lambda x: predict_scores(model, x))
 
-    frames = EvaluationFrames(validation.table().to_pandas(), test, None)
-    return _fit_and_record(settings, train, frames, features, dataset_hash(features), promote)
+    frames = EvaluationFrames(validation, score_test, None)
+    with ParquetRows(features, names, periods.fit_start, periods.validation_start) as train:
+        return _fit_and_record(settings, train, frames, features, dataset_hash(features), promote)
 
 
 @dataclass(frozen=True)
 class EvaluationFrames:
-    """The validation rows, the test rows (loaded when needed) and, if in memory, training's."""
+    """The validation rows, how to score the test set and, if in memory, the training rows."""
 
     validation: pd.DataFrame
-    load_test: Callable[[], pd.DataFrame]
+    score_test: Callable[[FraudModel], ScoredTest]
     training: pd.DataFrame | None
 
 
@@ -279,8 +276,9 @@ def _fit_and_record(
     initial = None if warm_start is None else warm_start.champion
     model, history = fit_model(settings, train, validation, run_dir, initial)
     train_seconds = time.perf_counter() - started
-    test_frame = frames.load_test()
-    val_scored, test_scored = (_score(model, f, settings) for f in (frames.validation, test_frame))
+    val_scored = _score(model, frames.validation, settings)
+    test = frames.score_test(model)
+    test_scored = test.scored
     threshold = metrics.choose_threshold(
         val_scored.labels,
         val_scored.scores,
@@ -318,9 +316,10 @@ def _fit_and_record(
     final = {f"test_{k}": v for k, v in summary["test"].items()}
     final |= {f"validation_{k}": v for k, v in summary["validation"].items()}
     contexts = {"training": frames.training, "validation": frames.validation}
-    contexts["testing"] = test_frame
+    contexts["testing"] = test.sample
+    rows = {"testing": len(test_scored.labels)}
     datasets = [
-        RunDataset(f"{context}-{source_sha256[:8]}", context, str(source), frame)
+        RunDataset(f"{context}-{source_sha256[:8]}", context, str(source), frame, rows.get(context))
         for context, frame in contexts.items()
         if frame is not None
     ]

@@ -14,10 +14,17 @@ group and never holds more than one buffer:
 
 Rows come in file order, so a LightGBM fit from the stream equals the fit from the same rows in
 memory; the MLP sees another order than the in-memory loop's full permutation.
+
+LightGBM's own state costs about 90 bytes per fitting row whatever ``max_bin`` (label, weight,
+gradients, hessians, scores, row partition), so above ``max_fit_rows`` the genuine rows are
+sampled (:meth:`ParquetRows.sample_genuines`): every fraud kept, each genuine row kept with
+probability r and weighted 1/r. The file is open while the instance is: use it as a context
+manager, or :meth:`ParquetRows.close` it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,13 +32,13 @@ from pathlib import Path
 
 import lightgbm
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vigil.data.schema import TX_DATETIME, TX_FRAUD
-from vigil.training.splits import Periods
+
+logger = logging.getLogger(__name__)
 
 
 def _microseconds(moment: date) -> np.datetime64:
@@ -41,11 +48,46 @@ def _microseconds(moment: date) -> np.datetime64:
 
 @dataclass
 class _Group:
-    """One row group of the file and which of its rows fall in the day range (None: all)."""
+    """One row group of the file and which of its rows are read (None: all).
+
+    The mask (day range, genuine sample) is kept bit-packed: one bit per row of the group.
+    """
 
     index: int
     rows: int
-    mask: np.ndarray | None
+    packed: np.ndarray | None
+    length: int = 0
+
+    @classmethod
+    def of(cls, index: int, mask: np.ndarray | None, length: int) -> _Group:
+        """The group with these rows kept (``mask`` None: all ``length`` rows)."""
+        if mask is None:
+            return cls(index, length, None, length)
+        return cls(index, int(mask.sum()), np.packbits(mask), length)
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        """Which of the group's rows are kept (bool [length]), None for all."""
+        if self.packed is None:
+            return None
+        return np.unpackbits(self.packed, count=self.length).astype(bool)
+
+
+def genuine_rate(genuines: int, frauds: int, max_rows: int) -> float:
+    """The rate r at which genuine rows are kept so that frauds + r * genuines <= max_rows.
+
+    1.0 when every row fits; raises when the frauds alone exceed ``max_rows``.
+    """
+    if frauds + genuines <= max_rows:
+        return 1.0
+    if frauds >= max_rows:
+        raise ValueError(f"{frauds} frauds alone exceed the {max_rows} fitting rows allowed")
+    return (max_rows - frauds) / genuines
+
+
+def _genuine_draw(seed: int, group: int, rows: int) -> np.ndarray:
+    """One uniform draw per row of a row group: the same for a seed and group, in any run."""
+    return np.random.default_rng([seed, group]).random(rows)
 
 
 @dataclass
@@ -57,19 +99,73 @@ class ParquetRows:
     start: date
     end: date
     buffer_rows: int = 1 << 20
+    # Genuine (label 0) rows are kept with this probability and weighted 1 / rate.
+    rate: float = 1.0
+    seed: int = 0
     groups: list[_Group] = field(init=False)
     largest_read: int = field(init=False, default=0)  # most rows held at once (tests check it)
     _cache: tuple[int, np.ndarray] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        if not 0 < self.rate <= 1:
+            raise ValueError(f"the genuine sampling rate must lie in (0, 1], got {self.rate}")
         self._file = pq.ParquetFile(self.path)
-        names = self._file.schema_arrow.names
-        missing = [n for n in (*self.features, TX_FRAUD, TX_DATETIME) if n not in names]
-        if missing:
-            raise ValueError(f"{self.path} lacks columns {missing}")
-        self.groups = self._select_groups(names.index(TX_DATETIME))
-        if not self.groups:
-            raise ValueError(f"{self.path} has no row in {self.start}..{self.end}")
+        try:
+            names = self._file.schema_arrow.names
+            missing = [n for n in (*self.features, TX_FRAUD, TX_DATETIME) if n not in names]
+            if missing:
+                raise ValueError(f"{self.path} lacks columns {missing}")
+            self.groups = self._select_groups(names.index(TX_DATETIME))
+            if self.rate < 1:
+                self.groups = [s for s in map(self._sampled, self.groups) if s.rows]
+            if not self.groups:
+                raise ValueError(f"{self.path} has no row in {self.start}..{self.end}")
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the Parquet file (reading afterwards fails)."""
+        self._cache = None
+        self._file.close()
+
+    def __enter__(self) -> ParquetRows:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def sample_genuines(self, max_rows: int, seed: int) -> ParquetRows:
+        """These rows with the genuine ones sampled so that at most about ``max_rows`` remain.
+
+        Every fraud is kept; genuine rows at the rate :func:`genuine_rate` gives (1.0: all
+        rows, the same rows as this instance), drawn from ``seed`` and the row group's index,
+        so the sample is the same in every run. A new instance, with its own open file.
+        """
+        labels = self.labels()
+        frauds = int(labels.sum())
+        rate = genuine_rate(len(labels) - frauds, frauds, max_rows)
+        del labels
+        sampled = ParquetRows(
+            self.path, self.features, self.start, self.end, self.buffer_rows, rate, seed
+        )
+        logger.info(
+            "fitting rows: %d of %d (every fraud: %d; genuine rate %.4f, weight %.2f)",
+            len(sampled),
+            len(self),
+            frauds,
+            rate,
+            1 / rate,
+        )
+        return sampled
+
+    def _sampled(self, group: _Group) -> _Group:
+        """The group with its genuine rows kept at ``rate`` (every fraud kept)."""
+        labels = self._file.read_row_group(group.index, columns=[TX_FRAUD], use_threads=False)
+        frauds = labels.column(0).to_numpy() == 1
+        keep = frauds | (_genuine_draw(self.seed, group.index, group.length) < self.rate)
+        mask = keep if group.mask is None else keep & group.mask
+        return _Group.of(group.index, mask, group.length)
 
     def _select_groups(self, time_column: int) -> list[_Group]:
         """Row groups overlapping the range (footer statistics), with a row mask where partial."""
@@ -77,19 +173,20 @@ class ParquetRows:
         meta = self._file.metadata
         groups = []
         for g in range(meta.num_row_groups):
+            length = meta.row_group(g).num_rows
             stats = meta.row_group(g).column(time_column).statistics
             if stats is not None and stats.has_min_max:
                 first, last = _microseconds(stats.min), _microseconds(stats.max)
                 if last < low or first >= high:
                     continue
                 if first >= low and last < high:
-                    groups.append(_Group(g, meta.row_group(g).num_rows, None))
+                    groups.append(_Group.of(g, None, length))
                     continue
             times = self._file.read_row_group(g, columns=[TX_DATETIME]).column(0)
             times = times.cast(pa.timestamp("us")).to_numpy().astype("datetime64[us]")
             mask = (times >= low) & (times < high)
             if mask.any():
-                groups.append(_Group(g, int(mask.sum()), mask))
+                groups.append(_Group.of(g, mask, length))
         return groups
 
     def __len__(self) -> int:
@@ -97,7 +194,13 @@ class ParquetRows:
 
     def _read(self, group: _Group, columns: Sequence[str]) -> pa.Table:
         table = self._file.read_row_group(group.index, columns=list(columns), use_threads=False)
-        return table if group.mask is None else table.filter(pa.array(group.mask))
+        mask = group.mask
+        return table if mask is None else table.filter(pa.array(mask))
+
+    def read(self, columns: Sequence[str]) -> Iterator[pa.Table]:
+        """The rows of each row group in turn, these columns only."""
+        for group in self.groups:
+            yield self._read(group, columns)
 
     def features_of(self, group: _Group) -> np.ndarray:
         """One row group's features as float32 [rows, F] (the one group kept in the cache)."""
@@ -118,6 +221,14 @@ class ParquetRows:
             self._read(g, [TX_FRAUD]).column(0).to_numpy().astype(np.int8) for g in self.groups
         ]
         return np.concatenate(parts)
+
+    def weights(self) -> np.ndarray | None:
+        """Each row's sampling weight (float32 [N]: 1 for a fraud, 1 / rate for a genuine row),
+        None when every row is kept."""
+        if self.rate == 1:
+            return None
+        labels = self.labels()
+        return np.where(labels == 1, np.float32(1), np.float32(1 / self.rate))
 
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation of each feature (float64 sums over one pass)."""
@@ -201,23 +312,3 @@ class _GroupSequence(lightgbm.Sequence):
         # A sampled row is kept until the bins are built: a copy (LightGBM wants float64), not
         # a view that would pin its whole row group in memory.
         return rows.astype(np.float64) if isinstance(index, int | np.integer) else rows
-
-
-def read_protocol_frame(path: Path, features: Sequence[str], periods: Periods) -> pd.DataFrame:
-    """What :func:`~vigil.training.splits.handbook_split` needs besides the fitting rows.
-
-    Every row of the validation and test days, and the frauds of the other days from
-    ``train_start`` to the test, which decide the cards known compromised: the split of this
-    frame has the same validation and test sets as the split of the whole table. Read one
-    row group at a time, features as float32 (what the models take).
-    """
-    names = tuple(features)
-    days = [
-        (periods.validation_start, periods.delay_start, False),
-        (periods.test_start, periods.test_end, False),
-        (periods.train_start, periods.validation_start, True),
-        (periods.delay_start, periods.test_start, True),
-    ]
-    parts = [ParquetRows(path, names, start, end).table(frauds) for start, end, frauds in days]
-    frame = pa.concat_tables(parts).to_pandas()
-    return frame.sort_values(TX_DATETIME, kind="stable").reset_index(drop=True)

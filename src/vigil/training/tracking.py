@@ -33,16 +33,30 @@ MAX_METRICS_PER_BATCH = 1000
 # The logged model's name (an MLflow 3 "logged model" of the run); the registry registers it.
 MODEL_NAME = "model"
 INPUT_EXAMPLE_ROWS = 5
+# Rows of a dataset MLflow is given: its digest reads that many, and its profile and schema
+# inference walk every row given (pandas' `map(type)` over every cell: gigabytes at millions).
+TRACKED_ROWS = 10_000
+ROWS_TAG = "vigil.rows"  # the dataset input's tag holding the whole dataset's row count
 
 
 @dataclass(frozen=True)
 class RunDataset:
-    """A dataset a run used (``context``: training / validation / testing), with its features."""
+    """A dataset a run used (``context``: training / validation / testing), with its features.
+
+    ``frame`` may be the dataset's first rows only (a streamed run's test set); ``rows`` is
+    then the whole dataset's row count (None: the frame is the whole dataset).
+    """
 
     name: str
     context: str
     source: str
     frame: pd.DataFrame
+    rows: int | None = None
+
+    @property
+    def total_rows(self) -> int:
+        """Rows of the whole dataset."""
+        return len(self.frame) if self.rows is None else self.rows
 
 
 @dataclass(frozen=True)
@@ -152,7 +166,11 @@ def _log_contents(
 
 
 def _log_datasets(client: MlflowClient, run_id: str, datasets: Sequence[RunDataset]) -> None:
-    """Each dataset with its digest, schema and context (shown in the UI's Datasets column)."""
+    """Each dataset with its digest, schema and context (shown in the UI's Datasets column).
+
+    MLflow is given the first :data:`TRACKED_ROWS` rows (all its digest reads); the whole
+    dataset's row count is the input's ``vigil.rows`` tag.
+    """
     from mlflow.data.pandas_dataset import from_pandas
     from mlflow.entities import DatasetInput, InputTag
 
@@ -162,9 +180,11 @@ def _log_datasets(client: MlflowClient, run_id: str, datasets: Sequence[RunDatas
         # integer columns cannot hold missing values: neither applies to a logged dataset.
         warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\.")
         for d in datasets:
-            dataset = from_pandas(d.frame, source=d.source, name=d.name, targets=TX_FRAUD)
+            head = d.frame.head(TRACKED_ROWS)
+            dataset = from_pandas(head, source=d.source, name=d.name, targets=TX_FRAUD)
             context = InputTag("mlflow.data.context", d.context)
-            inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[context]))
+            rows = InputTag(ROWS_TAG, str(d.total_rows))
+            inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[context, rows]))
     client.log_inputs(run_id, datasets=inputs)
 
 
