@@ -3,7 +3,9 @@
     .venv/bin/python benchmarks/bench_train_stream.py --features /work/data/features-50m.parquet
 
 Each training is ``vigil train --stream-features FILE`` (issue 15 item 3: the fitting rows
-read one row group at a time, tracked in MLflow like any run) inside a cgroup of ``--memory``
+read one row group at a time, LightGBM's genuine rows sampled above
+``model.lightgbm.max_fit_rows``, the test week scored a row group at a time, tracked in
+MLflow like any run) inside a cgroup of ``--memory``
 and ``--cpus`` (``vigil.stress.cgroup.run_limited``: an overrun is an OOM kill, reported as
 such). Per model kind, two runs on the same test week: the **7-day model** (the handbook's
 protocol, ``train.history_days 0``) and the **long model**, fitted on every day of the file
@@ -74,6 +76,7 @@ def train_limited(
         figures["test"] = summary["test"]
         figures["train_seconds"] = summary["train_seconds"]
         figures["fit_rows"] = _fit_rows(log)
+        figures["sampled_rows"] = _sampled_rows(log)
     return figures
 
 
@@ -81,6 +84,14 @@ def _fit_rows(log: Path) -> int | None:
     for line in log.read_text().splitlines():
         if "training" in line and " rows" in line and "run " in line:
             return int(line.split(" on ")[-1].split()[0])
+    return None
+
+
+def _sampled_rows(log: Path) -> str | None:
+    """LightGBM's fitting rows after the genuine sample (``fitting rows: N of M (...)``)."""
+    for line in log.read_text().splitlines():
+        if "fitting rows: " in line:
+            return line.split("fitting rows: ")[-1]
     return None
 
 
@@ -95,9 +106,10 @@ def line(kind: str, name: str, figures: dict[str, object]) -> str:
         return f"{head}  FAILED rc {usage['returncode']} (OOM kill: {usage['oom_killed']})"
     test = figures["test"]
     assert isinstance(test, dict)
+    sampled = f" (LightGBM kept {figures['sampled_rows']})" if figures.get("sampled_rows") else ""
     return (
-        f"{head}  fit rows {figures['fit_rows']:,}  test AP {test['average_precision']:.4f}"
-        f"  CP@100 {test['card_precision_at_k']:.4f}"
+        f"{head}  fit rows {figures['fit_rows']:,}{sampled}"
+        f"  test AP {test['average_precision']:.4f}  CP@100 {test['card_precision_at_k']:.4f}"
     )
 
 

@@ -105,9 +105,11 @@ class LightGBMConfig(_Section):
     max_bin: int = Field(255, gt=1)
     # Most fitting rows of a streamed fit (`vigil train --stream-features`): above it every
     # fraud is kept and genuine rows are sampled at r = (max_fit_rows - frauds) / genuines,
-    # weighted 1/r (deterministic by train.seed). The rule: LightGBM holds ~90 bytes a
-    # fitting row plus ~240 MB (measured, any max_bin), so 10M rows are ~1.15 GB, leaving
-    # ~0.85 GB of a 2 GB limit to the reader, the validation day and the streamed evaluation.
+    # weighted 1/r (deterministic by train.seed). The rule, from a memory limit M: a streamed
+    # run peaks during the fit at ~250 MB + ~125 bytes a fitting row (measured: 10.0M rows,
+    # 1.47 GB anonymous; label, weights, bins, gradients, scores, row partition), so
+    # max_fit_rows = 0.7 (M - 250 MB) / 125 B: 10M for 2 GB, 30% of it left to page cache
+    # and slack. The evaluation after the fit (streamed, heap trimmed) peaks below 1 GB.
     max_fit_rows: int = Field(10_000_000, gt=0)
 
 
@@ -157,9 +159,9 @@ class RetrainConfig(_Section):
     ``full`` trains from scratch (``train``/``model`` as set); ``warm_start`` adapts the
     serving champion on the last ``warm_start_days`` fitting days (LightGBM adds up to
     ``warm_start_trees`` trees, the MLP trains ``warm_start_epochs`` more epochs); ``auto``
-    does both and keeps the one the promotion gate promotes (the warm start, cheaper, when
-    both pass; the full training when neither does). The challenger then goes through the
-    same gate as any other.
+    does both and keeps the one with the higher validation AP (same validation days; the
+    warm start on a tie). The challenger then goes through the promotion gate once, as any
+    other.
     """
 
     strategy: Literal["full", "warm_start", "auto"] = "full"

@@ -4,7 +4,8 @@ A small drifting world: the LightGBM champion learnt the six weeks before the dr
 retrain job runs two weeks after it (the fitting period ends with the two drifted weeks, the
 warm start's recent data). On amount inflation ``auto`` keeps the warm start, which the
 gate promotes; on a customer shift adapting does not help (bench_drift_adapt: it hurts) and
-the gate keeps the champion.
+the gate keeps the champion. ``auto`` chooses between its two runs on their validation AP,
+the full training when the warm start is worse.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from vigil.config import Settings, build_settings
 from vigil.data.simulate import simulate_transactions
 from vigil.storage import create_db_engine, upgrade_database
 from vigil.tracking.model_registry import ModelRegistry
+from vigil.training import challenger as challenger_module
 from vigil.training.challenger import (
     RETRAIN_STRATEGY,
     PromotionOutcome,
@@ -89,6 +91,50 @@ def test_the_gate_rejects_a_warm_start_that_does_not_help_on_customer_shift(tmp_
     assert metrics["retrain_warm_start"] == 1.0
     outcome = _gate(settings, model)
     assert not outcome.promoted, outcome.reason
+
+
+def _run_dir(root: Path, name: str, validation_ap: float) -> Path:
+    run_dir = root / name
+    run_dir.mkdir()
+    summary = {"validation": {"average_precision": validation_ap}, "test": {}}
+    (run_dir / "metrics.json").write_text(json.dumps(summary))
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    ("warm_ap", "full_ap", "chosen"),
+    [(0.70, 0.80, "full"), (0.80, 0.70, "warm_start"), (0.75, 0.75, "warm_start")],
+)
+def test_auto_keeps_the_run_with_the_better_validation_ap(
+    tmp_path: Path, warm_ap: float, full_ap: float, chosen: str
+) -> None:
+    warm, full = _run_dir(tmp_path, "warm", warm_ap), _run_dir(tmp_path, "full", full_ap)
+    expected = {"full": full, "warm_start": warm}[chosen]
+    assert challenger_module._choose(warm, full) == (expected, chosen)
+
+
+@pytest.mark.slow
+def test_auto_falls_back_to_the_full_training_when_the_warm_start_is_worse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate_calls: list[Path] = []
+    real_gate = challenger_module.run_gate
+
+    def counting_gate(*args: object, **kwargs: object) -> object:
+        gate_calls.append(Path(str(args[1])))
+        return real_gate(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(challenger_module, "run_gate", counting_gate)
+    settings, model, metrics = _retrain(tmp_path, "customer_shift", "auto")
+    runs = [json.loads(m.read_text()) for m in settings.train.runs_dir.glob("*/metrics.json")]
+    warm = next(r for r in runs if r["warm_start_from"] is not None)
+    summary = json.loads((model.parent / "metrics.json").read_text())
+    assert summary["warm_start_from"] is None and metrics["retrain_warm_start"] == 0.0
+    ap = "average_precision"
+    assert warm["validation"][ap] < summary["validation"][ap]
+    assert gate_calls == []  # the choice did not look at the gate's window
+    version = ModelRegistry(settings.tracking).get_version(int(metrics["version"]))
+    assert version.tags[RETRAIN_STRATEGY] == "full"
 
 
 def _gate(settings: Settings, model: Path) -> PromotionOutcome:
