@@ -80,9 +80,10 @@ def train_challenger(settings: Settings) -> Challenger:
     """The retrain job: one challenger (no promotion), registered as the registry's challenger.
 
     ``retrain.strategy`` says how it is made: a full training, a warm start of the serving
-    champion, or both, the one with the better validation AP kept (:func:`_choose`). The strategy used
-    is recorded as the MLflow run's and model version's ``retrain_strategy`` tag and in the
-    metrics (``retrain_warm_start``: 1 or 0), which the experiment record keeps.
+    champion, or both, the one with the better validation AP kept (:func:`_choose`). The
+    strategy used is recorded as the MLflow run's and model version's ``retrain_strategy``
+    tag and in the metrics (``retrain_warm_start``: 1 or 0), which the experiment record
+    keeps.
 
     ``PUT /retrain`` runs it in a child process (``vigil train --challenger``), the Dagster
     retrain job in-process; what follows differs only in who promotes (``POST /deploy`` or
