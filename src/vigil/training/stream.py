@@ -15,11 +15,11 @@ group and never holds more than one buffer:
 Rows come in file order, so a LightGBM fit from the stream equals the fit from the same rows in
 memory; the MLP sees another order than the in-memory loop's full permutation.
 
-LightGBM's own state costs about 90 bytes per fitting row whatever ``max_bin`` (label, weight,
-gradients, hessians, scores, row partition), so above ``max_fit_rows`` the genuine rows are
-sampled (:meth:`ParquetRows.sample_genuines`): every fraud kept, each genuine row kept with
-probability r and weighted 1/r. The file is open while the instance is: use it as a context
-manager, or :meth:`ParquetRows.close` it.
+A LightGBM fit costs about 125 bytes per fitting row whatever ``max_bin`` (label, weight,
+bins, gradients, hessians, scores, row partition), so above ``model.lightgbm.max_fit_rows``
+the genuine rows are sampled (:meth:`ParquetRows.sample_genuines`): every fraud kept, each
+genuine row kept with probability r and weighted 1/r. The file is open while the instance
+is: use it as a context manager, or :meth:`ParquetRows.close` it.
 """
 
 from __future__ import annotations
