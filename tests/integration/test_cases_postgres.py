@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import date, datetime
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, select
 
 from conftest import private_pg_schema
 from vigil.cases import card_case, day_queue
@@ -22,7 +22,9 @@ from vigil.storage import (
     insert_prediction_records,
     upgrade_database,
 )
+from vigil.storage.case_copy import sync_days
 from vigil.storage.cases import fetch_verdicts
+from vigil.storage.tables import case_days, transactions
 
 pytestmark = pytest.mark.integration
 DAY = date(2018, 9, 30)
@@ -114,3 +116,16 @@ def test_a_verdict_labels_the_unlabelled_look_back_on_postgres(engine: Engine) -
     with engine.begin() as connection:
         again = write_verdict(connection, CaseVerdict(9, DAY, True, "ana"), config.lookback_days)
     assert again.repeated and {r.transaction_id for r in again.logged} == {4, 7}
+
+
+def test_the_queue_copy_follows_transactions_on_postgres(engine: Engine) -> None:
+    with engine.begin() as connection:
+        assert sync_days(connection, [DAY]) == 4
+        insert_prediction_records(connection, [scored(9, 7, 12, 0.1)])
+        assert sync_days(connection, [DAY]) == 0  # checked before: kept until rechecked
+        assert sync_days(connection, [DAY], recheck=[DAY]) == 1
+        assert sync_days(connection, [DAY], recheck=[DAY]) == 0  # counts agree
+        connection.execute(delete(transactions).where(transactions.c.transaction_id == 9))
+        assert sync_days(connection, [DAY], recheck=[DAY]) == 1
+        counts = dict(connection.execute(select(case_days.c.day, case_days.c.transactions)).all())
+    assert counts == {DAY: 4}

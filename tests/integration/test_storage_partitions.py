@@ -198,6 +198,11 @@ def test_a_stored_record_is_read_from_one_partition_of_each_table(engine: Engine
         assert len(probed) == 3, plan  # one partition per id, of the 8+ this table has
 
 
+def copied_days(connection: Connection) -> dict[date, int]:
+    """The case queue's copy: rows per event-time day (``case_days``)."""
+    return dict(connection.execute(text("SELECT day, transactions FROM case_days")).all())
+
+
 def test_maintenance_moves_stray_rows_and_drops_days_past_retention(engine: Engine) -> None:
     with engine.begin() as connection:
         connection.exec_driver_sql(
@@ -205,6 +210,8 @@ def test_maintenance_moves_stray_rows_and_drops_days_past_retention(engine: Engi
             "INSERT INTO transactions VALUES "
             "(20, '2018-04-01', 1, 2, 3.0, 'null', '2030-01-01 12:00+00')"
         )
+    with engine.connect() as connection:  # migration 0005 copied the rows of 0001 for the queue
+        assert copied_days(connection) == {date(2018, 4, 1): 2, date(2018, 4, 2): 1}
     report = maintain_partitions(engine, days_ahead=1, retention_days=10, today=date(2030, 1, 1))
     assert "transactions_p20300101" in report.created
     assert "transactions_p20300102" in report.created
@@ -214,6 +221,9 @@ def test_maintenance_moves_stray_rows_and_drops_days_past_retention(engine: Engi
         assert rows_by_partition(connection, "predictions") == {}
         ids = connection.execute(text("SELECT transaction_id FROM transaction_ids")).scalars()
         assert list(ids) == [20]
+        # the case queue's copy forgets them too (20 was never copied: no queue read since)
+        assert copied_days(connection) == {}
+        assert connection.execute(text("SELECT count(*) FROM case_transactions")).scalar() == 0
         assert min(day_partitions(connection, "transactions")) >= date(2029, 12, 22)
     again = maintain_partitions(engine, days_ahead=1, retention_days=10, today=date(2030, 1, 1))
     assert again.created == [] and again.dropped == []

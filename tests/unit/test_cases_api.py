@@ -236,3 +236,19 @@ def test_a_verdict_also_labels_the_cards_unlabelled_look_back(
     assert again.status_code == 200 and again.json()["repeated"] is True
     assert _verdict(client, 14).status_code == 409  # all fraud: the day's 6 was legitimate
     assert _labels(engine) == {6: 0, 61: 1, 62: 0}
+
+
+def test_a_verdict_labels_what_is_stored_not_what_the_queue_last_copied(
+    client: TestClient,
+) -> None:
+    # The card's read copied its days for the queue (vigil.storage.case_copy) and a late
+    # transaction of its look-back arrives after: the card's case may not show it until the
+    # ranking refreshes (30 s), but the verdict covers what is stored.
+    assert [t["transaction_id"] for t in client.get("/cases/14", headers=KEY).json()["lookback"]]
+    late = transaction(63, 45.0, customer_id=14, terminal_id=104)
+    stored = client.post("/predict", json={**late, "tx_datetime": "2018-09-27T10:00:00"})
+    assert stored.status_code == 200, stored.text
+    response = _verdict(client, 14, fraud_transaction_ids=[63])
+    assert response.status_code == 201, response.text
+    assert {t["transaction_id"] for t in response.json()["case"]["transactions"]} == {6}
+    assert response.json()["labelled"] == 4  # 6 of the day; 61, 62, 63 of the look-back

@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 from vigil.cases.ranking import Ranked
 from vigil.config import CasesConfig
 from vigil.data.transaction import naive_utc
+from vigil.storage.case_copy import days_between, sync_days
 from vigil.storage.cases import (
     card_habits,
     card_transactions,
@@ -67,6 +68,19 @@ def lookback_bounds(day: date, lookback_days: int) -> tuple[datetime, datetime]:
     """
     start, end = day_bounds(day)
     return min(end - timedelta(days=lookback_days), start), start
+
+
+def sync_case_days(
+    connection: Connection, config: CasesConfig, day: date, recheck: Literal["day", "all"] | None
+) -> int:
+    """Bring the queue's copy (:mod:`vigil.storage.case_copy`) of the days a case of ``day``
+    reads (its habit, fraud run and look-back) up to date: the days never copied, and also
+    ``day`` itself (``recheck="day"``) or every one of them (``"all"``: the ranking's refresh,
+    when late transactions of earlier days come in). Returns the rows copied or removed."""
+    span = max(config.habit_days, config.fraud_run_days, config.lookback_days)
+    days = days_between(day - timedelta(days=span), day)
+    again = {"day": [day], "all": days, None: []}[recheck]
+    return sync_days(connection, days, recheck=again)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,9 +233,12 @@ def _cases(
     day: date,
     ranked: Sequence[tuple[int, int | None]],
     lookback: bool = False,
+    recheck: Literal["day", "all"] | None = "day",
 ) -> list[Case]:
     """The cases of the ``(customer, rank)`` pairs in that order (cards without rows: none);
-    ``lookback``: with the cards' unlabelled transactions of the look-back."""
+    ``lookback``: with the cards' unlabelled transactions of the look-back; ``recheck``: the
+    days of the queue's copy checked first (:func:`sync_case_days`)."""
+    sync_case_days(connection, config, day, recheck)
     start, end = day_bounds(day)
     customers = [customer for customer, _ in ranked]
     rows = card_transactions(connection, customers, start, end)
@@ -256,6 +273,12 @@ def rank_day(connection: Connection, day: date, budget: int) -> Ranked:
     return top_cards(connection, *day_bounds(day), budget)
 
 
+def sync_and_rank(connection: Connection, config: CasesConfig, day: date, budget: int) -> Ranked:
+    """:func:`rank_day` after :func:`sync_case_days` of every day a case of ``day`` reads."""
+    sync_case_days(connection, config, day, "all")
+    return rank_day(connection, day, budget)
+
+
 def day_queue(
     connection: Connection,
     config: CasesConfig,
@@ -288,7 +311,11 @@ def card_case(
     """
     ranks = [customer for customer, _ in ranked]
     rank = ranks.index(customer_id) + 1 if customer_id in ranks else None
-    found = _cases(connection, config, day, [(customer_id, rank)], lookback=True)
+    # The copy of its days as the ranking (or the day's queue) last checked it: a card's read
+    # does not count the day's transactions again, unless the card is not found in the copy.
+    found = _cases(connection, config, day, [(customer_id, rank)], lookback=True, recheck=None)
+    if not found:
+        found = _cases(connection, config, day, [(customer_id, rank)], lookback=True)
     if not found:
         raise CaseNotFound(f"card {customer_id} has no scored transaction on {day.isoformat()}")
     return found[0]

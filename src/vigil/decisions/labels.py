@@ -25,6 +25,7 @@ from vigil.decisions.pipeline import Guard, run_once
 from vigil.features import Label, OnlineFeatureComputer
 from vigil.features.verdicts import Verdict
 from vigil.storage import LabelRecord, fetch_labels, insert_labels
+from vigil.storage.case_copy import days_between, sync_days
 from vigil.storage.cases import (
     VerdictRecord,
     card_transactions,
@@ -224,6 +225,9 @@ def write_verdict(
     day = verdict.day if verdict.day is not None else event_clock(connection).date()
     start, end = day_bounds(day)
     since, until = lookback_bounds(day, lookback_days)
+    # the labels cover what is stored now: the copy of every day they cover is rechecked
+    covered = days_between(since.date(), day)
+    sync_days(connection, covered, recheck=covered)
     window = card_transactions(connection, [verdict.customer_id], since, end)
     rows = [row for row in window if row["tx_datetime"] >= start]
     if not rows:

@@ -15,7 +15,7 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine
 
 from vigil.cases import Case, CaseQueue, CaseStatus, card_case, day_queue
-from vigil.cases.queue import rank_day, today
+from vigil.cases.queue import sync_and_rank, today
 from vigil.cases.ranking import DayCache, Ranked
 from vigil.config import CasesConfig
 from vigil.decisions import Runtime
@@ -27,7 +27,8 @@ T = TypeVar("T")
 
 
 def _on_connection(engine: Engine, work: Callable[[Connection], T]) -> T:
-    with engine.connect() as connection:
+    # begin, not connect: a read brings the queue's copy of its days up to date and commits it
+    with engine.begin() as connection:
         return work(connection)
 
 
@@ -49,7 +50,11 @@ class CaseService:
 
     async def _ranked(self, day: date, budget: int) -> Ranked:
         return await self._ranking.get(
-            day, budget, partial(self._read, partial(rank_day, day=day, budget=budget))
+            day,
+            budget,
+            partial(
+                self._read, partial(sync_and_rank, config=self._config, day=day, budget=budget)
+            ),
         )
 
     async def _build_queue(self, day: date, budget: int) -> CaseQueue:

@@ -1,6 +1,9 @@
 """The case queue's reads and the verdict log's writes (SQLite or PostgreSQL).
 
-Days are event-time days: ``[start, end)`` on ``transactions.tx_datetime`` (naive UTC).
+Days are event-time days: ``[start, end)`` on ``transactions.tx_datetime`` (naive UTC). A
+day's ranking reads ``transactions`` by that time; a card's and a terminal's transactions are
+read from the queue's copy, ``case_transactions``, which the caller brings up to date for the
+days it reads first (:func:`vigil.storage.case_copy.sync_days`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from sqlalchemy import Connection, func, literal_column, select
 
 from vigil.storage.records import utc_now
 from vigil.storage.repository import upsertable_insert
-from vigil.storage.tables import labels, predictions, transactions, verdicts
+from vigil.storage.tables import case_transactions, labels, predictions, transactions, verdicts
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +95,12 @@ def card_transactions(
     ``unlabelled``: only those with neither a label nor a verdict."""
     query = (
         select(
-            transactions.c.transaction_id,
-            transactions.c.customer_id,
-            transactions.c.terminal_id,
-            transactions.c.tx_datetime,
-            transactions.c.tx_amount,
-            transactions.c.received_at,
+            case_transactions.c.transaction_id,
+            case_transactions.c.customer_id,
+            case_transactions.c.terminal_id,
+            case_transactions.c.tx_datetime,
+            case_transactions.c.tx_amount,
+            case_transactions.c.received_at,
             predictions.c.score,
             predictions.c.label,
             predictions.c.reason_codes,
@@ -109,22 +112,22 @@ def card_transactions(
             verdicts.c.note,
             verdicts.c.received_at.label("verdict_received_at"),
         )
-        .join(predictions, predictions.c.transaction_id == transactions.c.transaction_id)
+        .join(predictions, predictions.c.transaction_id == case_transactions.c.transaction_id)
         .join(
             verdicts,
-            verdicts.c.transaction_id == transactions.c.transaction_id,
+            verdicts.c.transaction_id == case_transactions.c.transaction_id,
             isouter=True,
         )
         .where(
-            transactions.c.customer_id.in_(list(customer_ids)),
-            transactions.c.tx_datetime >= start,
-            transactions.c.tx_datetime < end,
+            case_transactions.c.customer_id.in_(list(customer_ids)),
+            case_transactions.c.tx_datetime >= start,
+            case_transactions.c.tx_datetime < end,
         )
-        .order_by(transactions.c.tx_datetime, transactions.c.transaction_id)
+        .order_by(case_transactions.c.tx_datetime, case_transactions.c.transaction_id)
     )
     if unlabelled:
         query = query.join(
-            labels, labels.c.transaction_id == transactions.c.transaction_id, isouter=True
+            labels, labels.c.transaction_id == case_transactions.c.transaction_id, isouter=True
         ).where(labels.c.transaction_id.is_(None), verdicts.c.transaction_id.is_(None))
     return [dict(row) for row in connection.execute(query).mappings()]
 
@@ -135,16 +138,16 @@ def card_habits(
     """Each card's mean amount and transaction count in ``[start, end)`` (its habit)."""
     query = (
         select(
-            transactions.c.customer_id,
-            func.avg(transactions.c.tx_amount),
+            case_transactions.c.customer_id,
+            func.avg(case_transactions.c.tx_amount),
             func.count(),
         )
         .where(
-            transactions.c.customer_id.in_(list(customer_ids)),
-            transactions.c.tx_datetime >= start,
-            transactions.c.tx_datetime < end,
+            case_transactions.c.customer_id.in_(list(customer_ids)),
+            case_transactions.c.tx_datetime >= start,
+            case_transactions.c.tx_datetime < end,
         )
-        .group_by(transactions.c.customer_id)
+        .group_by(case_transactions.c.customer_id)
     )
     return {int(c): (float(mean), int(n)) for c, mean, n in connection.execute(query)}
 
@@ -154,12 +157,12 @@ def terminal_fraud_times(
 ) -> dict[int, list[datetime]]:
     """Event times of the known frauds (labels, verdicts included) at each terminal."""
     query = (
-        select(transactions.c.terminal_id, transactions.c.tx_datetime)
-        .join(labels, labels.c.transaction_id == transactions.c.transaction_id)
+        select(case_transactions.c.terminal_id, case_transactions.c.tx_datetime)
+        .join(labels, labels.c.transaction_id == case_transactions.c.transaction_id)
         .where(
-            transactions.c.terminal_id.in_(list(terminal_ids)),
-            transactions.c.tx_datetime >= start,
-            transactions.c.tx_datetime < end,
+            case_transactions.c.terminal_id.in_(list(terminal_ids)),
+            case_transactions.c.tx_datetime >= start,
+            case_transactions.c.tx_datetime < end,
             labels.c.tx_fraud == literal_column("1"),  # a literal: ix_labels_frauds applies
         )
     )

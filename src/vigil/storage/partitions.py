@@ -152,7 +152,8 @@ def ensure_partitions(connection: Connection, days: Iterable[date]) -> list[str]
 
 def drop_partitions_before(connection: Connection, cutoff: date) -> list[str]:
     """Retention: drop every day partition of a day before ``cutoff``, delete such rows from
-    the default partitions and forget their ids in :data:`ID_INDEX`; the dropped names."""
+    the default partitions and forget their ids in :data:`ID_INDEX` and the case queue's copy;
+    the dropped names."""
     dropped = []
     for table, key in PARTITION_KEYS.items():
         for day, name in sorted(day_partitions(connection, table).items()):
@@ -163,7 +164,26 @@ def drop_partitions_before(connection: Connection, cutoff: date) -> list[str]:
             text(f"DELETE FROM {default_partition(table)} WHERE {key} < {_bound(cutoff)}")
         )
     connection.execute(text(f"DELETE FROM {ID_INDEX} WHERE received_at < {_bound(cutoff)}"))
+    _forget_copied(connection)
     return dropped
+
+
+def _forget_copied(connection: Connection) -> None:
+    """The case queue's copy (:mod:`vigil.storage.case_copy`) forgets the transactions
+    retention removed, and its day counts follow."""
+    connection.execute(
+        text(
+            "DELETE FROM case_transactions c WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {ID_INDEX} i WHERE i.transaction_id = c.transaction_id)"
+        )
+    )
+    connection.execute(text("DELETE FROM case_days"))
+    connection.execute(
+        text(
+            "INSERT INTO case_days (day, transactions) SELECT CAST(tx_datetime AS DATE), "
+            "count(*) FROM case_transactions GROUP BY CAST(tx_datetime AS DATE)"
+        )
+    )
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Float,
     Index,
@@ -50,21 +51,29 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 metadata = MetaData()
 
+
+def _transaction_columns(*extra: Column[Any]) -> list[Column[Any]]:
+    """The transaction contract's columns, then ``extra``, then ``received_at``
+    (``transactions`` and the case queue's copy declare the same)."""
+    return [
+        Column("transaction_id", BigInteger, primary_key=True, autoincrement=False),
+        Column("tx_datetime", DateTime, nullable=False),
+        Column("customer_id", BigInteger, nullable=False),
+        Column("terminal_id", BigInteger, nullable=False),
+        Column("tx_amount", Float, nullable=False),
+        *extra,
+        Column("received_at", UtcDateTime, nullable=False),
+    ]
+
+
 transactions = Table(
     "transactions",
     metadata,
-    Column("transaction_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("tx_datetime", DateTime, nullable=False),
-    Column("customer_id", BigInteger, nullable=False),
-    Column("terminal_id", BigInteger, nullable=False),
-    Column("tx_amount", Float, nullable=False),
-    Column("extra", JSON, nullable=True),
-    Column("received_at", UtcDateTime, nullable=False),
-    # The case queue reads a day by event time, a card's days with their amounts (its
-    # habit) and a terminal's days with their ids (its fraud run), from the indexes alone.
+    *_transaction_columns(Column("extra", JSON, nullable=True)),
+    # Event-time days: the case queue ranks a day and copies it (``case_transactions``) by
+    # this index, and the event clock is its last entry. No index by card or terminal: every
+    # scored request would pay for it (``case_transactions`` carries those, off that path).
     Index("ix_transactions_tx_datetime", "tx_datetime"),
-    Index("ix_transactions_customer_day_amount", "customer_id", "tx_datetime", "tx_amount"),
-    Index("ix_transactions_terminal_day_id", "terminal_id", "tx_datetime", "transaction_id"),
 )
 
 # No foreign key to transactions: the writer inserts both in one transaction anyway and a
@@ -128,6 +137,27 @@ verdicts = Table(
     Index("ix_verdicts_customer_reviewed_at", "customer_id", "reviewed_at"),
     Index("ix_verdicts_terminal_reviewed_at", "terminal_id", "reviewed_at"),
     Index("ix_verdicts_reviewed_at", "reviewed_at"),
+)
+
+# The case queue's copy of ``transactions`` (without ``extra``), indexed by card and terminal:
+# a card's days with their amounts (its habit, its look-back), a terminal's days with their ids
+# (its fraud run) are read from the indexes alone. The queue copies an event-time day when it
+# reads it (``vigil.storage.case_copy``), so the inserts of the scoring path maintain no such
+# index. ``case_days`` counts the rows copied per day: a day whose count in ``transactions``
+# differs is copied again (rows added) or pruned (rows removed by retention).
+case_transactions = Table(
+    "case_transactions",
+    metadata,
+    *_transaction_columns(),
+    Index("ix_case_transactions_customer_day_amount", "customer_id", "tx_datetime", "tx_amount"),
+    Index("ix_case_transactions_terminal_day_id", "terminal_id", "tx_datetime", "transaction_id"),
+)
+
+case_days = Table(
+    "case_days",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("transactions", Integer, nullable=False),
 )
 
 deployments = Table(
