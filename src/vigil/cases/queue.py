@@ -273,12 +273,6 @@ def rank_day(connection: Connection, day: date, budget: int) -> Ranked:
     return top_cards(connection, *day_bounds(day), budget)
 
 
-def sync_and_rank(connection: Connection, config: CasesConfig, day: date, budget: int) -> Ranked:
-    """:func:`rank_day` after :func:`sync_case_days` of every day a case of ``day`` reads."""
-    sync_case_days(connection, config, day, "all")
-    return rank_day(connection, day, budget)
-
-
 def day_queue(
     connection: Connection,
     config: CasesConfig,
@@ -286,10 +280,12 @@ def day_queue(
     budget: int,
     ranked: Ranked,
     status: CaseStatus | None = None,
+    recheck: Literal["day", "all"] | None = "day",
 ) -> CaseQueue:
-    """The queue of ``day`` (``budget`` cards ranked by :func:`rank_day`), ``status`` only."""
+    """The queue of ``day`` (``budget`` cards ranked by :func:`rank_day`), ``status`` only;
+    ``recheck``: the days of the queue's copy checked first (:func:`sync_case_days`)."""
     ranks = [(customer, rank) for rank, (customer, _) in enumerate(ranked, 1)]
-    cases = _cases(connection, config, day, ranks)
+    cases = _cases(connection, config, day, ranks, recheck=recheck)
     reviewed = [case for case in cases if case.status == "reviewed"]
     return CaseQueue(
         day=day,

@@ -10,12 +10,12 @@ import asyncio
 from collections.abc import Callable
 from datetime import date
 from functools import partial
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from sqlalchemy import Connection, Engine
 
 from vigil.cases import Case, CaseQueue, CaseStatus, card_case, day_queue
-from vigil.cases.queue import sync_and_rank, today
+from vigil.cases.queue import rank_day, sync_case_days, today
 from vigil.cases.ranking import DayCache, Ranked
 from vigil.config import CasesConfig
 from vigil.decisions import Runtime
@@ -27,7 +27,8 @@ T = TypeVar("T")
 
 
 def _on_connection(engine: Engine, work: Callable[[Connection], T]) -> T:
-    # begin, not connect: a read brings the queue's copy of its days up to date and commits it
+    # begin, not connect: a read may bring the queue's copy of a day up to date (a card not
+    # found in it), and that is committed
     with engine.begin() as connection:
         return work(connection)
 
@@ -48,19 +49,25 @@ class CaseService:
     async def _read(self, work: Callable[[Connection], T]) -> T:
         return await asyncio.to_thread(_on_connection, self._engine, work)
 
+    async def _sync(self, day: date, recheck: Literal["day", "all"]) -> None:
+        """Bring the queue's copy of ``day``'s case days up to date in a transaction of its
+        own, committed before the reads (on SQLite the writer lock is held for the copy only)."""
+        await self._read(partial(sync_case_days, config=self._config, day=day, recheck=recheck))
+
+    async def _rank(self, day: date, budget: int) -> Ranked:
+        await self._sync(day, "all")  # the ranking's refresh: every day a case reads
+        return await self._read(partial(rank_day, day=day, budget=budget))
+
     async def _ranked(self, day: date, budget: int) -> Ranked:
-        return await self._ranking.get(
-            day,
-            budget,
-            partial(
-                self._read, partial(sync_and_rank, config=self._config, day=day, budget=budget)
-            ),
-        )
+        return await self._ranking.get(day, budget, partial(self._rank, day, budget))
 
     async def _build_queue(self, day: date, budget: int) -> CaseQueue:
         ranked = await self._ranked(day, budget)
+        await self._sync(day, "day")
         return await self._read(
-            partial(day_queue, config=self._config, day=day, budget=budget, ranked=ranked)
+            partial(
+                day_queue, config=self._config, day=day, budget=budget, ranked=ranked, recheck=None
+            )
         )
 
     async def queue(
