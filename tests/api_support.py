@@ -130,7 +130,11 @@ def transaction(transaction_id: int = 1, amount: float = 57.16, **changes: objec
 def serve_in_thread(app: FastAPI, **options: Any) -> Iterator[str]:
     """``app`` under a real uvicorn server in a thread, on a free port; yields its base URL.
 
-    ``options`` go to ``uvicorn.Config`` (``http=`` for ``vigil serve``'s protocol)."""
+    ``options`` go to ``uvicorn.Config`` (``http=`` for ``vigil serve``'s protocol); the
+    keep-alive timeout is ``vigil serve``'s, ``serving.keep_alive_s``, unless given."""
+    settings = getattr(app.state, "settings", None)
+    if settings is not None:
+        options.setdefault("timeout_keep_alive", settings.serving.keep_alive_s)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

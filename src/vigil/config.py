@@ -199,6 +199,11 @@ class ServingConfig(_Section):
     api_key: SecretStr = Field(SecretStr(DEFAULT_API_KEY), min_length=1)
     max_upload_bytes: int = Field(10_000_000, gt=0)
     max_batch_rows: int = Field(10_000, gt=0)
+    # Idle keep-alive connections are closed after this long. Above the idle expiry of the
+    # clients and proxies in front (httpx 5 s, uvicorn's own default; nginx upstream and AWS
+    # ALB 60 s), so the client closes an idle connection first: a server that times out
+    # first can close it while the client's next request is on its way, unanswered.
+    keep_alive_s: int = Field(75, gt=0)
     # Admission control of /predict and /forward (serving/admission.py): requests admitted
     # and not yet answered; one more is refused at once with 503 and Retry-After. The limit
     # is max_in_flight, or, with latency_target_ms > 0, follows the admitted requests'

@@ -98,6 +98,21 @@ def check_api_key(settings: Settings, insecure_dev_key: bool) -> None:
         log.warning("serving with the default API key: anyone can retrain and deploy models")
 
 
+def uvicorn_options(settings: Settings, host: str | None, port: int | None) -> dict[str, Any]:
+    """uvicorn's options for ``vigil serve`` (``http`` replaced by its protocol with one
+    process); the settings' address unless ``host`` or ``port`` is given."""
+    return {
+        "host": host or settings.serving.host,
+        "port": port or settings.serving.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "access_log": False,
+        "log_config": None,
+        "lifespan": "on",
+        "timeout_keep_alive": settings.serving.keep_alive_s,
+    }
+
+
 def serve(
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     overrides: SetOption = None,
@@ -122,15 +137,7 @@ def serve(
     _preflight(settings)
     check_api_key(settings, insecure_dev_key)
     _install_request_id_filter()
-    options: dict[str, Any] = {
-        "host": host or settings.serving.host,
-        "port": port or settings.serving.port,
-        "loop": "uvloop",
-        "http": "httptools",
-        "access_log": False,
-        "log_config": None,
-        "lifespan": "on",
-    }
+    options = uvicorn_options(settings, host, port)
     if workers == 1:
         from vigil.serving.direct import direct_protocol
 

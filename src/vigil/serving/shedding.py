@@ -11,11 +11,19 @@ its slot and its arrival stamp here, so the gate's queue deadline counts from th
 server read it; the slot comes back when the gate never sees the request (answered 413 before
 it, or pipelined on a connection that was lost before it ran). Everything else takes
 uvicorn's normal path. ``vigil serve`` uses it with one process.
+
+An idle keep-alive connection is closed when its timeout runs (``serving.keep_alive_s``,
+longer than clients keep theirs, so that they close first) only if no request waits in its
+socket: under overload the loop runs late, and uvloop runs due timers before it polls for
+reads, so uvicorn's timeout closed connections whose client had sent its next request in
+time, unread and unanswered (the client saw the connection reset).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import select
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -25,6 +33,16 @@ from vigil.serving.hotpath import HotRoutes
 from vigil.serving.middleware import REQUEST_ID_HEADER
 
 _PATHS = {path.encode(): path for path in HotRoutes.PATHS}
+
+
+def _has_input(transport: asyncio.BaseTransport) -> bool:
+    """Whether ``transport``'s socket holds input the loop has not read yet (or its end)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def shedding_protocol(gate: AdmissionGate, metrics: VigilMetrics) -> type[HttpToolsProtocol]:
@@ -60,6 +78,15 @@ def shedding_protocol(gate: AdmissionGate, metrics: VigilMetrics) -> type[HttpTo
             for cycle, _ in self.pipeline:  # admitted, queued behind another, never to run
                 gate.release(cycle.scope)  # type: ignore[arg-type]  # a TypedDict
             super().connection_lost(exc)
+
+        def timeout_keep_alive_handler(self) -> None:
+            if not self.transport.is_closing() and _has_input(self.transport):
+                # Not idle: a request came while the loop was late; read it, time out later.
+                self.timeout_keep_alive_task = self.loop.call_later(
+                    self.timeout_keep_alive, self.timeout_keep_alive_handler
+                )
+                return
+            super().timeout_keep_alive_handler()
 
         def on_body(self, body: bytes) -> None:
             if self._shedding is None:
