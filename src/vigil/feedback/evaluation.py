@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vigil import fraud_metrics as metrics
 from vigil.config import Settings
 from vigil.data import schema
 from vigil.features.verdict_sql import with_verdict_features
@@ -47,7 +46,7 @@ from vigil.feedback.investigator import (
 from vigil.models.kinds import FraudModel, predict_scores
 from vigil.training.data import feature_matrix
 from vigil.training.run import fit_model
-from vigil.training.splits import Split, handbook_split
+from vigil.training.splits import Split, figures_on_test_set, handbook_split
 from vigil.training.trainer import Dataset
 
 logger = logging.getLogger(__name__)
@@ -98,15 +97,7 @@ def _score(model: FraudModel, frame: pd.DataFrame, settings: Settings) -> np.nda
 
 
 def _test_figures(split: Split, scores: pd.Series, k: int) -> dict[str, float]:
-    test = split.test
-    labels = test[schema.TX_FRAUD].to_numpy(dtype=np.int8)
-    values = scores.loc[test.index].to_numpy()
-    days = test[schema.TX_DATETIME].to_numpy().astype("datetime64[D]")
-    cards = test[schema.CUSTOMER_ID].to_numpy()
-    return {
-        "average_precision": metrics.average_precision(labels, values),
-        "card_precision_at_k": metrics.card_precision_at_k(days, cards, labels, values, k),
-    }
+    return figures_on_test_set(split, scores.loc[split.test.index].to_numpy(), k)
 
 
 def _queue_figures(

@@ -15,8 +15,10 @@ import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 
+from vigil import fraud_metrics as metrics
 from vigil.config import TrainConfig
 from vigil.data.schema import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
 
@@ -111,3 +113,15 @@ def handbook_split(frame: pd.DataFrame, config: TrainConfig) -> Split:
         int(test[TX_FRAUD].sum()),
     )
     return Split(train=train, validation=validation, test=test, periods=periods)
+
+
+def figures_on_test_set(split: Split, scores: np.ndarray, k: int) -> dict[str, float]:
+    """AP and CP@k over the split's test rows (``scores`` in ``split.test`` order)."""
+    test = split.test
+    labels = test[TX_FRAUD].to_numpy(dtype=np.int8)
+    days = test[TX_DATETIME].to_numpy().astype("datetime64[D]")
+    cards = test[CUSTOMER_ID].to_numpy()
+    return {
+        "average_precision": metrics.average_precision(labels, scores),
+        "card_precision_at_k": metrics.card_precision_at_k(days, cards, labels, scores, k),
+    }

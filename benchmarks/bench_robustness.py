@@ -1,0 +1,219 @@
+"""The shipped default against the handbook's random forest and logistic regression, on
+simulated worlds the default was never tuned on (issue 17, item 7).
+
+    .venv/bin/python benchmarks/bench_robustness.py                       # seeds 1,2,3, 2 weeks
+    .venv/bin/python benchmarks/bench_robustness.py --seeds 1 --weeks 2018-07-25
+    .venv/bin/python benchmarks/bench_robustness.py --shift-days -7       # the weeks before:
+                                                                          # for choosing settings
+
+Each world is the handbook's simulator (5,000 customers, 10,000 terminals, 183 days from
+2018-04-01, r = 5) under one seed; each week is the handbook protocol laid out from a training
+start (``train.*`` of the configuration: history, training days, validation day, 7-day delay,
+7-day test week). The three models are fitted on the same rows and scored on the same test
+set (``vigil.training.robustness``). The references' figures are cached
+(``--reference-cache``): they do not depend on the default's settings, so trying a setting
+fits only the default. ``--shift-days -7`` moves every training start a week
+back, so that settings are chosen on the week before each test week, never on the test week.
+Prints the table, then the headline (the smallest AP and CP@100 leads) last; writes
+``docs/results/robustness.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from _results import default_path, write_results
+from vigil.config import Settings, load_settings
+from vigil.data import schema
+from vigil.data.simulate import simulate_transactions
+from vigil.features.offline import compute_features_frame
+from vigil.logs import configure_logging
+from vigil.training.robustness import (
+    DEFAULT,
+    FITTERS,
+    REFERENCES,
+    WeekResult,
+    evaluate_week,
+    format_table,
+    needed_window,
+)
+
+# Two test weeks four weeks apart: the handbook's chapter-3 week (test 2018-08-08..14) and
+# one in the world's later part (test 2018-09-12..18).
+DEFAULT_WEEKS = "2018-07-25,2018-08-29"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--config", type=Path, default=Path("configs/vigil.yaml"))
+    parser.add_argument("--seeds", default="1,2,3", help="world seeds (data.seed; 0 is tuned)")
+    parser.add_argument("--weeks", default=DEFAULT_WEEKS, help="training starts, comma-separated")
+    parser.add_argument("--shift-days", type=int, default=0, help="move every training start")
+    parser.add_argument("--customers", type=int, default=5000)
+    parser.add_argument("--terminals", type=int, default=10000)
+    parser.add_argument("--days", type=int, default=183)
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--results", type=Path, default=default_path("robustness"))
+    parser.add_argument(
+        "--default-only",
+        action="store_true",
+        help="fit only the default (choosing its settings on the weeks before: --shift-days -7)",
+    )
+    parser.add_argument(
+        "--reference-cache",
+        type=Path,
+        default=Path("data/robustness-references.json"),
+        help="the references' figures per world and week (they do not depend on the default)",
+    )
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    configure_logging()
+    logging.getLogger("vigil").setLevel(logging.WARNING)
+    settings = load_settings(args.config, args.overrides, environ=os.environ)
+    shift = timedelta(days=args.shift_days)
+    weeks = [date.fromisoformat(day) + shift for day in args.weeks.split(",")]
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    started = time.perf_counter()
+    results: list[WeekResult] = []
+    models = 1 if args.default_only else len(FITTERS)
+    steps = len(seeds) * (1 + len(weeks) * models)
+    with tqdm(total=steps, desc="robustness", unit="step") as bar:
+        for seed in seeds:
+            data = settings.data.model_copy(
+                update={
+                    "seed": seed,
+                    "n_customers": args.customers,
+                    "n_terminals": args.terminals,
+                    "n_days": args.days,
+                }
+            )
+            bar.set_postfix_str(f"world {seed}: simulate + features")
+            raw = simulate_transactions(data)
+            first, end = needed_window(settings, weeks)
+            times = raw[schema.TX_DATETIME]
+            needed = raw[(times >= first) & (times < end)].reset_index(drop=True)
+            features = compute_features_frame(settings.features, needed)
+            bar.update()
+            for week in weeks:
+                bar.set_postfix_str(f"world {seed}, week {week}")
+                results.append(_evaluate(args, settings, features, seed, week, bar))
+                if not args.default_only:
+                    _write(args, settings.model.model_dump(mode="json"), results, started)
+    if args.default_only:
+        _print_default(results, started)
+        return
+    print(format_table(results))
+    print(f"wall time: {time.perf_counter() - started:.0f} s")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    ap_lead = min(r.lead("average_precision") for r in results)
+    cp_lead = min(r.lead("card_precision_at_k") for r in results)
+    met = sum(r.meets_criterion for r in results)
+    print(
+        f"default's smallest lead over the references: AP {ap_lead:+.3f}, CP@100 {cp_lead:+.3f} "
+        f"({met} of {len(results)} world-weeks meet AP lead >= 0.03 and CP@100 lead >= 0)"
+    )
+
+
+def _print_default(results: list[WeekResult], started: float) -> None:
+    """The default's figures per world-week and their means (no references fitted)."""
+    for r in results:
+        figures = r.figures[DEFAULT]
+        print(
+            f"world {r.world_seed}, test {r.test_start}: AP {figures['average_precision']:.4f}, "
+            f"CP@100 {figures['card_precision_at_k']:.4f}, fit {r.seconds[DEFAULT]:.0f} s"
+        )
+    print(f"wall time: {time.perf_counter() - started:.0f} s")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    ap = sum(r.figures[DEFAULT]["average_precision"] for r in results) / len(results)
+    cp = sum(r.figures[DEFAULT]["card_precision_at_k"] for r in results) / len(results)
+    print(f"default over {len(results)} world-weeks: mean AP {ap:.4f}, mean CP@100 {cp:.4f}")
+
+
+def _reference_key(args: argparse.Namespace, settings: Settings, seed: int, week: date) -> str:
+    """What the references' figures depend on: the world, the week, the features, the rows."""
+    train = settings.train.model_dump(
+        mode="json",
+        include={"history_days", "train_days", "validation_days", "delay_days", "test_days"},
+    )
+    return json.dumps(
+        [
+            seed,
+            week.isoformat(),
+            [args.customers, args.terminals, args.days],
+            settings.features.model_dump(mode="json"),
+            train,
+            settings.train.top_k_cards,
+            settings.train.seed,
+        ],
+        sort_keys=True,
+    )
+
+
+def _evaluate(
+    args: argparse.Namespace,
+    settings: Settings,
+    features: pd.DataFrame,
+    seed: int,
+    week: date,
+    bar: tqdm,
+) -> WeekResult:
+    """One world-week; the references' figures come from the cache when it has them."""
+    if args.default_only:
+        fit = {DEFAULT: FITTERS[DEFAULT]}
+        return evaluate_week(settings, features, seed, week, fit, on_model=lambda _: bar.update())
+    cache = json.loads(args.reference_cache.read_text()) if args.reference_cache.exists() else {}
+    key = _reference_key(args, settings, seed, week)
+    cached = cache.get(key)
+    fitters = {DEFAULT: FITTERS[DEFAULT]} if cached else FITTERS
+    if cached:
+        bar.update(len(FITTERS) - 1)
+    result = evaluate_week(settings, features, seed, week, fitters, on_model=lambda _: bar.update())
+    if cached:
+        return replace(
+            result,
+            figures={**result.figures, **cached["figures"]},
+            seconds={**result.seconds, **cached["seconds"]},
+        )
+    cache[key] = {
+        "figures": {name: result.figures[name] for name in REFERENCES},
+        "seconds": {name: result.seconds[name] for name in REFERENCES},
+    }
+    args.reference_cache.parent.mkdir(parents=True, exist_ok=True)
+    args.reference_cache.write_text(json.dumps(cache, indent=1) + "\n")
+    return result
+
+
+def _write(
+    args: argparse.Namespace, model: dict[str, object], results: list[WeekResult], started: float
+) -> None:
+    """Headline figures through ``write_results``, then the whole table into the same file."""
+    figures = {
+        "min_ap_lead": min(r.lead("average_precision") for r in results),
+        "min_cp_lead": min(r.lead("card_precision_at_k") for r in results),
+        "world_weeks_meeting_criterion": sum(r.meets_criterion for r in results),
+        "world_weeks": len(results),
+        "wall_seconds": time.perf_counter() - started,
+    }
+    path = write_results("robustness", figures, args.results)
+    payload = json.loads(path.read_text())
+    payload["model"] = model
+    payload["overrides"] = args.overrides
+    payload["weeks"] = [r.as_dict() for r in results]
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""The default against the handbook's references (``vigil.training.robustness``), tiny world."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from vigil.config import Settings
+from vigil.data import schema
+from vigil.data.simulate import simulate_transactions
+from vigil.features.offline import compute_features_frame
+from vigil.training.data import feature_matrix
+from vigil.training.robustness import (
+    FITTERS,
+    MODELS,
+    Fitter,
+    Scorer,
+    WeekResult,
+    at_train_start,
+    evaluate_week,
+    format_table,
+    needed_window,
+    scored_week,
+)
+from vigil.training.splits import figures_on_test_set, handbook_split
+from vigil.training.trainer import Dataset
+
+WEEKS = [date(2018, 4, 25), date(2018, 5, 2)]
+
+
+@pytest.fixture
+def world(small_settings: Settings) -> tuple[Settings, pd.DataFrame]:
+    settings = small_settings.model_copy(
+        update={"train": small_settings.train.model_copy(update={"history_days": 7})}
+    )
+    raw = simulate_transactions(settings.data)
+    first, end = needed_window(settings, WEEKS)
+    times = raw[schema.TX_DATETIME]
+    needed = raw[(times >= first) & (times < end)].reset_index(drop=True)
+    return settings, compute_features_frame(settings.features, needed)
+
+
+class Recorder:
+    """Wraps the real fitters, keeping the rows each model was fitted on and scored."""
+
+    def __init__(self) -> None:
+        self.fitted: dict[str, Dataset] = {}
+        self.scored: dict[str, np.ndarray] = {}
+        self.scores: dict[str, np.ndarray] = {}
+
+    def wrap(self, name: str, fit: Fitter) -> Fitter:
+        def recorded(settings: Settings, train: Dataset, validation: Dataset) -> Scorer:
+            self.fitted[name] = train
+            scorer = fit(settings, train, validation)
+
+            def score(features: np.ndarray) -> np.ndarray:
+                self.scored[name] = features
+                self.scores[name] = scorer(features)
+                return self.scores[name]
+
+            return score
+
+        return recorded
+
+
+def test_every_model_fits_the_same_rows_and_is_measured_on_the_test_week_only(
+    world: tuple[Settings, pd.DataFrame],
+) -> None:
+    settings, features = world
+    recorder = Recorder()
+    fitters = {name: recorder.wrap(name, fit) for name, fit in FITTERS.items()}
+    result = evaluate_week(settings, features, 7, WEEKS[0], fitters)
+
+    split = handbook_split(features, at_train_start(settings, WEEKS[0]).train)
+    expected_train = feature_matrix(split.train, settings)
+    expected_test = feature_matrix(split.test, settings)
+    assert set(recorder.fitted) == set(MODELS)
+    for name in MODELS:
+        np.testing.assert_array_equal(recorder.fitted[name].features, expected_train)
+        np.testing.assert_array_equal(
+            recorder.fitted[name].labels, split.train[schema.TX_FRAUD].to_numpy()
+        )
+        np.testing.assert_array_equal(recorder.scored[name], expected_test)
+    # fitting rows end before the validation day; the scored rows are the test week's only
+    first_test, last_test = scored_week(settings, WEEKS[0])
+    assert (first_test, last_test) == (date(2018, 5, 16), date(2018, 5, 22))
+    assert split.train[schema.TX_DATETIME].max() < pd.Timestamp(split.periods.validation_start)
+    test_days = split.test[schema.TX_DATETIME].dt.date
+    assert test_days.min() == first_test and test_days.max() == last_test
+    assert result.train_rows == len(split.train)
+    assert (
+        result.test_rows
+        == len(split.test)
+        < (features[schema.TX_DATETIME].dt.date >= first_test).sum()
+    )
+    assert result.test_frauds == int(split.test[schema.TX_FRAUD].sum()) > 0
+    # the figures are those of the recorded test scores, recomputed from the test rows alone
+    for name in MODELS:
+        figures = figures_on_test_set(split, recorder.scores[name], settings.train.top_k_cards)
+        assert result.figures[name] == pytest.approx(figures)
+        assert 0 < figures["average_precision"] <= 1
+
+
+def week(seed: int, ap: tuple[float, float, float], cp: tuple[float, float, float]) -> WeekResult:
+    figures = {
+        name: {"average_precision": a, "card_precision_at_k": c}
+        for name, a, c in zip(MODELS, ap, cp, strict=True)
+    }
+    return WeekResult(seed, WEEKS[0], date(2018, 5, 16), 10, 5, 1, figures, {})
+
+
+@pytest.mark.parametrize(
+    ("ap", "cp", "ap_lead", "cp_lead", "meets"),
+    [
+        ((0.70, 0.66, 0.60), (0.30, 0.29, 0.30), 0.04, 0.0, True),
+        ((0.70, 0.68, 0.60), (0.30, 0.29, 0.28), 0.02, 0.01, False),  # AP lead too small
+        ((0.70, 0.60, 0.66), (0.297, 0.30, 0.28), 0.04, -0.003, False),  # trails on CP@100
+    ],
+)
+def test_the_lead_is_over_the_best_reference(
+    ap: tuple[float, float, float],
+    cp: tuple[float, float, float],
+    ap_lead: float,
+    cp_lead: float,
+    meets: bool,
+) -> None:
+    result = week(1, ap, cp)
+    assert result.lead("average_precision") == pytest.approx(ap_lead)
+    assert result.lead("card_precision_at_k") == pytest.approx(cp_lead)
+    assert result.meets_criterion is meets
+    assert result.as_dict()["meets_criterion"] is meets
+
+
+def test_the_table_has_a_row_per_world_and_week() -> None:
+    results = [week(seed, (0.7, 0.6, 0.6), (0.3, 0.29, 0.28)) for seed in (1, 2, 3) for _ in WEEKS]
+    lines = format_table(results).splitlines()
+    assert len(lines) == 2 + len(results)
+    assert all(line.count("|") == 13 for line in lines)
+    assert lines[2].startswith("| 1 | 2018-05-16 | 5 (1) | 0.700 | 0.600 | 0.600 | 0.300 |")
