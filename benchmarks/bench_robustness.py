@@ -143,7 +143,12 @@ def _print_default(results: list[WeekResult], started: float) -> None:
 
 
 def _reference_key(args: argparse.Namespace, settings: Settings, seed: int, week: date) -> str:
-    """What the references' figures depend on: the world, the week, the features, the rows."""
+    """What the references' figures depend on: the world, the week, the features, the rows.
+
+    The world is every simulator setting: the seed and size given here, and the configured
+    start date, radius and drift (``--set data.…`` changes the world, so it must miss the cache).
+    """
+    world = settings.data.model_dump(mode="json", include={"start_date", "radius", "drift"})
     train = settings.train.model_dump(
         mode="json",
         include={"history_days", "train_days", "validation_days", "delay_days", "test_days"},
@@ -153,6 +158,7 @@ def _reference_key(args: argparse.Namespace, settings: Settings, seed: int, week
             seed,
             week.isoformat(),
             [args.customers, args.terminals, args.days],
+            world,
             settings.features.model_dump(mode="json"),
             train,
             settings.train.top_k_cards,

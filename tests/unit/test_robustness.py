@@ -140,3 +140,30 @@ def test_the_table_has_a_row_per_world_and_week() -> None:
     assert len(lines) == 2 + len(results)
     assert all(line.count("|") == 13 for line in lines)
     assert lines[2].startswith("| 1 | 2018-05-16 | 5 (1) | 0.700 | 0.600 | 0.600 | 0.300 |")
+
+
+def test_the_reference_cache_key_changes_with_the_simulated_world(
+    small_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The references' cached figures are reused only for the same world: a world simulated
+    with another radius, start date or drift must not get the figures of the default one."""
+    import argparse
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    from bench_robustness import _reference_key
+
+    args = argparse.Namespace(customers=50, terminals=100, days=60)
+
+    def key(**data: object) -> str:
+        world = small_settings.data.model_copy(update=data)
+        return _reference_key(args, small_settings.model_copy(update={"data": world}), 1, WEEKS[0])
+
+    assert key() == key(raw_dir=Path("elsewhere"))  # where the raw data goes: same world
+    drift = small_settings.data.drift.model_copy(update={"scenario": "amount_inflation"})
+    other_worlds = [
+        key(radius=2 * small_settings.data.radius),
+        key(start_date=date(2018, 1, 1)),
+        key(drift=drift),
+    ]
+    assert all(other != key() for other in other_worlds)
