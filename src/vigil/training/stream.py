@@ -33,7 +33,6 @@ from pathlib import Path
 import lightgbm
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from vigil.data.schema import TX_DATETIME, TX_FRAUD
@@ -242,14 +241,12 @@ class ParquetRows:
         mean = total / n
         return mean, np.sqrt(np.maximum(squares / n - np.square(mean), 0.0))
 
-    def table(self, frauds_only: bool = False) -> pa.Table:
-        """Every column of the rows (only the frauds if asked), features cast to float32."""
+    def table(self) -> pa.Table:
+        """Every column of the rows, features cast to float32."""
         float32 = {name: pa.float32() for name in self.features}
         parts = []
         for group in self.groups:
             part = self._read(group, self._file.schema_arrow.names)
-            if frauds_only:
-                part = part.filter(pc.equal(part.column(TX_FRAUD), 1))
             fields = [pa.field(f.name, float32.get(f.name, f.type)) for f in part.schema]
             parts.append(part.cast(pa.schema(fields)))
         return pa.concat_tables(parts)
