@@ -68,7 +68,11 @@ class LatencyLimit:
     nothing, and it grows by a tenth (at least one): the answers were within the target,
     or every one was slow alike (the service itself is slow, say the database or a starved
     CPU, and fewer requests in flight would not make them faster, only fewer). So the limit
-    settles where waiting starts, below the target's reach. It stays within
+    settles where waiting starts, below the target's reach. A window that never reached
+    the limit and answered within the target grows it too: once a surge is over, the limit
+    goes back to the ceiling instead of staying where the surge left it (measured: the full
+    stress plan's limit stayed at its floor of 32 after the surge, and the ordinary bursts of
+    1,000 req/s then shed 1-5 % every second where they had shed none before). It stays within
     ``[floor, ceiling]``, the floor a quarter of the ceiling (at least ``FLOOR``): on a
     starved CPU every answer is late and jittery at any concurrency, and a limit free to
     fall would settle at a handful of requests, refusing most of what the service could
@@ -108,15 +112,20 @@ class LatencyLimit:
             self._window_end = None  # the next answer opens the next window
 
     def _adapt(self) -> None:
-        if not self._saturated:
-            return
         samples = sorted(self._samples)
         observed = samples[int(self.QUANTILE * (len(samples) - 1))]
+        if not self._saturated:
+            if observed <= self.target_s:
+                self._grow()  # calm again (after a surge): back towards the ceiling
+            return
         if observed > self.target_s and observed > self.QUEUEING * samples[0]:
             factor = min(0.8, max(0.5, self.target_s / observed))
             self.limit = max(self.floor, int(self.limit * factor))
         else:
-            self.limit = min(self.ceiling, self.limit + max(1, self.limit // 10))
+            self._grow()
+
+    def _grow(self) -> None:
+        self.limit = min(self.ceiling, self.limit + max(1, self.limit // 10))
 
 
 class AdmissionGate:
