@@ -14,8 +14,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.conftest import IN_CI, require_service
 
+from conftest import IN_CI, require_service
 from onnx_factory import logistic_model, make_metadata, save
 from vigil.config import FeaturesConfig
 from vigil.features import feature_names

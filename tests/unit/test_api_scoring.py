@@ -233,6 +233,7 @@ def test_forward_batch_reads_gzip_csv_uploads_like_plain_ones(client: TestClient
         (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff\x07", 400, "corrupt"),  # bad block
         (gzip.compress(b"0" * 100_000), 413, "inflated gzip upload"),  # the limit is 4,000
     ],
+    ids=["truncated", "corrupt", "inflated"],  # gzip stamps the time: the bytes are no id
 )
 def test_forward_batch_bad_gzip_uploads_are_refused(
     client: TestClient, content: bytes, status: int, says: str

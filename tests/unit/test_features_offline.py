@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.feature_sql_reference import reference_features
 
+from feature_sql_reference import reference_features
 from vigil.config import FeaturesConfig, Settings
 from vigil.data.io import write_partitioned
 from vigil.data.simulate import simulate_transactions

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import IN_CI
 from typer.testing import CliRunner
 
+from conftest import IN_CI
 from vigil.cli import app
 from vigil.stress.cgroup import CgroupUnavailable, LimitedGroup, Limits, parse_size, run_limited
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import yaml
 from streamlit.testing.v1 import AppTest
-from tests.api_support import serve_in_thread
-from tests.onnx_factory import logistic_model, make_metadata, save
 
+from api_support import serve_in_thread
+from onnx_factory import logistic_model, make_metadata, save
 from vigil.config import Settings, build_settings
 from vigil.data import schema
 from vigil.data.simulate import simulate_transactions

@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.onnx_factory import make_metadata
 from typer.testing import CliRunner
 
+from onnx_factory import make_metadata
 from vigil.cli import app, ui_commands
 from vigil.serving.schemas import Transaction
 from vigil.ui.client import ApiClient, ApiError
