@@ -292,3 +292,23 @@ def test_a_streamed_run_records_what_an_in_memory_run_does(table: tuple[Path, Pa
     )
     np.testing.assert_allclose(scorer.score(test), booster_scores, atol=1e-5)
     assert 0 < result.metrics["test"]["average_precision"] <= 1
+
+
+def test_a_zero_sample_keeps_no_rows_and_a_negative_one_is_refused(
+    table: tuple[Path, Path],
+) -> None:
+    root, path = table
+    settings = _settings(root, "lightgbm")
+    periods = Periods.from_config(settings.train)
+    names = tuple(feature_names(settings.features))
+
+    def score(x: np.ndarray) -> np.ndarray:
+        return x[:, 0].copy()
+
+    full = score_test_stream(path, names, periods, score, 10)
+    none = score_test_stream(path, names, periods, score, 0)
+    assert none.sample.empty
+    assert list(none.sample.columns) == list(full.sample.columns)
+    assert np.array_equal(none.scored.scores, full.scored.scores)
+    with pytest.raises(ValueError, match="sample_rows"):
+        score_test_stream(path, names, periods, score, -1)

@@ -90,7 +90,13 @@ def score_test_stream(
     sample_rows: int = SAMPLE_ROWS,
 ) -> ScoredTest:
     """Score the handbook's test set of a feature Parquet with ``score`` (features float32 ->
-    scores), one row group at a time; the rows in file order."""
+    scores), one row group at a time; the rows in file order.
+
+    The sample is the test set's first ``sample_rows`` rows; 0 keeps none (an empty frame
+    with the sample's columns), a negative count is a ``ValueError``.
+    """
+    if sample_rows < 0:
+        raise ValueError(f"sample_rows must be 0 or more, not {sample_rows}")
     known = _known_by_day(path, periods)
     sample: list[pd.DataFrame] = []
     held = 0
@@ -116,8 +122,9 @@ def score_test_stream(
             labels[filled:end] = kept.column(TX_FRAUD).to_numpy()
             days[filled:end], cards[filled:end] = day[keep], card[keep]
             filled = end
-            if held < sample_rows:
+            if held < sample_rows or not sample:  # the first group even if empty: the columns
                 sample.append(kept.slice(0, sample_rows - held).to_pandas())
                 held += len(sample[-1])
     scored = Scored(labels[:filled], scores[:filled], days[:filled], cards[:filled])
-    return ScoredTest(scored, pd.concat(sample, ignore_index=True))
+    frame = pd.concat(sample, ignore_index=True) if sample else pd.DataFrame(columns=columns)
+    return ScoredTest(scored, frame)
