@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine, delete, select
 
 from conftest import private_pg_schema
+from storage_support import prediction_record
 from vigil.cases import card_case, day_queue
 from vigil.cases.queue import rank_day, today
 from vigil.config import CasesConfig
@@ -31,17 +32,14 @@ DAY = date(2018, 9, 30)
 
 
 def scored(tid: int, card: int, hour: int, score: float, day: int = 30) -> PredictionRecord:
-    return PredictionRecord(
-        transaction_id=tid,
+    return prediction_record(
+        tid,
         tx_datetime=datetime(2018, 9, day, hour),
         customer_id=card,
         terminal_id=100 + card,
         tx_amount=10.0 * tid,
         score=score,
-        label=int(score >= 0.5),
-        threshold=0.5,
         reason_codes=["tx_amount", "terminal_id_risk_7day_window"],
-        model_version="m-1",
         latency_ms=0.5,
         source="stream",
     )

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, text
 from typer.testing import CliRunner
 
 from conftest import private_pg_schema
+from storage_support import prediction_record
 from vigil.cli import app
 from vigil.storage import GroupCommitWriter, PredictionRecord, create_db_engine, upgrade_database
 from vigil.storage.partitions import (
@@ -100,18 +101,15 @@ def test_migration_keeps_every_row_in_the_partition_of_its_day(engine: Engine) -
 
 
 def record(transaction_id: int, received: datetime, score: float = 0.3) -> PredictionRecord:
-    return PredictionRecord(
-        transaction_id=transaction_id,
+    return prediction_record(
+        transaction_id,
         tx_datetime=datetime(2018, 4, 3, 8),
         customer_id=5,
         terminal_id=6,
         tx_amount=9.0,
         score=score,
         label=0,
-        threshold=0.5,
-        reason_codes=[],
         model_version="m-3",
-        latency_ms=0.4,
         received_at=received,
         created_at=received + timedelta(milliseconds=1),
     )

@@ -14,6 +14,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, make_url, select, text
 
 from conftest import private_pg_schema
+from storage_support import prediction_record
 from vigil.storage import (
     DatabaseUnavailable,
     GroupCommitWriter,
@@ -31,18 +32,14 @@ pytestmark = pytest.mark.integration
 
 
 def make_record(transaction_id: int) -> PredictionRecord:
-    """A hand-made scored transaction."""
-    return PredictionRecord(
-        transaction_id=transaction_id,
-        tx_datetime=datetime(2018, 4, 1, 12),
+    """A hand-made scored transaction, its card, terminal and amount from its id."""
+    return prediction_record(
+        transaction_id,
         customer_id=transaction_id % 17,
         terminal_id=transaction_id % 23,
         tx_amount=float(transaction_id),
         score=0.3,
-        label=0,
-        threshold=0.5,
         reason_codes=["tx_amount"],
-        model_version="m-1",
         latency_ms=0.5,
         source="stream",
     )

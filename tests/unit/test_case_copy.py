@@ -11,6 +11,7 @@ import pytest
 from alembic import command
 from sqlalchemy import Connection, Engine, delete, inspect, select
 
+from storage_support import prediction_record
 from vigil.storage import PredictionRecord, create_db_engine, insert_prediction_records
 from vigil.storage import upgrade_database as upgrade
 from vigil.storage.case_copy import sync_days
@@ -23,17 +24,13 @@ QUEUE_INDEXES = {"customer_day_amount", "terminal_day_id"}
 
 
 def scored(tid: int, card: int, when: datetime, amount: float = 10.0) -> PredictionRecord:
-    return PredictionRecord(
-        transaction_id=tid,
+    return prediction_record(
+        tid,
         tx_datetime=when,
         customer_id=card,
         terminal_id=100 + card,
         tx_amount=amount,
         score=0.5,
-        label=1,
-        threshold=0.5,
-        reason_codes=[],
-        model_version="m-1",
         latency_ms=1.0,
         source="stream",
     )

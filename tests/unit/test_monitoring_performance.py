@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
+from storage_support import prediction_record
 from vigil.config import TrainConfig
 from vigil.monitoring import create_metrics
 from vigil.monitoring.mart_metrics import MartMetrics
@@ -18,7 +19,6 @@ from vigil.monitoring.performance import BusinessTotals, delayed_label_performan
 from vigil.monitoring.queries import business_totals, labelled_predictions
 from vigil.storage import (
     LabelRecord,
-    PredictionRecord,
     create_db_engine,
     insert_labels,
     insert_prediction_records,
@@ -87,16 +87,14 @@ def engine(tmp_path: Path) -> Engine:
     upgrade_database(url)
     engine = create_db_engine(url)
     records = [
-        PredictionRecord(
-            transaction_id=tid,
+        prediction_record(
+            tid,
             tx_datetime=DAY,
             customer_id=customer,
             terminal_id=1,
             tx_amount=amount,
             score=score,
             label=decision,
-            threshold=0.5,
-            reason_codes=[],
             model_version="m1",
             latency_ms=1.0,
         )

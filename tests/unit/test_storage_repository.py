@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
+from storage_support import prediction_record
 from vigil.storage import (
     LabelRecord,
     PredictionRecord,
@@ -36,17 +37,14 @@ from vigil.storage.tables import labels, metadata, predictions, transactions
 
 def make_record(transaction_id: int, score: float = 0.25, source: str = "api") -> PredictionRecord:
     """A hand-made scored transaction."""
-    return PredictionRecord(
-        transaction_id=transaction_id,
+    return prediction_record(
+        transaction_id,
         tx_datetime=datetime(2018, 4, 1, 12, 0, transaction_id % 60),
         customer_id=7,
         terminal_id=42,
         tx_amount=12.5,
         score=score,
-        label=int(score >= 0.5),
-        threshold=0.5,
         reason_codes=["tx_amount"],
-        model_version="m-1",
         latency_ms=1.5,
         source=source,
     )

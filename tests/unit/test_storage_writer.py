@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from storage_support import prediction_record
 from vigil.storage import (
     DatabaseUnavailable,
     GroupCommitWriter,
@@ -25,23 +25,6 @@ from vigil.storage import sinks as sinks_module
 from vigil.storage.errors import AlreadyStored
 from vigil.storage.isolation import write_isolating
 from vigil.storage.tables import predictions, transactions
-
-
-def make_record(transaction_id: int) -> PredictionRecord:
-    """A hand-made scored transaction."""
-    return PredictionRecord(
-        transaction_id=transaction_id,
-        tx_datetime=datetime(2018, 4, 1, 12),
-        customer_id=1,
-        terminal_id=2,
-        tx_amount=10.0,
-        score=0.1,
-        label=0,
-        threshold=0.5,
-        reason_codes=[],
-        model_version="m-1",
-        latency_ms=0.4,
-    )
 
 
 @pytest.fixture
@@ -69,7 +52,7 @@ async def test_concurrent_submits_share_commits(db_url: str) -> None:
         db_url, max_batch=64, max_delay_ms=5, on_commit=lambda n, s: observed.append((n, s))
     )
     await writer.start()
-    await asyncio.gather(*(writer.submit(make_record(i)) for i in range(200)))
+    await asyncio.gather(*(writer.submit(prediction_record(i)) for i in range(200)))
     await writer.stop()
     assert stored_ids(db_url) == list(range(200))
     assert writer.commits == len(observed) < 200
@@ -81,7 +64,7 @@ async def test_concurrent_submits_share_commits(db_url: str) -> None:
 async def test_submit_returns_only_after_commit(db_url: str) -> None:
     writer = GroupCommitWriter(db_url, max_batch=8, max_delay_ms=1)
     await writer.start()
-    await writer.submit(make_record(7))
+    await writer.submit(prediction_record(7))
     assert stored_ids(db_url) == [7]
     await writer.stop()
 
@@ -89,10 +72,10 @@ async def test_submit_returns_only_after_commit(db_url: str) -> None:
 async def test_duplicate_submits_store_one_row(db_url: str) -> None:
     writer = GroupCommitWriter(db_url, max_batch=8, max_delay_ms=1)
     await writer.start()
-    await asyncio.gather(*(writer.submit(make_record(1)) for _ in range(5)))
-    await writer.submit(make_record(1))  # an id stored before is not an error for submit
-    (again,) = await writer.submit_many([make_record(1)])
-    (new,) = await writer.submit_many([make_record(2)])
+    await asyncio.gather(*(writer.submit(prediction_record(1)) for _ in range(5)))
+    await writer.submit(prediction_record(1))  # an id stored before is not an error for submit
+    (again,) = await writer.submit_many([prediction_record(1)])
+    (new,) = await writer.submit_many([prediction_record(2)])
     await writer.stop()
     assert isinstance(again, AlreadyStored) and new is None  # what the insert reports
     assert stored_ids(db_url) == [1, 2]
@@ -102,11 +85,11 @@ async def test_full_queue_refuses_at_once_and_stores_nothing_for_the_refused(db_
     # A long linger keeps the two accepted records queued while the third arrives.
     writer = GroupCommitWriter(db_url, max_batch=100, max_delay_ms=10_000, queue_max=2)
     await writer.start()
-    accepted = [asyncio.create_task(writer.submit(make_record(i))) for i in (1, 2)]
+    accepted = [asyncio.create_task(writer.submit(prediction_record(i))) for i in (1, 2)]
     await asyncio.sleep(0)
     assert writer.queue_depth == 2
     with pytest.raises(WriterOverloaded):
-        await writer.submit(make_record(3))
+        await writer.submit(prediction_record(3))
     await writer.stop()  # drains: the accepted records are committed
     await asyncio.gather(*accepted)
     assert stored_ids(db_url) == [1, 2]
@@ -115,11 +98,11 @@ async def test_full_queue_refuses_at_once_and_stores_nothing_for_the_refused(db_
 async def test_stopped_writer_refuses(db_url: str) -> None:
     writer = GroupCommitWriter(db_url)
     with pytest.raises(WriterClosed):
-        await writer.submit(make_record(1))
+        await writer.submit(prediction_record(1))
     await writer.start()
     await writer.stop()
     with pytest.raises(WriterClosed):
-        await writer.submit(make_record(1))
+        await writer.submit(prediction_record(1))
 
 
 async def wait_healthy(writer: GroupCommitWriter, timeout_s: float = 5.0) -> None:
@@ -135,10 +118,10 @@ async def test_unreachable_database_fails_fast_then_recovers(tmp_path: Path) -> 
     await writer.start()
     assert not writer.healthy
     with pytest.raises(DatabaseUnavailable):
-        await writer.submit(make_record(1))
+        await writer.submit(prediction_record(1))
     upgrade_database(url)  # the database comes back
     await wait_healthy(writer)
-    await writer.submit(make_record(2))
+    await writer.submit(prediction_record(2))
     await writer.stop()
     assert stored_ids(url) == [2]
 
@@ -159,14 +142,14 @@ async def test_outage_mid_stream_fails_pending_records_then_resumes(
     writer = GroupCommitWriter(db_url, max_batch=4, max_delay_ms=1, retry_initial_s=0.01)
     await writer.start()
     results = await asyncio.gather(
-        *(writer.submit(make_record(i)) for i in range(10)), return_exceptions=True
+        *(writer.submit(prediction_record(i)) for i in range(10)), return_exceptions=True
     )
     failed = [i for i, r in enumerate(results) if isinstance(r, DatabaseUnavailable)]
     acknowledged = [i for i, r in enumerate(results) if r is None]
     assert failed, "the outage must surface as DatabaseUnavailable"
     assert len(failed) + len(acknowledged) == 10
     await wait_healthy(writer)
-    await writer.submit(make_record(99))
+    await writer.submit(prediction_record(99))
     await writer.stop()
     assert stored_ids(db_url) == [*acknowledged, 99]
 
@@ -177,7 +160,7 @@ async def test_submit_many_returns_once_all_its_records_are_committed(db_url: st
         db_url, max_batch=4, max_delay_ms=1, on_commit=lambda n, _s: observed.append(n)
     )
     await writer.start()
-    await writer.submit_many([make_record(i) for i in range(10)])  # spans three commits
+    await writer.submit_many([prediction_record(i) for i in range(10)])  # spans three commits
     assert observed == [4, 4, 2] and stored_ids(db_url) == list(range(10))
     await writer.stop()
 
@@ -186,8 +169,8 @@ async def test_submit_many_refuses_the_whole_group_when_it_does_not_fit(db_url: 
     writer = GroupCommitWriter(db_url, max_batch=4, max_delay_ms=50, queue_max=5)
     await writer.start()
     with pytest.raises(WriterOverloaded):
-        await writer.submit_many([make_record(i) for i in range(6)])
-    await writer.submit_many([make_record(i) for i in range(5)])
+        await writer.submit_many([prediction_record(i) for i in range(6)])
+    await writer.submit_many([prediction_record(i) for i in range(5)])
     await writer.stop()
     assert stored_ids(db_url) == list(range(5))
 
@@ -209,18 +192,20 @@ async def test_write_isolating_halves_until_the_poison_stands_alone() -> None:
     assert len(written) <= 2 * 5  # about two writes per halving, log2(32) = 5 halvings
 
 
-async def test_sqlite_writer_refuses_only_the_poison_make_record(tmp_path: Path) -> None:
+async def test_sqlite_writer_refuses_only_the_poison_prediction_record(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'vigil.db'}"
     upgrade_database(url)
     writer = GroupCommitWriter(url, max_batch=64, max_delay_ms=5)
     await writer.start()
     poison = 2**63  # beyond SQLite's INTEGER: the driver refuses it
     results = await asyncio.gather(
-        *(writer.submit(make_record(i)) for i in range(100)),
-        writer.submit(make_record(poison)),
+        *(writer.submit(prediction_record(i)) for i in range(100)),
+        writer.submit(prediction_record(poison)),
         return_exceptions=True,
     )
-    many = await writer.submit_many([make_record(200), make_record(poison + 1), make_record(201)])
+    many = await writer.submit_many(
+        [prediction_record(200), prediction_record(poison + 1), prediction_record(201)]
+    )
     await writer.stop()
     assert results[:100] == [None] * 100
     assert isinstance(results[100], RecordRejected) and results[100].transaction_id == poison

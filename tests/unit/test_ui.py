@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from api_support import serve_in_thread
 from onnx_factory import logistic_model, make_metadata, save
+from storage_support import prediction_record
 from vigil.config import Settings, build_settings
 from vigil.data import schema
 from vigil.data.simulate import simulate_transactions
@@ -240,14 +241,13 @@ def test_simulate_page_shows_the_worlds_fraud_rate_and_flagged_amount(
 
 
 def record(tx_id: int, day: int, amount: float, score: float, version: str) -> PredictionRecord:
-    return PredictionRecord(
-        transaction_id=tx_id,
+    return prediction_record(
+        tx_id,
         tx_datetime=datetime(2018, 4, day, 10, 0),
         customer_id=tx_id % 2,
         terminal_id=5,
         tx_amount=amount,
         score=score,
-        label=int(score >= THRESHOLD),
         threshold=THRESHOLD,
         reason_codes=["tx_amount"] if score >= THRESHOLD else [],
         model_version=version,
