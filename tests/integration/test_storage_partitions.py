@@ -15,6 +15,7 @@ from conftest import private_pg_schema
 from storage_support import prediction_record
 from vigil.cli import app
 from vigil.storage import GroupCommitWriter, PredictionRecord, create_db_engine, upgrade_database
+from vigil.storage.case_copy import sync_days
 from vigil.storage.partitions import (
     day_partitions,
     ensure_partitions,
@@ -225,6 +226,33 @@ def test_maintenance_moves_stray_rows_and_drops_days_past_retention(engine: Engi
         assert min(day_partitions(connection, "transactions")) >= date(2029, 12, 22)
     again = maintain_partitions(engine, days_ahead=1, retention_days=10, today=date(2030, 1, 1))
     assert again.created == [] and again.dropped == []
+
+
+def test_retention_changes_only_the_copied_days_it_removed_rows_of(engine: Engine) -> None:
+    """Retention removes the copies of the transactions it drops and subtracts them from their
+    days' counts; the queue's other counts stay as its checks left them (nothing is rebuilt
+    from the whole copy)."""
+    checked_empty = date(2018, 4, 9)
+    with engine.begin() as connection:
+        sync_days(connection, [checked_empty])  # checked, nothing to copy: counted 0
+        assert copied_days(connection) == {
+            date(2018, 4, 1): 2,
+            date(2018, 4, 2): 1,
+            checked_empty: 0,
+        }
+    # the cutoff 2026-11-21 drops the day received 2026-11-20: id 1, of event day 2018-04-01
+    maintain_partitions(engine, days_ahead=0, retention_days=1, today=date(2026, 11, 22))
+    with engine.connect() as connection:
+        assert copied_days(connection) == {
+            date(2018, 4, 1): 1,
+            date(2018, 4, 2): 1,
+            checked_empty: 0,
+        }
+        copied = connection.execute(text("SELECT transaction_id FROM case_transactions"))
+        assert sorted(copied.scalars()) == [2, 3]
+    with engine.begin() as connection:  # the counts agree with transactions: nothing to redo
+        days = [date(2018, 4, 1), date(2018, 4, 2)]
+        assert sync_days(connection, days, recheck=days) == 0
 
 
 def test_downgrade_returns_every_row_to_the_plain_tables(engine: Engine) -> None:

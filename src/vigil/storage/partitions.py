@@ -163,27 +163,35 @@ def drop_partitions_before(connection: Connection, cutoff: date) -> list[str]:
         connection.execute(
             text(f"DELETE FROM {default_partition(table)} WHERE {key} < {_bound(cutoff)}")
         )
-    connection.execute(text(f"DELETE FROM {ID_INDEX} WHERE received_at < {_bound(cutoff)}"))
-    _forget_copied(connection)
+    _forget_ids_before(connection, cutoff)
     return dropped
 
 
-def _forget_copied(connection: Connection) -> None:
-    """The case queue's copy (:mod:`vigil.storage.case_copy`) forgets the transactions
-    retention removed, and its day counts follow."""
-    connection.execute(
+def _forget_ids_before(connection: Connection, cutoff: date) -> None:
+    """Forget the ids received before ``cutoff`` in :data:`ID_INDEX`, and the case queue's copy
+    (:mod:`vigil.storage.case_copy`) of those transactions: the copied rows go by primary key
+    and their days' counts in ``case_days`` drop by as many (a day left with none is forgotten,
+    so the queue checks it afresh). Only what retention removed is read, not the whole copy;
+    the other days' counts stay as the queue's checks left them."""
+    removed = connection.execute(
         text(
-            "DELETE FROM case_transactions c WHERE NOT EXISTS "
-            f"(SELECT 1 FROM {ID_INDEX} i WHERE i.transaction_id = c.transaction_id)"
+            f"WITH forgotten AS (DELETE FROM {ID_INDEX} WHERE received_at < {_bound(cutoff)} "
+            "RETURNING transaction_id), "
+            "gone AS (DELETE FROM case_transactions c USING forgotten f "
+            "WHERE c.transaction_id = f.transaction_id "
+            "RETURNING CAST(c.tx_datetime AS DATE) AS day), "
+            "per_day AS (SELECT day, count(*) AS n FROM gone GROUP BY day) "
+            "UPDATE case_days d SET transactions = d.transactions - p.n FROM per_day p "
+            "WHERE d.day = p.day RETURNING d.day, d.transactions"
         )
-    )
-    connection.execute(text("DELETE FROM case_days"))
-    connection.execute(
-        text(
-            "INSERT INTO case_days (day, transactions) SELECT CAST(tx_datetime AS DATE), "
-            "count(*) FROM case_transactions GROUP BY CAST(tx_datetime AS DATE)"
+    ).all()
+    emptied = [day for day, left in removed if left <= 0]
+    if emptied:
+        # a statement of its own: a concurrent count change is seen before the row goes
+        connection.execute(
+            text("DELETE FROM case_days WHERE day = ANY(:days) AND transactions <= 0"),
+            {"days": emptied},
         )
-    )
 
 
 @dataclass(frozen=True)
