@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,7 +24,7 @@ from vigil.data.simulate import simulate_transactions
 from vigil.decisions import Runtime
 from vigil.features import feature_names
 from vigil.features.offline import compute_features_frame
-from vigil.storage import create_db_engine
+from vigil.storage import PredictionRecord, create_db_engine
 from vigil.storage.errors import DatabaseUnavailable
 from vigil.storage.tables import labels, predictions
 from vigil.streaming import InProcessSink, TransactionMessage, build_asyncapi, replay
@@ -39,7 +39,13 @@ from vigil.streaming.messages import (
     LabelMessage,
     decision_routing_key,
 )
-from vigil.streaming.outbox import BATCH_ITEM_HEADER, dead_letter_copy, decision_publications
+from vigil.streaming.outbox import (
+    BATCH_ITEM_HEADER,
+    DecisionFields,
+    dead_letter_copy,
+    decision_fields,
+    decision_publications,
+)
 from vigil.streaming.retry import ShuttingDown, retry_transient
 from vigil.streaming.topology import REASON_HEADER
 
@@ -329,16 +335,58 @@ def test_single_messages_stay_supported_and_a_batch_without_its_type_is_poison()
     assert "transactions: Extra inputs are not permitted" in untyped.rejected[0].reason
 
 
-def decision(transaction_id: int, label: int) -> DecisionMessage:
-    return DecisionMessage(
+def stored(
+    transaction_id: int,
+    label: int,
+    decided_at: datetime = datetime(2026, 1, 1),
+    score: float | None = None,
+    reasons: tuple[str, ...] = (),
+) -> PredictionRecord:
+    return PredictionRecord(
         transaction_id=transaction_id,
-        score=0.9 if label else 0.1,
+        tx_datetime=datetime(2025, 12, 31),
+        customer_id=7,
+        terminal_id=8,
+        tx_amount=12.5,
+        score=(0.9 if label else 0.1) if score is None else score,
         label=label,
         threshold=0.5,
-        reason_codes=[],
+        reason_codes=list(reasons),
         model_version="m",
-        decided_at=datetime(2026, 1, 1),
+        latency_ms=1.0,
+        created_at=decided_at,
     )
+
+
+def decision(transaction_id: int, label: int) -> DecisionFields:
+    return decision_fields(stored(transaction_id, label), None)
+
+
+@pytest.mark.parametrize(
+    "decided_at",
+    [
+        datetime(2026, 12, 6, 3, 4, 5, 123456, tzinfo=UTC),  # the worker's clock
+        datetime(2026, 12, 6, 3, 4, 5, tzinfo=UTC),  # no microseconds
+        datetime(2026, 12, 6, 3, 4, 5, 10),  # naive (a stored record read back)
+        datetime(2026, 12, 6, 3, 4, 5, 7, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+    ],
+)
+@pytest.mark.parametrize("published_at", [None, 1765000000.123456, 0.0])
+def test_decision_bytes_are_the_models_own(
+    decided_at: datetime, published_at: float | None
+) -> None:
+    records = [
+        stored(1, 1, decided_at, 0.1 + 0.2, ("tx_amount", "terminal_risk_7d")),
+        stored(2**63 - 1, 1, decided_at, 1.0),
+        stored(3, 1, decided_at, 5e-324),
+    ]
+    fields = [decision_fields(r, published_at) for r in records]
+    assert list(fields[0]) == list(DecisionMessage.model_fields)
+    assert (fields[0]["decided_at"], fields[0]["published_at"]) == (decided_at, published_at)
+    models = [DecisionMessage.model_validate(f) for f in fields]  # the schema of record
+    (single, _), (batch, _) = decision_publications(fields, [False, True, True])[:2]
+    assert single.body == models[0].to_bytes()
+    assert batch.body == DecisionBatch(decisions=models[1:]).to_bytes()
 
 
 def test_batched_decisions_go_out_as_one_message_per_label_singles_alone() -> None:
@@ -354,7 +402,7 @@ def test_batched_decisions_go_out_as_one_message_per_label_singles_alone() -> No
     assert [d["transaction_id"] for d in shapes[1][2]["decisions"]] == [1, 4]
     assert [d["transaction_id"] for d in shapes[2][2]["decisions"]] == [2]
     again = DecisionBatch.model_validate_json(publications[1][0].body)
-    assert again.decisions == [decisions[0], decisions[3]]
+    assert [d.model_dump() for d in again.decisions] == [decisions[0], decisions[3]]
 
 
 def test_a_dead_lettered_batch_item_is_marked_and_loses_the_batch_type() -> None:

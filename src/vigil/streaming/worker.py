@@ -31,11 +31,17 @@ from vigil.decisions import Replayed, Runtime, ScoredBatch, TransactionConflict
 from vigil.inference.decision import Decision
 from vigil.inference.manager import ModelSnapshot
 from vigil.monitoring import VigilMetrics
+from vigil.monitoring.prometheus import observe_many
 from vigil.storage import LabelRecord, RecordRejected
 from vigil.streaming.batching import DeliveryBatcher
 from vigil.streaming.intake import Delivery, Rejected, read_delivery, validation_reason
-from vigil.streaming.messages import DecisionMessage, LabelMessage, TransactionMessage
-from vigil.streaming.outbox import dead_letter_copy, decision_message, decision_publications
+from vigil.streaming.messages import LabelMessage, TransactionMessage
+from vigil.streaming.outbox import (
+    DecisionFields,
+    dead_letter_copy,
+    decision_fields,
+    decision_publications,
+)
 from vigil.streaming.partitions import PartitionOwner
 from vigil.streaming.retry import ShuttingDown, retry_transient
 from vigil.streaming.topology import Topology, declare_topology
@@ -243,7 +249,7 @@ class StreamWorker:
 
     async def _finish(self, batch: _Scored, topology: Topology) -> None:
         """Stage 2: commit, publish decisions and dead letters (confirmed), then one ack."""
-        decisions: list[DecisionMessage] = []
+        decisions: list[DecisionFields] = []
         batched: list[bool] = []
         refused: list[tuple[AbstractIncomingMessage, Rejected, str]] = []
         if batch.scored is not None:
@@ -254,9 +260,9 @@ class StreamWorker:
             ):
                 if isinstance(outcome, Decision):
                     record = new[message.transaction_id]
-                    decisions.append(decision_message(record, message.published_at))
+                    decisions.append(decision_fields(record, message.published_at))
                 elif isinstance(outcome, Replayed):  # a repeated id: the stored decision again
-                    decisions.append(decision_message(outcome.record, message.published_at))
+                    decisions.append(decision_fields(outcome.record, message.published_at))
                 elif isinstance(outcome, RecordRejected | TransactionConflict):
                     refused.append(_letter(origin, outcome))
                     continue
@@ -335,9 +341,10 @@ class StreamWorker:
             return
         self._metrics.messages_acked.labels(queue=queue).inc(count)
         now = time.time()
-        for message in messages:
-            if message.published_at is not None:
-                self._metrics.stream_end_to_end_latency.observe(now - message.published_at)
+        observe_many(
+            self._metrics.stream_end_to_end_latency,
+            [now - m.published_at for m in messages if m.published_at is not None],
+        )
 
 
 def _letter(
