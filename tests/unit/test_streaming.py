@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from onnx_factory import logistic_model, make_metadata, save
+from storage_support import prediction_record
 from vigil.config import BrokerConfig, DataConfig, Settings
 from vigil.data import schema
 from vigil.data.simulate import simulate_transactions
@@ -342,19 +343,9 @@ def stored(
     score: float | None = None,
     reasons: tuple[str, ...] = (),
 ) -> PredictionRecord:
-    return PredictionRecord(
-        transaction_id=transaction_id,
-        tx_datetime=datetime(2025, 12, 31),
-        customer_id=7,
-        terminal_id=8,
-        tx_amount=12.5,
-        score=(0.9 if label else 0.1) if score is None else score,
-        label=label,
-        threshold=0.5,
-        reason_codes=list(reasons),
-        model_version="m",
-        latency_ms=1.0,
-        created_at=decided_at,
+    score = (0.9 if label else 0.1) if score is None else score
+    return prediction_record(
+        transaction_id, score=score, label=label, reason_codes=reasons, created_at=decided_at
     )
 
 
