@@ -301,6 +301,26 @@ def test_history_page_lists_and_filters_stored_predictions(
     assert not at.dataframe and "No stored predictions match" in at.info[0].value
 
 
+def test_history_filters_by_card_with_every_stored_decision(
+    monkeypatch: pytest.MonkeyPatch, paths: dict[str, Path], database: Path
+) -> None:
+    """The card filter reads the case queue's copy, which the page brings up to date first:
+    rows stored after the copy was last checked are listed too."""
+    at = app_test(monkeypatch, paths, page="history")
+    at.text_input(key="customer").set_value("1")
+    at = at.run()
+    no_exception(at)
+    assert list(at.dataframe[0].value["transaction_id"]) == [3, 1]
+    engine = create_db_engine(f"sqlite:///{database}")
+    with engine.begin() as connection:
+        insert_prediction_records(connection, [record(5, 2, 40.0, 0.2, "m-2")])
+    engine.dispose()
+    at = at.run()
+    table = at.dataframe[0].value
+    assert list(table["transaction_id"]) == [5, 3, 1]
+    assert set(table["customer_id"]) == {1}
+
+
 def test_analytics_page_shows_the_business_figures(
     monkeypatch: pytest.MonkeyPatch, paths: dict[str, Path], database: Path
 ) -> None:

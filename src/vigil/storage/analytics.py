@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, Integer, Select, and_, case, cast, fu
 from sqlalchemy.exc import SQLAlchemyError
 
 from vigil.storage.errors import StorageError
-from vigil.storage.tables import labels, predictions, transactions
+from vigil.storage.tables import case_transactions, labels, predictions, transactions
 
 SCORE_BINS = 20
 # Extra field the simulator's and the handbook's data carry: which fraud pattern, when labelled.
@@ -55,16 +55,22 @@ def model_versions(connection: Connection) -> list[str]:
     return list(connection.execute(query).scalars())
 
 
-def prediction_history(connection: Connection, where: HistoryFilter) -> pd.DataFrame:
-    """The newest predictions matching ``where``, with their transaction and any fraud label."""
+def history_query(where: HistoryFilter) -> Select[Any]:
+    """The query of :func:`prediction_history`.
+
+    A card's transactions (``customer_id``) are read from the case queue's copy,
+    ``case_transactions``, by its card index: ``transactions`` has none (every scored request
+    would maintain it), so a card filter there reads every stored transaction.
+    """
+    tx = transactions if where.customer_id is None else case_transactions
     query = (
         select(
             predictions.c.created_at,
             predictions.c.transaction_id,
-            transactions.c.tx_datetime,
-            transactions.c.customer_id,
-            transactions.c.terminal_id,
-            transactions.c.tx_amount,
+            tx.c.tx_datetime,
+            tx.c.customer_id,
+            tx.c.terminal_id,
+            tx.c.tx_amount,
             predictions.c.score,
             predictions.c.label,
             predictions.c.threshold,
@@ -74,9 +80,7 @@ def prediction_history(connection: Connection, where: HistoryFilter) -> pd.DataF
             predictions.c.latency_ms,
             labels.c.tx_fraud,
         )
-        .join_from(
-            predictions, transactions, predictions.c.transaction_id == transactions.c.transaction_id
-        )
+        .join_from(predictions, tx, predictions.c.transaction_id == tx.c.transaction_id)
         .outerjoin(labels, predictions.c.transaction_id == labels.c.transaction_id)
         .where(predictions.c.score >= where.min_score)
         .order_by(predictions.c.created_at.desc(), predictions.c.transaction_id.desc())
@@ -87,7 +91,17 @@ def prediction_history(connection: Connection, where: HistoryFilter) -> pd.DataF
     if where.model_version is not None:
         query = query.where(predictions.c.model_version == where.model_version)
     if where.customer_id is not None:
-        query = query.where(transactions.c.customer_id == where.customer_id)
+        query = query.where(tx.c.customer_id == where.customer_id)
+    return query
+
+
+def prediction_history(connection: Connection, where: HistoryFilter) -> pd.DataFrame:
+    """The newest predictions matching ``where``, with their transaction and any fraud label.
+
+    With a card filter, the case queue's copy must hold every stored day first
+    (:func:`vigil.storage.case_copy.sync_stored_days`, which writes; nothing here does).
+    """
+    query = history_query(where)
     return pd.DataFrame(
         connection.execute(query).mappings().all(), columns=list(query.selected_columns.keys())
     )

@@ -117,6 +117,33 @@ def sync_days(connection: Connection, days: Iterable[date], recheck: Iterable[da
     return changed
 
 
+def stored_days(connection: Connection) -> list[date]:
+    """Every event-time day from the first stored transaction's to the last's."""
+    # one aggregate a subquery: SQLite reads min() or max() off the index only when alone
+    first, last = connection.execute(
+        select(
+            select(func.min(transactions.c.tx_datetime)).scalar_subquery(),
+            select(func.max(transactions.c.tx_datetime)).scalar_subquery(),
+        )
+    ).one()
+    if first is None or last is None:
+        return []
+    return days_between(first.date(), last.date())
+
+
+def sync_stored_days(connection: Connection) -> int:
+    """Bring the copy of every stored day up to the queue's freshness before a read of a
+    card's whole history (the History page's card filter): the days never copied are copied
+    and the newest day, the one still receiving transactions, is checked again; a day copied
+    before keeps its copy (late transactions of an earlier day reach it when the queue's
+    ranking refresh or a verdict checks that day). Returns the rows copied or removed.
+
+    Checking every day would cost a count of each day's rows, more than reading them all
+    (``benchmarks/bench_history.py``)."""
+    days = stored_days(connection)
+    return sync_days(connection, days, recheck=days[-1:])
+
+
 def days_between(first: date, last: date) -> list[date]:
     """Every day from ``first`` to ``last``, both included."""
     return [first + timedelta(days=n) for n in range((last - first).days + 1)]

@@ -7,6 +7,7 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from vigil.storage.analytics import HistoryFilter, model_versions, prediction_history
+from vigil.storage.case_copy import sync_stored_days
 from vigil.ui.options import UiOptions
 from vigil.ui.views.common import database_or_warning
 
@@ -39,7 +40,12 @@ def render(options: UiOptions) -> None:
     try:
         with engine.connect() as connection:
             versions = model_versions(connection)
-            where = _filters(versions)
+        where = _filters(versions)
+        if where.customer_id is not None:
+            # the card's rows are read from the case queue's copy: every stored day first
+            with engine.begin() as connection:
+                sync_stored_days(connection)
+        with engine.connect() as connection:
             frame = prediction_history(connection, where)
     except SQLAlchemyError as error:
         st.error(f"Could not read predictions: {error}")
