@@ -270,3 +270,55 @@ async def test_async_verdicts_equal_in_memory(redis_url: str) -> None:
     assert got[:, -8:].max() > 0
     await store.aclose()
     store.close()
+
+
+def _state(client: redis.Redis, prefix: str) -> dict[str, object]:
+    """Every key under ``prefix`` (without it) and its content; whether it has a TTL."""
+    out: dict[str, object] = {}
+    for key in client.scan_iter(f"{prefix}:*"):
+        name = key.decode()[len(prefix) :]
+        kind = client.type(key).decode()
+        value = client.get(key) if kind == "string" else client.zrange(key, 0, -1, withscores=True)
+        out[name] = (value, client.pttl(key) > 0)
+    return out
+
+
+def test_bulk_load_leaves_the_state_recording_does_merged_with_live_records(
+    redis_url: str, small_settings: Settings
+) -> None:
+    """`vigil warm-state`'s bulk load after a Redis restart: the live traffic recorded since
+    (newer) is already there; the result equals recording the history then the labels."""
+    from vigil.features.replay import as_transactions, in_event_order
+    from vigil.features.state import Label, WindowSpec
+
+    update = {"n_customers": 60, "n_terminals": 60, "n_days": 45, "seed": 5}
+    frame = in_event_order(simulate_transactions(small_settings.data.model_copy(update=update)))
+    cut = frame.tx_datetime.iloc[int(len(frame) * 0.8)]
+    history, live = frame[frame.tx_datetime < cut], frame[frame.tx_datetime >= cut]
+    txs = as_transactions(history)
+    labels = [
+        Label(int(r.transaction_id), int(r.customer_id), int(r.terminal_id),
+              r.tx_datetime.to_pydatetime(), bool(r.tx_fraud))
+        for r in history.itertuples()
+    ]  # fmt: skip
+    labels += labels[:50]  # a repeated label changes nothing
+    assert any(label.fraud for label in labels)
+    spec = WindowSpec.from_config(CONFIG)
+    client = redis.Redis.from_url(redis_url)
+    states = []
+    for name in ("recorded", "loaded"):
+        prefix = f"vigil:test:load:{name}:{uuid.uuid4().hex[:6]}"
+        store = RedisStateStore(redis_url, prefix=prefix)
+        store.record(as_transactions(live), spec)  # the API since the restart
+        if name == "recorded":
+            for start in range(0, len(txs), 97):
+                store.record(txs[start : start + 97], spec)
+            for label in labels:
+                store.add_label(label)
+        else:
+            store.load(txs, labels, spec)
+        states.append(_state(client, prefix))
+        store.close()
+    client.close()
+    assert states[0].keys() == states[1].keys() and len(states[0]) > 50
+    assert states[1] == states[0]

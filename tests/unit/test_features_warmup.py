@@ -104,3 +104,62 @@ def test_cli_names_an_unreachable_store_without_its_password(
     assert result.exit_code == 1
     assert "state store unreachable at redis://:**********@127.0.0.1:1/0" in result.output
     assert "hunter2" not in result.output
+
+
+def _store_traffic(url: str, traffic: pd.DataFrame) -> None:
+    """What the services stored of ``traffic``: its transactions and their labels."""
+    from sqlalchemy import insert
+
+    from vigil.storage.engine import create_db_engine
+    from vigil.storage.tables import labels, metadata, transactions
+
+    engine = create_db_engine(url)
+    metadata.create_all(engine, tables=[transactions, labels])
+    now = datetime(2030, 1, 1)
+    columns = [
+        schema.TRANSACTION_ID, schema.TX_DATETIME, schema.CUSTOMER_ID, schema.TERMINAL_ID,
+        schema.TX_AMOUNT,
+    ]  # fmt: skip
+    rows = traffic[columns].to_dict("records")
+    with engine.begin() as connection:
+        connection.execute(insert(transactions), [{**r, "received_at": now} for r in rows])
+        connection.execute(
+            insert(labels),
+            [
+                {
+                    "transaction_id": int(i), "tx_fraud": int(f), "labelled_at": now,
+                    "received_at": now,
+                }
+                for i, f in zip(traffic[schema.TRANSACTION_ID], traffic[schema.TX_FRAUD],
+                                strict=True)
+            ],
+        )  # fmt: skip
+    engine.dispose()
+
+
+def test_a_store_warmed_with_the_stored_traffic_scores_like_offline(
+    world: pd.DataFrame, tmp_path: Path
+) -> None:
+    """After a Redis loss the dataset (the history before the traffic) is not enough: the
+    warm-up adds what the services stored since, and then scores like a store live all along."""
+    from vigil.features.warmup import stored_transactions, with_stored
+
+    traffic_start = UNTIL - timedelta(days=20)
+    times = world[schema.TX_DATETIME]
+    history = world[times < traffic_start]
+    url = f"sqlite:///{tmp_path / 'vigil.db'}"
+    _store_traffic(url, world[(times >= traffic_start) & (times < UNTIL)])
+    expected = offline_from(world, UNTIL, CONFIG)
+
+    horizon_us = OnlineFeatureComputer(CONFIG, InMemoryStateStore()).spec.horizon_us
+    stored = stored_transactions(url, horizon_us)
+    assert stored[schema.TX_DATETIME].min() >= traffic_start
+    warmed = InMemoryStateStore()
+    computer = OnlineFeatureComputer(CONFIG, warmed, dtype=np.float64)
+    done = warm_state(computer, with_stored(history, stored), UNTIL)
+    assert done.since == UNTIL - timedelta(days=30 + 7)
+    np.testing.assert_allclose(score_from(warmed, world, UNTIL, CONFIG), expected, rtol=1e-9)
+
+    history_only = InMemoryStateStore()
+    warm_state(OnlineFeatureComputer(CONFIG, history_only), history, UNTIL)
+    assert not np.allclose(score_from(history_only, world, UNTIL, CONFIG), expected)

@@ -80,7 +80,26 @@ def warm_state(
             "[default: just after the last transaction]",
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch", min=1, help="Transactions per call.")] = 512,
+    batch_size: Annotated[
+        int, typer.Option("--batch", min=1, help="Transactions per bulk load.")
+    ] = 1_048_576,
+    stored: Annotated[
+        bool,
+        typer.Option(
+            "--stored/--no-stored",
+            help="Also the transactions (and labels) stored in storage.database_url within the "
+            "horizon of the newest: after a Redis restart, the live traffic the input lacks.",
+        ),
+    ] = False,
+    pending_labels: Annotated[
+        bool,
+        typer.Option(
+            "--pending-labels/--due-labels",
+            help="Apply every label of the input, also those not yet due (features use a label "
+            "only once its transaction is the label delay old: the same as each label arriving "
+            "on time). Default: only the labels already due.",
+        ),
+    ] = False,
     config: ConfigOption = DEFAULT_CONFIG_PATH,
     overrides: SetOption = None,
     verbose: VerboseOption = False,
@@ -104,7 +123,7 @@ def warm_state(
     from vigil.data.io import read_transactions
     from vigil.features.online import OnlineFeatureComputer
     from vigil.features.state import make_state_store
-    from vigil.features.warmup import plan_warmup
+    from vigil.features.warmup import plan_warmup, stored_transactions, with_stored
     from vigil.features.warmup import warm_state as warm
     from vigil.redaction import mask_url
 
@@ -115,9 +134,12 @@ def warm_state(
     store = make_state_store(url)
     try:
         computer = OnlineFeatureComputer(settings.features, store)
-        plan = plan_warmup(computer, frame, until)
+        if stored:
+            db_url = settings.storage.database_url
+            frame = with_stored(frame, stored_transactions(db_url, computer.spec.horizon_us))
+        plan = plan_warmup(computer, frame, until, pending_labels)
         with tqdm(total=plan.transactions + plan.labels, unit="item", desc="warming") as bar:
-            done = warm(computer, frame, until, batch_size, bar.update)
+            done = warm(computer, frame, until, batch_size, bar.update, pending_labels)
     except (RedisConnectionError, RedisTimeoutError) as error:
         raise fail(f"state store unreachable at {mask_url(url)}: {error}") from None
     finally:

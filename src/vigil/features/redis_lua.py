@@ -238,3 +238,95 @@ for p = 0, #KEYS / 2 - 1 do
 end
 return 1
 """
+
+LOAD = """
+-- A warm-up's bulk load (``vigil warm-state``): many transactions of one entity at once,
+-- merged into what the entity already holds (live traffic recorded since a restart), and
+-- the entity's final labels. The same state as recording them one by one in time order then
+-- applying the labels; no windows computed, nothing returned.
+-- ARGV: ttl_ms, n customer operations, then per operation three blobs of 36-byte rows
+-- (time and amount as little-endian doubles, the id right-aligned in 20 characters), each
+-- sorted by (time, id): the transactions, those labelled fraud, those labelled genuine.
+-- KEYS: per customer operation its transactions zset, rows string and frauds zset; then per
+-- terminal operation its transactions and frauds zsets.
+local ROW, ID_AT = 36, 16
+local unpack_row = struct.unpack
+local ttl, n_customers = tonumber(ARGV[1]), tonumber(ARGV[2])
+
+local function id_at(blob, at)
+  return string.match(string.sub(blob, at + ID_AT, at + ROW - 1), '%S+')
+end
+
+-- Adds the blob's transactions (NX); returns the rows this call added, in order. Variadic
+-- ZMSCORE and ZADD, at most 1,000 members a call (Lua's unpack has a stack limit).
+local function add(zset, blob)
+  local added = {}
+  local fresh = redis.call('EXISTS', zset) == 0
+  for first = 1, #blob, 1000 * ROW do
+    local last = math.min(#blob, first + 1000 * ROW - 1)
+    local ids, args = {}, {}
+    for at = first, last, ROW do ids[#ids + 1] = id_at(blob, at) end
+    local scores = fresh and {} or redis.call('ZMSCORE', zset, unpack(ids))
+    local n = 0
+    for at = first, last, ROW do
+      n = n + 1
+      if not scores[n] then
+        args[#args + 1] = unpack_row('<d', blob, at)
+        args[#args + 1] = ids[n]
+        added[#added + 1] = string.sub(blob, at, at + ROW - 1)
+      end
+    end
+    if #args > 0 then redis.call('ZADD', zset, 'NX', unpack(args)) end
+  end
+  return added
+end
+
+local function before(a, b)  -- row order: time, then the right-aligned id
+  local ta, tb = unpack_row('<d', a, 1), unpack_row('<d', b, 1)
+  if ta ~= tb then return ta < tb end
+  return string.sub(a, ID_AT + 1) < string.sub(b, ID_AT + 1)
+end
+
+local function merged(rows, added)
+  if #added == 0 then return nil end
+  local out, i, at = {}, 1, 1
+  while at <= #rows or i <= #added do
+    local row = at <= #rows and string.sub(rows, at, at + ROW - 1) or nil
+    if row ~= nil and (i > #added or before(row, added[i])) then
+      out[#out + 1], at = row, at + ROW
+    else
+      out[#out + 1], i = added[i], i + 1
+    end
+  end
+  return table.concat(out)
+end
+
+local function labels(zset, frauds, fraud_blob, genuine_blob)
+  for at = 1, #fraud_blob, ROW do
+    local id = id_at(fraud_blob, at)
+    local ts = redis.call('ZSCORE', zset, id)
+    if ts then redis.call('ZADD', frauds, ts, id) end
+  end
+  if #genuine_blob == 0 or redis.call('EXISTS', frauds) == 0 then return end
+  for at = 1, #genuine_blob, ROW do redis.call('ZREM', frauds, id_at(genuine_blob, at)) end
+end
+
+local a = 3
+for c = 0, n_customers - 1 do
+  local k = 3 * c
+  local added = add(KEYS[k + 1], ARGV[a])
+  local rows = merged(redis.call('GET', KEYS[k + 2]) or '', added)
+  if rows then redis.call('SET', KEYS[k + 2], rows) end
+  labels(KEYS[k + 1], KEYS[k + 3], ARGV[a + 1], ARGV[a + 2])
+  for j = 1, 3 do redis.call('PEXPIRE', KEYS[k + j], ttl) end
+  a = a + 3
+end
+for k = 3 * n_customers, #KEYS - 1, 2 do
+  add(KEYS[k + 1], ARGV[a])
+  labels(KEYS[k + 1], KEYS[k + 2], ARGV[a + 1], ARGV[a + 2])
+  redis.call('PEXPIRE', KEYS[k + 1], ttl)
+  redis.call('PEXPIRE', KEYS[k + 2], ttl)
+  a = a + 3
+end
+return 1
+"""

@@ -30,6 +30,7 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 import hiredis
+import numpy as np
 import redis
 import redis.asyncio as aioredis
 import redis.asyncio.cluster as aiocluster
@@ -147,9 +148,31 @@ class _Script:
         return cls(lua, hashlib.sha1(lua.encode()).hexdigest())
 
 
-_RECORD, _FORGET, _LABEL = (
-    _Script.of(s) for s in (redis_lua.RECORD, redis_lua.FORGET, redis_lua.LABEL)
+_RECORD, _FORGET, _LABEL, _LOAD = (
+    _Script.of(s) for s in (redis_lua.RECORD, redis_lua.FORGET, redis_lua.LABEL, redis_lua.LOAD)
 )
+_ROW = np.dtype([("ts", "<f8"), ("amount", "<f8"), ("id", "S20")])  # the rows string's record
+_LOAD_ROWS_PER_CALL = 4096  # a load call holds Redis for a few ms: live calls slip between
+
+
+def _rows(ts: np.ndarray, amount: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Rows in the record script's layout (in the order given)."""
+    rows = np.empty(len(ts), dtype=_ROW)
+    rows["ts"], rows["amount"] = ts, amount
+    if len(ids):  # rjust cannot size an empty array
+        rows["id"] = np.char.rjust(ids.astype("S20"), 20)
+    return rows
+
+
+def _blobs(entity: np.ndarray, rows: np.ndarray) -> dict[int, bytes]:
+    """Per entity the concatenation of its rows (kept in their order)."""
+    order = np.argsort(entity, kind="stable")
+    entity, rows = entity[order], rows[order]
+    keys, starts = np.unique(entity, return_index=True)
+    ends = [*starts[1:], len(rows)][: len(starts)]
+    return {int(k): rows[a:b].tobytes() for k, a, b in zip(keys, starts, ends, strict=True)}
+
+
 _VERDICT_ADD, _VERDICT_READ = (_Script.of(s) for s in (redis_verdicts.ADD, redis_verdicts.READ))
 
 
@@ -443,6 +466,87 @@ class RedisStateStore:
     def add_label(self, label: Label) -> None:
         """Attach a fraud label to the transaction if its histories still hold it."""
         self._run(_LABEL, _calls(self._label_ops(label), [], self.cluster))
+
+    def add_labels(self, labels: Sequence[Label]) -> None:
+        """:meth:`add_label` for many labels: one script call (per slot) for all of them."""
+        if labels:
+            ops = [op for label in labels for op in self._label_ops(label)]
+            self._run(_LABEL, _calls(ops, [], self.cluster))
+
+    def load(self, txs: Sequence[Transaction], labels: Sequence[Label], spec: WindowSpec) -> None:
+        """A warm-up's bulk load: the same state as :meth:`record` of ``txs`` in time order
+        then :meth:`add_labels`, merged into what the store holds, without computing any
+        window: per entity one script operation for all its transactions and final labels,
+        a few thousand rows per call. On a cluster: recorded one batch at a time instead."""
+        if self.cluster:
+            for start in range(0, len(txs), 512):
+                self.record(txs[start : start + 512], spec)
+            for start in range(0, len(labels), 512):
+                self.add_labels(labels[start : start + 512])
+            return
+        if not txs:
+            return
+        txs = list({tx.transaction_id: tx for tx in reversed(txs)}.values())[::-1]  # NX: first
+        ts = np.array([tx.ts_us for tx in txs], dtype=np.float64)
+        ids = np.array([tx.transaction_id for tx in txs], dtype=np.int64)
+        amounts = np.array([tx.tx_amount for tx in txs], dtype=np.float64)
+        owners = np.array([(tx.customer_id, tx.terminal_id) for tx in txs], dtype=np.int64)
+        order = np.lexsort((np.char.rjust(ids.astype("S20"), 20), ts))  # (time, padded id)
+        rows = _rows(ts[order], amounts[order], ids[order])
+        owners = owners[order]
+        window = set(ids.tolist())
+        final = {label.transaction_id: label for label in labels}  # the last label counts
+        known = [label for i, label in final.items() if i in window]
+        label_rows = _rows(
+            np.zeros(len(known)),
+            np.zeros(len(known)),
+            np.array([label.transaction_id for label in known], dtype=np.int64),
+        )
+        label_owners = np.array(
+            [(label.customer_id, label.terminal_id) for label in known], dtype=np.int64
+        ).reshape(-1, 2)
+        fraud = np.array([label.fraud for label in known], dtype=bool)
+        ops: list[tuple[bool, int, bytes, bytes, bytes]] = []
+        for side, customer in ((0, True), (1, False)):
+            frauds = _blobs(label_owners[fraud, side], label_rows[fraud])
+            genuine = _blobs(label_owners[~fraud, side], label_rows[~fraud])
+            for entity, blob in _blobs(owners[:, side], rows).items():
+                ops.append(
+                    (customer, entity, blob, frauds.get(entity, b""), genuine.get(entity, b""))
+                )
+        self._load_ops(ops, spec)
+
+    def _load_ops(self, ops: list[tuple[bool, int, bytes, bytes, bytes]], spec: WindowSpec) -> None:
+        """Run the load script over ``ops``, a few thousand rows per call, pipelined."""
+        ttl = self._ttl_ms(spec)
+        calls: list[tuple[Any, ...]] = []
+        batch: list[tuple[bool, int, bytes, bytes, bytes]] = []
+        size = 0
+
+        def flush() -> None:
+            customers = [op for op in batch if op[0]]
+            terminals = [op for op in batch if not op[0]]
+            keys: list[str] = []
+            args: list[Any] = [ttl, len(customers)]
+            for customer, entity, *blobs in customers + terminals:
+                keys += self._customer_keys(entity) if customer else self._terminal_keys(entity)
+                args += blobs
+            calls.append(("EVALSHA", _LOAD.sha, len(keys), *keys, *args))
+
+        for op in ops:
+            batch.append(op)
+            size += len(op[2]) // _ROW.itemsize
+            if size >= _LOAD_ROWS_PER_CALL:
+                flush()
+                batch, size = [], 0
+        if batch:
+            flush()
+        self._client.script_load(_LOAD.lua)
+        for start in range(0, len(calls), 16):  # a pipeline of calls: one round trip
+            pipe = self._client.pipeline(transaction=False)
+            for call in calls[start : start + 16]:
+                pipe.execute_command(*call)
+            pipe.execute()
 
     async def aadd_label(self, label: Label) -> None:
         """Async :meth:`add_label`."""

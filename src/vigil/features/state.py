@@ -164,6 +164,15 @@ class StateStore(Protocol):
         """Attach a fraud label to a recorded transaction (idempotent)."""
         ...
 
+    def add_labels(self, labels: Sequence[Label]) -> None:
+        """:meth:`add_label` for many labels at once (one round trip on Redis: warm-ups)."""
+        ...
+
+    def load(self, txs: Sequence[Transaction], labels: Sequence[Label], spec: WindowSpec) -> None:
+        """A warm-up's bulk load: the state of :meth:`record` of ``txs`` (in time order) then
+        :meth:`add_labels`, however it is fastest to get there."""
+        ...
+
     async def arecord(self, txs: Sequence[Transaction], spec: WindowSpec) -> list[Aggregates]:
         """Async :meth:`record`."""
         ...
@@ -375,6 +384,16 @@ class InMemoryStateStore:
                 history = histories.get(key)
                 if history is not None and label.transaction_id in history.amounts:
                     history.frauds[label.transaction_id] = int(label.fraud)
+
+    def add_labels(self, labels: Sequence[Label]) -> None:
+        """:meth:`add_label` for each label in order."""
+        for label in labels:
+            self.add_label(label)
+
+    def load(self, txs: Sequence[Transaction], labels: Sequence[Label], spec: WindowSpec) -> None:
+        """Record ``txs`` then add ``labels`` (in-process: nothing faster to do)."""
+        self.record(txs, spec)
+        self.add_labels(labels)
 
     async def arecord(self, txs: Sequence[Transaction], spec: WindowSpec) -> list[Aggregates]:
         """Async :meth:`record` (in-process: no I/O to wait for)."""

@@ -21,6 +21,7 @@ import pandas as pd
 from vigil.data import schema
 from vigil.features.online import OnlineFeatureComputer
 from vigil.features.replay import as_transactions, in_event_order
+from vigil.features.state import Label
 
 log = logging.getLogger(__name__)
 
@@ -56,25 +57,79 @@ def _due_labels(
     labelled one if ``pending``; none when the data carries no labels)."""
     if schema.TX_FRAUD not in window:
         return window.iloc[0:0].assign(**{schema.TX_FRAUD: pd.Series(dtype="int8")})
+    window = window[window[schema.TX_FRAUD].notna()]  # stored rows without a label yet
     if pending:
         return window
     delay = timedelta(days=computer.config.label_delay_days)
     return window[window[schema.TX_DATETIME] + delay <= until]
 
 
+def stored_transactions(database_url: str, horizon_us: int) -> pd.DataFrame:
+    """The transactions stored in ``database_url`` within ``horizon_us`` of the newest one,
+    with their labels (``tx_fraud``: missing where none is stored yet), for a warm-up that
+    must catch up with live traffic: after a Redis restart the state is what the services
+    stored, not only what an old dataset holds."""
+    from sqlalchemy import func, select
+
+    from vigil.storage.engine import create_db_engine
+    from vigil.storage.tables import labels, transactions
+
+    engine = create_db_engine(database_url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            newest = connection.execute(select(func.max(transactions.c.tx_datetime))).scalar()
+            columns = [
+                transactions.c.transaction_id,
+                transactions.c.tx_datetime,
+                transactions.c.customer_id,
+                transactions.c.terminal_id,
+                transactions.c.tx_amount,
+                labels.c.tx_fraud,
+            ]
+            query = select(*columns).outerjoin(
+                labels, labels.c.transaction_id == transactions.c.transaction_id
+            )
+            if newest is not None:
+                since = newest - timedelta(microseconds=horizon_us)
+                query = query.where(transactions.c.tx_datetime > since)
+            frame = pd.read_sql(query, connection)
+    finally:
+        engine.dispose()
+    frame[schema.TX_DATETIME] = pd.to_datetime(frame[schema.TX_DATETIME])
+    frame[schema.TX_FRAUD] = frame[schema.TX_FRAUD].astype("Int8")
+    return frame
+
+
+def with_stored(frame: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` and the stored transactions it does not hold (a stored label wins)."""
+    if stored.empty:
+        return frame
+    columns = [c for c in stored.columns if c in frame.columns or c == schema.TX_FRAUD]
+    ours = frame[~frame[schema.TRANSACTION_ID].isin(stored[schema.TRANSACTION_ID])]
+    stored = stored[columns]
+    if schema.TX_FRAUD in ours and schema.TX_FRAUD in stored:
+        stored = stored.assign(**{schema.TX_FRAUD: stored[schema.TX_FRAUD].astype("Int8")})
+        ours = ours.assign(**{schema.TX_FRAUD: ours[schema.TX_FRAUD].astype("Int8")})
+    return pd.concat([ours, stored], ignore_index=True)
+
+
 def plan_warmup(
-    computer: OnlineFeatureComputer, frame: pd.DataFrame, until: datetime | None = None
+    computer: OnlineFeatureComputer,
+    frame: pd.DataFrame,
+    until: datetime | None = None,
+    pending_labels: bool = False,
 ) -> WarmupPlan:
     """The window and counts :func:`warm_state` would use (``until``: after the last row)."""
     since, end, window = _window(computer, frame, until)
-    return WarmupPlan(since, end, len(window), len(_due_labels(computer, window, end)))
+    labels = _due_labels(computer, window, end, pending_labels)
+    return WarmupPlan(since, end, len(window), len(labels))
 
 
 def warm_state(
     computer: OnlineFeatureComputer,
     frame: pd.DataFrame,
     until: datetime | None = None,
-    batch_size: int = 512,
+    batch_size: int = 1_048_576,
     progress: Progress | None = None,
     pending_labels: bool = False,
 ) -> WarmupPlan:
@@ -84,29 +139,36 @@ def warm_state(
     it only transactions are recorded). ``pending_labels`` also applies the labels not yet due
     at ``until``, for a replay of the data that follows: features use a label only once its
     transaction is the label delay old, so this equals each label arriving on time.
+    ``batch_size`` transactions (and their labels) go to the store's bulk load at a time.
     Returns what was done.
     """
     if batch_size <= 0:
         raise ValueError("batch_size must be > 0")
     since, end, window = _window(computer, frame, until)
     txs = as_transactions(window)
+    labels = _due_labels(computer, window, end, pending_labels)
+    known = [
+        Label(int(i), int(c), int(t), ts.to_pydatetime(), bool(fraud))
+        for i, c, t, ts, fraud in zip(
+            labels[schema.TRANSACTION_ID],
+            labels[schema.CUSTOMER_ID],
+            labels[schema.TERMINAL_ID],
+            labels[schema.TX_DATETIME],
+            labels[schema.TX_FRAUD],
+            strict=True,
+        )
+    ]
+    # Bulk: no windows computed, an entity's transactions of a chunk in one operation; a
+    # label goes with its transaction's chunk.
+    chunk_of = {tx.transaction_id: n // batch_size for n, tx in enumerate(txs)}
+    by_chunk: dict[int, list[Label]] = {}
+    for label in known:
+        by_chunk.setdefault(chunk_of.get(label.transaction_id, -1), []).append(label)
     for start in range(0, len(txs), batch_size):
         chunk = txs[start : start + batch_size]
-        computer.features_for_batch(chunk)
+        computer.store.load(chunk, by_chunk.get(start // batch_size, []), computer.spec)
         if progress is not None:
-            progress(len(chunk))
-    labels = _due_labels(computer, window, end, pending_labels)
-    for i, c, t, ts, fraud in zip(
-        labels[schema.TRANSACTION_ID],
-        labels[schema.CUSTOMER_ID],
-        labels[schema.TERMINAL_ID],
-        labels[schema.TX_DATETIME],
-        labels[schema.TX_FRAUD],
-        strict=True,
-    ):
-        computer.add_label(int(i), int(c), int(t), ts.to_pydatetime(), bool(fraud))
-        if progress is not None:
-            progress(1)
+            progress(len(chunk) + len(by_chunk.get(start // batch_size, [])))
     computer.store.mark_warm()  # /health reports "degraded" until this marker exists
     log.info("warmed the state store: %d transactions, %d labels", len(txs), len(labels))
     return WarmupPlan(since, end, len(txs), len(labels))
