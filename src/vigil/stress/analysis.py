@@ -230,14 +230,7 @@ def losses(campaign: Campaign) -> dict[str, int]:
 
 def accuracy(campaign: Campaign, k: int = 100) -> dict[str, Any]:
     """AP and CP@k of the campaign's stored decisions vs offline scores of the same rows."""
-    stored = pd.read_parquet(campaign.results["stored"]).set_index(schema.TRANSACTION_ID)
-    offline = pd.read_parquet(campaign.results["offline_scores"]).set_index(schema.TRANSACTION_ID)
-    offered = pd.read_parquet(Path(campaign.results["offline_scores"]).with_name("offered.parquet"))
-    frame = (
-        offered.set_index(schema.TRANSACTION_ID)
-        .join(stored.score.rename("live"), how="inner")
-        .join(offline.score.rename("offline"), how="inner")
-    )
+    frame, stored = _scored_frame(campaign)
     out: dict[str, Any] = {"transactions": len(frame), "frauds": int(frame[schema.TX_FRAUD].sum())}
     for path in ("all", "api", "stream"):
         part = frame if path == "all" else frame[stored.loc[frame.index, "source"] == path]
@@ -251,8 +244,102 @@ def accuracy(campaign: Campaign, k: int = 100) -> dict[str, Any]:
                 days, part[schema.CUSTOMER_ID], part[schema.TX_FRAUD], part[name], k
             )
         row["mean_abs_score_diff"] = float((part.live - part.offline).abs().mean())
+        if "seen" in part:
+            row["ap_offline_seen"] = average_precision(part[schema.TX_FRAUD], part.seen)
         row["transactions"] = len(part)
         out[path] = row
+    return out
+
+
+def campaign_windows(campaign: Campaign) -> list[tuple[str, float, float]]:
+    """The campaign's windows in epoch seconds: before the surge, the surge, after it, each
+    fault until the next one (the last until the load ends), then the stream's drain."""
+    events = campaign.results["events"]
+    surge = next(e for e in events if e["name"] == "surge")
+    faults = campaign.faults
+    end_of_load = float(np.nanmax(campaign.records.scheduled)) + 1
+    first_fault = faults[0]["start"] if faults else end_of_load
+    windows = [
+        ("before_surge", -np.inf, surge["start"]),
+        ("surge", surge["start"], surge["end"]),
+        ("after_surge", surge["end"], first_fault),
+    ]
+    ends = [f["start"] for f in faults[1:]] + [end_of_load]
+    windows += [(f["name"], f["start"], end) for f, end in zip(faults, ends, strict=True)]
+    windows.append(("after_load", end_of_load, np.inf))
+    return windows
+
+
+def _decision_times(campaign: Campaign, stored: pd.DataFrame) -> pd.Series:
+    """Epoch seconds each stored decision was made: ``created_at`` when stored (runs since
+    2026-12-06), else the API request's scheduled time (the stream's decisions then unknown)."""
+    if "created_at" in stored:
+        created = pd.to_datetime(stored["created_at"], utc=True)
+        return (created - pd.Timestamp(0, tz="UTC")).dt.total_seconds()
+    records = campaign.records
+    scheduled = pd.Series(records.scheduled, index=records.transaction_id)
+    scheduled = scheduled[~scheduled.index.duplicated(keep="last")]
+    return scheduled.reindex(stored.index)
+
+
+def _scored_frame(campaign: Campaign) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per decided transaction: labels, live and offline score (and the stored rows)."""
+    stored = pd.read_parquet(campaign.results["stored"]).set_index(schema.TRANSACTION_ID)
+    offline = pd.read_parquet(campaign.results["offline_scores"]).set_index(schema.TRANSACTION_ID)
+    offered = pd.read_parquet(Path(campaign.results["offline_scores"]).with_name("offered.parquet"))
+    frame = (
+        offered.set_index(schema.TRANSACTION_ID)
+        .join(stored.score.rename("live"), how="inner")
+        .join(offline.score.rename("offline"), how="inner")
+    )
+    if campaign.results.get("offline_seen_scores"):  # runs since 2026-12-06
+        seen = pd.read_parquet(campaign.results["offline_seen_scores"])
+        frame = frame.join(seen.set_index(schema.TRANSACTION_ID).score.rename("seen"))
+    return frame, stored
+
+
+def accuracy_by_window(campaign: Campaign) -> list[dict[str, Any]]:
+    """The live-vs-offline comparison split by campaign window (when the decision was made).
+
+    Per window: decisions, frauds, AP live and offline within it, the mean absolute score
+    difference, and ``ap_gap_share``: how much of the whole campaign's AP gap (offline minus
+    live, all decisions) closes when this window's live scores alone are replaced by their
+    offline ones (1.0: the window explains the whole gap; the shares need not add up to 1).
+    """
+    frame, stored = _scored_frame(campaign)
+    frame["decided"] = _decision_times(campaign, stored).reindex(frame.index)
+    labels = frame[schema.TX_FRAUD]
+    ap_live = average_precision(labels, frame.live)
+    gap = average_precision(labels, frame.offline) - ap_live
+    out = []
+    for name, start, end in campaign_windows(campaign):
+        inside = (frame.decided >= start) & (frame.decided < end)
+        part = frame[inside]
+        if part.empty:
+            continue
+        row: dict[str, Any] = {
+            "window": name,
+            "decisions": len(part),
+            "frauds": int(part[schema.TX_FRAUD].sum()),
+            "ap_live": None,
+            "ap_offline": None,
+            "mean_abs_score_diff": float((part.live - part.offline).abs().mean()),
+            "ap_gap_share": None,
+        }
+        if part[schema.TX_FRAUD].nunique() == 2:
+            row["ap_live"] = average_precision(part[schema.TX_FRAUD], part.live)
+            row["ap_offline"] = average_precision(part[schema.TX_FRAUD], part.offline)
+            if "seen" in part:
+                row["ap_offline_seen"] = average_precision(part[schema.TX_FRAUD], part.seen)
+        if "seen" in part:
+            row["mean_abs_diff_seen"] = float((part.live - part.seen).abs().mean())
+        if gap > 0:
+            swapped = frame.live.where(~inside, frame.offline)
+            row["ap_gap_share"] = (average_precision(labels, swapped) - ap_live) / gap
+        out.append(row)
+    unplaced = int(frame.decided.isna().sum())
+    if unplaced:
+        out.append({"window": "time unknown", "decisions": unplaced, "frauds": None})
     return out
 
 

@@ -452,15 +452,21 @@ class Campaign:
         ]
 
     def _rewarm(self, detail: dict[str, Any]) -> None:
-        """The automatic recovery after a Redis loss: ``vigil warm-state`` from the history."""
+        """The automatic recovery after a Redis loss: ``vigil warm-state`` from the history
+        and the transactions stored since (``--stored``: the live traffic is the recent past
+        by now; the history alone is older than every window), bulk-loaded."""
         started = time.time()
         self._vigil(
             "warm-state",
             "--input",
             str(self.world.history),
+            "--stored",
+            "--pending-labels",
             *self.overrides,
             "--set",
             f"storage.state_url={self.redis.url}",
+            "--set",
+            f"storage.database_url={self._db_url(self.postgres.port)}",
             log_name="rewarm",
         )
         detail["rewarm_s"] = round(time.time() - started, 1)
@@ -510,8 +516,15 @@ class Campaign:
         ):
             settings = self._settings(self.overrides)
             self._vigil("db", "upgrade", *settings, log_name="db")
+            # Every history label: the offline scores (vigil predict --history) know each one
+            # once it is due, as a live store would that got them on time.
             self._vigil(
-                "warm-state", "--input", str(self.world.history), *settings, log_name="warm"
+                "warm-state",
+                "--input",
+                str(self.world.history),
+                "--pending-labels",
+                *settings,
+                log_name="warm",
             )
             api = Supervisor(
                 "api",
@@ -563,6 +576,7 @@ class Campaign:
             }
             results["stored"] = self._stored_ids()
         results["offline_scores"] = self._offline_scores(records, generator)
+        results["offline_seen_scores"] = self._offline_seen_scores(Path(str(results["stored"])))
         path = self.workdir / "results.json"
         path.write_text(json.dumps(results, indent=1))
         return path
@@ -586,20 +600,29 @@ class Campaign:
         traffic.drop(columns=["tx_fraud", "tx_fraud_scenario"], errors="ignore").to_parquet(
             unlabelled, index=False
         )
+        return self._predict(unlabelled, out)
+
+    def _predict(self, transactions: Path, out: Path) -> str:
+        """``vigil predict`` (batch, the history as context) of ``transactions`` into ``out``."""
+        history, model = str(self.world.history), str(self.model)
         self._vigil(
-            "predict",
-            "-i",
-            str(unlabelled),
-            "-o",
-            str(out),
-            "--history",
-            str(self.world.history),
-            "--model",
-            str(self.model),
-            *self.overrides,
-            log_name="predict",
-        )
+            "predict", "-i", str(transactions), "-o", str(out), "--history", history,
+            "--model", model, *self.overrides, log_name="predict",
+        )  # fmt: skip
         return str(out)
+
+    def _offline_seen_scores(self, stored: Path) -> str:
+        """Batch scores of the transactions the services stored, from the history and those
+        alone: what the live state could know. A transaction shed (503) or refused is not
+        in the live state; comparing with these scores separates what the state missed from
+        how it was kept (the report's accuracy by window)."""
+        import pandas as pd
+
+        offered = pd.read_parquet(self.workdir / "offered-unlabelled.parquet")
+        ids = pd.read_parquet(stored, columns=["transaction_id"]).transaction_id
+        seen = self.workdir / "seen-unlabelled.parquet"
+        offered[offered.transaction_id.isin(ids)].to_parquet(seen, index=False)
+        return self._predict(seen, self.workdir / "offline-seen.parquet")
 
     def _generator_with_faults(
         self, faults: list[tuple[str, Callable[[], dict[str, Any]]]], settings: list[str]
@@ -702,7 +725,8 @@ class Campaign:
         from sqlalchemy import create_engine
 
         engine = create_engine(self._db_url(self.postgres.port))
-        frame = pd.read_sql("SELECT transaction_id, score, label, source FROM predictions", engine)
+        query = "SELECT transaction_id, score, label, source, created_at FROM predictions"
+        frame = pd.read_sql(query, engine)
         engine.dispose()
         path = self.workdir / "stored.parquet"
         frame.to_parquet(path, index=False)

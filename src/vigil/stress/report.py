@@ -311,6 +311,16 @@ def write_report(results_path: Path, report: Path) -> Path:
         "",
         _accuracy_table(accuracy),
         "",
+        "By window (when the decision was made). `ap_offline_seen`: batch scores from the "
+        "history and the transactions the services stored only (a transaction shed with a 503"
+        " never reaches the live state, so later features of its card and terminal miss it); "
+        "`ap_offline`: from every offered transaction, as above. Live vs `seen` is how well "
+        "the live state was kept (a Redis loss, say); `seen` vs offline is what shedding cost."
+        " `ap_gap_share`: the share of the campaign's AP gap (offline minus live) that closes "
+        "when only that window's live scores are replaced by their offline ones.",
+        "",
+        _accuracy_windows_table(analysis.accuracy_by_window(campaign)),
+        "",
         "## 5. Offline stages under the same limits",
         "",
         _offline_block(report),
@@ -361,15 +371,28 @@ def _accuracy_table(accuracy: dict[str, Any]) -> str:
     ]
     if not rows:
         return f"Not enough labelled decisions ({accuracy.get('transactions', 0)} transactions)."
+    seen = ["ap_offline_seen"] if any("ap_offline_seen" in r for r in rows) else []
     return _table(
         rows,
         [
             "path",
             "transactions",
             "ap_live",
+            *seen,
             "ap_offline",
             "cp100_live",
             "cp100_offline",
             "mean_abs_score_diff",
         ],
     )
+
+
+def _accuracy_windows_table(windows: list[dict[str, Any]]) -> str:
+    if not windows:
+        return "No decision could be placed in a window."
+    columns = ["window", "decisions", "frauds", "ap_live", "ap_offline_seen", "ap_offline"]
+    columns += ["mean_abs_diff_seen", "mean_abs_score_diff", "ap_gap_share"]
+    if not any("ap_offline_seen" in w for w in windows):  # a run before 2026-12-06
+        columns = [c for c in columns if "seen" not in c]
+    rows = [{c: "–" if w.get(c) is None else w[c] for c in columns} for w in windows]
+    return _table(rows, columns)
