@@ -73,3 +73,14 @@ def test_accuracy_by_window_puts_the_gap_where_the_decisions_went_wrong(tmp_path
     kill = windows["redis_kill"]
     assert kill["ap_live"] < 0.5 and kill["ap_offline"] == pytest.approx(1.0)
     assert kill["ap_gap_share"] == pytest.approx(1.0)  # the whole gap is the kill's
+
+
+def test_a_second_with_exactly_one_percent_not_ok_meets_the_slo() -> None:
+    """'At most 1 %': 1 of 100 (and 10 of 1,000) meets it; 1 - 99/100 is 0.0100000000000000009
+    in floating point, which made such a second miss it."""
+    status = np.array([200] * 99 + [503] + [200] * 990 + [503] * 10 + [200] * 98 + [503] * 2)
+    n = len(status)
+    t = np.concatenate([np.full(100, 0.5), np.linspace(1, 1.99, 1000), np.full(100, 2.5)])
+    records = Records(ZERO + t, ZERO + t, ZERO + t + 0.01, status.astype(np.int32), np.arange(n))
+    seconds = analysis.per_second(records, ZERO)
+    assert seconds.meets_slo.tolist() == [True, True, False]

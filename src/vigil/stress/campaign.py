@@ -725,7 +725,9 @@ class Campaign:
         from sqlalchemy import create_engine
 
         engine = create_engine(self._db_url(self.postgres.port))
-        query = "SELECT transaction_id, score, label, source, created_at FROM predictions"
+        query = (
+            "SELECT transaction_id, score, label, source, created_at, latency_ms FROM predictions"
+        )
         frame = pd.read_sql(query, engine)
         engine.dispose()
         path = self.workdir / "stored.parquet"

@@ -252,6 +252,7 @@ def write_report(results_path: Path, report: Path) -> Path:
                 "recovery_s",
             ],
         ),
+        _surge_server_side(surge),
         "Latencies count from the request's scheduled time (what a client sees, the "
         "generator's own delays included) and, `_from_send`, from the moment it went on the "
         "socket (what the server controls).",
@@ -396,3 +397,20 @@ def _accuracy_windows_table(windows: list[dict[str, Any]]) -> str:
         columns = [c for c in columns if "seen" not in c]
     rows = [{c: "–" if w.get(c) is None else w[c] for c in columns} for w in windows]
     return _table(rows, columns)
+
+
+def _surge_server_side(surge: dict[str, Any]) -> str:
+    """The API's own side of the surge (runs since 2026-12-06), when recorded."""
+    parts = []
+    if surge.get("server_p99_ms") is not None:
+        parts.append(
+            f"p99 of the API's own latency for the accepted (arrival in its HTTP protocol to "
+            f"the decision, `predictions.latency_ms`) {surge['server_p99_ms']:.1f} ms"
+        )
+    if surge.get("api_cpu_of_quota") is not None:
+        parts.append(
+            f"API CPU during the surge {100 * surge['api_cpu_of_quota']:.0f} % of its quota "
+            "(well below 100 %: the API waited for a core, its stores or its answers' reader, "
+            "rather than computing)"
+        )
+    return ("Server side: " + "; ".join(parts) + ".\n") if parts else ""
