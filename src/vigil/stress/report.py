@@ -288,6 +288,8 @@ def write_report(results_path: Path, report: Path) -> Path:
         + f". Restarts by the supervisor: API {len(results['restarts']['api'])}, worker "
         f"{len(results['restarts']['worker'])}.",
         "",
+        _fault_reading(faults, plan),
+        "",
         "### Alerts",
         "",
         _alerts_block(analysis.alert_windows(campaign)),
@@ -414,3 +416,36 @@ def _surge_server_side(surge: dict[str, Any]) -> str:
             "rather than computing)"
         )
     return ("Server side: " + "; ".join(parts) + ".\n") if parts else ""
+
+
+def _fault_reading(faults: list[dict[str, Any]], plan: dict[str, Any]) -> str:
+    """What the PostgreSQL stop's 503s and the Redis re-warm mean, with this run's figures."""
+    by_name = {f["fault"]: f for f in faults}
+    lines = []
+    stop = by_name.get("postgres_stop")
+    if stop is not None:
+        held = float(stop["held_s"])
+        during = held * plan["baseline_rate"]
+        recovery = stop["recovery_s"]
+        after = "not recovered" if recovery is None else f"then {recovery:.1f} s to recover"
+        lines.append(
+            f"- **postgres_stop**: {stop['shed_503']:,} answers were 503 against about "
+            f"{during:,.0f} requests made while PostgreSQL was stopped and started again "
+            f"({held:.1f} s at {plan['baseline_rate']:g} req/s; {after}). That is the "
+            "durability contract, kept on purpose: `/predict` answers 200 only once its "
+            "decision is committed (ADR 0008, ADR 0012), so a decision that cannot be stored "
+            "is not acknowledged (the client retries after `Retry-After`; none is lost). "
+            "Accepting during the outage would need a durable store of the API's own (a local "
+            "write-ahead spool replayed into PostgreSQL): not done; until then an outage of "
+            "the database is an outage of `/predict`, answered fast."
+        )
+    kill = by_name.get("redis_kill")
+    if kill is not None and "rewarm_s" in kill["detail"]:
+        lines.append(
+            f"- **redis_kill**: the API kept answering from the empty store (`/health` "
+            f"`degraded`, every card new) while `vigil warm-state --stored` bulk-loaded the "
+            f"history and the transactions stored in PostgreSQL since, in "
+            f"{kill['detail']['rewarm_s']:g} s; the decisions of that window are the ones "
+            "section 4 shows apart."
+        )
+    return "\n".join(lines)
