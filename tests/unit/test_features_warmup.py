@@ -163,3 +163,26 @@ def test_a_store_warmed_with_the_stored_traffic_scores_like_offline(
     history_only = InMemoryStateStore()
     warm_state(OnlineFeatureComputer(CONFIG, history_only), history, UNTIL)
     assert not np.allclose(score_from(history_only, world, UNTIL, CONFIG), expected)
+
+
+def test_a_stored_transaction_without_a_label_keeps_the_input_s_label() -> None:
+    """The input and the database can hold the same transaction (a world replayed through the
+    API); labels reach the database late, so a stored row without one keeps the input's, and
+    a stored label wins over the input's."""
+    from vigil.features.warmup import with_stored
+
+    def frame(ids: list[int], labels: list[object]) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                schema.TRANSACTION_ID: ids,
+                schema.TX_DATETIME: pd.to_datetime([f"2018-04-0{i}" for i in ids]),
+                schema.CUSTOMER_ID: 1,
+                schema.TERMINAL_ID: 2,
+                schema.TX_AMOUNT: [float(i) for i in ids],
+                schema.TX_FRAUD: pd.array(labels, dtype="Int8"),
+            }
+        )
+
+    merged = with_stored(frame([1, 2, 3], [1, 1, 0]), frame([2, 3, 4], [pd.NA, 1, pd.NA]))
+    by_id = merged.set_index(schema.TRANSACTION_ID)[schema.TX_FRAUD]
+    assert by_id.fillna(-1).to_dict() == {1: 1, 2: 1, 3: 1, 4: -1}  # -1: no label yet

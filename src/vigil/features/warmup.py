@@ -101,14 +101,20 @@ def stored_transactions(database_url: str, horizon_us: int) -> pd.DataFrame:
 
 
 def with_stored(frame: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` and the stored transactions it does not hold (a stored label wins)."""
+    """``frame`` and the stored transactions it does not hold; a transaction in both takes the
+    stored label, or ``frame``'s while none is stored (labels reach the database late)."""
     if stored.empty:
         return frame
     columns = [c for c in stored.columns if c in frame.columns or c == schema.TX_FRAUD]
-    ours = frame[~frame[schema.TRANSACTION_ID].isin(stored[schema.TRANSACTION_ID])]
+    held = frame[schema.TRANSACTION_ID].isin(stored[schema.TRANSACTION_ID])
+    ours = frame[~held]
     stored = stored[columns]
     if schema.TX_FRAUD in ours and schema.TX_FRAUD in stored:
-        stored = stored.assign(**{schema.TX_FRAUD: stored[schema.TX_FRAUD].astype("Int8")})
+        known = frame[held].set_index(schema.TRANSACTION_ID)[schema.TX_FRAUD].astype("Int8")
+        known = known[~known.index.duplicated()]
+        label = stored[schema.TX_FRAUD].astype("Int8")
+        label = label.fillna(stored[schema.TRANSACTION_ID].map(known)).astype("Int8")
+        stored = stored.assign(**{schema.TX_FRAUD: label})
         ours = ours.assign(**{schema.TX_FRAUD: ours[schema.TX_FRAUD].astype("Int8")})
     return pd.concat([ours, stored], ignore_index=True)
 
