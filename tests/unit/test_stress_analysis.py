@@ -84,3 +84,39 @@ def test_a_second_with_exactly_one_percent_not_ok_meets_the_slo() -> None:
     records = Records(ZERO + t, ZERO + t, ZERO + t + 0.01, status.astype(np.int32), np.arange(n))
     seconds = analysis.per_second(records, ZERO)
     assert seconds.meets_slo.tolist() == [True, True, False]
+
+
+def test_the_samplers_stream_count_equals_a_full_count(tmp_path: Path) -> None:
+    """The campaign's once-a-second count of stored stream decisions, incremental by
+    created_at instead of a full scan, agrees with the full count as rows arrive."""
+    from sqlalchemy import func, insert, select
+
+    from vigil.storage.engine import create_db_engine
+    from vigil.storage.tables import metadata, predictions
+    from vigil.stress.campaign import StreamCount
+
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    metadata.create_all(engine, tables=[predictions])
+    start = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
+    counter, next_id = StreamCount(margin_s=5), 0
+    with engine.begin() as connection:
+        for second in range(30):
+            now = start + timedelta(seconds=second)
+            rows = []
+            for k in range(3):  # two stream decisions and one API decision a second; one
+                late = 2 if k == 0 else 0  # committed two seconds after its created_at
+                rows.append(
+                    {
+                        "transaction_id": next_id, "score": 0.1, "label": 0, "threshold": 0.5,
+                        "reason_codes": [], "model_version": "m", "latency_ms": 1.0,
+                        "source": "api" if k == 2 else "stream",
+                        "created_at": now - timedelta(seconds=late),
+                    }
+                )  # fmt: skip
+                next_id += 1
+            connection.execute(insert(predictions), rows)
+            full = connection.execute(
+                select(func.count()).where(predictions.c.source == "stream")
+            ).scalar_one()
+            assert counter.read(connection, now) == full
+    assert full == 60

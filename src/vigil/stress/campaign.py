@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,43 @@ class Sample:
     worker_memory: int
     worker_cpu: float
     stream_stored: int
+
+
+class StreamCount:
+    """The stream's stored decisions, counted cheaply once a second by the campaign's sampler.
+
+    ``count(*) ... WHERE source = 'stream'`` each second was a parallel sequential scan of
+    the whole predictions table: ~80-90 ms of PostgreSQL CPU at 600,000 rows, in bursts on
+    both cores (the API's included), growing with the run. Here rows older than ``margin_s``
+    (by ``created_at``, through its index) are counted once into a base; only the last
+    ``margin_s`` are counted again. A row committed more than ``margin_s`` after its
+    ``created_at`` would be missed (the worker stores a decision within seconds).
+    """
+
+    def __init__(self, margin_s: float = 30.0) -> None:
+        self.margin = timedelta(seconds=margin_s)
+        self.base = 0
+        self.base_until: datetime | None = None
+
+    def read(self, connection: Any, now: datetime) -> int:
+        """The stored count as of ``now`` (aware UTC)."""
+        from sqlalchemy import func, select
+
+        from vigil.storage.tables import predictions
+
+        def count(after: datetime | None, until: datetime | None) -> int:
+            query = select(func.count()).where(predictions.c.source == "stream")
+            if after is not None:
+                query = query.where(predictions.c.created_at > after)
+            if until is not None:
+                query = query.where(predictions.c.created_at <= until)
+            return int(connection.execute(query).scalar_one())
+
+        cut = now - self.margin
+        if self.base_until is None or cut > self.base_until:
+            self.base += count(self.base_until, cut)
+            self.base_until = cut
+        return self.base + count(self.base_until, None)
 
 
 class Supervisor:
@@ -337,12 +374,11 @@ class Campaign:
         from sqlalchemy import create_engine, text
 
         engine = create_engine(self._db_url(self.postgres.port), pool_pre_ping=True)
-        stored = 0
+        stored, counter = 0, StreamCount()
         while not stop.wait(1.0):
             with contextlib.suppress(Exception), engine.connect() as connection:
-                stored = connection.execute(
-                    text("SELECT count(*) FROM predictions WHERE source = 'stream'")
-                ).scalar_one()
+                connection.execute(text("SET max_parallel_workers_per_gather = 0"))
+                stored = counter.read(connection, datetime.now(UTC))
             if self.prometheus is not None:
                 with contextlib.suppress(Exception):  # a missed poll is a gap, not a failure
                     active = self.prometheus.active_alerts()
