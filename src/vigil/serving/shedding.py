@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import select
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -45,14 +46,74 @@ def _has_input(transport: asyncio.BaseTransport) -> bool:
     return bool(poller.poll(0))
 
 
+class TurnWriter:
+    """A connection's transport whose writes of one event-loop turn go out in one write.
+
+    ``write`` keeps the data; the turn's writers are flushed together by one callback the
+    loop runs after the callbacks already due (the answers of that turn), so nothing waits
+    for more than the rest of the turn. ``close`` flushes first. Every other attribute is the
+    transport's own.
+    """
+
+    __slots__ = ("_chunks", "_transport", "_turn")
+
+    def __init__(self, transport: asyncio.Transport, turn: _Turn) -> None:
+        self._transport = transport
+        self._turn = turn
+        self._chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        """Keep ``data`` until the end of the loop turn."""
+        if not self._chunks:
+            self._turn.add(self)
+        self._chunks.append(data)
+
+    def flush(self) -> None:
+        """Write what was kept, in one call (nothing once the connection is closing)."""
+        chunks, self._chunks = self._chunks, []
+        if chunks and not self._transport.is_closing():
+            self._transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def close(self) -> None:
+        """Flush, then close the transport."""
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class _Turn:
+    """The writers with data kept in the current loop turn, flushed by one callback."""
+
+    def __init__(self) -> None:
+        self._writers: list[TurnWriter] = []
+
+    def add(self, writer: TurnWriter) -> None:
+        self._writers.append(writer)
+        if len(self._writers) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        writers, self._writers = self._writers, []
+        for writer in writers:
+            writer.flush()
+
+
 def shedding_protocol(gate: AdmissionGate, metrics: VigilMetrics) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol, refusing scoring requests while ``gate`` is overloaded."""
     counters = {
         raw: metrics.http_requests.labels(route=path, status="503") for raw, path in _PATHS.items()
     }
 
+    turn = _Turn()
+
     class SheddingProtocol(HttpToolsProtocol):
         _shedding: bytes | None = None  # the path of the request being refused
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self.transport = TurnWriter(transport, turn)  # type: ignore[assignment]
 
         def on_headers_complete(self) -> None:
             path = self.url.split(b"?", 1)[0]
