@@ -31,16 +31,19 @@ class RequestBatcher(Generic[In, Out]):
         self._items: list[In] = []
         self._futures: list[asyncio.Future[Out]] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the batch being filled
 
     async def submit(self, item: In) -> Out:
         """The batch function's answer for ``item``; raises its error or its batch's error."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None or not self._items:  # the first of this iteration: the loop is looked
+            # up once a batch, not per item (on Python 3.11 a look-up is a getpid system call)
+            loop = self._loop = asyncio.get_running_loop()
+            loop.call_soon(self._flush)  # after the other requests of this iteration
         future: asyncio.Future[Out] = loop.create_future()
         self._items.append(item)
         self._futures.append(future)
-        if len(self._items) == 1:
-            loop.call_soon(self._flush)  # after the other requests of this iteration
-        elif len(self._items) >= self._max_batch:
+        if len(self._items) >= self._max_batch:
             self._flush()
         return await future
 
