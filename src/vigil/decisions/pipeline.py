@@ -221,6 +221,13 @@ class DecisionPipeline:
             for record in scored.records:
                 self._in_flight.release(record.transaction_id, error)
             raise
+        claim = scored.claim
+        if not (scored.stored or claim.repeats or claim.waiting or any(fates)):
+            # The common batch: new ids only, each stored now; answers in batch order.
+            for record in scored.records:
+                self._in_flight.release(record.transaction_id, record)
+            self._recent.add([record.transaction_id for record in scored.records])
+            return list(scored.decisions)
         answers: list[Outcome | None] = [None] * len(scored.transactions)
         settled: dict[int, Settled] = dict(scored.stored)
         for position, decision, record, fate in zip(
@@ -233,7 +240,7 @@ class DecisionPipeline:
         self._recent.add(
             [tid for tid, first in settled.items() if not isinstance(first, BaseException)]
         )
-        claim, transactions = scored.claim, scored.transactions
+        transactions = scored.transactions
         for position in [*claim.claimed, *claim.repeats]:
             tx = transactions[position]
             if answers[position] is None:  # stored before, repeated in this batch, or refused
@@ -252,6 +259,10 @@ class DecisionPipeline:
         outcomes: list[RecordRejected | None] = await guard(
             lambda: self._persist(scored.records), "saving predictions"
         )
+        if not any(outcomes):  # every record stored now: nothing raced, nothing to undo
+            if self._metrics is not None:
+                self._metrics.count(scored.decisions)
+            return [None] * len(outcomes)
         raced = [o.transaction_id for o in outcomes if isinstance(o, AlreadyStored)]
         winners: dict[int, PredictionRecord] = {}
         if raced:  # two processes decided the same new id at once: the stored one stands

@@ -49,5 +49,7 @@ async def write_isolating(
         middle = len(records) // 2
         first = await write_isolating(write, records[:middle], transaction_id)
         return first + await write_isolating(write, records[middle:], transaction_id)
+    if len(inserted) == len(records):  # inserted ids are the records' own: every one stored
+        return [None] * len(records)
     ids = [transaction_id(record) for record in records]
     return [None if tid in inserted else AlreadyStored(tid) for tid in ids]
