@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -152,3 +154,38 @@ def test_experiment_lifecycle(engine: Engine) -> None:
 def test_updating_a_missing_experiment_is_an_error(engine: Engine) -> None:
     with engine.begin() as connection, pytest.raises(StorageError, match="experiment 9"):
         mark_experiment_running(connection, 9)
+
+
+def test_a_record_from_a_decision_has_every_value_in_its_own_field() -> None:
+    tx = SimpleNamespace(
+        transaction_id=1, tx_datetime=datetime(2018, 4, 1), customer_id=2, terminal_id=3,
+        tx_amount=4.5,
+    )  # fmt: skip
+    reason = SimpleNamespace(feature="tx_amount")
+    decision = SimpleNamespace(
+        score=0.625, label=1, threshold=0.5, reason_codes=(reason,), model_version="m-7"
+    )
+    received, created = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)
+    optional: dict[str, Any] = {
+        "latency_ms": 8.5,
+        "source": "stream",
+        "extra": {"channel": "web"},
+        "challenger_score": 0.25,
+        "challenger_version": "c-9",
+        "received_at": received,
+        "created_at": created,
+    }
+    record = PredictionRecord.from_decision(tx, decision, **optional)
+    assert record == PredictionRecord(
+        transaction_id=1,
+        tx_datetime=datetime(2018, 4, 1),
+        customer_id=2,
+        terminal_id=3,
+        tx_amount=4.5,
+        score=0.625,
+        label=1,
+        threshold=0.5,
+        reason_codes=["tx_amount"],
+        model_version="m-7",
+        **optional,
+    )
