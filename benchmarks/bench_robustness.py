@@ -5,17 +5,23 @@ simulated worlds the default was never tuned on (issue 17, item 7).
     .venv/bin/python benchmarks/bench_robustness.py --seeds 1 --weeks 2018-07-25
     .venv/bin/python benchmarks/bench_robustness.py --shift-days -7       # the weeks before:
                                                                           # for choosing settings
+    .venv/bin/python benchmarks/bench_robustness.py --protocol handbook   # references on the
+                                                                          # 7 training days only
 
 Each world is the handbook's simulator (5,000 customers, 10,000 terminals, 183 days from
 2018-04-01, r = 5) under one seed; each week is the handbook protocol laid out from a training
 start (``train.*`` of the configuration: history, training days, validation day, 7-day delay,
-7-day test week). The three models are fitted on the same rows and scored on the same test
-set (``vigil.training.robustness``). The references' figures are cached
-(``--reference-cache``): they do not depend on the default's settings, so trying a setting
-fits only the default. ``--shift-days -7`` moves every training start a week
-back, so that settings are chosen on the week before each test week, never on the test week.
-Prints the table, then the headline (the smallest AP and CP@100 leads) last; writes
-``docs/results/robustness.json``.
+7-day test week). The default is fitted as shipped; the references (``--protocol``) either on
+exactly the default's fitting rows (``strict``, the default) or on the handbook's chapter-3
+training week only (``handbook``: 7 days, no history), with the same features, or with the
+handbook's 15 features (``handbook-15``: chapter 3 as published); all are scored on the same
+test set (``vigil.training.robustness``). Results go to ``docs/results/robustness.json``
+(strict) or ``robustness_<protocol>.json``. The
+references' figures are cached (``--reference-cache``): they do not depend on the default's
+model settings, so trying a setting fits only the default. ``--shift-days -7`` moves every
+training start a week back, so that settings are chosen on the week before each test week,
+never on the test week. Prints the table, then the headline (the smallest AP and CP@100
+leads) last.
 """
 
 from __future__ import annotations
@@ -41,11 +47,14 @@ from vigil.logs import configure_logging
 from vigil.training.robustness import (
     DEFAULT,
     FITTERS,
+    PROTOCOLS,
     REFERENCES,
+    STRICT,
     WeekResult,
     evaluate_week,
     format_table,
     needed_window,
+    reference_settings,
 )
 
 # Two test weeks four weeks apart: the handbook's chapter-3 week (test 2018-08-08..14) and
@@ -63,7 +72,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--terminals", type=int, default=10000)
     parser.add_argument("--days", type=int, default=183)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--results", type=Path, default=default_path("robustness"))
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default=STRICT,
+        help="references on the default's rows (strict) or the 7 training days (handbook[-15])",
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="default: docs/results/robustness.json (strict), robustness_<protocol>.json",
+    )
     parser.add_argument(
         "--default-only",
         action="store_true",
@@ -80,6 +100,9 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    if args.results is None:
+        suffix = "" if args.protocol == STRICT else "_" + args.protocol.replace("-", "_")
+        args.results = default_path(f"robustness{suffix}")
     configure_logging()
     logging.getLogger("vigil").setLevel(logging.WARNING)
     settings = load_settings(args.config, args.overrides, environ=os.environ)
@@ -115,6 +138,7 @@ def main() -> None:
     if args.default_only:
         _print_default(results, started)
         return
+    print(f"protocol: {args.protocol}")
     print(format_table(results))
     print(f"wall time: {time.perf_counter() - started:.0f} s")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -143,23 +167,25 @@ def _print_default(results: list[WeekResult], started: float) -> None:
 
 
 def _reference_key(args: argparse.Namespace, settings: Settings, seed: int, week: date) -> str:
-    """What the references' figures depend on: the world, the week, the features, the rows.
+    """What the references' figures depend on: the world, the week, the features, the rows
+    (the protocol and the ``train`` periods).
 
     The world is every simulator setting: the seed and size given here, and the configured
     start date, radius and drift (``--set data.…`` changes the world, so it must miss the cache).
     """
     world = settings.data.model_dump(mode="json", include={"start_date", "radius", "drift"})
-    train = settings.train.model_dump(
-        mode="json",
-        include={"history_days", "train_days", "validation_days", "delay_days", "test_days"},
-    )
+    periods = {"train_days", "delay_days", "test_days"}
+    if args.protocol == STRICT:  # the references are fitted on the default's own fitting rows
+        periods |= {"history_days", "validation_days"}
+    train = settings.train.model_dump(mode="json", include=periods)
     return json.dumps(
         [
+            args.protocol,
             seed,
             week.isoformat(),
             [args.customers, args.terminals, args.days],
             world,
-            settings.features.model_dump(mode="json"),
+            reference_settings(settings, args.protocol).features.model_dump(mode="json"),
             train,
             settings.train.top_k_cards,
             settings.train.seed,
@@ -186,7 +212,15 @@ def _evaluate(
     fitters = {DEFAULT: FITTERS[DEFAULT]} if cached else FITTERS
     if cached:
         bar.update(len(FITTERS) - 1)
-    result = evaluate_week(settings, features, seed, week, fitters, on_model=lambda _: bar.update())
+    result = evaluate_week(
+        settings,
+        features,
+        seed,
+        week,
+        fitters,
+        on_model=lambda _: bar.update(),
+        protocol=args.protocol,
+    )
     if cached:
         return replace(
             result,
@@ -196,6 +230,7 @@ def _evaluate(
     cache[key] = {
         "figures": {name: result.figures[name] for name in REFERENCES},
         "seconds": {name: result.seconds[name] for name in REFERENCES},
+        "reference_train_rows": result.reference_train_rows,
     }
     args.reference_cache.parent.mkdir(parents=True, exist_ok=True)
     args.reference_cache.write_text(json.dumps(cache, indent=1) + "\n")
@@ -215,6 +250,7 @@ def _write(
     }
     path = write_results("robustness", figures, args.results)
     payload = json.loads(path.read_text())
+    payload["protocol"] = args.protocol
     payload["model"] = model
     payload["overrides"] = args.overrides
     payload["weeks"] = [r.as_dict() for r in results]

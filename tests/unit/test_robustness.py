@@ -14,8 +14,12 @@ from vigil.data.simulate import simulate_transactions
 from vigil.features.offline import compute_features_frame
 from vigil.training.data import feature_matrix
 from vigil.training.robustness import (
+    DEFAULT,
     FITTERS,
+    HANDBOOK,
+    HANDBOOK_15,
     MODELS,
+    REFERENCES,
     Fitter,
     Scorer,
     WeekResult,
@@ -23,6 +27,7 @@ from vigil.training.robustness import (
     evaluate_week,
     format_table,
     needed_window,
+    reference_settings,
     scored_week,
 )
 from vigil.training.splits import figures_on_test_set, handbook_split
@@ -104,6 +109,44 @@ def test_every_model_fits_the_same_rows_and_is_measured_on_the_test_week_only(
         assert 0 < figures["average_precision"] <= 1
 
 
+@pytest.mark.parametrize(("protocol", "reference_columns"), [(HANDBOOK, 24), (HANDBOOK_15, 15)])
+def test_the_handbook_protocol_fits_the_references_on_the_training_week_only(
+    world: tuple[Settings, pd.DataFrame], protocol: str, reference_columns: int
+) -> None:
+    """``--protocol handbook``: the references see the 7 training days (validation day
+    included, no history days), the default still its history + training days; same test set.
+    ``handbook-15``: the same rows, the handbook's 15 features for the references."""
+    settings, features = world
+    recorder = Recorder()
+    fitters = {name: recorder.wrap(name, fit) for name, fit in FITTERS.items()}
+    result = evaluate_week(settings, features, 7, WEEKS[0], fitters, protocol=protocol)
+    reference = reference_settings(settings, protocol)
+
+    week_settings = at_train_start(settings, WEEKS[0])
+    split = handbook_split(features, week_settings.train)
+    days = features[schema.TX_DATETIME].dt.date
+    start = split.periods.train_start
+    training_week = features[(days >= start) & (days < split.periods.delay_start)]
+    assert training_week[schema.TX_DATETIME].dt.date.nunique() == settings.train.train_days
+    np.testing.assert_array_equal(
+        recorder.fitted[DEFAULT].features, feature_matrix(split.train, settings)
+    )
+    assert recorder.fitted[DEFAULT].features.shape[1] == 24
+    for name in REFERENCES:
+        np.testing.assert_array_equal(
+            recorder.fitted[name].features, feature_matrix(training_week, reference)
+        )
+        assert recorder.fitted[name].features.shape[1] == reference_columns
+        np.testing.assert_array_equal(
+            recorder.fitted[name].labels, training_week[schema.TX_FRAUD].to_numpy()
+        )
+        np.testing.assert_array_equal(recorder.scored[name], feature_matrix(split.test, reference))
+    np.testing.assert_array_equal(recorder.scored[DEFAULT], feature_matrix(split.test, settings))
+    assert result.protocol == protocol
+    assert result.reference_train_rows == len(training_week) != result.train_rows
+    assert result.as_dict()["reference_train_rows"] == len(training_week)
+
+
 def week(seed: int, ap: tuple[float, float, float], cp: tuple[float, float, float]) -> WeekResult:
     figures = {
         name: {"average_precision": a, "card_precision_at_k": c}
@@ -153,7 +196,7 @@ def test_the_reference_cache_key_changes_with_the_simulated_world(
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
     from bench_robustness import _reference_key
 
-    args = argparse.Namespace(customers=50, terminals=100, days=60)
+    args = argparse.Namespace(customers=50, terminals=100, days=60, protocol="strict")
 
     def key(**data: object) -> str:
         world = small_settings.data.model_copy(update=data)
@@ -167,3 +210,13 @@ def test_the_reference_cache_key_changes_with_the_simulated_world(
         key(drift=drift),
     ]
     assert all(other != key() for other in other_worlds)
+    strict = key()
+    args.protocol = "handbook"  # the references are fitted on other rows: another entry
+    assert key() != strict
+    # handbook: the references never see the history days, so trying the default's history
+    # reuses them; strict: the references are fitted on the default's rows, so it must not
+    longer = small_settings.train.model_copy(update={"history_days": 63})
+    with_history = small_settings.model_copy(update={"train": longer})
+    assert _reference_key(args, with_history, 1, WEEKS[0]) == key()
+    args.protocol = "strict"
+    assert _reference_key(args, with_history, 1, WEEKS[0]) != strict
