@@ -40,9 +40,13 @@ class Scorer(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
-    """The answer for one transaction, naming the model that produced it."""
+    """The answer for one transaction, naming the model that produced it.
+
+    Never changed once made, yet not ``frozen``: a frozen dataclass's ``__init__`` sets each
+    field through ``object.__setattr__`` (one decision per scored transaction on every path).
+    """
 
     transaction_id: TransactionId
     score: float
