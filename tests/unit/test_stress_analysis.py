@@ -12,6 +12,7 @@ import pytest
 
 from vigil.stress import analysis
 from vigil.stress.loadgen import Records
+from vigil.stress.report import _surge_server_side
 
 ZERO = 1_800_000_000.0
 
@@ -120,3 +121,14 @@ def test_the_samplers_stream_count_equals_a_full_count(tmp_path: Path) -> None:
             ).scalar_one()
             assert counter.read(connection, now) == full
     assert full == 60
+
+
+@pytest.mark.parametrize(
+    ("share", "reading"),
+    [(0.36, "waited for a core"), (0.95, "was computing")],
+)
+def test_the_surge_reading_follows_the_apis_cpu_share(share: float, reading: str) -> None:
+    text = _surge_server_side({"server_p99_ms": 12.0, "api_cpu_of_quota": share})
+
+    assert f"{100 * share:.0f} % of its quota" in text
+    assert reading in text

@@ -12,6 +12,8 @@ import pandas as pd
 from vigil.stress import analysis
 
 GiB = 2**30
+# Below this share of its CPU quota during the surge, the API was mostly waiting, not computing.
+WAITING_BELOW_QUOTA_SHARE = 0.8
 FAULT_TEXT = {
     "postgres_stop": "PostgreSQL stopped (`pg_ctl stop -m fast`), started again",
     "redis_kill": "Redis SIGKILLed, restarted empty, re-warmed (`vigil warm-state`)",
@@ -409,11 +411,17 @@ def _surge_server_side(surge: dict[str, Any]) -> str:
             f"p99 of the API's own latency for the accepted (arrival in its HTTP protocol to "
             f"the decision, `predictions.latency_ms`) {surge['server_p99_ms']:.1f} ms"
         )
-    if surge.get("api_cpu_of_quota") is not None:
+    share = surge.get("api_cpu_of_quota")
+    if share is not None:
+        waiting = share < WAITING_BELOW_QUOTA_SHARE
         parts.append(
-            f"API CPU during the surge {100 * surge['api_cpu_of_quota']:.0f} % of its quota "
-            "(well below 100 %: the API waited for a core, its stores or its answers' reader, "
-            "rather than computing)"
+            f"API CPU during the surge {100 * share:.0f} % of its quota"
+            + (
+                " (well below 100 %: the API waited for a core, its stores or its answers' "
+                "reader, rather than computing)"
+                if waiting
+                else " (near its quota: the API was computing)"
+            )
         )
     return ("Server side: " + "; ".join(parts) + ".\n") if parts else ""
 
@@ -434,7 +442,9 @@ def _fault_reading(faults: list[dict[str, Any]], plan: dict[str, Any]) -> str:
             f"({held:.1f} s at {plan['baseline_rate']:g} req/s; {after}). That is the "
             "durability contract, kept on purpose: `/predict` answers 200 only once its "
             "decision is committed (ADR 0008, ADR 0012), so a decision that cannot be stored "
-            "is not acknowledged (the client retries after `Retry-After`; none is lost). "
+            "is not acknowledged: a client retrying after `Retry-After` loses nothing (the "
+            "campaign's generator does not retry; it counts those requests as shed, and none "
+            "that was acknowledged is lost). "
             "Accepting during the outage would need a durable store of the API's own (a local "
             "write-ahead spool replayed into PostgreSQL): not done; until then an outage of "
             "the database is an outage of `/predict`, answered fast."
