@@ -132,3 +132,23 @@ def test_the_surge_reading_follows_the_apis_cpu_share(share: float, reading: str
 
     assert f"{100 * share:.0f} % of its quota" in text
     assert reading in text
+
+
+def test_uptime_counts_seconds_meeting_the_slo_inside_and_outside_the_surge() -> None:
+    seconds = pd.DataFrame(
+        {
+            "offered": [100, 100, 1000, 1000, 100],
+            "ok": [100, 99, 200, 200, 90],
+            "errors": [0, 0, 0, 0, 5],
+            "meets_slo": [True, True, False, False, False],
+        },
+        index=[0, 1, 2, 3, 4],
+    )
+
+    figures = analysis.uptime(seconds, (2.0, 4.0))
+
+    assert figures["seconds"] == 5 and figures["seconds_meeting_slo"] == 2
+    assert figures["slo_uptime"] == pytest.approx(0.4)
+    assert figures["slo_uptime_outside_surge"] == pytest.approx(2 / 3)
+    assert figures["answered_share"] == pytest.approx(1 - 5 / 2300)
+    assert figures["ok_share"] == pytest.approx(689 / 2300)

@@ -90,6 +90,24 @@ def recovery_seconds(seconds: pd.DataFrame, undone: float, until: float) -> floa
     return max(0.0, last_bad + 1 - undone)
 
 
+def uptime(seconds: pd.DataFrame, surge: tuple[float, float]) -> dict[str, Any]:
+    """Share of the generator's seconds that met the SLO, with and without the 10x surge.
+
+    ``surge`` is its (start, end) in seconds from the campaign's zero: offered ten times the
+    capacity, those seconds shed by design, so the SLO uptime is also given without them.
+    """
+    in_surge = (seconds.index >= np.floor(surge[0])) & (seconds.index < np.floor(surge[1]))
+    outside = seconds[~in_surge]
+    return {
+        "seconds": len(seconds),
+        "seconds_meeting_slo": int(seconds.meets_slo.sum()),
+        "slo_uptime": float(seconds.meets_slo.mean()),
+        "slo_uptime_outside_surge": float(outside.meets_slo.mean()),
+        "answered_share": float(1 - seconds.errors.sum() / seconds.offered.sum()),
+        "ok_share": float(seconds.ok.sum() / seconds.offered.sum()),
+    }
+
+
 def _window_counts(records: Records, zero: float, start: float, end: float) -> dict[str, int]:
     t = records.scheduled - zero
     mask = (t >= start) & (t < end)

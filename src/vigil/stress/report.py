@@ -292,6 +292,10 @@ def write_report(results_path: Path, report: Path) -> Path:
         "",
         _fault_reading(faults, plan),
         "",
+        "### Uptime",
+        "",
+        _uptime_block(campaign, seconds, results),
+        "",
         "### Alerts",
         "",
         _alerts_block(analysis.alert_windows(campaign)),
@@ -424,6 +428,26 @@ def _surge_server_side(surge: dict[str, Any]) -> str:
             )
         )
     return ("Server side: " + "; ".join(parts) + ".\n") if parts else ""
+
+
+def _uptime_block(
+    campaign: analysis.Campaign, seconds: pd.DataFrame, results: dict[str, Any]
+) -> str:
+    """Seconds meeting the SLO over the generator's whole run, and the processes' restarts."""
+    surge = next(e for e in results["events"] if e["name"] == "surge")
+    figures = analysis.uptime(
+        seconds, (surge["start"] - campaign.zero, surge["end"] - campaign.zero)
+    )
+    return (
+        f"Of the generator's {figures['seconds']:,} seconds (surge and every fault included), "
+        f"{figures['seconds_meeting_slo']:,} met the SLO: **{100 * figures['slo_uptime']:.1f} %"
+        f"**, {100 * figures['slo_uptime_outside_surge']:.1f} % outside the 10x surge (which "
+        f"sheds by design). Requests answered at all (200, or a 503 with `Retry-After`): "
+        f"{100 * figures['answered_share']:.2f} %; answered 200: "
+        f"{100 * figures['ok_share']:.1f} %. Process restarts: API "
+        f"{len(results['restarts']['api'])}, worker {len(results['restarts']['worker'])} (the "
+        "OOM kill of the plan)."
+    )
 
 
 def _fault_reading(faults: list[dict[str, Any]], plan: dict[str, Any]) -> str:
