@@ -12,7 +12,7 @@ import pytest
 
 from vigil.stress import analysis
 from vigil.stress.loadgen import Records
-from vigil.stress.report import _surge_server_side
+from vigil.stress.report import _stream_lag_reading, _surge_server_side
 
 ZERO = 1_800_000_000.0
 
@@ -152,3 +152,51 @@ def test_uptime_counts_seconds_meeting_the_slo_inside_and_outside_the_surge() ->
     assert figures["slo_uptime_outside_surge"] == pytest.approx(2 / 3)
     assert figures["answered_share"] == pytest.approx(1 - 5 / 2300)
     assert figures["ok_share"] == pytest.approx(689 / 2300)
+
+
+def test_the_stream_lag_reading_says_how_late_events_scored() -> None:
+    lag = {
+        "late_days": 1.0,
+        "decisions": 100,
+        "max_lag_days": 52.2,
+        "on_time": 10,
+        "on_time_mean_abs_diff": 0.0,
+        "late": 90,
+        "late_mean_abs_diff": 0.08,
+    }
+
+    text = _stream_lag_reading(lag)
+
+    assert "up to 52 days" in text and "the 10 less than 1 day" in text
+    assert "by 0.000 on average; the 90 later ones by 0.080" in text
+    assert _stream_lag_reading(None) == "" and _stream_lag_reading({**lag, "late": 0}) == ""
+
+
+def test_stream_event_lag_splits_the_streams_decisions_by_how_late_they_were(
+    tmp_path: Path,
+) -> None:
+    """The last 10 decisions come from the stream: 5 one minute behind the API's newest event
+    (scored like their batch score), 5 two days behind (scored 0.3 off)."""
+    path = _run(tmp_path)
+    stored = pd.read_parquet(tmp_path / "stored.parquet")
+    offered = pd.read_parquet(tmp_path / "offered.parquet")
+    stream = stored.transaction_id >= 1_090
+    stored.loc[stream, "source"] = "stream"
+    late = stored.transaction_id >= 1_095
+    offered.loc[late.to_numpy(), "tx_datetime"] -= timedelta(days=2)
+    seen = stored[["transaction_id", "score"]].copy()
+    seen.loc[late, "score"] += 0.3
+    stored.to_parquet(tmp_path / "stored.parquet")
+    offered.to_parquet(tmp_path / "offered.parquet")
+    seen.to_parquet(tmp_path / "seen.parquet")
+    results = json.loads(path.read_text())
+    results["offline_seen_scores"] = str(tmp_path / "seen.parquet")
+    path.write_text(json.dumps(results))
+
+    lag = analysis.stream_event_lag(analysis.Campaign.load(path))
+
+    assert lag is not None
+    assert (lag["decisions"], lag["on_time"], lag["late"]) == (10, 5, 5)
+    assert lag["on_time_mean_abs_diff"] == pytest.approx(0.0)
+    assert lag["late_mean_abs_diff"] == pytest.approx(0.3)
+    assert lag["max_lag_days"] == pytest.approx(2.0, abs=0.01)

@@ -389,6 +389,42 @@ def accuracy_by_window(campaign: Campaign) -> list[dict[str, Any]]:
     return out
 
 
+def stream_event_lag(campaign: Campaign, late_days: float = 1.0) -> dict[str, Any] | None:
+    """How far the stream's events trailed the API's in event time, and what that did.
+
+    Both paths replay one world and share its terminals, the API at the plan's rate and the
+    stream at its own, slower one: a stream transaction is scored against terminal state the
+    API has already carried days ahead. Per decision: the lag of its event time behind the
+    newest event the API had decided by then; split at ``late_days``, the mean absolute
+    difference between its live score and the ``seen`` batch score (None before 2026-12-06).
+    """
+    frame, stored = _scored_frame(campaign)
+    if "seen" not in frame or "created_at" not in stored:
+        return None
+    frame["decided"] = _decision_times(campaign, stored).reindex(frame.index)
+    source = stored.loc[frame.index, "source"]
+    api = frame[source == "api"].sort_values("decided")
+    stream = frame[source == "stream"].sort_values("decided")
+    if api.empty or stream.empty:
+        return None
+    newest = api[schema.TX_DATETIME].cummax().to_numpy()
+    before = np.searchsorted(api.decided.to_numpy(), stream.decided.to_numpy()) - 1
+    front = pd.to_datetime(newest[np.clip(before, 0, None)])
+    lag = (front - pd.DatetimeIndex(stream[schema.TX_DATETIME])).total_seconds() / 86_400
+    lag_days = pd.Series(np.where(before >= 0, lag, 0.0), index=stream.index)
+    diff = (stream.live - stream.seen).abs()
+    late = lag_days > late_days
+    return {
+        "late_days": late_days,
+        "decisions": len(stream),
+        "max_lag_days": float(lag_days.max()),
+        "on_time": int((~late).sum()),
+        "on_time_mean_abs_diff": float(diff[~late].mean()) if (~late).any() else None,
+        "late": int(late.sum()),
+        "late_mean_abs_diff": float(diff[late].mean()) if late.any() else None,
+    }
+
+
 def locust_figures(results: dict[str, Any]) -> dict[str, Any]:
     """Locust's aggregated row and its per-second history."""
     prefix = results["locust"]["csv_prefix"]
