@@ -32,6 +32,7 @@ from vigil.data.contracts import DataContractError, validate_transactions
 from vigil.data.io import DataFormatError, partition_dir, to_schema
 from vigil.data.transaction import DEFAULT_POLICY, EventTimePolicy
 from vigil.features import Label
+from vigil.features.replay import as_labels
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ class TrainingData:
             known = batch[schema.TRANSACTION_ID].isin(self.known_ids())
             fresh = batch[~known]
             if before_write is not None and len(fresh):
-                before_write(_labels(fresh))
+                before_write(as_labels(fresh))
             files = self._write(fresh) if len(fresh) else []
         duplicate_ids = sorted(
             {int(i) for i in [*repeats, *batch.loc[known, schema.TRANSACTION_ID]]}
@@ -150,7 +151,7 @@ class TrainingData:
             duplicates=received - len(fresh),
             duplicate_ids=duplicate_ids[:MAX_REPORTED_DUPLICATES],
             files=[str(f) for f in files],
-            labels=_labels(batch),
+            labels=as_labels(batch),
         )
 
     def _write(self, frame: pd.DataFrame) -> list[Path]:
@@ -172,18 +173,3 @@ class TrainingData:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return [self.raw_dir / relative for relative in staged]
-
-
-def _labels(frame: pd.DataFrame) -> list[Label]:
-    """The verdicts a validated batch carries, as the online state store takes them."""
-    return [
-        Label(int(i), int(c), int(t), ts.to_pydatetime(), bool(fraud))
-        for i, c, t, ts, fraud in zip(
-            frame[schema.TRANSACTION_ID],
-            frame[schema.CUSTOMER_ID],
-            frame[schema.TERMINAL_ID],
-            frame[schema.TX_DATETIME],
-            frame[schema.TX_FRAUD],
-            strict=True,
-        )
-    ]

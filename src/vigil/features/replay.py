@@ -10,7 +10,7 @@ import pandas as pd
 
 from vigil.data import schema
 from vigil.features.online import OnlineFeatureComputer
-from vigil.features.state import Transaction
+from vigil.features.state import Label, Transaction
 from vigil.features.verdicts import REVIEWED_AT, TERMINAL_COMPROMISED, Verdict
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,21 @@ def as_transactions(ordered: pd.DataFrame) -> list[Transaction]:
             ordered[schema.CUSTOMER_ID],
             ordered[schema.TERMINAL_ID],
             ordered[schema.TX_AMOUNT],
+            strict=True,
+        )
+    ]
+
+
+def as_labels(frame: pd.DataFrame) -> list[Label]:
+    """State-store labels (``tx_fraud`` of each transaction) from a frame's rows, in its order."""
+    return [
+        Label(int(i), int(c), int(t), ts.to_pydatetime(), bool(fraud))
+        for i, c, t, ts, fraud in zip(
+            frame[schema.TRANSACTION_ID],
+            frame[schema.CUSTOMER_ID],
+            frame[schema.TERMINAL_ID],
+            frame[schema.TX_DATETIME],
+            frame[schema.TX_FRAUD],
             strict=True,
         )
     ]

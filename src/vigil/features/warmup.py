@@ -20,7 +20,7 @@ import pandas as pd
 
 from vigil.data import schema
 from vigil.features.online import OnlineFeatureComputer
-from vigil.features.replay import as_transactions, in_event_order
+from vigil.features.replay import as_labels, as_transactions, in_event_order
 from vigil.features.state import Label
 
 log = logging.getLogger(__name__)
@@ -153,17 +153,7 @@ def warm_state(
     since, end, window = _window(computer, frame, until)
     txs = as_transactions(window)
     labels = _due_labels(computer, window, end, pending_labels)
-    known = [
-        Label(int(i), int(c), int(t), ts.to_pydatetime(), bool(fraud))
-        for i, c, t, ts, fraud in zip(
-            labels[schema.TRANSACTION_ID],
-            labels[schema.CUSTOMER_ID],
-            labels[schema.TERMINAL_ID],
-            labels[schema.TX_DATETIME],
-            labels[schema.TX_FRAUD],
-            strict=True,
-        )
-    ]
+    known = as_labels(labels)
     # Bulk: no windows computed, an entity's transactions of a chunk in one operation; a
     # label goes with its transaction's chunk.
     chunk_of = {tx.transaction_id: n // batch_size for n, tx in enumerate(txs)}
