@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -283,13 +284,42 @@ def _state(client: redis.Redis, prefix: str) -> dict[str, object]:
     return out
 
 
+def _rows_per_load_call(store: RedisStateStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Spy on ``store``'s load script calls: the transactions each carries, in call order."""
+    from vigil.features.redis_state import _LOAD, _ROW
+
+    rows: list[int] = []
+    execute = store._client.execute_command
+
+    def counted(*call: Any) -> Any:
+        if call[:2] == ("EVALSHA", _LOAD.sha):
+            blobs = call[3 + call[2] + 2 :]  # after the keys: ttl, n customers, then 3 per op
+            rows.append(sum(len(blob) for blob in blobs[0::3]) // _ROW.itemsize)
+        return execute(*call)
+
+    monkeypatch.setattr(store._client, "execute_command", counted)
+    return rows
+
+
+@pytest.mark.parametrize("rows_per_call", [None, 7], ids=["default", "7-rows"])
 def test_bulk_load_leaves_the_state_recording_does_merged_with_live_records(
-    redis_url: str, small_settings: Settings
+    redis_url: str,
+    small_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    rows_per_call: int | None,
 ) -> None:
     """`vigil warm-state`'s bulk load after a Redis restart: the live traffic recorded since
-    (newer) is already there; the result equals recording the history then the labels."""
+    (newer) is already there; the result equals recording the history then the labels. No
+    load call carries more than its bound of rows, however many an entity has (a terminal's
+    whole history in one script call held Redis for half a second): an entity's history
+    split across calls (7 rows each) merges to the same state."""
+    from vigil.features import redis_state
     from vigil.features.replay import as_transactions, in_event_order
     from vigil.features.state import Label, WindowSpec
+
+    if rows_per_call is not None:
+        monkeypatch.setattr(redis_state, "_LOAD_ROWS_PER_CALL", rows_per_call)
+    bound = redis_state._LOAD_ROWS_PER_CALL
 
     update = {"n_customers": 60, "n_terminals": 60, "n_days": 45, "seed": 5}
     frame = in_event_order(simulate_transactions(small_settings.data.model_copy(update=update)))
@@ -316,9 +346,11 @@ def test_bulk_load_leaves_the_state_recording_does_merged_with_live_records(
             for label in labels:
                 store.add_label(label)
         else:
+            rows = _rows_per_load_call(store, monkeypatch)
             store.load(txs, labels, spec)
         states.append(_state(client, prefix))
         store.close()
     client.close()
     assert states[0].keys() == states[1].keys() and len(states[0]) > 50
     assert states[1] == states[0]
+    assert sum(rows) == 2 * len(txs) and max(rows) <= bound  # each tx: customer and terminal

@@ -287,9 +287,19 @@ local function before(a, b)  -- row order: time, then the right-aligned id
   return string.sub(a, ID_AT + 1) < string.sub(b, ID_AT + 1)
 end
 
+-- The rows before the first added one are found by bisection and kept as one string: a
+-- piece of an entity's history merged below live rows costs its rows and the live ones.
 local function merged(rows, added)
-  if #added == 0 then return nil end
-  local out, i, at = {}, 1, 1
+  local lo, hi = 0, #rows / ROW
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if before(string.sub(rows, mid * ROW + 1, (mid + 1) * ROW), added[1]) then
+      lo = mid + 1
+    else
+      hi = mid
+    end
+  end
+  local out, i, at = {string.sub(rows, 1, lo * ROW)}, 1, lo * ROW + 1
   while at <= #rows or i <= #added do
     local row = at <= #rows and string.sub(rows, at, at + ROW - 1) or nil
     if row ~= nil and (i > #added or before(row, added[i])) then
@@ -315,8 +325,12 @@ local a = 3
 for c = 0, n_customers - 1 do
   local k = 3 * c
   local added = add(KEYS[k + 1], ARGV[a])
-  local rows = merged(redis.call('GET', KEYS[k + 2]) or '', added)
-  if rows then redis.call('SET', KEYS[k + 2], rows) end
+  local last = #added > 0 and redis.call('GETRANGE', KEYS[k + 2], -ROW, -1)
+  if last and (last == '' or before(last, added[1])) then  -- a later piece: appended
+    redis.call('APPEND', KEYS[k + 2], table.concat(added))
+  elseif last then
+    redis.call('SET', KEYS[k + 2], merged(redis.call('GET', KEYS[k + 2]), added))
+  end
   labels(KEYS[k + 1], KEYS[k + 3], ARGV[a + 1], ARGV[a + 2])
   for j = 1, 3 do redis.call('PEXPIRE', KEYS[k + j], ttl) end
   a = a + 3

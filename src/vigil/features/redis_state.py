@@ -154,7 +154,8 @@ _RECORD, _FORGET, _LABEL, _LOAD = (
 _ROW = np.dtype([("ts", "<f8"), ("amount", "<f8"), ("id", "S20")])  # the rows string's record
 # A load call holds Redis ~1 ms (256 rows; 4.6 ms for 1,024 on the shared machine): live calls
 # slip in between; one call per round trip, since Redis runs a client's pipelined commands
-# back to back.
+# back to back. The bound holds per call, however many rows one entity has: a big entity's
+# history is split into pieces (a terminal's 100,000 rows in one call held Redis 0.5 s).
 _LOAD_ROWS_PER_CALL = 256
 
 
@@ -167,13 +168,29 @@ def _rows(ts: np.ndarray, amount: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return rows
 
 
-def _blobs(entity: np.ndarray, rows: np.ndarray) -> dict[int, bytes]:
-    """Per entity the concatenation of its rows (kept in their order)."""
+def _pieces(entity: np.ndarray) -> np.ndarray:
+    """Each row's piece of its entity's rows (in the order given): ``_LOAD_ROWS_PER_CALL``
+    rows a piece, so that one load call never carries more."""
     order = np.argsort(entity, kind="stable")
-    entity, rows = entity[order], rows[order]
-    keys, starts = np.unique(entity, return_index=True)
-    ends = [*starts[1:], len(rows)][: len(starts)]
-    return {int(k): rows[a:b].tobytes() for k, a, b in zip(keys, starts, ends, strict=True)}
+    starts = np.flatnonzero(np.r_[True, entity[order][1:] != entity[order][:-1]])
+    rank = np.arange(len(entity)) - np.repeat(starts, np.diff(np.r_[starts, len(entity)]))
+    pieces = np.empty(len(entity), dtype=np.int64)
+    pieces[order] = rank // _LOAD_ROWS_PER_CALL
+    return pieces
+
+
+def _blobs(entity: np.ndarray, piece: np.ndarray, rows: np.ndarray) -> dict[tuple[int, int], bytes]:
+    """Per (entity, piece), in that order, the concatenation of its rows (kept in order)."""
+    if not len(rows):
+        return {}
+    order = np.lexsort((piece, entity))  # stable
+    entity, piece, rows = entity[order], piece[order], rows[order]
+    starts = np.flatnonzero(np.r_[True, (entity[1:] != entity[:-1]) | (piece[1:] != piece[:-1])])
+    ends = [*starts[1:], len(rows)]
+    return {
+        (int(entity[a]), int(piece[a])): rows[a:b].tobytes()
+        for a, b in zip(starts, ends, strict=True)
+    }
 
 
 _VERDICT_ADD, _VERDICT_READ = (_Script.of(s) for s in (redis_verdicts.ADD, redis_verdicts.READ))
@@ -479,8 +496,9 @@ class RedisStateStore:
     def load(self, txs: Sequence[Transaction], labels: Sequence[Label], spec: WindowSpec) -> None:
         """A warm-up's bulk load: the same state as :meth:`record` of ``txs`` in time order
         then :meth:`add_labels`, merged into what the store holds, without computing any
-        window: per entity one script operation for all its transactions and final labels,
-        a few thousand rows per call. On a cluster: recorded one batch at a time instead."""
+        window: per entity and piece of at most ``_LOAD_ROWS_PER_CALL`` transactions (in time
+        order) one script operation with their final labels, one call per round trip. On a
+        cluster: recorded one batch at a time instead."""
         if self.cluster:
             for start in range(0, len(txs), 512):
                 self.record(txs[start : start + 512], spec)
@@ -497,9 +515,10 @@ class RedisStateStore:
         order = np.lexsort((np.char.rjust(ids.astype("S20"), 20), ts))  # (time, padded id)
         rows = _rows(ts[order], amounts[order], ids[order])
         owners = owners[order]
-        window = set(ids.tolist())
+        at = {i: n for n, i in enumerate(ids[order].tolist())}  # a transaction's row
         final = {label.transaction_id: label for label in labels}  # the last label counts
-        known = [label for i, label in final.items() if i in window]
+        known = [label for i, label in final.items() if i in at]
+        known_at = np.array([at[label.transaction_id] for label in known], dtype=np.int64)
         label_rows = _rows(
             np.zeros(len(known)),
             np.zeros(len(known)),
@@ -511,16 +530,18 @@ class RedisStateStore:
         fraud = np.array([label.fraud for label in known], dtype=bool)
         ops: list[tuple[bool, int, bytes, bytes, bytes]] = []
         for side, customer in ((0, True), (1, False)):
-            frauds = _blobs(label_owners[fraud, side], label_rows[fraud])
-            genuine = _blobs(label_owners[~fraud, side], label_rows[~fraud])
-            for entity, blob in _blobs(owners[:, side], rows).items():
-                ops.append(
-                    (customer, entity, blob, frauds.get(entity, b""), genuine.get(entity, b""))
-                )
+            pieces = _pieces(owners[:, side])  # a label goes with its transaction's piece
+            label_pieces = pieces[known_at]
+            frauds = _blobs(label_owners[fraud, side], label_pieces[fraud], label_rows[fraud])
+            genuine = _blobs(label_owners[~fraud, side], label_pieces[~fraud], label_rows[~fraud])
+            for (entity, piece), blob in _blobs(owners[:, side], pieces, rows).items():
+                key = (entity, piece)
+                ops.append((customer, entity, blob, frauds.get(key, b""), genuine.get(key, b"")))
         self._load_ops(ops, spec)
 
     def _load_ops(self, ops: list[tuple[bool, int, bytes, bytes, bytes]], spec: WindowSpec) -> None:
-        """Run the load script over ``ops``, a few thousand rows per call, pipelined."""
+        """Run the load script over ``ops`` (in order; each at most ``_LOAD_ROWS_PER_CALL``
+        rows), one call per round trip, each carrying at most that many rows."""
         ttl = self._ttl_ms(spec)
         calls: list[tuple[Any, ...]] = []
         batch: list[tuple[bool, int, bytes, bytes, bytes]] = []
@@ -537,11 +558,12 @@ class RedisStateStore:
             calls.append(("EVALSHA", _LOAD.sha, len(keys), *keys, *args))
 
         for op in ops:
-            batch.append(op)
-            size += len(op[2]) // _ROW.itemsize
-            if size >= _LOAD_ROWS_PER_CALL:
+            rows = len(op[2]) // _ROW.itemsize
+            if batch and size + rows > _LOAD_ROWS_PER_CALL:
                 flush()
                 batch, size = [], 0
+            batch.append(op)
+            size += rows
         if batch:
             flush()
         self._client.script_load(_LOAD.lua)
