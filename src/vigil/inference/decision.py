@@ -14,7 +14,6 @@ occluded rows in one model call of N * (F + 1) rows; ``"none"`` never.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
@@ -22,6 +21,7 @@ import numpy as np
 from vigil.inference.errors import InvalidFeaturesError, ModelScoringError
 from vigil.inference.metadata import ModelMetadata
 from vigil.inference.reasons import ReasonCode, occlusion_contributions, top_reasons
+from vigil.readonly import readonly
 
 ExplainMode = Literal["flagged", "all", "none"]
 TransactionId = int | str
@@ -40,13 +40,10 @@ class Scorer(Protocol):
         ...
 
 
-@dataclass(slots=True)
+@readonly
 class Decision:
-    """The answer for one transaction, naming the model that produced it.
-
-    Never changed once made, yet not ``frozen``: a frozen dataclass's ``__init__`` sets each
-    field through ``object.__setattr__`` (one decision per scored transaction on every path).
-    """
+    """The answer for one transaction, naming the model that produced it (never changed once
+    made: :func:`~vigil.readonly.readonly`, frozen for mypy, cheap to build)."""
 
     transaction_id: TransactionId
     score: float
