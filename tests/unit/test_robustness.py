@@ -53,12 +53,13 @@ class Recorder:
 
     def __init__(self) -> None:
         self.fitted: dict[str, Dataset] = {}
+        self.validated: dict[str, Dataset] = {}
         self.scored: dict[str, np.ndarray] = {}
         self.scores: dict[str, np.ndarray] = {}
 
     def wrap(self, name: str, fit: Fitter) -> Fitter:
         def recorded(settings: Settings, train: Dataset, validation: Dataset) -> Scorer:
-            self.fitted[name] = train
+            self.fitted[name], self.validated[name] = train, validation
             scorer = fit(settings, train, validation)
 
             def score(features: np.ndarray) -> np.ndarray:
@@ -141,6 +142,10 @@ def test_the_handbook_protocol_fits_the_references_on_the_training_week_only(
             recorder.fitted[name].labels, training_week[schema.TX_FRAUD].to_numpy()
         )
         np.testing.assert_array_equal(recorder.scored[name], feature_matrix(split.test, reference))
+        # a fitter's validation rows have its training rows' features (none reads them yet)
+        np.testing.assert_array_equal(
+            recorder.validated[name].features, feature_matrix(split.validation, reference)
+        )
     np.testing.assert_array_equal(recorder.scored[DEFAULT], feature_matrix(split.test, settings))
     assert result.protocol == protocol
     assert result.reference_train_rows == len(training_week) != result.train_rows

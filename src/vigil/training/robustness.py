@@ -222,9 +222,10 @@ def evaluate_week(
     test = feature_matrix(split.test, week)
     references = reference_rows(split, protocol)
     reference_week = reference_settings(week, protocol)
-    reference_train, reference_test = train, test
-    if protocol != STRICT:
+    reference_train, reference_validation, reference_test = train, validation, test
+    if protocol != STRICT:  # every matrix a reference sees has its features (15 or 24)
         reference_train = _dataset(references, reference_week)
+        reference_validation = _dataset(split.validation, reference_week)
         reference_test = feature_matrix(split.test, reference_week)
     figures: dict[str, dict[str, float]] = {}
     seconds: dict[str, float] = {}
@@ -233,7 +234,7 @@ def evaluate_week(
         if name == DEFAULT:
             scores = fit(week, train, validation)(test)
         else:
-            scores = fit(reference_week, reference_train, validation)(reference_test)
+            scores = fit(reference_week, reference_train, reference_validation)(reference_test)
         figures[name] = figures_on_test_set(split, scores, week.train.top_k_cards)
         seconds[name] = time.perf_counter() - started
         logger.info("world %d, week %s, %s: %s", world_seed, train_start, name, figures[name])
