@@ -7,7 +7,10 @@ alone has no unique index on them: the statement first claims each id in ``trans
 (``ON CONFLICT DO NOTHING``; the first of duplicate ids in the batch, by position), then
 inserts the transaction and prediction rows of the ids it claimed only, each routed by
 PostgreSQL to the partition of its day, and returns the ids it inserted. An id already stored
-keeps its first rows, as before partitioning. It replaced ``COPY`` into temporary ``ON COMMIT
+keeps its first rows, as before partitioning. Each insert reads the claimed rows straight from
+``firsts`` (a semi-join with the claimed ids): a CTE of the claimed rows, read by both inserts,
+was one more copy of every row (``callgrind`` of the server, 1.9 % of its instructions per
+record; docs/benchmarks.md, 2026-12-06). It replaced ``COPY`` into temporary ``ON COMMIT
 DELETE ROWS`` staging tables, whose truncation at every commit cost more than the rows
 themselves, and it is one round trip: in autocommit mode the statement is its own durable
 transaction.
@@ -53,7 +56,10 @@ def _insert_sql() -> str:
     inserts = []
     for table in (transactions, predictions):
         names, values = _select_list(table)
-        inserts.append(f"INSERT INTO {table.name} ({names}) SELECT {values} FROM claimed")
+        inserts.append(
+            f"INSERT INTO {table.name} ({names}) SELECT {values} FROM firsts "
+            "WHERE transaction_id IN (SELECT transaction_id FROM ids)"
+        )
     return (
         "WITH batch AS (SELECT * FROM ROWS FROM "
         f"(json_to_recordset(%s::json) AS ({definitions})) "
@@ -63,7 +69,6 @@ def _insert_sql() -> str:
         f"ids AS (INSERT INTO {ID_INDEX} (transaction_id, received_at) "
         "SELECT transaction_id, received_at FROM firsts "
         "ON CONFLICT (transaction_id) DO NOTHING RETURNING transaction_id), "
-        "claimed AS (SELECT firsts.* FROM firsts JOIN ids USING (transaction_id)), "
         f"stored_transactions AS ({inserts[0]}) {inserts[1]} RETURNING transaction_id"
     )
 
