@@ -271,6 +271,29 @@ def test_downgrade_returns_every_row_to_the_plain_tables(engine: Engine) -> None
         assert rows_by_partition(connection, "transactions")[1] == "transactions_p20261120"
 
 
+def _id_receipt_index_method(engine: Engine) -> str:
+    query = (
+        "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relname = 'ix_transaction_ids_received_at' AND n.nspname = current_schema()"
+    )
+    with engine.connect() as connection:
+        return str(connection.execute(text(query)).scalar_one())
+
+
+def test_the_id_receipt_index_is_brin_from_0006_and_a_btree_before(engine: Engine) -> None:
+    url = engine.url.render_as_string(hide_password=False)
+    from alembic import command
+
+    from vigil.storage.migrate import alembic_config
+
+    assert _id_receipt_index_method(engine) == "brin"
+    command.downgrade(alembic_config(url), "0005")
+    assert _id_receipt_index_method(engine) == "btree"
+    upgrade_database(url)
+    assert _id_receipt_index_method(engine) == "brin"
+
+
 def test_cli_maintain_reports_what_it_did(engine: Engine) -> None:
     url = engine.url.render_as_string(hide_password=False)
     result = CliRunner().invoke(
