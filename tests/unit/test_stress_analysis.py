@@ -200,3 +200,45 @@ def test_stream_event_lag_splits_the_streams_decisions_by_how_late_they_were(
     assert lag["on_time_mean_abs_diff"] == pytest.approx(0.0)
     assert lag["late_mean_abs_diff"] == pytest.approx(0.3)
     assert lag["max_lag_days"] == pytest.approx(2.0, abs=0.01)
+
+
+def test_the_samplers_stream_count_keeps_decisions_stored_late_after_an_outage(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL down longer than the margin: the worker's decisions of the outage are
+    scored (``created_at``) then stored only once it is back, later than the margin. The
+    sampler's reads fail meanwhile; after the outage its count still takes them in."""
+    from sqlalchemy import func, insert, select
+
+    from vigil.storage.engine import create_db_engine
+    from vigil.storage.tables import metadata, predictions
+    from vigil.stress.campaign import StreamCount
+
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    metadata.create_all(engine, tables=[predictions])
+    start = datetime(2026, 12, 6, 2, 0, tzinfo=UTC)
+    counter = StreamCount(margin_s=5)
+
+    def row(transaction_id: int, created_at: datetime) -> dict[str, object]:
+        return {
+            "transaction_id": transaction_id, "score": 0.1, "label": 0, "threshold": 0.5,
+            "reason_codes": [], "model_version": "m", "latency_ms": 1.0, "source": "stream",
+            "created_at": created_at,
+        }  # fmt: skip
+
+    held: list[dict[str, object]] = []  # scored during the outage, stored after it
+    with engine.begin() as connection:
+        for second in range(40):
+            now = start + timedelta(seconds=second)
+            if 10 <= second < 22:  # down 12 s (> the 5 s margin): reads fail, writes wait
+                held.append(row(second, now))
+                counter.missed()
+                continue
+            if second == 24:  # the worker's retry lands 2 s after the database is back
+                connection.execute(insert(predictions), held)
+            connection.execute(insert(predictions), [row(second, now)])
+            full = connection.execute(
+                select(func.count()).where(predictions.c.source == "stream")
+            ).scalar_one()
+            assert counter.read(connection, now) == full, second
+    assert full == 40

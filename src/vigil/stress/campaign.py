@@ -126,14 +126,23 @@ class StreamCount:
     the whole predictions table: ~80-90 ms of PostgreSQL CPU at 600,000 rows, in bursts on
     both cores (the API's included), growing with the run. Here rows older than ``margin_s``
     (by ``created_at``, through its index) are counted once into a base; only the last
-    ``margin_s`` are counted again. A row committed more than ``margin_s`` after its
-    ``created_at`` would be missed (the worker stores a decision within seconds).
+    ``margin_s`` are counted again. The worker stores a decision within seconds of its
+    ``created_at``, except across a database outage: it retries the decisions scored before
+    and during it until the database is back. So after a failed read (:meth:`missed`) the
+    base stays where it was until ``margin_s`` after the next read succeeds, whatever the
+    outage's length; a row stored more than ``margin_s`` late otherwise would be missed.
     """
 
     def __init__(self, margin_s: float = 30.0) -> None:
         self.margin = timedelta(seconds=margin_s)
         self.base = 0
         self.base_until: datetime | None = None
+        self.held_until: datetime | None = None  # the base waits for late rows till then
+        self.outage = False
+
+    def missed(self) -> None:
+        """A read failed (the database unreachable): rows may be stored late once it is back."""
+        self.outage = True
 
     def read(self, connection: Any, now: datetime) -> int:
         """The stored count as of ``now`` (aware UTC)."""
@@ -149,8 +158,11 @@ class StreamCount:
                 query = query.where(predictions.c.created_at <= until)
             return int(connection.execute(query).scalar_one())
 
+        if self.outage:  # back: the decisions held meanwhile are being stored
+            self.held_until, self.outage = now + self.margin, False
         cut = now - self.margin
-        if self.base_until is None or cut > self.base_until:
+        held = self.held_until is not None and now < self.held_until
+        if not held and (self.base_until is None or cut > self.base_until):
             self.base += count(self.base_until, cut)
             self.base_until = cut
         return self.base + count(self.base_until, None)
@@ -376,9 +388,12 @@ class Campaign:
         engine = create_engine(self._db_url(self.postgres.port), pool_pre_ping=True)
         stored, counter = 0, StreamCount()
         while not stop.wait(1.0):
-            with contextlib.suppress(Exception), engine.connect() as connection:
-                connection.execute(text("SET max_parallel_workers_per_gather = 0"))
-                stored = counter.read(connection, datetime.now(UTC))
+            try:
+                with engine.connect() as connection:
+                    connection.execute(text("SET max_parallel_workers_per_gather = 0"))
+                    stored = counter.read(connection, datetime.now(UTC))
+            except Exception:  # the database down (a fault): this sample repeats the last count
+                counter.missed()
             if self.prometheus is not None:
                 with contextlib.suppress(Exception):  # a missed poll is a gap, not a failure
                     active = self.prometheus.active_alerts()
