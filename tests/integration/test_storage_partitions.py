@@ -14,7 +14,13 @@ from typer.testing import CliRunner
 from conftest import private_pg_schema
 from storage_support import prediction_record
 from vigil.cli import app
-from vigil.storage import GroupCommitWriter, PredictionRecord, create_db_engine, upgrade_database
+from vigil.storage import (
+    GroupCommitWriter,
+    PredictionRecord,
+    create_db_engine,
+    insert_prediction_records,
+    upgrade_database,
+)
 from vigil.storage.case_copy import sync_days
 from vigil.storage.partitions import (
     day_partitions,
@@ -145,6 +151,26 @@ def test_group_commit_routes_by_day_and_keeps_ids_unique(engine: Engine) -> None
         12: today,
     }
     assert scores == {1: 0.1, 2: 0.9, 3: 0.2, 10: 0.3, 11: 0.3, 12: 0.3}
+
+
+def test_the_first_of_an_id_repeated_in_one_batch_is_stored_once(engine: Engine) -> None:
+    now = datetime.now(UTC)
+    later = replace(record(20, now + timedelta(seconds=1), score=0.9), created_at=now)
+    with engine.begin() as connection:  # one statement: no split, no retry
+        inserted = insert_prediction_records(connection, [record(20, now), later, record(21, now)])
+    with engine.connect() as connection:
+        stored = {
+            table: connection.execute(
+                text(f"SELECT count(*) FROM {table} WHERE transaction_id = 20")
+            ).scalar_one()
+            for table in ("transactions", "predictions")
+        }
+        score = connection.execute(
+            text("SELECT score FROM predictions WHERE transaction_id = 20")
+        ).scalar_one()
+    assert inserted == {20, 21}
+    assert stored == {"transactions": 1, "predictions": 1}
+    assert score == 0.3
 
 
 def test_a_stored_record_is_read_from_one_partition_of_each_table(engine: Engine) -> None:

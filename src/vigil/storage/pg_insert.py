@@ -4,16 +4,18 @@ The batch travels as one JSON parameter (``orjson`` serialises the record datacl
 ``json_to_recordset`` turns it back into rows on the server, and one statement stores them.
 Both tables are partitioned by day (:mod:`vigil.storage.partitions`), so ``transaction_id``
 alone has no unique index on them: the statement first claims each id in ``transaction_ids``
-(``ON CONFLICT DO NOTHING``; the first of duplicate ids in the batch, by position), then
-inserts the transaction and prediction rows of the ids it claimed only, each routed by
-PostgreSQL to the partition of its day, and returns the ids it inserted. An id already stored
-keeps its first rows, as before partitioning. Each insert reads the claimed rows straight from
-``firsts`` (a semi-join with the claimed ids): a CTE of the claimed rows, read by both inserts,
-was one more copy of every row (``callgrind`` of the server, 1.9 % of its instructions per
-record; docs/benchmarks.md, 2026-12-06). It replaced ``COPY`` into temporary ``ON COMMIT
-DELETE ROWS`` staging tables, whose truncation at every commit cost more than the rows
-themselves, and it is one round trip: in autocommit mode the statement is its own durable
-transaction.
+(``ON CONFLICT DO NOTHING``), then inserts the transaction and prediction rows of the ids it
+claimed only, each routed by PostgreSQL to the partition of its day, and returns the ids it
+inserted. An id already stored keeps its first rows, as before partitioning. Each insert reads
+the claimed rows straight from ``batch`` (a semi-join with the claimed ids): a CTE of the
+claimed rows, read by both inserts, was one more copy of every row (``callgrind`` of the
+server, 1.9 % of its instructions per record; docs/benchmarks.md, 2026-12-06). The parameter
+holds the first record of each id only (:func:`records_json`; the first of duplicate ids in
+the batch wins): deduplicating in the statement (``DISTINCT ON``, a sort) cost the server 24k
+instructions per statement and 1.3k per record, the client's check 6 us per 128 records. It
+replaced ``COPY`` into temporary ``ON COMMIT DELETE ROWS`` staging tables, whose truncation at
+every commit cost more than the rows themselves, and it is one round trip: in autocommit mode
+the statement is its own durable transaction.
 """
 
 from __future__ import annotations
@@ -57,25 +59,22 @@ def _insert_sql() -> str:
     for table in (transactions, predictions):
         names, values = _select_list(table)
         inserts.append(
-            f"INSERT INTO {table.name} ({names}) SELECT {values} FROM firsts "
+            f"INSERT INTO {table.name} ({names}) SELECT {values} FROM batch "
             "WHERE transaction_id IN (SELECT transaction_id FROM ids)"
         )
     return (
-        "WITH batch AS (SELECT * FROM ROWS FROM "
-        f"(json_to_recordset(%s::json) AS ({definitions})) "
-        f"WITH ORDINALITY AS r({', '.join(columns)}, position)), "
-        "firsts AS (SELECT DISTINCT ON (transaction_id) * FROM batch "
-        "ORDER BY transaction_id, position), "
+        f"WITH batch AS (SELECT * FROM json_to_recordset(%s::json) AS ({definitions})), "
         f"ids AS (INSERT INTO {ID_INDEX} (transaction_id, received_at) "
-        "SELECT transaction_id, received_at FROM firsts "
+        "SELECT transaction_id, received_at FROM batch "
         "ON CONFLICT (transaction_id) DO NOTHING RETURNING transaction_id), "
         f"stored_transactions AS ({inserts[0]}) {inserts[1]} RETURNING transaction_id"
     )
 
 
 INSERT_RECORDS_SQL = _insert_sql()
-"""Inserts both rows of every record of the JSON array parameter; ids already stored are kept.
-Returns the ids it inserted (the ones it claimed)."""
+"""Inserts both rows of every record of the JSON array parameter (ids distinct: see
+:func:`records_json`); ids already stored are kept. Returns the ids it inserted (the ones it
+claimed)."""
 
 
 def _default(value: Any) -> Any:
@@ -85,9 +84,20 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot store a {type(value).__name__} value")
 
 
+def first_of_each_id(records: Sequence[PredictionRecord]) -> Sequence[PredictionRecord]:
+    """``records`` without the later records of a repeated ``transaction_id`` (in order)."""
+    if len({record.transaction_id for record in records}) == len(records):
+        return records  # the common case: no id repeated
+    firsts: dict[int, PredictionRecord] = {}
+    for record in records:
+        firsts.setdefault(record.transaction_id, record)
+    return list(firsts.values())
+
+
 def records_json(records: Sequence[PredictionRecord]) -> str:
-    """The records as the JSON array parameter of :data:`INSERT_RECORDS_SQL`."""
-    return orjson.dumps(records, default=_default).decode()
+    """The records as the JSON array parameter of :data:`INSERT_RECORDS_SQL`: the first record
+    of each id only."""
+    return orjson.dumps(first_of_each_id(records), default=_default).decode()
 
 
 def insert_records(dbapi_connection: Any, records: Sequence[PredictionRecord]) -> set[int]:
