@@ -101,7 +101,7 @@ handbook-results: $(STAMP) ## 3 experiments on the handbook's test week -> docs/
 	$(BIN)/vigil experiments --runs-dir data/handbook-runs --results docs/results/handbook_experiments.json
 
 FEEDBACK_WORLD ?= data/feedback-world/raw
-feedback-results: $(STAMP) ## with/without analysts' feedback: handbook week (LightGBM 5 seeds, look-back, hourly; logistic) + a simulated world -> docs/results/feedback_*.json
+feedback-results: $(STAMP) ## with/without analysts' feedback: handbook week (LightGBM 5 seeds, look-back, hourly; logistic; MLP default and MLP + LightGBM ensemble 5 seeds, look-back) + a simulated world -> docs/results/feedback_*.json
 	nice -n 10 $(BIN)/vigil evaluate lightgbm --feedback --lookback-days 0 --seeds 0-4 --data $(HANDBOOK) \
 		--results docs/results/feedback_handbook_lightgbm.json
 	nice -n 10 $(BIN)/vigil evaluate logistic --feedback --lookback-days 0 --seeds 0, --data $(HANDBOOK) \
@@ -110,6 +110,10 @@ feedback-results: $(STAMP) ## with/without analysts' feedback: handbook week (Li
 		--data $(HANDBOOK) --results docs/results/feedback_handbook_lightgbm_lookback.json
 	nice -n 10 $(BIN)/vigil evaluate lightgbm --feedback --no-retrain --lookback-days 0 --every-hours 1 --seeds 0, \
 		--data $(HANDBOOK) --results docs/results/feedback_handbook_lightgbm_hourly.json
+	nice -n 10 $(BIN)/vigil evaluate mlp_small --feedback --no-retrain --lookback-days 7 --seeds 0-4 \
+		--data $(HANDBOOK) --results docs/results/feedback_handbook_mlp_small_lookback.json
+	nice -n 10 $(BIN)/vigil evaluate ensemble_mlp_lightgbm --feedback --no-retrain --lookback-days 7 --seeds 0-4 \
+		--data $(HANDBOOK) --results docs/results/feedback_handbook_ensemble_mlp_lightgbm_lookback.json
 	$(BIN)/vigil generate --out $(FEEDBACK_WORLD) --set data.seed=1 --overwrite --no-progress
 	nice -n 10 $(BIN)/vigil evaluate logistic lightgbm --feedback --lookback-days 0 --seeds 0, --data $(FEEDBACK_WORLD) \
 		--results docs/results/feedback_simulated.json

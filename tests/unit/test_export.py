@@ -25,7 +25,7 @@ from vigil.models.export_hf import load_hf, save_hf
 from vigil.models.export_mar import build_mar
 from vigil.models.export_onnx import export_onnx
 from vigil.models.handler import VigilHandler
-from vigil.models.kinds import FraudModel, model_kind, predict_scores
+from vigil.models.kinds import Ensemble, FraudModel, model_kind, predict_scores
 from vigil.models.mlp import FraudMLP
 
 NAMES = feature_names(FeaturesConfig.model_validate({}))
@@ -41,6 +41,9 @@ def real_rows() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fit(kind: str, features: np.ndarray, labels: np.ndarray) -> FraudModel:
+    if kind == "ensemble":  # one member of each trained kind, as the ensemble kind builds it
+        members = (_fit("mlp", features, labels), _fit("lightgbm", features, labels))
+        return Ensemble(members=members)
     config = ModelConfig.model_validate(
         {
             "kind": kind,
@@ -81,7 +84,7 @@ def _metadata(kind: str) -> ModelMetadata:
     )
 
 
-@pytest.fixture(scope="module", params=["mlp", "logistic", "lightgbm"])
+@pytest.fixture(scope="module", params=["mlp", "logistic", "lightgbm", "ensemble"])
 def exported(
     request: pytest.FixtureRequest,
     real_rows: tuple[np.ndarray, np.ndarray],
