@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from vigil.serving.shedding import TurnWriter, _Turn
 
 
@@ -68,3 +70,18 @@ def test_other_attributes_are_the_transports() -> None:
     writer = TurnWriter(RecordingTransport(), _Turn())  # type: ignore[arg-type]
 
     assert writer.get_extra_info("peername") == "extra peername"
+
+
+def test_is_closing_is_the_transports_own_method(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asked after every answer: not through ``__getattr__`` (a failed look-up first)."""
+    transport = RecordingTransport()
+    writer = TurnWriter(transport, _Turn())  # type: ignore[arg-type]
+    monkeypatch.setattr(TurnWriter, "__getattr__", _no_delegation)
+
+    transport.closed = True
+
+    assert writer.is_closing()
+
+
+def _no_delegation(_writer: TurnWriter, name: str) -> None:
+    raise AssertionError(f"{name} reached through __getattr__")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from fastapi import FastAPI
+from starlette.datastructures import State
 from starlette.types import Receive, Scope, Send
 
 import vigil
@@ -28,6 +31,26 @@ DESCRIPTION = """Real-time card-fraud scoring.
   `403 модель не смогла обработать данные`).
 * Admin routes need the `X-API-Key` header. Every answer carries an `X-Request-ID`.
 """
+
+
+class AppState(State):
+    """``app.state`` whose entries are the instance's own attributes.
+
+    Starlette's :class:`State` keeps them in a dict that its ``__getattr__`` reads, and Python
+    calls ``__getattr__`` only after the normal look-up has failed: every read (the running
+    services and the admission gate, on each scoring request) first made and discarded an
+    ``AttributeError``. Here that dict is the instance's ``__dict__``, so a read is a plain
+    attribute look-up; writes, deletes and item access stay State's.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(self.__dict__)
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key in self._state if key != "_state")
+
+    def __len__(self) -> int:
+        return len(self._state) - 1
 
 
 class VigilAPI(FastAPI):
@@ -70,6 +93,7 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan_for(settings, metrics, model_manager, state_store, writer),
     )
+    app.state = AppState()
     app.state.settings = settings
     app.state.metrics = metrics
     # Drift and business figures come from the pipelines' marts (ADR 0007), before any scrape.

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -71,17 +73,19 @@ def direct_protocol(app: VigilAPI) -> type[HttpToolsProtocol]:
     max_body_bytes = state.settings.serving.max_upload_bytes
 
     class DirectProtocol(shedding_protocol(gate, service.metrics)):  # type: ignore[misc]
-        # A request answered here: the app's services as its headers were read, its body so far.
-        _direct: tuple[Services, list[bytes]] | None = None
+        _answer: Callable[[], None] | None  # the shedding protocol's
+        _body: list[bytes] | None
 
         def on_headers_complete(self) -> None:
-            if self._plain_forward():
-                self._direct = (state.services, [])
+            if self.url == _FORWARD and self._plain_forward():
+                # Answered here (see the shedding protocol's on_body, on_message_complete):
+                # with the app's services as its headers were read.
+                self._answer, self._body = partial(self._take, state.services), []
                 return
             super().on_headers_complete()
 
         def _plain_forward(self) -> bool:
-            if self.url != _FORWARD or gate.overloaded or state.services is None:
+            if gate.overloaded or state.services is None:
                 return False
             if self.cycle is not None and not self.cycle.response_complete:
                 return False  # pipelined behind an unanswered request: keep the order
@@ -96,18 +100,9 @@ def direct_protocol(app: VigilAPI) -> type[HttpToolsProtocol]:
                 and not self.parser.should_upgrade()
             )
 
-        def on_body(self, body: bytes) -> None:
-            if self._direct is None:
-                super().on_body(body)
-            else:
-                self._direct[1].append(body)
-
-        def on_message_complete(self) -> None:
-            if self._direct is None:
-                super().on_message_complete()
-                return
-            services, chunks = self._direct
-            self._direct = None
+        def _take(self, services: Services) -> None:
+            """Queue the request read completely; :func:`answer_pending` answers it."""
+            chunks, self._body = self._body or [], None
             keep_alive = self.parser.should_keep_alive() and self.parser.get_http_version() != "1.0"
             request = _Pending(
                 self,

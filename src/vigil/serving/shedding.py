@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import os
 import select
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -52,15 +53,17 @@ class TurnWriter:
     ``write`` keeps the data; the turn's writers are flushed together by one callback the
     loop runs after the callbacks already due (the answers of that turn), so nothing waits
     for more than the rest of the turn. ``close`` flushes first. Every other attribute is the
-    transport's own.
+    transport's own; ``is_closing`` (asked after every answer) is the transport's bound method
+    itself, since reaching it through ``__getattr__`` costs a failed look-up first.
     """
 
-    __slots__ = ("_chunks", "_transport", "_turn")
+    __slots__ = ("_chunks", "_transport", "_turn", "is_closing")
 
     def __init__(self, transport: asyncio.Transport, turn: _Turn) -> None:
         self._transport = transport
         self._turn = turn
         self._chunks: list[bytes] = []
+        self.is_closing = transport.is_closing
 
     def write(self, data: bytes) -> None:
         """Keep ``data`` until the end of the loop turn."""
@@ -109,7 +112,12 @@ def shedding_protocol(gate: AdmissionGate, metrics: VigilMetrics) -> type[HttpTo
     turn = _Turn()
 
     class SheddingProtocol(HttpToolsProtocol):
-        _shedding: bytes | None = None  # the path of the request being refused
+        # A request this protocol answers itself instead of uvicorn's request-response cycle
+        # (refused here, or taken by a subclass): what answers it once its body has arrived,
+        # and that body so far (None: discarded).
+        _answer: Callable[[], None] | None = None
+        _body: list[bytes] | None = None
+        _refused: bytes = b""  # the path of the request being refused
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -127,7 +135,7 @@ def shedding_protocol(gate: AdmissionGate, metrics: VigilMetrics) -> type[HttpTo
             admit = not gate.overloaded
             idle = self.cycle is None or self.cycle.response_complete  # not pipelined
             if not admit and idle and not self.flow.write_paused:  # (the client reads answers)
-                self._shedding = path  # refused here
+                self._refused, self._answer = path, self._refuse  # refused here
                 return
             super().on_headers_complete()
             if admit and self.cycle is not None and self.cycle.scope is self.scope:
@@ -150,15 +158,22 @@ def shedding_protocol(gate: AdmissionGate, metrics: VigilMetrics) -> type[HttpTo
             super().timeout_keep_alive_handler()
 
         def on_body(self, body: bytes) -> None:
-            if self._shedding is None:
+            if self._answer is None:
                 super().on_body(body)
+            elif self._body is not None:
+                self._body.append(body)
 
         def on_message_complete(self) -> None:
-            path = self._shedding
-            if path is None:
+            answer = self._answer
+            if answer is None:
                 super().on_message_complete()
                 return
-            self._shedding = None
+            self._answer = None
+            answer()
+
+        def _refuse(self) -> None:
+            """Answer the request refused when its headers were read: 503, ``Retry-After``."""
+            path = self._refused
             request_id = os.urandom(8).hex()
             body, headers = gate.refusal(request_id)
             head = b"".join(b"%s: %s\r\n" % pair for pair in headers)
