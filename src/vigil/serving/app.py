@@ -14,7 +14,7 @@ from vigil.features import StateStore
 from vigil.inference.manager import ModelManager
 from vigil.monitoring import create_metrics
 from vigil.monitoring.mart_metrics import MartMetrics
-from vigil.serving.admission import AdmissionGate
+from vigil.serving.admission import ARRIVED, AdmissionGate
 from vigil.serving.docs import install_docs
 from vigil.serving.errors import install_error_handlers
 from vigil.serving.hotpath import HotRoutes
@@ -71,7 +71,8 @@ class VigilAPI(FastAPI):
             try:
                 await self.hot(scope, receive, send)
             finally:  # a slot the server took for a request answered before the gate (413)
-                self.state.admission.release(scope)
+                if ARRIVED in scope:
+                    self.state.admission.release(scope)
             return
         await super().__call__(scope, receive, send)
 

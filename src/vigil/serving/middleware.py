@@ -103,7 +103,7 @@ class ServiceMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = self.request_id(scope["headers"])
+        request_id = _request_id(scope["headers"], self._ids)
         token = request_id_var.set(request_id.decode())
         status_code: int | None = None
 
