@@ -181,6 +181,15 @@ def ensure_database(url: str) -> None:
     admin.dispose()
 
 
+def drop_database(url: str) -> None:
+    """Drop a benchmark run's PostgreSQL database."""
+    parsed = make_url(url)
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}"'))
+    admin.dispose()
+
+
 def start_server(args: argparse.Namespace, model: Path, log: Path) -> subprocess.Popen[bytes]:
     """``vigil serve`` on one core, its log in ``log``; returns once /health says ready."""
     overrides = {

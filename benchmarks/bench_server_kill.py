@@ -25,9 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, make_url, select, text
+from sqlalchemy import make_url, select
 
-from bench_api import default_model, ensure_database
+from bench_api import default_model, drop_database, ensure_database
 from bench_redis_kill import Load, start_serve, wait_ready
 from vigil.config import load_settings
 from vigil.storage import create_db_engine, upgrade_database
@@ -55,15 +55,6 @@ def stored_ids(database_url: str) -> set[int]:
             return set(connection.execute(select(predictions.c.transaction_id)).scalars())
     finally:
         engine.dispose()
-
-
-def drop_database(url: str) -> None:
-    """Drop this run's PostgreSQL database."""
-    parsed = make_url(url)
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}"'))
-    admin.dispose()
 
 
 def main() -> None:
