@@ -11,12 +11,13 @@
 """
 
 from vigil.decisions.idempotency import Replayed, TransactionConflict
-from vigil.decisions.pipeline import DecisionPipeline, Outcome, ScoredBatch
+from vigil.decisions.pipeline import DecisionPipeline, Outcome, PendingBatch, ScoredBatch
 from vigil.decisions.runtime import Runtime, load_models
 
 __all__ = [
     "DecisionPipeline",
     "Outcome",
+    "PendingBatch",
     "Replayed",
     "Runtime",
     "ScoredBatch",

@@ -27,6 +27,7 @@ from vigil.decisions.idempotency import (
     answer_repeat,
 )
 from vigil.features import OnlineFeatureComputer, Transaction
+from vigil.features.online import RecordedBatch
 from vigil.inference.columns import ModelColumns
 from vigil.inference.decision import Decision, decide
 from vigil.inference.manager import ModelManager, ModelSnapshot
@@ -58,6 +59,22 @@ async def run_once(operation: Callable[[], Awaitable[T]], _what: str) -> T:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingBatch:
+    """A batch after :meth:`DecisionPipeline.record`: its ids claimed, repeats of ids stored
+    lately found, the new ones (``fresh``, positions in the batch) in the online state."""
+
+    transactions: Sequence[TransactionFields]  # the whole batch, in order
+    arrived: Sequence[float] | None  # per transaction its perf_counter arrival, if known
+    started: float  # perf_counter when the batch was taken
+    claim: Claim  # the batch's ids in flight
+    stored: dict[int, PredictionRecord]  # by id: claimed ids found already stored
+    fresh: list[int]  # positions of the transactions decided now
+    online: list[Transaction]  # the state store's view of those, row-aligned
+    features: RecordedBatch | None  # their online feature rows (None when nothing is new)
+    state_seconds: float  # the state store's round trip for the whole batch
+
+
+@dataclass(frozen=True, slots=True)
 class ScoredBatch:
     """What one batch produced. ``features``, ``decisions`` and ``records`` are row-aligned
     with the transactions decided now (``fresh``, positions in the batch); the other
@@ -86,7 +103,10 @@ class DecisionPipeline:
     found stored before with that stored decision, undoes the online state of a record the
     database refused (it then answers that record's error instead of a decision) or that lost
     its id to another payload, and answers every repeated id with its stored decision
-    (:mod:`vigil.decisions.idempotency`). The models are read once
+    (:mod:`vigil.decisions.idempotency`). :meth:`score` is :meth:`record` (the ordered part:
+    ids, look-up, online state) then :meth:`score_recorded` (models, records; no I/O), which
+    the stream worker runs apart so that one batch is scored while the next is recorded.
+    The models are read once
     per batch, so a hot swap takes effect from the next batch and every decision names the
     model that made it. A challenger, when set, scores the same rows in shadow: its score
     and version are stored beside the champion's and never change a decision.
@@ -130,22 +150,45 @@ class DecisionPipeline:
         requests); a record's latency runs from there, or from the batch's start. Every id
         this claims is released by :meth:`settle` (or here, if this fails).
         """
+        return self.score_recorded(await self.record(transactions, arrived))
+
+    async def record(
+        self, transactions: Sequence[TransactionFields], arrived: Sequence[float] | None = None
+    ) -> PendingBatch:
+        """The first half of :meth:`score`, the one that must follow the batch before it:
+        claim the ids, look up repeats of ids stored lately, record the new ones in the
+        online state. :meth:`score_recorded` needs nothing more from the state store, so a caller
+        may record the next batch while this one is decided."""
         started = time.perf_counter()
         claim = self._in_flight.claim(transactions)
         try:
-            return await self._score(transactions, arrived, started, claim)
+            return await self._record(transactions, arrived, started, claim)
         except BaseException as error:
-            for position in claim.claimed:
-                self._in_flight.release(transactions[position].transaction_id, error)
+            self._release_claim(transactions, claim, error)
             raise
 
-    async def _score(
+    def score_recorded(self, recorded: PendingBatch) -> ScoredBatch:
+        """The second half of :meth:`score`: the champion's decisions, the challenger's shadow
+        scores and the records of the new transactions (no I/O)."""
+        try:
+            return self._decide(recorded)
+        except BaseException as error:
+            self._release_claim(recorded.transactions, recorded.claim, error)
+            raise
+
+    def _release_claim(
+        self, transactions: Sequence[TransactionFields], claim: Claim, error: BaseException
+    ) -> None:
+        for position in claim.claimed:
+            self._in_flight.release(transactions[position].transaction_id, error)
+
+    async def _record(
         self,
         transactions: Sequence[TransactionFields],
         arrived: Sequence[float] | None,
         started: float,
         claim: Claim,
-    ) -> ScoredBatch:
+    ) -> PendingBatch:
         seen = [
             tid for tid in (transactions[p].transaction_id for p in claim.claimed)
             if tid in self._recent
@@ -155,15 +198,23 @@ class DecisionPipeline:
         for tid, record in stored.items():
             self._in_flight.release(tid, record)
         fresh = [p for p in claim.claimed if transactions[p].transaction_id not in stored]
-        new = [transactions[p] for p in fresh]
-        online = [_online(t) for t in new]
+        online = [_online(transactions[p]) for p in fresh]
+        rows = await self.features.arecord_batch(online) if online else None
+        state_seconds = time.perf_counter() - started
+        return PendingBatch(
+            transactions, arrived, started, claim, stored, fresh, online, rows, state_seconds
+        )
+
+    def _decide(self, batch: PendingBatch) -> ScoredBatch:
+        transactions, fresh, online = batch.transactions, batch.fresh, batch.online
+        stored, claim, state_seconds = batch.stored, batch.claim, batch.state_seconds
         models = self.models.snapshot()  # one snapshot: every answer names its model
-        if not new:  # every id repeats one stored or in flight: no state, no model
+        if batch.features is None:  # every id repeats one stored or in flight: no model
             nothing = np.empty((0, len(self.features.names)), dtype=self.features.dtype)
             return ScoredBatch(nothing, [], [], 0.0, models, [], transactions, [], stored, claim)
-        recorded = await self.features.arecord_batch(online)
+        new = [transactions[p] for p in fresh]
+        recorded = batch.features
         matrix = recorded.features
-        state_seconds = time.perf_counter() - started
         champion, challenger = models.champion, models.challenger
         decisions = decide(
             champion,
@@ -175,6 +226,7 @@ class DecisionPipeline:
         shadows: Sequence[float | None] = challenger_scores or [None] * len(online)
         challenger_version = challenger.metadata.model_version if challenger else None
         finished, now = time.perf_counter(), utc_now()  # one clock read for the whole batch
+        arrived, started = batch.arrived, batch.started
         starts = [arrived[p] for p in fresh] if arrived is not None else [started] * len(online)
         records = [
             PredictionRecord.from_decision(

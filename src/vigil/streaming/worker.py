@@ -3,14 +3,15 @@
 An adapter of the decision pipeline (:mod:`vigil.decisions`) for AMQP. Per micro-batch: read
 the deliveries (poison to the dead-letter queue with the reason), the pipeline's online
 features and decisions, one database commit (the pipeline's persistence hand-off), decisions
-published with publisher confirms, and only then one multiple-ack. Two micro-batches are in
-flight: while batch k commits, publishes and acks, batch k+1 gets its features and scores;
-the commits, publications and acks stay in delivery order. A crash anywhere before the ack
-means redelivery, which is harmless: the pipeline decides a ``transaction_id`` once, so a
-redelivered or repeated transaction republishes the stored decision without touching the
-online state, and one whose id is stored with another payload is dead-lettered (reason
-``conflict``; the stored decision stands). Database or Redis outages are retried with backoff
-while the messages stay unacked.
+published with publisher confirms, and only then one multiple-ack. Three micro-batches are in
+flight, one per stage: while batch k publishes and acks, batch k+1 is decided and commits and
+batch k+2 gets its online features; each stage takes the batches one at a time in delivery
+order, so the online state, commits, publications and acks follow delivery order. A crash
+anywhere before the ack means redelivery, which is harmless: the pipeline decides a
+``transaction_id`` once, so a redelivered or repeated transaction republishes the stored
+decision without touching the online state, and one whose id is stored with another payload
+is dead-lettered (reason ``conflict``; the stored decision stands). Database or Redis outages
+are retried with backoff while the messages stay unacked.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from pydantic import ValidationError
 
 from vigil.config import BrokerConfig
-from vigil.decisions import Replayed, Runtime, ScoredBatch, TransactionConflict
+from vigil.decisions import PendingBatch, Replayed, Runtime, TransactionConflict
 from vigil.inference.decision import Decision
 from vigil.inference.manager import ModelSnapshot
 from vigil.monitoring import VigilMetrics
@@ -52,13 +53,22 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class _Scored:
-    """A micro-batch after stage 1 (features and scores), row-aligned with its transactions."""
+    """A micro-batch after stage 1 (online features), row-aligned with its transactions."""
 
     deliveries: list[Delivery]
     transactions: list[TransactionMessage]
     origins: list[tuple[Delivery, int]]  # each transaction's delivery and place in it
     batched: list[bool]
-    scored: ScoredBatch | None
+    pending: PendingBatch | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Settled:
+    """A micro-batch after stage 2 (committed): its publications and dead letters."""
+
+    decisions: list[DecisionFields]
+    batched: list[bool]  # per decision: whether it came in an envelope
+    refused: list[tuple[AbstractIncomingMessage, Rejected, str]]
 
 
 class StreamWorker:
@@ -80,7 +90,9 @@ class StreamWorker:
         self._shown_models: ModelSnapshot | None = None
         self._batch_wait_ms = batch_wait_ms
         self._stopping = asyncio.Event()
-        self._finishing: asyncio.Task[None] | None = None
+        self._finishing: asyncio.Task[None] | None = None  # the newest batch's stages 2-3
+        self._committed: asyncio.Future[None] | None = None  # its commit done (or failed)
+        self._unfinished: set[asyncio.Task[None]] = set()
         # transaction micro-batches taken, and those acked or nacked since (they settle in order)
         self._taken = self._settled = 0
         self._progress = asyncio.Event()
@@ -98,8 +110,8 @@ class StreamWorker:
         try:
             await self._consume(connection, stop)
         finally:
-            if self._finishing is not None:  # cancelled mid-stream: its messages stay unacked
-                self._finishing.cancel()
+            for task in list(self._unfinished):  # cancelled mid-stream: messages stay unacked
+                task.cancel()
             await connection.close()
 
     async def _consume(self, connection: AbstractRobustConnection, stop: asyncio.Event) -> None:
@@ -205,25 +217,50 @@ class StreamWorker:
             self._finishing = None
 
     async def _on_transactions(self, batch: list[Delivery], topology: Topology) -> None:
-        """Stage 1 of a micro-batch here; stage 2 runs in the background, one batch at a time."""
+        """Stage 1 of a micro-batch here; stages 2 (decisions, commit) and 3 (publications,
+        ack) run in the background, each one batch at a time: the next batch's stage 1
+        overlaps both."""
         messages = [d.message for d in batch]
         self._taken += 1
         self._count_consumed(self._broker.transactions_queue, messages, batch)
         try:
             scored = await self._score(batch)
         except Exception as error:
-            await self._wait_finishing()  # its ack must go out before this batch's nacks
+            await self._wait_finishing()  # the acks ahead must go out before this batch's nacks
             await self._requeue(messages, error)
             self._count_settled()
             return
-        await self._wait_finishing()
-        self._finishing = asyncio.create_task(self._finish_settled(messages, scored, topology))
+        if self._committed is not None:  # commits in delivery order, one at a time
+            await self._committed
+        committed = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(
+            self._finish_settled(messages, scored, topology, self._finishing, committed)
+        )
+        self._finishing, self._committed = task, committed
+        self._unfinished.add(task)
+        task.add_done_callback(self._unfinished.discard)
 
     async def _finish_settled(
-        self, messages: list[AbstractIncomingMessage], scored: _Scored, topology: Topology
+        self,
+        messages: list[AbstractIncomingMessage],
+        scored: _Scored,
+        topology: Topology,
+        ahead: asyncio.Task[None] | None,
+        committed: asyncio.Future[None],
     ) -> None:
+        """Stages 2 and 3 of a batch; its publications, ack or nacks after the batch ahead's."""
         try:
-            await self._guarded(messages, self._finish(scored, topology))
+            try:
+                letters = await self._commit(scored)
+            finally:
+                committed.set_result(None)
+            if ahead is not None:
+                await ahead
+            await self._publish_and_ack(scored, letters, topology)
+        except Exception as error:
+            if ahead is not None:  # its multiple-ack must not meet this batch's nacks first
+                await ahead
+            await self._requeue(messages, error)
         finally:
             self._count_settled()
 
@@ -231,30 +268,25 @@ class StreamWorker:
         items = [(t, d) for d in batch for t in d.transactions]
         origins = [(d, i) for d in batch for i in range(len(d.transactions))]
         transactions = [t for t, _ in items]
-        scored = None
+        pending = None
         if transactions:
-            scored = await retry_transient(
-                lambda: self._pipeline.score(transactions), "online features", self._stopping
+            pending = await retry_transient(
+                lambda: self._pipeline.record(transactions), "online features", self._stopping
             )
-            if self._metrics is not None and scored.models is not self._shown_models:
-                self._metrics.show_models(scored.models)  # only when a swap happened
-                self._shown_models = scored.models
-        return _Scored(
-            batch,
-            transactions,
-            origins,
-            [d.batched for _, d in items],
-            scored,
-        )
+        return _Scored(batch, transactions, origins, [d.batched for _, d in items], pending)
 
-    async def _finish(self, batch: _Scored, topology: Topology) -> None:
-        """Stage 2: commit, publish decisions and dead letters (confirmed), then one ack."""
+    async def _commit(self, batch: _Scored) -> _Settled:
+        """Stage 2: the decisions and their commit; what to publish and what to dead-letter."""
         decisions: list[DecisionFields] = []
         batched: list[bool] = []
         refused: list[tuple[AbstractIncomingMessage, Rejected, str]] = []
-        if batch.scored is not None:
-            outcomes = await self._pipeline.settle(batch.scored, self._retrying)
-            new = {r.transaction_id: r for r in batch.scored.records}
+        if batch.pending is not None:
+            scored = self._pipeline.score_recorded(batch.pending)
+            if self._metrics is not None and scored.models is not self._shown_models:
+                self._metrics.show_models(scored.models)  # only when a swap happened
+                self._shown_models = scored.models
+            outcomes = await self._pipeline.settle(scored, self._retrying)
+            new = {r.transaction_id: r for r in scored.records}
             for outcome, message, origin, in_batch in zip(
                 outcomes, batch.transactions, batch.origins, batch.batched, strict=True
             ):
@@ -269,6 +301,11 @@ class StreamWorker:
                 else:  # an outage met the batch deciding this id: redeliver this batch
                     raise outcome
                 batched.append(in_batch)
+        return _Settled(decisions, batched, refused)
+
+    async def _publish_and_ack(self, batch: _Scored, settled: _Settled, topology: Topology) -> None:
+        """Stage 3: publish decisions and dead letters (confirmed), then one ack per channel."""
+        decisions, batched, refused = settled.decisions, settled.batched, settled.refused
         queue = self._broker.transactions_queue
         rejected = [(d.message, r) for d in batch.deliveries for r in d.rejected]
         await asyncio.gather(

@@ -1,0 +1,116 @@
+"""The stream worker's stages overlap across micro-batches yet keep delivery order.
+
+A fake pipeline and broker (no services): batch 2's commit may start while batch 1's decisions
+are still awaiting their publisher confirms, and batch 3's online features while batch 2
+commits, but the commits, publications and acks still go out in delivery order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+from storage_support import prediction_record
+from vigil.config import BrokerConfig
+from vigil.inference.decision import Decision
+from vigil.streaming import StreamWorker, TransactionMessage
+from vigil.streaming.intake import Delivery
+
+
+class _Message:
+    """An incoming message of one channel, recording its acks in a shared log."""
+
+    channel = object()
+
+    def __init__(self, number: int, log: list[str]) -> None:
+        self.number, self._log = number, log
+
+    async def ack(self, multiple: bool = False) -> None:
+        self._log.append(f"ack {self.number}")
+
+
+class _Pipeline:
+    """Records each batch's stages; batch 2's commit can be held."""
+
+    def __init__(self, log: list[str]) -> None:
+        self._log = log
+        self.hold_commit = {2: asyncio.Event()}
+
+    async def record(self, transactions: list[TransactionMessage]) -> list[TransactionMessage]:
+        self._log.append(f"record {transactions[0].transaction_id}")
+        await asyncio.sleep(0)
+        return transactions
+
+    def score_recorded(self, transactions: list[TransactionMessage]) -> Any:
+        records = [prediction_record(t.transaction_id) for t in transactions]
+        return SimpleNamespace(records=records, models=None)
+
+    async def settle(self, scored: Any, guard: Any) -> list[Decision]:
+        (record,) = scored.records
+        self._log.append(f"commit {record.transaction_id}")
+        held = self.hold_commit.get(record.transaction_id)
+        if held is not None:
+            await held.wait()
+        return [Decision(record.transaction_id, 0.1, 0, 0.5, (), "m-1")]
+
+
+class _Exchange:
+    """Publications whose confirm for batch 1 waits until released."""
+
+    def __init__(self, log: list[str]) -> None:
+        self._log = log
+        self.confirm_first = asyncio.Event()
+
+    async def publish(self, message: Any, routing_key: str) -> None:
+        number = int(message.body.split(b'"transaction_id":')[1].split(b",")[0])
+        self._log.append(f"publish {number}")
+        if number == 1:
+            await self.confirm_first.wait()
+
+
+def _delivery(number: int, log: list[str]) -> Delivery:
+    tx = TransactionMessage(
+        transaction_id=number,
+        tx_datetime=datetime(2018, 4, 1, 12),
+        customer_id=1,
+        terminal_id=2,
+        tx_amount=10.0,
+    )
+    return Delivery(_Message(number, log), [tx], [], batched=False)  # type: ignore[arg-type]
+
+
+async def _until(condition: Any) -> None:
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("timed out")
+
+
+async def test_stages_overlap_across_batches_in_delivery_order() -> None:
+    log: list[str] = []
+    pipeline, exchange = _Pipeline(log), _Exchange(log)
+    worker = StreamWorker(
+        BrokerConfig(url="amqp://guest:guest@127.0.0.1:1/"), SimpleNamespace(pipeline=pipeline)
+    )
+    topology: Any = SimpleNamespace(decisions=exchange, dead_letters={})
+
+    await worker._on_transactions([_delivery(1, log)], topology)
+    await worker._on_transactions([_delivery(2, log)], topology)
+    await _until(lambda: "commit 2" in log)  # while batch 1 still awaits its confirm
+    assert "ack 1" not in log
+    third = asyncio.create_task(worker._on_transactions([_delivery(3, log)], topology))
+    await _until(lambda: "record 3" in log)  # while batch 2 still commits
+    assert "commit 3" not in log  # commits one at a time
+    exchange.confirm_first.set()
+    await _until(lambda: "ack 1" in log)
+    assert "publish 2" not in log  # batch 2 publishes only once committed
+    pipeline.hold_commit[2].set()
+    await third
+    await worker._wait_finishing()
+
+    stages = {s: [e for e in log if e.startswith(s)] for s in ("commit", "publish", "ack")}
+    assert stages == {s: [f"{s} {n}" for n in (1, 2, 3)] for s in stages}
+    assert log.index("ack 1") < log.index("publish 2") and log.index("ack 2") < log.index("ack 3")
