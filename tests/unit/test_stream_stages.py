@@ -1,8 +1,9 @@
 """The stream worker's stages overlap across micro-batches yet keep delivery order.
 
 A fake pipeline and broker (no services): batch 2's commit may start while batch 1's decisions
-are still awaiting their publisher confirms, and batch 3's online features while batch 2
-commits, but the commits, publications and acks still go out in delivery order.
+are still awaiting their publisher confirms, batch 3's beside batch 2's, and batch 4's online
+features while both commit, but no third commit starts and the publications and acks still go
+out in delivery order.
 """
 
 from __future__ import annotations
@@ -98,19 +99,22 @@ async def test_stages_overlap_across_batches_in_delivery_order() -> None:
     topology: Any = SimpleNamespace(decisions=exchange, dead_letters={})
 
     await worker._on_transactions([_delivery(1, log)], topology)
-    await worker._on_transactions([_delivery(2, log)], topology)
+    await asyncio.wait_for(worker._on_transactions([_delivery(2, log)], topology), 2)
     await _until(lambda: "commit 2" in log)  # while batch 1 still awaits its confirm
     assert "ack 1" not in log
-    third = asyncio.create_task(worker._on_transactions([_delivery(3, log)], topology))
-    await _until(lambda: "record 3" in log)  # while batch 2 still commits
-    assert "commit 3" not in log  # commits one at a time
     exchange.confirm_first.set()
     await _until(lambda: "ack 1" in log)
     assert "publish 2" not in log  # batch 2 publishes only once committed
+    await asyncio.wait_for(worker._on_transactions([_delivery(3, log)], topology), 2)
+    await _until(lambda: "commit 3" in log)  # beside batch 2's commit
+    fourth = asyncio.create_task(worker._on_transactions([_delivery(4, log)], topology))
+    await _until(lambda: "record 4" in log)  # while batches 2 and 3 commit
+    await asyncio.sleep(0.05)
+    assert "commit 4" not in log and "publish 3" not in log  # two commits at most; in order
     pipeline.hold_commit[2].set()
-    await third
+    await fourth
     await worker._wait_finishing()
 
-    stages = {s: [e for e in log if e.startswith(s)] for s in ("commit", "publish", "ack")}
-    assert stages == {s: [f"{s} {n}" for n in (1, 2, 3)] for s in stages}
-    assert log.index("ack 1") < log.index("publish 2") and log.index("ack 2") < log.index("ack 3")
+    for stage in ("record", "publish", "ack"):
+        assert [e for e in log if e.startswith(stage)] == [f"{stage} {n}" for n in (1, 2, 3, 4)]
+    assert log.index("ack 2") < log.index("publish 3") and log.index("ack 3") < log.index("ack 4")

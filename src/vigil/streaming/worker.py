@@ -3,10 +3,10 @@
 An adapter of the decision pipeline (:mod:`vigil.decisions`) for AMQP. Per micro-batch: read
 the deliveries (poison to the dead-letter queue with the reason), the pipeline's online
 features and decisions, one database commit (the pipeline's persistence hand-off), decisions
-published with publisher confirms, and only then one multiple-ack. Three micro-batches are in
-flight, one per stage: while batch k publishes and acks, batch k+1 is decided and commits and
-batch k+2 gets its online features; each stage takes the batches one at a time in delivery
-order, so the online state, commits, publications and acks follow delivery order. A crash
+published with publisher confirms, and only then one multiple-ack. The stages overlap across
+micro-batches: while batch k publishes and acks, batches k+1 and k+2 are decided and commit
+(two commits at once) and batch k+3 gets its online features; the online state, the
+publications and the acks follow delivery order, one batch at a time. A crash
 anywhere before the ack means redelivery, which is harmless: the pipeline decides a
 ``transaction_id`` once, so a redelivered or repeated transaction republishes the stored
 decision without touching the online state, and one whose id is stored with another payload
@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -49,6 +50,9 @@ from vigil.streaming.topology import Topology, declare_topology
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+COMMITS_IN_FLIGHT = 2
+"""Micro-batches committing at once: the decision store's connections; their write-ahead log
+flushes can share one ``fsync`` instead of queueing one behind the other."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +95,7 @@ class StreamWorker:
         self._batch_wait_ms = batch_wait_ms
         self._stopping = asyncio.Event()
         self._finishing: asyncio.Task[None] | None = None  # the newest batch's stages 2-3
-        self._committed: asyncio.Future[None] | None = None  # its commit done (or failed)
+        self._commits: deque[asyncio.Future[None]] = deque()  # commits started, oldest first
         self._unfinished: set[asyncio.Task[None]] = set()
         # transaction micro-batches taken, and those acked or nacked since (they settle in order)
         self._taken = self._settled = 0
@@ -217,9 +221,9 @@ class StreamWorker:
             self._finishing = None
 
     async def _on_transactions(self, batch: list[Delivery], topology: Topology) -> None:
-        """Stage 1 of a micro-batch here; stages 2 (decisions, commit) and 3 (publications,
-        ack) run in the background, each one batch at a time: the next batch's stage 1
-        overlaps both."""
+        """Stage 1 of a micro-batch here; stages 2 (decisions, commit; two batches at once)
+        and 3 (publications, ack; one batch at a time) run in the background, overlapping
+        the next batches' stage 1."""
         messages = [d.message for d in batch]
         self._taken += 1
         self._count_consumed(self._broker.transactions_queue, messages, batch)
@@ -230,13 +234,15 @@ class StreamWorker:
             await self._requeue(messages, error)
             self._count_settled()
             return
-        if self._committed is not None:  # commits in delivery order, one at a time
-            await self._committed
+        commits = self._commits
+        while commits and (commits[0].done() or len(commits) >= COMMITS_IN_FLIGHT):
+            await commits.popleft()  # started in delivery order, at most two at a time
         committed = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(
             self._finish_settled(messages, scored, topology, self._finishing, committed)
         )
-        self._finishing, self._committed = task, committed
+        self._finishing = task
+        commits.append(committed)
         self._unfinished.add(task)
         task.add_done_callback(self._unfinished.discard)
 
