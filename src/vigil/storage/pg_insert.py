@@ -4,18 +4,20 @@ The batch travels as one JSON parameter (``orjson`` serialises the record datacl
 ``json_to_recordset`` turns it back into rows on the server, and one statement stores them.
 Both tables are partitioned by day (:mod:`vigil.storage.partitions`), so ``transaction_id``
 alone has no unique index on them: the statement first claims each id in ``transaction_ids``
-(``ON CONFLICT DO NOTHING``), then inserts the transaction and prediction rows of the ids it
-claimed only, each routed by PostgreSQL to the partition of its day, and returns the ids it
-inserted. An id already stored keeps its first rows, as before partitioning. Each insert reads
-the claimed rows straight from ``batch`` (a semi-join with the claimed ids): a CTE of the
-claimed rows, read by both inserts, was one more copy of every row (``callgrind`` of the
-server, 1.9 % of its instructions per record; docs/benchmarks.md, 2026-12-06). The parameter
-holds the first record of each id only (:func:`records_json`; the first of duplicate ids in
-the batch wins): deduplicating in the statement (``DISTINCT ON``, a sort) cost the server 24k
-instructions per statement and 1.3k per record, the client's check 6 us per 128 records. It
-replaced ``COPY`` into temporary ``ON COMMIT DELETE ROWS`` staging tables, whose truncation at
-every commit cost more than the rows themselves, and it is one round trip: in autocommit mode
-the statement is its own durable transaction.
+(``ON CONFLICT DO NOTHING``, in ascending id order: two statements claiming overlapping ids
+wait for each other in one order only, so they cannot deadlock there), then inserts the
+transaction and prediction rows of the ids it claimed only, each routed by PostgreSQL to the
+partition of its day, and returns the ids it inserted. An id already stored keeps its first
+rows, as before partitioning. Each insert reads the claimed rows straight from ``batch`` (a
+semi-join with the claimed ids): a CTE of the claimed rows, read by both inserts, was one more
+copy of every row (``callgrind`` of the server, 1.9 % of its instructions per record;
+docs/benchmarks.md, 2026-12-06). The parameter holds the first record of each id only
+(:func:`records_json`; the first of duplicate ids in the batch wins): deduplicating whole rows
+in the statement (``DISTINCT ON``) cost the server 24k instructions per statement and 1.3k per
+record, the client's check 6 us per 128 records; sorting the claimed ids alone costs 6k and
+0.4k. It replaced ``COPY`` into temporary ``ON COMMIT DELETE ROWS`` staging tables, whose
+truncation at every commit cost more than the rows themselves, and it is one round trip: in
+autocommit mode the statement is its own durable transaction.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def _insert_sql() -> str:
     return (
         f"WITH batch AS (SELECT * FROM json_to_recordset(%s::json) AS ({definitions})), "
         f"ids AS (INSERT INTO {ID_INDEX} (transaction_id, received_at) "
-        "SELECT transaction_id, received_at FROM batch "
+        "SELECT transaction_id, received_at FROM batch ORDER BY transaction_id "
         "ON CONFLICT (transaction_id) DO NOTHING RETURNING transaction_id), "
         f"stored_transactions AS ({inserts[0]}) {inserts[1]} RETURNING transaction_id"
     )
