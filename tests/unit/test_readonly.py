@@ -47,3 +47,20 @@ def test_a_readonly_record_is_a_plain_slotted_dataclass() -> None:
 
     point = Point(1)
     assert dataclasses.replace(point, x=2) == Point(2) and not hasattr(point, "__dict__")
+
+
+def test_a_readonly_record_hashes_as_a_frozen_one_would() -> None:
+    """mypy takes a readonly class for frozen, hence hashable: so is it at run time (by its
+    fields; a list field fails as in a frozen dataclass)."""
+
+    @readonly
+    class Point:
+        x: int
+
+    @readonly
+    class Tagged:
+        tags: list[str]
+
+    assert hash(Point(1)) == hash(Point(1)) and len({Point(1), Point(1), Point(2)}) == 2
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(Tagged([]))
