@@ -31,6 +31,9 @@ class _Message:
     async def ack(self, multiple: bool = False) -> None:
         self._log.append(f"ack {self.number}")
 
+    async def nack(self, requeue: bool = True) -> None:
+        self._log.append(f"nack {self.number}")
+
 
 class _Pipeline:
     """Records each batch's stages; batch 2's commit can be held."""
@@ -38,6 +41,7 @@ class _Pipeline:
     def __init__(self, log: list[str]) -> None:
         self._log = log
         self.hold_commit = {2: asyncio.Event()}
+        self.fail_commit: set[int] = set()
 
     async def record(self, transactions: list[TransactionMessage]) -> list[TransactionMessage]:
         self._log.append(f"record {transactions[0].transaction_id}")
@@ -54,6 +58,8 @@ class _Pipeline:
         held = self.hold_commit.get(record.transaction_id)
         if held is not None:
             await held.wait()
+        if record.transaction_id in self.fail_commit:
+            raise RuntimeError(f"commit {record.transaction_id} failed")
         return [Decision(record.transaction_id, 0.1, 0, 0.5, (), "m-1")]
 
 
@@ -118,3 +124,28 @@ async def test_stages_overlap_across_batches_in_delivery_order() -> None:
     for stage in ("record", "publish", "ack"):
         assert [e for e in log if e.startswith(stage)] == [f"{stage} {n}" for n in (1, 2, 3, 4)]
     assert log.index("ack 2") < log.index("publish 3") and log.index("ack 3") < log.index("ack 4")
+
+
+async def test_a_failed_commit_is_nacked_before_the_batch_behind_it_is_acked() -> None:
+    """Batch 2's commit fails after batch 3's, committing beside it, succeeded: batch 2's
+    messages are nacked before batch 3's multiple-ack, which would otherwise cover them."""
+    log: list[str] = []
+    pipeline, exchange = _Pipeline(log), _Exchange(log)
+    exchange.confirm_first.set()
+    pipeline.fail_commit = {2}
+    worker = StreamWorker(
+        BrokerConfig(url="amqp://guest:guest@127.0.0.1:1/"), SimpleNamespace(pipeline=pipeline)
+    )
+    worker._stopping.set()  # no pause after the nack
+    topology: Any = SimpleNamespace(decisions=exchange, dead_letters={})
+
+    await worker._on_transactions([_delivery(1, log)], topology)
+    await worker._on_transactions([_delivery(2, log)], topology)
+    await worker._on_transactions([_delivery(3, log)], topology)
+    await _until(lambda: "commit 3" in log)  # batch 2 still commits
+    pipeline.hold_commit[2].set()
+    await worker._wait_finishing()
+    await _until(lambda: "nack 2" in log)
+
+    assert "ack 2" not in log and "publish 2" not in log
+    assert log.index("ack 1") < log.index("nack 2") < log.index("publish 3") < log.index("ack 3")
