@@ -149,3 +149,28 @@ async def test_a_failed_commit_is_nacked_before_the_batch_behind_it_is_acked() -
 
     assert "ack 2" not in log and "publish 2" not in log
     assert log.index("ack 1") < log.index("nack 2") < log.index("publish 3") < log.index("ack 3")
+
+
+async def test_a_batch_cancelled_while_waiting_for_a_commit_slot_leaves_that_commit_acked() -> None:
+    """Batch 4's stage 1 waits for one of the two commits in flight and is cancelled there
+    (shutdown): batch 2, whose commit it was waiting for, still publishes and is acked."""
+    log: list[str] = []
+    pipeline, exchange = _Pipeline(log), _Exchange(log)
+    exchange.confirm_first.set()
+    worker = StreamWorker(
+        BrokerConfig(url="amqp://guest:guest@127.0.0.1:1/"), SimpleNamespace(pipeline=pipeline)
+    )
+    topology: Any = SimpleNamespace(decisions=exchange, dead_letters={})
+
+    for number in (1, 2, 3):
+        await worker._on_transactions([_delivery(number, log)], topology)
+    await _until(lambda: "commit 3" in log)  # batch 2's commit is held
+    fourth = asyncio.create_task(worker._on_transactions([_delivery(4, log)], topology))
+    await _until(lambda: "record 4" in log)
+    await asyncio.sleep(0.01)  # now waiting for a commit slot
+    fourth.cancel()
+    pipeline.hold_commit[2].set()
+    await worker._wait_finishing()
+
+    assert "nack 2" not in log
+    assert [e for e in log if e.startswith("ack")] == ["ack 1", "ack 2", "ack 3"]

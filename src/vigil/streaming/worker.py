@@ -236,7 +236,9 @@ class StreamWorker:
             return
         commits = self._commits
         while commits and (commits[0].done() or len(commits) >= COMMITS_IN_FLIGHT):
-            await commits.popleft()  # started in delivery order, at most two at a time
+            # started in delivery order, at most two at a time; shielded, so that cancelling
+            # this wait (shutdown) leaves the commit's own signal to be set when it ends
+            await asyncio.shield(commits.popleft())
         committed = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(
             self._finish_settled(messages, scored, topology, self._finishing, committed)
