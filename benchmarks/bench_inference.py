@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -26,13 +27,14 @@ import pandas as pd
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
 from _results import default_path, write_results  # benchmarks/ is the script's folder
-from vigil.config import Settings, load_settings
+from vigil.config import DEFAULT_CONFIG_PATH, Settings, load_settings
 from vigil.data.simulate import simulate_transactions
 from vigil.features.definitions import feature_names
 from vigil.features.offline import compute_features_frame
 from vigil.inference.batch import feature_matrix, predict_file, score_in_chunks
 from vigil.inference.decision import decide
 from vigil.inference.scorer import OnnxScorer
+from vigil.logs import configure_logging
 
 TESTS_DIR = Path(__file__).resolve().parents[1] / "tests"
 
@@ -40,7 +42,7 @@ TESTS_DIR = Path(__file__).resolve().parents[1] / "tests"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; the defaults finish in well under two minutes on 2 cores."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, default=Path("configs/vigil.yaml"))
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
     parser.add_argument("--model", type=Path, default=None, help="trained ONNX model")
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--days", type=int, default=30)
@@ -185,7 +187,8 @@ def int8_figures(
 def main(argv: list[str] | None = None) -> None:
     """Run every measurement and print the figures, the headline last."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.ERROR)  # figures only; the steps log at INFO/WARNING
+    configure_logging()
+    logging.getLogger("vigil").setLevel(logging.WARNING)  # figures only
     settings = load_settings(
         args.config,
         [
@@ -193,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
             f"data.n_terminals={2 * args.customers}",
             f"data.n_days={args.days}",
         ],
+        environ=os.environ,
     )
     transactions = simulate_transactions(settings.data)
     print(

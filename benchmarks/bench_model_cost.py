@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,12 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from _results import default_path, write_results  # benchmarks/ is the script's folder
-from vigil.config import load_settings
+from vigil.config import DEFAULT_CONFIG_PATH, load_settings
 from vigil.data.simulate import simulate_transactions
 from vigil.features.offline import compute_features_frame
 from vigil.inference.batch import feature_matrix
 from vigil.inference.decision import decide
 from vigil.inference.scorer import OnnxScorer
+from vigil.logs import configure_logging
 
 BATCH_ROWS = 4096
 
@@ -34,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options; the defaults take about a minute for two models on 2 cores."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", type=Path, nargs="+", help="ONNX models to compare")
-    parser.add_argument("--config", type=Path, default=Path("configs/vigil.yaml"))
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
     parser.add_argument("--customers", type=int, default=1000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--calls", type=int, default=2000, help="one-row calls per round")
@@ -71,7 +73,8 @@ def one_round(scorer: OnnxScorer, x: np.ndarray, calls: int) -> dict[str, float]
 def main(argv: list[str] | None = None) -> None:
     """Measure every model in interleaved rounds and print the medians."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.ERROR)
+    configure_logging()
+    logging.getLogger("vigil").setLevel(logging.WARNING)  # figures only
     settings = load_settings(
         args.config,
         [
@@ -79,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
             f"data.n_terminals={2 * args.customers}",
             f"data.n_days={args.days}",
         ],
+        environ=os.environ,
     )
     features = compute_features_frame(settings.features, simulate_transactions(settings.data))
     scorers = [OnnxScorer.load(path) for path in args.models]

@@ -39,7 +39,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from _results import default_path, write_results
-from vigil.config import Settings, load_settings
+from vigil.config import DEFAULT_CONFIG_PATH, Settings, load_settings
 from vigil.data import schema
 from vigil.data.simulate import simulate_transactions
 from vigil.features.offline import compute_features_frame
@@ -64,7 +64,7 @@ DEFAULT_WEEKS = "2018-07-25,2018-08-29"
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", type=Path, default=Path("configs/vigil.yaml"))
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
     parser.add_argument("--seeds", default="1,2,3", help="world seeds (data.seed; 0 is tuned)")
     parser.add_argument("--weeks", default=DEFAULT_WEEKS, help="training starts, comma-separated")
     parser.add_argument("--shift-days", type=int, default=0, help="move every training start")

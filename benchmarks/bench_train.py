@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vigil.config import load_settings
+from vigil.config import DEFAULT_CONFIG_PATH, load_settings
 from vigil.logs import configure_logging
 from vigil.training.data import feature_matrix, load_feature_table
 from vigil.training.splits import handbook_split
@@ -30,7 +30,7 @@ DEFAULT_DATA = HANDBOOK / "transactions_2018-04-01_2018-08-14.parquet"
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="raw transactions")
-    parser.add_argument("--config", type=Path, default=Path("configs/vigil.yaml"))
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     return parser.parse_args()
