@@ -5,7 +5,7 @@ persistence); eight threads send /predict; the redis-server is SIGKILLed after 4
 again, empty, 3 s later. Every 2xx answer must be a stored row; /health must then say
 ``degraded`` (the warm marker went with the data). Never touches the shared Redis.
 
-    .venv/bin/python benchmarks/bench_redis_kill.py --model models/current/model.onnx
+    .venv/bin/python benchmarks/bench_redis_kill.py [--model models/current/model.onnx]
 """
 
 from __future__ import annotations
@@ -22,10 +22,13 @@ from pathlib import Path
 
 import httpx
 
+from bench_api import default_model  # benchmarks/ is the script's folder
+from vigil.config import load_settings
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, required=True, help="ONNX model to serve")
+    parser.add_argument("--model", type=Path, help="ONNX model (default: generated MLP)")
     parser.add_argument("--redis-port", type=int, default=6391, help="private redis-server")
     parser.add_argument("--port", type=int, default=8796, help="vigil serve")
     parser.add_argument("--threads", type=int, default=8)
@@ -115,7 +118,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="vigil-redis-kill-"))
     redis_server = start_redis(args.redis_port)
     db = tmp / "vigil.db"
-    server = start_serve(tmp, args.port, args.model, f"redis://127.0.0.1:{args.redis_port}/0")
+    model = args.model or default_model(tmp, load_settings().features)
+    server = start_serve(tmp, args.port, model, f"redis://127.0.0.1:{args.redis_port}/0")
     base = f"http://127.0.0.1:{args.port}"
     try:
         wait_ready(base)

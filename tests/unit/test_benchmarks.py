@@ -1,9 +1,15 @@
-"""Benchmark entry points: run from anywhere on the project's logging and configuration."""
+"""Benchmark entry points: the project's logging and configuration; what `make bench` runs."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
+import re
+import shlex
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,3 +54,53 @@ def test_bench_model_cost_runs_outside_the_project_on_its_logging(
     (handler,) = logging.getLogger().handlers  # vigil.logs, as every entry point
     assert handler.formatter is not None and handler.formatter._fmt == PLAIN_FORMAT
     assert logging.getLogger("vigil").level == logging.WARNING
+
+
+def _make_bench_commands() -> dict[str, list[str]]:
+    """Script name -> the arguments `make bench` runs it with (a dry run)."""
+    dry = subprocess.run(
+        ["make", "-n", "bench", "STAMP="],  # no set-up prerequisite in the dry run
+        cwd=BENCHMARKS.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    commands = {}
+    for line in dry.splitlines():
+        words = shlex.split(line)
+        if len(words) >= 2 and words[1].startswith("benchmarks/bench_"):
+            commands[Path(words[1]).stem] = words[2:]
+    return commands
+
+
+def _needs_arguments(script: Path) -> bool:
+    """Whether the script's parser declares an argument it cannot run without."""
+    source = script.read_text()
+    return (
+        "required=True" in source
+        or re.search(r'add_argument\("\w+".*nargs="\+"', source) is not None
+    )
+
+
+def test_make_bench_runs_every_benchmark_that_needs_no_input_in_short_form() -> None:
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    commands = _make_bench_commands()
+    scripts = {path.stem: path for path in BENCHMARKS.glob("bench_*.py")}
+    left_out = set(scripts) - set(commands)
+    assert left_out == {"bench_model_cost", "bench_train_stream", "bench_surge"}
+    for name, arguments in commands.items():  # no run stops `make bench` for a missing input
+        assert arguments or not _needs_arguments(scripts[name]), name
+    # the A/Bs of this tree against itself: ~15 min each on their defaults
+    assert commands["bench_api_ab"] == ["--pairs", "2", "--duration", "5"]
+    assert commands["bench_api_instructions"] == ["--warmup-batches", "10", "--batches", "20"]
+    assert commands["bench_pg_trees"] == ["this=."]  # with no tree it measures nothing
+
+
+@pytest.mark.parametrize("name", ["bench_api_ab", "bench_api_instructions", "bench_pg_trees"])
+def test_make_bench_arguments_are_accepted(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.setattr(sys, "argv", [name, *_make_bench_commands()[name]])
+    importlib.import_module(name).parse_args()  # argparse exits on an unknown flag
