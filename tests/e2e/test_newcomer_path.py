@@ -8,6 +8,11 @@ produces what the README says. Commands that need a service (Redis, RabbitMQ) us
 services and skip locally when they are down (fail in CI, like the integration tests).
 ``docker compose up`` needs a Docker engine: the compose services' commands are run natively
 by tests/unit/test_deploy_static.py instead.
+
+The first tests (not slow: no clone) read the README, docs/MODEL_CARD.md and docs/benchmarks.md
+statically: every ``vigil`` command they show names a command and options the CLI has, every
+``make`` target exists, every benchmark flag is one its script declares, every linked or named
+file of the repository exists.
 """
 
 from __future__ import annotations
@@ -27,15 +32,108 @@ from pathlib import Path
 
 import httpx
 import pytest
+import typer
 import yaml
 
 from conftest import AMQP_URL, HANDBOOK_DIR, REDIS_URL, require_service
+from vigil.cli import app
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
+pytestmark = pytest.mark.timeout(2400)
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 BIN = Path(sys.executable).parent
+DOCS = ["README.md", "docs/MODEL_CARD.md", "docs/benchmarks.md"]
+REPO_PATH = re.compile(
+    r"^(?:docs|src|tests|benchmarks|scripts|configs|deploy|\.ci)/[\w./*<>{},-]*$"
+)
+
+
+def shown_commands(document: str) -> list[str]:
+    """The commands a reader copies from a document: code-block lines and inline code spans,
+    continuation lines joined, comments cut, split at ``&&``, ``;`` and pipes."""
+    text = re.sub(r"\\\n\s*", " ", (ROOT / document).read_text())
+    lines = [
+        line for block in re.findall(r"```\w*\n(.*?)```", text, re.S) for line in block.split("\n")
+    ]
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    lines += re.findall(r"(?m)^ {4}(\S.*)$", prose)  # indented blocks
+    lines += [span.replace("\n", " ") for span in re.findall(r"`([^`]+)`", prose)]
+    commands = []
+    for line in lines:
+        line = re.sub(r"\s+#.*$", "", line)
+        commands += [part.strip() for part in re.split(r"\s*(?:&&|;|\||\$\()\s*", line)]
+    return [command for command in commands if command]
+
+
+def vigil_error(command: str) -> str | None:
+    """Why the CLI would refuse ``command`` for its words (an unknown command or option, an
+    extra argument), else None. A missing value or a placeholder (``N``, ``<run>``) is a
+    mention of the command, not an error."""
+    words = shlex.split(re.sub(r"<[^>]*>|…", "X", command))
+    cli, name, index = typer.main.get_command(app), "vigil", 1
+    while hasattr(cli, "get_command") and index < len(words) and not words[index].startswith("-"):
+        cli = cli.get_command(None, words[index])  # type: ignore[union-attr]
+        if cli is None:
+            return f"no command {words[index]!r} in `{name}`"
+        name, index = f"{name} {words[index]}", index + 1
+    try:
+        cli.make_context(name, words[index:])
+    except typer.Exit:
+        return None  # --version, --help
+    except typer.exceptions.TyperException as error:
+        if type(error).__name__ == "NoSuchOption" or "extra argument" in str(error):
+            return f"`{name}`: {error}"
+    return None
+
+
+def benchmark_sources(script: str) -> str:
+    """A benchmark's source with that of the benchmarks/ modules it imports (shared flags)."""
+    source = (ROOT / "benchmarks" / script).read_text()
+    imported = re.findall(r"(?m)^from (_?\w+) import", source)
+    return source + "".join(
+        (ROOT / "benchmarks" / f"{name}.py").read_text()
+        for name in imported
+        if (ROOT / "benchmarks" / f"{name}.py").is_file()
+    )
+
+
+@pytest.mark.parametrize("document", DOCS)
+def test_shown_vigil_commands_exist_with_their_options(document: str) -> None:
+    commands = [c for c in shown_commands(document) if re.match(r"(\S*/)?vigil(\s|$)", c)]
+    assert commands, document
+    errors = {command: vigil_error(command) for command in commands}
+    assert not {command: error for command, error in errors.items() if error}
+
+
+@pytest.mark.parametrize("document", DOCS)
+def test_shown_make_targets_and_benchmark_flags_exist(document: str) -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"(?m)^([\w-]+):", makefile))
+    shown = shown_commands(document)
+    for command in (re.sub(r"<[^>]*>", "X", c) for c in shown):  # placeholders
+        for target in re.findall(r"^make ([\w-]+)", command):
+            assert target in targets, f"{document}: `{command}`"
+        for script, rest in re.findall(r"(bench_\w+\.py)((?:\s+\S+)*)", command):
+            assert (ROOT / "benchmarks" / script).is_file(), f"{document}: `{command}`"
+            source = benchmark_sources(script)
+            for flag in re.findall(r"(?:^|\s)(--[a-z][\w-]*)", rest):
+                assert f'"{flag}"' in source, f"{document}: {script} has no {flag}: `{command}`"
+
+
+@pytest.mark.parametrize("document", DOCS)
+def test_linked_and_named_repository_files_exist(document: str) -> None:
+    text = (ROOT / document).read_text()
+    folder = (ROOT / document).parent
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if not target.startswith(("http", "#", "mailto:")):
+            assert (folder / target.split("#")[0]).exists(), f"{document} links {target}"
+    for span in re.findall(r"`([^`]+)`", text):
+        for word in span.split():
+            word = word.strip(",;:()")
+            if REPO_PATH.match(word):
+                pattern = re.sub(r"<[^>]+>|\{[^}]+\}", "*", word)
+                assert list(ROOT.glob(pattern)), f"{document} names {word}"
 
 
 class Clone:
@@ -129,6 +227,7 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clone]:
     yield repo
 
 
+@pytest.mark.slow
 def test_make_demo_prints_streamed_ap_next_to_batch_ap(clone: Clone) -> None:
     out = clone.demo_output
     match = re.search(r"streamed AP (\d\.\d+), batch AP (\d\.\d+)", out)
@@ -140,6 +239,7 @@ def test_make_demo_prints_streamed_ap_next_to_batch_ap(clone: Clone) -> None:
         assert (clone.path / default).exists(), default
 
 
+@pytest.mark.slow
 def test_config(clone: Clone) -> None:
     out = clone.run(in_readme("vigil config --set train.lr=0.01")).stdout
     settings = json.loads(out)
@@ -147,6 +247,7 @@ def test_config(clone: Clone) -> None:
     assert settings["train"]["history_days"] == 35  # the file was read
 
 
+@pytest.mark.slow
 def test_generate_validate_features(clone: Clone) -> None:
     out = clone.run(in_readme("vigil generate --out data/generated --csv")).stdout
     assert "transactions over 183 days" in out
@@ -161,6 +262,7 @@ def test_generate_validate_features(clone: Clone) -> None:
     assert "feature rows" in out and "from 32 buckets and 4 slices" in out
 
 
+@pytest.mark.slow
 def test_warm_state(clone: Clone) -> None:
     require_service("Redis", "127.0.0.1", 6379)
     out = clone.run(
@@ -169,6 +271,7 @@ def test_warm_state(clone: Clone) -> None:
     assert "state store warmed" in out
 
 
+@pytest.mark.slow
 def test_train_and_experiments(clone: Clone) -> None:
     out = clone.run(in_readme("vigil train"))
     assert "test AUC ROC" in out.stdout + out.stderr
@@ -176,6 +279,7 @@ def test_train_and_experiments(clone: Clone) -> None:
     assert "logistic" in clone.run(in_readme("vigil experiments")).stdout
 
 
+@pytest.mark.slow
 def test_predict(clone: Clone) -> None:
     command = "vigil predict -i data/demo/last_week.csv --history data/raw -o data/demo/again.csv"
     out = clone.run(in_readme(command)).stdout
@@ -184,6 +288,7 @@ def test_predict(clone: Clone) -> None:
     assert scores[0] == "transaction_id,score,label" and len(scores) > 10_000
 
 
+@pytest.mark.slow
 def test_serve_answers_health_and_docs_offline(clone: Clone, tmp_path: Path) -> None:
     log = tmp_path / "serve.log"
     server = clone.start(in_readme("vigil serve --insecure-dev-key") + " --port 8765", log)
@@ -196,6 +301,7 @@ def test_serve_answers_health_and_docs_offline(clone: Clone, tmp_path: Path) -> 
         assert _stop(server), log.read_text()[-3000:]
 
 
+@pytest.mark.slow
 def test_db_replay_registry_dashboards(clone: Clone) -> None:
     clone.run(in_readme("vigil db upgrade"))
     assert "nothing to do" in clone.run(in_readme("vigil db maintain")).stdout  # SQLite
@@ -209,6 +315,7 @@ def test_db_replay_registry_dashboards(clone: Clone) -> None:
     assert diff.stdout == "", f"generated dashboards differ from the committed ones:\n{diff.stdout}"
 
 
+@pytest.mark.slow
 def test_worker_starts_and_drains_on_sigterm(clone: Clone, tmp_path: Path) -> None:
     require_service("RabbitMQ", "127.0.0.1", 5672)
     log = tmp_path / "worker.log"
@@ -227,12 +334,14 @@ def test_worker_starts_and_drains_on_sigterm(clone: Clone, tmp_path: Path) -> No
         assert _stop(worker), log.read_text()[-3000:]
 
 
+@pytest.mark.slow
 def test_pipelines_daily_job(clone: Clone) -> None:
     out = clone.run(in_readme("vigil pipelines run daily --date 2018-09-23")).stdout
     assert "succeeded" in out
     assert any((clone.path / "data/marts").rglob("*.parquet"))
 
 
+@pytest.mark.slow
 def test_ui_starts(clone: Clone, tmp_path: Path) -> None:
     log = tmp_path / "ui.log"
     ui = clone.start(in_readme("vigil ui") + " --port 8766", log)
@@ -243,6 +352,7 @@ def test_ui_starts(clone: Clone, tmp_path: Path) -> None:
         _stop(ui)
 
 
+@pytest.mark.slow
 def test_dataset_versions_reproduce_push_pull_and_checkout(clone: Clone) -> None:
     locked = yaml.safe_load((clone.path / "dvc.lock").read_text())["stages"]
     clone.run(in_readme("dvc repro"), timeout=1800)
