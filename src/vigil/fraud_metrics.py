@@ -71,18 +71,31 @@ def precision_recall_curve(labels: ArrayLike, scores: ArrayLike) -> tuple[NDArra
     return tps / (tps + fps), tps / tps[-1]
 
 
-def card_precision_at_k_per_day(
+@dataclass(frozen=True)
+class InvestigatedDay:
+    """One day of card precision@k: the k cards investigated and the day's compromised cards,
+    both among the cards not found compromised on an earlier day."""
+
+    day: object
+    investigated: NDArray
+    compromised: NDArray
+
+    def found(self) -> int:
+        """Compromised cards among those investigated."""
+        return int(np.isin(self.investigated, self.compromised).sum())
+
+
+def investigated_cards_per_day(
     days: ArrayLike,
     cards: ArrayLike,
     labels: ArrayLike,
     scores: ArrayLike,
     k: int,
-) -> list[float]:
-    """Handbook card precision@k for each day, in day order.
+) -> list[InvestigatedDay]:
+    """The handbook's daily investigation, in day order.
 
     Per day: each card gets its max score and max label; the k highest-scoring cards are
-    investigated; precision is (compromised cards among them) / k. Cards found compromised
-    on an earlier day are removed from later days.
+    investigated. Cards found compromised on an earlier day are removed from later days.
     """
     if k <= 0:
         raise ValueError(f"k must be positive, got {k}")
@@ -100,9 +113,21 @@ def card_precision_at_k_per_day(
         np.maximum.at(card_score, inverse, s[mask])
         np.maximum.at(card_label, inverse, y[mask])
         top = np.argsort(-card_score, kind="mergesort")[:k]
-        per_day.append(float(card_label[top].sum()) / k)
+        per_day.append(InvestigatedDay(day, day_cards[top], day_cards[card_label == 1]))
         detected = np.r_[detected, day_cards[top][card_label[top] == 1]]
     return per_day
+
+
+def card_precision_at_k_per_day(
+    days: ArrayLike,
+    cards: ArrayLike,
+    labels: ArrayLike,
+    scores: ArrayLike,
+    k: int,
+) -> list[float]:
+    """Handbook card precision@k for each day, in day order: (compromised cards among the k
+    investigated) / k (see :func:`investigated_cards_per_day`)."""
+    return [day.found() / k for day in investigated_cards_per_day(days, cards, labels, scores, k)]
 
 
 def card_precision_at_k(

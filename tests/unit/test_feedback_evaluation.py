@@ -16,7 +16,12 @@ from vigil.data.io import write_partitioned
 from vigil.data.simulate import simulate_transactions
 from vigil.features import definitions as fd
 from vigil.features.verdict_sql import with_verdict_features
-from vigil.feedback.evaluation import evaluate_with_feedback, replay_with_reviews
+from vigil.feedback.evaluation import (
+    Scorer,
+    evaluate_with_feedback,
+    model_scorer,
+    replay_with_reviews,
+)
 from vigil.feedback.investigator import (
     ReviewPolicy,
     ReviewState,
@@ -133,15 +138,20 @@ def world(small_settings: Settings) -> tuple[Settings, pd.DataFrame]:
     return settings, cached_feature_table(settings, raw, raw.parent / "cache")
 
 
+@pytest.fixture
+def verdict_world(world: tuple[Settings, pd.DataFrame]) -> tuple[Settings, pd.DataFrame]:
+    """The world, with the verdict features on."""
+    settings, frame = world
+    features = settings.features.model_copy(update={"verdicts": True})
+    return settings.model_copy(update={"features": features}), frame
+
+
 def test_replayed_verdict_features_equal_the_offline_ones_from_the_final_log(
-    world: tuple[Settings, pd.DataFrame],
+    verdict_world: tuple[Settings, pd.DataFrame],
 ) -> None:
     """No leak: features computed round by round equal those recomputed from the whole log."""
-    settings, frame = world
-    verdicts = settings.model_copy(
-        update={"features": settings.features.model_copy(update={"verdicts": True})}
-    )
-    split = handbook_split(frame, settings.train)
+    verdicts, frame = verdict_world
+    split = handbook_split(frame, verdicts.train)
     empty = with_verdict_features(verdicts.features, frame, ReviewState().log)
 
     def dataset(rows: pd.DataFrame) -> Dataset:
@@ -151,7 +161,8 @@ def test_replayed_verdict_features_equal_the_offline_ones_from_the_final_log(
     model, _ = fit_model(verdicts, dataset(train), dataset(validation), Path("unused"))
     state = ReviewState()
     start, end = pd.Timestamp(split.periods.delay_start), pd.Timestamp(split.periods.test_end)
-    replayed = replay_with_reviews(model, verdicts, frame, state, ReviewPolicy(15, 6), start, end)
+    scorer = model_scorer(model, verdicts)
+    replayed = replay_with_reviews(scorer, verdicts, frame, state, ReviewPolicy(15, 6), start, end)
     names = fd.verdict_feature_names(verdicts.features)
     again = with_verdict_features(verdicts.features, replayed.rows, state.log)
     np.testing.assert_array_equal(replayed.rows[names].to_numpy(), again[names].to_numpy())
@@ -165,6 +176,32 @@ def test_replayed_verdict_features_equal_the_offline_ones_from_the_final_log(
         predict_scores(model, feature_matrix(again, verdicts)),
         atol=1e-6,  # float32 scores of other batch sizes
     )
+
+
+def test_a_replay_reviews_by_the_scorers_scores_and_shows_it_the_log_so_far(
+    verdict_world: tuple[Settings, pd.DataFrame],
+) -> None:
+    settings, frame = verdict_world
+    split = handbook_split(frame, settings.train)
+    start, end = pd.Timestamp(split.periods.delay_start), pd.Timestamp(split.periods.test_end)
+    seen: list[int] = []
+
+    def by_label(sign: int) -> Scorer:
+        def score(rows: pd.DataFrame, log: pd.DataFrame) -> np.ndarray:
+            seen.append(len(log))
+            return sign * rows["tx_fraud"].to_numpy(float)
+
+        return score
+
+    found = {}
+    for sign in (1, -1):
+        state = ReviewState()
+        replay_with_reviews(by_label(sign), settings, frame, state, ReviewPolicy(15), start, end)
+        found[sign] = sum(frauds for _, frauds in state.queue.values())
+    # fraud first: the investigator finds compromised cards; fraud last: only those that also
+    # paid genuinely that day (a card's score is its highest)
+    assert found[1] > 5 * found[-1]
+    assert seen[0] == 0 and seen[1] > 0  # each round's scorer sees the verdicts before it
 
 
 def test_evaluation_reports_every_variant(world: tuple[Settings, pd.DataFrame]) -> None:

@@ -57,6 +57,21 @@ def test_card_precision_hand_computed_removes_cards_detected_earlier() -> None:
     assert metrics.card_precision_at_k(days, cards, labels, scores, k=1) == pytest.approx(0.5)
 
 
+def test_investigated_cards_per_day_name_the_cards_card_precision_counts() -> None:
+    days = [0, 0, 0, 0, 1, 1, 1, 1]
+    cards = [1, 1, 2, 3, 1, 2, 3, 4]
+    labels = [0, 1, 0, 0, 1, 0, 1, 0]
+    scores = [0.9, 0.2, 0.8, 0.1, 0.95, 0.5, 0.4, 0.3]
+    first, second = metrics.investigated_cards_per_day(days, cards, labels, scores, k=2)
+    # day 0: cards 1 and 2 investigated, card 1 compromised; day 1: card 1 (found on day 0)
+    # is gone, cards 2 and 3 investigated, card 3 compromised
+    assert (first.investigated.tolist(), first.compromised.tolist()) == ([1, 2], [1])
+    assert (second.investigated.tolist(), second.compromised.tolist()) == ([2, 3], [3])
+    assert (first.found(), second.found()) == (1, 1)
+    with pytest.raises(ValueError, match="positive"):
+        metrics.investigated_cards_per_day(days, cards, labels, scores, k=0)
+
+
 def test_card_precision_divides_by_k_even_with_fewer_cards() -> None:
     assert metrics.card_precision_at_k([0, 0], [7, 8], [1, 0], [0.5, 0.1], k=100) == 0.01
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,8 +112,17 @@ def _queue_figures(
     }
 
 
+Scorer = Callable[[pd.DataFrame, pd.DataFrame], np.ndarray]
+"""A round's scores: its rows (with their verdict features) and the verdict log so far."""
+
+
+def model_scorer(model: FraudModel, settings: Settings) -> Scorer:
+    """A fitted model's scores (the verdict log reaches it through the verdict features)."""
+    return lambda rows, _log: _score(model, rows, settings)
+
+
 @dataclass
-class _Replay:
+class Replay:
     """A replay's scores and the rows it scored, with their verdict features as scored."""
 
     scores: pd.Series
@@ -120,7 +130,7 @@ class _Replay:
 
 
 def replay_with_reviews(
-    model: FraudModel,
+    scorer: Scorer,
     settings: Settings,
     frame: pd.DataFrame,
     state: ReviewState,
@@ -128,7 +138,7 @@ def replay_with_reviews(
     start: pd.Timestamp,
     end: pd.Timestamp,
     reviewable: pd.Index | None = None,
-) -> _Replay:
+) -> Replay:
     """Score ``[start, end)`` round by round with verdict features; review after each round.
 
     ``reviewable``: the rows the investigator may pick from (default: all); in the test week
@@ -142,13 +152,90 @@ def replay_with_reviews(
         if part.empty:
             continue
         part = with_verdict_features(settings.features, part, state.log)
-        scores = _score(model, part, settings)
+        scores = scorer(part, state.log)
         pool = np.ones(len(part), bool) if reviewable is None else part.index.isin(reviewable)
         delay = settings.features.label_delay_days
         review_round(frame, part[pool], scores[pool], state, policy, (lo, hi), delay)
         scored.append(pd.Series(scores, index=part.index))
         rows.append(part)
-    return _Replay(pd.concat(scored), pd.concat(rows))
+    return Replay(pd.concat(scored), pd.concat(rows))
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The protocol up to the delay week: the split, the point-in-time model's scores over
+    the whole table, the verdict log its past deployment left, and the verdict-feature model
+    fitted on the training rows with that log (``settings``: with the verdict features)."""
+
+    settings: Settings
+    split: Split
+    base_scores: pd.Series
+    past: ReviewState
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    model: FraudModel
+
+
+def point_in_time_scores(settings: Settings, frame: pd.DataFrame, split: Split) -> pd.Series:
+    """The model without verdict features, fitted on the split, scoring every row."""
+    plain = _with_verdicts(settings, False)
+    base = _fit(plain, split.train, split.validation)
+    return pd.Series(_score(base, frame, plain), index=frame.index)
+
+
+def deploy(
+    settings: Settings,
+    frame: pd.DataFrame,
+    split: Split,
+    base_scores: pd.Series,
+    policy: ReviewPolicy,
+) -> Deployment:
+    """Review the days before the delay period on the point-in-time scores, then fit the
+    verdict-feature model on the same rows with the verdict log that left."""
+    verdicts = _with_verdicts(settings, True)
+    delay_start = pd.Timestamp(split.periods.delay_start)
+    past = frame[frame[schema.TX_DATETIME] < delay_start]
+    state = review_scored_period(
+        past,
+        base_scores.loc[past.index].to_numpy(),
+        policy,
+        settings.features.label_delay_days,
+        delay_start,
+    )
+    history = with_verdict_features(verdicts.features, past, state.log)
+    train, validation = history.loc[split.train.index], history.loc[split.validation.index]
+    model = _fit(verdicts, train, validation)
+    return Deployment(verdicts, split, base_scores, state, train, validation, model)
+
+
+@dataclass(frozen=True)
+class WeekReplays:
+    """The delay and test weeks replayed from a deployment's past (``after_delay``: the
+    review state between them; ``state``: at the test week's end)."""
+
+    delay_week: Replay
+    test_week: Replay
+    after_delay: ReviewState
+    state: ReviewState
+
+
+def replay_weeks(
+    deployment: Deployment, frame: pd.DataFrame, policy: ReviewPolicy, scorer: Scorer
+) -> WeekReplays:
+    """The delay week, then the test week (reviews on the test set), scored by ``scorer``
+    from a copy of the deployment's past verdict log."""
+    periods, settings = deployment.split.periods, deployment.settings
+    delay_start = pd.Timestamp(periods.delay_start)
+    test_start, test_end = pd.Timestamp(periods.test_start), pd.Timestamp(periods.test_end)
+    state = deployment.past.copy()
+    delay_week = replay_with_reviews(
+        scorer, settings, frame, state, policy, delay_start, test_start
+    )
+    after_delay = state.copy()
+    test_week = replay_with_reviews(
+        scorer, settings, frame, state, policy, test_start, test_end, deployment.split.test.index
+    )
+    return WeekReplays(delay_week, test_week, after_delay, state)
 
 
 def evaluate_with_feedback(
@@ -161,38 +248,20 @@ def evaluate_with_feedback(
     """The variants of the module docstring for one configuration and seed (only the first
     without ``feedback``, the first two without ``retrain``)."""
     started = time.perf_counter()
-    plain, verdicts = _with_verdicts(settings, False), _with_verdicts(settings, True)
     split = handbook_split(frame, settings.train)
     periods, k = split.periods, settings.train.top_k_cards
-    delay_start = pd.Timestamp(periods.delay_start)
     test_start, test_end = pd.Timestamp(periods.test_start), pd.Timestamp(periods.test_end)
-    times = frame[schema.TX_DATETIME]
 
-    base = _fit(plain, split.train, split.validation)
-    base_scores = pd.Series(_score(base, frame, plain), index=frame.index)
+    base_scores = point_in_time_scores(settings, frame, split)
     figures = {"without_feedback": _test_figures(split, base_scores, k)}
     if not feedback:
         return _result(settings, figures, {}, started)
 
-    past = frame[times < delay_start]
-    state = review_scored_period(
-        past,
-        base_scores.loc[past.index].to_numpy(),
-        policy,
-        settings.features.label_delay_days,
-        delay_start,
-    )
-    history = with_verdict_features(verdicts.features, past, state.log)
-    train, validation = history.loc[split.train.index], history.loc[split.validation.index]
-    model = _fit(verdicts, train, validation)
-    past_reviews = len(state.log)
-
-    delay_week = replay_with_reviews(model, verdicts, frame, state, policy, delay_start, test_start)
-    after_delay = state.copy()
-    test_week = replay_with_reviews(
-        model, verdicts, frame, state, policy, test_start, test_end, split.test.index
-    )
-    scores = pd.concat([delay_week.scores, test_week.scores])
+    deployment = deploy(settings, frame, split, base_scores, policy)
+    verdicts, past_reviews = deployment.settings, len(deployment.past.log)
+    weeks = replay_weeks(deployment, frame, policy, model_scorer(deployment.model, verdicts))
+    state = weeks.state
+    scores = pd.concat([weeks.delay_week.scores, weeks.test_week.scores])
     figures["with_feedback"] = _test_figures(split, scores, k) | _queue_figures(
         state, test_start, test_end, policy.cards_per_day
     )
@@ -203,11 +272,21 @@ def evaluate_with_feedback(
     }
 
     if retrain:
+        after_delay = weeks.after_delay
         reviewed_ids = after_delay.log[schema.TRANSACTION_ID].iloc[past_reviews:]
-        labelled = delay_week.rows[delay_week.rows[schema.TRANSACTION_ID].isin(reviewed_ids)]
-        refit = _fit(verdicts, pd.concat([train, labelled]), validation)
+        delay_rows = weeks.delay_week.rows
+        labelled = delay_rows[delay_rows[schema.TRANSACTION_ID].isin(reviewed_ids)]
+        training = pd.concat([deployment.train, labelled])
+        refit = _fit(verdicts, training, deployment.validation)
         retest = replay_with_reviews(
-            refit, verdicts, frame, after_delay, policy, test_start, test_end, split.test.index
+            model_scorer(refit, verdicts),
+            verdicts,
+            frame,
+            after_delay,
+            policy,
+            test_start,
+            test_end,
+            split.test.index,
         )
         figures["with_feedback_retrained"] = _test_figures(
             split, retest.scores, k
