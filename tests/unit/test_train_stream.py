@@ -86,6 +86,17 @@ def test_the_stream_reads_the_split_rows(table: tuple[Path, Path]) -> None:
     rows.close()
 
 
+def test_the_stream_s_moments_are_those_of_the_transformed_rows(table: tuple[Path, Path]) -> None:
+    root, path = table
+    settings = _settings(root, "mlp")
+    train = _in_memory(settings, path)[0]
+    with _stream(settings, path) as rows:
+        mean, std = rows.moments(np.log1p)
+    logged = np.log1p(train.features.astype(np.float64))
+    np.testing.assert_allclose(mean, logged.mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(std, logged.std(axis=0), rtol=1e-4)
+
+
 def test_the_streamed_test_set_is_the_split_s_and_scores_the_same(
     table: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -77,21 +77,46 @@ TERMINAL_KNOWN_FRAUDS = "terminal_id_nb_fraud_longest_window"
 DAYS_SINCE_FIRST_VERDICT_COMPROMISE = "terminal_id_days_since_first_verdict_compromise"
 
 
+def _verdict_features(window_days: int) -> list[tuple[str, bool]]:
+    """The verdict group's (name, is a count) in model input order."""
+    terminal, customer, w = "terminal_id_verdict", "customer_id_verdict", window_days
+    return [
+        (f"{terminal}_nb_reviewed_{w}day_window", True),
+        (f"{terminal}_nb_fraud_{w}day_window", True),
+        (f"{terminal}_risk_{w}day_window", False),
+        (f"{terminal}_nb_compromised_{w}day_window", True),
+        (DAYS_SINCE_FIRST_VERDICT_COMPROMISE, False),
+        (f"{customer}_nb_reviewed_{w}day_window", True),
+        (f"{customer}_nb_fraud_{w}day_window", True),
+        (f"{customer}_risk_{w}day_window", False),
+    ]
+
+
 def verdict_feature_names(config: FeaturesConfig) -> list[str]:
     """Names of the verdict group's features (empty when ``features.verdicts`` is off)."""
     if not config.verdicts:
         return []
-    w = config.verdict_window_days
-    return [
-        f"terminal_id_verdict_nb_reviewed_{w}day_window",
-        f"terminal_id_verdict_nb_fraud_{w}day_window",
-        f"terminal_id_verdict_risk_{w}day_window",
-        f"terminal_id_verdict_nb_compromised_{w}day_window",
-        DAYS_SINCE_FIRST_VERDICT_COMPROMISE,
-        f"customer_id_verdict_nb_reviewed_{w}day_window",
-        f"customer_id_verdict_nb_fraud_{w}day_window",
-        f"customer_id_verdict_risk_{w}day_window",
-    ]
+    return [name for name, _ in _verdict_features(config.verdict_window_days)]
+
+
+def log_scaled_feature_names(config: FeaturesConfig) -> list[str]:
+    """Inputs a scaling model (the MLP) takes as ``log1p``: the verdict group's counts.
+
+    They are heavy-tailed (most rows have none or a few; a terminal marked compromised
+    gathers up to ~24 confirmed frauds, a card up to ~100 reviewed transactions), so a
+    standard-scaler alone leaves the tail at tens of deviations and the informative first
+    verdict at about one. The 24 stream features are
+    not listed: the served default's inputs stay as they are.
+    """
+    if not config.verdicts:
+        return []
+    return [name for name, count in _verdict_features(config.verdict_window_days) if count]
+
+
+def log_scaled_feature_indices(config: FeaturesConfig) -> list[int]:
+    """Positions of :func:`log_scaled_feature_names` in :func:`feature_names`."""
+    names = feature_names(config)
+    return [names.index(name) for name in log_scaled_feature_names(config)]
 
 
 CUSTOMER_AMOUNT_BASELINE = "customer_amount_baseline"

@@ -1,7 +1,9 @@
 """The fraud MLP: raw features in, fraud logit out, feature scaling carried inside.
 
-Reads top to bottom: a standard-scaler (buffers, so it travels in ``state_dict``,
-safetensors and the ONNX graph), then ``hidden_sizes`` blocks of
+Reads top to bottom: ``log1p`` on the inputs listed in ``log_features`` (heavy-tailed counts,
+:func:`vigil.features.definitions.log_scaled_feature_names`; none for the 24 stream
+features), a standard-scaler (buffers, so it travels in ``state_dict``, safetensors and the
+ONNX graph), then ``hidden_sizes`` blocks of
 Linear -> normalisation -> activation -> dropout, then one Linear to a single logit.
 ``save_pretrained`` / ``from_pretrained`` come from ``PyTorchModelHubMixin``: the
 constructor arguments go to ``config.json``, weights and scaler to ``model.safetensors``.
@@ -39,6 +41,7 @@ class FraudMLP(nn.Module, PyTorchModelHubMixin, library_name="vigil", tags=["fra
 
     feature_mean: torch.Tensor
     feature_scale: torch.Tensor
+    log_mask: torch.Tensor
 
     def __init__(
         self,
@@ -47,10 +50,20 @@ class FraudMLP(nn.Module, PyTorchModelHubMixin, library_name="vigil", tags=["fra
         activation: str = "relu",
         dropout: float = 0.0,
         normalization: str = "none",
+        log_features: list[int] | None = None,
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r} ({' | '.join(ACTIVATIONS)})")
+        # Counts whose tail a standard-scaler would leave at tens of deviations (a verdict
+        # count of 24 at 30 sd, its informative 0 -> 1 step at 1 sd) enter as log1p(x).
+        # Not in state_dict: it follows from the constructor arguments (config.json).
+        self.log_features = sorted(set(log_features or []))
+        if any(not 0 <= i < n_features for i in self.log_features):
+            raise ValueError(f"log_features {self.log_features} outside 0..{n_features - 1}")
+        mask = torch.zeros(n_features, dtype=torch.bool)
+        mask[self.log_features] = True
+        self.register_buffer("log_mask", mask, persistent=False)
         # Standard-scaler fitted on training rows: x_scaled = (x - mean) / scale.
         self.register_buffer("feature_mean", torch.zeros(n_features))
         self.register_buffer("feature_scale", torch.ones(n_features))
@@ -68,7 +81,9 @@ class FraudMLP(nn.Module, PyTorchModelHubMixin, library_name="vigil", tags=["fra
         self.head = nn.Linear(width, 1)
 
     @classmethod
-    def from_config(cls, config: ModelConfig, n_features: int) -> FraudMLP:
+    def from_config(
+        cls, config: ModelConfig, n_features: int, log_features: list[int] | None = None
+    ) -> FraudMLP:
         """Build the architecture the ``model`` section describes."""
         return cls(
             n_features=n_features,
@@ -76,11 +91,24 @@ class FraudMLP(nn.Module, PyTorchModelHubMixin, library_name="vigil", tags=["fra
             activation=config.activation,
             dropout=config.dropout,
             normalization=config.normalization,
+            log_features=log_features,
         )
+
+    def log_scale(self, features: np.ndarray) -> np.ndarray:
+        """Raw features [N, F] with ``log1p`` applied to the ``log_features`` columns."""
+        if not self.log_features:
+            return features
+        return np.asarray(self._log_scale(torch.as_tensor(features)).numpy())
+
+    def _log_scale(self, features: torch.Tensor) -> torch.Tensor:
+        # Counts are >= 0; the clamp keeps a column that is not logged free of NaN.
+        logged = torch.log1p(torch.clamp(features, min=0.0))
+        return torch.where(self.log_mask, logged, features)
 
     def fit_scaler(self, features: np.ndarray) -> None:
         """Set the scaler from training rows (constant columns keep scale 1)."""
-        self.set_scaler(features.mean(axis=0), features.std(axis=0))
+        inputs = self.log_scale(features)
+        self.set_scaler(inputs.mean(axis=0), inputs.std(axis=0))
 
     def set_scaler(self, mean: np.ndarray, std: np.ndarray) -> None:
         """Set the scaler from per-feature mean and standard deviation (0 counts as 1)."""
@@ -90,6 +118,8 @@ class FraudMLP(nn.Module, PyTorchModelHubMixin, library_name="vigil", tags=["fra
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Raw features [batch, n_features] -> fraud logits [batch]."""
+        if self.log_features:  # fixed per model: the exported graph has the branch taken
+            features = self._log_scale(features)
         x = (features - self.feature_mean) / self.feature_scale
         return self.head(self.body(x)).squeeze(-1)
 

@@ -21,7 +21,7 @@ import pandas as pd
 from vigil import fraud_metrics as metrics
 from vigil.config import Settings
 from vigil.data.schema import CUSTOMER_ID, TX_DATETIME, TX_FRAUD
-from vigil.features.definitions import feature_names
+from vigil.features.definitions import feature_names, log_scaled_feature_indices
 from vigil.inference.metadata import ModelMetadata
 from vigil.models.baselines import fit_lightgbm, fit_lightgbm_stream, fit_logistic
 from vigil.models.kinds import Ensemble, FraudModel, SingleModel, model_kind, predict_scores
@@ -133,7 +133,13 @@ def _fit_single(
     if kind == "mlp":
         start = initial if isinstance(initial, FraudMLP) else None
         return train_mlp(
-            train, validation, settings.model, config, run_dir / "tensorboard", initial=start
+            train,
+            validation,
+            settings.model,
+            config,
+            run_dir / "tensorboard",
+            initial=start,
+            log_features=log_scaled_feature_indices(settings.features),
         )
     balanced = config.class_weighting == "balanced"
     if isinstance(train, ParquetRows):

@@ -25,7 +25,7 @@ is: use it as a context manager, or :meth:`ParquetRows.close` it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -229,12 +229,16 @@ class ParquetRows:
         labels = self.labels()
         return np.where(labels == 1, np.float32(1), np.float32(1 / self.rate))
 
-    def moments(self) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and standard deviation of each feature (float64 sums over one pass)."""
+    def moments(
+        self, transform: Callable[[np.ndarray], np.ndarray] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation of each feature (float64 sums over one pass), of
+        ``transform(features)`` when given (a model's input transform before its scaler)."""
         total = np.zeros(len(self.features))
         squares = np.zeros(len(self.features))
         for g in self.groups:
-            block = self.features_of(g).astype(np.float64)
+            block = self.features_of(g)
+            block = (block if transform is None else transform(block)).astype(np.float64)
             total += block.sum(axis=0)
             squares += np.square(block).sum(axis=0)
         n = len(self)

@@ -147,8 +147,13 @@ def train_mlp(
     config: TrainConfig,
     tensorboard_dir: Path | None = None,
     initial: FraudMLP | None = None,
+    log_features: list[int] | None = None,
 ) -> tuple[FraudMLP, list[EpochRecord]]:
     """Fit the MLP; returns the best model by validation AP and the per-epoch history.
+
+    ``log_features``: input positions the model takes as ``log1p`` (heavy-tailed counts,
+    :func:`vigil.features.definitions.log_scaled_feature_indices`); the scaler is fitted
+    after that transform, and both travel inside the model.
 
     ``initial`` warm-starts: training continues from a copy of that model, its scaler kept
     (the weights were learnt on that scaling), instead of a fresh network. ``train`` may be
@@ -163,10 +168,10 @@ def train_mlp(
     if initial is not None:
         model = copy.deepcopy(initial).train()
     elif isinstance(train, ParquetRows):
-        model = FraudMLP.from_config(model_config, n_features=len(train.features))
-        model.set_scaler(*train.moments())
+        model = FraudMLP.from_config(model_config, len(train.features), log_features)
+        model.set_scaler(*train.moments(model.log_scale))
     else:
-        model = FraudMLP.from_config(model_config, n_features=train.features.shape[1])
+        model = FraudMLP.from_config(model_config, train.features.shape[1], log_features)
         model.fit_scaler(train.features)
     labels = train.labels() if isinstance(train, ParquetRows) else train.labels
     loss_fn = _loss_function(labels, config.class_weighting)
