@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from _results import default_path, write_results  # benchmarks/ is the script's folder
+from vigil.config import DEFAULT_CONFIG_PATH
 from vigil.data import schema
 from vigil.features.verdicts import REVIEWED_AT, TERMINAL_COMPROMISED
 from vigil.feedback.bound import (
@@ -76,7 +77,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cards-per-day", type=int, default=100)
     parser.add_argument("--lookback-days", type=int, default=7)
-    parser.add_argument("--config", type=Path, default=Path("configs/vigil.yaml"))
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
     parser.add_argument("--experiments-dir", type=Path, default=Path("configs/experiments"))
     parser.add_argument("--cache-dir", type=Path, default=Path("data/feedback-cache"))
     parser.add_argument(

@@ -104,3 +104,10 @@ def test_make_bench_arguments_are_accepted(name: str, monkeypatch: pytest.Monkey
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     monkeypatch.setattr(sys, "argv", [name, *_make_bench_commands()[name]])
     importlib.import_module(name).parse_args()  # argparse exits on an unknown flag
+
+
+@pytest.mark.parametrize("script", sorted(BENCHMARKS.glob("*.py")), ids=lambda p: p.name)
+def test_benchmarks_use_the_projects_logging_and_configuration_path(script: Path) -> None:
+    source = script.read_text()
+    assert "logging.basicConfig" not in source  # vigil.logs.configure_logging
+    assert '"configs/vigil.yaml"' not in source  # vigil.config.DEFAULT_CONFIG_PATH
