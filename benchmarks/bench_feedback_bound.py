@@ -13,6 +13,8 @@ several scorers:
 - ``<experiment> + explore``: its score plus ``--explore-weight`` x the exploration value
   (the transactions a review of the card would label: the day's and the look-back's without
   a verdict yet; no label used), a deployable try at discovering compromised terminals;
+- ``<experiment> + terminal rule``: its score + 1 at a terminal with a fraud marked by a
+  verdict or delayed-labelled inside the 28 days before (deployable: no scenario used);
 - ``oracle(<experiment>)``: the informed oracle (``vigil.feedback.bound``) — every fraud
   knowable from the protocol's information first, the model's scores for the rest;
 - ``oracle(<experiment> point-in-time)``, ``oracle(zero, …)``, ``oracle(explore, …)``: the
@@ -50,6 +52,8 @@ from vigil.feedback.bound import (
     informed_oracle,
     knowledge,
     labelled_compromises,
+    labelled_frauds,
+    terminal_alerts,
 )
 from vigil.feedback.evaluation import (
     Deployment,
@@ -117,6 +121,11 @@ def _plus(model: Scorer, explore: Scorer, weight: float) -> Scorer:
     """The model's score plus ``weight`` x the exploration value: below the model's clear
     alerts, the cards whose review reveals most come first."""
     return lambda rows, log: model(rows, log) + weight * explore(rows, log)
+
+
+def _with_alerts(model: Scorer, labelled: pd.DataFrame) -> Scorer:
+    """The model's score, + 1 at a terminal with a recent marked or labelled fraud."""
+    return lambda rows, log: model(rows, log) + terminal_alerts(rows, log, labelled)
 
 
 def _replay(
@@ -259,9 +268,11 @@ def main() -> None:
         labelled = labelled_compromises(frame, settings.features.label_delay_days)
         model = model_scorer(deployment.model, deployment.settings)
         explore = _explorer(frame, policy)
+        all_frauds = labelled_frauds(frame, settings.features.label_delay_days)
         scorers: dict[str, Scorer] = {
             name: model,
             f"{name} + explore": _plus(model, explore, args.explore_weight),
+            f"{name} + terminal rule": _with_alerts(model, all_frauds),
             f"oracle({name})": informed_oracle(labelled, model),
             f"oracle({name} point-in-time)": informed_oracle(labelled, _fixed(base)),
             f"oracle(zero, {name}'s past)": informed_oracle(labelled, _zero),

@@ -13,6 +13,8 @@ from vigil.feedback.bound import (
     informed_oracle,
     knowledge,
     labelled_compromises,
+    labelled_frauds,
+    terminal_alerts,
 )
 
 T0 = pd.Timestamp("2018-08-08")
@@ -108,3 +110,19 @@ def test_compromises_are_a_terminals_frauds_within_the_window_with_their_first_m
     assert table["first_mark"].tolist()[:2] == [T0 + 28 * DAY, T0 + 30 * DAY]
     assert pd.isna(table["first_mark"].iloc[2])
     assert table["first_label"].tolist() == [T0 + 7 * DAY, T0 + 35 * DAY, T0 + 8 * DAY]
+
+
+def test_terminal_alerts_use_marks_and_any_labelled_fraud_but_not_the_rows_own_label() -> None:
+    history = transactions(
+        (1, 10, 7, T0 - 10 * DAY, 1, 1),  # an amount fraud, labelled at T0 - 3 days
+        (2, 11, 8, T0 - 40 * DAY, 1, 2),  # labelled, but older than the window
+    )
+    rows = transactions(
+        (3, 12, 7, T0, 0, 0),  # genuine, at a terminal with a labelled fraud: alerted
+        (4, 13, 8, T0, 1, 2),
+        (5, 14, 9, T0, 0, 0),  # marked before
+        (6, 15, 5, T0, 1, 2),  # marked after
+    )
+    log = marks((9, T0 - 2 * DAY, T0 - DAY), (5, T0 - 2 * DAY, T0 + DAY))
+    alerts = terminal_alerts(rows, log, labelled_frauds(history, delay_days=7))
+    assert alerts.tolist() == [True, False, True, False]

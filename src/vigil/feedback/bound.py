@@ -37,15 +37,20 @@ KNOWN_AT = "known_at"
 WINDOW = pd.Timedelta(days=TERMINAL_COMPROMISE_DAYS)
 
 
-def labelled_compromises(frame: pd.DataFrame, delay_days: int) -> pd.DataFrame:
-    """The scenario-2 frauds of ``frame`` with the time their delayed label arrives."""
-    frauds = frame[
-        (frame[schema.TX_FRAUD] == 1)
-        & (frame[schema.TX_FRAUD_SCENARIO] == COMPROMISED_TERMINAL_SCENARIO)
-    ]
-    labelled = frauds[[schema.TERMINAL_ID, schema.TX_DATETIME]].copy()
+def labelled_frauds(frame: pd.DataFrame, delay_days: int) -> pd.DataFrame:
+    """The frauds of ``frame`` (terminal, time, scenario) with the time their delayed label
+    arrives."""
+    frauds = frame[frame[schema.TX_FRAUD] == 1]
+    labelled = frauds[[schema.TERMINAL_ID, schema.TX_DATETIME, schema.TX_FRAUD_SCENARIO]].copy()
     labelled[KNOWN_AT] = labelled[schema.TX_DATETIME] + pd.Timedelta(days=delay_days)
     return labelled.reset_index(drop=True)
+
+
+def labelled_compromises(frame: pd.DataFrame, delay_days: int) -> pd.DataFrame:
+    """The scenario-2 frauds of ``frame`` with the time their delayed label arrives."""
+    labelled = labelled_frauds(frame, delay_days)
+    scenario = labelled.pop(schema.TX_FRAUD_SCENARIO)
+    return labelled[scenario == COMPROMISED_TERMINAL_SCENARIO].reset_index(drop=True)
 
 
 def _marks(log: pd.DataFrame) -> pd.DataFrame:
@@ -96,6 +101,16 @@ def knowledge(rows: pd.DataFrame, log: pd.DataFrame, labelled: pd.DataFrame) -> 
     by_label[at] = _known_before(rows.iloc[at], labelled)
     knowable = (fraud & ~terminal) | marked | by_label
     return Knowledge(fraud, knowable, marked, by_label)
+
+
+def terminal_alerts(
+    rows: pd.DataFrame, log: pd.DataFrame, labelled: pd.DataFrame
+) -> NDArray[np.bool_]:
+    """Per row, from what a deployed system knows (no scenario, no label of the row): its
+    terminal has a fraud marked compromised by a verdict or a fraud whose delayed label
+    arrived (``labelled``: :func:`labelled_frauds`) before it, inside the window before it."""
+    evidence = labelled[[schema.TERMINAL_ID, schema.TX_DATETIME, KNOWN_AT]]
+    return _known_before(rows, _marks(log)) | _known_before(rows, evidence)
 
 
 def informed_oracle(labelled: pd.DataFrame, fallback: Scorer) -> Scorer:
