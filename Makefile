@@ -130,7 +130,7 @@ feedback-results: $(STAMP) ## with/without analysts' feedback: handbook week (Li
 	nice -n 10 $(BIN)/vigil evaluate mlp_small --feedback --no-retrain --lookback-days 7 --seeds 0-4 \
 		--data $(HANDBOOK) --results docs/results/feedback_handbook_mlp_small_lookback_log1p.json
 	nice -n 10 $(BIN)/vigil evaluate ensemble_mlp_lightgbm --feedback --no-retrain --lookback-days 7 --seeds 0-4 \
-		--data $(HANDBOOK) --results docs/results/feedback_handbook_ensemble_mlp_lightgbm_lookback.json
+		--data $(HANDBOOK) --results docs/results/feedback_handbook_ensemble_mlp_lightgbm_lookback_log1p.json
 	$(BIN)/vigil generate --out $(FEEDBACK_WORLD) --set data.seed=1 --overwrite --no-progress
 	nice -n 10 $(BIN)/vigil evaluate logistic lightgbm --feedback --lookback-days 0 --seeds 0, --data $(FEEDBACK_WORLD) \
 		--results docs/results/feedback_simulated.json
