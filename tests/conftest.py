@@ -8,10 +8,14 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from vigil.config import Settings, build_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 # MLflow 3 refuses its file store without this opt-in, which Vigil's entry points give
 # (vigil.cli.common.allow_mlflow_file_store); tests call the tracking code directly.
@@ -89,6 +93,20 @@ def private_pg_schema(postgres_url: str, prefix: str) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
         admin.dispose()
+
+
+@contextlib.contextmanager
+def migrated_pg_engine(postgres_url: str, prefix: str) -> Iterator[Engine]:
+    """An engine on a fresh, migrated private schema (:func:`private_pg_schema`)."""
+    from vigil.storage import create_db_engine, upgrade_database
+
+    with private_pg_schema(postgres_url, prefix) as url:
+        upgrade_database(url)
+        engine = create_db_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture

@@ -297,6 +297,10 @@ class CasesConfig(_Section):
     # day's end (the day included), as the evaluation's investigator reviewing at the day's end
     # (``vigil evaluate --feedback --lookback-days``, whose default this is); 0 or 1: the day only
     lookback_days: int = Field(7, ge=0, le=366)
+    # a card with a fraud known in these days before the day's start (a fraud verdict, a fraud
+    # label) is blocked: left out of the day's queue, served and simulated alike (the review
+    # rule, :mod:`vigil.cases.rule`)
+    block_days: int = Field(14, ge=0, le=366)
 
 
 class Settings(BaseSettings):

@@ -70,7 +70,7 @@ def test_queue_and_verdicts_on_postgres(engine: Engine) -> None:
     config = CasesConfig(review_budget=2)
     with engine.connect() as connection:
         assert today(connection) == DAY
-        ranked = rank_day(connection, DAY, 2)
+        ranked = rank_day(connection, config, DAY, 2, 7)
         queue = day_queue(connection, config, DAY, 2, ranked)
     assert (queue.day, queue.size) == (DAY, 2)
     assert [(c.customer_id, c.top_score) for c in queue.cases] == [(7, 0.9), (8, 0.6)]
@@ -102,7 +102,7 @@ def test_a_verdict_labels_the_unlabelled_look_back_on_postgres(engine: Engine) -
     with engine.begin() as connection:
         insert_labels(connection, [LabelRecord(8, 0, datetime(2018, 9, 27))])
     with engine.connect() as connection:
-        case = card_case(connection, config, 9, DAY, rank_day(connection, DAY, 2))
+        case = card_case(connection, config, 9, DAY, rank_day(connection, config, DAY, 2, 7))
     assert [t.transaction_id for t in case.transactions] == [4]
     assert [t.transaction_id for t in case.lookback] == [7]
     with engine.begin() as connection:

@@ -6,9 +6,11 @@ over the ``cases.habit_days`` before the day), each terminal's known fraud run (
 now at that terminal over the ``cases.fraud_run_days`` before the day's end, and whether an
 analyst marked it compromised) and the verdicts given so far; one card's case also shows its
 transactions of the look-back (:func:`lookback_bounds`) that have no label yet, which its
-verdict labels too. The queue is the top
-``budget`` cards (the k of CP@k); its precision is the share of reviewed cards found fraud,
-i.e. the live CP@k of the cards reviewed so far.
+verdict labels too. The queue is ``budget`` cards (the k of CP@k) chosen by the review rule
+(:mod:`vigil.cases.rule`, the evaluation's simulated investigator's too): the cards reviewed that
+day, then the best cards by their highest score, leaving out those known compromised in the
+``cases.block_days`` before the day's start; its precision is the share of reviewed cards found
+fraud, i.e. the live CP@k of the cards reviewed so far.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection
 
 from vigil.cases.ranking import Ranked
+from vigil.cases.rule import block_window
 from vigil.config import CasesConfig
 from vigil.data.transaction import naive_utc
 from vigil.storage.case_copy import days_between, sync_days
@@ -134,7 +137,7 @@ class CaseQueue:
 
     day: date
     budget: int
-    size: int  # cards in the day's queue (at most the budget)
+    size: int  # cards in the day's queue (the budget; more if more were reviewed that day)
     reviewed: int  # of those, cards with every transaction reviewed
     frauds: int  # reviewed cards found fraud
     cases: list[Case]
@@ -268,9 +271,16 @@ def today(connection: Connection) -> date:
     return event_clock(connection).date()
 
 
-def rank_day(connection: Connection, day: date, budget: int) -> Ranked:
-    """The ``budget`` cards of ``day`` with the highest scores: (customer, top score)."""
-    return top_cards(connection, *day_bounds(day), budget)
+def rank_day(
+    connection: Connection, config: CasesConfig, day: date, budget: int, delay_days: int
+) -> Ranked:
+    """The queue of ``day``, ``budget`` cards: (customer, top score), best first, by the review
+    rule (:mod:`vigil.cases.rule`): the cards reviewed that day, then the best open ones,
+    leaving out the cards known compromised (``config.block_days``, ``delay_days`` the label
+    delay) at the day's start."""
+    start, end = day_bounds(day)
+    block = block_window(start, config.block_days)
+    return top_cards(connection, start, end, budget, block, timedelta(days=delay_days))
 
 
 def day_queue(
@@ -282,7 +292,7 @@ def day_queue(
     status: CaseStatus | None = None,
     recheck: Literal["day", "all"] | None = "day",
 ) -> CaseQueue:
-    """The queue of ``day`` (``budget`` cards ranked by :func:`rank_day`), ``status`` only;
+    """The queue of ``day`` (``budget`` cards chosen by :func:`rank_day`), ``status`` only;
     ``recheck``: the days of the queue's copy checked first (:func:`sync_case_days`)."""
     ranks = [(customer, rank) for rank, (customer, _) in enumerate(ranked, 1)]
     cases = _cases(connection, config, day, ranks, recheck=recheck)

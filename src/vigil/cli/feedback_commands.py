@@ -37,8 +37,13 @@ def evaluate_command(
         str, typer.Option("--seeds", help="Seeds: a list (0,1,2), a range (0-4) or a count.")
     ] = "0-4",
     cards_per_day: Annotated[
-        int, typer.Option("--cards-per-day", help="Review budget: cards reviewed per day.")
-    ] = 100,
+        int | None,
+        typer.Option(
+            "--cards-per-day",
+            min=1,
+            help="Review budget: cards reviewed per day. Default: cases.review_budget (100).",
+        ),
+    ] = None,
     every_hours: Annotated[
         int, typer.Option("--every-hours", help="Review round length (24: daily; divides 24).")
     ] = 24,
@@ -89,11 +94,9 @@ def evaluate_command(
             results.write_text(json.dumps(payload, indent=2) + "\n")
 
     try:
-        policy = ReviewPolicy(
-            cards_per_day,
-            every_hours,
-            mark_terminals,
-            lookback_days=settings.cases.lookback_days if lookback_days is None else lookback_days,
+        # the served queue's rule (cases.block_days, budget, look-back): one configuration
+        policy = ReviewPolicy.of(
+            settings.cases, every_hours, mark_terminals, cards_per_day, lookback_days
         )
         files = experiment_files(experiments_dir, experiments or ["lightgbm"])
         source = Path(data or settings.data.raw_dir)

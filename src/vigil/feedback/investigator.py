@@ -16,6 +16,10 @@ A review gives a verdict on each of the card's transactions of the day so far an
 delayed label has not arrived), all reviewed at the end of the round: the true label, and
 for a fraud of a compromised terminal (the generator's scenario 2) the mark "terminal
 compromised" when ``mark_terminals`` is on.
+
+Which cards are blocked, which are reviewed that day and what a verdict labels is the review
+rule of :mod:`vigil.cases.rule`, the served queue's too; its parameters come from the one
+configuration (:meth:`ReviewPolicy.of`).
 """
 
 from __future__ import annotations
@@ -25,11 +29,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from vigil.cases.rule import block_window
+from vigil.config import CasesConfig
 from vigil.data import schema
 from vigil.features.verdict_sql import empty_verdict_log
 from vigil.features.verdicts import REVIEWED_AT, TERMINAL_COMPROMISED, VERDICT_COLUMNS
 
 COMPROMISED_TERMINAL_SCENARIO = 2  # the handbook generator's compromised-terminal frauds
+_CASES = CasesConfig()  # the served queue's defaults, the policy's too
 
 
 @dataclass(frozen=True)
@@ -39,7 +46,7 @@ class ReviewPolicy:
     cards_per_day: int = 100
     every_hours: int = 24
     mark_terminals: bool = True
-    block_days: int = 14  # a card known compromised is not reviewed again for this long
+    block_days: int = _CASES.block_days  # a card known compromised is left out this long
     lookback_days: int = 0  # a review also covers the card's unreviewed transactions this far back
 
     def __post_init__(self) -> None:
@@ -49,6 +56,25 @@ class ReviewPolicy:
             )
         if self.lookback_days < 0:
             raise ValueError(f"review policy needs lookback_days >= 0, got {self}")
+
+    @classmethod
+    def of(
+        cls,
+        cases: CasesConfig,
+        every_hours: int = 24,
+        mark_terminals: bool = True,
+        cards_per_day: int | None = None,
+        lookback_days: int | None = None,
+    ) -> ReviewPolicy:
+        """The served queue's rule (``cases``: budget, block and look-back days), with the
+        simulation's own knobs; ``cards_per_day``/``lookback_days`` override the served ones."""
+        return cls(
+            cases.review_budget if cards_per_day is None else cards_per_day,
+            every_hours,
+            mark_terminals,
+            block_days=cases.block_days,
+            lookback_days=cases.lookback_days if lookback_days is None else lookback_days,
+        )
 
     @property
     def cards_per_round(self) -> int:
@@ -97,16 +123,15 @@ class ReviewState:
 def blocked_cards(
     frame: pd.DataFrame, state: ReviewState, now: pd.Timestamp, delay_days: int, block_days: int
 ) -> set[int]:
-    """Cards known compromised at ``now`` within ``block_days``: a fraud verdict reviewed in
-    ``(now - block, now]`` or a fraud labelled by now (transaction in the block window before
-    ``now - delay``)."""
-    block, delay = pd.Timedelta(days=block_days), pd.Timedelta(days=delay_days)
+    """Cards known compromised at ``now`` (:mod:`vigil.cases.rule`): a fraud verdict reviewed
+    in :func:`~vigil.cases.rule.block_window` or a fraud whose delayed label (transaction time
+    + ``delay_days``) arrived in it."""
+    after, until = block_window(now, block_days)
     log = state.log
-    reviewed = log[(log[schema.TX_FRAUD] == 1) & (log[REVIEWED_AT] > now - block)]
-    times = frame[schema.TX_DATETIME]
-    labelled = (
-        (times <= now - delay) & (times > now - delay - block) & (frame[schema.TX_FRAUD] == 1)
-    )
+    reviewed_at = log[REVIEWED_AT]
+    reviewed = log[(log[schema.TX_FRAUD] == 1) & (reviewed_at > after) & (reviewed_at <= until)]
+    due = frame[schema.TX_DATETIME] + pd.Timedelta(days=delay_days)
+    labelled = (due > after) & (due <= until) & (frame[schema.TX_FRAUD] == 1)
     return set(reviewed[schema.CUSTOMER_ID].tolist()) | set(
         frame.loc[labelled, schema.CUSTOMER_ID].tolist()
     )

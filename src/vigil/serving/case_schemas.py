@@ -87,11 +87,15 @@ class CardCaseOut(CaseOut):
 
 
 class CaseQueueOut(BaseModel):
-    """The day's queue: the top cards by score, as many as the review budget."""
+    """The day's queue, as many cards as the review budget: those reviewed that day, then the
+    top cards by score not known compromised in the ``cases.block_days`` before the day."""
 
     day: date
     budget: int
-    size: int = Field(description="Cards in the day's queue (at most the budget).")
+    size: int = Field(
+        description="Cards in the day's queue: the budget; fewer when fewer cards can be "
+        "offered, more when more were reviewed that day."
+    )
     reviewed: int = Field(description="Cards of the queue with every transaction reviewed.")
     frauds: int = Field(description="Reviewed cards found fraud.")
     precision: float | None = Field(

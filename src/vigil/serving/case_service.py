@@ -56,7 +56,9 @@ class CaseService:
 
     async def _rank(self, day: date, budget: int) -> Ranked:
         await self._sync(day, "all")  # the ranking's refresh: every day a case reads
-        return await self._read(partial(rank_day, day=day, budget=budget))
+        delay = self._runtime.settings.features.label_delay_days
+        rank = partial(rank_day, config=self._config, day=day, budget=budget, delay_days=delay)
+        return await self._read(rank)
 
     async def _ranked(self, day: date, budget: int) -> Ranked:
         return await self._ranking.get(day, budget, partial(self._rank, day, budget))

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, literal_column, select
+from sqlalchemy import CompoundSelect, Connection, Select, func, literal_column, select, union
+from sqlalchemy.sql.elements import ColumnElement
 
 from vigil.storage.records import utc_now
 from vigil.storage.repository import upsertable_insert
@@ -65,23 +66,84 @@ def newest_event_time(connection: Connection) -> datetime | None:
     return value if isinstance(value, datetime) else None
 
 
+def blocked_cards(after: datetime, until: datetime, delay: timedelta) -> CompoundSelect:
+    """The cards with a fraud known in ``(after, until]`` (:mod:`vigil.cases.rule`): a fraud
+    verdict reviewed then, a fraud label arrived then, a fraud verdict whose delayed label
+    (transaction time + ``delay``) fell due then. A query, for an anti-join."""
+    fraud: ColumnElement[int] = literal_column("1")  # a literal: the partial indexes apply
+    reviewed = select(verdicts.c.customer_id).where(
+        verdicts.c.is_fraud == fraud,
+        verdicts.c.reviewed_at > after,
+        verdicts.c.reviewed_at <= until,
+    )
+    due = select(verdicts.c.customer_id).where(
+        verdicts.c.is_fraud == fraud,
+        verdicts.c.tx_datetime > after - delay,
+        verdicts.c.tx_datetime <= until - delay,
+        verdicts.c.reviewed_at <= until,
+    )
+    labelled = (
+        select(transactions.c.customer_id)
+        .join(labels, labels.c.transaction_id == transactions.c.transaction_id)
+        .where(
+            labels.c.tx_fraud == fraud, labels.c.labelled_at > after, labels.c.labelled_at <= until
+        )
+    )
+    return union(reviewed, due, labelled)
+
+
+def reviewed_cards(start: datetime, end: datetime) -> Select[tuple[int]]:
+    """The cards with a verdict on one of their transactions of ``[start, end)``."""
+    return (
+        select(verdicts.c.customer_id)
+        .where(verdicts.c.tx_datetime >= start, verdicts.c.tx_datetime < end)
+        .distinct()
+    )
+
+
 def top_cards(
-    connection: Connection, start: datetime, end: datetime, limit: int
+    connection: Connection,
+    start: datetime,
+    end: datetime,
+    limit: int,
+    block: tuple[datetime, datetime] | None = None,
+    delay: timedelta = timedelta(0),
 ) -> list[tuple[int, float]]:
-    """The ``limit`` cards of ``[start, end)`` with the highest scores: (customer, top score).
+    """The day ``[start, end)``'s queue (:mod:`vigil.cases.rule`): (customer, top score), best
+    first: the cards reviewed that day, then the best cards neither reviewed nor blocked (a
+    fraud known in ``block`` ``(after, until]``, ``delay`` the label delay) up to ``limit``
+    cards in all. ``block`` None: nothing blocked.
 
     Ties are broken by customer id, so the queue is the same on every call.
     """
     top = func.max(predictions.c.score).label("top")
-    query = (
+    day = (
         select(transactions.c.customer_id, top)
         .join(predictions, predictions.c.transaction_id == transactions.c.transaction_id)
         .where(transactions.c.tx_datetime >= start, transactions.c.tx_datetime < end)
         .group_by(transactions.c.customer_id)
         .order_by(top.desc(), transactions.c.customer_id)
-        .limit(limit)
     )
-    return [(int(customer), float(score)) for customer, score in connection.execute(query)]
+    reviewed = reviewed_cards(start, end)
+    done = [
+        (int(customer), float(score))
+        for customer, score in connection.execute(
+            day.where(transactions.c.customer_id.in_(reviewed))
+        )
+    ]
+    left = limit - len(done)
+    if left <= 0:
+        return done
+    open_cards = day.where(transactions.c.customer_id.not_in(reviewed))
+    if block is not None:
+        open_cards = open_cards.where(
+            transactions.c.customer_id.not_in(blocked_cards(*block, delay))
+        )
+    best = [
+        (int(customer), float(score))
+        for customer, score in connection.execute(open_cards.limit(left))
+    ]
+    return sorted(done + best, key=lambda card: (-card[1], card[0]))
 
 
 def card_transactions(

@@ -110,6 +110,14 @@ labels = Table(
         sqlite_where=text("tx_fraud = 1"),
         postgresql_where=text("tx_fraud = 1"),
     ),
+    # ... and by arrival: the queue leaves out the cards with a fraud known lately (0007)
+    Index(
+        "ix_labels_frauds_labelled_at",
+        "labelled_at",
+        "transaction_id",
+        sqlite_where=text("tx_fraud = 1"),
+        postgresql_where=text("tx_fraud = 1"),
+    ),
 )
 
 # The analysts' verdict log: one row per reviewed transaction (a card's verdict covers its
@@ -137,6 +145,7 @@ verdicts = Table(
     Index("ix_verdicts_customer_reviewed_at", "customer_id", "reviewed_at"),
     Index("ix_verdicts_terminal_reviewed_at", "terminal_id", "reviewed_at"),
     Index("ix_verdicts_reviewed_at", "reviewed_at"),
+    Index("ix_verdicts_tx_datetime", "tx_datetime", "customer_id"),  # a day's reviewed cards
 )
 
 # The case queue's copy of ``transactions`` (without ``extra``), indexed by card and terminal:

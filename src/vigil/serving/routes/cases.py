@@ -47,7 +47,8 @@ Day = Annotated[
     "",
     response_model=CaseQueueOut,
     responses=_AUTH,
-    summary="The day's case queue: cards ranked by their highest score, review budget long",
+    summary="The day's case queue: cards ranked by their highest score, review budget long, "
+    "without the cards known compromised in the block days before the day",
 )
 async def cases(
     services: ServicesDep,
@@ -57,7 +58,12 @@ async def cases(
     ] = None,
     status: Annotated[CaseStatus | None, Query(description="Only open or reviewed cases.")] = None,
 ) -> CaseQueueOut:
-    """Each case: the card's scored transactions of the day, reasons, habit, terminal run."""
+    """Each case: the card's scored transactions of the day, reasons, habit, terminal run.
+
+    The cards reviewed that day keep their places; the others are the best cards without a fraud
+    verdict or fraud label known in the ``cases.block_days`` before the day's start (the review
+    rule of ``vigil evaluate --feedback``'s investigator, :mod:`vigil.cases.rule`).
+    """
     return CaseQueueOut.of(await services.cases.queue(day, budget, status))
 
 
