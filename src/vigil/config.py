@@ -161,13 +161,16 @@ class RetrainConfig(_Section):
     ``warm_start_trees`` trees, the MLP trains ``warm_start_epochs`` more epochs); ``auto``
     does both and keeps the one with the higher validation AP (same validation days; the
     warm start on a tie). The challenger then goes through the promotion gate once, as any
-    other.
+    other. ``verdict_labels``: also fit on the delay period's transactions the analysts
+    reviewed before the test period, labelled by their verdicts (the ``verdicts`` table;
+    :mod:`vigil.training.verdict_labels`, as ``vigil evaluate --feedback`` retrains).
     """
 
     strategy: Literal["full", "warm_start", "auto"] = "full"
     warm_start_days: int = Field(14, gt=0)
     warm_start_trees: int = Field(100, gt=0)
     warm_start_epochs: int = Field(5, gt=0)
+    verdict_labels: bool = False
 
 
 class TritonConfig(_Section):

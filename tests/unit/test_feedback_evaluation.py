@@ -222,6 +222,19 @@ def test_evaluation_reports_every_variant(world: tuple[Settings, pd.DataFrame]) 
     assert plain.figures == {"without_feedback": result.figures["without_feedback"]}
 
 
+@pytest.mark.parametrize("strategy", ["warm_start", "auto"])
+def test_the_retrained_variant_is_refused_for_a_warm_start_strategy(
+    world: tuple[Settings, pd.DataFrame], strategy: str
+) -> None:
+    """The evaluation refits from scratch (the retrain job's ``full``): it does not report that
+    as the retrain of a job configured to warm-start the champion."""
+    settings, frame = world
+    retrain = settings.retrain.model_copy(update={"strategy": strategy})
+    warm = settings.model_copy(update={"retrain": retrain})
+    with pytest.raises(ValueError, match=f"not {strategy}"):
+        evaluate_with_feedback(warm, frame, ReviewPolicy(20))
+
+
 def test_evaluate_command_writes_results(
     world: tuple[Settings, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,14 +11,13 @@ For one model configuration and seed, on a feature table of the protocol's perio
    round's transactions get their verdict features from the verdicts reviewed before them,
    the model scores them, the investigator reviews the top cards and their verdicts count
    from the round's end. The test week's scores give AP and CP@k on the same test set.
-3. **With feedback and retraining** (``train.feedback_retrain``): at the end of the delay
-   week the model is refitted on its training rows plus the delay week's reviewed
-   transactions (their verdicts are their labels; no other delay-week label is known yet),
-   then replays the test week. The reviewed rows are a selection on the model's own score,
-   i.e. on the features: the fraud rate given the features is unbiased where reviews reach,
-   so they enter unweighted, and the unreviewed transactions are never taken as genuine
-   (that would be the real bias). Validation and early stopping stay on the delayed-label
-   validation day.
+3. **With feedback and retraining**: at the end of the delay week the model is refitted
+   from scratch on its training rows plus the delay week's reviewed transactions (their
+   verdicts are their labels; no other delay-week label is known yet), then replays the test
+   week. The rows are chosen and labelled by
+   :func:`vigil.training.verdict_labels.with_verdict_labels`, as the retrain job's with
+   ``retrain.verdict_labels`` (whose default ``retrain.strategy``, ``full``, is also a refit
+   from scratch); that module explains the sampling bias of the reviewed cards.
 """
 
 from __future__ import annotations
@@ -49,6 +48,7 @@ from vigil.training.data import feature_matrix
 from vigil.training.run import fit_model
 from vigil.training.splits import Split, figures_on_test_set, handbook_split
 from vigil.training.trainer import Dataset
+from vigil.training.verdict_labels import with_verdict_labels
 
 logger = logging.getLogger(__name__)
 
@@ -246,7 +246,17 @@ def evaluate_with_feedback(
     retrain: bool = True,
 ) -> FeedbackResult:
     """The variants of the module docstring for one configuration and seed (only the first
-    without ``feedback``, the first two without ``retrain``)."""
+    without ``feedback``, the first two without ``retrain``).
+
+    The retrained variant refits from scratch, as the retrain job's ``retrain.strategy:
+    full`` (the default); a warm start of the champion (``warm_start``, ``auto``) is not
+    evaluated here, so those settings are refused rather than reported as a full refit.
+    """
+    if feedback and retrain and settings.retrain.strategy != "full":
+        raise ValueError(
+            f"vigil evaluate --feedback retrains from scratch (retrain.strategy full), not "
+            f"{settings.retrain.strategy}: set retrain.strategy=full or pass --no-retrain"
+        )
     started = time.perf_counter()
     split = handbook_split(frame, settings.train)
     periods, k = split.periods, settings.train.top_k_cards
@@ -273,10 +283,9 @@ def evaluate_with_feedback(
 
     if retrain:
         after_delay = weeks.after_delay
-        reviewed_ids = after_delay.log[schema.TRANSACTION_ID].iloc[past_reviews:]
-        delay_rows = weeks.delay_week.rows
-        labelled = delay_rows[delay_rows[schema.TRANSACTION_ID].isin(reviewed_ids)]
-        training = pd.concat([deployment.train, labelled])
+        training = with_verdict_labels(
+            deployment.train, weeks.delay_week.rows, after_delay.log, periods
+        )
         refit = _fit(verdicts, training, deployment.validation)
         retest = replay_with_reviews(
             model_scorer(refit, verdicts),
@@ -291,7 +300,7 @@ def evaluate_with_feedback(
         figures["with_feedback_retrained"] = _test_figures(
             split, retest.scores, k
         ) | _queue_figures(after_delay, test_start, test_end, policy.cards_per_day)
-        reviews["retrain_rows_added"] = len(labelled)
+        reviews["retrain_rows_added"] = len(training) - len(deployment.train)
     return _result(settings, figures, reviews, started)
 
 

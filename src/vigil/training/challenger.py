@@ -24,13 +24,17 @@ from vigil.inference.deploy import install_model
 from vigil.inference.roles import CHAMPION
 from vigil.inference.scorer import OnnxScorer
 from vigil.retraining.runner import TrainOutcome
-from vigil.storage import REGISTRY_VERSION, save_deployment
+from vigil.storage import REGISTRY_VERSION, create_db_engine, save_deployment
+from vigil.storage.cases import fetch_verdicts
 from vigil.tracking.model_registry import ModelRegistry
 from vigil.tracking.registration import register_run
 from vigil.training.data import load_feature_table
 from vigil.training.gate import GateDecision, GatePolicy, run_gate
+from vigil.training.verdict_labels import stored_verdict_log
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from vigil.models.kinds import SingleModel
     from vigil.training.run import WarmStart
 
@@ -95,15 +99,16 @@ def train_challenger(settings: Settings) -> Challenger:
 
     strategy = settings.retrain.strategy
     table = load_feature_table(settings)
+    verdicts = stored_verdicts(settings) if settings.retrain.verdict_labels else None
     if strategy == "full":
-        run_dir, chosen = run_training(settings, table).run_dir, "full"
+        run_dir, chosen = run_training(settings, table, verdicts=verdicts).run_dir, "full"
     else:
         adapted, warm_start = _warm_start(settings)
-        warm = run_training(adapted, table, warm_start=warm_start).run_dir
+        warm = run_training(adapted, table, warm_start=warm_start, verdicts=verdicts).run_dir
         if strategy == "warm_start":
             run_dir, chosen = warm, "warm_start"
         else:
-            full = run_training(settings, table).run_dir
+            full = run_training(settings, table, verdicts=verdicts).run_dir
             run_dir, chosen = _choose(warm, full)
     model = run_dir / ONNX_FILE
     if not model.is_file():
@@ -113,6 +118,19 @@ def train_challenger(settings: Settings) -> Challenger:
     metrics = headline_metrics(summary) | {"retrain_warm_start": float(chosen == "warm_start")}
     logger.info("retrain strategy %s: challenger %s", chosen, run_dir.name)
     return Challenger(model, registration.version, registration.run_id, metrics)
+
+
+def stored_verdicts(settings: Settings) -> pd.DataFrame:
+    """The verdict log of the ``verdicts`` table (``retrain.verdict_labels``): the retrain
+    fits on the delay period's reviewed transactions with these labels too."""
+    engine = create_db_engine(settings.storage.database_url)
+    try:
+        with engine.connect() as connection:
+            log = stored_verdict_log(fetch_verdicts(connection))
+    finally:
+        engine.dispose()
+    logger.info("retrain with verdict labels: %d verdicts in the log", len(log))
+    return log
 
 
 def _warm_start(settings: Settings) -> tuple[Settings, WarmStart]:

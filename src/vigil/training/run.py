@@ -41,6 +41,7 @@ from vigil.training.trainer import (
     feature_means,
     train_mlp,
 )
+from vigil.training.verdict_labels import delay_period_rows, with_verdict_labels
 
 logger = logging.getLogger(__name__)
 
@@ -216,19 +217,28 @@ def run_training(
     table: FeatureTable,
     promote: bool = False,
     warm_start: WarmStart | None = None,
+    verdicts: pd.DataFrame | None = None,
 ) -> RunResult:
-    """Train, evaluate and export one model on a feature table; returns its run directory."""
+    """Train, evaluate and export one model on a feature table; returns its run directory.
+
+    ``verdicts``: a verdict log; the delay period's transactions reviewed before the test
+    period are fitted on too, labelled by their verdicts (:mod:`vigil.training.verdict_labels`).
+    """
     check_reachable(settings.tracking.mlflow_uri)
     split = handbook_split(table.frame, settings.train)
     fitting = split.train
     if warm_start is not None:
         since = pd.Timestamp(split.periods.validation_start - timedelta(days=warm_start.days))
         fitting = fitting[fitting[TX_DATETIME] >= since]
+    delayed_rows = len(fitting)
+    if verdicts is not None:
+        delay_rows = delay_period_rows(table.frame, split.periods)
+        fitting = with_verdict_labels(fitting, delay_rows, verdicts, split.periods)
 
     def score_test(model: FraudModel) -> ScoredTest:
         return ScoredTest(_score(model, split.test, settings), split.test)
 
-    frames = EvaluationFrames(split.validation, score_test, fitting)
+    frames = EvaluationFrames(split.validation, score_test, fitting, len(fitting) - delayed_rows)
     train = _dataset(fitting, settings)
     return _fit_and_record(
         settings, train, frames, table.source, table.source_sha256, promote, warm_start
@@ -258,11 +268,13 @@ def run_streamed_training(settings: Settings, features: Path, promote: bool = Fa
 
 @dataclass(frozen=True)
 class EvaluationFrames:
-    """The validation rows, how to score the test set and, if in memory, the training rows."""
+    """The validation rows, how to score the test set and, if in memory, the training rows
+    (``verdict_rows`` of them labelled by analysts' verdicts)."""
 
     validation: pd.DataFrame
     score_test: Callable[[FraudModel], ScoredTest]
     training: pd.DataFrame | None
+    verdict_rows: int = 0
 
 
 def _fit_and_record(
@@ -296,6 +308,8 @@ def _fit_and_record(
         "experiment_name": settings.train.experiment_name,
         "model_kind": model_kind(model),
         "warm_start_from": None if warm_start is None else warm_start.version,
+        "fitting_rows": len(train),
+        "verdict_labelled_rows": frames.verdict_rows,
         "threshold": threshold,
         "test": _evaluate(test_scored, threshold, settings),
         "validation": _evaluate(val_scored, threshold, settings),
