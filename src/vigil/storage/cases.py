@@ -13,7 +13,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CompoundSelect, Connection, Select, func, literal_column, select, union
+from sqlalchemy import (
+    BindParameter,
+    CompoundSelect,
+    Connection,
+    Select,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    select,
+    union,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from vigil.storage.records import utc_now
@@ -69,7 +80,7 @@ def newest_event_time(connection: Connection) -> datetime | None:
 def blocked_cards(after: datetime, until: datetime, delay: timedelta) -> CompoundSelect:
     """The cards with a fraud known in ``(after, until]`` (:mod:`vigil.cases.rule`): a fraud
     verdict reviewed then, a fraud label arrived then, a fraud verdict whose delayed label
-    (transaction time + ``delay``) fell due then. A query, for an anti-join."""
+    (transaction time + ``delay``) fell due then (a query)."""
     fraud: ColumnElement[int] = literal_column("1")  # a literal: the partial indexes apply
     reviewed = select(verdicts.c.customer_id).where(
         verdicts.c.is_fraud == fraud,
@@ -92,13 +103,19 @@ def blocked_cards(after: datetime, until: datetime, delay: timedelta) -> Compoun
     return union(reviewed, due, labelled)
 
 
-def reviewed_cards(start: datetime, end: datetime) -> Select[tuple[int]]:
+def reviewed_cards(start: datetime, end: datetime) -> Select[Any]:
     """The cards with a verdict on one of their transactions of ``[start, end)``."""
     return (
         select(verdicts.c.customer_id)
         .where(verdicts.c.tx_datetime >= start, verdicts.c.tx_datetime < end)
         .distinct()
     )
+
+
+def _constants(name: str, values: Sequence[int]) -> BindParameter[Any]:
+    """``values`` written into the statement: a prepared statement's generic plan for a list
+    of parameters would not hash them."""
+    return bindparam(name, list(values), expanding=True, literal_execute=True)
 
 
 def top_cards(
@@ -114,36 +131,39 @@ def top_cards(
     fraud known in ``block`` ``(after, until]``, ``delay`` the label delay) up to ``limit``
     cards in all. ``block`` None: nothing blocked.
 
-    Ties are broken by customer id, so the queue is the same on every call.
+    The reviewed and blocked cards (a few hundred) are read first and the day's scored
+    transactions are ranked once with them as constant lists: a subquery there would keep
+    PostgreSQL from scanning the day in parallel. Ties are broken by customer id, so the queue
+    is the same on every call.
     """
-    top = func.max(predictions.c.score).label("top")
-    day = (
-        select(transactions.c.customer_id, top)
-        .join(predictions, predictions.c.transaction_id == transactions.c.transaction_id)
-        .where(transactions.c.tx_datetime >= start, transactions.c.tx_datetime < end)
-        .group_by(transactions.c.customer_id)
-        .order_by(top.desc(), transactions.c.customer_id)
+    reviewed = sorted(
+        {int(card) for card in connection.execute(reviewed_cards(start, end)).scalars()}
     )
-    reviewed = reviewed_cards(start, end)
-    done = [
-        (int(customer), float(score))
-        for customer, score in connection.execute(
-            day.where(transactions.c.customer_id.in_(reviewed))
-        )
-    ]
-    left = limit - len(done)
-    if left <= 0:
-        return done
-    open_cards = day.where(transactions.c.customer_id.not_in(reviewed))
+    blocked: list[int] = []
     if block is not None:
-        open_cards = open_cards.where(
-            transactions.c.customer_id.not_in(blocked_cards(*block, delay))
+        known = {int(card) for card in connection.execute(blocked_cards(*block, delay)).scalars()}
+        blocked = sorted(known.difference(reviewed))
+    customer = transactions.c.customer_id
+    top = func.max(predictions.c.score).label("top")
+    query = (
+        select(customer, top)
+        .join(predictions, predictions.c.transaction_id == transactions.c.transaction_id)
+        .where(
+            transactions.c.tx_datetime >= start,
+            transactions.c.tx_datetime < end,
+            customer.not_in(_constants("blocked", blocked)),
         )
-    best = [
-        (int(customer), float(score))
-        for customer, score in connection.execute(open_cards.limit(left))
-    ]
-    return sorted(done + best, key=lambda card: (-card[1], card[0]))
+        .group_by(customer)
+        # the reviewed cards first, then the limit: they keep their places
+        .order_by(
+            case((customer.in_(_constants("reviewed", reviewed)), 1), else_=0).desc(),
+            top.desc(),
+            customer,
+        )
+        .limit(max(limit, len(reviewed)))
+    )
+    cards = [(int(card), float(score)) for card, score in connection.execute(query)]
+    return sorted(cards, key=lambda card: (-card[1], card[0]))
 
 
 def card_transactions(
