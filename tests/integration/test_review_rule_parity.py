@@ -4,9 +4,8 @@ The served queue (:func:`vigil.cases.queue.rank_day`, SQL) and verdict
 (:func:`vigil.decisions.labels.write_verdict`) run on the same days as the evaluation's simulated
 investigator (:func:`vigil.feedback.investigator.review_round`, daily rounds): the same cards
 each day, the same transactions labelled with the same verdicts and terminal marks. The served
-analyst is an oracle (the true labels), as the simulated one; it marks the terminals of a
-card's frauds when they are compromised-terminal frauds, and the world gives each card frauds
-of one scenario only, as the served verdict marks all or none of its frauds' terminals.
+analyst is an oracle (the true labels), as the simulated one, and marks the terminals of the
+compromised-terminal frauds (``compromised_transaction_ids``).
 """
 
 from __future__ import annotations
@@ -44,7 +43,8 @@ CONFIG = CasesConfig(review_budget=6)  # block 14 days, look-back 7 days: the de
 
 
 def world(seed: int = 3) -> tuple[pd.DataFrame, np.ndarray]:
-    """30 days of 100 cards at 25 terminals, 2 % fraud (each card one scenario), and scores."""
+    """30 days of 100 cards at 25 terminals, 2 % fraud of the generator's 3 scenarios, and
+    scores."""
     rng = np.random.default_rng(seed)
     count = 30 * 120
     micros = rng.integers(1, 30 * 86_400 * 10**6, count)  # never at a midnight
@@ -58,7 +58,7 @@ def world(seed: int = 3) -> tuple[pd.DataFrame, np.ndarray]:
             schema.TERMINAL_ID: rng.integers(0, 25, count),
             schema.TX_AMOUNT: rng.gamma(2.0, 30.0, count).round(2),
             schema.TX_FRAUD: fraud,
-            schema.TX_FRAUD_SCENARIO: np.where(fraud == 1, cards % 3 + 1, 0),
+            schema.TX_FRAUD_SCENARIO: np.where(fraud == 1, rng.integers(1, 4, count), 0),
         }
     )
     frame = frame.sort_values(schema.TX_DATETIME, ignore_index=True)
@@ -145,15 +145,17 @@ def served_review(
     for card, _ in ranked:
         mine = frame[(frame[schema.CUSTOMER_ID] == card) & (times >= since) & (times < end)]
         frauds = mine[mine[schema.TX_FRAUD] == 1]
-        terminal = bool((frauds[schema.TX_FRAUD_SCENARIO] == COMPROMISED_TERMINAL_SCENARIO).any())
+        compromised = frauds[frauds[schema.TX_FRAUD_SCENARIO] == COMPROMISED_TERMINAL_SCENARIO]
         verdict = CaseVerdict(
             customer_id=card,
             day=day.date(),
             fraud=not frauds.empty,
             analyst="oracle",
-            terminal_compromised=terminal,
+            terminal_compromised=not compromised.empty,
             fraud_transaction_ids=frozenset(frauds[schema.TRANSACTION_ID].tolist()) or None,
             reviewed_at=end,
+            compromised_transaction_ids=frozenset(compromised[schema.TRANSACTION_ID].tolist())
+            or None,
         )
         written += write_verdict(connection, verdict, CONFIG.lookback_days).stored
     rows = pd.DataFrame(

@@ -163,11 +163,36 @@ def test_named_fraud_transactions_leave_the_others_legitimate(
     assert _labels(engine) == {1: 0, 2: 1}
 
 
+def test_a_terminal_mark_can_name_the_compromised_transactions(
+    client: TestClient, engine: Engine
+) -> None:
+    # card 10's two frauds, only the one at terminal 101 a terminal compromise
+    marked = {"terminal_compromised": True, "compromised_transaction_ids": [2]}
+    response = _verdict(client, 10, **marked)
+    assert response.status_code == 201, response.text
+    with engine.connect() as connection:
+        log = {v["transaction_id"]: v["terminal_compromised"] for v in fetch_verdicts(connection)}
+    assert log == {1: 0, 2: 1} and _labels(engine) == {1: 1, 2: 1}
+    assert _verdict(client, 10, **marked).json()["repeated"] is True
+    assert _verdict(client, 10, terminal_compromised=True).status_code == 409  # marks both
+
+
 @pytest.mark.parametrize(
     ("card", "body", "status"),
     [
         (10, {"fraud_transaction_ids": [3]}, 422),  # not the card's transaction
         (10, {"verdict": "legit", "terminal_compromised": True}, 422),
+        (10, {"compromised_transaction_ids": [2]}, 422),  # without terminal_compromised
+        (10, {"terminal_compromised": True, "compromised_transaction_ids": [3]}, 422),
+        (  # a compromised transaction not named fraud
+            10,
+            {
+                "terminal_compromised": True,
+                "fraud_transaction_ids": [2],
+                "compromised_transaction_ids": [1],
+            },
+            422,
+        ),
         (10, {"reviewed_at": "2018-09-30T08:30:00"}, 422),  # before transaction 2
         (10, {"reviewed_at": "2999-01-01T00:00:00"}, 422),
         (10, {"analyst": ""}, 422),

@@ -28,7 +28,8 @@ excluded) that have no verdict yet; served, also no label: a label is final. Wit
 ``lookback_days`` at most the label delay (the protocol: 7 and 7) no look-back transaction has
 its delayed label yet when the day ends, so both label the same transactions (one exactly
 ``label_delay_days`` before the day's end would be the exception). A fraud verdict may mark
-its transactions' terminals compromised.
+terminals compromised: the investigator those of its compromised-terminal frauds, the served
+verdict those of all its frauds or of the ones it names (``compromised_transaction_ids``).
 """
 
 from __future__ import annotations

@@ -128,7 +128,8 @@ class CaseVerdict:
     The verdict covers the card's transactions of the day and its unlabelled transactions of
     the look-back (:func:`~vigil.cases.queue.lookback_bounds`). ``fraud_transaction_ids``
     (only with ``fraud``) names the fraudulent ones; the others are then legitimate.
-    ``terminal_compromised`` marks the terminals of the fraudulent transactions.
+    ``terminal_compromised`` marks the terminals of the fraudulent transactions, or only of
+    ``compromised_transaction_ids`` among them (a terminal-compromise fraud next to others).
     """
 
     customer_id: int
@@ -139,6 +140,7 @@ class CaseVerdict:
     note: str | None = None
     fraud_transaction_ids: frozenset[int] | None = None
     reviewed_at: datetime | None = None
+    compromised_transaction_ids: frozenset[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +164,14 @@ def _is_fraud(verdict: CaseVerdict, transaction_id: int) -> bool:
     return chosen is None or transaction_id in chosen
 
 
+def _marks_terminal(verdict: CaseVerdict, transaction_id: int) -> bool:
+    """Whether the verdict marks this transaction's terminal compromised."""
+    if not (verdict.terminal_compromised and _is_fraud(verdict, transaction_id)):
+        return False
+    chosen = verdict.compromised_transaction_ids
+    return chosen is None or transaction_id in chosen
+
+
 def _verdict_records(
     rows: Sequence[dict[str, Any]], verdict: CaseVerdict, reviewed_at: datetime
 ) -> list[VerdictRecord]:
@@ -176,7 +186,8 @@ def _verdict_records(
                 f"reviewed_at {reviewed_at.isoformat()} is before transaction "
                 f"{row['transaction_id']} ({row['tx_datetime'].isoformat()})",
             )
-        fraud = _is_fraud(verdict, int(row["transaction_id"]))
+        transaction_id = int(row["transaction_id"])
+        fraud = _is_fraud(verdict, transaction_id)
         records.append(
             VerdictRecord(
                 transaction_id=int(row["transaction_id"]),
@@ -184,7 +195,7 @@ def _verdict_records(
                 terminal_id=int(row["terminal_id"]),
                 tx_datetime=row["tx_datetime"],
                 is_fraud=fraud,
-                terminal_compromised=fraud and verdict.terminal_compromised,
+                terminal_compromised=_marks_terminal(verdict, transaction_id),
                 reviewed_at=reviewed_at,
                 analyst=verdict.analyst,
                 note=verdict.note,
@@ -196,8 +207,9 @@ def _verdict_records(
 def _agrees(rows: Sequence[dict[str, Any]], verdict: CaseVerdict) -> bool:
     """Whether the stored verdicts of ``rows`` are what ``verdict`` would write."""
     return all(
-        bool(row["is_fraud"]) == (fraud := _is_fraud(verdict, int(row["transaction_id"])))
-        and bool(row["terminal_compromised"]) == (fraud and verdict.terminal_compromised)
+        bool(row["is_fraud"]) == _is_fraud(verdict, int(row["transaction_id"]))
+        and bool(row["terminal_compromised"])
+        == _marks_terminal(verdict, int(row["transaction_id"]))
         for row in rows
     )
 
@@ -237,10 +249,17 @@ def write_verdict(
     earlier = card_transactions(connection, [verdict.customer_id], since, until, unlabelled=True)
     # any of the window's: a repeat names the look-back transactions its first verdict labelled
     known = {int(row["transaction_id"]) for row in window}
-    unknown = sorted((verdict.fraud_transaction_ids or frozenset()) - known)
-    if unknown:
+    for name in ("fraud_transaction_ids", "compromised_transaction_ids"):
+        unknown = sorted((getattr(verdict, name) or frozenset()) - known)
+        if unknown:
+            raise VerdictRejected(
+                name, f"transactions {unknown} are not in the card's case of {day}"
+            )
+    named = verdict.compromised_transaction_ids or frozenset()
+    if verdict.fraud_transaction_ids is not None and not named <= verdict.fraud_transaction_ids:
         raise VerdictRejected(
-            "fraud_transaction_ids", f"transactions {unknown} are not in the card's case of {day}"
+            "compromised_transaction_ids",
+            f"transactions {sorted(named - verdict.fraud_transaction_ids)} are not named fraud",
         )
     reviewed_at = _review_time(connection, verdict, max(row["tx_datetime"] for row in rows))
     records = _verdict_records(earlier + rows, verdict, reviewed_at)

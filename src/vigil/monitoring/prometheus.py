@@ -157,7 +157,7 @@ class VigilMetrics:
         )
         self.case_queue_size = Gauge(
             "vigil_case_queue_size",
-            "Cards in the latest verdict's day queue (at most the budget).",
+            "Cards in the latest verdict's day queue (the budget; more if more were reviewed).",
             registry=reg,
         )
         self.case_queue_reviewed = Gauge(

@@ -132,12 +132,22 @@ class VerdictIn(BaseModel):
     reviewed_at: EventTime | None = Field(
         None, description="When the card was reviewed (default: now on the event clock)."
     )
+    compromised_transaction_ids: list[Id] | None = Field(
+        None,
+        max_length=MAX_FRAUD_IDS,
+        description="With terminal_compromised: only these fraudulent transactions' terminals "
+        "are compromised (default: all of them), e.g. a terminal compromise beside a stolen "
+        "card's other frauds.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> VerdictIn:
-        """A terminal is compromised, and transactions are named, only in a fraud verdict."""
+        """A terminal is compromised, and transactions are named, only in a fraud verdict;
+        compromised transactions only with ``terminal_compromised``."""
         if self.verdict == "legit" and (self.terminal_compromised or self.fraud_transaction_ids):
             raise ValueError("terminal_compromised and fraud_transaction_ids need verdict fraud")
+        if self.compromised_transaction_ids and not self.terminal_compromised:
+            raise ValueError("compromised_transaction_ids needs terminal_compromised")
         return self
 
 

@@ -107,6 +107,11 @@ async def verdict(
             frozenset(body.fraud_transaction_ids) if body.fraud_transaction_ids else None
         ),
         reviewed_at=body.reviewed_at,
+        compromised_transaction_ids=(
+            frozenset(body.compromised_transaction_ids)
+            if body.compromised_transaction_ids
+            else None
+        ),
     )
     outcome, now = await services.cases.give_verdict(given)
     if outcome.repeated:
