@@ -127,3 +127,14 @@ def test_the_queue_copy_follows_transactions_on_postgres(engine: Engine) -> None
         assert sync_days(connection, [DAY], recheck=[DAY]) == 1
         counts = dict(connection.execute(select(case_days.c.day, case_days.c.transactions)).all())
     assert counts == {DAY: 4}
+
+
+def test_every_card_reviewed_that_day_keeps_its_place_beyond_the_budget(engine: Engine) -> None:
+    """More cards reviewed that day than the budget (looked up outside the queue): the queue
+    shows all of them, none dropped to fit the budget, and no open card is added."""
+    config = CasesConfig(review_budget=1)
+    with engine.begin() as connection:
+        assert rank_day(connection, config, DAY, 1, 7) == [(7, 0.9)]
+        for card in (8, 9):
+            write_verdict(connection, CaseVerdict(card, DAY, False, "ana"), config.lookback_days)
+        assert rank_day(connection, config, DAY, 1, 7) == [(8, 0.6), (9, 0.1)]

@@ -123,13 +123,13 @@ def top_cards(
     start: datetime,
     end: datetime,
     limit: int,
-    block: tuple[datetime, datetime] | None = None,
-    delay: timedelta = timedelta(0),
+    block: tuple[datetime, datetime],
+    delay: timedelta,
 ) -> list[tuple[int, float]]:
     """The day ``[start, end)``'s queue (:mod:`vigil.cases.rule`): (customer, top score), best
     first: the cards reviewed that day, then the best cards neither reviewed nor blocked (a
     fraud known in ``block`` ``(after, until]``, ``delay`` the label delay) up to ``limit``
-    cards in all. ``block`` None: nothing blocked.
+    cards in all.
 
     The reviewed and blocked cards (a few hundred) are read first and the day's scored
     transactions are ranked once with them as constant lists: a subquery there would keep
@@ -139,10 +139,8 @@ def top_cards(
     reviewed = sorted(
         {int(card) for card in connection.execute(reviewed_cards(start, end)).scalars()}
     )
-    blocked: list[int] = []
-    if block is not None:
-        known = {int(card) for card in connection.execute(blocked_cards(*block, delay)).scalars()}
-        blocked = sorted(known.difference(reviewed))
+    known = {int(card) for card in connection.execute(blocked_cards(*block, delay)).scalars()}
+    blocked = sorted(known.difference(reviewed))
     customer = transactions.c.customer_id
     top = func.max(predictions.c.score).label("top")
     query = (
