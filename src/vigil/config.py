@@ -121,6 +121,11 @@ class ModelConfig(_Section):
     activation: Literal["relu", "gelu", "silu", "tanh"] = "relu"
     dropout: float = Field(0.1, ge=0, lt=1)
     normalization: Literal["none", "batchnorm", "layernorm"] = "none"
+    # How each scaled input enters the MLP: as is, or piecewise-linear encoded on encoding_bins
+    # quantile bins of the training rows (ple, Gorishniy et al. 2022; FraudMLP.encode, the
+    # edges travel inside the model). Not the default: measured no better (docs/benchmarks.md).
+    numeric_encoding: Literal["none", "ple"] = "none"
+    encoding_bins: int = Field(8, ge=2)
     lightgbm: LightGBMConfig = LightGBMConfig()
     logistic_c: float = Field(1.0, gt=0)
     ensemble_mlp_seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)

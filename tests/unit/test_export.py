@@ -44,9 +44,11 @@ def _fit(kind: str, features: np.ndarray, labels: np.ndarray) -> FraudModel:
     if kind == "ensemble":  # one member of each trained kind, as the ensemble kind builds it
         members = (_fit("mlp", features, labels), _fit("lightgbm", features, labels))
         return Ensemble(members=members)
+    encoding = "ple" if kind == "mlp_ple" else "none"  # the MLP with its numeric encoding
     config = ModelConfig.model_validate(
         {
-            "kind": kind,
+            "kind": "mlp" if kind == "mlp_ple" else kind,
+            "numeric_encoding": encoding,
             "hidden_sizes": [16, 8],
             "normalization": "batchnorm",
             "lightgbm": {"n_estimators": 40, "num_leaves": 15},
@@ -84,7 +86,7 @@ def _metadata(kind: str) -> ModelMetadata:
     )
 
 
-@pytest.fixture(scope="module", params=["mlp", "logistic", "lightgbm", "ensemble"])
+@pytest.fixture(scope="module", params=["mlp", "mlp_ple", "logistic", "lightgbm", "ensemble"])
 def exported(
     request: pytest.FixtureRequest,
     real_rows: tuple[np.ndarray, np.ndarray],
@@ -92,7 +94,7 @@ def exported(
 ) -> tuple[FraudModel, Path]:
     model = _fit(request.param, *real_rows)
     path = tmp_path_factory.mktemp(request.param) / "model.onnx"
-    export_onnx(model, N_FEATURES, _metadata(request.param), path)
+    export_onnx(model, N_FEATURES, _metadata(model_kind(model)), path)
     return model, path
 
 
@@ -123,8 +125,11 @@ def test_every_kind_has_the_same_signature(exported: tuple[FraudModel, Path]) ->
     )
 
 
-def test_hf_round_trip_is_exact(real_rows: tuple[np.ndarray, np.ndarray], tmp_path: Path) -> None:
-    model = _fit("mlp", *real_rows)
+@pytest.mark.parametrize("kind", ["mlp", "mlp_ple"])
+def test_hf_round_trip_is_exact(
+    kind: str, real_rows: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    model = _fit(kind, *real_rows)
     assert isinstance(model, FraudMLP)
     save_hf(model, tmp_path / "hf", _metadata("mlp"))
     restored = load_hf(tmp_path / "hf")
@@ -133,6 +138,8 @@ def test_hf_round_trip_is_exact(real_rows: tuple[np.ndarray, np.ndarray], tmp_pa
     rows = real_rows[0][:1000]
     assert np.array_equal(model.predict_proba(rows), restored.predict_proba(rows))
     assert torch.equal(restored.feature_mean, model.feature_mean)  # the scaler travels
+    assert restored.numeric_encoding == model.numeric_encoding
+    assert set(restored.state_dict()) == set(model.state_dict())  # ple: the edges too
 
 
 def test_missing_or_corrupted_artifacts_give_clear_errors(

@@ -168,6 +168,9 @@ def train_mlp(
     if initial is not None:
         model = copy.deepcopy(initial).train()
     elif isinstance(train, ParquetRows):
+        if model_config.numeric_encoding != "none":
+            # Quantile edges need the rows at once; the streamed fit has only running sums.
+            raise ValueError("streamed training fits the MLP with model.numeric_encoding none")
         model = FraudMLP.from_config(model_config, len(train.features), log_features)
         model.set_scaler(*train.moments(model.log_scale))
     else:
