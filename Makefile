@@ -118,7 +118,7 @@ handbook-results: $(STAMP) ## 3 experiments on the handbook's test week -> docs/
 	$(BIN)/vigil experiments --runs-dir data/handbook-runs --results docs/results/handbook_experiments.json
 
 FEEDBACK_WORLD ?= data/feedback-world/raw
-feedback-results: $(STAMP) ## with/without analysts' feedback: handbook week (LightGBM 5 seeds, look-back, hourly; logistic; MLP default and MLP + LightGBM ensemble 5 seeds, look-back; MLP default retrained, 5 seeds) + a simulated world (logistic, LightGBM 1 seed; MLP default 5 seeds, look-back) -> docs/results/feedback_*.json
+feedback-results: $(STAMP) ## with/without analysts' feedback: handbook week (LightGBM 5 seeds, look-back, hourly; logistic; MLP default and MLP + LightGBM ensemble 5 seeds, look-back; MLP default retrained, 5 seeds) + a simulated world (logistic, LightGBM 1 seed; look-back: MLP default and LightGBM 5 seeds, logistic) -> docs/results/feedback_*.json
 	nice -n 10 $(BIN)/vigil evaluate lightgbm --feedback --lookback-days 0 --seeds 0-4 --data $(HANDBOOK) \
 		--results docs/results/feedback_handbook_lightgbm.json
 	nice -n 10 $(BIN)/vigil evaluate logistic --feedback --lookback-days 0 --seeds 0, --data $(HANDBOOK) \
@@ -138,6 +138,10 @@ feedback-results: $(STAMP) ## with/without analysts' feedback: handbook week (Li
 		--results docs/results/feedback_simulated.json
 	nice -n 10 $(BIN)/vigil evaluate mlp_small --feedback --no-retrain --lookback-days 7 --seeds 0-4 \
 		--data $(FEEDBACK_WORLD) --results docs/results/feedback_simulated_mlp_small_lookback.json
+	nice -n 10 $(BIN)/vigil evaluate lightgbm --feedback --no-retrain --lookback-days 7 --seeds 0-4 \
+		--data $(FEEDBACK_WORLD) --results docs/results/feedback_simulated_lightgbm_lookback.json
+	nice -n 10 $(BIN)/vigil evaluate logistic --feedback --no-retrain --lookback-days 7 --seeds 0, \
+		--data $(FEEDBACK_WORLD) --results docs/results/feedback_simulated_logistic_lookback.json
 
 one-pager: $(STAMP) ## docs/one-pager.{html,pdf,png} from docs/results/*.json and docs/eda/findings.json
 	$(BIN)/vigil docs one-pager --out docs
