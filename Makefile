@@ -118,7 +118,7 @@ handbook-results: $(STAMP) ## 3 experiments on the handbook's test week -> docs/
 	$(BIN)/vigil experiments --runs-dir data/handbook-runs --results docs/results/handbook_experiments.json
 
 FEEDBACK_WORLD ?= data/feedback-world/raw
-feedback-results: $(STAMP) ## with/without analysts' feedback: handbook week (LightGBM 5 seeds, look-back, hourly; logistic; MLP default and MLP + LightGBM ensemble 5 seeds, look-back; MLP default retrained, 5 seeds) + a simulated world (logistic, LightGBM 1 seed; look-back: MLP default and LightGBM 5 seeds, logistic) -> docs/results/feedback_*.json
+feedback-results: $(STAMP) ## with/without analysts' feedback: handbook week (LightGBM 5 seeds, look-back, hourly; logistic; MLP default and MLP + LightGBM ensemble 5 seeds, look-back; MLP default retrained, 5 seeds; MLP unweighted, 5 seeds) + a simulated world (logistic, LightGBM 1 seed; look-back: MLP default and LightGBM 5 seeds, logistic) -> docs/results/feedback_*.json
 	nice -n 10 $(BIN)/vigil evaluate lightgbm --feedback --lookback-days 0 --seeds 0-4 --data $(HANDBOOK) \
 		--results docs/results/feedback_handbook_lightgbm.json
 	nice -n 10 $(BIN)/vigil evaluate logistic --feedback --lookback-days 0 --seeds 0, --data $(HANDBOOK) \
@@ -131,6 +131,8 @@ feedback-results: $(STAMP) ## with/without analysts' feedback: handbook week (Li
 		--data $(HANDBOOK) --results docs/results/feedback_handbook_mlp_small_lookback_log1p.json
 	nice -n 10 $(BIN)/vigil evaluate mlp_small --feedback --lookback-days 7 --seeds 0-4 \
 		--data $(HANDBOOK) --results docs/results/feedback_handbook_mlp_small_lookback_retrained.json
+	nice -n 10 $(BIN)/vigil evaluate mlp_no_weighting --feedback --no-retrain --lookback-days 7 --seeds 0-4 \
+		--data $(HANDBOOK) --results docs/results/feedback_handbook_mlp_no_weighting_lookback.json
 	nice -n 10 $(BIN)/vigil evaluate ensemble_mlp_lightgbm --feedback --no-retrain --lookback-days 7 --seeds 0-4 \
 		--data $(HANDBOOK) --results docs/results/feedback_handbook_ensemble_mlp_lightgbm_lookback_log1p.json
 	$(BIN)/vigil generate --out $(FEEDBACK_WORLD) --set data.seed=1 --overwrite --no-progress
