@@ -142,6 +142,22 @@ def test_hf_round_trip_is_exact(
     assert set(restored.state_dict()) == set(model.state_dict())  # ple: the edges too
 
 
+def test_hf_weights_that_do_not_match_the_config_are_refused(
+    real_rows: tuple[np.ndarray, np.ndarray], tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file, save_file
+
+    model = _fit("mlp_ple", *real_rows)
+    assert isinstance(model, FraudMLP)
+    save_hf(model, tmp_path / "hf", _metadata("mlp"))
+    weights = tmp_path / "hf" / "model.safetensors"
+    tensors = load_file(weights)
+    tensors["old_name_of_the_edges"] = tensors.pop("encoding_edges")  # e.g. a renamed buffer
+    save_file(tensors, weights)
+    with pytest.raises(ArtifactError, match="corrupted"):  # not a model with default edges
+        load_hf(tmp_path / "hf")
+
+
 def test_missing_or_corrupted_artifacts_give_clear_errors(
     real_rows: tuple[np.ndarray, np.ndarray], tmp_path: Path
 ) -> None:

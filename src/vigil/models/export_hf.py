@@ -33,7 +33,9 @@ def load_hf(directory: Path) -> FraudMLP:
         if not (directory / name).is_file():
             raise ArtifactError(f"Hugging Face model directory {directory} has no {name}")
     try:
-        model = FraudMLP.from_pretrained(directory)
+        # strict: a tensor missing from, or unknown to, the architecture in config.json (a
+        # scaler or encoding buffer, a layer) fails instead of keeping its initial value.
+        model = FraudMLP.from_pretrained(directory, strict=True)
     except (SafetensorError, json.JSONDecodeError, TypeError, RuntimeError, OSError) as error:
         raise ArtifactError(
             f"Hugging Face model directory {directory} is corrupted: {error}"
