@@ -23,7 +23,7 @@ vigil generate "${WORLD[@]}" --no-progress
 step "2/7 validate the data contract and write a data-quality report"
 vigil validate "$RAW" --require-labels --report "$DEMO_DIR/quality.json"
 
-step "3/7 compute point-in-time features with DuckDB"
+step "3/7 compute point-in-time features (compiled kernels, one pass; ADR 0022)"
 vigil features
 
 step "4/7 train the MLP, export ONNX / Hugging Face / TorchServe, promote to models/current"
