@@ -43,7 +43,7 @@ _CASES = CasesConfig()  # the served queue's defaults, the policy's too
 class ReviewPolicy:
     """The review budget and rhythm."""
 
-    cards_per_day: int = 100
+    cards_per_day: int = _CASES.review_budget  # the served queue's budget (100)
     every_hours: int = 24
     mark_terminals: bool = True
     block_days: int = _CASES.block_days  # a card known compromised is left out this long
