@@ -190,7 +190,7 @@ def _verdict_records(
         fraud = _is_fraud(verdict, transaction_id)
         records.append(
             VerdictRecord(
-                transaction_id=int(row["transaction_id"]),
+                transaction_id=transaction_id,
                 customer_id=int(row["customer_id"]),
                 terminal_id=int(row["terminal_id"]),
                 tx_datetime=row["tx_datetime"],

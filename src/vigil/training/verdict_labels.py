@@ -62,18 +62,19 @@ def with_verdict_labels(
     return pd.concat([fitting, verdict_labelled_rows(delay_rows, log, retrain_at)])
 
 
-STORED_COLUMNS = (
-    "transaction_id",
-    "customer_id",
-    "terminal_id",
-    "tx_datetime",
-    "is_fraud",
-    "terminal_compromised",
-    "reviewed_at",
-)  # the ``verdicts`` table's columns, in the order of :class:`Verdict`'s fields
-
-
 def stored_verdict_log(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """A verdict log frame from rows of the ``verdicts`` table (in review order)."""
-    table = pd.DataFrame.from_records(list(rows), columns=list(STORED_COLUMNS))
-    return verdict_log_frame([Verdict(*values) for values in table.itertuples(index=False)])
+    return verdict_log_frame(
+        [
+            Verdict(
+                row["transaction_id"],
+                row["customer_id"],
+                row["terminal_id"],
+                row["tx_datetime"],
+                row["is_fraud"],
+                row["terminal_compromised"],
+                row["reviewed_at"],
+            )
+            for row in rows
+        ]
+    )
