@@ -9,10 +9,10 @@ services and skip locally when they are down (fail in CI, like the integration t
 ``docker compose up`` needs a Docker engine: the compose services' commands are run natively
 by tests/unit/test_deploy_static.py instead.
 
-The first tests (not slow: no clone) read the README, docs/MODEL_CARD.md and docs/benchmarks.md
+The first tests (not slow: no clone) read the README and the other documents of ``DOCS``
 statically: every ``vigil`` command they show names a command and options the CLI has, every
-``make`` target exists, every benchmark flag is one its script declares, every linked or named
-file of the repository exists.
+``python -m vigil.…`` module exists, every ``make`` target exists, every benchmark flag is one
+its script declares, every linked or named file of the repository exists.
 """
 
 from __future__ import annotations
@@ -43,7 +43,17 @@ pytestmark = pytest.mark.timeout(2400)
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 BIN = Path(sys.executable).parent
-DOCS = ["README.md", "docs/MODEL_CARD.md", "docs/benchmarks.md"]
+DOCS = [
+    "README.md",
+    "docs/MODEL_CARD.md",
+    "docs/DATASET_CARD.md",
+    "docs/benchmarks.md",
+    "docs/lifecycle.md",
+    "docs/scaling.md",
+    "docs/providers.md",
+    "docs/architecture.md",
+    "docs/STRESS_REPORT.md",
+]
 REPO_PATH = re.compile(
     r"^(?:docs|src|tests|benchmarks|scripts|configs|deploy|\.ci)/[\w./*<>{},-]*$"
 )
@@ -119,6 +129,16 @@ def test_shown_make_targets_and_benchmark_flags_exist(document: str) -> None:
             source = benchmark_sources(script)
             for flag in re.findall(r"(?:^|\s)(--[a-z][\w-]*)", rest):
                 assert f'"{flag}"' in source, f"{document}: {script} has no {flag}: `{command}`"
+
+
+@pytest.mark.parametrize("document", DOCS)
+def test_shown_vigil_modules_exist(document: str) -> None:
+    for command in shown_commands(document):
+        for module in re.findall(r"python -m (vigil[\w.]*)", command):
+            path = ROOT / "src" / module.replace(".", "/")
+            assert path.with_suffix(".py").is_file() or (path / "__main__.py").is_file(), (
+                f"{document}: `{command}`"
+            )
 
 
 @pytest.mark.parametrize("document", DOCS)
