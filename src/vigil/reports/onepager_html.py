@@ -5,33 +5,33 @@ from __future__ import annotations
 from string import Template
 
 STYLE = """
-@page { size: A4; margin: 11mm 12mm; }
+@page { size: A4; margin: 9mm 12mm; }
 * { box-sizing: border-box; }
-body { font-family: 'DejaVu Sans', sans-serif; font-size: 9.6pt; color: #1d2433; margin: 0;
+body { font-family: 'DejaVu Sans', sans-serif; font-size: 9pt; color: #1d2433; margin: 0;
        line-height: 1.35; }
-h1 { font-size: 18pt; margin: 0 0 1mm; color: #0b3d91; }
+h1 { font-size: 17pt; margin: 0 0 0.5mm; color: #0b3d91; }
 .tagline { font-size: 10.5pt; color: #444; margin: 0 0 3mm; }
-h2 { font-size: 11pt; color: #0b3d91; margin: 3.5mm 0 1.2mm; border-bottom: 1px solid #c9d3e6;
+h2 { font-size: 11pt; color: #0b3d91; margin: 2.8mm 0 1.2mm; border-bottom: 1px solid #c9d3e6;
      padding-bottom: 0.6mm; }
 p { margin: 0 0 1.5mm; }
 .cols { display: flex; gap: 6mm; }
 .cols > div { flex: 1; }
-.kpis { display: flex; gap: 2.5mm; margin: 2mm 0; }
+.kpis { display: flex; gap: 2.5mm; margin: 1.5mm 0; }
 .kpi { flex: 1; border: 1px solid #c9d3e6; border-radius: 2mm; padding: 1.8mm 2mm;
        background: #f4f7fc; }
 .kpi b { display: block; font-size: 14pt; color: #0b3d91; }
 .kpi span { font-size: 8pt; color: #555; }
-.flow { display: flex; align-items: stretch; gap: 1.2mm; margin: 1.2mm 0; font-size: 8.2pt; }
+.flow { display: flex; align-items: stretch; gap: 1.2mm; margin: 1mm 0; font-size: 8pt; }
 .flow div { border: 1px solid #7d93c2; border-radius: 1.5mm; padding: 1mm 1.5mm;
             background: #fff; flex: 1; text-align: center; }
 .flow .arrow { border: none; flex: 0 0 3mm; padding: 1mm 0; background: none; color: #7d93c2; }
 .lane { font-size: 8pt; color: #555; margin-top: 1.5mm; }
-table { border-collapse: collapse; width: 100%; font-size: 8.8pt; }
-td, th { border-bottom: 1px solid #dde3ee; padding: 0.8mm 1.5mm; text-align: left; }
+table { border-collapse: collapse; width: 100%; font-size: 8.4pt; }
+td, th { border-bottom: 1px solid #dde3ee; padding: 0.6mm 1.5mm; text-align: left; }
 th { color: #0b3d91; }
 td.num { text-align: right; white-space: nowrap; }
 ul { margin: 0; padding-left: 4.5mm; } li { margin-bottom: 0.6mm; }
-.foot { margin-top: 3mm; font-size: 7.5pt; color: #666; }
+.foot { margin-top: 2mm; font-size: 7.5pt; color: #666; }
 code { font-size: 8pt; }
 """
 
@@ -46,8 +46,8 @@ decisions in milliseconds, explained, priced, monitored and safely replaced.</p>
 (support, a customer who stops using the card). Vigil scores each payment, explains the
 decision with reason codes and sets its threshold where the expected cost is lowest.</p>
 <div class="kpis">
-  <div class="kpi"><b>$saved_share</b><span>of the fraud cost removed on the test week,
-  against approving everything</span></div>
+  <div class="kpi"><b>$saved_share</b><span>of the fraud cost removed on the test week
+  (shipped model), against approving everything</span></div>
   <div class="kpi"><b>$per_million</b><span>saved per million payments
   (same cost units)</span></div>
   <div class="kpi"><b>$recall</b><span>of frauds stopped, at $precision precision
@@ -90,18 +90,28 @@ risk features only use labels older than 7 days (see the EDA report).</p>
   <div>MLflow registry<br>promotion gate</div><div class="arrow">&rarr;</div>
   <div>hot-swap deploy<br>no restart</div>
 </div>
+<div class="lane">analysts, every day</div>
+<div class="flow">
+  <div>case queue GET /cases<br>top $review_budget cards by score</div>
+  <div class="arrow">&rarr;</div>
+  <div>a verdict in one key<br>(UI or API)</div><div class="arrow">&rarr;</div>
+  <div>labels + verdict features<br>online at once</div><div class="arrow">&rarr;</div>
+  <div>queue precision (live CP@k)<br>in the performance marts</div>
+</div>
 <div class="lane">watching: Prometheus metrics and alerts, Grafana dashboards, drift and
 delayed-label performance marts (Dagster), labels fed back through the API or the queue.</div>
 
 <h2>Measured</h2>
 <table>
 <tr><th>what</th><th>Vigil</th><th>reference</th></tr>
-<tr><td>Average precision, handbook test week ($model, $runs run)</td>
+<tr><td>Average precision, handbook test week (shipped $model, $seeds seeds)</td>
   <td class="num"><b>$ap</b></td>
   <td>published best $ap_published (chapter-3 split: $ap_chapter3)</td></tr>
 <tr><td>Card precision@100, same runs</td><td class="num"><b>$cp</b></td>
   <td>published best $cp_published (chapter-3 split: $cp_chapter3)</td></tr>
-<tr><td>AUC ROC, same runs</td><td class="num">$auc</td><td></td></tr>
+<tr><td>Card precision@100 with analysts' verdicts ($review_budget cards reviewed a day,
+  simulated), same seeds</td><td class="num"><b>$cp_feedback</b></td>
+  <td>target $cp_target: $cp_target_status; AP $ap_feedback</td></tr>
 <tr><td>POST /predict (Redis features, PostgreSQL commit), $connections connections, 1 core</td>
   <td class="num"><b>$predict_rps req/s</b></td><td>p99 <b>$predict_p99 ms</b> at load
   $api_load; server CPU: $predict_per_core req/s per dedicated core</td></tr>
@@ -111,10 +121,10 @@ delayed-label performance marts (Dagster), labels fed back through the API or th
 </table>
 <p class="foot">Measured on a $cpus-core VM shared with other jobs (API $api_date, stream
 $stream_date): wall-clock rates fall with the load average shown; CPU per request is the
-steady figure. Every number on this page is read from files written by
-<code>vigil eda</code>, <code>vigil experiments --results</code> and
-<code>benchmarks/bench_api.py</code> / <code>bench_stream.py</code>; <code>make one-pager</code>
-rebuilds the page. Sources: README, docs/benchmarks.md, docs/MODEL_CARD.md, docs/eda/.</p>
+steady figure. Every number is read from files written by <code>vigil eda</code>,
+<code>vigil experiments --results</code>, <code>vigil evaluate --feedback --results</code> and
+<code>benchmarks/bench_{api,stream}.py</code>; <code>make one-pager</code> rebuilds the page
+(details: README, docs/MODEL_CARD.md, docs/benchmarks.md).</p>
 """)
 
 
