@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from vigil.config import build_settings
+from vigil.config import build_settings, load_settings
 from vigil.reports.browser import CHROMIUM
 from vigil.reports.onepager import (
     FEEDBACK_TARGET,
+    SHIPPED_EXPERIMENT,
     SOURCES,
     MissingResultsError,
     build_one_pager,
@@ -21,8 +22,10 @@ from vigil.reports.onepager import (
     load_sources,
     pdf_pages,
 )
+from vigil.training.experiments import experiment_settings
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def require_renderers() -> None:
@@ -132,3 +135,15 @@ def test_a_missing_results_file_names_the_command_that_writes_it(tmp_path: Path)
     (tmp_path / SOURCES["stream"]).unlink()
     with pytest.raises(MissingResultsError, match=r"bench_stream\.py"):
         load_sources(tmp_path)
+
+
+def test_the_quoted_experiment_is_the_shipped_configuration() -> None:
+    """The page calls SHIPPED_EXPERIMENT's figures the shipped model's: its experiment file
+    must change nothing of configs/vigil.yaml but the experiment's name."""
+    base = ROOT / "configs" / "vigil.yaml"
+    experiment = ROOT / "configs" / "experiments" / f"{SHIPPED_EXPERIMENT}.yaml"
+    shipped = experiment_settings(base, experiment, environ={}).model_dump()
+    default = load_settings(base, environ={}).model_dump()
+    shipped["train"].pop("experiment_name")
+    default["train"].pop("experiment_name")
+    assert shipped == default
