@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, delete, select
 
 from conftest import private_pg_schema
-from storage_support import prediction_record
+from storage_support import check_verdict_case_day_migration, prediction_record
 from vigil.cases import card_case, day_queue
 from vigil.cases.queue import rank_day, today
 from vigil.config import CasesConfig
@@ -138,3 +138,8 @@ def test_every_card_reviewed_that_day_keeps_its_place_beyond_the_budget(engine: 
         for card in (8, 9):
             write_verdict(connection, CaseVerdict(card, DAY, False, "ana"), config.lookback_days)
         assert rank_day(connection, config, DAY, 1, 7) == [(8, 0.6), (9, 0.1)]
+
+
+def test_migration_0008_gives_stored_verdicts_their_case_day_on_postgres(postgres_url: str) -> None:
+    with private_pg_schema(postgres_url, "vigil_0008") as url:
+        check_verdict_case_day_migration(url)

@@ -91,7 +91,8 @@ def store_world(connection: Connection, frame: pd.DataFrame, scores: np.ndarray)
 
 
 def store_log(connection: Connection, log: pd.DataFrame) -> None:
-    """A verdict log as the served path keeps it: verdict rows, and labels at review time."""
+    """A verdict log as the served path keeps it: verdict rows, and labels at review time;
+    each verdict's case day is the day of its review round (which ends at ``reviewed_at``)."""
     records = [
         VerdictRecord(
             transaction_id=int(row.transaction_id),
@@ -102,6 +103,7 @@ def store_log(connection: Connection, log: pd.DataFrame) -> None:
             terminal_compromised=bool(row.terminal_compromised),
             reviewed_at=pd.Timestamp(row.reviewed_at).to_pydatetime(),
             analyst="past",
+            case_day=(pd.Timestamp(row.reviewed_at) - pd.Timedelta(1, "us")).date(),
         )
         for row in log.itertuples()
     ]
@@ -188,6 +190,7 @@ def test_the_served_queue_and_verdicts_follow_the_simulated_investigator(engine:
         store_log(connection, state.log)
         arrive_labels(connection, frame, datetime.min, days[0])
     compared = blocked_seen = earlier = marked = 0
+    queues: dict[datetime, list[int]] = {}
     times = frame[schema.TX_DATETIME]
     for day in days:
         start, end = pd.Timestamp(day), pd.Timestamp(day + timedelta(days=1))
@@ -202,6 +205,7 @@ def test_the_served_queue_and_verdicts_follow_the_simulated_investigator(engine:
             cards, served = served_review(connection, frame, day)
             labels = fetch_labels(connection, served[schema.TRANSACTION_ID].tolist())
         assert sorted(cards) == sorted(set(simulated[schema.CUSTOMER_ID])), day
+        queues[day] = cards
         assert _verdict_rows(served) == _verdict_rows(simulated), day
         assert labels == dict(
             zip(served[schema.TRANSACTION_ID], served[schema.TX_FRAUD], strict=True)
@@ -211,10 +215,34 @@ def test_the_served_queue_and_verdicts_follow_the_simulated_investigator(engine:
         compared += len(cards)
         earlier += int((simulated[schema.TX_DATETIME] < start).sum())
         marked += int(simulated[TERMINAL_COMPROMISED].sum())
+    # each day's queue read again after the later days' reviews is the queue worked that day,
+    # though their look-backs labelled transactions of that day of cards outside its queue
+    with engine.connect() as connection:
+        again = {
+            day: [
+                card
+                for card, _ in rank_day(connection, CONFIG, day.date(), CONFIG.review_budget, DELAY)
+            ]
+            for day in days
+        }
+    assert again == queues
+    log = state.log
+    late = sum(
+        int(
+            (
+                (log[schema.TX_DATETIME] >= day)
+                & (log[schema.TX_DATETIME] < day + timedelta(days=1))
+                & (log[REVIEWED_AT] > day + timedelta(days=1))
+                & ~log[schema.CUSTOMER_ID].isin(queues[day])
+            ).sum()
+        )
+        for day in days
+    )
     # the comparison covered what it is about: full queues, blocked cards with payments that
-    # day, look-back transactions labelled, compromised terminals marked
+    # day, look-back transactions labelled (of a past queue's day too), terminals marked
     assert compared == len(days) * CONFIG.review_budget
     assert blocked_seen > 0 and earlier > 0 and marked > 0, (blocked_seen, earlier, marked)
+    assert late > 0
 
 
 DAY = datetime(2018, 9, 30)
@@ -304,3 +332,43 @@ def test_a_card_reviewed_today_keeps_its_place_and_is_not_offered_again(engine: 
         tomorrow = rank_day(connection, config, (DAY + timedelta(days=1)).date(), 3, DELAY)
     assert again == [(13, 0.95), (10, 0.9), (11, 0.8)]
     assert tomorrow == [(13, 0.5)]
+
+
+def test_a_past_days_queue_does_not_change_after_a_later_look_back_verdict(
+    engine: Engine,
+) -> None:
+    """A verdict given for a day also labels the card's look-back transactions of the days
+    before: the card was not reviewed on those days' queues, which stay as they were worked.
+    A verdict given later for a past day (an analyst catching up on it) is a review of that
+    day's queue and takes a place there."""
+    config = CONFIG.model_copy(update={"review_budget": 2})
+    day, tomorrow = DAY.date(), (DAY + timedelta(days=1)).date()
+    scores = {20: 0.9, 21: 0.8, 22: 0.7, 23: 0.6}
+    with engine.begin() as connection:
+        insert_prediction_records(
+            connection,
+            [
+                prediction_record(card, tx_datetime=_at(0.25), customer_id=card, score=score)
+                for card, score in scores.items()
+            ]
+            + [prediction_record(122, tx_datetime=_at(1.25), customer_id=22, score=0.5)],
+        )
+        worked = rank_day(connection, config, day, 2, DELAY)
+        for card in (20, 21):
+            write_verdict(connection, CaseVerdict(card, day, False, "ana", reviewed_at=_at(0.5)), 7)
+        assert worked == [(20, 0.9), (21, 0.8)]
+        assert rank_day(connection, config, tomorrow, 2, DELAY) == [(22, 0.5)]
+        # tomorrow's verdict on card 22 labels its payment of today too (the look-back)
+        outcome = write_verdict(
+            connection, CaseVerdict(22, tomorrow, False, "ana", reviewed_at=_at(1.5)), 7
+        )
+        assert sorted(r.transaction_id for r in outcome.stored) == [22, 122]
+        assert {r.case_day for r in outcome.stored} == {tomorrow}
+        again = rank_day(connection, config, day, 2, DELAY)
+        next_day = rank_day(connection, config, tomorrow, 2, DELAY)
+        # card 23, reviewed for today's queue the day after (looked up outside the queue)
+        write_verdict(connection, CaseVerdict(23, day, False, "ana", reviewed_at=_at(1.75)), 7)
+        caught_up = rank_day(connection, config, day, 2, DELAY)
+    assert again == worked
+    assert next_day == [(22, 0.5)]
+    assert caught_up == [(20, 0.9), (21, 0.8), (23, 0.6)]

@@ -81,8 +81,8 @@ def test_the_verdicts_table_reads_back_as_the_same_log(tmp_path: Path) -> None:
     upgrade_database(url)
     engine = create_db_engine(url)
     records = [
-        VerdictRecord(7, 10, 5, T0, True, True, T0 + timedelta(hours=2), "ana"),
-        VerdictRecord(8, 11, 6, T0, False, False, T0 + timedelta(hours=1), "ana"),
+        VerdictRecord(7, 10, 5, T0, True, True, T0 + timedelta(hours=2), "ana", T0.date()),
+        VerdictRecord(8, 11, 6, T0, False, False, T0 + timedelta(hours=1), "ana", T0.date()),
     ]
     with engine.begin() as connection:
         insert_verdicts(connection, records)
@@ -125,6 +125,7 @@ def test_the_retrain_job_fits_on_the_delay_days_reviewed_transactions(
             False,
             reviewed_at,
             "ana",
+            row["tx_datetime"].date(),
         )
 
     known = [record(row, test_start) for _, row in delay.iloc[:12].iterrows()]

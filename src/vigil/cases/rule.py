@@ -17,10 +17,16 @@ time, so the verdict log stands in for it). Such a card is blocked (and reissued
 leaves it out. A day's queue applies the rule at the day's start, where the investigator's
 daily review round begins.
 
-**Reviewed that day.** A card with a verdict on one of its transactions of the day is not
-offered again that day: it keeps its place in the day's queue (its review spent a place of the
-budget) and the other places go to the best open cards, neither blocked nor reviewed, ranked by
-their highest score of the day (ties: the lower card id first).
+**Reviewed that day.** A card given a verdict for its case of the day is not offered again
+that day: it keeps its place in the day's queue (its review spent a place of the budget) and
+the other places go to the best open cards, neither blocked nor reviewed, ranked by their
+highest score of the day (ties: the lower card id first). The day is the one whose queue the
+review worked, not the day of the transactions the verdict labelled: a later day's verdict
+whose look-back labels the card's transactions of this day does not make it reviewed here, so
+a past day's queue stays the queue worked that day. Served, each verdict row records that day
+(``verdicts.case_day``: the day of the case the verdict was given for, whenever it was given;
+neither ``tx_datetime`` nor ``reviewed_at`` tells it: a review at the day's end is at the next
+midnight); the investigator counts the cards of the day's own review rounds.
 
 **What a verdict labels.** The card's transactions of the day so far and its transactions of
 :func:`~vigil.cases.queue.lookback_bounds` (the ``lookback_days`` up to the day's end, the day

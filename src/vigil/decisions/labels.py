@@ -173,9 +173,9 @@ def _marks_terminal(verdict: CaseVerdict, transaction_id: int) -> bool:
 
 
 def _verdict_records(
-    rows: Sequence[dict[str, Any]], verdict: CaseVerdict, reviewed_at: datetime
+    rows: Sequence[dict[str, Any]], verdict: CaseVerdict, day: date, reviewed_at: datetime
 ) -> list[VerdictRecord]:
-    """Verdict rows for the case's transactions not reviewed yet."""
+    """Verdict rows for the case's transactions not reviewed yet (the case of ``day``)."""
     records = []
     for row in rows:
         if row["is_fraud"] is not None:
@@ -198,6 +198,7 @@ def _verdict_records(
                 terminal_compromised=_marks_terminal(verdict, transaction_id),
                 reviewed_at=reviewed_at,
                 analyst=verdict.analyst,
+                case_day=day,
                 note=verdict.note,
             )
         )
@@ -229,7 +230,8 @@ def write_verdict(
     connection: Connection, verdict: CaseVerdict, lookback_days: int
 ) -> VerdictOutcome:
     """In one database transaction: the verdict log rows and the labels of the card's day and
-    of its unlabelled transactions of the ``lookback_days`` (:func:`lookback_bounds`).
+    of its unlabelled transactions of the ``lookback_days`` (:func:`lookback_bounds`), every
+    row with the case's day (``case_day``: the card is reviewed on that day's queue).
 
     Transactions reviewed or labelled before keep their verdict; a repeat that agrees on the
     day writes nothing (``repeated``), one that disagrees raises :class:`VerdictConflict`.
@@ -262,7 +264,7 @@ def write_verdict(
             f"transactions {sorted(named - verdict.fraud_transaction_ids)} are not named fraud",
         )
     reviewed_at = _review_time(connection, verdict, max(row["tx_datetime"] for row in rows))
-    records = _verdict_records(earlier + rows, verdict, reviewed_at)
+    records = _verdict_records(earlier + rows, verdict, day, reviewed_at)
     stored_ids = set(insert_verdicts(connection, records))
     stored = [r for r in records if r.transaction_id in stored_ids]
     insert_labels(

@@ -3,7 +3,8 @@
 The investigator works the day's queue: the day's transactions scored so far, cards known
 compromised in the last ``block_days`` left out (a fraud confirmed by a verdict, or a fraud
 whose delayed label has arrived: such a card is blocked and reissued) and so are the cards
-already reviewed that day, ranked by their highest score. Each round (``every_hours`` long,
+already reviewed that day (in the day's earlier rounds: a later day's look-back never counts
+for an earlier day), ranked by their highest score. Each round (``every_hours`` long,
 aligned on midnight) ends with reviews, within the day's budget of ``cards_per_day`` cards:
 in the day's last round the best cards left; in an earlier round the cards whose score
 reaches the previous day's cut-off (the score of its last card within the budget), as an

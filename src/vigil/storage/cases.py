@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -34,7 +34,8 @@ from vigil.storage.tables import case_transactions, labels, predictions, transac
 
 @dataclass(frozen=True, slots=True)
 class VerdictRecord:
-    """One reviewed transaction of the verdict log (``reviewed_at`` on the event clock)."""
+    """One reviewed transaction of the verdict log (``reviewed_at`` on the event clock;
+    ``case_day``: the day of the case the verdict was given for, the queue it reviewed)."""
 
     transaction_id: int
     customer_id: int
@@ -44,6 +45,7 @@ class VerdictRecord:
     terminal_compromised: bool
     reviewed_at: datetime
     analyst: str
+    case_day: date
     note: str | None = None
     received_at: datetime = field(default_factory=utc_now)
 
@@ -66,6 +68,7 @@ def logged_verdict(row: dict[str, Any]) -> VerdictRecord:
         terminal_compromised=bool(row["terminal_compromised"]),
         reviewed_at=row["reviewed_at"],
         analyst=str(row["analyst"]),
+        case_day=row["case_day"],
         note=row["note"],
         received_at=row["verdict_received_at"],
     )
@@ -103,13 +106,10 @@ def blocked_cards(after: datetime, until: datetime, delay: timedelta) -> Compoun
     return union(reviewed, due, labelled)
 
 
-def reviewed_cards(start: datetime, end: datetime) -> Select[Any]:
-    """The cards with a verdict on one of their transactions of ``[start, end)``."""
-    return (
-        select(verdicts.c.customer_id)
-        .where(verdicts.c.tx_datetime >= start, verdicts.c.tx_datetime < end)
-        .distinct()
-    )
+def reviewed_cards(day: date) -> Select[Any]:
+    """The cards reviewed on ``day`` (:mod:`vigil.cases.rule`): given a verdict for their case
+    of that day, not those whose transactions of the day a later day's look-back labelled."""
+    return select(verdicts.c.customer_id).where(verdicts.c.case_day == day).distinct()
 
 
 def _constants(name: str, values: Sequence[int]) -> BindParameter[Any]:
@@ -127,9 +127,9 @@ def top_cards(
     delay: timedelta,
 ) -> list[tuple[int, float]]:
     """The day ``[start, end)``'s queue (:mod:`vigil.cases.rule`): (customer, top score), best
-    first: the cards reviewed that day, then the best cards neither reviewed nor blocked (a
-    fraud known in ``block`` ``(after, until]``, ``delay`` the label delay) up to ``limit``
-    cards in all.
+    first: the cards reviewed that day (given a verdict for ``start``'s day), then the best
+    cards neither reviewed nor blocked (a fraud known in ``block`` ``(after, until]``,
+    ``delay`` the label delay) up to ``limit`` cards in all.
 
     The reviewed and blocked cards (a few hundred) are read first and the day's scored
     transactions are ranked once with them as constant lists: a subquery there would keep
@@ -137,7 +137,7 @@ def top_cards(
     is the same on every call.
     """
     reviewed = sorted(
-        {int(card) for card in connection.execute(reviewed_cards(start, end)).scalars()}
+        {int(card) for card in connection.execute(reviewed_cards(start.date())).scalars()}
     )
     known = {int(card) for card in connection.execute(blocked_cards(*block, delay)).scalars()}
     blocked = sorted(known.difference(reviewed))
@@ -189,6 +189,7 @@ def card_transactions(
             verdicts.c.terminal_compromised,
             verdicts.c.reviewed_at,
             verdicts.c.analyst,
+            verdicts.c.case_day,
             verdicts.c.note,
             verdicts.c.received_at.label("verdict_received_at"),
         )

@@ -121,9 +121,11 @@ labels = Table(
 )
 
 # The analysts' verdict log: one row per reviewed transaction (a card's verdict covers its
-# transactions of the day). ``reviewed_at`` is on the transactions' clock (naive UTC), so
-# features at time t use the verdicts reviewed by t, offline and online alike. Each verdict
-# is also a row of ``labels`` (the one label path, ``vigil.decisions.labels``).
+# transactions of the day and its unlabelled look-back). ``reviewed_at`` is on the
+# transactions' clock (naive UTC), so features at time t use the verdicts reviewed by t,
+# offline and online alike; ``case_day`` is the day of the case the verdict was given for
+# (the card is reviewed on that day's queue, whatever day its look-back rows are of, 0008).
+# Each verdict is also a row of ``labels`` (the one label path, ``vigil.decisions.labels``).
 verdicts = Table(
     "verdicts",
     metadata,
@@ -137,6 +139,7 @@ verdicts = Table(
     Column("analyst", String(64), nullable=False),
     Column("note", Text, nullable=True),
     Column("received_at", UtcDateTime, nullable=False),
+    Column("case_day", Date, nullable=False),
     CheckConstraint("is_fraud IN (0, 1)", name="ck_verdicts_is_fraud"),
     CheckConstraint(
         "terminal_compromised IN (0, 1) AND terminal_compromised <= is_fraud",
@@ -145,7 +148,8 @@ verdicts = Table(
     Index("ix_verdicts_customer_reviewed_at", "customer_id", "reviewed_at"),
     Index("ix_verdicts_terminal_reviewed_at", "terminal_id", "reviewed_at"),
     Index("ix_verdicts_reviewed_at", "reviewed_at"),
-    Index("ix_verdicts_tx_datetime", "tx_datetime", "customer_id"),  # a day's reviewed cards
+    Index("ix_verdicts_tx_datetime", "tx_datetime", "customer_id"),  # delayed labels falling due
+    Index("ix_verdicts_case_day", "case_day", "customer_id"),  # the cards reviewed on a day
 )
 
 # The case queue's copy of ``transactions`` (without ``extra``), indexed by card and terminal:

@@ -60,7 +60,8 @@ async def cases(
 ) -> CaseQueueOut:
     """Each case: the card's scored transactions of the day, reasons, habit, terminal run.
 
-    The cards reviewed that day keep their places; the others are the best cards without a fraud
+    The cards reviewed that day (a verdict given for their case of the day) keep their places;
+    the others are the best cards without a fraud
     verdict or fraud label known in the ``cases.block_days`` before the day's start (the review
     rule of ``vigil evaluate --feedback``'s investigator, :mod:`vigil.cases.rule`).
     """
