@@ -74,7 +74,10 @@ def test_the_miniature_campaign_loses_nothing_and_writes_the_report(tmp_path: Pa
         assert [w["window"] for w in windows] == ["surge", *faults]
         assert all(w["polls"] > 0 for w in windows)  # the rules were evaluated all along
     text = report.read_text()
-    for heading in ("Course SLO with Locust", "Surge", "Faults under load", "Alerts", "Accuracy"):
+    headings = ("Course SLO with Locust", "Surge", "Faults under load", "Alerts", "Accuracy")
+    headings += ("CPU and throttling by phase", "Seconds that missed the SLO")
+    for heading in headings:
         assert heading in text
+    assert "(Not sampled in this run" not in text  # the cgroups' throttling was sampled
     assert (report.parent / "images" / "stress-timeline.png").stat().st_size > 10_000
     json.loads(results.read_text())  # the raw results stay machine-readable

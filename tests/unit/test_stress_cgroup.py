@@ -58,6 +58,19 @@ def test_cpu_quota_throttles() -> None:
     assert result.cpu_seconds < 0.5
 
 
+def test_the_quotas_throttling_is_counted() -> None:
+    """A process spinning under a quarter of a core uses up the quota in most 100 ms periods:
+    the group's usage counts those periods and the time they held it back (the stress
+    report's throttling by phase and by second)."""
+    spin = "import time\nt = time.time()\nwhile time.time() - t < 0.6: pass"
+    with LimitedGroup("spin", Limits(100 * MB, 0.25)) as group:
+        group.popen(_python(spin)).wait(30)
+        usage = group.usage()
+    assert usage.throttled_periods >= 1
+    assert usage.periods >= usage.throttled_periods
+    assert usage.throttled_seconds > 0
+
+
 def test_leftover_processes_are_killed_and_groups_removed() -> None:
     with LimitedGroup("left", Limits(100 * MB, 1.0)) as group:
         group.popen(["sleep", "30"])

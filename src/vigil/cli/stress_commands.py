@@ -91,6 +91,21 @@ def run(
     typer.echo(str(write_report(results, report)))
 
 
+@stress_app.command("report")
+def report(
+    results: Annotated[
+        Path, typer.Option(help="A campaign's results.json (vigil stress run's workdir).")
+    ] = Path("data/stress/results.json"),
+    out: Annotated[Path, typer.Option(help="Where to write the report.")] = Path(
+        "docs/STRESS_REPORT.md"
+    ),
+) -> None:
+    """Write the report again from a campaign's results (no new run)."""
+    from vigil.stress.report import write_report
+
+    typer.echo(str(write_report(results, out)))
+
+
 def register(app: typer.Typer) -> None:
     """Attach the stress-campaign commands to the ``vigil`` app."""
     app.command("limit", context_settings={"allow_interspersed_args": False})(limit)

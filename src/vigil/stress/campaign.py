@@ -109,7 +109,10 @@ class Event:
 
 @dataclass
 class Sample:
-    """Once a second: the cgroups' memory and CPU, the stream's stored count."""
+    """Once a second: the cgroups' memory and CPU (used, and held back by the quota: seconds
+    summed over CPUs, and 100 ms periods throttled), the host's busy CPU seconds (every core,
+    every process: the other stages and whatever else runs on the machine), the stream's
+    stored count. The counters are cumulative (``vigil.stress.context`` takes differences)."""
 
     t: float
     api_memory: int
@@ -117,6 +120,21 @@ class Sample:
     worker_memory: int
     worker_cpu: float
     stream_stored: int
+    api_throttled: float
+    api_throttled_periods: int
+    worker_throttled: float
+    worker_throttled_periods: int
+    host_busy: float
+
+
+def host_busy_seconds(proc_stat: str, ticks_per_second: float) -> float:
+    """CPU seconds the host spent busy (user, nice, system, irq, softirq; every core) since
+    boot, from the text of ``/proc/stat``; idle, I/O wait and steal are not busy."""
+    fields = proc_stat.splitlines()[0].split()
+    if fields[0] != "cpu":
+        raise ValueError("/proc/stat does not start with the aggregate cpu line")
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[1:8])
+    return (user + nice + system + irq + softirq) / ticks_per_second
 
 
 class StreamCount:
@@ -387,6 +405,7 @@ class Campaign:
 
         engine = create_engine(self._db_url(self.postgres.port), pool_pre_ping=True)
         stored, counter = 0, StreamCount()
+        ticks = float(os.sysconf("SC_CLK_TCK"))
         while not stop.wait(1.0):
             try:
                 with engine.connect() as connection:
@@ -399,6 +418,7 @@ class Campaign:
                     active = self.prometheus.active_alerts()
                     self.alert_polls.append({"t": time.time(), "active": active})
             api, worker = self.api_group.usage(), self.worker_group.usage()
+            host = host_busy_seconds(Path("/proc/stat").read_text(), ticks)
             self.samples.append(
                 Sample(
                     time.time(),
@@ -407,6 +427,11 @@ class Campaign:
                     worker.memory_bytes,
                     worker.cpu_seconds,
                     stored,
+                    api.throttled_seconds,
+                    api.throttled_periods,
+                    worker.throttled_seconds,
+                    worker.throttled_periods,
+                    host,
                 )
             )
         engine.dispose()
@@ -624,6 +649,7 @@ class Campaign:
                 "alerts": self.alert_polls if self.prometheus is not None else None,
                 "database_url": self._db_url(self.postgres.port),
                 "uptime": Path("/proc/loadavg").read_text().split()[:3],
+                "host_cpus": os.cpu_count(),
             }
             results["stored"] = self._stored_ids()
         results["offline_scores"] = self._offline_scores(records, generator)

@@ -57,7 +57,9 @@ class Usage:
     cpu_seconds: float  # user + system of every process that ran in the group
     oom_kills: int  # processes the kernel's OOM killer ended inside the group
     limit_hits: int  # memory.failcnt: times the group hit its limit (reclaim or OOM)
-    throttled_seconds: float  # time the CPU quota held the group back
+    throttled_seconds: float  # time the CPU quota held the group back (summed over CPUs)
+    periods: int  # CFS periods (100 ms) in which the group ran
+    throttled_periods: int  # of those, periods in which it used up its quota and waited
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,8 @@ class LimitedGroup:
             oom_kills=int(oom.get("oom_kill", 0)),
             limit_hits=_read_int(memory / "memory.failcnt"),
             throttled_seconds=int(cpu_stat.get("throttled_time", 0)) / 1e9,
+            periods=int(cpu_stat.get("nr_periods", 0)),
+            throttled_periods=int(cpu_stat.get("nr_throttled", 0)),
         )
 
     def anon_bytes(self) -> int:

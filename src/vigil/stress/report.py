@@ -7,9 +7,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from vigil.stress import analysis
+from vigil.stress import analysis, context
 
 GiB = 2**30
 # Below this share of its CPU quota during the surge, the API was mostly waiting, not computing.
@@ -263,6 +264,8 @@ def write_report(results_path: Path, report: Path) -> Path:
         "fast 503s: "
         f"{'met' if surge_ok and (surge['recovery_s'] or 0) <= 10 else 'MISSED (see below)'}.**",
         "",
+        _recovery_reading(campaign, seconds, surge),
+        "",
         "## 3. Faults under load",
         "",
         f"At {plan['baseline_rate']:g} req/s on the API and {plan['stream_rate']:g} tx/s on the"
@@ -295,6 +298,14 @@ def write_report(results_path: Path, report: Path) -> Path:
         "### Uptime",
         "",
         _uptime_block(campaign, seconds, results),
+        "",
+        "### CPU and throttling by phase",
+        "",
+        _throttling_block(campaign),
+        "",
+        "### Seconds that missed the SLO",
+        "",
+        _missed_block(campaign, seconds),
         "",
         "### Alerts",
         "",
@@ -505,3 +516,102 @@ def _fault_reading(faults: list[dict[str, Any]], plan: dict[str, Any]) -> str:
             "section 4 shows apart."
         )
     return "\n".join(lines)
+
+
+def _dashes(rows: list[dict[str, Any]], columns: list[str]) -> list[dict[str, Any]]:
+    """``rows`` with a dash for each figure not recorded (None would read "not recovered")."""
+    return [{c: "–" if r.get(c) is None else r[c] for c in columns} for r in rows]
+
+
+def _surge_seconds(campaign: analysis.Campaign) -> tuple[float, float]:
+    surge = next(e for e in campaign.results["events"] if e["name"] == "surge")
+    return surge["start"] - campaign.zero, surge["end"] - campaign.zero
+
+
+def _recovery_reading(
+    campaign: analysis.Campaign, seconds: pd.DataFrame, surge: dict[str, Any]
+) -> str:
+    """Which missed second set the surge's recovery time (its context: section 3)."""
+    recovery = surge["recovery_s"]
+    if not recovery:
+        return ""
+    end = _surge_seconds(campaign)[1]
+    last = round(end + recovery) - 1  # recovery = the last missed second + 1 - the end
+    if last not in seconds.index:
+        return ""
+    row = seconds.loc[last]
+    return (
+        f"The recovery time is set by the last second that missed the SLO before the first "
+        f"fault: t = {last} s, {last - end:.0f} s after the surge ended ({int(row.offered):,} "
+        f"requests: {int(row.shed):,} shed, {int(row.errors):,} other errors, mean "
+        f"{1000 * row.mean_s:.1f} ms). What else happened in that second: section 3, "
+        "*Seconds that missed the SLO*."
+    )
+
+
+def _throttling_block(campaign: analysis.Campaign) -> str:
+    """Per phase: the API's and the worker's CPU against their quota, how often and how long
+    the quota held them back, and the host's busy cores."""
+    rows = context.throttling_by_phase(campaign)
+    if rows is None:
+        return "(Not sampled in this run: the campaign samples cgroup throttling since 2026-12-06.)"
+    host = campaign.results.get("host_cpus")
+    columns = ["phase", "seconds"]
+    for group in ("api", "worker"):
+        columns += [
+            f"{group}_cpu_of_quota",
+            f"{group}_throttled_periods_share",
+            f"{group}_throttled_ms_per_s",
+        ]
+    columns.append("host_busy_cores")
+    return "\n".join(
+        [
+            "From the cgroups' `cpu.stat` and `cpuacct.usage` and the host's `/proc/stat`, "
+            "sampled about once a second (`vigil.stress.context`). `cpu_of_quota`: CPU used "
+            "over the phase against the group's quota; `throttled_periods_share`: the share of "
+            "the phase's 100 ms CFS periods in which the group used up its quota and waited "
+            "for the next; `throttled_ms_per_s`: the time held back, summed over the CPUs its "
+            "threads waited on, per second; `host_busy_cores`: every process of the machine "
+            f"({host or 'unknown'} cores), the stores, the load generators and anything else "
+            "running included.",
+            "",
+            _table(_dashes(rows, columns), columns),
+        ]
+    )
+
+
+def _missed_block(campaign: analysis.Campaign, seconds: pd.DataFrame) -> str:
+    """Each second that missed the SLO outside the surge, with what else happened then."""
+    surge = _surge_seconds(campaign)
+    rows = context.missed_seconds(campaign, seconds, skip=surge)
+    inside = (seconds.index >= np.floor(surge[0])) & (seconds.index < np.floor(surge[1]))
+    surge_missed = int((~seconds.meets_slo[inside]).sum())
+    lead = (
+        f"{len(rows):,} seconds missed the SLO outside the surge ({surge_missed:,} of the "
+        f"surge's {surge[1] - surge[0]:.0f} seconds did, by design: section 2). For each, its "
+        "requests, then what the sampled counters show for that second (interpolated "
+        "between samples about a second apart, so a burst shows spread over the seconds "
+        "around it): the API's CPU and the time its quota held it back (and in how many of "
+        "the 10 periods), the worker's, the host's busy cores; the window it fell in; what "
+        "else ran (the Redis re-warm, a restart). Not sampled: the API's event-loop lag and "
+        "its garbage collections."
+    )
+    if not rows:
+        return lead
+    columns = [
+        "t_s",
+        "during",
+        "offered",
+        "ok",
+        "shed_503",
+        "other_errors",
+        "mean_ms",
+        "ok_p99_ms",
+        "api_cpu_ms",
+        "api_throttled_ms",
+        "api_throttled_periods",
+        "worker_throttled_ms",
+        "host_busy_cores",
+        "also",
+    ]
+    return lead + "\n\n" + _table(_dashes(rows, columns), columns)

@@ -1,0 +1,186 @@
+"""What else happened while the campaign ran, per phase and per second: CPU, throttling, faults.
+
+The campaign samples cumulative counters about once a second (``campaign.Sample``): each
+cgroup's CPU seconds, the time its CPU quota held it back (``throttled_time``: summed over
+the CPUs its threads waited on) and the 100 ms periods in which it used up its quota
+(``nr_throttled``), and the host's busy CPU seconds over every core (every process: the
+private PostgreSQL and Redis, Prometheus, the load generators, anything else on the machine).
+A counter's value at any moment is interpolated linearly between the two samples around it,
+so a phase's or a second's figure is the difference at its two ends; a second's figure is
+spread over the ~1 s sampling interval around it (a burst shows at a fraction of its height
+in the seconds either side).
+
+- :func:`throttling_by_phase`: per phase (Locust, before the surge, the surge, after it, each
+  fault until the next, the stream's drain), the API's and the worker's CPU against their
+  quota and how often the quota held them back, and the host's busy cores;
+- :func:`missed_seconds`: each second that missed the SLO, with the same figures for that
+  second and what else was going on (the fault held or the seconds since it was undone, the
+  Redis re-warm, a restart by the supervisor).
+
+Runs before these counters were sampled (2026-12-06) give None for every figure. Neither the
+event loop's lag (the API measures it for admission control but exports nothing) nor garbage
+collection pauses are sampled.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vigil.stress.analysis import Campaign, campaign_windows
+from vigil.stress.cgroup import CFS_PERIOD_US
+
+COUNTERS = (
+    "api_cpu",
+    "api_throttled",
+    "api_throttled_periods",
+    "worker_cpu",
+    "worker_throttled",
+    "worker_throttled_periods",
+    "host_busy",
+)
+PERIODS_PER_SECOND = 1e6 / CFS_PERIOD_US
+
+
+def _samples(campaign: Campaign) -> pd.DataFrame | None:
+    """The campaign's samples in time order, or None when they carry no throttling."""
+    samples = pd.DataFrame(campaign.results.get("samples") or [])
+    if len(samples) < 2 or "api_throttled" not in samples:
+        return None
+    return samples.sort_values("t", ignore_index=True)
+
+
+def counters_between(samples: pd.DataFrame, starts: np.ndarray, ends: np.ndarray) -> pd.DataFrame:
+    """Each counter's increase from ``starts`` to ``ends`` (epoch seconds), interpolated
+    between samples; NaN where a span reaches outside the sampled time."""
+    t = samples.t.to_numpy(float)
+    outside = (starts < t[0]) | (ends > t[-1])
+    out = {}
+    for column in COUNTERS:
+        values = samples[column].to_numpy(float)
+        increase = np.interp(ends, t, values) - np.interp(starts, t, values)
+        out[column] = np.where(outside, np.nan, increase)
+    return pd.DataFrame(out)
+
+
+def phases(campaign: Campaign) -> list[tuple[str, float, float]]:
+    """(name, start, end) in epoch seconds: Locust's run, then the generator's windows
+    (:func:`~vigil.stress.analysis.campaign_windows`) from its start to the last sample."""
+    events = campaign.results["events"]
+    samples = campaign.results.get("samples") or []
+    last = max((s["t"] for s in samples), default=campaign.zero)
+    out = [(e["name"], e["start"], e["end"]) for e in events if e["name"] == "locust"]
+    for name, start, end in campaign_windows(campaign):
+        start, end = max(start, campaign.zero), min(end, last)
+        if end > start:
+            out.append((name, start, end))
+    return out
+
+
+def _value(x: float) -> float | None:
+    return None if np.isnan(x) else float(x)
+
+
+def throttling_by_phase(campaign: Campaign) -> list[dict[str, Any]] | None:
+    """Per phase: CPU used as a share of the quota, the share of 100 ms periods in which the
+    quota ran out and the time it held the group back per second, for the API and the
+    worker; the host's busy cores. None when the run sampled no throttling."""
+    samples = _samples(campaign)
+    if samples is None:
+        return None
+    spans = phases(campaign)
+    starts = np.array([start for _, start, _ in spans])
+    ends = np.array([end for _, _, end in spans])
+    used = counters_between(samples, starts, ends)
+    plan = campaign.results["plan"]
+    rows = []
+    for (name, start, end), (_, row) in zip(spans, used.iterrows(), strict=True):
+        seconds = end - start
+        out: dict[str, Any] = {"phase": name, "seconds": round(seconds, 1)}
+        for group in ("api", "worker"):
+            quota = plan[group]["cpus"]
+            out[f"{group}_cpu_of_quota"] = _value(row[f"{group}_cpu"] / seconds / quota)
+            periods = row[f"{group}_throttled_periods"] / (seconds * PERIODS_PER_SECOND)
+            out[f"{group}_throttled_periods_share"] = _value(periods)
+            out[f"{group}_throttled_ms_per_s"] = _value(1000 * row[f"{group}_throttled"] / seconds)
+        out["host_busy_cores"] = _value(row["host_busy"] / seconds)
+        rows.append(out)
+    return rows
+
+
+def _during(campaign: Campaign, moment: float) -> str:
+    """Which window ``moment`` (epoch) falls in, and where in it."""
+    faults = {f["name"]: f for f in campaign.faults}
+    for name, start, end in campaign_windows(campaign):
+        if not start <= moment < end:
+            continue
+        fault = faults.get(name)
+        if fault is not None:
+            if moment < fault["end"]:
+                return f"{name} held, +{moment - fault['start']:.0f} s"
+            return f"{name} +{moment - fault['end']:.0f} s after undone"
+        if name == "before_surge":
+            return f"{name} +{moment - campaign.zero:.0f} s"
+        return f"{name} +{moment - start:.0f} s"
+    return "outside the load"
+
+
+def _also(campaign: Campaign, start: float, end: float) -> str:
+    """What else ran in ``[start, end)`` (epoch): the Redis re-warm, restarts."""
+    found = []
+    for fault in campaign.faults:
+        rewarm = fault["detail"].get("rewarm_s") if fault["name"] == "redis_kill" else None
+        if rewarm is not None and fault["end"] < end and start < fault["end"] + rewarm:
+            found.append("Redis re-warm (vigil warm-state)")
+    restarts = campaign.results.get("restarts") or {}
+    for service in ("api", "worker"):
+        if any(start - 1 <= when < end for when in restarts.get(service, [])):
+            found.append(f"{service} restarted")
+    return ", ".join(found) or "–"
+
+
+def missed_seconds(
+    campaign: Campaign, seconds: pd.DataFrame, skip: tuple[float, float] | None = None
+) -> list[dict[str, Any]]:
+    """Each second (of ``analysis.per_second``) that missed the SLO, outside ``skip`` (start,
+    end in seconds from the generator's start: the surge, which sheds by design): its
+    requests, the API's CPU and throttling, the worker's throttling, the host's busy cores
+    in that second (None when not sampled), the window it fell in, what else ran."""
+    missed = seconds[~seconds.meets_slo.to_numpy()]
+    if skip is not None:
+        inside = (missed.index >= np.floor(skip[0])) & (missed.index < np.floor(skip[1]))
+        missed = missed[~inside]
+    starts = campaign.zero + missed.index.to_numpy(float)
+    samples = _samples(campaign)
+    nothing = np.full(len(missed), np.nan)
+    used = (
+        {c: v.to_numpy(float) for c, v in counters_between(samples, starts, starts + 1).items()}
+        if samples is not None
+        else dict.fromkeys(COUNTERS, nothing)
+    )
+    figures = {c: missed[c].to_numpy(float) for c in ("offered", "ok", "shed", "errors")}
+    latency = {c: 1000 * missed[c].to_numpy(float) for c in ("mean_s", "ok_p99_s")}
+    rows = []
+    for i, start in enumerate(starts):
+        rows.append(
+            {
+                "t_s": int(missed.index[i]),
+                "during": _during(campaign, start),
+                "offered": int(figures["offered"][i]),
+                "ok": int(figures["ok"][i]),
+                "shed_503": int(figures["shed"][i]),
+                "other_errors": int(figures["errors"][i]),
+                "mean_ms": _value(latency["mean_s"][i]),
+                "ok_p99_ms": _value(latency["ok_p99_s"][i]),
+                "api_cpu_ms": _value(1000 * used["api_cpu"][i]),
+                "api_throttled_ms": _value(1000 * used["api_throttled"][i]),
+                "api_throttled_periods": _value(used["api_throttled_periods"][i]),
+                "worker_throttled_ms": _value(1000 * used["worker_throttled"][i]),
+                "worker_throttled_periods": _value(used["worker_throttled_periods"][i]),
+                "host_busy_cores": _value(used["host_busy"][i]),
+                "also": _also(campaign, start, start + 1),
+            }
+        )
+    return rows
