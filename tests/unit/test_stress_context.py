@@ -27,6 +27,26 @@ SHED = {**{s: 50 for s in range(*SURGE)}, 27: 3, 41: 100, 62: 5, 70: 2}
 THROTTLED = {27: (0.04, 3)}  # second -> (API seconds held back, periods throttled)
 
 
+def _logged(second: float) -> str:
+    """The PostgreSQL log's time stamp of ``second`` after the generator's start."""
+    return datetime.fromtimestamp(ZERO + second, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+# The campaign's PostgreSQL log: a checkpoint from 25.0 to 27.2 s and an autovacuum of a
+# partition ending at 27.5 s (0.42 s long) overlap second 27; a catalog's 0.00 s analyze and
+# a checkpoint long before do not show.
+POSTGRES_LOG = f"""{_logged(-30)} UTC [11] LOG:  checkpoint starting: time
+{_logged(-29)} UTC [11] LOG:  checkpoint complete: wrote 3 buffers (0.0%); write=0.5 s, sync=0.1 s, total=1.0 s; sync files=2
+{_logged(25)} UTC [11] LOG:  checkpoint starting: wal
+{_logged(27.2)} UTC [11] LOG:  checkpoint complete: wrote 1713 buffers (10.5%); 0 WAL file(s) added, 0 removed, 1 recycled; write=1.900 s, sync=0.153 s, total=2.200 s; sync files=33
+{_logged(27.3)} UTC [12] LOG:  automatic analyze of table "postgres.pg_catalog.pg_class"
+\tsystem usage: CPU: user: 0.00 s, system: 0.00 s, elapsed: 0.00 s
+{_logged(27.5)} UTC [12] LOG:  automatic vacuum of table "postgres.public.predictions_p20261206": index scans: 0
+\tpages: 0 removed, 1667 remain, 1667 scanned (100.00% of total)
+\tsystem usage: CPU: user: 0.01 s, system: 0.00 s, elapsed: 0.42 s
+"""  # noqa: E501
+
+
 def _samples(throttling: bool) -> list[dict[str, Any]]:
     """One sample at each whole second from Locust's start (-40 s) to the end of the load:
     the API uses half a core (a full one in the surge), throttled as ``THROTTLED`` says (and
@@ -61,7 +81,8 @@ def _samples(throttling: bool) -> list[dict[str, Any]]:
 def _campaign(folder: Path, throttling: bool = True) -> Path:
     """A campaign's results: Locust 40 s, then the generator's 100 s (surge at 10-20 s, a
     PostgreSQL stop at 40-45 s, a Redis kill at 60 s re-warmed for 5 s, the worker restarted
-    at 70.2 s); each second's requests scheduled evenly, shed as ``SHED`` says."""
+    at 70.2 s); each second's requests scheduled evenly, shed as ``SHED`` says. Without
+    ``throttling``, a run from before: no throttling sampled, no PostgreSQL log."""
     n = RATE * SECONDS
     t = np.arange(n) / RATE
     shed = np.zeros(n, bool)
@@ -144,6 +165,9 @@ def _campaign(folder: Path, throttling: bool = True) -> Path:
         "stored": str(folder / "stored.parquet"),
         "offline_scores": str(folder / "offline.parquet"),
     }
+    if throttling:  # a run since 2026-12-06 16:30 UTC: throttling sampled, PostgreSQL's log kept
+        (folder / "postgres.log").write_text(POSTGRES_LOG)
+        results["postgres_log"] = str(folder / "postgres.log")
     path = folder / "results.json"
     path.write_text(json.dumps(results))
     return path
@@ -165,7 +189,10 @@ def test_each_missed_second_outside_the_surge_comes_with_its_context(tmp_path: P
     assert blip["api_throttled_periods"] == pytest.approx(3.0)
     assert blip["api_cpu_ms"] == pytest.approx(500.0)
     assert blip["host_busy_cores"] == pytest.approx(1.9)
-    assert blip["also"] == "–"
+    assert blip["also"] == (
+        "PostgreSQL checkpoint (wal; sync 0.153 s), "
+        "autovacuum: vacuum predictions_p20261206 (0.42 s)"
+    )
     assert rows[41]["during"] == "postgres_stop held, +1 s"
     assert rows[41]["api_throttled_ms"] == pytest.approx(0.0)
     assert rows[62]["during"] == "redis_kill +2 s after undone"
@@ -236,6 +263,7 @@ def test_the_report_of_an_earlier_run_says_throttling_was_not_sampled(tmp_path: 
     assert answer.exit_code == 0, answer.output
     text = out.read_text()
     assert "(Not sampled in this run" in text
+    assert "from its log: not kept in this run" in text
     assert "| 27 | after_surge +7 s | 100 | 97 | 3 | 0 |" in text
 
 
@@ -244,3 +272,13 @@ def test_the_host_is_busy_outside_idle_io_wait_and_steal() -> None:
     assert host_busy_seconds(stat, 100.0) == pytest.approx(1.6)
     with pytest.raises(ValueError):
         host_busy_seconds("intr 1 2 3\n", 100.0)
+
+
+def test_store_events_are_the_checkpoints_and_autovacuum_runs_with_their_spans() -> None:
+    events = context.store_events(POSTGRES_LOG)
+
+    assert [(round(a - ZERO, 1), round(b - ZERO, 1), what) for a, b, what in events] == [
+        (-30.0, -29.0, "PostgreSQL checkpoint (time; sync 0.1 s)"),
+        (25.0, 27.2, "PostgreSQL checkpoint (wal; sync 0.153 s)"),
+        (27.1, 27.5, "autovacuum: vacuum predictions_p20261206 (0.42 s)"),
+    ]

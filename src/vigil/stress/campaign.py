@@ -356,6 +356,8 @@ class Campaign:
             for proxy in (self.pg_proxy, self.redis_proxy, self.broker_proxy):
                 proxy.stop()
             self.redis.stop()
+            with contextlib.suppress(OSError):  # its checkpoints and autovacuum runs, kept
+                shutil.copyfile(self.postgres.log_path, self.workdir / "postgres.log")
             self.postgres.remove()
             self._delete_queues()
 
@@ -583,6 +585,7 @@ class Campaign:
         if self.model is None:
             self.model = self._train(self.world, self.overrides)
         shutil.rmtree(self.workdir / "redis", ignore_errors=True)  # a previous run's
+        (self.workdir / "postgres.log").unlink(missing_ok=True)  # ditto
         prepared = time.time()
         faults = self._faults()
         with (
@@ -650,6 +653,7 @@ class Campaign:
                 "database_url": self._db_url(self.postgres.port),
                 "uptime": Path("/proc/loadavg").read_text().split()[:3],
                 "host_cpus": os.cpu_count(),
+                "postgres_log": str(self.workdir / "postgres.log"),  # copied when it stops
             }
             results["stored"] = self._stored_ids()
         results["offline_scores"] = self._offline_scores(records, generator)

@@ -15,7 +15,8 @@ in the seconds either side).
   quota and how often the quota held them back, and the host's busy cores;
 - :func:`missed_seconds`: each second that missed the SLO, with the same figures for that
   second and what else was going on (the fault held or the seconds since it was undone, the
-  Redis re-warm, a restart by the supervisor).
+  Redis re-warm, a restart by the supervisor, a checkpoint or an autovacuum run of the
+  campaign's PostgreSQL: :func:`store_events`, from its log).
 
 Runs before these counters were sampled (2026-12-06) give None for every figure. Neither the
 event loop's lag (the API measures it for admission control but exports nothing) nor garbage
@@ -24,6 +25,9 @@ collection pauses are sampled.
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -127,9 +131,59 @@ def _during(campaign: Campaign, moment: float) -> str:
     return "outside the load"
 
 
-def _also(campaign: Campaign, start: float, end: float) -> str:
-    """What else ran in ``[start, end)`` (epoch): the Redis re-warm, restarts."""
-    found = []
+_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) UTC \[\d+\] LOG:  (.*)$")
+_ELAPSED = re.compile(r"elapsed: ([\d.]+) s")
+_TOTAL = re.compile(r"total=([\d.]+) s")
+_SYNC = re.compile(r"sync=([\d.]+) s")
+_TABLE = re.compile(r'automatic (?:aggressive )?(vacuum|analyze) of table "(?:[^".]+\.){2}([^"]+)"')
+MIN_STORE_EVENT_S = 0.01  # shorter autovacuum runs (the catalogs') are left out
+
+
+def store_events(log_text: str) -> list[tuple[float, float, str]]:
+    """(start, end, what) in epoch seconds of each checkpoint and autovacuum run in the text
+    of a PostgreSQL log written with ``log_checkpoints``, ``log_autovacuum_min_duration=0``
+    and ``log_timezone=UTC`` (``services.PrivatePostgres``): each is logged when it ends,
+    with its duration (a checkpoint's ``total``, an autovacuum run's ``elapsed``)."""
+    entries: list[tuple[float, str]] = []
+    for line in log_text.splitlines():
+        match = _LOG_LINE.match(line)
+        if match:
+            when = datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
+            entries.append((when.timestamp(), match[2]))
+        elif entries and line.startswith("\t"):  # a multi-line message's continuation
+            entries[-1] = (entries[-1][0], entries[-1][1] + "\n" + line.strip())
+    events, reason = [], "checkpoint"
+    for end, message in entries:
+        if message.startswith("checkpoint starting: "):
+            reason = message.removeprefix("checkpoint starting: ")
+        elif message.startswith("checkpoint complete: ") and (total := _TOTAL.search(message)):
+            sync = _SYNC.search(message)
+            what = f"PostgreSQL checkpoint ({reason}; sync {sync[1] if sync else '?'} s)"
+            events.append((end - float(total[1]), end, what))
+        elif (table := _TABLE.search(message)) and (elapsed := _ELAPSED.search(message)):
+            seconds = float(elapsed[1])
+            what = f"autovacuum: {table[1]} {table[2]} ({elapsed[1]} s)"
+            events += [(end - seconds, end, what)] if seconds >= MIN_STORE_EVENT_S else []
+    return events
+
+
+def _campaign_store_events(campaign: Campaign) -> list[tuple[float, float, str]]:
+    """The store events of the campaign's PostgreSQL log (none when it was not kept)."""
+    path = campaign.results.get("postgres_log")
+    if not path or not Path(path).exists():
+        return []
+    return store_events(Path(path).read_text(errors="replace"))
+
+
+def _also(
+    campaign: Campaign,
+    start: float,
+    end: float,
+    stores: list[tuple[float, float, str]] | None = None,
+) -> str:
+    """What else ran in ``[start, end)`` (epoch): the Redis re-warm, restarts, ``stores``'
+    checkpoints and autovacuum runs."""
+    found = [what for began, ended, what in stores or [] if began < end and start <= ended]
     for fault in campaign.faults:
         rewarm = fault["detail"].get("rewarm_s") if fault["name"] == "redis_kill" else None
         if rewarm is not None and fault["end"] < end and start < fault["end"] + rewarm:
@@ -161,6 +215,7 @@ def missed_seconds(
         else dict.fromkeys(COUNTERS, nothing)
     )
     figures = {c: missed[c].to_numpy(float) for c in ("offered", "ok", "shed", "errors")}
+    stores = _campaign_store_events(campaign)
     latency = {c: 1000 * missed[c].to_numpy(float) for c in ("mean_s", "ok_p99_s")}
     rows = []
     for i, start in enumerate(starts):
@@ -180,7 +235,7 @@ def missed_seconds(
                 "worker_throttled_ms": _value(1000 * used["worker_throttled"][i]),
                 "worker_throttled_periods": _value(used["worker_throttled_periods"][i]),
                 "host_busy_cores": _value(used["host_busy"][i]),
-                "also": _also(campaign, start, start + 1),
+                "also": _also(campaign, start, start + 1, stores),
             }
         )
     return rows

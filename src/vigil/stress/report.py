@@ -593,8 +593,10 @@ def _missed_block(campaign: analysis.Campaign, seconds: pd.DataFrame) -> str:
         "between samples about a second apart, so a burst shows spread over the seconds "
         "around it): the API's CPU and the time its quota held it back (and in how many of "
         "the 10 periods), the worker's, the host's busy cores; the window it fell in; what "
-        "else ran (the Redis re-warm, a restart). Not sampled: the API's event-loop lag and "
-        "its garbage collections."
+        "else ran (the Redis re-warm, a restart, a checkpoint or an autovacuum run of the "
+        "campaign's PostgreSQL, from its log"
+        + ("" if _kept(campaign.results.get("postgres_log")) else ": not kept in this run")
+        + "). Not sampled: the API's event-loop lag and its garbage collections."
     )
     if not rows:
         return lead
@@ -615,3 +617,7 @@ def _missed_block(campaign: analysis.Campaign, seconds: pd.DataFrame) -> str:
         "also",
     ]
     return lead + "\n\n" + _table(_dashes(rows, columns), columns)
+
+
+def _kept(path: str | None) -> bool:
+    return bool(path) and Path(str(path)).exists()

@@ -81,10 +81,19 @@ class PrivatePostgres:
         self._run(_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres")
         return self
 
+    @property
+    def log_path(self) -> Path:
+        """The server's log (removed with the cluster: copy it first to keep it)."""
+        return self.folder / "postgres.log"
+
     def start(self) -> None:
-        """Start and wait until it accepts connections."""
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
-        log = str(self.folder / "postgres.log")
+        """Start and wait until it accepts connections. The log times every checkpoint and
+        every autovacuum run (UTC), for the stress report's context of a missed second."""
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
+            "-c log_checkpoints=on -c log_autovacuum_min_duration=0 -c log_timezone=UTC"
+        )
+        log = str(self.log_path)
         self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
         wait_port(self.port)
 
