@@ -82,8 +82,9 @@ def _gate(
     return AdmissionGate(inner, ServingConfig(**serving), create_metrics(), clock)
 
 
-def _shed(gate: AdmissionGate) -> float:
-    return gate._shed._value.get()
+def _shed(gate: AdmissionGate, reason: str) -> float:
+    """Requests the gate refused for ``reason`` (``vigil_http_requests_shed_total``)."""
+    return gate._shed.labels(reason=reason)._value.get()
 
 
 async def test_gate_admits_up_to_the_limit_and_refuses_the_rest_at_once() -> None:
@@ -96,7 +97,8 @@ async def test_gate_admits_up_to_the_limit_and_refuses_the_rest_at_once() -> Non
     assert start["status"] == 503
     assert (b"retry-after", b"3") in start["headers"]
     assert orjson.loads(body["body"])["detail"] == SHED_DETAIL
-    assert (inner.entered, gate.in_flight, _shed(gate)) == (2, 2, 1)
+    assert (inner.entered, gate.in_flight, _shed(gate, "in_flight")) == (2, 2, 1)
+    assert _shed(gate, "queued") == _shed(gate, "loop_lag") == 0
     inner.release.set()
     for done in await asyncio.gather(*admitted):
         assert done[0]["status"] == 200
@@ -137,6 +139,11 @@ async def test_a_late_event_loop_sheds_until_it_catches_up() -> None:
         await _turns()
         assert gate.lagging
         assert (await _call(gate))[0]["status"] == 503
+        assert (_shed(gate, "loop_lag"), _shed(gate, "in_flight")) == (1, 0)
+        lags = gate._lag.collect()[0].samples
+        late = next(s.value for s in lags if s.labels.get("le") == "0.05")
+        total = next(s.value for s in lags if s.name.endswith("_count"))
+        assert total - late >= 2  # the two late probes (~100 ms) in the loop-lag histogram
         for _ in range(100):  # caught up: the next probes are on time again
             await asyncio.sleep(0.01)
             if not gate.lagging:
@@ -283,7 +290,7 @@ async def test_a_request_queued_past_the_deadline_is_refused_before_any_work() -
     late = await _call(gate, admitted(0.011))
     assert on_time[0]["status"] == 200
     assert late[0]["status"] == 503 and (b"retry-after", b"2") in late[0]["headers"]
-    assert (inner.entered, gate.in_flight, _shed(gate)) == (1, 0, 1)
+    assert (inner.entered, gate.in_flight, _shed(gate, "queued")) == (1, 0, 1)
     await asyncio.sleep(0)  # the waits of a loop iteration are observed right after it
     # Every admitted request waited within the deadline: the histogram saw only the first.
     assert waits._sum.get() == pytest.approx(0.009)
@@ -339,7 +346,7 @@ def test_api_sheds_past_the_limit_and_stores_only_what_it_admitted(
     assert after.status_code == 200  # room again once the admitted ones were answered
     stored = sorted(r.transaction_id for r in writer.records)
     assert stored == [*sorted(t for t, r in answers.items() if r.status_code == 200), 99]
-    assert "vigil_http_requests_shed_total 4.0" in metrics
+    assert 'vigil_http_requests_shed_total{reason="in_flight"} 4.0' in metrics
     assert 'vigil_http_requests_total{route="/predict",status="503"} 4.0' in metrics
 
 
@@ -372,7 +379,8 @@ def test_the_server_refuses_before_the_app_and_keeps_the_connection(
         }
     assert health.status_code == 200 and again.status_code == 200
     assert sorted(r.transaction_id for r in writer.records) == [1, 4]
-    assert "vigil_http_requests_shed_total 2.0" in metrics
+    assert 'vigil_http_requests_shed_total{reason="loop_lag"} 2.0' in metrics
+    assert 'vigil_http_requests_shed_total{reason="in_flight"} 0.0' in metrics
     assert 'vigil_http_requests_total{route="/predict",status="503"} 2.0' in metrics
 
 

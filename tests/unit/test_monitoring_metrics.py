@@ -14,6 +14,7 @@ EXPECTED_FAMILIES = {
     "vigil_http_requests_shed": "counter",
     "vigil_http_admission_wait_seconds": "histogram",
     "vigil_http_admission_limit": "gauge",
+    "vigil_event_loop_lag_seconds": "histogram",
     "vigil_score": "histogram",
     "vigil_decisions": "counter",
     "vigil_model_info": "gauge",

@@ -25,6 +25,31 @@ SURGE = (10, 20)
 # second -> requests shed (503) of its 100; every other second answers all 100 with 200
 SHED = {**{s: 50 for s in range(*SURGE)}, 27: 3, 41: 100, 62: 5, 70: 2}
 THROTTLED = {27: (0.04, 3)}  # second -> (API seconds held back, periods throttled)
+# second -> the API's refusals by reason (its own counter); the surge's 50 a second: in_flight
+REASONS = {27: {"queued": 3}, 41: {"in_flight": 100}, 62: {"loop_lag": 5}, 70: {"in_flight": 2}}
+LATE_PROBES = {27: (2, 1)}  # second -> loop probes over 20 ms, over 50 ms (of 200 a second)
+
+
+def _api_series() -> list[dict[str, float]]:
+    """The API's cumulative counters as Prometheus gives them back, at each whole second."""
+    rows, totals = [], dict.fromkeys(("in_flight", "queued", "loop_lag"), 0.0)
+    probes = within_20 = within_50 = 0.0
+    for second in range(SECONDS + 1):
+        rows.append(
+            {"t": ZERO + second, **{f"shed_{r}": v for r, v in totals.items()}}
+            | {"loop_probes": probes, "loop_probes_within_20ms": within_20}
+            | {"loop_probes_within_50ms": within_50}
+        )
+        surge = {"in_flight": 50} if SURGE[0] <= second < SURGE[1] else {}
+        for reason, count in (REASONS.get(second) or surge).items():
+            totals[reason] += count
+        over_20, over_50 = LATE_PROBES.get(second, (0, 0))
+        probes, within_20, within_50 = (
+            probes + 200,
+            within_20 + 200 - over_20,
+            within_50 + 200 - over_50,
+        )
+    return rows
 
 
 def _logged(second: float) -> str:
@@ -168,6 +193,7 @@ def _campaign(folder: Path, throttling: bool = True) -> Path:
     if throttling:  # a run since 2026-12-06 16:30 UTC: throttling sampled, PostgreSQL's log kept
         (folder / "postgres.log").write_text(POSTGRES_LOG)
         results["postgres_log"] = str(folder / "postgres.log")
+        results["api_series"] = _api_series()
     path = folder / "results.json"
     path.write_text(json.dumps(results))
     return path
@@ -185,6 +211,9 @@ def test_each_missed_second_outside_the_surge_comes_with_its_context(tmp_path: P
     assert sorted(rows) == [27, 41, 62, 70]  # 3 % shed misses; the surge's seconds are skipped
     blip = rows[27]
     assert (blip["during"], blip["offered"], blip["shed_503"]) == ("after_surge +7 s", 100, 3)
+    assert blip["shed_by_reason"] == "queued 3"
+    assert (blip["loop_late_20ms"], blip["loop_late_50ms"]) == (2.0, 1.0)
+    assert rows[62]["shed_by_reason"] == "loop_lag 5" and rows[62]["loop_late_20ms"] == 0
     assert blip["api_throttled_ms"] == pytest.approx(40.0)
     assert blip["api_throttled_periods"] == pytest.approx(3.0)
     assert blip["api_cpu_ms"] == pytest.approx(500.0)
@@ -232,6 +261,7 @@ def test_a_run_without_throttling_samples_says_so(tmp_path: Path) -> None:
     blip = next(r for r in context.missed_seconds(campaign, seconds) if r["t_s"] == 27)
     assert blip["shed_503"] == 3 and blip["during"] == "after_surge +7 s"
     assert blip["api_throttled_ms"] is None and blip["host_busy_cores"] is None
+    assert blip["shed_by_reason"] is None and blip["loop_late_20ms"] is None
 
 
 def test_the_report_shows_throttling_by_phase_and_the_missed_seconds(tmp_path: Path) -> None:
@@ -248,7 +278,10 @@ def test_the_report_shows_throttling_by_phase_and_the_missed_seconds(tmp_path: P
     assert "| after_surge | 20.0 | 0.500 | 0.015 | 2.000 |" in throttling
     missed = text.split("### Seconds that missed the SLO")[1].split("###")[0]
     assert "4 seconds missed the SLO outside the surge (10 of the surge's 10 seconds" in missed
-    assert "| 27 | after_surge +7 s | 100 | 97 | 3 | 0 |" in missed
+    assert (
+        "| 27 | after_surge +7 s | 100 | 97 | 3 | 0 | 10.000 | 10.000 | queued 3 | 2.000 |"
+        in missed
+    )
     assert "| 70 | redis_kill +10 s after undone |" in missed and "worker restarted |" in missed
     assert "t = 27 s, 7 s after the surge ended (100 requests: 3 shed" in text
 
@@ -282,3 +315,38 @@ def test_store_events_are_the_checkpoints_and_autovacuum_runs_with_their_spans()
         (25.0, 27.2, "PostgreSQL checkpoint (wal; sync 0.153 s)"),
         (27.1, 27.5, "autovacuum: vacuum predictions_p20261206 (0.42 s)"),
     ]
+
+
+def test_prometheus_range_queries_come_back_as_points() -> None:
+    """``PrivatePrometheus.query_range`` against a stand-in for Prometheus's HTTP API."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from urllib.parse import parse_qs, urlparse
+
+    from vigil.stress.services import PrivatePrometheus
+
+    asked: list[dict[str, list[str]]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            query = parse_qs(urlparse(self.path).query)
+            asked.append(query)
+            values = [[ZERO, "1"], [ZERO + 1, "4"]] if query["query"] == ["up"] else None
+            result = [{"metric": {}, "values": values}] if values else []
+            body = json.dumps({"status": "success", "data": {"result": result}}).encode()
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        prometheus = PrivatePrometheus(Path("."), Path("."), {}, port=server.server_port)
+        assert prometheus.query_range("up", ZERO, ZERO + 1) == [[ZERO, 1.0], [ZERO + 1, 4.0]]
+        assert prometheus.query_range("absent", ZERO, ZERO + 1) == []
+    finally:
+        server.shutdown()
+    assert asked[0]["step"] == ["1.0"] and asked[0]["start"] == [str(ZERO)]

@@ -41,6 +41,9 @@ STORAGE_BUCKETS = (
 # A message's whole trip: publish -> consume -> score -> commit -> ack.
 END_TO_END_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+# The event loop's lag: a probe sleeps 5 ms; serving.max_loop_lag_ms is 20 in the stress campaign.
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+SHED_REASONS = ("in_flight", "queued", "loop_lag")  # why admission control refused a request
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 # From a card's top alert to the analyst's verdict: minutes to days.
 VERDICT_WAIT_BUCKETS = (
@@ -72,7 +75,18 @@ class VigilMetrics:
         )
         self.requests_shed = Counter(
             "vigil_http_requests_shed",
-            "Scoring requests refused by admission control (503 + Retry-After), not scored.",
+            "Scoring requests refused by admission control (503 + Retry-After), not scored, by "
+            "reason: in_flight (the in-flight limit), queued (waited past max_queue_ms before "
+            "its handler), loop_lag (the event loop late on two probes in a row).",
+            ["reason"],
+            registry=reg,
+        )
+        for reason in SHED_REASONS:  # every series from the start: rate() sees the first one
+            self.requests_shed.labels(reason=reason)
+        self.event_loop_lag = Histogram(
+            "vigil_event_loop_lag_seconds",
+            "How late the admission gate's probe (a 5 ms sleep) woke up: the event loop's lag.",
+            buckets=LOOP_LAG_BUCKETS,
             registry=reg,
         )
         self.admission_queue_wait = Histogram(

@@ -154,6 +154,7 @@ class AdmissionGate:
         self._probe: asyncio.Task[None] | None = None
         self._retry_after = str(serving.retry_after_s).encode()
         self._shed = metrics.requests_shed
+        self._lag = metrics.event_loop_lag
         self._queue_wait = metrics.admission_queue_wait
         self._waits: list[float] = []  # queue waits of this loop iteration, not yet observed
         metrics.admission_limit.set_function(lambda: self.limit)
@@ -166,7 +167,15 @@ class AdmissionGate:
     @property
     def overloaded(self) -> bool:
         """Whether a scoring request arriving now is refused."""
-        return self.in_flight >= self.limit or self.lagging
+        return self.refusing is not None
+
+    @property
+    def refusing(self) -> str | None:
+        """Why a scoring request arriving now is refused (``loop_lag``, ``in_flight``), or
+        None when it is admitted."""
+        if self.lagging:
+            return "loop_lag"
+        return "in_flight" if self.in_flight >= self.limit else None
 
     def admit(self, scope: Scope) -> None:
         """Take a slot for the request of ``scope`` and stamp its arrival (the caller checked
@@ -182,9 +191,9 @@ class AdmissionGate:
         if scope.pop(ARRIVED, None) is not None:
             self.in_flight -= 1
 
-    def count_shed(self) -> None:
-        """Count one refused request (also called by the server-level shedding)."""
-        self._shed.inc()
+    def count_shed(self, reason: str) -> None:
+        """Count one refused request, by reason (also called by the server-level shedding)."""
+        self._shed.labels(reason=reason).inc()
 
     def refusal(self, request_id: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
         """The 503's body and headers (without the request id header)."""
@@ -199,15 +208,16 @@ class AdmissionGate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Admit (unless the server did already), check the queue deadline, call ``app``."""
         if ARRIVED not in scope:  # not admitted by the server's protocol: decide here
-            if self.overloaded:
-                await self._refuse(scope, send)
+            reason = self.refusing
+            if reason is not None:
+                await self._refuse(scope, send, reason)
                 return
             self.admit(scope)
         arrived: float = scope[ARRIVED]
         try:
             waited = self.clock() - arrived
             if self._max_queue_s and waited > self._max_queue_s:
-                await self._refuse(scope, send)  # too late to start: before any work
+                await self._refuse(scope, send, "queued")  # too late to start: before any work
                 return
             self._observe_wait(waited)
             await self.app(scope, receive, send)
@@ -250,11 +260,13 @@ class AdmissionGate:
         while True:
             asleep = loop.time()
             await asyncio.sleep(LAG_PROBE_S)
-            late = loop.time() - asleep - LAG_PROBE_S > self._max_lag_s
+            lag = loop.time() - asleep - LAG_PROBE_S
+            self._lag.observe(max(0.0, lag))
+            late = lag > self._max_lag_s
             self.lagging, late_before = late and late_before, late
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        self.count_shed()
+    async def _refuse(self, scope: Scope, send: Send, reason: str) -> None:
+        self.count_shed(reason)
         scope["endpoint"] = self  # the request metrics label it by its path
         body, headers = self.refusal(request_id_var.get() or "")
         await send({"type": "http.response.start", "status": 503, "headers": headers})

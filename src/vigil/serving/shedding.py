@@ -118,6 +118,7 @@ def shedding_protocol(gate: AdmissionGate, metrics: VigilMetrics) -> type[HttpTo
         _answer: Callable[[], None] | None = None
         _body: list[bytes] | None = None
         _refused: bytes = b""  # the path of the request being refused
+        _reason: str = ""  # and why (the gate's reason)
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -132,10 +133,11 @@ def shedding_protocol(gate: AdmissionGate, metrics: VigilMetrics) -> type[HttpTo
             ):
                 super().on_headers_complete()
                 return
-            admit = not gate.overloaded
+            reason = gate.refusing
+            admit = reason is None
             idle = self.cycle is None or self.cycle.response_complete  # not pipelined
-            if not admit and idle and not self.flow.write_paused:  # (the client reads answers)
-                self._refused, self._answer = path, self._refuse  # refused here
+            if reason is not None and idle and not self.flow.write_paused:  # (answers read)
+                self._refused, self._reason, self._answer = path, reason, self._refuse
                 return
             super().on_headers_complete()
             if admit and self.cycle is not None and self.cycle.scope is self.scope:
@@ -188,7 +190,7 @@ def shedding_protocol(gate: AdmissionGate, metrics: VigilMetrics) -> type[HttpTo
                     body,
                 )
             )
-            gate.count_shed()
+            gate.count_shed(self._reason)
             counters[path].inc()
             if not keep:
                 self.transport.close()

@@ -47,6 +47,18 @@ GiB = 2**30
 SHARED_BROKER = ("127.0.0.1", 5672)
 SHARED_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 SERVICE_LIMITS = Limits(memory_bytes=2 * GiB, cpus=1.0)  # the course's 1 CPU / 2 GB
+# The API's own counters, read back once a second from the campaign's Prometheus after the
+# load (cumulative, like the samples): why it shed, and how late its event loop was.
+_API = 'job="vigil-api"'
+API_SERIES = {
+    **{
+        f"shed_{reason}": f'sum(vigil_http_requests_shed_total{{{_API},reason="{reason}"}})'
+        for reason in ("in_flight", "queued", "loop_lag")
+    },
+    "loop_probes": f"sum(vigil_event_loop_lag_seconds_count{{{_API}}})",
+    "loop_probes_within_20ms": f'sum(vigil_event_loop_lag_seconds_bucket{{{_API},le="0.02"}})',
+    "loop_probes_within_50ms": f'sum(vigil_event_loop_lag_seconds_bucket{{{_API},le="0.05"}})',
+}
 ACCOUNTING = Limits(memory_bytes=8 * GiB, cpus=2.0)  # for load generators: measured, not held
 
 
@@ -438,6 +450,23 @@ class Campaign:
             )
         engine.dispose()
 
+    def _api_series(self) -> list[dict[str, float]] | None:
+        """:data:`API_SERIES` every second from the generator's start to now, one row per
+        second (``t``, then each series that has a point then); None without Prometheus."""
+        if self.prometheus is None:
+            return None
+        start = next(e.start for e in self.events if e.name == "generator")
+        end = time.time()
+        columns: dict[str, dict[float, float]] = {}
+        for name, query in API_SERIES.items():
+            try:
+                points = self.prometheus.query_range(query, start, end)
+                columns[name] = {t: value for t, value in points}
+            except (OSError, ValueError, KeyError) as error:  # a gap in the report, not a failure
+                log.warning("reading %s back from Prometheus failed: %s", name, error)
+        times = sorted(set().union(*(column.keys() for column in columns.values())))
+        return [{"t": t, **{name: c[t] for name, c in columns.items() if t in c}} for t in times]
+
     def _locust(self) -> dict[str, Any]:
         """The course's SLO run: Locust at 1,000 req/s (100 users x 10 req/s)."""
         plan = self.plan
@@ -654,6 +683,7 @@ class Campaign:
                 "uptime": Path("/proc/loadavg").read_text().split()[:3],
                 "host_cpus": os.cpu_count(),
                 "postgres_log": str(self.workdir / "postgres.log"),  # copied when it stops
+                "api_series": self._api_series(),
             }
             results["stored"] = self._stored_ids()
         results["offline_scores"] = self._offline_scores(records, generator)

@@ -18,9 +18,12 @@ in the seconds either side).
   Redis re-warm, a restart by the supervisor, a checkpoint or an autovacuum run of the
   campaign's PostgreSQL: :func:`store_events`, from its log).
 
-Runs before these counters were sampled (2026-12-06) give None for every figure. Neither the
-event loop's lag (the API measures it for admission control but exports nothing) nor garbage
-collection pauses are sampled.
+The API's own counters are read back from the campaign's Prometheus once a second
+(``api_series``, :data:`vigil.stress.campaign.API_SERIES`): its refusals by reason (the
+in-flight limit, a request queued past ``max_queue_ms``, the loop's lag) and its event loop's
+lag as the admission probe measured it (probes later than 20 and 50 ms). Runs before these
+were recorded (2026-12-06) give None for the figures they lack. Garbage collection pauses
+are not recorded.
 """
 
 from __future__ import annotations
@@ -46,6 +49,14 @@ COUNTERS = (
     "host_busy",
 )
 PERIODS_PER_SECOND = 1e6 / CFS_PERIOD_US
+API_COUNTERS = (
+    "shed_in_flight",
+    "shed_queued",
+    "shed_loop_lag",
+    "loop_probes",
+    "loop_probes_within_20ms",
+    "loop_probes_within_50ms",
+)
 
 
 def _samples(campaign: Campaign) -> pd.DataFrame | None:
@@ -56,17 +67,49 @@ def _samples(campaign: Campaign) -> pd.DataFrame | None:
     return samples.sort_values("t", ignore_index=True)
 
 
-def counters_between(samples: pd.DataFrame, starts: np.ndarray, ends: np.ndarray) -> pd.DataFrame:
+def counters_between(
+    samples: pd.DataFrame,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    columns: tuple[str, ...] = COUNTERS,
+) -> pd.DataFrame:
     """Each counter's increase from ``starts`` to ``ends`` (epoch seconds), interpolated
-    between samples; NaN where a span reaches outside the sampled time."""
+    between samples; NaN where a span reaches outside the sampled time, or where the counter
+    went down (its process restarted: the span's increase is unknown)."""
     t = samples.t.to_numpy(float)
     outside = (starts < t[0]) | (ends > t[-1])
     out = {}
-    for column in COUNTERS:
+    for column in columns:
         values = samples[column].to_numpy(float)
         increase = np.interp(ends, t, values) - np.interp(starts, t, values)
-        out[column] = np.where(outside, np.nan, increase)
+        out[column] = np.where(outside | (increase < 0), np.nan, increase)
     return pd.DataFrame(out)
+
+
+def _api_counters(campaign: Campaign, starts: np.ndarray) -> dict[str, np.ndarray] | None:
+    """Per second from ``starts``: the API's refusals by reason and its late probes (over 20
+    and 50 ms), from ``api_series``; None when the run has none."""
+    rows = campaign.results.get("api_series") or []
+    series = pd.DataFrame(rows)
+    if len(series) < 2:
+        return None
+    series = series.reindex(columns=["t", *API_COUNTERS]).sort_values("t", ignore_index=True)
+    series["late_20ms"] = series.loop_probes - series.loop_probes_within_20ms
+    series["late_50ms"] = series.loop_probes - series.loop_probes_within_50ms
+    names = ("shed_in_flight", "shed_queued", "shed_loop_lag", "late_20ms", "late_50ms")
+    used = counters_between(series, starts, starts + 1, names)
+    return {name: used[name].to_numpy(float) for name in names}
+
+
+def _shed_reasons(counts: dict[str, np.ndarray] | None, i: int) -> str | None:
+    """``queued 20, in_flight 3``: the second's refusals by reason, the most first."""
+    if counts is None:
+        return None
+    found = {r: counts[f"shed_{r}"][i] for r in ("in_flight", "queued", "loop_lag")}
+    if any(np.isnan(v) for v in found.values()):
+        return None
+    ranked = sorted(((v, r) for r, v in found.items() if round(v) > 0), reverse=True)
+    return ", ".join(f"{r} {v:.0f}" for v, r in ranked) or "none"
 
 
 def phases(campaign: Campaign) -> list[tuple[str, float, float]]:
@@ -216,6 +259,8 @@ def missed_seconds(
     )
     figures = {c: missed[c].to_numpy(float) for c in ("offered", "ok", "shed", "errors")}
     stores = _campaign_store_events(campaign)
+    api = _api_counters(campaign, starts)
+    nothing_api = dict.fromkeys(("late_20ms", "late_50ms"), nothing)
     latency = {c: 1000 * missed[c].to_numpy(float) for c in ("mean_s", "ok_p99_s")}
     rows = []
     for i, start in enumerate(starts):
@@ -229,6 +274,9 @@ def missed_seconds(
                 "other_errors": int(figures["errors"][i]),
                 "mean_ms": _value(latency["mean_s"][i]),
                 "ok_p99_ms": _value(latency["ok_p99_s"][i]),
+                "shed_by_reason": _shed_reasons(api, i),
+                "loop_late_20ms": _value((api or nothing_api)["late_20ms"][i]),
+                "loop_late_50ms": _value((api or nothing_api)["late_50ms"][i]),
                 "api_cpu_ms": _value(1000 * used["api_cpu"][i]),
                 "api_throttled_ms": _value(1000 * used["api_throttled"][i]),
                 "api_throttled_periods": _value(used["api_throttled_periods"][i]),

@@ -589,14 +589,19 @@ def _missed_block(campaign: analysis.Campaign, seconds: pd.DataFrame) -> str:
     lead = (
         f"{len(rows):,} seconds missed the SLO outside the surge ({surge_missed:,} of the "
         f"surge's {surge[1] - surge[0]:.0f} seconds did, by design: section 2). For each, its "
-        "requests, then what the sampled counters show for that second (interpolated "
+        "requests; why the API refused (`shed_by_reason`: `in_flight` the in-flight limit, "
+        "cut when answers were late; `queued` waited past `serving.max_queue_ms` before its "
+        "handler; `loop_lag` the event loop late on two probes in a row) and how many of its "
+        "loop probes (one every ~5 ms) woke up more than 20 and 50 ms late, from its own "
+        "metrics as the campaign's Prometheus scraped them once a second; then what the "
+        "sampled counters show for that second (interpolated "
         "between samples about a second apart, so a burst shows spread over the seconds "
         "around it): the API's CPU and the time its quota held it back (and in how many of "
         "the 10 periods), the worker's, the host's busy cores; the window it fell in; what "
         "else ran (the Redis re-warm, a restart, a checkpoint or an autovacuum run of the "
         "campaign's PostgreSQL, from its log"
         + ("" if _kept(campaign.results.get("postgres_log")) else ": not kept in this run")
-        + "). Not sampled: the API's event-loop lag and its garbage collections."
+        + "). Not recorded: the API's garbage collections."
     )
     if not rows:
         return lead
@@ -609,6 +614,9 @@ def _missed_block(campaign: analysis.Campaign, seconds: pd.DataFrame) -> str:
         "other_errors",
         "mean_ms",
         "ok_p99_ms",
+        "shed_by_reason",
+        "loop_late_20ms",
+        "loop_late_50ms",
         "api_cpu_ms",
         "api_throttled_ms",
         "api_throttled_periods",

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -196,6 +197,19 @@ class PrivatePrometheus:
         with urllib.request.urlopen(url, timeout=2) as answer:
             alerts = json.load(answer)["data"]["alerts"]
         return [(a["labels"]["alertname"], a["state"], a["activeAt"]) for a in alerts]
+
+    def query_range(
+        self, query: str, start: float, end: float, step: float = 1.0
+    ) -> list[list[float]]:
+        """``[[epoch, value], ...]`` of ``query`` (one series) every ``step`` seconds from
+        ``start`` to ``end`` (each point: the newest scrape at or before it); [] when the
+        query matched nothing."""
+        window = {"query": query, "start": start, "end": end, "step": step}
+        arguments = urllib.parse.urlencode(window)
+        url = f"http://127.0.0.1:{self.port}/api/v1/query_range?{arguments}"
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            found = json.load(answer)["data"]["result"]
+        return [[float(t), float(v)] for t, v in found[0]["values"]] if found else []
 
     def stop(self) -> None:
         """SIGTERM and wait."""
