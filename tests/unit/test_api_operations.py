@@ -85,6 +85,29 @@ def test_metrics_expose_requests_decisions_and_model(client: TestClient) -> None
     assert 'vigil_state_store_latency_seconds_count{operation="record"} 2.0' in text
 
 
+def test_garbage_collections_are_timed_while_the_api_runs(
+    settings: Settings, tmp_path: Path, writer: FakeWriter
+) -> None:
+    """The lifespan times the collections after its start-up freeze (``vigil_gc_*``), and
+    stops when the app stops."""
+    import gc
+
+    app = build_app(settings, write_model(settings, tmp_path / "a.onnx", "model-a"), writer)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        gc.collect(2)
+        text = c.get("/metrics").text
+        pauses = app.state.metrics.gc_pauses
+        assert pauses in gc.callbacks
+    assert pauses not in gc.callbacks
+    counted = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith(("vigil_gc_collections_total", "vigil_gc_pause_seconds_total"))
+    }
+    assert counted['vigil_gc_collections_total{generation="2"}'] >= 1
+    assert counted['vigil_gc_pause_seconds_total{generation="2"}'] > 0
+
+
 def test_request_id_is_echoed_or_generated(client: TestClient) -> None:
     given = client.get("/health", headers={"X-Request-ID": "abc-123"})
     assert given.headers["x-request-id"] == "abc-123"

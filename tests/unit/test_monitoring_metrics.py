@@ -15,6 +15,8 @@ EXPECTED_FAMILIES = {
     "vigil_http_admission_wait_seconds": "histogram",
     "vigil_http_admission_limit": "gauge",
     "vigil_event_loop_lag_seconds": "histogram",
+    "vigil_gc_collections": "counter",
+    "vigil_gc_pause_seconds": "counter",
     "vigil_score": "histogram",
     "vigil_decisions": "counter",
     "vigil_model_info": "gauge",

@@ -28,18 +28,21 @@ THROTTLED = {27: (0.04, 3)}  # second -> (API seconds held back, periods throttl
 # second -> the API's refusals by reason (its own counter); the surge's 50 a second: in_flight
 REASONS = {27: {"queued": 3}, 41: {"in_flight": 100}, 62: {"loop_lag": 5}, 70: {"in_flight": 2}}
 LATE_PROBES = {27: (2, 1)}  # second -> loop probes over 20 ms, over 50 ms (of 200 a second)
+FULL_GC = {27: 0.035}  # second -> seconds of full collections; young ones 1 ms every second
 
 
 def _api_series() -> list[dict[str, float]]:
     """The API's cumulative counters as Prometheus gives them back, at each whole second."""
     rows, totals = [], dict.fromkeys(("in_flight", "queued", "loop_lag"), 0.0)
-    probes = within_20 = within_50 = 0.0
+    probes = within_20 = within_50 = full = young = 0.0
     for second in range(SECONDS + 1):
         rows.append(
             {"t": ZERO + second, **{f"shed_{r}": v for r, v in totals.items()}}
             | {"loop_probes": probes, "loop_probes_within_20ms": within_20}
             | {"loop_probes_within_50ms": within_50}
+            | {"gc_full_seconds": full, "gc_young_seconds": young}
         )
+        full, young = full + FULL_GC.get(second, 0.0), young + 0.001
         surge = {"in_flight": 50} if SURGE[0] <= second < SURGE[1] else {}
         for reason, count in (REASONS.get(second) or surge).items():
             totals[reason] += count
@@ -213,6 +216,8 @@ def test_each_missed_second_outside_the_surge_comes_with_its_context(tmp_path: P
     assert (blip["during"], blip["offered"], blip["shed_503"]) == ("after_surge +7 s", 100, 3)
     assert blip["shed_by_reason"] == "queued 3"
     assert (blip["loop_late_20ms"], blip["loop_late_50ms"]) == (2.0, 1.0)
+    assert blip["gc_full_ms"] == pytest.approx(35.0) and blip["gc_young_ms"] == pytest.approx(1)
+    assert rows[62]["gc_full_ms"] == 0
     assert rows[62]["shed_by_reason"] == "loop_lag 5" and rows[62]["loop_late_20ms"] == 0
     assert blip["api_throttled_ms"] == pytest.approx(40.0)
     assert blip["api_throttled_periods"] == pytest.approx(3.0)
@@ -262,6 +267,7 @@ def test_a_run_without_throttling_samples_says_so(tmp_path: Path) -> None:
     assert blip["shed_503"] == 3 and blip["during"] == "after_surge +7 s"
     assert blip["api_throttled_ms"] is None and blip["host_busy_cores"] is None
     assert blip["shed_by_reason"] is None and blip["loop_late_20ms"] is None
+    assert blip["gc_full_ms"] is None
 
 
 def test_the_report_shows_throttling_by_phase_and_the_missed_seconds(tmp_path: Path) -> None:

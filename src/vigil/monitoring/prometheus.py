@@ -23,6 +23,7 @@ from prometheus_client import (
 )
 
 from vigil.inference.roles import CHALLENGER, CHAMPION
+from vigil.monitoring.gc_pauses import GcPauses
 
 if TYPE_CHECKING:
     from vigil.inference.manager import ModelSnapshot
@@ -225,6 +226,9 @@ class VigilMetrics:
         self.broker_connected.set(math.nan)
         # process_start_time_seconds (restarts), resident memory, CPU: the standard names.
         ProcessCollector(registry=reg)
+        # Collections and their pauses, counted while the API runs (its lifespan installs it).
+        self.gc_pauses = GcPauses()
+        reg.register(self.gc_pauses)
 
         # Stream worker.
         self.messages_consumed = Counter(

@@ -109,9 +109,11 @@ def lifespan_for(
             # collector's full scans, which otherwise cost ~10 us per request on the hot path.
             gc.collect()
             gc.freeze()
+            metrics.gc_pauses.install()  # how long the collections after that take
             try:
                 yield
             finally:
+                metrics.gc_pauses.remove()
                 await admission.stop()
                 gc.unfreeze()
                 app.state.services = None

@@ -48,7 +48,8 @@ SHARED_BROKER = ("127.0.0.1", 5672)
 SHARED_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
 SERVICE_LIMITS = Limits(memory_bytes=2 * GiB, cpus=1.0)  # the course's 1 CPU / 2 GB
 # The API's own counters, read back once a second from the campaign's Prometheus after the
-# load (cumulative, like the samples): why it shed, and how late its event loop was.
+# load (cumulative, like the samples): why it shed, how late its event loop was, how long its
+# garbage collections stopped it (full ones apart).
 _API = 'job="vigil-api"'
 API_SERIES = {
     **{
@@ -58,6 +59,8 @@ API_SERIES = {
     "loop_probes": f"sum(vigil_event_loop_lag_seconds_count{{{_API}}})",
     "loop_probes_within_20ms": f'sum(vigil_event_loop_lag_seconds_bucket{{{_API},le="0.02"}})',
     "loop_probes_within_50ms": f'sum(vigil_event_loop_lag_seconds_bucket{{{_API},le="0.05"}})',
+    "gc_full_seconds": f'sum(vigil_gc_pause_seconds_total{{{_API},generation="2"}})',
+    "gc_young_seconds": f'sum(vigil_gc_pause_seconds_total{{{_API},generation!="2"}})',
 }
 ACCOUNTING = Limits(memory_bytes=8 * GiB, cpus=2.0)  # for load generators: measured, not held
 

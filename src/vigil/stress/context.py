@@ -20,10 +20,10 @@ in the seconds either side).
 
 The API's own counters are read back from the campaign's Prometheus once a second
 (``api_series``, :data:`vigil.stress.campaign.API_SERIES`): its refusals by reason (the
-in-flight limit, a request queued past ``max_queue_ms``, the loop's lag) and its event loop's
-lag as the admission probe measured it (probes later than 20 and 50 ms). Runs before these
-were recorded (2026-12-06) give None for the figures they lack. Garbage collection pauses
-are not recorded.
+in-flight limit, a request queued past ``max_queue_ms``, the loop's lag), its event loop's
+lag as the admission probe measured it (probes later than 20 and 50 ms) and the time its
+garbage collections stopped it (full ones apart). Runs before these were recorded
+(2026-12-06) give None for the figures they lack.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ API_COUNTERS = (
     "loop_probes",
     "loop_probes_within_20ms",
     "loop_probes_within_50ms",
+    "gc_full_seconds",
+    "gc_young_seconds",
 )
 
 
@@ -96,7 +98,8 @@ def _api_counters(campaign: Campaign, starts: np.ndarray) -> dict[str, np.ndarra
     series = series.reindex(columns=["t", *API_COUNTERS]).sort_values("t", ignore_index=True)
     series["late_20ms"] = series.loop_probes - series.loop_probes_within_20ms
     series["late_50ms"] = series.loop_probes - series.loop_probes_within_50ms
-    names = ("shed_in_flight", "shed_queued", "shed_loop_lag", "late_20ms", "late_50ms")
+    names: tuple[str, ...] = ("shed_in_flight", "shed_queued", "shed_loop_lag")
+    names += ("late_20ms", "late_50ms", "gc_full_seconds", "gc_young_seconds")
     used = counters_between(series, starts, starts + 1, names)
     return {name: used[name].to_numpy(float) for name in names}
 
@@ -260,7 +263,9 @@ def missed_seconds(
     figures = {c: missed[c].to_numpy(float) for c in ("offered", "ok", "shed", "errors")}
     stores = _campaign_store_events(campaign)
     api = _api_counters(campaign, starts)
-    nothing_api = dict.fromkeys(("late_20ms", "late_50ms"), nothing)
+    nothing_api = dict.fromkeys(
+        ("late_20ms", "late_50ms", "gc_full_seconds", "gc_young_seconds"), nothing
+    )
     latency = {c: 1000 * missed[c].to_numpy(float) for c in ("mean_s", "ok_p99_s")}
     rows = []
     for i, start in enumerate(starts):
@@ -277,6 +282,8 @@ def missed_seconds(
                 "shed_by_reason": _shed_reasons(api, i),
                 "loop_late_20ms": _value((api or nothing_api)["late_20ms"][i]),
                 "loop_late_50ms": _value((api or nothing_api)["late_50ms"][i]),
+                "gc_full_ms": _value(1000 * (api or nothing_api)["gc_full_seconds"][i]),
+                "gc_young_ms": _value(1000 * (api or nothing_api)["gc_young_seconds"][i]),
                 "api_cpu_ms": _value(1000 * used["api_cpu"][i]),
                 "api_throttled_ms": _value(1000 * used["api_throttled"][i]),
                 "api_throttled_periods": _value(used["api_throttled_periods"][i]),

@@ -592,8 +592,10 @@ def _missed_block(campaign: analysis.Campaign, seconds: pd.DataFrame) -> str:
         "requests; why the API refused (`shed_by_reason`: `in_flight` the in-flight limit, "
         "cut when answers were late; `queued` waited past `serving.max_queue_ms` before its "
         "handler; `loop_lag` the event loop late on two probes in a row) and how many of its "
-        "loop probes (one every ~5 ms) woke up more than 20 and 50 ms late, from its own "
-        "metrics as the campaign's Prometheus scraped them once a second; then what the "
+        "loop probes (one every ~5 ms) woke up more than 20 and 50 ms late, and how long its "
+        "garbage collections stopped it (`gc_full_ms`: full ones; `gc_young_ms`: the "
+        "others), from its own metrics as the campaign's Prometheus scraped them once a "
+        "second; then what the "
         "sampled counters show for that second (interpolated "
         "between samples about a second apart, so a burst shows spread over the seconds "
         "around it): the API's CPU and the time its quota held it back (and in how many of "
@@ -601,7 +603,7 @@ def _missed_block(campaign: analysis.Campaign, seconds: pd.DataFrame) -> str:
         "else ran (the Redis re-warm, a restart, a checkpoint or an autovacuum run of the "
         "campaign's PostgreSQL, from its log"
         + ("" if _kept(campaign.results.get("postgres_log")) else ": not kept in this run")
-        + "). Not recorded: the API's garbage collections."
+        + ")."
     )
     if not rows:
         return lead
@@ -617,6 +619,8 @@ def _missed_block(campaign: analysis.Campaign, seconds: pd.DataFrame) -> str:
         "shed_by_reason",
         "loop_late_20ms",
         "loop_late_50ms",
+        "gc_full_ms",
+        "gc_young_ms",
         "api_cpu_ms",
         "api_throttled_ms",
         "api_throttled_periods",
