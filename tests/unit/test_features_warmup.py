@@ -186,3 +186,37 @@ def test_a_stored_transaction_without_a_label_keeps_the_input_s_label() -> None:
     merged = with_stored(frame([1, 2, 3], [1, 1, 0]), frame([2, 3, 4], [pd.NA, 1, pd.NA]))
     by_id = merged.set_index(schema.TRANSACTION_ID)[schema.TX_FRAUD]
     assert by_id.fillna(-1).to_dict() == {1: 1, 2: 1, 3: 1, 4: -1}  # -1: no label yet
+
+
+def test_serve_warm_from_holds_the_dataset_and_the_stored_traffic(
+    world: pd.DataFrame, tmp_path: Path
+) -> None:
+    """``vigil serve --warm-from``: its in-process store scores like a store live all along."""
+    from vigil.cli.serve_commands import warmed_store
+    from vigil.config import build_settings
+
+    traffic_start = UNTIL - timedelta(days=20)
+    times = world[schema.TX_DATETIME]
+    world[times < traffic_start].to_parquet(tmp_path / "history.parquet")
+    url = f"sqlite:///{tmp_path / 'vigil.db'}"
+    _store_traffic(url, world[(times >= traffic_start) & (times < UNTIL)])
+    settings = build_settings({"storage": {"database_url": url}})
+    store = warmed_store(settings, tmp_path / "history.parquet")
+    # warmed as of just after the newest transaction it knows (the last one before UNTIL)
+    since = times[times < UNTIL].max().to_pydatetime() + timedelta(microseconds=1)
+    expected = offline_from(world, since, CONFIG)
+    np.testing.assert_allclose(score_from(store, world, since, CONFIG), expected, rtol=1e-9)
+    cold = score_from(InMemoryStateStore(), world, since, CONFIG)
+    assert not np.allclose(cold, expected)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["--workers", "2"], ["--set", "storage.state_url=redis://127.0.0.1:1/0"]],
+)
+def test_serve_warms_only_the_in_process_store_of_one_worker(
+    tmp_path: Path, arguments: list[str]
+) -> None:
+    result = CliRunner().invoke(app, ["serve", "--warm-from", str(tmp_path), *arguments])
+    assert result.exit_code == 1
+    assert "with `vigil warm-state` instead" in result.output

@@ -280,3 +280,54 @@ def test_secrets_reach_neither_mlflow_nor_the_run_config(
             assert secret not in text, f"{secret!r} leaked into {path}"
     params = root / "mlruns"
     assert any(p.name == "storage.database_url" for p in params.rglob("*"))  # logged, masked
+
+
+def test_simulated_verdicts_feed_the_verdict_features_of_a_run(
+    world: tuple[Path, FeatureTable],
+) -> None:
+    from vigil.features.definitions import verdict_feature_names
+    from vigil.feedback.past_reviews import with_simulated_verdicts
+    from vigil.training.run import train
+
+    root, table = world
+    settings = _settings(
+        root, features={"verdicts": True}, model={"kind": "lightgbm"}, cases={"review_budget": 5}
+    )
+    names = verdict_feature_names(settings.features)
+    with_log = with_simulated_verdicts(settings, table)
+    assert list(with_log.frame.columns[-len(names) :]) == names
+    assert len(with_log.frame) == len(table.frame)
+    reviewed = with_log.frame["customer_id_verdict_nb_reviewed_28day_window"]
+    assert 0 < (reviewed > 0).mean() < 1  # the investigator reviewed some cards, not every card
+
+    run_dir = train(settings, simulated_verdicts=True)
+    props = {p.key: p.value for p in onnx.load(str(run_dir / "model.onnx")).metadata_props}
+    assert ModelMetadata.from_props(props).feature_names[-len(names) :] == names
+
+
+@pytest.mark.parametrize(
+    ("sections", "error"),
+    [
+        ({}, "set features.verdicts=true"),
+        ({"features": {"verdicts": True}, "drop": True}, "for simulated data only"),
+    ],
+)
+def test_simulated_verdicts_need_the_verdict_features_and_simulated_data(
+    world: tuple[Path, FeatureTable], sections: dict[str, object], error: str
+) -> None:
+    from vigil.feedback.past_reviews import with_simulated_verdicts
+
+    root, table = world
+    drop = bool(sections.pop("drop", False))
+    settings = _settings(root, **sections)  # type: ignore[arg-type]
+    if drop:
+        table = FeatureTable(table.frame.drop(columns=["tx_fraud_scenario"]), table.source, "")
+    with pytest.raises(ValueError, match=error):
+        with_simulated_verdicts(settings, table)
+
+
+def test_the_retrain_job_refuses_simulated_verdicts(tmp_path: Path) -> None:
+    out = tmp_path / "outcome.json"
+    arguments = ["train", "--challenger", str(out), "--simulated-verdicts"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code != 0 and "without simulated verdicts" in result.output

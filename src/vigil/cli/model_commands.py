@@ -52,11 +52,25 @@ def train_command(
             "row group at a time instead of loaded (mlp, lightgbm; for tens of millions of rows).",
         ),
     ] = None,
+    simulated_verdicts: Annotated[
+        bool,
+        typer.Option(
+            "--simulated-verdicts",
+            help="Simulated data only, with features.verdicts=true: the verdict features come "
+            "from a simulated investigator who reviews each day's top cards of a point-in-time "
+            "model's scores (as `vigil evaluate --feedback`).",
+        ),
+    ] = False,
 ) -> None:
     """Train, evaluate and export one model into a new run directory."""
     settings = start(config, overrides, verbose)
-    if challenger is not None and (promote or data is not None or stream_features is not None):
-        raise fail("--challenger trains on data.raw_dir and never promotes (the gate does)")
+    if challenger is not None and (
+        promote or data is not None or stream_features is not None or simulated_verdicts
+    ):
+        raise fail(
+            "--challenger trains on data.raw_dir, without simulated verdicts, and never "
+            "promotes (the gate does)"
+        )
     if data is not None and stream_features is not None:
         raise fail("give --data (raw transactions) or --stream-features (a feature Parquet)")
     from vigil.training.challenger import train_challenger
@@ -68,7 +82,7 @@ def train_command(
             trained.outcome().write_json(challenger)
             run_dir = trained.model.parent
         else:
-            run_dir = train(settings, data, promote, stream_features)
+            run_dir = train(settings, data, promote, stream_features, simulated_verdicts)
     except (ValueError, RuntimeError, OSError, LookupError) as error:
         raise fail(str(error)) from None
     typer.echo(str(run_dir))

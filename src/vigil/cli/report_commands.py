@@ -132,7 +132,8 @@ def demo_video(
     ),
     verbose: VerboseOption = False,
 ) -> None:
-    """Record the demo video from the real system: simulate, train, replay, serve, UI, deploy."""
+    """Record the demo video from the real system: simulate, train, replay, serve, UI, deploy,
+    case queue."""
     from vigil.reports.browser import BrowserError
     from vigil.reports.demo_video import record_demo
     from vigil.reports.video import duration_seconds

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from vigil.cli.common import ConfigOption, SetOption, VerboseOption, fail, start
 from vigil.config import DEFAULT_API_KEY, DEFAULT_CONFIG_PATH, Settings
+
+if TYPE_CHECKING:
+    from vigil.features import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +102,22 @@ def check_api_key(settings: Settings, insecure_dev_key: bool) -> None:
         log.warning("serving with the default API key: anyone can retrain and deploy models")
 
 
+def warmed_store(settings: Settings, source: Path) -> StateStore:
+    """An in-process state store holding what it would had it been live all along: the recent
+    past of ``source`` and of the transactions and labels stored in the database (as
+    ``vigil warm-state --stored`` does for Redis)."""
+    from vigil.data.io import read_transactions
+    from vigil.features import InMemoryStateStore, OnlineFeatureComputer
+    from vigil.features.warmup import stored_transactions, warm_state, with_stored
+
+    store = InMemoryStateStore()
+    computer = OnlineFeatureComputer(settings.features, store)
+    stored = stored_transactions(settings.storage.database_url, computer.spec.horizon_us)
+    done = warm_state(computer, with_stored(read_transactions(source), stored))
+    log.info("state warmed up to %s: %d transactions", done.until, done.transactions)
+    return store
+
+
 def uvicorn_options(settings: Settings, host: str | None, port: int | None) -> dict[str, Any]:
     """uvicorn's options for ``vigil serve`` (``http`` replaced by its protocol with one
     process); the settings' address unless ``host`` or ``port`` is given."""
@@ -127,6 +147,15 @@ def serve(
             help=f"Allow the published default API key {DEFAULT_API_KEY!r} (local development).",
         ),
     ] = False,
+    warm_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--warm-from",
+            help="In-process state store (memory://, one worker) only: first fill it with "
+            "this dataset's recent past and the transactions and labels stored in "
+            "storage.database_url (for Redis: `vigil warm-state`).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the fraud-scoring API (OpenAPI at /docs) until interrupted."""
     import uvicorn
@@ -134,6 +163,13 @@ def serve(
     from vigil.serving import create_app
 
     settings = start(config, overrides, verbose, json_logs=True)
+    if warm_from is not None and (
+        workers > 1 or not settings.storage.state_url.startswith("memory://")
+    ):
+        raise fail(
+            "--warm-from fills the in-process state store of one worker; with Redis, warm it "
+            "with `vigil warm-state` instead"
+        )
     _preflight(settings)
     check_api_key(settings, insecure_dev_key)
     _install_request_id_filter()
@@ -141,7 +177,11 @@ def serve(
     if workers == 1:
         from vigil.serving.direct import direct_protocol
 
-        app = create_app(settings)
+        try:
+            store = None if warm_from is None else warmed_store(settings, warm_from)
+        except (ValueError, OSError) as error:
+            raise fail(f"cannot warm the state store from {warm_from}: {error}") from None
+        app = create_app(settings, state_store=store)
         # Admission control refuses surplus scoring requests before they become tasks, and
         # plain /forward requests are answered by the protocol itself (serving/direct.py).
         options["http"] = direct_protocol(app)

@@ -2,8 +2,13 @@
 
 Scenes (every one from real commands and pages): simulate, train, stream replay, start the
 API, its OpenAPI page, a prediction with curl, the UI scoring a transaction, the history and
-analytics pages, a second model trained and hot-swapped in through ``POST /admin/reload``.
-Embedded defaults only (SQLite, in-process state, no broker), so it runs anywhere.
+analytics pages, a second model trained and hot-swapped in through ``POST /admin/reload``,
+then the analysts' case queue (:mod:`vigil.reports.demo_cases`): a day's cases, verdicts
+with one key and one click, and the card's next payment scored before and after the verdict.
+Embedded defaults only (SQLite, in-process state, no broker), so it runs anywhere. The models
+take the verdict features, trained on a simulated investigator's reviews (``vigil train
+--simulated-verdicts``: simulated data has no analysts); the replay and the API start from
+the simulated past (``--warm-from``), not from an empty state.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from vigil.child_env import child_environment
 from vigil.data.io import read_transactions
 from vigil.data.schema import TX_DATETIME
 from vigil.reports.browser import chromium, free_port, server
+from vigil.reports.demo_cases import case_scenes
 from vigil.reports.video import SIZE, Recorder, assemble
 
+LABEL_DELAY = 7  # days: the case scenes look for a terminal compromised within it
 WORLD = {
     "data.n_customers": 300,
     "data.n_terminals": 600,
@@ -33,6 +40,9 @@ WORLD = {
     "train.train_days": 14,
     "train.history_days": 0,
     "train.epochs": 6,
+    "features.verdicts": True,
+    "features.label_delay_days": LABEL_DELAY,
+    "cases.review_budget": 10,  # 300 cards: the handbook's 100 a day of 5,000 would be a third
 }
 API_KEY = "demo-key"
 EXAMPLE_DAY = {"month": "05", "day": "30"}
@@ -104,21 +114,22 @@ def _offline_scenes(rec: Recorder, paths: DemoPaths, env: dict[str, str]) -> Non
     rec.run(_vigil("generate", *sets, "--no-progress"), f"vigil generate {SHOWN_SETTINGS}",
             "1. Simulate payments: 300 customers, 600 terminals, 60 days, 3 fraud scenarios",
             env=env)  # fmt: skip
-    rec.run(_vigil("train", *sets, "--data", str(paths.root / "raw"), "--promote"),
-            f"vigil train {SHOWN_SETTINGS} --promote",
-            "2. Train the MLP, pick the cost-based threshold, export ONNX, log to MLflow",
-            seconds=7, env=env)  # fmt: skip
+    raw = str(paths.root / "raw")
+    rec.run(_vigil("train", *sets, "--data", raw, "--simulated-verdicts", "--promote"),
+            f"vigil train {SHOWN_SETTINGS} --simulated-verdicts --promote",
+            "2. Train the MLP (verdict features from a simulated investigator), export ONNX, log "
+            "to MLflow", seconds=7, env=env)  # fmt: skip
     last_week = _last_week(paths)
     rec.run(_vigil("replay", *sets, "--input", str(last_week), "--limit", "4000",
-                   "--label-after", "0"),
-            "vigil replay --input last_week.parquet --limit 4000",
+                   "--label-after", "0", "--warm-from", raw),
+            "vigil replay --input last_week.parquet --limit 4000 --warm-from raw",
             "3. Stream replay: online features, scoring and storage, labels fed back",
             env=env)  # fmt: skip
 
 
 def _api_scenes(rec: Recorder, paths: DemoPaths, api: str, env: dict[str, str]) -> None:
     log = (paths.root / "serve.log").read_text()
-    rec.terminal(f"vigil serve --port {api.rsplit(':', 1)[1]}", log,
+    rec.terminal(f"vigil serve --port {api.rsplit(':', 1)[1]} --warm-from raw", log,
                  "4. Start the API: FastAPI + ONNX Runtime, no torch in serving")  # fmt: skip
     # The OpenAPI document that /docs renders, as the routes it lists.
     spec = json.loads(rec.run(_curl(f"{api}/openapi.json"), "curl /openapi.json", "5",
@@ -173,9 +184,9 @@ def _ui_scenes(rec: Recorder, ui: str) -> None:
 
 def _deploy_scenes(rec: Recorder, paths: DemoPaths, api: str, env: dict[str, str]) -> None:
     sets = paths.overrides()
-    rec.run(_vigil("train", *sets, "--data", str(paths.root / "raw"),
+    rec.run(_vigil("train", *sets, "--data", str(paths.root / "raw"), "--simulated-verdicts",
                    "--set", "model.kind=lightgbm", "--set", "train.experiment_name=lightgbm"),
-            f"vigil train {SHOWN_SETTINGS} --set model.kind=lightgbm",
+            f"vigil train {SHOWN_SETTINGS} --simulated-verdicts --set model.kind=lightgbm",
             "10. Train a challenger (LightGBM) on the same data", env=env)  # fmt: skip
     body = {"model_path": str(_newest_run(paths) / "model.onnx")}
     out = rec.run(_curl(f"{api}/admin/reload", body, key=True), "curl /admin/reload", "11",
@@ -203,11 +214,15 @@ def record_demo(workdir: Path, mp4: Path, gif: Path) -> Path:
         api_port, ui_port = free_port(), free_port()
         api, ui = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{ui_port}"
         sets = paths.overrides()
-        serve = _vigil("serve", *sets, "--port", str(api_port))
+        serve = _vigil("serve", *sets, "--port", str(api_port), "--warm-from",
+                       str(paths.root / "raw"))  # fmt: skip
         with server(serve, f"{api}/health", paths.root / "serve.log", env):
             _api_scenes(rec, paths, api, env)
             ui_command = _vigil("ui", *sets, "--api-url", api, "--port", str(ui_port))
             with server(ui_command, f"{ui}/_stcore/health", paths.root / "ui.log", env):
                 _ui_scenes(rec, ui)
-            _deploy_scenes(rec, paths, api, env)
+                _deploy_scenes(rec, paths, api, env)
+                truth = read_transactions(paths.root / "raw")
+                newest = max(truth[TX_DATETIME].max(), pd.Timestamp(str(EXAMPLE["tx_datetime"])))
+                case_scenes(rec, api, ui, API_KEY, truth, newest.to_pydatetime(), LABEL_DELAY)
     return assemble(rec.frames, mp4, gif)

@@ -103,6 +103,12 @@ class Recorder:
         """A browser frame of ``url`` after ``action`` (a click, a scroll) has run."""
         self.page.goto(url, wait_until="load")
         self.page.wait_for_timeout(wait_ms)
+        self.still(caption, seconds, action)
+
+    def still(
+        self, caption: str, seconds: float = 6.0, action: Callable[[Any], None] | None = None
+    ) -> None:
+        """A browser frame of the page as it is, after ``action`` has run on it."""
         if action is not None:
             action(self.page)
         self._shoot(caption, seconds)

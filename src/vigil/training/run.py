@@ -375,16 +375,26 @@ def train(
     data: Path | None = None,
     promote: bool = False,
     stream_features: Path | None = None,
+    simulated_verdicts: bool = False,
 ) -> Path:
     """Load the feature table, run one training run, log its headline; returns the run dir.
 
     With ``stream_features`` (a feature Parquet) the training rows are streamed from it
-    instead (:func:`run_streamed_training`).
+    instead (:func:`run_streamed_training`). With ``simulated_verdicts`` the verdict features
+    come from a simulated investigator's reviews (:mod:`vigil.feedback.past_reviews`).
     """
     if stream_features is not None:
+        if simulated_verdicts:
+            raise ValueError("simulated verdicts need the raw transactions, not --stream-features")
         result = run_streamed_training(settings, stream_features, promote=promote)
     else:
-        result = run_training(settings, load_feature_table(settings, data), promote=promote)
+        table = load_feature_table(settings, data)
+        if simulated_verdicts:
+            # the evaluation's investigator, which imports this module: imported here
+            from vigil.feedback.past_reviews import with_simulated_verdicts
+
+            table = with_simulated_verdicts(settings, table)
+        result = run_training(settings, table, promote=promote)
     test = result.metrics["test"]
     logger.info(
         "run %s: test AUC ROC %.4f, AP %.4f, CP@%d %.4f, threshold %.4f",
