@@ -26,7 +26,8 @@ SURGE = (10, 20)
 SHED = {**{s: 50 for s in range(*SURGE)}, 27: 3, 41: 100, 62: 5, 70: 2}
 THROTTLED = {27: (0.04, 3)}  # second -> (API seconds held back, periods throttled)
 # second -> the API's refusals by reason (its own counter); the surge's 50 a second: in_flight
-REASONS = {27: {"queued": 3}, 41: {"in_flight": 100}, 62: {"loop_lag": 5}, 70: {"in_flight": 2}}
+# (41: none, the 503s of a database outage are not admission control's)
+REASONS = {27: {"queued": 3}, 62: {"loop_lag": 5}, 70: {"in_flight": 2}}
 LATE_PROBES = {27: (2, 1)}  # second -> loop probes over 20 ms, over 50 ms (of 200 a second)
 FULL_GC = {27: 0.035}  # second -> seconds of full collections; young ones 1 ms every second
 
@@ -219,6 +220,7 @@ def test_each_missed_second_outside_the_surge_comes_with_its_context(tmp_path: P
     assert blip["gc_full_ms"] == pytest.approx(35.0) and blip["gc_young_ms"] == pytest.approx(1)
     assert rows[62]["gc_full_ms"] == 0
     assert rows[62]["shed_by_reason"] == "loop_lag 5" and rows[62]["loop_late_20ms"] == 0
+    assert rows[41]["shed_by_reason"] == "other 100"
     assert blip["api_throttled_ms"] == pytest.approx(40.0)
     assert blip["api_throttled_periods"] == pytest.approx(3.0)
     assert blip["api_cpu_ms"] == pytest.approx(500.0)
@@ -356,3 +358,18 @@ def test_prometheus_range_queries_come_back_as_points() -> None:
     finally:
         server.shutdown()
     assert asked[0]["step"] == ["1.0"] and asked[0]["start"] == [str(ZERO)]
+
+
+def test_a_second_a_fault_began_in_is_the_faults_and_phases_start_at_the_first_sample(
+    tmp_path: Path,
+) -> None:
+    campaign, _ = _load(tmp_path)
+    stop = next(e for e in campaign.results["events"] if e["name"] == "postgres_stop")
+    stop["start"] = ZERO + 39.6  # injected part-way through second 39
+    next(e for e in campaign.results["events"] if e["name"] == "locust")["start"] -= 5
+
+    assert context._during(campaign, ZERO + 39) == "postgres_stop held, +0 s"
+    assert context._during(campaign, ZERO + 38) == "after_surge +18 s"
+    phases = {p["phase"]: p for p in context.throttling_by_phase(campaign) or []}
+    assert phases["locust"]["seconds"] == 40.0  # from the first sample, not Locust's start
+    assert phases["locust"]["api_cpu_of_quota"] == pytest.approx(0.5)

@@ -104,13 +104,15 @@ def _api_counters(campaign: Campaign, starts: np.ndarray) -> dict[str, np.ndarra
     return {name: used[name].to_numpy(float) for name in names}
 
 
-def _shed_reasons(counts: dict[str, np.ndarray] | None, i: int) -> str | None:
-    """``queued 20, in_flight 3``: the second's refusals by reason, the most first."""
+def _shed_reasons(counts: dict[str, np.ndarray] | None, i: int, shed: int) -> str | None:
+    """``queued 20, in_flight 3``: the second's refusals by reason, the most first; the rest
+    of its ``shed`` 503s as ``other`` (not admission control's: a database outage, say)."""
     if counts is None:
         return None
     found = {r: counts[f"shed_{r}"][i] for r in ("in_flight", "queued", "loop_lag")}
     if any(np.isnan(v) for v in found.values()):
         return None
+    found["other"] = max(0.0, shed - sum(found.values()))
     ranked = sorted(((v, r) for r, v in found.items() if round(v) > 0), reverse=True)
     return ", ".join(f"{r} {v:.0f}" for v, r in ranked) or "none"
 
@@ -120,13 +122,12 @@ def phases(campaign: Campaign) -> list[tuple[str, float, float]]:
     (:func:`~vigil.stress.analysis.campaign_windows`) from its start to the last sample."""
     events = campaign.results["events"]
     samples = campaign.results.get("samples") or []
+    first = min((s["t"] for s in samples), default=campaign.zero)
     last = max((s["t"] for s in samples), default=campaign.zero)
-    out = [(e["name"], e["start"], e["end"]) for e in events if e["name"] == "locust"]
-    for name, start, end in campaign_windows(campaign):
-        start, end = max(start, campaign.zero), min(end, last)
-        if end > start:
-            out.append((name, start, end))
-    return out
+    spans = [(e["name"], e["start"], e["end"]) for e in events if e["name"] == "locust"]
+    spans += [(n, max(a, campaign.zero), b) for n, a, b in campaign_windows(campaign)]
+    clipped = [(name, max(start, first), min(end, last)) for name, start, end in spans]
+    return [(name, start, end) for name, start, end in clipped if end > start]
 
 
 def _value(x: float) -> float | None:
@@ -161,7 +162,11 @@ def throttling_by_phase(campaign: Campaign) -> list[dict[str, Any]] | None:
 
 
 def _during(campaign: Campaign, moment: float) -> str:
-    """Which window ``moment`` (epoch) falls in, and where in it."""
+    """Which window the second from ``moment`` (epoch) falls in, and where in it; a fault
+    held during any of that second names it."""
+    for held in campaign.faults:
+        if held["start"] < moment + 1 and moment < held["end"]:
+            return f"{held['name']} held, +{max(0.0, moment - held['start']):.0f} s"
     faults = {f["name"]: f for f in campaign.faults}
     for name, start, end in campaign_windows(campaign):
         if not start <= moment < end:
@@ -279,7 +284,7 @@ def missed_seconds(
                 "other_errors": int(figures["errors"][i]),
                 "mean_ms": _value(latency["mean_s"][i]),
                 "ok_p99_ms": _value(latency["ok_p99_s"][i]),
-                "shed_by_reason": _shed_reasons(api, i),
+                "shed_by_reason": _shed_reasons(api, i, int(figures["shed"][i])),
                 "loop_late_20ms": _value((api or nothing_api)["late_20ms"][i]),
                 "loop_late_50ms": _value((api or nothing_api)["late_50ms"][i]),
                 "gc_full_ms": _value(1000 * (api or nothing_api)["gc_full_seconds"][i]),
