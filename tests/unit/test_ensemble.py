@@ -55,7 +55,12 @@ def test_scores_are_the_mean_of_the_members(ensemble: Ensemble) -> None:
     assert model_kind(ensemble) == "ensemble"
 
 
-def test_onnx_graph_matches_the_ensemble(ensemble: Ensemble, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mlp_only", [False, True])
+def test_onnx_graph_matches_the_ensemble(
+    ensemble: Ensemble, mlp_only: bool, tmp_path: Path
+) -> None:
+    if mlp_only:  # the fixture's two MLPs without its LightGBM
+        ensemble = Ensemble(members=ensemble.members[:2])
     metadata = ModelMetadata(
         model_version="test-ensemble",
         model_kind="ensemble",
@@ -78,13 +83,20 @@ def test_onnx_graph_matches_the_ensemble(ensemble: Ensemble, tmp_path: Path) -> 
     assert [(o.name, len(o.shape)) for o in session.get_outputs()] == [("score", 1)]
 
 
-def test_fit_model_builds_one_mlp_per_seed_plus_lightgbm(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("with_lightgbm", "kinds"),
+    [(True, ["mlp", "mlp", "lightgbm"]), (False, ["mlp", "mlp"])],
+)
+def test_fit_model_builds_one_mlp_per_seed_and_lightgbm_if_asked(
+    tmp_path: Path, with_lightgbm: bool, kinds: list[str]
+) -> None:
     settings = build_settings(
         {
             "model": {
                 "kind": "ensemble",
                 "hidden_sizes": [4],
                 "ensemble_mlp_seeds": [3, 4],
+                "ensemble_lightgbm": with_lightgbm,
                 "lightgbm": {"n_estimators": 10},
             },
             "train": {"epochs": 1},
@@ -92,6 +104,6 @@ def test_fit_model_builds_one_mlp_per_seed_plus_lightgbm(tmp_path: Path) -> None
     )
     model, history = fit_model(settings, Dataset(*_rows(600, 1)), Dataset(*_rows(300, 2)), tmp_path)
     assert isinstance(model, Ensemble) and history == []
-    assert [model_kind(m) for m in model.members] == ["mlp", "mlp", "lightgbm"]
+    assert [model_kind(m) for m in model.members] == kinds
     first, second = (m.head.weight for m in model.members[:2])  # type: ignore[union-attr]
     assert not torch.equal(first, second)  # different seeds, different weights
