@@ -38,6 +38,20 @@ def _mlp(seed: int, features: np.ndarray) -> FraudMLP:
     return model.eval()
 
 
+def _metadata(version: str) -> ModelMetadata:
+    return ModelMetadata(
+        model_version=version,
+        model_kind="ensemble",
+        experiment_name="test",
+        git_commit="unknown",
+        saved_at=datetime.now(UTC),
+        feature_names=NAMES,
+        feature_means=[0.0] * N_FEATURES,
+        threshold=0.5,
+        metrics={"average_precision": 0.5},
+    )
+
+
 @pytest.fixture(scope="module")
 def ensemble() -> Ensemble:
     features, labels = _rows(2000, 0)
@@ -61,19 +75,8 @@ def test_onnx_graph_matches_the_ensemble(
 ) -> None:
     if mlp_only:  # the fixture's two MLPs without its LightGBM
         ensemble = Ensemble(members=ensemble.members[:2])
-    metadata = ModelMetadata(
-        model_version="test-ensemble",
-        model_kind="ensemble",
-        experiment_name="test",
-        git_commit="unknown",
-        saved_at=datetime.now(UTC),
-        feature_names=NAMES,
-        feature_means=[0.0] * N_FEATURES,
-        threshold=0.5,
-        metrics={"average_precision": 0.5},
-    )
     path = tmp_path / "model.onnx"
-    export_onnx(ensemble, N_FEATURES, metadata, path)
+    export_onnx(ensemble, N_FEATURES, _metadata("test-ensemble"), path)
     rows = np.random.default_rng(1).normal(0, 5, size=(500, N_FEATURES)).astype(np.float32)
     scorer = OnnxScorer.load(path)  # the serving loader checks the contract and metadata
     np.testing.assert_allclose(scorer.score(rows), predict_scores(ensemble, rows), atol=1e-5)
@@ -107,3 +110,30 @@ def test_fit_model_builds_one_mlp_per_seed_and_lightgbm_if_asked(
     assert [model_kind(m) for m in model.members] == kinds
     first, second = (m.head.weight for m in model.members[:2])  # type: ignore[union-attr]
     assert not torch.equal(first, second)  # different seeds, different weights
+
+
+def test_an_mlp_only_ensemble_of_encoded_members_exports_as_it_scores(tmp_path: Path) -> None:
+    """``ensemble_mlp_ple``: no LightGBM, every MLP piecewise-linear encoded, one ONNX graph."""
+    settings = build_settings(
+        {
+            "model": {
+                "kind": "ensemble",
+                "hidden_sizes": [4],
+                "ensemble_mlp_seeds": [0, 1, 2],
+                "ensemble_lightgbm": False,
+                "numeric_encoding": "ple",
+                "encoding_bins": 4,
+            },
+            "train": {"epochs": 1, "class_weighting": "none"},
+        }
+    )
+    model, _ = fit_model(settings, Dataset(*_rows(600, 1)), Dataset(*_rows(300, 2)), tmp_path)
+    assert isinstance(model, Ensemble)
+    assert [model_kind(m) for m in model.members] == ["mlp", "mlp", "mlp"]
+    assert all(m.numeric_encoding == "ple" for m in model.members)  # type: ignore[union-attr]
+    path = tmp_path / "model.onnx"
+    export_onnx(model, N_FEATURES, _metadata("test-ensemble-ple"), path)
+    rows = np.random.default_rng(3).normal(0, 5, size=(500, N_FEATURES)).astype(np.float32)
+    np.testing.assert_allclose(
+        OnnxScorer.load(path).score(rows), predict_scores(model, rows), atol=1e-5
+    )
