@@ -47,7 +47,7 @@ decisions in milliseconds, explained, priced, monitored and safely replaced.</p>
 decision with reason codes and sets its threshold where the expected cost is lowest.</p>
 <div class="kpis">
   <div class="kpi"><b>$saved_share</b><span>of the fraud cost removed on the test week
-  (shipped model), against approving everything</span></div>
+  (one run of the shipped model), against approving everything</span></div>
   <div class="kpi"><b>$per_million</b><span>saved per million payments
   (same cost units)</span></div>
   <div class="kpi"><b>$recall</b><span>of frauds stopped, at $precision precision
@@ -66,7 +66,8 @@ risk features only use labels older than 7 days (see the EDA report).</p>
 <h2>Stack</h2>
 <ul>
 <li>Python 3.11, FastAPI, ONNX Runtime (serving never imports torch)</li>
-<li>PyTorch MLP, LightGBM, logistic regression; DuckDB features, same values online</li>
+<li>PyTorch MLP, LightGBM, logistic regression; compiled (numba) feature kernels, same
+values online</li>
 <li>Redis online state, PostgreSQL decisions, RabbitMQ stream with dead-lettering</li>
 <li>MLflow runs and registry (champion / challenger), DVC data versions, Dagster jobs</li>
 <li>Prometheus, Grafana, Evidently drift; Streamlit UI; Docker Compose and Kubernetes</li>
@@ -85,7 +86,7 @@ risk features only use labels older than 7 days (see the EDA report).</p>
 <div class="lane">offline, daily and on drift</div>
 <div class="flow">
   <div>raw Parquet by day<br>(DVC)</div><div class="arrow">&rarr;</div>
-  <div>DuckDB feature mart</div><div class="arrow">&rarr;</div>
+  <div>feature table<br>(compiled kernels)</div><div class="arrow">&rarr;</div>
   <div>train + evaluate<br>(AP, CP@100, cost)</div><div class="arrow">&rarr;</div>
   <div>MLflow registry<br>promotion gate</div><div class="arrow">&rarr;</div>
   <div>hot-swap deploy<br>no restart</div>
@@ -119,9 +120,9 @@ delayed-label performance marts (Dagster), labels fed back through the API or th
   <td class="num"><b>$stream_tps tx/s</b></td><td>p99 $stream_p99 ms at load $stream_load;
   worker CPU: $stream_per_core tx/s per dedicated core</td></tr>
 </table>
-<p class="foot">Measured on a $cpus-core VM shared with other jobs (API $api_date, stream
-$stream_date): wall-clock rates fall with the load average shown; CPU per request is the
-steady figure. Every number is read from files written by <code>vigil eda</code>,
+<p class="foot">Measured on a $cpus-core VM (API $api_date, stream $stream_date):
+wall-clock rates fall with the load average shown; CPU per request is the steady figure.
+Every number is read from files written by <code>vigil eda</code>,
 <code>vigil experiments --results</code>, <code>vigil evaluate --feedback --results</code> and
 <code>benchmarks/bench_{api,stream}.py</code>; <code>make one-pager</code> rebuilds the page
 (details: README, docs/MODEL_CARD.md, docs/benchmarks.md).</p>
