@@ -92,6 +92,29 @@ def logistic_model(
     return _finish(nodes, initializers, w.shape[0], metadata, input_name, output_shape)
 
 
+def any_of_model(
+    columns: Sequence[int], gain: float, bias: float, metadata: ModelMetadata
+) -> onnx.ModelProto:
+    """score = sigmoid(gain * max(features[:, columns]) + bias): any one of the columns alone
+    carries the whole signal, as duplicated features do (MatMul selects, ReduceMax)."""
+    n_features = len(metadata.feature_names)
+    select = np.zeros((n_features, len(columns)), dtype=np.float32)
+    select[list(columns), range(len(columns))] = 1.0
+    nodes = [
+        helper.make_node("MatMul", [INPUT_NAME, "select"], ["picked"]),
+        helper.make_node("ReduceMax", ["picked"], ["strongest"], axes=[1], keepdims=0),
+        helper.make_node("Mul", ["strongest", "gain"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "b"], ["logit"]),
+        helper.make_node("Sigmoid", ["logit"], [OUTPUT_NAME]),
+    ]
+    initializers = [
+        _const("select", select),
+        _const("gain", np.asarray([gain], dtype=np.float32)),
+        _const("b", np.asarray([bias], dtype=np.float32)),
+    ]
+    return _finish(nodes, initializers, n_features, metadata, INPUT_NAME, ("batch",))
+
+
 def mlp_model(
     metadata: ModelMetadata,
     hidden_sizes: Sequence[int] = (64, 32),

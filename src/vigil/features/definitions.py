@@ -7,6 +7,9 @@ that are computed online too.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Sequence
+
 from vigil.config import FeaturesConfig
 
 SECONDS_PER_DAY = 86_400
@@ -169,3 +172,52 @@ def stream_feature_names(config: FeaturesConfig) -> list[str]:
 def feature_names(config: FeaturesConfig) -> list[str]:
     """Every model input column, in the order models are trained and served with."""
     return stream_feature_names(config) + verdict_feature_names(config)
+
+
+# Feature families: features that carry one signal (windows of one quantity, one entity's
+# verdicts, the amount against one card's habit). Reason codes occlude a family as a whole
+# (vigil.inference.reasons), so a signal that several features repeat is still named.
+_WINDOW = 987_654_321  # stands for the window length when a name template becomes a pattern
+
+
+def _pattern(names: Sequence[str]) -> re.Pattern[str]:
+    """Names built with ``_WINDOW`` as the window, matching any window length."""
+    alternatives = (re.escape(name).replace(str(_WINDOW), r"\d+") for name in names)
+    return re.compile("|".join(f"(?:{a})" for a in alternatives))
+
+
+def _windowed(*templates: Callable[[int], str]) -> re.Pattern[str]:
+    return _pattern([template(_WINDOW) for template in templates])
+
+
+_VERDICTS = [name for name, _ in _verdict_features(_WINDOW)]
+FEATURE_FAMILIES: dict[str, re.Pattern[str]] = {
+    "customer_tx_count": _windowed(customer_nb_tx),
+    "customer_avg_amount": _windowed(customer_avg_amount),
+    "customer_amount_over_habit": _pattern(
+        [
+            AMOUNT_OVER_CUSTOMER_AVG,
+            AMOUNT_OVER_PRIOR_MEDIAN,
+            AMOUNT_OVER_PRIOR_MEAN,
+            max_amount_over_prior_median(_WINDOW),
+        ]
+    ),
+    "terminal_tx_count": _windowed(terminal_nb_tx),
+    "terminal_risk": _windowed(terminal_risk),
+    "terminal_fraud_run": _pattern(
+        [DAYS_SINCE_FIRST_KNOWN_FRAUD, DAYS_SINCE_LAST_KNOWN_FRAUD, TERMINAL_KNOWN_FRAUDS]
+    ),
+    "terminal_verdicts": _pattern([n for n in _VERDICTS if not n.startswith("customer_id")]),
+    "customer_verdicts": _pattern([n for n in _VERDICTS if n.startswith("customer_id")]),
+}
+
+
+def feature_families(names: Sequence[str]) -> dict[str, list[str]]:
+    """Family name to its members among ``names`` (in ``names`` order), for families of two or
+    more members; a feature is in at most one family (:data:`FEATURE_FAMILIES`)."""
+    families: dict[str, list[str]] = {}
+    for family, pattern in FEATURE_FAMILIES.items():
+        members = [name for name in names if pattern.fullmatch(name)]
+        if len(members) >= 2:
+            families[family] = members
+    return families

@@ -4,11 +4,12 @@ Shared by every serving path (API, stream worker, batch scoring). The rule is
 ``label = 1 (fraud) if score >= threshold else 0``: a score exactly at the threshold is fraud,
 so a threshold of 0 flags everything and a threshold of 1 flags only certain frauds.
 
-Reason codes are computed by occlusion (:mod:`vigil.inference.reasons`). ``explain`` chooses
+Reason codes are computed by occlusion of single features and of the feature families among
+the model's inputs (:mod:`vigil.inference.reasons`). ``explain`` chooses
 for which rows: ``"flagged"`` (default) only for rows labelled fraud, because that is where an
 analyst or a customer needs a reason and it keeps the cost of legitimate traffic (over 99 % of
 it) at one model row per transaction; ``"all"`` for every row, scored together with the
-occluded rows in one model call of N * (F + 1) rows; ``"none"`` never.
+occluded rows in one model call of N * (F + G + 1) rows (G families); ``"none"`` never.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ import numpy as np
 
 from vigil.inference.errors import InvalidFeaturesError, ModelScoringError
 from vigil.inference.metadata import ModelMetadata
-from vigil.inference.reasons import ReasonCode, occlusion_contributions, top_reasons
+from vigil.inference.reasons import (
+    Occlusions,
+    ReasonCode,
+    occlusion_contributions,
+    occlusions_for,
+    top_reasons,
+)
 from vigil.readonly import readonly
 
 ExplainMode = Literal["flagged", "all", "none"]
@@ -78,6 +85,10 @@ def _baseline(metadata: ModelMetadata) -> np.ndarray:
     return np.asarray(metadata.feature_means, dtype=np.float32)
 
 
+def _occlusions(metadata: ModelMetadata) -> Occlusions:
+    return occlusions_for(tuple(metadata.feature_names))
+
+
 def decide(
     scorer: Scorer,
     transaction_ids: Sequence[TransactionId],
@@ -97,20 +108,24 @@ def decide(
     explaining = reason_codes > 0 and explain != "none"
     reasons: list[tuple[ReasonCode, ...]] = [()] * len(transaction_ids)
     if explaining and explain == "all":
-        raw, contributions = occlusion_contributions(scorer.score, features, _baseline(metadata))
+        occlusions = _occlusions(metadata)
+        raw, contributions = occlusion_contributions(
+            scorer.score, features, _baseline(metadata), occlusions=occlusions
+        )
         scores = validate_scores(raw)
-        reasons = top_reasons(contributions, metadata.feature_names, reason_codes)
+        reasons = top_reasons(contributions, metadata.feature_names, reason_codes, occlusions)
     else:
         scores = validate_scores(scorer.score(features))
     labels = label_scores(scores, metadata.threshold)
     if explaining and explain == "flagged" and labels.any():
         flagged = np.flatnonzero(labels)
+        occlusions = _occlusions(metadata)
         _, contributions = occlusion_contributions(
-            scorer.score, features[flagged], _baseline(metadata), scores[flagged]
+            scorer.score, features[flagged], _baseline(metadata), scores[flagged], occlusions
         )
         for row, row_reasons in zip(
             flagged.tolist(),
-            top_reasons(contributions, metadata.feature_names, reason_codes),
+            top_reasons(contributions, metadata.feature_names, reason_codes, occlusions),
             strict=True,
         ):
             reasons[row] = row_reasons

@@ -161,8 +161,8 @@ def _next_payment(rec: Recorder, api: str, target: Target, after: datetime) -> N
         f"# before the verdict\n{_decision_text(before, scored_before)}\n\n"
         "# the analyst clicks 'Fraud, terminal compromised [t]'; after the verdict\n"
         f"{_decision_text(later, scored_after)}\n\n"
-        "# reason codes replace one feature at a time by its training mean: an empty list "
-        "means no single replacement lowers the score"
+        "# reason codes replace one feature, or one feature family (terminal_verdicts: every "
+        "verdict feature of the terminal), at a time by its training mean"
     )
     caption = (
         f"15. The card pays at terminal {target.terminal_id} again: score "

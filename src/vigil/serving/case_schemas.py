@@ -38,7 +38,9 @@ class CaseTransactionOut(BaseModel):
     tx_amount: float
     score: float = Field(description="Fraud probability in [0, 1].")
     label: int = Field(description="1 = flagged by the model's threshold.")
-    reason_codes: list[str] = Field(description="Features that raised the score most.")
+    reason_codes: list[str] = Field(
+        description="Features or feature families that raised the score most."
+    )
     model_version: str
     amount_vs_habit: float | None = Field(
         description="Amount over the card's mean amount of the habit days; null: no history."

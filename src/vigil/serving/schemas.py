@@ -64,7 +64,11 @@ class LabelledTransaction(Transaction):
 class ReasonCodeOut(BaseModel):
     """A feature that pushed the score up, and by how much (probability points)."""
 
-    feature: str
+    feature: str = Field(
+        description="A model input, or a feature family (e.g. terminal_verdicts, terminal_risk) "
+        "when the family together carries the signal that its members carry one by one "
+        "only in part (vigil.features.definitions.feature_families)."
+    )
     contribution: float | None = Field(
         description="null when the answer is the stored decision of a repeated transaction_id "
         "(the reason features are stored, not their contributions)."
@@ -83,7 +87,8 @@ class DecisionOut(BaseModel):
     label: int = Field(description="1 = flagged as fraud (score >= threshold), 0 = legitimate.")
     threshold: float
     reason_codes: list[ReasonCodeOut] = Field(
-        description="Features that pushed the score up most (explained for flagged rows)."
+        description="Features or feature families that pushed the score up most "
+        "(explained for flagged rows)."
     )
     model_version: str
 

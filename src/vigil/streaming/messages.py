@@ -62,7 +62,9 @@ class DecisionMessage(_Message):
     score: float = Field(ge=0, le=1)
     label: int = Field(ge=0, le=1)
     threshold: float
-    reason_codes: list[str]
+    reason_codes: list[str] = Field(
+        description="Model inputs or feature families that pushed the score up most."
+    )
     model_version: str
     decided_at: datetime
     published_at: float | None = None
