@@ -102,7 +102,7 @@ def test_serve_refuses_the_default_or_a_blank_key(
     monkeypatch.setattr(serve_commands, "_install_request_id_filter", lambda: None)
     monkeypatch.setattr(serve_commands, "_preflight", lambda settings: None)
     monkeypatch.setenv("VIGIL_SERVING__API_KEY", key)
-    monkeypatch.setattr("vigil.serving.create_app", lambda settings: SimpleNamespace())
+    monkeypatch.setattr("vigil.serving.create_app", lambda settings, **_: SimpleNamespace())
     monkeypatch.setattr("vigil.serving.direct.direct_protocol", lambda app_: "httptools")
     result = CliRunner().invoke(app, ["serve", "--config", "configs/vigil.yaml", *flag])
     assert bool(started) is starts, result.output
