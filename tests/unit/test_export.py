@@ -21,7 +21,7 @@ from vigil.inference.metadata import ModelMetadata
 from vigil.inference.scorer import OnnxScorer
 from vigil.models.baselines import fit_lightgbm, fit_logistic
 from vigil.models.errors import ArtifactError
-from vigil.models.export_hf import load_hf, save_hf
+from vigil.models.export_hf import METADATA_FILE, load_hf, save_hf
 from vigil.models.export_mar import build_mar
 from vigil.models.export_onnx import export_onnx
 from vigil.models.handler import VigilHandler
@@ -81,6 +81,7 @@ def _metadata(kind: str) -> ModelMetadata:
         saved_at=datetime.now(UTC),
         feature_names=NAMES,
         feature_means=[0.0] * N_FEATURES,
+        reason_baseline=[float(i) / 2 for i in range(N_FEATURES)],
         threshold=0.5,
         metrics={"average_precision": 0.5},
     )
@@ -109,6 +110,9 @@ def test_onnx_matches_model_on_random_and_real_rows(
         np.testing.assert_allclose(scorer.score(rows), expected, atol=1e-5, rtol=0)
     assert scorer.metadata.model_kind == model_kind(model)
     assert scorer.metadata.feature_names == NAMES
+    assert scorer.metadata == _metadata(model_kind(model)).model_copy(
+        update={"saved_at": scorer.metadata.saved_at}
+    )  # every field, the reason baseline too, survives the ONNX metadata_props
 
 
 def test_every_kind_has_the_same_signature(exported: tuple[FraudModel, Path]) -> None:
@@ -131,8 +135,11 @@ def test_hf_round_trip_is_exact(
 ) -> None:
     model = _fit(kind, *real_rows)
     assert isinstance(model, FraudMLP)
-    save_hf(model, tmp_path / "hf", _metadata("mlp"))
+    metadata = _metadata("mlp")
+    save_hf(model, tmp_path / "hf", metadata)
     restored = load_hf(tmp_path / "hf")
+    saved = ModelMetadata.model_validate_json((tmp_path / "hf" / METADATA_FILE).read_text())
+    assert saved == metadata and saved.reason_baseline is not None
     for key, tensor in model.state_dict().items():
         assert torch.equal(tensor, restored.state_dict()[key]), key
     rows = real_rows[0][:1000]

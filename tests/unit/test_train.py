@@ -82,6 +82,11 @@ def test_run_writes_every_artifact_and_promotes(world: tuple[Path, FeatureTable]
     metadata = ModelMetadata.from_props(props)
     assert metadata.model_version == run.name and metadata.threshold == summary["threshold"]
     assert metadata.metrics["average_precision"] == summary["test"]["average_precision"]
+    # The reason codes' baseline: the median of the genuine fitting rows (a typical payment).
+    fitting = handbook_split(table.frame, settings.train).train
+    genuine = feature_matrix(fitting[fitting["tx_fraud"] == 0], settings)
+    assert metadata.reason_baseline is not None
+    np.testing.assert_allclose(metadata.reason_baseline, np.median(genuine, axis=0), rtol=1e-6)
     # ONNX on real test rows agrees with the restored Hugging Face model.
     test_rows = feature_matrix(handbook_split(table.frame, settings.train).test, settings)
     onnx_scores = OnnxScorer.load(run / "model.onnx").score(test_rows)

@@ -296,6 +296,7 @@ def test_a_streamed_run_records_what_an_in_memory_run_does(table: tuple[Path, Pa
     assert result.metrics["streamed"] is True and result.metrics["dataset"]["path"] == str(path)
     scorer = OnnxScorer.load(result.run_dir / "model.onnx")
     assert scorer.metadata.model_kind == "lightgbm"
+    assert scorer.metadata.reason_baseline is None  # not computed when streamed: means instead
     _, _, test, _ = _in_memory(settings, path)
     booster_scores = predict_scores(
         fit_model(settings, _stream(settings, path), _in_memory(settings, path)[1], root / "x")[0],

@@ -82,7 +82,14 @@ def label_scores(scores: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def _baseline(metadata: ModelMetadata) -> np.ndarray:
-    return np.asarray(metadata.feature_means, dtype=np.float32)
+    """The row the reason codes occlude toward: a typical genuine payment when the model file
+    has one (``reason_baseline``), else the training means (models written before it).
+
+    The means are no ordinary payment where features are mostly-zero counts: a model with
+    verdict features can score its own mean row as fraud, and then no occlusion lowers the
+    score (ADR 0024, demo scene 15)."""
+    baseline = metadata.reason_baseline
+    return np.asarray(metadata.feature_means if baseline is None else baseline, dtype=np.float32)
 
 
 def _occlusions(metadata: ModelMetadata) -> Occlusions:

@@ -29,7 +29,16 @@ class ModelMetadata(BaseModel):
     git_commit: str
     saved_at: datetime
     feature_names: list[str] = Field(min_length=1)
-    feature_means: list[float] = Field(description="Training means: baseline for reason codes.")
+    feature_means: list[float] = Field(
+        description="Training means (the warm-up and Triton checks score this row); the reason "
+        "codes' baseline only when reason_baseline is None."
+    )
+    reason_baseline: list[float] | None = Field(
+        default=None,
+        description="A typical genuine payment: the per-feature median of the genuine training "
+        "rows, the reason codes' baseline. None in models written before it existed (and in "
+        "streamed fits): the training means are used.",
+    )
     threshold: float = Field(ge=0.0, le=1.0)
     metrics: dict[str, float] = Field(default_factory=dict)
 

@@ -1,8 +1,11 @@
 """Reason codes by occlusion: which features pushed a score up, without torch or gradients.
 
 For a row ``x`` and each feature ``i``, the contribution of ``i`` is ``score(x) - score(x with
-x_i replaced by the training mean of i)``: how much the score would drop if that feature were
-ordinary. For the logistic model its ranking is exactly the ranking of ``w_i * (x_i - mean_i)``.
+x_i replaced by the baseline value of i)``: how much the score would drop if that feature were
+ordinary. The baseline is the model file's ``reason_baseline`` (the per-feature median of the
+genuine training rows: a typical genuine payment), or its training means in models written
+before that field (:func:`vigil.inference.decision.decide` picks it). For the logistic model the
+ranking is exactly the ranking of ``w_i * (x_i - baseline_i)``.
 
 Single features miss a signal that several features repeat: a compromised terminal shows in
 its verdict counts, its verdict fraud share, its compromised marks and the days since the first
@@ -22,7 +25,7 @@ never clash: family names carry no ``_id_``).
 Occlusion explains only against a baseline that is itself an ordinary payment: a model that
 scores its own training means as fraud (seen on demo-world models with verdict features, whose
 mostly-zero counts have means no payment has) gets contributions near zero from any
-occlusion, single or family (ADR 0024).
+occlusion, single or family. Hence the genuine median as baseline (ADR 0024).
 
 All occluded rows of a batch (F singles and G families per row) go through the model in one
 call, so the cost is one run over ``N * (F + G)`` rows instead of ``N * (F + G)`` runs. It works

@@ -60,6 +60,12 @@ def _read_metadata(path: Path, session: ort.InferenceSession) -> ModelMetadata:
             f"model file {path} has malformed metadata: {len(metadata.feature_means)} "
             f"feature_means for {len(metadata.feature_names)} feature_names"
         )
+    baseline = metadata.reason_baseline
+    if baseline is not None and len(baseline) != len(metadata.feature_names):
+        raise ModelLoadError(
+            f"model file {path} has malformed metadata: {len(baseline)} "
+            f"reason_baseline values for {len(metadata.feature_names)} feature_names"
+        )
     return metadata
 
 

@@ -162,7 +162,8 @@ def _next_payment(rec: Recorder, api: str, target: Target, after: datetime) -> N
         "# the analyst clicks 'Fraud, terminal compromised [t]'; after the verdict\n"
         f"{_decision_text(later, scored_after)}\n\n"
         "# reason codes replace one feature, or one feature family (terminal_verdicts: every "
-        "verdict feature of the terminal), at a time by its training mean"
+        "verdict feature of the terminal), at a time by its value in a typical genuine payment "
+        "(the median of the genuine training rows)"
     )
     caption = (
         f"15. The card pays at terminal {target.terminal_id} again: score "

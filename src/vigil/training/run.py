@@ -39,6 +39,7 @@ from vigil.training.trainer import (
     TrainingRows,
     epoch_order,
     feature_means,
+    reason_baseline,
     train_mlp,
 )
 from vigil.training.verdict_labels import delay_period_rows, with_verdict_labels
@@ -199,6 +200,7 @@ def _metadata(
     headline = {name: summary["test"][name] for name in HEADLINE}
     headline["expected_cost_per_transaction"] = summary["test"]["expected_cost_per_transaction"]
     headline["validation_average_precision"] = summary["validation"]["average_precision"]
+    baseline = reason_baseline(train)
     return ModelMetadata(
         model_version=run_dir.name,
         model_kind=summary["model_kind"],
@@ -207,6 +209,7 @@ def _metadata(
         saved_at=datetime.now(UTC),
         feature_names=feature_names(settings.features),
         feature_means=[float(m) for m in feature_means(train)],
+        reason_baseline=None if baseline is None else [float(m) for m in baseline],
         threshold=summary["threshold"],
         metrics=headline,
     )

@@ -61,6 +61,25 @@ def feature_means(train: TrainingRows) -> np.ndarray:
     return np.asarray(train.features.mean(axis=0, dtype=np.float64))
 
 
+def reason_baseline(train: TrainingRows) -> np.ndarray | None:
+    """A typical genuine payment: the per-feature median of the genuine (label 0) training
+    rows (float64), the reason codes' baseline (:func:`vigil.inference.decision.decide`).
+
+    The means are no such payment where features are mostly-zero heavy-tailed counts (known
+    frauds, verdicts): a model can score its own mean row as fraud, and occluding toward it
+    then explains nothing. The median of genuine rows is a value real payments take.
+
+    None for streamed rows (:class:`ParquetRows`): an exact median needs every genuine row in
+    memory, which is what streaming avoids; a sampled median would be an approximation with
+    its own sample-size choice and an extra pass over the file. Such models keep the training
+    means as baseline (as models written before this field do).
+    """
+    if isinstance(train, ParquetRows):
+        return None
+    genuine = train.features[train.labels == 0]
+    return np.median(genuine, axis=0).astype(np.float64)
+
+
 def seed_everything(seed: int) -> None:
     """Fix every random source the training touches (same config + data -> same model)."""
     random.seed(seed)

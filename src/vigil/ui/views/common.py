@@ -48,7 +48,9 @@ def decision_card(decision: Decision) -> None:
     version.metric("Model version", decision.model_version)
     st.caption(f"Transaction id {decision.transaction_id}")
     if decision.reason_codes:
-        st.markdown("**Reason codes** (probability added by each feature vs. its training mean)")
+        st.markdown(
+            "**Reason codes** (probability added by each feature vs. a typical genuine payment)"
+        )
         st.dataframe(
             pd.DataFrame(
                 {
