@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
+import pytest
+from prometheus_client import CollectorRegistry
+
+from vigil.config import build_settings
 from vigil.monitoring.gc_pauses import GcPauses
+from vigil.monitoring.prometheus import VigilMetrics
 
 
 def _values(pauses: GcPauses) -> dict[tuple[str, str], float]:
@@ -40,3 +46,44 @@ def test_a_young_collection_counts_in_its_generation() -> None:
     assert values[("vigil_gc_collections_total", "0")] == 1
     assert values[("vigil_gc_collections_total", "2")] == 0
     assert values[("vigil_gc_pause_seconds_total", "0")] >= 0
+
+
+def test_the_stream_worker_times_its_collections_while_it_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`vigil worker`'s /metrics counts the worker's collections (not a counter stuck at 0)."""
+    import vigil.decisions
+    import vigil.inference.follower
+    import vigil.monitoring
+    import vigil.streaming
+    from vigil.cli import stream_commands
+
+    made: list[VigilMetrics] = []
+
+    def create_metrics(registry: CollectorRegistry) -> VigilMetrics:
+        made.append(real_create_metrics(registry))
+        return made[-1]
+
+    class Runtime:
+        models = None
+
+        async def close(self) -> None:
+            pass
+
+    class Worker:
+        def __init__(self, *args: object) -> None:
+            pass
+
+        async def run(self, stop: asyncio.Event) -> None:
+            assert made[-1].gc_pauses in gc.callbacks
+            gc.collect(2)
+
+    real_create_metrics = vigil.monitoring.create_metrics
+    monkeypatch.setattr(vigil.monitoring, "create_metrics", create_metrics)
+    monkeypatch.setattr(vigil.decisions.Runtime, "build", lambda *a, **k: Runtime())
+    monkeypatch.setattr(vigil.streaming, "StreamWorker", Worker)
+    monkeypatch.setattr(vigil.inference.follower, "follow_deployments", lambda *a: None)
+    asyncio.run(stream_commands._run_worker(build_settings({}), metrics_port=0))
+    values = _values(made[-1].gc_pauses)
+    assert values[("vigil_gc_collections_total", "2")] >= 1
+    assert made[-1].gc_pauses not in gc.callbacks  # removed when the worker stops

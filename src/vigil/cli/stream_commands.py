@@ -35,9 +35,11 @@ async def _run_worker(settings: Settings, metrics_port: int) -> None:
         follow_deployments, settings.storage.database_url, runtime.models
     )
     following = asyncio.create_task(run_follower(follower)) if follower else None
+    metrics.gc_pauses.install()  # /metrics shows the worker's collections, as the API's
     try:
         await worker.run(stop)
     finally:
+        metrics.gc_pauses.remove()
         if following is not None:
             following.cancel()
         await runtime.close()

@@ -5,9 +5,9 @@ process holds; under a steady load a pause of tens of milliseconds shows as a se
 answers or refusals. The API freezes what it built at start-up (``gc.freeze``), so a
 collection scans only what came after; how long they take is measured here, not assumed.
 
-:class:`GcPauses` is a ``gc.callbacks`` entry (installed while the API runs) and a Prometheus
-collector: ``vigil_gc_collections_total{generation}`` and
-``vigil_gc_pause_seconds_total{generation}``. The callback only adds to plain numbers (no
+:class:`GcPauses` is a ``gc.callbacks`` entry (installed while the API or the stream worker
+runs, for their /metrics) and a Prometheus collector: ``vigil_gc_collections_total{generation}``
+and ``vigil_gc_pause_seconds_total{generation}``. The callback only adds to plain numbers (no
 lock: a collection may start while any lock of the process is held); the collector reads
 them at scrape time.
 """
