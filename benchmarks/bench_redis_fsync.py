@@ -1,7 +1,8 @@
 """Redis AOF ``everysec``: what a host crash could lose, measured on the running server.
 
 A killed redis-server loses nothing its AOF holds: the file's pages are in the kernel's page
-cache and survive the process. A host crash (power loss, kernel panic) loses what the kernel
+cache and survive the process (writes Redis postponed while an fsync stalled are not in the
+file yet: ADR 0013). A host crash (power loss, kernel panic) loses what the kernel
 had not yet written to disk, i.e. everything written to the AOF after the start of the last
 ``fdatasync`` that completed. This benchmark measures that window instead of assuming it:
 
