@@ -80,11 +80,12 @@ format: $(STAMP)
 # and stops at the first failure. The tree-against-itself A/Bs get short settings (their own
 # defaults take ~15 min each; docs/benchmarks.md's quiet-window commands pass their own), and
 # bench_pg_trees measures this tree alone. Left out: scripts that measure what you name or
-# build (models to compare, a 50M-row feature file, `make stress`'s world as root).
+# build (models to compare, the DVC pipeline's model, a 50M-row feature file, `make stress`'s
+# world as root).
 BENCH_ARGS_bench_api_ab := --pairs 2 --duration 5
 BENCH_ARGS_bench_api_instructions := --warmup-batches 10 --batches 20
 BENCH_ARGS_bench_pg_trees := this=.
-BENCH_SKIP := bench_model_cost bench_train_stream bench_surge
+BENCH_SKIP := bench_model_cost bench_reason_codes bench_train_stream bench_surge
 BENCH_SCRIPTS := $(filter-out $(BENCH_SKIP:%=benchmarks/%.py),$(sort $(wildcard benchmarks/bench_*.py)))
 
 define bench_script

@@ -11,13 +11,18 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from onnx_factory import logistic_model, make_metadata, save
 from vigil.config import load_settings
-from vigil.features.definitions import feature_names
+from vigil.features.definitions import feature_families, feature_names
+from vigil.inference.decision import Decision
+from vigil.inference.reasons import ReasonCode
 from vigil.logs import PLAIN_FORMAT
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -56,6 +61,77 @@ def test_bench_model_cost_runs_outside_the_project_on_its_logging(
     assert logging.getLogger("vigil").level == logging.WARNING
 
 
+def decision(label: int, *reasons: str) -> Decision:
+    codes = tuple(ReasonCode(name, 0.1) for name in reasons)
+    return Decision(0, 0.9 if label else 0.1, label, 0.5, codes, "m-1")
+
+
+def test_bench_reason_codes_counts_only_flagged_rows_and_families_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from bench_reason_codes import count_reasons
+
+    decisions = [
+        decision(1, "terminal_risk", "tx_amount"),  # a family first
+        decision(1, "tx_amount", "customer_tx_count"),  # a family, not first
+        decision(1, "tx_amount"),
+        decision(1),  # flagged, no reason
+        decision(0, "terminal_risk"),  # not flagged: not counted (reasons only if asked)
+    ]
+    counts = count_reasons(decisions, {"terminal_risk", "customer_tx_count"})
+    assert counts.figures() == {
+        "rows": 5,
+        "flagged": 4,
+        "family_first": 1,
+        "family_among_reasons": 2,
+        "flagged_without_reason": 1,
+    }
+    assert counts.first_reasons == {"tx_amount": 2, "terminal_risk": 1}
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_bench_reason_codes_writes_the_counts_with_the_command_time_and_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from bench_reason_codes import main
+
+    names = feature_names(load_settings().features)
+    # flags on the terminal's risk windows (a family) or the amount (no family)
+    weights = [3.0 if "_risk_" in n and n.startswith("terminal") else 0.0 for n in names]
+    weights[names.index("tx_amount")] = 2.0
+    model = save(
+        logistic_model(weights, -3.0, make_metadata(names, model_version="m-7")),
+        tmp_path / "m.onnx",
+    )
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.random((300, len(names))), columns=names)
+    frame.insert(0, "transaction_id", range(300))
+    frame.insert(1, "tx_datetime", pd.date_range("2018-06-24", periods=300, freq="h"))
+    features = tmp_path / "f.parquet"
+    frame.to_parquet(features)
+    results = tmp_path / "reasons.json"
+
+    main(["--model", str(model), "--features", str(features), "--results", str(results)])
+
+    payload = json.loads(results.read_text())
+    figures = payload["figures"]
+    x = frame[names].to_numpy(np.float32)
+    expected_flagged = int((1 / (1 + np.exp(3.0 - x @ np.asarray(weights))) >= 0.5).sum())
+    assert 0 < figures["flagged"] == expected_flagged < figures["rows"] == 300
+    assert figures["flagged_without_reason"] == 0
+    assert sum(payload["first_reasons"].values()) == expected_flagged
+    assert payload["families"] == sorted(feature_families(names))
+    family_first = sum(n for k, n in payload["first_reasons"].items() if k in payload["families"])
+    assert figures["family_first"] == family_first
+    assert payload["model"]["model_version"] == "m-7"
+    assert payload["model"]["baseline"] == "feature_means"  # no reason_baseline in this file
+    assert payload["data"]["first_tx"] == "2018-06-24 00:00:00"
+    assert datetime.fromisoformat(payload["measured_at"]).tzinfo is not None
+    assert payload["command"].startswith("python ")
+
+
 def _make_bench_commands() -> dict[str, list[str]]:
     """Script name -> the arguments `make bench` runs it with (a dry run)."""
     dry = subprocess.run(
@@ -88,7 +164,12 @@ def test_make_bench_runs_every_benchmark_that_needs_no_input_in_short_form() -> 
     commands = _make_bench_commands()
     scripts = {path.stem: path for path in BENCHMARKS.glob("bench_*.py")}
     left_out = set(scripts) - set(commands)
-    assert left_out == {"bench_model_cost", "bench_train_stream", "bench_surge"}
+    assert left_out == {
+        "bench_model_cost",
+        "bench_reason_codes",
+        "bench_train_stream",
+        "bench_surge",
+    }
     for name, arguments in commands.items():  # no run stops `make bench` for a missing input
         assert arguments or not _needs_arguments(scripts[name]), name
     # the A/Bs of this tree against itself: ~15 min each on their defaults
