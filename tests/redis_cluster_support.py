@@ -41,11 +41,11 @@ def free_ports(count: int, start: int = 21000) -> list[int]:
     raise RuntimeError("no free ports for a local Redis Cluster")
 
 
-def require_redis_tools() -> None:
-    """Skip without redis-server and redis-cli (fail in CI)."""
+def require_tools(*tools: str) -> None:
+    """Skip without these programs on PATH (fail in CI: scripts/test_tools.sh installs them)."""
     import pytest
 
-    missing = [tool for tool in ("redis-server", "redis-cli") if shutil.which(tool) is None]
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
         message = f"{', '.join(missing)} not on PATH"
         if os.environ.get("CI", "").lower() == "true":
@@ -179,7 +179,7 @@ class LocalCluster:
 @contextlib.contextmanager
 def local_cluster(root: Path, start: int = 21000) -> Iterator[LocalCluster]:
     """A fresh 3-master, 3-replica cluster under ``root``."""
-    require_redis_tools()
+    require_tools("redis-server", "redis-cli")
     cluster = LocalCluster(root, free_ports(6, start))
     try:
         cluster.create()
@@ -191,7 +191,7 @@ def local_cluster(root: Path, start: int = 21000) -> Iterator[LocalCluster]:
 @contextlib.contextmanager
 def local_server(root: Path, *options: str, start: int = 23000) -> Iterator[int]:
     """One private standalone redis-server (AOF everysec unless ``options`` say otherwise)."""
-    require_redis_tools()
+    require_tools("redis-server", "redis-cli")
     port = free_ports(1, start)[0]
     root.mkdir(parents=True, exist_ok=True)
     command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root)]

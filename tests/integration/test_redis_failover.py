@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -30,7 +29,7 @@ import pytest
 import redis
 import redis.cluster
 
-from redis_cluster_support import LocalCluster, local_cluster, local_server
+from redis_cluster_support import LocalCluster, local_cluster, local_server, require_tools
 from vigil.config import FeaturesConfig
 from vigil.features.online import OnlineFeatureComputer
 from vigil.features.redis_state import RedisStateStore
@@ -120,34 +119,24 @@ async def test_a_killed_master_fails_over_and_the_state_survives(tmp_path: Path)
     assert len(load.acked) > 20
 
 
+def server_info(port: int, section: str, field: str) -> int:
+    """One integer field of a private server's ``INFO``."""
+    client = redis.Redis(port=port)
+    try:
+        return int(client.info(section)[field])
+    finally:
+        client.close()
+
+
 def aof_buffer_bytes(port: int) -> int:
     """Bytes Redis acknowledged but has not yet written to its AOF (postponed writes)."""
-    client = redis.Redis(port=port)
-    try:
-        return int(client.info("persistence")["aof_buffer_length"])
-    finally:
-        client.close()
-
-
-def server_pid(port: int) -> int:
-    client = redis.Redis(port=port)
-    try:
-        return int(client.info("server")["process_id"])
-    finally:
-        client.close()
+    return server_info(port, "persistence", "aof_buffer_length")
 
 
 def traced(pid: int, tracer: int) -> bool:
     """Whether ``tracer`` traces every thread of ``pid`` (Redis's fsync thread included)."""
     tasks = list(Path(f"/proc/{pid}/task").iterdir())
     return all(f"TracerPid:\t{tracer}\n" in (task / "status").read_text() for task in tasks)
-
-
-def require_strace() -> None:
-    if shutil.which("strace") is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("strace not on PATH (CI=true: scripts/test_tools.sh installs it)")
-        pytest.skip("strace not on PATH")
 
 
 async def load_for(load: Load, seconds: float) -> None:
@@ -178,9 +167,9 @@ async def test_a_restart_from_the_aof_keeps_every_write_the_server_had_written(
 async def test_a_stalled_fsync_loses_only_writes_inside_the_postponement_bound(
     tmp_path: Path,
 ) -> None:
-    require_strace()
+    require_tools("strace")
     with local_server(tmp_path / "aof") as port:
-        pid = server_pid(port)
+        pid = server_info(port, "server", "process_id")
         only_fsync = [
             "-e",
             "trace=fdatasync",
