@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,9 +22,15 @@ def default_path(benchmark: str) -> Path:
     return RESULTS_DIR / f"{benchmark}.json"
 
 
-def write_results(benchmark: str, figures: dict[str, float], path: Path) -> Path:
-    """Save ``figures`` with the date, the command and the machine they were measured on."""
-    payload = {
+def write_results(
+    benchmark: str,
+    figures: dict[str, float],
+    path: Path,
+    details: Mapping[str, object] | None = None,
+) -> Path:
+    """Save ``figures`` with the date, the command and the machine they were measured on;
+    ``details`` (what was measured, tables behind the figures) follow them in the file."""
+    payload: dict[str, object] = {
         "benchmark": benchmark,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python", *sys.argv]),
@@ -33,6 +40,7 @@ def write_results(benchmark: str, figures: dict[str, float], path: Path) -> Path
             "load_average_1m": round(os.getloadavg()[0], 2),
         },
         "figures": {key: round(float(value), 3) for key, value in figures.items()},
+        **(details or {}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n")

@@ -17,7 +17,6 @@ Prints the first reasons, then the headline (flagged rows, a family first, no re
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 from collections import Counter
@@ -120,27 +119,27 @@ def main(argv: list[str] | None = None) -> None:
     for name, n in counts.first_reasons.items():
         print(f"first reason {name}{' (family)' if name in families else ''}: {n:,}")
     metadata = scorer.metadata
-    path = write_results("bench_reason_codes", counts.figures(), args.results)
-    payload = json.loads(path.read_text())
-    payload["model"] = {
-        "path": _shown(args.model),
-        "sha256": dataset_hash(args.model),
-        "model_version": metadata.model_version,
-        "model_kind": metadata.model_kind,
-        "threshold": metadata.threshold,
-        "baseline": "feature_means" if metadata.reason_baseline is None else "reason_baseline",
-    }
     times = frame[TX_DATETIME]  # every feature file keeps the event time
-    payload["data"] = {
-        "path": _shown(args.features),
-        "sha256": dataset_hash(args.features),
-        "first_tx": str(times.min()),
-        "last_tx": str(times.max()),
+    details = {
+        "model": {
+            "path": _shown(args.model),
+            "sha256": dataset_hash(args.model),
+            "model_version": metadata.model_version,
+            "model_kind": metadata.model_kind,
+            "threshold": metadata.threshold,
+            "baseline": "feature_means" if metadata.reason_baseline is None else "reason_baseline",
+        },
+        "data": {
+            "path": _shown(args.features),
+            "sha256": dataset_hash(args.features),
+            "first_tx": str(times.min()),
+            "last_tx": str(times.max()),
+        },
+        "reason_codes": k,
+        "families": families,
+        "first_reasons": counts.first_reasons,
     }
-    payload["reason_codes"] = k
-    payload["families"] = families
-    payload["first_reasons"] = counts.first_reasons
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    write_results("bench_reason_codes", counts.figures(), args.results, details)
     print(
         f"{metadata.model_kind} {metadata.model_version} flags {counts.flagged:,} of "
         f"{counts.rows:,} rows: a family is the first reason of {counts.family_first:,} "

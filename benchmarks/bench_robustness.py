@@ -240,7 +240,7 @@ def _evaluate(
 def _write(
     args: argparse.Namespace, model: dict[str, object], results: list[WeekResult], started: float
 ) -> None:
-    """Headline figures through ``write_results``, then the whole table into the same file."""
+    """Headline figures and the whole table through ``write_results``."""
     figures = {
         "min_ap_lead": min(r.lead("average_precision") for r in results),
         "min_cp_lead": min(r.lead("card_precision_at_k") for r in results),
@@ -248,13 +248,13 @@ def _write(
         "world_weeks": len(results),
         "wall_seconds": time.perf_counter() - started,
     }
-    path = write_results("robustness", figures, args.results)
-    payload = json.loads(path.read_text())
-    payload["protocol"] = args.protocol
-    payload["model"] = model
-    payload["overrides"] = args.overrides
-    payload["weeks"] = [r.as_dict() for r in results]
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    details = {
+        "protocol": args.protocol,
+        "model": model,
+        "overrides": args.overrides,
+        "weeks": [r.as_dict() for r in results],
+    }
+    write_results("robustness", figures, args.results, details)
 
 
 if __name__ == "__main__":
