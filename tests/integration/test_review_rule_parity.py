@@ -3,7 +3,8 @@
 The served queue (:func:`vigil.cases.queue.rank_day`, SQL) and verdict
 (:func:`vigil.decisions.labels.write_verdict`) run on the same days as the evaluation's simulated
 investigator (:func:`vigil.feedback.investigator.review_round`, daily rounds): the same cards
-each day, the same transactions labelled with the same verdicts and terminal marks. The served
+each day, the same transactions labelled with the same verdicts and terminal marks, and each
+day read again at the end the same figures (cards reviewed, frauds found). The served
 analyst is an oracle (the true labels), as the simulated one, and marks the terminals of the
 compromised-terminal frauds (``compromised_transaction_ids``).
 """
@@ -20,6 +21,7 @@ from sqlalchemy import Connection, Engine
 
 from conftest import migrated_pg_engine
 from storage_support import prediction_record
+from vigil.cases import CaseQueue, card_case, day_queue
 from vigil.cases.queue import rank_day
 from vigil.config import CasesConfig
 from vigil.data import schema
@@ -215,34 +217,38 @@ def test_the_served_queue_and_verdicts_follow_the_simulated_investigator(engine:
         compared += len(cards)
         earlier += int((simulated[schema.TX_DATETIME] < start).sum())
         marked += int(simulated[TERMINAL_COMPROMISED].sum())
-    # each day's queue read again after the later days' reviews is the queue worked that day,
+    # each day read again after the later days' reviews is the day worked: its queue, its
+    # cases' statuses and its summary (the investigator's cards and frauds found that day),
     # though their look-backs labelled transactions of that day of cards outside its queue
-    with engine.connect() as connection:
-        again = {
-            day: [
-                card
-                for card, _ in rank_day(connection, CONFIG, day.date(), CONFIG.review_budget, DELAY)
-            ]
-            for day in days
-        }
-    assert again == queues
     log = state.log
-    late = sum(
-        int(
-            (
+    late = {
+        day: set(
+            log.loc[
                 (log[schema.TX_DATETIME] >= day)
                 & (log[schema.TX_DATETIME] < day + timedelta(days=1))
                 & (log[REVIEWED_AT] > day + timedelta(days=1))
-                & ~log[schema.CUSTOMER_ID].isin(queues[day])
-            ).sum()
+                & ~log[schema.CUSTOMER_ID].isin(queues[day]),
+                schema.CUSTOMER_ID,
+            ]
         )
         for day in days
-    )
+    }
+    with engine.connect() as connection:
+        for day in days:
+            ranked = rank_day(connection, CONFIG, day.date(), CONFIG.review_budget, DELAY)
+            assert [card for card, _ in ranked] == queues[day], day
+            queue = day_queue(connection, CONFIG, day.date(), CONFIG.review_budget, ranked)
+            assert (queue.reviewed, queue.frauds) == state.queue[pd.Timestamp(day)], day
+            assert {case.status for case in queue.cases} == {"reviewed"}, day
+            for card in late[day]:  # not reviewed that day: open, without a verdict
+                case = card_case(connection, CONFIG, card, day.date(), ranked)
+                assert (case.status, case.verdict) == ("open", None), (day, card)
     # the comparison covered what it is about: full queues, blocked cards with payments that
     # day, look-back transactions labelled (of a past queue's day too), terminals marked
     assert compared == len(days) * CONFIG.review_budget
     assert blocked_seen > 0 and earlier > 0 and marked > 0, (blocked_seen, earlier, marked)
-    assert late > 0
+    assert sum(len(cards) for cards in late.values()) > 0
+    assert sum(state.queue[pd.Timestamp(day)][1] for day in days) > 0  # frauds found
 
 
 DAY = datetime(2018, 9, 30)
@@ -372,3 +378,63 @@ def test_a_past_days_queue_does_not_change_after_a_later_look_back_verdict(
     assert again == worked
     assert next_day == [(22, 0.5)]
     assert caught_up == [(20, 0.9), (21, 0.8), (23, 0.6)]
+
+
+def _seen(queue: CaseQueue) -> tuple[object, ...]:
+    """What a day's queue tells of its review: each case's status and verdict, the summary."""
+    statuses = {case.customer_id: (case.status, case.verdict) for case in queue.cases}
+    return statuses, queue.reviewed, queue.frauds, queue.precision
+
+
+def test_a_past_days_statuses_and_summary_do_not_change_after_a_later_look_back_verdict(
+    engine: Engine,
+) -> None:
+    """A later day's verdict labels the card's transactions of a past day (its look-back): the
+    past day's cases and summary count only the verdicts given for that day's cases, so the
+    day read again is the day as it was worked."""
+    config = CONFIG.model_copy(update={"review_budget": 3})
+    day, tomorrow = DAY.date(), (DAY + timedelta(days=1)).date()
+    with engine.begin() as connection:
+        insert_prediction_records(
+            connection,
+            [
+                prediction_record(30, tx_datetime=_at(0.25), customer_id=30, score=0.9),
+                prediction_record(31, tx_datetime=_at(0.25), customer_id=31, score=0.8),
+                prediction_record(32, tx_datetime=_at(0.25), customer_id=32, score=0.7),
+            ],
+        )
+        # today: cards 30 and 32 reviewed legit at noon; card 32 pays again after it (132)
+        for card in (30, 32):
+            write_verdict(connection, CaseVerdict(card, day, False, "ana", reviewed_at=_at(0.5)), 7)
+        insert_prediction_records(
+            connection,
+            [prediction_record(132, tx_datetime=_at(0.75), customer_id=32, score=0.1)]
+            + [
+                prediction_record(200 + card, tx_datetime=_at(1.25), customer_id=card, score=0.5)
+                for card in (31, 32)
+            ],
+        )
+        ranked = rank_day(connection, config, day, 3, DELAY)
+        worked = day_queue(connection, config, day, 3, ranked)
+        # tomorrow's fraud verdicts on cards 31 and 32 label today's payments 31 and 132 too
+        for card in (31, 32):
+            verdict = CaseVerdict(card, tomorrow, True, "bob", reviewed_at=_at(1.5))
+            write_verdict(connection, verdict, 7)
+        again = day_queue(connection, config, day, 3, rank_day(connection, config, day, 3, DELAY))
+        opened = card_case(connection, config, 31, day, ranked)
+        next_day = day_queue(
+            connection, config, tomorrow, 3, rank_day(connection, config, tomorrow, 3, DELAY)
+        )
+
+    # card 32's payment 132 came after its review: its case was open at the day's end
+    assert _seen(worked) == (
+        {30: ("reviewed", "legit"), 31: ("open", None), 32: ("open", "legit")},
+        1,
+        0,
+        0.0,
+    )
+    assert _seen(again) == _seen(worked)
+    # card 31's payment of today shows its verdict, given for tomorrow's case
+    assert (opened.status, opened.verdict) == ("open", None)
+    assert [(t.verdict, t.case_day) for t in opened.transactions] == [("fraud", tomorrow)]
+    assert _seen(next_day)[1:] == (2, 2, 1.0)

@@ -485,6 +485,7 @@ def test_cases_page_takes_a_verdict_from_the_keyboard_and_moves_on(
             "inference": {"model_path": str(tmp_path / "served.onnx")},
             "storage": {"database_url": f"sqlite:///{tmp_path / 'served.db'}"},
             "serving": {"api_key": key},
+            "cases": {"queue_refresh_seconds": 0},  # every read builds the queue afresh
         }
     )
     tiny_model(settings.inference.model_path)
@@ -513,3 +514,16 @@ def test_cases_page_takes_a_verdict_from_the_keyboard_and_moves_on(
         assert metrics(at)["Reviewed"] == "1 / 2"
         case = httpx.get(f"{url}/cases/5", headers={"X-API-Key": key}).json()
         assert (case["status"], case["verdict"]) == ("reviewed", "legit")
+        # the next day's verdict on card 6 labels its payment of Sep 30 too (the look-back):
+        # Sep 30 read again is the day worked, card 6 open there, its payment's verdict dated
+        body = {**body, "transaction_id": 3, "tx_datetime": "2018-10-01T09:00:00"}
+        assert httpx.post(f"{url}/predict", json=body).status_code == 200
+        verdict = {"verdict": "fraud", "analyst": "bob", "day": "2018-10-01"}
+        answer = httpx.post(f"{url}/cases/6/verdict", json=verdict, headers={"X-API-Key": key})
+        assert answer.json()["labelled"] == 2
+        at.text_input(key="case_day").set_value("2018-09-30").run()
+        no_exception(at)
+        assert metrics(at)["Reviewed"] == "1 / 2" and metrics(at)["Found fraud"] == "0"
+        assert at.subheader[0].value.startswith("Card 6 (#2")
+        assert "status open" in at.caption[0].value
+        assert list(at.table[0].value["verdict"]) == ["fraud (for 2018-10-01)"]

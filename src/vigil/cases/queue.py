@@ -105,6 +105,7 @@ class CaseTransaction:
     verdict: Verdict | None
     reviewed_at: datetime | None
     analyst: str | None
+    case_day: date | None  # the day of the case the verdict was given for
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +116,8 @@ class Case:
     day: date
     rank: int | None
     top_score: float
-    status: CaseStatus
-    verdict: Verdict | None  # fraud when any reviewed transaction is fraud
+    status: CaseStatus  # reviewed: every transaction given a verdict for this day's case
+    verdict: Verdict | None  # fraud when any verdict given for this day's case is fraud
     alerts: int  # transactions flagged (label 1)
     total_amount: float
     habit_mean: float | None
@@ -138,8 +139,8 @@ class CaseQueue:
     day: date
     budget: int
     size: int  # cards in the day's queue (the budget; more if more were reviewed that day)
-    reviewed: int  # of those, cards with every transaction reviewed
-    frauds: int  # reviewed cards found fraud
+    reviewed: int  # of those, the cases with status reviewed (verdicts given for the day)
+    frauds: int  # reviewed cases found fraud
     cases: list[Case]
 
     @property
@@ -182,6 +183,7 @@ def _transaction(
         verdict=_verdict(row["is_fraud"]),
         reviewed_at=row["reviewed_at"],
         analyst=row["analyst"],
+        case_day=row["case_day"],
     )
 
 
@@ -192,7 +194,9 @@ def _case(
     txs: list[CaseTransaction],
     habit: tuple[float, int] | None,
 ) -> Case:
-    verdicts = [t.verdict for t in txs if t.verdict is not None]
+    # the verdicts given for this day's case (:mod:`vigil.cases.rule`), not those of a later
+    # day's look-back that labelled its transactions too: a past day stays as it was worked
+    verdicts = [t.verdict for t in txs if t.verdict is not None and t.case_day == day]
     return Case(
         customer_id=customer_id,
         day=day,

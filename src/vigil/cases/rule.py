@@ -28,6 +28,16 @@ a past day's queue stays the queue worked that day. Served, each verdict row rec
 neither ``tx_datetime`` nor ``reviewed_at`` tells it: a review at the day's end is at the next
 midnight); the investigator counts the cards of the day's own review rounds.
 
+**A day's statuses and figures.** The same verdicts tell how far a day's review has come: a
+case is reviewed when every transaction of its day has a verdict given for that day's case,
+and its verdict is fraud when one of those is (decided once, where
+:mod:`vigil.cases.queue` builds a case); the day's reviewed cards, frauds found and queue
+precision count those cases (:func:`~vigil.cases.queue.day_queue`). A later day's look-back
+verdict labels the transactions but reviews neither the case nor the day: read again, a past
+day is the day worked, as the investigator's figures of the day (``ReviewState.queue``) are.
+A case that a later day's verdict labelled before its own review was complete stays open: a
+verdict given for it afterwards cannot label those transactions again (a label is final).
+
 **What a verdict labels.** The card's transactions of the day so far and its transactions of
 :func:`~vigil.cases.queue.lookback_bounds` (the ``lookback_days`` up to the day's end, the day
 excluded) that have no verdict yet; served, also no label: a label is final. With

@@ -51,6 +51,10 @@ class CaseTransactionOut(BaseModel):
     verdict: Literal["fraud", "legit"] | None
     reviewed_at: datetime | None
     analyst: str | None
+    case_day: date | None = Field(
+        description="The day of the case the verdict was given for; another day's (a later "
+        "day's look-back labelled the transaction) does not review this day's case."
+    )
 
 
 class CaseOut(BaseModel):
@@ -60,8 +64,13 @@ class CaseOut(BaseModel):
     day: date
     rank: int | None
     top_score: float
-    status: Literal["open", "reviewed"]
-    verdict: Literal["fraud", "legit"] | None
+    status: Literal["open", "reviewed"] = Field(
+        description="reviewed: every transaction of the day given a verdict for this day's "
+        "case (a later day's look-back verdict does not count: a past day stays as worked)."
+    )
+    verdict: Literal["fraud", "legit"] | None = Field(
+        description="fraud when a verdict given for this day's case is fraud."
+    )
     alerts: int = Field(description="Transactions flagged by the model.")
     total_amount: float
     habit_mean: float | None = Field(description="The card's mean amount over the habit days.")
@@ -98,8 +107,8 @@ class CaseQueueOut(BaseModel):
         description="Cards in the day's queue: the budget; fewer when fewer cards can be "
         "offered, more when more were reviewed that day."
     )
-    reviewed: int = Field(description="Cards of the queue with every transaction reviewed.")
-    frauds: int = Field(description="Reviewed cards found fraud.")
+    reviewed: int = Field(description="Cases of the queue with status reviewed.")
+    frauds: int = Field(description="Reviewed cases with verdict fraud.")
     precision: float | None = Field(
         description="frauds / reviewed: the live card precision of the reviewed cards."
     )

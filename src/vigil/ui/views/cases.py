@@ -82,7 +82,17 @@ def _on_keys(api: ApiClient, queue: CaseQueueOut, analyst: str) -> None:
         _act(api, queue, typed[0], analyst)
 
 
-def _transactions(rows: list[CaseTransactionOut]) -> pd.DataFrame:
+def _verdict_text(row: CaseTransactionOut, day: date) -> str:
+    """The transaction's verdict, with the day it was given for when that is another day's
+    case (a later day's look-back labelled it; this day's case is not reviewed by it)."""
+    if row.verdict is None:
+        return ""
+    if row.case_day is None or row.case_day == day:
+        return row.verdict
+    return f"{row.verdict} (for {row.case_day.isoformat()})"
+
+
+def _transactions(rows: list[CaseTransactionOut], day: date) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "time": [t.tx_datetime for t in rows],
@@ -97,7 +107,7 @@ def _transactions(rows: list[CaseTransactionOut]) -> pd.DataFrame:
             "reasons": [", ".join(t.reason_codes) for t in rows],
             "terminal frauds": [t.terminal_frauds for t in rows],
             "terminal compromised": ["yes" if t.terminal_compromised else "" for t in rows],
-            "verdict": [t.verdict or "" for t in rows],
+            "verdict": [_verdict_text(t, day) for t in rows],
         }
     )
 
@@ -130,13 +140,13 @@ def _show_case(case: CardCaseOut) -> None:
         f"flagged, {case.total_amount:.2f} in all; habit {habit}; status {case.status}"
         + (f", verdict {case.verdict}" if case.verdict else "")
     )
-    st.table(_transactions(case.transactions))  # a handful of rows, as plain text
+    st.table(_transactions(case.transactions, case.day))  # a handful of rows, as plain text
     if case.lookback:
         st.caption(
             f"{len(case.lookback)} earlier transaction(s) of the look-back without a label: "
             "the verdict labels them too"
         )
-        st.table(_transactions(case.lookback))
+        st.table(_transactions(case.lookback, case.day))
 
 
 def _verdict_bar(api: ApiClient, queue: CaseQueueOut, analyst: str) -> None:
