@@ -16,7 +16,9 @@ exactly the default's fitting rows (``strict``, the default) or on the handbook'
 training week only (``handbook``: 7 days, no history), with the same features, or with the
 handbook's 15 features (``handbook-15``: chapter 3 as published); all are scored on the same
 test set (``vigil.training.robustness``). Results go to ``docs/results/robustness.json``
-(strict) or ``robustness_<protocol>.json``. The
+(strict) or ``robustness_<protocol>.json``; with ``--default-only`` (the default fitted alone,
+e.g. to try a setting) to ``robustness_default_only.json``, with the leads over the references
+of a full run's results file when ``--references`` names one. The
 references' figures are cached (``--reference-cache``): they do not depend on the default's
 model settings, so trying a setting fits only the default. ``--shift-days -7`` moves every
 training start a week back, so that settings are chosen on the week before each test week,
@@ -34,6 +36,7 @@ import time
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
@@ -62,7 +65,7 @@ from vigil.training.robustness import (
 DEFAULT_WEEKS = "2018-07-25,2018-08-29"
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH)
     parser.add_argument("--seeds", default="1,2,3", help="world seeds (data.seed; 0 is tuned)")
@@ -82,7 +85,8 @@ def parse_args() -> argparse.Namespace:
         "--results",
         type=Path,
         default=None,
-        help="default: docs/results/robustness.json (strict), robustness_<protocol>.json",
+        help="default: docs/results/robustness.json (strict), robustness_<protocol>.json; "
+        "robustness_default_only.json with --default-only",
     )
     parser.add_argument(
         "--default-only",
@@ -90,19 +94,41 @@ def parse_args() -> argparse.Namespace:
         help="fit only the default (choosing its settings on the weeks before: --shift-days -7)",
     )
     parser.add_argument(
+        "--references",
+        type=Path,
+        default=None,
+        help="with --default-only: a full run's results (e.g. docs/results/robustness.json) "
+        "whose references' figures give the leads; its weeks must have the same rows",
+    )
+    parser.add_argument(
         "--reference-cache",
         type=Path,
         default=Path("data/robustness-references.json"),
         help="the references' figures per world and week (they do not depend on the default)",
     )
-    return parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.default_only and args.protocol != STRICT:
+        parser.error("--default-only fits no reference: --protocol does not apply to it")
+    if args.references is not None and not args.default_only:
+        parser.error("--references needs --default-only (a full run fits its own references)")
+    return args
+
+
+def results_path(args: argparse.Namespace) -> Path:
+    """Where the run writes unless ``--results`` says: a full run's file per protocol, and a
+    default-only run's own file, so that it never overwrites a full run's."""
+    if args.results is not None:
+        return Path(args.results)
+    if args.default_only:
+        return default_path("robustness_default_only")
+    suffix = "" if args.protocol == STRICT else "_" + args.protocol.replace("-", "_")
+    return default_path(f"robustness{suffix}")
 
 
 def main() -> None:
     args = parse_args()
-    if args.results is None:
-        suffix = "" if args.protocol == STRICT else "_" + args.protocol.replace("-", "_")
-        args.results = default_path(f"robustness{suffix}")
+    args.results = results_path(args)
+    reference_run = None if args.references is None else json.loads(args.references.read_text())
     configure_logging()
     logging.getLogger("vigil").setLevel(logging.WARNING)
     settings = load_settings(args.config, args.overrides, environ=os.environ)
@@ -111,6 +137,7 @@ def main() -> None:
     seeds = [int(seed) for seed in args.seeds.split(",")]
     started = time.perf_counter()
     results: list[WeekResult] = []
+    model = settings.model.model_dump(mode="json")
     models = 1 if args.default_only else len(FITTERS)
     steps = len(seeds) * (1 + len(weeks) * models)
     with tqdm(total=steps, desc="robustness", unit="step") as bar:
@@ -132,13 +159,15 @@ def main() -> None:
             bar.update()
             for week in weeks:
                 bar.set_postfix_str(f"world {seed}, week {week}")
-                results.append(_evaluate(args, settings, features, seed, week, bar))
-                if not args.default_only:
-                    _write(args, settings.model.model_dump(mode="json"), results, started)
-    if args.default_only:
+                result = _evaluate(args, settings, features, seed, week, bar)
+                if reference_run is not None:
+                    result = with_references(result, reference_run, args.references)
+                results.append(result)
+                _write(args, model, results, started, reference_run)
+    if not all(r.has_references for r in results):
         _print_default(results, started)
         return
-    print(f"protocol: {args.protocol}")
+    print(f"protocol: {results[0].protocol}")
     print(format_table(results))
     print(f"wall time: {time.perf_counter() - started:.0f} s")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -148,6 +177,37 @@ def main() -> None:
     print(
         f"default's smallest lead over the references: AP {ap_lead:+.3f}, CP@100 {cp_lead:+.3f} "
         f"({met} of {len(results)} world-weeks meet AP lead >= 0.03 and CP@100 lead >= 0)"
+    )
+
+
+def with_references(result: WeekResult, run: dict[str, Any], source: Path) -> WeekResult:
+    """``result`` with the references' figures of the same world-week in a full run's results
+    (``run``, read from ``source``); refused unless that week was fitted and tested on as many
+    rows and frauds (another history or period would make the leads meaningless)."""
+    week = next(
+        (
+            w
+            for w in run["weeks"]
+            if w["world_seed"] == result.world_seed
+            and w["train_start"] == result.train_start.isoformat()
+        ),
+        None,
+    )
+    if week is None:
+        raise ValueError(f"{source} has no world {result.world_seed}, week {result.train_start}")
+    theirs = (week["train_rows"], week["test_rows"], week["test_frauds"])
+    ours = (result.train_rows, result.test_rows, result.test_frauds)
+    if theirs != ours:
+        raise ValueError(
+            f"{source}, world {result.world_seed}, week {result.train_start}: train rows, test "
+            f"rows and test frauds {theirs}, here {ours}: not the same rows"
+        )
+    return replace(
+        result,
+        figures={**result.figures, **{name: week["figures"][name] for name in REFERENCES}},
+        seconds={**result.seconds, **{name: week["seconds"][name] for name in REFERENCES}},
+        protocol=run.get("protocol", STRICT),
+        reference_train_rows=week.get("reference_train_rows"),
     )
 
 
@@ -161,9 +221,15 @@ def _print_default(results: list[WeekResult], started: float) -> None:
         )
     print(f"wall time: {time.perf_counter() - started:.0f} s")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    ap, cp = default_means(results)
+    print(f"default over {len(results)} world-weeks: mean AP {ap:.4f}, mean CP@100 {cp:.4f}")
+
+
+def default_means(results: list[WeekResult]) -> tuple[float, float]:
+    """The default's AP and CP@k, each averaged over the world-weeks."""
     ap = sum(r.figures[DEFAULT]["average_precision"] for r in results) / len(results)
     cp = sum(r.figures[DEFAULT]["card_precision_at_k"] for r in results) / len(results)
-    print(f"default over {len(results)} world-weeks: mean AP {ap:.4f}, mean CP@100 {cp:.4f}")
+    return ap, cp
 
 
 def _reference_key(args: argparse.Namespace, settings: Settings, seed: int, week: date) -> str:
@@ -238,18 +304,39 @@ def _evaluate(
 
 
 def _write(
-    args: argparse.Namespace, model: dict[str, object], results: list[WeekResult], started: float
+    args: argparse.Namespace,
+    model: dict[str, object],
+    results: list[WeekResult],
+    started: float,
+    reference_run: dict[str, Any] | None,
 ) -> None:
-    """Headline figures and the whole table through ``write_results``."""
+    """Headline figures and the whole table through ``write_results``: the default's means, and
+    the leads when every world-week has the references' figures."""
+    mean_ap, mean_cp = default_means(results)
     figures = {
-        "min_ap_lead": min(r.lead("average_precision") for r in results),
-        "min_cp_lead": min(r.lead("card_precision_at_k") for r in results),
-        "world_weeks_meeting_criterion": sum(r.meets_criterion for r in results),
+        "mean_ap": mean_ap,
+        "mean_cp": mean_cp,
         "world_weeks": len(results),
         "wall_seconds": time.perf_counter() - started,
     }
-    details = {
-        "protocol": args.protocol,
+    with_leads = all(r.has_references for r in results)
+    if with_leads:
+        figures |= {
+            "min_ap_lead": min(r.lead("average_precision") for r in results),
+            "min_cp_lead": min(r.lead("card_precision_at_k") for r in results),
+            "world_weeks_meeting_criterion": sum(r.meets_criterion for r in results),
+        }
+    details: dict[str, object] = {
+        "default_only": args.default_only,
+        "protocol": results[0].protocol if with_leads else None,
+    }
+    if reference_run is not None:
+        details["references"] = {
+            "path": str(args.references),
+            "measured_at": reference_run["measured_at"],
+            "command": reference_run["command"],
+        }
+    details |= {
         "model": model,
         "overrides": args.overrides,
         "weeks": [r.as_dict() for r in results],

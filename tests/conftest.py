@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import uuid
@@ -136,6 +137,17 @@ def redis_url() -> Iterator[str]:
 def amqp_url() -> str:
     require_service("RabbitMQ", "127.0.0.1", 5672)
     return AMQP_URL
+
+
+@pytest.fixture
+def restored_logging() -> Iterator[None]:
+    """The root and ``vigil`` loggers as they were: a benchmark's main configures them."""
+    root, vigil = logging.getLogger(), logging.getLogger("vigil")
+    handlers, level, vigil_level = root.handlers[:], root.level, vigil.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    vigil.setLevel(vigil_level)
 
 
 @pytest.fixture

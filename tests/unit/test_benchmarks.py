@@ -10,7 +10,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -26,17 +25,6 @@ from vigil.inference.reasons import ReasonCode
 from vigil.logs import PLAIN_FORMAT
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-@pytest.fixture
-def restored_logging() -> Iterator[None]:
-    """The root and ``vigil`` loggers as they were: a benchmark's main configures them."""
-    root, vigil = logging.getLogger(), logging.getLogger("vigil")
-    handlers, level, vigil_level = root.handlers[:], root.level, vigil.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    vigil.setLevel(vigil_level)
 
 
 @pytest.mark.usefixtures("restored_logging")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
+import json
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +23,7 @@ from vigil.training.robustness import (
     HANDBOOK,
     HANDBOOK_15,
     MODELS,
+    PROTOCOLS,
     REFERENCES,
     Fitter,
     Scorer,
@@ -225,3 +230,96 @@ def test_the_reference_cache_key_changes_with_the_simulated_world(
     assert _reference_key(args, with_history, 1, WEEKS[0]) == key()
     args.protocol = "strict"
     assert _reference_key(args, with_history, 1, WEEKS[0]) != strict
+
+
+@pytest.fixture
+def bench_robustness(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``benchmarks/bench_robustness.py`` as a module."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import bench_robustness
+
+    return bench_robustness
+
+
+TINY_RUN = [
+    "benchmarks/bench_robustness.py",
+    "--customers", "100", "--terminals", "200", "--days", "60", "--seeds", "1",
+    "--weeks", WEEKS[0].isoformat(), "--set", "train.history_days=7", "--set", "train.epochs=1",
+]  # fmt: skip
+
+
+def test_a_default_only_run_writes_its_own_file_unless_told(bench_robustness: Any) -> None:
+    path = bench_robustness.results_path
+    parse = bench_robustness.parse_args
+    full = {path(parse(["--protocol", protocol])) for protocol in PROTOCOLS}
+    default_only = path(parse(["--default-only"]))
+    assert default_only.name == "robustness_default_only.json" and default_only not in full
+    assert path(parse(["--default-only", "--results", "x.json"])) == Path("x.json")
+    with pytest.raises(SystemExit):  # the default's fit has no protocol: only the references'
+        parse(["--default-only", "--protocol", HANDBOOK])
+    with pytest.raises(SystemExit):  # a full run fits its own references
+        parse(["--references", "robustness.json"])
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_a_default_only_run_writes_its_results_and_the_leads_over_a_full_runs_references(
+    bench_robustness: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--default-only`` writes as the full run does (ISO time, command, the weeks); with
+    ``--references`` the leads over that run's references, refused for other rows."""
+    monkeypatch.chdir(tmp_path)  # the reference cache is not read, nor written
+
+    def run(*argv: str) -> None:
+        monkeypatch.setattr(sys, "argv", list(argv))
+        bench_robustness.main()
+
+    alone = tmp_path / "alone.json"
+    run(*TINY_RUN, "--default-only", "--results", str(alone))
+    payload = json.loads(alone.read_text())
+    assert datetime.fromisoformat(payload["measured_at"]).tzinfo is not None
+    assert payload["command"] == " ".join(
+        ["python", *TINY_RUN, "--default-only", "--results", str(alone)]
+    )
+    assert payload["default_only"] is True and payload["protocol"] is None
+    (week,) = payload["weeks"]
+    assert set(week["figures"]) == {DEFAULT} and "ap_lead" not in week
+    ap = week["figures"][DEFAULT]["average_precision"]
+    assert payload["figures"]["mean_ap"] == pytest.approx(ap, abs=1e-3)
+    assert payload["figures"]["world_weeks"] == 1 and "min_ap_lead" not in payload["figures"]
+    assert not (tmp_path / "data").exists()
+
+    # a full run's results for the same world-week: the references' figures and seconds
+    full_run = {
+        "measured_at": "2026-12-06T01:13:25+00:00",
+        "command": "python benchmarks/bench_robustness.py",
+        "protocol": "strict",
+        "weeks": [week | {
+            "figures": {"default": {"average_precision": 0.5, "card_precision_at_k": 0.5},
+                        "random_forest": {"average_precision": ap - 0.02,
+                                          "card_precision_at_k": 0.01},
+                        "logistic_regression": {"average_precision": ap - 0.05,
+                                                "card_precision_at_k": 0.0}},
+            "seconds": {"random_forest": 9.0, "logistic_regression": 1.0},
+        }],
+    }  # fmt: skip
+    references = tmp_path / "full.json"
+    references.write_text(json.dumps(full_run))
+    led = tmp_path / "led.json"
+    run(*TINY_RUN, "--default-only", "--references", str(references), "--results", str(led))
+    payload = json.loads(led.read_text())
+    (week,) = payload["weeks"]
+    assert week["figures"][DEFAULT]["average_precision"] == ap  # the default's own figure
+    assert week["ap_lead"] == pytest.approx(0.02, abs=1e-4) and week["meets_criterion"] is False
+    assert payload["figures"]["min_ap_lead"] == pytest.approx(0.02, abs=1e-3)
+    assert payload["protocol"] == "strict"
+    assert payload["references"] == {
+        "path": str(references),
+        "measured_at": full_run["measured_at"],
+        "command": full_run["command"],
+    }
+
+    full_run["weeks"][0]["train_rows"] += 1  # another history: leads would mean nothing
+    references.write_text(json.dumps(full_run))
+    with pytest.raises(ValueError, match="not the same rows"):
+        run(*TINY_RUN, "--default-only", "--references", str(references), "--results", "no.json")
+    assert not (tmp_path / "no.json").exists()

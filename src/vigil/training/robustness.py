@@ -135,26 +135,36 @@ class WeekResult:
             self.lead("average_precision") >= MIN_AP_LEAD and self.lead("card_precision_at_k") >= 0
         )
 
+    @property
+    def has_references(self) -> bool:
+        """Whether the references' figures are here (not with only the default fitted)."""
+        return all(name in self.figures for name in REFERENCES)
+
     def as_dict(self) -> dict[str, Any]:
-        """Plain values, for JSON."""
-        return {
+        """Plain values, for JSON; the protocol, the references' rows and the leads only when
+        the references' figures are here."""
+        plain: dict[str, Any] = {
             "world_seed": self.world_seed,
             "train_start": self.train_start.isoformat(),
             "test_start": self.test_start.isoformat(),
-            "protocol": self.protocol,
             "train_rows": self.train_rows,
-            "reference_train_rows": self.reference_train_rows,
             "test_rows": self.test_rows,
             "test_frauds": self.test_frauds,
             "figures": {
                 name: {key: round(value, 4) for key, value in figures.items()}
                 for name, figures in self.figures.items()
             },
-            "ap_lead": round(self.lead("average_precision"), 4),
-            "cp_lead": round(self.lead("card_precision_at_k"), 4),
-            "meets_criterion": self.meets_criterion,
-            "seconds": {name: round(value, 1) for name, value in self.seconds.items()},
         }
+        if self.has_references:
+            plain |= {
+                "protocol": self.protocol,
+                "reference_train_rows": self.reference_train_rows,
+                "ap_lead": round(self.lead("average_precision"), 4),
+                "cp_lead": round(self.lead("card_precision_at_k"), 4),
+                "meets_criterion": self.meets_criterion,
+            }
+        plain["seconds"] = {name: round(value, 1) for name, value in self.seconds.items()}
+        return plain
 
 
 def at_train_start(settings: Settings, train_start: date) -> Settings:
