@@ -251,6 +251,21 @@ def test_forward_batch_accepts_the_handbooks_upper_case_columns(client: TestClie
     assert response.status_code == 200 and len(response.json()["results"]) == 1
 
 
+@pytest.mark.parametrize("path", ["/forward_batch", "/evaluate"])
+@pytest.mark.parametrize("repeat", ["tx_amount", "TX_AMOUNT"])
+def test_a_csv_naming_a_column_twice_is_400_not_a_guess(
+    client: TestClient, path: str, repeat: str
+) -> None:
+    """Two amounts for one transaction: the last one was scored silently (PUT /add_data took
+    the first); refused, naming the column."""
+    row = {**transaction(1, amount=20.0), "tx_fraud": 0}
+    header = f"{','.join(row)},{repeat}\n"
+    body = header + ",".join(str(value) for value in row.values()) + ",9000.0\n"
+    response = client.post(path, content=body, headers={"content-type": "text/csv"})
+    assert response.status_code == 400, response.text
+    assert "tx_amount" in response.json()["detail"]
+
+
 def test_forward_batch_longer_than_the_limit_is_413(client: TestClient) -> None:
     rows = [transaction(i) for i in range(MAX_ROWS + 1)]
     response = client.post("/forward_batch", json=rows)

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import inspect, make_url, select
 
@@ -251,6 +254,36 @@ def test_add_data_refuses_values_it_would_truncate_or_overflow(
     body = frame.to_csv(index=False)
     response = client.put("/add_data", content=body, headers={**AUTH, "content-type": "text/csv"})
     assert response.status_code == 422, response.text
+    assert _files_and_labels(settings) == before
+
+
+@given(
+    column=st.sampled_from(
+        ["transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount", "tx_fraud"]
+    ),
+    handbook_name=st.booleans(),
+    position=st.integers(min_value=0, max_value=6),
+)
+@hypothesis_settings(
+    max_examples=20,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+def test_add_data_refuses_a_header_naming_a_column_twice(
+    client: TestClient, settings: Settings, column: str, handbook_name: bool, position: int
+) -> None:
+    """Which of two cells of one column counts would be a guess (pandas kept the first, the
+    handbook's upper-case name crashed the contract with a 500): refused whole, 422."""
+    rows = read_transactions(settings.data.raw_dir).tail(2).drop(columns=["tx_fraud_scenario"])
+    rows["transaction_id"] += 3_000_000
+    second = rows[column].iloc[::-1].to_numpy()  # another row's value
+    rows.insert(position, column.upper() if handbook_name else f"{column}_again", second)
+    body = rows.to_csv(index=False).replace(f"{column}_again", column, 1)
+    before = _files_and_labels(settings)
+    response = client.put("/add_data", content=body, headers={**AUTH, "content-type": "text/csv"})
+    assert response.status_code == 422, response.text
+    assert column in response.json()["detail"]
     assert _files_and_labels(settings) == before
 
 

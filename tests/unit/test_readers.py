@@ -126,6 +126,14 @@ def test_missing_columns_are_named(tmp_path: Path, frame: pd.DataFrame) -> None:
         read_transactions(path)
 
 
+@pytest.mark.parametrize("repeat", ["tx_amount", "TX_AMOUNT"])
+def test_a_column_named_twice_is_refused(tmp_path: Path, frame: pd.DataFrame, repeat: str) -> None:
+    path = tmp_path / "twice.csv"
+    frame.head(3).assign(extra=1.0).rename(columns={"extra": repeat}).to_csv(path, index=False)
+    with pytest.raises(DataFormatError, match="tx_amount"):
+        read_transactions(path)
+
+
 def test_unreadable_values_name_the_column_and_an_example(
     tmp_path: Path, frame: pd.DataFrame
 ) -> None:

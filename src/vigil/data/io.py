@@ -10,7 +10,9 @@ Layouts read by :func:`read_transactions`:
 
 from __future__ import annotations
 
+import io
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +73,27 @@ def file_suffix(path: Path) -> str:
     return ".csv.gz" if name.endswith(".csv.gz") else path.suffix.lower()
 
 
+def read_csv(source: Path | bytes) -> pd.DataFrame:
+    """A CSV file or upload whose header names each column once (:class:`DataFormatError`
+    otherwise: pandas would keep both cells, renaming the second ``name.1``)."""
+
+    def opened() -> Path | io.BytesIO:
+        return io.BytesIO(source) if isinstance(source, bytes) else source
+
+    header = pd.read_csv(opened(), header=None, nrows=1, dtype=str, keep_default_na=False)
+    _check_columns(header.iloc[0].tolist() if len(header) else [])
+    return pd.read_csv(opened())
+
+
+def _check_columns(names: Iterable[str]) -> None:
+    repeated = schema.repeated_columns(names)
+    if repeated:
+        raise DataFormatError(
+            f"column(s) {repeated} named more than once (the handbook's upper-case names "
+            "are the same columns): which value counts would be a guess"
+        )
+
+
 def read_table(path: Path) -> pd.DataFrame | None:
     """A CSV (``.csv``, ``.csv.gz``) or Parquet file, or a directory of Parquet files, as
     written (no schema mapping); ``None`` for any other layout."""
@@ -79,7 +102,7 @@ def read_table(path: Path) -> pd.DataFrame | None:
         return _read_parquet_files(files) if files else None
     suffix = file_suffix(path)
     if suffix in CSV_SUFFIXES:
-        return pd.read_csv(path)
+        return read_csv(path)
     if suffix in PARQUET_SUFFIXES:
         return pd.read_parquet(path)
     return None
@@ -133,6 +156,7 @@ def to_schema(frame: pd.DataFrame) -> pd.DataFrame:
     """Map handbook or Vigil column names and dtypes onto Vigil's schema (extras kept)."""
     frame = frame.drop(columns=[c for c in HANDBOOK_DERIVED_COLUMNS if c in frame.columns])
     frame = frame.rename(columns=schema.HANDBOOK_COLUMNS)
+    _check_columns(frame.columns)
     missing = [c for c in schema.TRANSACTION_COLUMNS if c not in frame.columns]
     if missing:
         raise DataFormatError(

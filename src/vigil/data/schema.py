@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 TRANSACTION_ID = "transaction_id"
 TX_DATETIME = "tx_datetime"
 CUSTOMER_ID = "customer_id"
@@ -40,6 +42,19 @@ HANDBOOK_COLUMNS: dict[str, str] = {
     "TX_FRAUD": TX_FRAUD,
     "TX_FRAUD_SCENARIO": TX_FRAUD_SCENARIO,
 }
+
+
+def repeated_columns(names: Iterable[str]) -> list[str]:
+    """The names a header holds more than once, in order: which of two cells of one column
+    counts would be a guess, so a reader refuses such a header."""
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for name in names:
+        if name in seen and name not in repeated:
+            repeated.append(name)
+        seen.add(name)
+    return repeated
+
 
 # What each TX_FRAUD_SCENARIO value means (the handbook's simulator; 4 is Vigil's drift).
 SCENARIO_NAMES: dict[int, str] = {

@@ -11,7 +11,6 @@ retried: whatever a failed attempt wrote is either redone or recognised by ``tra
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import shutil
@@ -29,7 +28,7 @@ import pyarrow.parquet as pq
 
 from vigil.data import schema
 from vigil.data.contracts import DataContractError, validate_transactions
-from vigil.data.io import DataFormatError, partition_dir, to_schema
+from vigil.data.io import DataFormatError, partition_dir, read_csv, to_schema
 from vigil.data.transaction import DEFAULT_POLICY, EventTimePolicy
 from vigil.features import Label
 from vigil.features.replay import as_labels
@@ -60,7 +59,7 @@ def parse_csv(payload: bytes) -> pd.DataFrame:
     if b"\x00" in payload:  # the CSV parser would cut a field at the NUL ('12\x005' -> 12)
         raise RejectedData("not a readable CSV file: it holds NUL bytes")
     try:
-        return pd.read_csv(io.BytesIO(payload))
+        return read_csv(payload)
     except (ValueError, UnicodeDecodeError) as error:  # pandas' parser errors are ValueErrors
         raise RejectedData(f"not a readable CSV file: {error}") from None
 

@@ -88,6 +88,9 @@ def csv_rows(data: bytes) -> list[dict[str, object]]:
     except csv.Error as error:
         raise BadUpload(f"the CSV upload is malformed: {error}") from None
     columns = [_COLUMN_ALIASES.get(name.strip().lower(), name.strip()) for name in header]
+    repeated = schema.repeated_columns(columns)
+    if repeated:
+        raise BadUpload(f"the CSV upload names column(s) {repeated} more than once")
     try:
         return [
             {column: from_text(column, cell) for column, cell in zip(columns, row, strict=False)}
