@@ -65,7 +65,10 @@ def summary(demo: Path) -> int:
         f"{(both['score_stream'] - both['score_batch']).abs().max():.2e}"
     )
     print(f"artifacts   {run_dir} (model.onnx, hf/, model.mar, plots, metrics.json)")
-    print("serving     models/current/model.onnx (try: vigil serve, then open /docs)")
+    print(
+        "serving     models/current/model.onnx "
+        "(try: vigil serve --insecure-dev-key, then open http://127.0.0.1:8000/docs)"
+    )
     if gap > MAX_AP_GAP:
         print(f"error: streamed and batch AP differ by {gap:.3f} > {MAX_AP_GAP}", file=sys.stderr)
         return 1

@@ -37,6 +37,8 @@ import yaml
 
 from conftest import AMQP_URL, HANDBOOK_DIR, REDIS_URL, require_service
 from vigil.cli import app
+from vigil.cli.serve_commands import check_api_key
+from vigil.config import load_settings
 
 pytestmark = pytest.mark.timeout(2400)
 
@@ -154,6 +156,18 @@ def test_linked_and_named_repository_files_exist(document: str) -> None:
             if REPO_PATH.match(word):
                 pattern = re.sub(r"<[^>]+>|\{[^}]+\}", "*", word)
                 assert list(ROOT.glob(pattern)), f"{document} names {word}"
+
+
+def test_demo_summary_suggests_a_readme_serve_command_that_starts_on_its_defaults() -> None:
+    """The demo's last line names how to serve its model: a command the README shows, which
+    the API accepts on the demo's defaults (it refuses the published default key unless
+    ``--insecure-dev-key`` allows it)."""
+    summary = (ROOT / "scripts/demo_report.py").read_text()
+    suggested = re.search(r"try: (vigil serve[^,]*),", summary)
+    assert suggested, "the demo's summary no longer says how to serve its model"
+    command = in_readme(suggested.group(1))
+    defaults = load_settings(ROOT / "configs/vigil.yaml", environ={})
+    check_api_key(defaults, insecure_dev_key="--insecure-dev-key" in command.split())
 
 
 class Clone:
