@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import logging
@@ -180,3 +181,20 @@ def test_benchmarks_use_the_projects_logging_and_configuration_path(script: Path
     source = script.read_text()
     assert "logging.basicConfig" not in source  # vigil.logs.configure_logging
     assert '"configs/vigil.yaml"' not in source  # vigil.config.DEFAULT_CONFIG_PATH
+
+
+def test_bench_instrumentation_prints_each_cost_and_removes_its_hook(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.setattr(sys, "argv", ["bench_instrumentation", "--number", "50", "--repeats", "1"])
+    callbacks = list(gc.callbacks)
+    from bench_instrumentation import main
+
+    main()
+
+    headline = capsys.readouterr().out.splitlines()[-1]
+    assert re.match(
+        r"GcPauses hook -?[\d.]+ us per collection; loop-lag histogram [\d.]+ us", headline
+    )
+    assert gc.callbacks == callbacks
