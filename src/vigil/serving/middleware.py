@@ -116,14 +116,17 @@ class ServiceMiddleware:
 
         try:
             length = content_length(scope["headers"])
-            if length is not None and length > self.max_body_bytes:
+            body: Receive | None = receive  # the server reads exactly Content-Length bytes
+            if length is None:  # chunked
+                body = await self._read_body(receive)
+            elif length > self.max_body_bytes:
+                body = None
+            if body is None:
                 status_code = 413
                 detail = PayloadTooLarge(self.max_body_bytes).detail
                 await _send_json(send, status_code, detail, request_id)
-            elif length is not None:  # the server reads exactly Content-Length bytes
-                await self.app(scope, receive, send_with_id)
-            else:  # chunked: count as the body arrives
-                await self.app(scope, self._limited(receive), send_with_id)
+            else:
+                await self.app(scope, body, send_with_id)
         except Exception:
             # The one place unexpected errors end: logged with the request id, answered with
             # a generic 500 that reveals nothing.
@@ -140,21 +143,29 @@ class ServiceMiddleware:
         """The caller's well-formed ``X-Request-ID``, otherwise a fresh one of this process."""
         return _request_id(headers, self._ids)
 
-    def _limited(self, receive: Receive) -> Receive:
-        """A ``receive`` that raises :class:`PayloadTooLarge` once the body passes the limit."""
+    async def _read_body(self, receive: Receive) -> Receive | None:
+        """A body of unknown length (chunked) read here up to the limit, then replayed to the
+        app; None past the limit. Read here, not counted while the app reads: FastAPI turns any
+        error raised while it parses a body into a 400 "There was an error parsing the body",
+        so a limit raised from ``receive`` was a 413 on some routes and a 400 on others."""
+        messages: list[Message] = []
         received = 0
-        limit = self.max_body_bytes
-
-        async def receive_limited() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise PayloadTooLarge(limit)
-            return message
+            messages.append(message)
+            if message["type"] != "http.request":  # the client left: the app sees it too
+                break
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                return None
+            if not message.get("more_body", False):
+                break
+        pending = iter(messages)
 
-        return receive_limited
+        async def replay() -> Message:
+            return next(pending, None) or await receive()
+
+        return replay
 
     def _record(self, scope: Scope, status_code: int, seconds: float) -> None:
         """Buffer one request's metrics; :meth:`_flush` applies them once per loop iteration."""
