@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from vigil.cli import app
 from vigil.config import DataConfig, TrackingConfig
 from vigil.inference.roles import CHALLENGER, CHAMPION
 from vigil.tracking.lineage import (
@@ -56,6 +58,16 @@ def test_register_alias_and_resolve(tracking: TrackingConfig, tmp_path: Path) ->
     registry.set_alias(CHAMPION, v2.version)  # promotion moves the alias
     assert registry.resolve(CHAMPION, tmp_path / "c").read_bytes() == b"two"
     assert [v.version for v in registry.versions()] == [2, 1]
+
+
+def test_show_on_an_empty_registry_names_the_command_that_registers(tmp_path: Path) -> None:
+    """Right after `make demo` nothing is registered (training only logs runs): `vigil
+    registry show` says so and how to register, not an empty table."""
+    uri = f"file:{tmp_path / 'mlruns'}"
+    result = CliRunner().invoke(app, ["registry", "show", "--set", f"tracking.mlflow_uri={uri}"])
+    assert result.exit_code == 0, result.output
+    assert "no version yet" in result.output
+    assert "`vigil registry register` registers the newest" in result.output
 
 
 def test_unknown_version_alias_or_run_is_an_error(tracking: TrackingConfig, tmp_path: Path) -> None:

@@ -70,8 +70,16 @@ def show(
     from vigil.tracking.model_registry import ModelRegistry
 
     registry = ModelRegistry(settings.tracking)
+    versions = registry.versions()
+    if not versions:
+        typer.echo(
+            f"registered model {registry.name}: no version yet in {settings.tracking.mlflow_uri} "
+            f"(`vigil train` only logs a run; `vigil registry register` registers the newest "
+            f"of {settings.train.runs_dir}, as the DVC pipeline's train_model stage does)"
+        )
+        return
     table = Table("version", "aliases", "run id", "dataset", "git commit", "DVC data hash")
-    for version in registry.versions():
+    for version in versions:
         tags = version.tags
         table.add_row(
             str(version.version),
