@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from vigil.cli import app
 from vigil.config import DataConfig, TrackingConfig
 from vigil.inference.roles import CHALLENGER, CHAMPION
+from vigil.redaction import mask_url
 from vigil.tracking.lineage import (
     TAG_DATASET_VERSION,
     dataset_version,
@@ -68,6 +69,17 @@ def test_show_on_an_empty_registry_names_the_command_that_registers(tmp_path: Pa
     assert result.exit_code == 0, result.output
     assert "no version yet" in result.output
     assert "`vigil registry register` registers the newest" in result.output
+
+
+def test_show_on_an_empty_registry_masks_the_tracking_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The message names the tracking URI as every dump does: its password masked."""
+    monkeypatch.setattr(ModelRegistry, "versions", lambda self: [])
+    uri = "http://vigil:s3cr3t@127.0.0.1:9/"
+    result = CliRunner().invoke(app, ["registry", "show", "--set", f"tracking.mlflow_uri={uri}"])
+    assert result.exit_code == 0, result.output
+    assert "s3cr3t" not in result.output and mask_url(uri) in result.output
 
 
 def test_unknown_version_alias_or_run_is_an_error(tracking: TrackingConfig, tmp_path: Path) -> None:

@@ -66,6 +66,7 @@ def show(
     from rich.console import Console
     from rich.table import Table
 
+    from vigil.redaction import mask_url
     from vigil.tracking.lineage import TAG_DATASET_VERSION, TAG_DVC_DATA_HASH, TAG_GIT_COMMIT
     from vigil.tracking.model_registry import ModelRegistry
 
@@ -73,7 +74,8 @@ def show(
     versions = registry.versions()
     if not versions:
         typer.echo(
-            f"registered model {registry.name}: no version yet in {settings.tracking.mlflow_uri} "
+            f"registered model {registry.name}: no version yet in "
+            f"{mask_url(settings.tracking.mlflow_uri)} "
             f"(`vigil train` only logs a run; `vigil registry register` registers the newest "
             f"of {settings.train.runs_dir}, as the DVC pipeline's train_model stage does)"
         )
