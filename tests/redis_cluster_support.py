@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 NODE_TIMEOUT_MS = 1000
+# Redis postpones an AOF write while an fsync runs for < 2 s of its whole-second clock: < 3 s
+POSTPONE_BOUND_S = 3.0
+FSYNC_STALL_US = 2_500_000  # longer than the postponement, so postponed writes pile up
 
 
 def _free(port: int) -> bool:
@@ -189,10 +192,14 @@ def local_cluster(root: Path, start: int = 21000) -> Iterator[LocalCluster]:
 
 
 @contextlib.contextmanager
-def local_server(root: Path, *options: str, start: int = 23000) -> Iterator[int]:
-    """One private standalone redis-server (AOF everysec unless ``options`` say otherwise)."""
+def local_server(
+    root: Path, *options: str, start: int = 23000, port: int | None = None
+) -> Iterator[int]:
+    """One private standalone redis-server (AOF everysec unless ``options`` say otherwise), on
+    the first free port from ``start``, or on ``port``: a restart on the port its clients
+    still connect to (Redis binds it even while the killed server's connections linger)."""
     require_tools("redis-server", "redis-cli")
-    port = free_ports(1, start)[0]
+    port = free_ports(1, start)[0] if port is None else port
     root.mkdir(parents=True, exist_ok=True)
     command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(root)]
     command += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "", *options]
@@ -203,3 +210,46 @@ def local_server(root: Path, *options: str, start: int = 23000) -> Iterator[int]
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
+
+
+def server_info(port: int, section: str, field: str) -> int:
+    """One integer field of a private server's ``INFO``."""
+    import redis
+
+    client = redis.Redis(port=port)
+    try:
+        return int(client.info(section)[field])
+    finally:
+        client.close()
+
+
+def aof_buffer_bytes(port: int) -> int:
+    """Bytes Redis acknowledged but has not yet written to its AOF (postponed writes)."""
+    return server_info(port, "persistence", "aof_buffer_length")
+
+
+def _traced(pid: int, tracer: int) -> bool:
+    """Whether ``tracer`` traces every thread of ``pid`` (Redis's fsync thread included)."""
+    tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    return all(f"TracerPid:\t{tracer}\n" in (task / "status").read_text() for task in tasks)
+
+
+@contextlib.contextmanager
+def stalled_fsync(port: int) -> Iterator[int]:
+    """Every ``fdatasync`` of the server on ``port`` delayed by ``FSYNC_STALL_US`` (strace's
+    syscall delay), so that Redis postpones its AOF writes and replies anyway; yields the
+    server's pid (a SIGKILL then loses the postponed writes, and strace exits)."""
+    pid = server_info(port, "server", "process_id")
+    only_fsync = ["-e", "trace=fdatasync", "-e", f"inject=fdatasync:delay_enter={FSYNC_STALL_US}"]
+    tracer = subprocess.Popen(
+        ["strace", "-f", "-qq", "-o", os.devnull, "-p", str(pid), *only_fsync]
+    )
+    try:
+        LocalCluster.wait(lambda: _traced(pid, tracer.pid), "strace attached", 10.0)
+        yield pid
+    finally:
+        try:
+            tracer.wait(timeout=10.0)
+        except subprocess.TimeoutExpired:
+            tracer.kill()
+            tracer.wait()

@@ -242,6 +242,13 @@ class StorageConfig(_Section):
     # older than ``retention_days`` dropped (null keeps everything).
     partition_days_ahead: int = Field(7, ge=0)
     retention_days: int | None = Field(None, ge=1)
+    # Automatic recovery of a Redis state store (vigil.decisions.recovery, ADR 0013): the
+    # servers' run ids are checked this often; after a restart or failover the transactions
+    # and labels received from this long before the old server was last seen are re-recorded
+    # from the database (Redis may lose up to ~3 s of acknowledged writes; the rest is slack
+    # for clock skew and for records received before their state write, retries included).
+    state_check_seconds: float = Field(5.0, gt=0)
+    state_rewarm_margin_seconds: float = Field(60.0, ge=0)
 
     @field_serializer("database_url", "state_url")
     def _dump_url(self, url: str, info: SerializationInfo) -> str:

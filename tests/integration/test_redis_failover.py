@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,7 +28,15 @@ import pytest
 import redis
 import redis.cluster
 
-from redis_cluster_support import LocalCluster, local_cluster, local_server, require_tools
+from redis_cluster_support import (
+    POSTPONE_BOUND_S,
+    LocalCluster,
+    aof_buffer_bytes,
+    local_cluster,
+    local_server,
+    require_tools,
+    stalled_fsync,
+)
 from vigil.config import FeaturesConfig
 from vigil.features.online import OnlineFeatureComputer
 from vigil.features.redis_state import RedisStateStore
@@ -41,9 +48,6 @@ CONFIG = FeaturesConfig()
 T0 = datetime(2018, 4, 2)
 ERROR_WINDOW_S = 10.0  # failover must complete well within this (node timeout 1 s)
 AOF_BOUND_S = 1.0  # appendfsync everysec
-# Redis postpones an AOF write while an fsync runs for < 2 s of its whole-second clock: < 3 s
-POSTPONE_BOUND_S = 3.0
-FSYNC_STALL_US = 2_500_000  # longer than the postponement, so postponed writes pile up
 
 
 def batch(start: int, size: int = 16) -> list[Transaction]:
@@ -119,26 +123,6 @@ async def test_a_killed_master_fails_over_and_the_state_survives(tmp_path: Path)
     assert len(load.acked) > 20
 
 
-def server_info(port: int, section: str, field: str) -> int:
-    """One integer field of a private server's ``INFO``."""
-    client = redis.Redis(port=port)
-    try:
-        return int(client.info(section)[field])
-    finally:
-        client.close()
-
-
-def aof_buffer_bytes(port: int) -> int:
-    """Bytes Redis acknowledged but has not yet written to its AOF (postponed writes)."""
-    return server_info(port, "persistence", "aof_buffer_length")
-
-
-def traced(pid: int, tracer: int) -> bool:
-    """Whether ``tracer`` traces every thread of ``pid`` (Redis's fsync thread included)."""
-    tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    return all(f"TracerPid:\t{tracer}\n" in (task / "status").read_text() for task in tasks)
-
-
 async def load_for(load: Load, seconds: float) -> None:
     started = time.monotonic()
     while time.monotonic() - started < seconds:
@@ -168,36 +152,18 @@ async def test_a_stalled_fsync_loses_only_writes_inside_the_postponement_bound(
     tmp_path: Path,
 ) -> None:
     require_tools("strace")
-    with local_server(tmp_path / "aof") as port:
-        pid = server_info(port, "server", "process_id")
-        only_fsync = [
-            "-e",
-            "trace=fdatasync",
-            "-e",
-            f"inject=fdatasync:delay_enter={FSYNC_STALL_US}",
-        ]
-        tracer = subprocess.Popen(
-            ["strace", "-f", "-qq", "-o", os.devnull, "-p", str(pid), *only_fsync]
-        )
-        try:
-            LocalCluster.wait(lambda: traced(pid, tracer.pid), "strace attached", 10.0)
-            store = RedisStateStore(f"redis://127.0.0.1:{port}/0", prefix="vigil:test:aof")
-            load = Load(OnlineFeatureComputer(CONFIG, store))
-            await load_for(load, POSTPONE_BOUND_S + 1.0)
-            deadline = time.monotonic() + 10.0
-            while aof_buffer_bytes(port) == 0 and time.monotonic() < deadline:
-                await load.step()
-            postponed = aof_buffer_bytes(port)
-            os.kill(pid, signal.SIGKILL)  # while the fsync still stalls: strace then exits
-            killed = time.monotonic()
-            await store.aclose()
-            store.close()
-        finally:
-            try:
-                tracer.wait(timeout=10.0)
-            except subprocess.TimeoutExpired:
-                tracer.kill()
-                tracer.wait()
+    with local_server(tmp_path / "aof") as port, stalled_fsync(port) as pid:
+        store = RedisStateStore(f"redis://127.0.0.1:{port}/0", prefix="vigil:test:aof")
+        load = Load(OnlineFeatureComputer(CONFIG, store))
+        await load_for(load, POSTPONE_BOUND_S + 1.0)
+        deadline = time.monotonic() + 10.0
+        while aof_buffer_bytes(port) == 0 and time.monotonic() < deadline:
+            await load.step()
+        postponed = aof_buffer_bytes(port)
+        os.kill(pid, signal.SIGKILL)  # while the fsync still stalls: strace then exits
+        killed = time.monotonic()
+        await store.aclose()
+        store.close()
     with local_server(tmp_path / "aof", start=port):
         client = redis.Redis(port=port)
         lost = missing(client, "vigil:test:aof", load)

@@ -67,6 +67,9 @@ def test_the_stream_worker_times_its_collections_while_it_runs(
     class Runtime:
         models = None
 
+        def watch_state(self) -> None:
+            pass
+
         async def close(self) -> None:
             pass
 

@@ -35,6 +35,8 @@ EXPECTED_FAMILIES = {
     "vigil_db_commit_latency_seconds": "histogram",
     "vigil_writer_queue_depth": "gauge",
     "vigil_state_store_warm": "gauge",
+    "vigil_state_store_rewarms": "counter",
+    "vigil_state_store_rewarmed_transactions": "counter",
     "vigil_database_up": "gauge",
     "vigil_broker_connected": "gauge",
     "vigil_stream_messages_consumed": "counter",

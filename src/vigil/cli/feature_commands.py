@@ -106,8 +106,10 @@ def warm_state(
 ) -> None:
     """Fill the online state store (storage.state_url) with the recent past of a dataset.
 
-    For a new or restarted Redis, or after a layout change: records the transactions of the
-    last longest window plus label delay before --until and applies the labels known by then.
+    For a new Redis, after a layout change, or for history only a dataset holds (after a
+    restart or failover the API and the worker re-record from the database themselves):
+    records the transactions of the last longest window plus label delay before --until and
+    applies the labels known by then.
     """
     settings = start(config, overrides, verbose)
     source = input_path or settings.data.raw_dir

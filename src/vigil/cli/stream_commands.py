@@ -25,6 +25,7 @@ async def _run_worker(settings: Settings, metrics_port: int) -> None:
     if metrics_port:
         start_http_server(metrics_port, registry=metrics.registry)
     runtime = Runtime.build(settings, source="stream", metrics=metrics)
+    runtime.watch_state()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -7,6 +7,7 @@ from the one ``Settings``; an adapter adds only its transport.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -15,6 +16,7 @@ from vigil.data.transaction import EventTimePolicy
 from vigil.decisions.labels import CaseVerdict, VerdictOutcome, record_labels, record_verdict
 from vigil.decisions.offline import BatchDecisions
 from vigil.decisions.pipeline import DecisionPipeline, Guard, run_once
+from vigil.decisions.recovery import StateRecovery
 from vigil.features import (
     Label,
     OnlineFeatureComputer,
@@ -51,6 +53,8 @@ class Runtime:
     event_time: EventTimePolicy
     writer: GroupCommitWriter | None = None
     owns_state: bool = field(default=True, repr=False)
+    recovery: StateRecovery | None = None  # a shared (Redis) store's automatic recovery
+    _watching: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
     def build(
@@ -98,7 +102,15 @@ class Runtime:
             EventTimePolicy.from_config(settings.data),
             writer,
             owns_state,
+            StateRecovery.of(features, settings.storage, metrics),
         )
+
+    def watch_state(self) -> None:
+        """Start the state store's automatic recovery in the background (a Redis store: its
+        servers checked off the request path, :mod:`vigil.decisions.recovery`); call from the
+        running event loop. :meth:`close` stops it."""
+        if self.recovery is not None and self._watching is None:
+            self._watching = asyncio.create_task(self.recovery.run(), name="state-recovery")
 
     async def record_labels(
         self,
@@ -119,7 +131,12 @@ class Runtime:
         )
 
     async def close(self) -> None:
-        """Release the database and (when built here) the state store."""
+        """Stop the recovery; release the database and (when built here) the state store."""
+        if self._watching is not None:
+            self._watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watching
+            self._watching = None
         await self.store.close()
         if self.owns_state:
             await asyncio.to_thread(self.state.close)

@@ -14,12 +14,15 @@ operations, its customer side and its terminal side (:mod:`vigil.features.redis_
 single Redis a micro-batch is one script call (EVALSHA) holding all its operations; on Redis
 Cluster (``redis+cluster://host:port``) the operations are grouped by slot, one call per slot,
 pipelined per node (ADR 0013). A store written by an earlier layout is caught up by replaying
-the last 37 days of transactions and labels (``vigil warm-state``).
+the last 37 days of transactions and labels (``vigil warm-state``). The servers' run ids and a
+record of when they were last seen alive let :mod:`vigil.decisions.recovery` notice a restart
+or a failover and re-record what it may have lost.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -255,12 +258,23 @@ def _raise_first(replies: Sequence[Any]) -> None:
             raise reply
 
 
+@dataclass(frozen=True, slots=True)
+class ServersSeen:
+    """The run ids of the servers holding the state (each master's on a cluster) and when a
+    process last saw them alive (aware UTC)."""
+
+    run_ids: tuple[str, ...]
+    seen_at: datetime
+
+
 class RedisStateStore:
     """:class:`~vigil.features.state.StateStore` on Redis or Redis Cluster, shared by all."""
 
     def __init__(self, url: str, prefix: str = "vigil:features", ttl_slack_days: int = 1) -> None:
         self.prefix = prefix
         self._warm_key = f"{prefix}:warm"
+        # in the marker's slot (its hash tag is the marker's whole name): lost with it
+        self._seen_key = f"{prefix}:servers:{{{self._warm_key}}}"
         self._ttl_slack_us = ttl_slack_days * US_PER_DAY
         self.cluster = url.startswith(CLUSTER_SCHEMES)
         self._url = url.replace("+cluster", "", 1)
@@ -616,6 +630,35 @@ class RedisStateStore:
         """Whether the warm marker is still there (a restart that lost the state loses it)."""
         with _unavailable_during_failover():
             return bool(await self._aclient.exists(self._warm_key))
+
+    async def arun_ids(self) -> tuple[str, ...]:
+        """The run ids of the servers holding the state, sorted: one for a single Redis, each
+        master's on a cluster. A restarted server or a promoted replica has a new one."""
+        with _unavailable_during_failover():
+            if isinstance(self._aclient, aiocluster.RedisCluster):
+                await self._aclient.initialize()  # the topology (again after a failed call)
+                infos = [
+                    await self._aclient.execute_command("INFO", "server", target_nodes=node)
+                    for node in self._aclient.get_primaries()
+                ]
+            else:
+                infos = [await self._aclient.info("server")]
+        return tuple(sorted(str(info["run_id"]) for info in infos))
+
+    async def alast_seen(self) -> ServersSeen | None:
+        """What :meth:`amark_seen` recorded last (``None``: never, or lost with the data)."""
+        with _unavailable_during_failover():
+            value = await self._aclient.get(self._seen_key)
+        if value is None:
+            return None
+        fields = json.loads(value)
+        return ServersSeen(tuple(fields["run_ids"]), datetime.fromisoformat(fields["seen_at"]))
+
+    async def amark_seen(self, seen: ServersSeen) -> None:
+        """Record that ``seen.run_ids`` were alive at ``seen.seen_at`` (no TTL)."""
+        value = json.dumps({"run_ids": list(seen.run_ids), "seen_at": seen.seen_at.isoformat()})
+        with _unavailable_during_failover():
+            await self._aclient.set(self._seen_key, value)
 
     async def aping(self) -> bool:
         """Async :meth:`ping`."""

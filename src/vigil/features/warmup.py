@@ -6,7 +6,9 @@ matters (longest window plus label delay): the transactions of that many days be
 ``until`` are recorded in event order, then the labels a live store would know by then
 (transactions at least the label delay old) are applied, genuine ones included so that a
 relabelled transaction ends right. Recording and labels are idempotent, so warming a store
-that already holds part of that history is safe.
+that already holds part of that history is safe: the automatic recovery after a Redis restart
+or failover (:mod:`vigil.decisions.recovery`) re-warms from the database with these functions
+while live traffic goes on.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 
@@ -64,6 +67,44 @@ def _due_labels(
     return window[window[schema.TX_DATETIME] + delay <= until]
 
 
+def _read_stored(database_url: str, window: Callable[[Any], list[Any]]) -> pd.DataFrame:
+    """The stored transactions that the queries ``window(connection)`` select (each over
+    ``transactions`` outer-joined with ``labels``), with their labels (``tx_fraud``: missing
+    where none is stored yet), each transaction once."""
+    from vigil.storage.engine import create_db_engine
+
+    engine = create_db_engine(database_url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            frames = [pd.read_sql(query, connection) for query in window(connection)]
+    finally:
+        engine.dispose()
+    found = [f for f in frames if not f.empty] or frames[:1]  # concat warns on empty frames
+    frame = pd.concat(found, ignore_index=True).drop_duplicates(schema.TRANSACTION_ID)
+    frame[schema.TX_DATETIME] = pd.to_datetime(frame[schema.TX_DATETIME])
+    frame[schema.TX_FRAUD] = frame[schema.TX_FRAUD].astype("Int8")
+    return frame
+
+
+def _stored_query() -> Any:
+    """Stored transactions with their labels (a select to narrow with ``where``)."""
+    from sqlalchemy import select
+
+    from vigil.storage.tables import labels, transactions
+
+    columns = [
+        transactions.c.transaction_id,
+        transactions.c.tx_datetime,
+        transactions.c.customer_id,
+        transactions.c.terminal_id,
+        transactions.c.tx_amount,
+        labels.c.tx_fraud,
+    ]
+    return select(*columns).outerjoin(
+        labels, labels.c.transaction_id == transactions.c.transaction_id
+    )
+
+
 def stored_transactions(database_url: str, horizon_us: int) -> pd.DataFrame:
     """The transactions stored in ``database_url`` within ``horizon_us`` of the newest one,
     with their labels (``tx_fraud``: missing where none is stored yet), for a warm-up that
@@ -71,33 +112,50 @@ def stored_transactions(database_url: str, horizon_us: int) -> pd.DataFrame:
     stored, not only what an old dataset holds."""
     from sqlalchemy import func, select
 
-    from vigil.storage.engine import create_db_engine
+    from vigil.storage.tables import transactions
+
+    def window(connection: Any) -> list[Any]:
+        newest = connection.execute(select(func.max(transactions.c.tx_datetime))).scalar()
+        if newest is None:
+            return [_stored_query()]
+        since = newest - timedelta(microseconds=horizon_us)
+        return [_stored_query().where(transactions.c.tx_datetime > since)]
+
+    return _read_stored(database_url, window)
+
+
+def received_transactions(database_url: str, since: datetime) -> pd.DataFrame:
+    """The transactions stored in ``database_url`` that were received at or after ``since``
+    (aware UTC, the services' clock) or whose label was, with their labels: what a state
+    store may have lost in a crash shortly after ``since``. On PostgreSQL the first query
+    reads only the day partitions from ``since`` on (ADR 0014); the second scans ``labels``."""
     from vigil.storage.tables import labels, transactions
 
+    def window(connection: Any) -> list[Any]:
+        return [
+            _stored_query().where(transactions.c.received_at >= since),
+            _stored_query().where(labels.c.received_at >= since),
+        ]
+
+    return _read_stored(database_url, window)
+
+
+def covers_horizon(database_url: str, horizon_us: int) -> bool:
+    """Whether ``database_url`` holds transactions as old as the horizon before its newest:
+    then a warm-up from it alone leaves the state as it would be had it been live all along."""
+    from sqlalchemy import func, select
+
+    from vigil.storage.engine import create_db_engine
+    from vigil.storage.tables import transactions
+
+    times = transactions.c.tx_datetime
     engine = create_db_engine(database_url, pool_size=1)
     try:
         with engine.connect() as connection:
-            newest = connection.execute(select(func.max(transactions.c.tx_datetime))).scalar()
-            columns = [
-                transactions.c.transaction_id,
-                transactions.c.tx_datetime,
-                transactions.c.customer_id,
-                transactions.c.terminal_id,
-                transactions.c.tx_amount,
-                labels.c.tx_fraud,
-            ]
-            query = select(*columns).outerjoin(
-                labels, labels.c.transaction_id == transactions.c.transaction_id
-            )
-            if newest is not None:
-                since = newest - timedelta(microseconds=horizon_us)
-                query = query.where(transactions.c.tx_datetime > since)
-            frame = pd.read_sql(query, connection)
+            oldest, newest = connection.execute(select(func.min(times), func.max(times))).one()
     finally:
         engine.dispose()
-    frame[schema.TX_DATETIME] = pd.to_datetime(frame[schema.TX_DATETIME])
-    frame[schema.TX_FRAUD] = frame[schema.TX_FRAUD].astype("Int8")
-    return frame
+    return oldest is not None and newest - oldest >= timedelta(microseconds=horizon_us)
 
 
 def with_stored(frame: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
@@ -138,6 +196,7 @@ def warm_state(
     batch_size: int = 1_048_576,
     progress: Progress | None = None,
     pending_labels: bool = False,
+    mark: bool = True,
 ) -> WarmupPlan:
     """Record the horizon before ``until`` into ``computer``'s store, then its known labels.
 
@@ -146,6 +205,7 @@ def warm_state(
     at ``until``, for a replay of the data that follows: features use a label only once its
     transaction is the label delay old, so this equals each label arriving on time.
     ``batch_size`` transactions (and their labels) go to the store's bulk load at a time.
+    ``mark``: set the store's warm marker afterwards (a partial re-warm leaves it as it is).
     Returns what was done.
     """
     if batch_size <= 0:
@@ -165,6 +225,7 @@ def warm_state(
         computer.store.load(chunk, by_chunk.get(start // batch_size, []), computer.spec)
         if progress is not None:
             progress(len(chunk) + len(by_chunk.get(start // batch_size, [])))
-    computer.store.mark_warm()  # /health reports "degraded" until this marker exists
+    if mark:
+        computer.store.mark_warm()  # /health reports "degraded" until this marker exists
     log.info("warmed the state store: %d transactions, %d labels", len(txs), len(labels))
     return WarmupPlan(since, end, len(txs), len(labels))

@@ -211,6 +211,20 @@ class VigilMetrics:
             registry=reg,
         )
         self.state_store_warm.set(1)
+        self.state_store_rewarms = Counter(
+            "vigil_state_store_rewarms",
+            "Automatic re-warms of the Redis state store from the database after its servers "
+            "changed (kind: tail after a restart or failover that kept the data, full after one "
+            "that lost it).",
+            ["kind"],
+            registry=reg,
+        )
+        self.state_store_rewarmed_transactions = Counter(
+            "vigil_state_store_rewarmed_transactions",
+            "Transactions those re-warms re-recorded (repeats of held ones change nothing).",
+            ["kind"],
+            registry=reg,
+        )
         self.database_up = Gauge(
             "vigil_database_up",
             "1 while the database writer's last interaction with PostgreSQL succeeded.",

@@ -73,6 +73,7 @@ async def running_services(
             writer=writer,
         )
         stack.push_async_callback(runtime.close)
+        runtime.watch_state()
         running = writer
         metrics.writer_queue_depth.set_function(lambda: running.queue_depth)
         metrics.database_up.set_function(lambda: 1 if running.healthy else 0)

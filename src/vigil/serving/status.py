@@ -32,7 +32,7 @@ async def state_warm(services: Services) -> bool:
         warm = False
     services.metrics.state_store_warm.set(1 if warm else 0)
     if not warm:
-        log.warning("state store is cold (reset since `vigil warm-state`): every card is new")
+        log.warning("state store is cold (reset, re-warm pending or running): every card is new")
     return warm
 
 
@@ -41,7 +41,8 @@ async def readiness(services: Services | None) -> HealthOut:
 
     ``ready`` when all pass; ``degraded`` when only ``state_warm`` fails (the store lost its
     history, say a Redis restart without persistence: answers are valid but every card looks
-    new until ``vigil warm-state`` runs); ``unavailable`` otherwise.
+    new until the automatic re-warm of :mod:`vigil.decisions.recovery`, or
+    ``vigil warm-state``, sets the marker again); ``unavailable`` otherwise.
     """
     if services is None:
         checks = {"model": False, "database": False, "state_store": False, "state_warm": False}
