@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +30,7 @@ from vigil.feedback.investigator import (
     review_round,
     review_rounds,
 )
-from vigil.feedback.report import cached_feature_table
+from vigil.feedback.report import cached_feature_table, format_table
 from vigil.models.kinds import predict_scores
 from vigil.training.data import feature_matrix
 from vigil.training.run import fit_model
@@ -258,3 +259,18 @@ def test_evaluate_command_writes_results(
     # the look-back defaults to the served verdict's (one definition: cases.lookback_days)
     assert payload["protocol"]["review_policy"]["lookback_days"] == settings.cases.lookback_days
     assert set(payload["summary"]["logistic"]) >= {"without_feedback", "with_feedback"}
+
+
+def test_the_table_shows_a_spread_over_several_seeds_only() -> None:
+    """One seed has no spread: its row shows the mean alone, as `vigil experiments` shows one
+    run (it showed "± 0.000", a spread that was never measured)."""
+
+    def row(values: list[float]) -> dict[str, Any]:
+        figure = {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values}
+        metrics = {"average_precision": figure, "card_precision_at_k": figure}
+        seeds = list(range(len(values)))
+        return {"seeds": seeds, "model_kind": "logistic", "with_feedback": metrics}
+
+    lines = format_table({"one": row([0.5]), "two": row([0.5, 0.7])}).splitlines()
+    assert lines[2] == "| one | 1 | 0.500 | 0.500 |"
+    assert lines[3] == "| two | 2 | 0.600 ± 0.100 | 0.600 ± 0.100 |"

@@ -105,7 +105,8 @@ def summarise(results: Sequence[FeedbackResult]) -> dict[str, dict[str, Any]]:
 
 
 def format_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
-    """A Markdown table: one row per experiment, mean ± std of each variant's metrics."""
+    """A Markdown table: one row per experiment, mean ± std of each variant's metrics (the
+    mean alone for one seed: it has no spread)."""
     variants = [v for v in VARIANTS if any(v in row for row in summary.values())]
     header = ["experiment", "seeds"]
     header += [f"{label} {v.replace('_', ' ')}" for v in variants for label, _ in METRICS]
@@ -115,7 +116,8 @@ def format_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
         for variant in variants:
             for _, key in METRICS:
                 figure = row.get(variant, {}).get(key)
-                cells.append(f"{figure['mean']:.3f} ± {figure['std']:.3f}" if figure else "–")
+                spread = f" ± {figure['std']:.3f}" if figure and len(row["seeds"]) > 1 else ""
+                cells.append(f"{figure['mean']:.3f}{spread}" if figure else "–")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
