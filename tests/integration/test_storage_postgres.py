@@ -181,6 +181,34 @@ def test_bulk_insert_keeps_values_and_is_idempotent(schema_url: str) -> None:
     assert stored_ids(schema_url) == {1, 2}
 
 
+def test_labels_of_more_ids_than_a_statement_binds_are_read(schema_url: str) -> None:
+    """PUT /add_data reads back the stored labels and transactions of every row of an upload:
+    70,000 rows (a 3 MB CSV) passed PostgreSQL's 65,535 parameters a statement and answered
+    500, after the labels and files were written, on every retry (the state never fed)."""
+    from vigil.storage import (
+        LabelRecord,
+        fetch_labels,
+        fetch_transactions,
+        insert_labels,
+        insert_prediction_records,
+    )
+
+    n = 70_000
+    moment = datetime(2018, 9, 30)
+    engine = create_db_engine(schema_url)
+    try:
+        with engine.begin() as connection:
+            insert_prediction_records(connection, [make_record(i) for i in range(n)])
+            insert_labels(connection, [LabelRecord(i, i % 2, moment) for i in range(n)])
+        with engine.connect() as connection:
+            found = fetch_labels(connection, [*range(n), n + 1])
+            stored = fetch_transactions(connection, [*range(n - 1, -1, -1), n + 1])
+    finally:
+        engine.dispose()
+    assert found == {i: i % 2 for i in range(n)}
+    assert [row["transaction_id"] for row in stored] == list(range(n))  # in id order
+
+
 async def test_overlapping_batches_keep_the_first_of_an_id(schema_url: str) -> None:
     """Two connections commit batches concurrently; a later duplicate never overtakes the first."""
     from dataclasses import replace

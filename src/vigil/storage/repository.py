@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Select, Table, func, select
@@ -108,6 +108,18 @@ def record_query() -> Select[Any]:
     )
 
 
+# Ids bound in one query: PostgreSQL takes at most 65,535 parameters a statement, and the
+# rows of an upload (PUT /add_data) can name more transactions than that.
+_IDS_PER_QUERY = 10_000
+
+
+def _id_chunks(transaction_ids: Iterable[int]) -> Iterator[list[int]]:
+    """The distinct ids in ascending order, ``_IDS_PER_QUERY`` at most a list."""
+    ids = sorted(set(transaction_ids))
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        yield ids[start : start + _IDS_PER_QUERY]
+
+
 def fetch_records(connection: Connection, transaction_ids: Sequence[int]) -> list[PredictionRecord]:
     """The stored records (transaction and prediction) of those ``transaction_ids`` stored."""
     query = record_query().where(transactions.c.transaction_id.in_(list(transaction_ids)))
@@ -125,12 +137,15 @@ def fetch_predictions(
     connection: Connection, transaction_ids: Sequence[int]
 ) -> list[dict[str, Any]]:
     """Stored predictions for the given ids (missing ids are skipped), in id order."""
-    query = (
-        _prediction_view()
-        .where(predictions.c.transaction_id.in_(list(transaction_ids)))
-        .order_by(predictions.c.transaction_id)
-    )
-    return [dict(row) for row in connection.execute(query).mappings()]
+    return [
+        dict(row)
+        for ids in _id_chunks(transaction_ids)
+        for row in connection.execute(
+            _prediction_view()
+            .where(predictions.c.transaction_id.in_(ids))
+            .order_by(predictions.c.transaction_id)
+        ).mappings()
+    ]
 
 
 def recent_predictions(connection: Connection, limit: int = 100) -> list[dict[str, Any]]:
@@ -143,20 +158,26 @@ def fetch_transactions(
     connection: Connection, transaction_ids: Sequence[int]
 ) -> list[dict[str, Any]]:
     """Stored transactions for the given ids (missing ids are skipped), in id order."""
-    query = (
-        select(transactions)
-        .where(transactions.c.transaction_id.in_(list(transaction_ids)))
-        .order_by(transactions.c.transaction_id)
-    )
-    return [dict(row) for row in connection.execute(query).mappings()]
+    return [
+        dict(row)
+        for ids in _id_chunks(transaction_ids)
+        for row in connection.execute(
+            select(transactions)
+            .where(transactions.c.transaction_id.in_(ids))
+            .order_by(transactions.c.transaction_id)
+        ).mappings()
+    ]
 
 
 def fetch_labels(connection: Connection, transaction_ids: Sequence[int]) -> dict[int, int]:
     """Stored verdicts (``tx_fraud``) by id; ids without a label are left out."""
-    query = select(labels.c.transaction_id, labels.c.tx_fraud).where(
-        labels.c.transaction_id.in_(list(transaction_ids))
-    )
-    return {int(tid): int(fraud) for tid, fraud in connection.execute(query)}
+    found: dict[int, int] = {}
+    for ids in _id_chunks(transaction_ids):
+        query = select(labels.c.transaction_id, labels.c.tx_fraud).where(
+            labels.c.transaction_id.in_(ids)
+        )
+        found.update((int(tid), int(fraud)) for tid, fraud in connection.execute(query))
+    return found
 
 
 def count_rows(connection: Connection, table: Table) -> int:
