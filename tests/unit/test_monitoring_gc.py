@@ -48,7 +48,7 @@ def test_a_young_collection_counts_in_its_generation() -> None:
     assert values[("vigil_gc_pause_seconds_total", "0")] >= 0
 
 
-def test_the_stream_worker_times_its_collections_while_it_runs(
+def test_the_stream_worker_freezes_its_start_up_and_times_its_collections(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`vigil worker`'s /metrics counts the worker's collections (not a counter stuck at 0)."""
@@ -59,6 +59,7 @@ def test_the_stream_worker_times_its_collections_while_it_runs(
     from vigil.cli import stream_commands
 
     made: list[VigilMetrics] = []
+    frozen: list[int] = []
 
     def create_metrics(registry: CollectorRegistry) -> VigilMetrics:
         made.append(real_create_metrics(registry))
@@ -79,6 +80,7 @@ def test_the_stream_worker_times_its_collections_while_it_runs(
 
         async def run(self, stop: asyncio.Event) -> None:
             assert made[-1].gc_pauses in gc.callbacks
+            frozen.append(gc.get_freeze_count())
             gc.collect(2)
 
     real_create_metrics = vigil.monitoring.create_metrics
@@ -90,3 +92,5 @@ def test_the_stream_worker_times_its_collections_while_it_runs(
     values = _values(made[-1].gc_pauses)
     assert values[("vigil_gc_collections_total", "2")] >= 1
     assert made[-1].gc_pauses not in gc.callbacks  # removed when the worker stops
+    # what it built before running is kept out of the full scans (as the API), then released
+    assert frozen[0] > 0 and gc.get_freeze_count() == 0

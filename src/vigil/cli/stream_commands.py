@@ -19,6 +19,7 @@ async def _run_worker(settings: Settings, metrics_port: int) -> None:
     from vigil.decisions import Runtime
     from vigil.inference.follower import follow_deployments, run_follower
     from vigil.monitoring import create_metrics
+    from vigil.monitoring.gc_pauses import frozen_start_up
     from vigil.streaming import StreamWorker
 
     metrics = create_metrics(CollectorRegistry())
@@ -36,11 +37,10 @@ async def _run_worker(settings: Settings, metrics_port: int) -> None:
         follow_deployments, settings.storage.database_url, runtime.models
     )
     following = asyncio.create_task(run_follower(follower)) if follower else None
-    metrics.gc_pauses.install()  # /metrics shows the worker's collections, as the API's
     try:
-        await worker.run(stop)
+        with frozen_start_up(metrics.gc_pauses):  # as the API: start-up out of full scans
+            await worker.run(stop)
     finally:
-        metrics.gc_pauses.remove()
         if following is not None:
             following.cancel()
         await runtime.close()

@@ -2,8 +2,9 @@
 
 A full collection (generation 2) stops every thread of the process while it scans what the
 process holds; under a steady load a pause of tens of milliseconds shows as a second of late
-answers or refusals. The API freezes what it built at start-up (``gc.freeze``), so a
-collection scans only what came after; how long they take is measured here, not assumed.
+answers or refusals. The API and the stream worker freeze what they built at start-up
+(:func:`frozen_start_up`: ``gc.freeze``), so a collection scans only what came after; how
+long they take is measured here, not assumed.
 
 :class:`GcPauses` is a ``gc.callbacks`` entry (installed while the API or the stream worker
 runs, for their /metrics) and a Prometheus collector: ``vigil_gc_collections_total{generation}``
@@ -16,6 +17,7 @@ a young collection only every ~50 /predict requests (``docs/benchmarks.md``).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
 from collections.abc import Iterator
@@ -71,3 +73,20 @@ class GcPauses(Collector):
             seconds.add_metric([str(generation)], self.seconds[generation])
         yield collections
         yield seconds
+
+
+@contextlib.contextmanager
+def frozen_start_up(pauses: GcPauses) -> Iterator[None]:
+    """While a long-running process serves: what it built so far (model, clients, caches)
+    stays out of the collector's scans, and the collections that still run are timed.
+
+    Entered once start-up is done; on exit the hook is removed and the objects unfrozen.
+    """
+    gc.collect()
+    gc.freeze()
+    pauses.install()
+    try:
+        yield
+    finally:
+        pauses.remove()
+        gc.unfreeze()

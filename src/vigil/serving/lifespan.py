@@ -7,7 +7,6 @@ caller to close; the ones built here are started here and closed on shut-down.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -19,6 +18,7 @@ from vigil.decisions import Runtime
 from vigil.features import StateStore
 from vigil.inference.manager import ModelManager
 from vigil.monitoring import VigilMetrics
+from vigil.monitoring.gc_pauses import frozen_start_up
 from vigil.serving.case_service import CaseService
 from vigil.serving.deps import Services
 from vigil.serving.model_lifecycle import LifecycleServices, running_lifecycle
@@ -108,15 +108,11 @@ def lifespan_for(
             admission.start()
             # Everything built so far lives as long as the app: keep it out of the garbage
             # collector's full scans, which otherwise cost ~10 us per request on the hot path.
-            gc.collect()
-            gc.freeze()
-            metrics.gc_pauses.install()  # how long the collections after that take
             try:
-                yield
+                with frozen_start_up(metrics.gc_pauses):
+                    yield
             finally:
-                metrics.gc_pauses.remove()
                 await admission.stop()
-                gc.unfreeze()
                 app.state.services = None
 
     return lifespan
