@@ -24,10 +24,15 @@ runner = CliRunner()
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_dev_prints_the_dagster_command() -> None:
+def test_dev_prints_the_dagster_command_on_the_stacks_dagster_port() -> None:
+    """The printed command serves Dagster's UI where the compose stack does (3001), not on
+    dagster dev's default 3000, the stack's Grafana."""
     result = runner.invoke(app, ["pipelines", "dev"])
     assert result.exit_code == 0
-    assert "dagster dev -m vigil.pipelines.definitions" in result.output
+    assert "dagster dev -m vigil.pipelines.definitions -p 3001" in result.output
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    assert "127.0.0.1:3001:3001" in compose["dagster-webserver"]["ports"]
+    assert any(port.endswith(":3000") for port in compose["grafana"]["ports"])
 
 
 def test_daily_without_a_date_is_a_usage_error() -> None:

@@ -17,6 +17,9 @@ from vigil.config import DEFAULT_CONFIG_PATH
 if TYPE_CHECKING:
     from dagster import ExecuteInProcessResult
 
+DAGSTER_PORT = 3001
+"""Dagster's UI port, as the compose stack publishes it (Grafana has dagster dev's 3000)."""
+
 pipelines_app = typer.Typer(
     rich_markup_mode=None,
     help="Dagster pipelines: daily ETL, batch scoring, drift and performance marts, retrain.",
@@ -99,7 +102,8 @@ def dev(config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
     env = f"DAGSTER_HOME={shlex.quote(str(home))} VIGIL_CONFIG={shlex.quote(str(config))}"
     typer.echo(
         f"mkdir -p {shlex.quote(str(home))}\n"
-        f"{env} dagster dev -m vigil.pipelines.definitions   # UI on http://127.0.0.1:3000\n"
+        f"{env} dagster dev -m vigil.pipelines.definitions -p {DAGSTER_PORT}"
+        f"   # UI on http://127.0.0.1:{DAGSTER_PORT}\n"
         "# production: dagster-webserver -m vigil.pipelines.definitions and dagster-daemon run\n"
         "# (schedules and sensors run only while the daemon does); VIGIL_* variables apply."
     )
