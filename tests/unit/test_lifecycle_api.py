@@ -17,6 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import inspect, make_url, select
 
 from api_support import API_KEY, FakeWriter, api_settings, build_app, transaction, write_model
+from storage_support import prediction_record
 from vigil.config import DataConfig, Settings
 from vigil.data.io import read_transactions
 from vigil.data.simulate import generate
@@ -30,6 +31,7 @@ from vigil.storage import (
     create_db_engine,
     create_experiment,
     get_experiment,
+    insert_prediction_records,
     mark_experiment_running,
     save_deployment,
     upgrade_database,
@@ -284,6 +286,48 @@ def test_add_data_refuses_a_header_naming_a_column_twice(
     response = client.put("/add_data", content=body, headers={**AUTH, "content-type": "text/csv"})
     assert response.status_code == 422, response.text
     assert column in response.json()["detail"]
+    assert _files_and_labels(settings) == before
+
+
+@pytest.mark.parametrize(
+    "changed", [None, "tx_datetime", "customer_id", "terminal_id", "tx_amount"]
+)
+def test_add_data_labels_a_scored_transaction_only_as_itself(
+    client: TestClient, settings: Settings, changed: str | None
+) -> None:
+    """A row whose id is a scored transaction labels that payment: under another time, card,
+    terminal or amount the verdict (a fraud label here) would fall on a payment the row does
+    not describe (and take its card off the case queue for cases.block_days): 409, nothing
+    stored or written, as POST /predict refuses another payload under a stored id."""
+    rows = read_transactions(settings.data.raw_dir).tail(2).drop(columns=["tx_fraud_scenario"])
+    rows["transaction_id"] += 5_000_000
+    rows["tx_fraud"] = 1
+    first = rows.iloc[0]
+    scored = prediction_record(
+        int(first["transaction_id"]),
+        tx_datetime=first["tx_datetime"].to_pydatetime(),
+        customer_id=int(first["customer_id"]),
+        terminal_id=int(first["terminal_id"]),
+        tx_amount=float(first["tx_amount"]),
+    )
+    engine = create_db_engine(settings.storage.database_url)
+    with engine.begin() as connection:
+        insert_prediction_records(connection, [scored])
+    engine.dispose()
+    if changed == "tx_datetime":
+        rows.iloc[0, rows.columns.get_loc(changed)] -= timedelta(hours=1)
+    elif changed is not None:
+        rows.iloc[0, rows.columns.get_loc(changed)] += 1
+    before = _files_and_labels(settings)
+    body = rows.to_csv(index=False)
+    response = client.put("/add_data", content=body, headers={**AUTH, "content-type": "text/csv"})
+    if changed is None:
+        assert response.status_code == 200, response.text
+        assert _files_and_labels(settings)[1] == before[1] + 2
+        return
+    assert response.status_code == 409, response.text
+    assert f"transaction_id {scored.transaction_id}" in response.json()["detail"]
+    assert changed in response.json()["detail"]
     assert _files_and_labels(settings) == before
 
 

@@ -5,8 +5,9 @@ parsed, mapped onto the schema and checked against the data contract as a whole;
 are its new rows written, as one extra file per day, staged first and moved into place so a
 reader never sees half a batch. Rows whose ``transaction_id`` is already known (in the data
 or earlier in the batch) are reported and skipped. A hook (the verdicts' storage) runs with the
-new rows' labels before their files are written, so an upload that fails part-way is safely
-retried: whatever a failed attempt wrote is either redone or recognised by ``transaction_id``.
+new rows before their files are written, so an upload that fails part-way is safely retried:
+whatever a failed attempt wrote is either redone or recognised by ``transaction_id``; the hook
+may also refuse the batch (a row that names a scored transaction but describes another).
 """
 
 from __future__ import annotations
@@ -114,12 +115,12 @@ class TrainingData:
     def append(
         self,
         frame: pd.DataFrame,
-        before_write: Callable[[list[Label]], None] | None = None,
+        before_write: Callable[[pd.DataFrame], None] | None = None,
     ) -> AddDataResult:
         """Validate the whole batch, skip known ids, write the rest; nothing written on error.
 
-        ``before_write`` receives the new rows' verdicts before their files are written (if it
-        raises, nothing is written); it runs under the append lock.
+        ``before_write`` receives the new rows (validated, schema dtypes) before their files are
+        written (if it raises, nothing is written); it runs under the append lock.
         """
         received = len(frame)
         repeats: list[object] = []
@@ -133,7 +134,7 @@ class TrainingData:
             known = batch[schema.TRANSACTION_ID].isin(self.known_ids())
             fresh = batch[~known]
             if before_write is not None and len(fresh):
-                before_write(as_labels(fresh))
+                before_write(fresh)
             files = self._write(fresh) if len(fresh) else []
         duplicate_ids = sorted(
             {int(i) for i in [*repeats, *batch.loc[known, schema.TRANSACTION_ID]]}

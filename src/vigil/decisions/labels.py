@@ -17,14 +17,18 @@ from datetime import date, datetime
 from functools import partial
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import Connection, Engine
 
 from vigil.cases.queue import CaseNotFound, day_bounds, event_clock, lookback_bounds
+from vigil.data import schema
 from vigil.data.transaction import naive_utc
+from vigil.decisions.idempotency import PAYLOAD, TransactionConflict
 from vigil.decisions.pipeline import Guard, run_once
 from vigil.features import Label, OnlineFeatureComputer
+from vigil.features.replay import as_labels
 from vigil.features.verdicts import Verdict
-from vigil.storage import LabelRecord, fetch_labels, insert_labels
+from vigil.storage import LabelRecord, fetch_labels, fetch_transactions, insert_labels
 from vigil.storage.case_copy import days_between, sync_days
 from vigil.storage.cases import (
     VerdictRecord,
@@ -52,11 +56,30 @@ def uploaded_label_records(labels: Sequence[Label]) -> list[LabelRecord]:
     return [LabelRecord(v.transaction_id, int(v.fraud), labelled_at, received) for v in labels]
 
 
-def store_uploaded_verdicts(engine: Engine, labels: Sequence[Label]) -> None:
-    """Store uploaded verdicts before their training data is written (``TrainingData.append``'s
-    hook): a retry of an upload that failed part-way then finds them (a label is final)."""
+def _payload_conflict(connection: Connection, rows: pd.DataFrame) -> TransactionConflict | None:
+    """The first row naming a stored (scored) transaction with another time, card, terminal
+    or amount: its verdict would label a payment the row does not describe."""
+    uploaded = rows.set_index(schema.TRANSACTION_ID)
+    stored_ids = [int(i) for i in uploaded.index]
+    for stored in fetch_transactions(connection, stored_ids):
+        row = uploaded.loc[stored[schema.TRANSACTION_ID]]
+        differing = [name for name in PAYLOAD if row[name] != stored[name]]
+        if differing:
+            return TransactionConflict(int(stored[schema.TRANSACTION_ID]), differing)
+    return None
+
+
+def store_uploaded_verdicts(engine: Engine, rows: pd.DataFrame) -> None:
+    """Store the verdicts of uploaded rows before their training data is written
+    (``TrainingData.append``'s hook): a retry of an upload that failed part-way then finds them
+    (a label is final). A row whose id is a scored transaction with another payload refuses
+    the whole upload (:class:`TransactionConflict`, 409, nothing stored): a transaction id
+    is decided once (ADR 0016)."""
     with engine.begin() as connection:
-        insert_labels(connection, uploaded_label_records(labels))
+        conflict = _payload_conflict(connection, rows)
+        if conflict is not None:
+            raise conflict
+        insert_labels(connection, uploaded_label_records(as_labels(rows)))
 
 
 def stored_verdicts(engine: Engine, labels: Sequence[Label]) -> list[Label]:

@@ -84,6 +84,11 @@ def experiment_out(experiment: Experiment) -> ExperimentOut:
     responses={
         **_AUTH,
         400: {"model": ErrorOut},
+        409: {
+            "model": ErrorOut,
+            "description": "A row's transaction_id is a scored transaction with another "
+            "tx_datetime, customer_id, terminal_id or tx_amount: nothing written.",
+        },
         415: {"model": ErrorOut},
         422: {"model": ErrorOut, "description": "Invalid file: every reason listed."},
     },
