@@ -25,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 import uuid
 from collections.abc import Iterator
@@ -223,6 +224,14 @@ def in_readme(command: str) -> str:
     return command
 
 
+def readme_block(containing: str) -> str:
+    """The README's bash block holding ``containing``, dedented (a list item indents it)."""
+    blocks = [textwrap.dedent(b) for b in re.findall(r"```bash\n(.*?)```", README, re.S)]
+    found = [block for block in blocks if containing in block]
+    assert found, f"the README no longer shows a bash block with {containing!r}"
+    return found[0]
+
+
 def _stop(process: subprocess.Popen[bytes]) -> bool:
     """SIGTERM, then True when the process stopped cleanly (uvicorn re-raises the signal)."""
     process.send_signal(signal.SIGTERM)
@@ -331,6 +340,14 @@ def test_serve_answers_health_and_docs_offline(clone: Clone, tmp_path: Path) -> 
         assert health.status_code == 200, health.text
         docs = httpx.get("http://127.0.0.1:8765/docs", timeout=5)
         assert docs.status_code == 200 and "swagger" in docs.text.lower()
+        verdict = readme_block("/verdict").replace("127.0.0.1:8000", "127.0.0.1:8765")
+        given = subprocess.run(
+            ["bash", "-c", verdict], cwd=clone.path, env=clone.env, capture_output=True,
+            text=True, timeout=60,
+        )  # fmt: skip
+        assert given.returncode == 0 and '"verdict":"fraud"' in given.stdout, (
+            f"{verdict}\n{given.stdout[-3000:]}\n{given.stderr[-3000:]}"
+        )
     finally:
         assert _stop(server), log.read_text()[-3000:]
 
