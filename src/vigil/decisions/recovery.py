@@ -12,16 +12,18 @@ last seen are re-recorded from the database (a *tail* re-warm); when the warm ma
 too (the data was lost), the whole horizon is (a *full* re-warm, during which ``/health``
 says ``degraded`` as for any cold store). Both use the idempotent warm-up of
 :mod:`vigil.features.warmup`, so a transaction the server kept, recorded live since, or
-re-warmed by another process at the same time changes nothing. The record of what was seen
-is updated only after a re-warm succeeded: a process that fails or stops part-way leaves it
-for the next check, its own or another process's.
+re-warmed by another process changes nothing. One process re-warms at a time (a lease in
+Redis); the record of what was seen is updated only after a re-warm succeeded, so a process
+that fails or stops part-way leaves it for the next check, its own or another process's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -44,6 +46,7 @@ from vigil.storage.records import utc_now
 log = logging.getLogger(__name__)
 
 RewarmKind = Literal["tail", "full"]
+LEASE_MS = 30_000  # a re-warm lease: extended every 10 s while its holder works
 
 
 @dataclass(frozen=True)
@@ -90,22 +93,56 @@ class StateRecovery:
             return None
         return cls(computer, store, config.database_url, config, metrics)
 
-    async def check(self) -> Rewarm | None:
-        """Compare the servers' run ids with the recorded ones; re-warm if they changed."""
-        now = utc_now()
-        run_ids = await self.store.arun_ids()
+    async def _needed(self, run_ids: tuple[str, ...]) -> tuple[bool, datetime | None]:
+        """Whether the store needs a re-warm, and of what was received since when (``None``:
+        the whole horizon)."""
         seen = await self.store.alast_seen()
         warm = await self.store.awarm()
+        if seen is None:
+            # Came back empty (or a new store). A warm store never seen is this version's
+            # first check: the record lives in the marker's slot, a server lost both or none.
+            return not warm, None
+        if seen.run_ids == run_ids:
+            return False, None
+        return True, seen.seen_at - self.margin if warm else None
+
+    async def check(self) -> Rewarm | None:
+        """Compare the servers' run ids with the recorded ones; re-warm if they changed.
+
+        One process at a time re-warms (a lease in Redis, extended while it works); the
+        others leave the record as it is and find it moved on at a later check, or take the
+        lease over when its holder stopped extending it.
+        """
+        now = utc_now()
+        run_ids = await self.store.arun_ids()
+        needed, _ = await self._needed(run_ids)
+        if not needed:
+            await self.store.amark_seen(ServersSeen(run_ids, now))
+            return None
+        token = uuid.uuid4().hex
+        if not await self.store.aclaim_rewarm(token, LEASE_MS):
+            log.info("state store servers changed: another process re-warms it")
+            return None
         done = None
-        if seen is None and not warm:  # a server that came back empty (or a new store)
-            done = await asyncio.to_thread(self._rewarm, None)
-        elif seen is not None and seen.run_ids != run_ids:
-            since = None if not warm else seen.seen_at - self.margin
-            done = await asyncio.to_thread(self._rewarm, since)
-        # A warm store never seen is this version's first check: nothing to catch up (the
-        # record lives in the marker's slot, so a server that lost one lost both).
-        await self.store.amark_seen(ServersSeen(run_ids, now))
+        try:
+            needed, since = await self._needed(run_ids)  # the last holder may have finished
+            if needed:
+                extending = asyncio.create_task(self._extend(token))
+                try:
+                    done = await asyncio.to_thread(self._rewarm, since)
+                finally:
+                    extending.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, RedisError):
+                        await extending
+            await self.store.amark_seen(ServersSeen(run_ids, now))
+        finally:
+            await self.store.arelease_rewarm(token)
         return done
+
+    async def _extend(self, token: str) -> None:
+        """Keep the re-warm lease while the re-warm runs."""
+        while await self.store.aextend_rewarm(token, LEASE_MS):
+            await asyncio.sleep(LEASE_MS / 3000)
 
     def _rewarm(self, since: datetime | None) -> Rewarm:
         """Re-record from the database what was received since ``since`` (None: the horizon)."""

@@ -197,6 +197,12 @@ def _blobs(entity: np.ndarray, piece: np.ndarray, rows: np.ndarray) -> dict[tupl
 
 
 _VERDICT_ADD, _VERDICT_READ = (_Script.of(s) for s in (redis_verdicts.ADD, redis_verdicts.READ))
+# A re-warm lease held by ARGV[1]: extended to ARGV[2] ms, or deleted when that is 0.
+_LEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '0' then return redis.call('DEL', KEYS[1]) end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
 
 
 def _calls(ops: Sequence[_Op], header: Sequence[Any], by_slot: bool) -> list[_Call]:
@@ -273,8 +279,9 @@ class RedisStateStore:
     def __init__(self, url: str, prefix: str = "vigil:features", ttl_slack_days: int = 1) -> None:
         self.prefix = prefix
         self._warm_key = f"{prefix}:warm"
-        # in the marker's slot (its hash tag is the marker's whole name): lost with it
+        # in the marker's slot (their hash tag is the marker's whole name): lost with it
         self._seen_key = f"{prefix}:servers:{{{self._warm_key}}}"
+        self._lease_key = f"{prefix}:rewarming:{{{self._warm_key}}}"
         self._ttl_slack_us = ttl_slack_days * US_PER_DAY
         self.cluster = url.startswith(CLUSTER_SCHEMES)
         self._url = url.replace("+cluster", "", 1)
@@ -659,6 +666,22 @@ class RedisStateStore:
         value = json.dumps({"run_ids": list(seen.run_ids), "seen_at": seen.seen_at.isoformat()})
         with _unavailable_during_failover():
             await self._aclient.set(self._seen_key, value)
+
+    async def aclaim_rewarm(self, token: str, lease_ms: int) -> bool:
+        """Take the re-warm lease for ``lease_ms`` unless another process holds it: one
+        process re-warms after a restart, the others wait for :meth:`alast_seen` to move."""
+        with _unavailable_during_failover():
+            return bool(await self._aclient.set(self._lease_key, token, nx=True, px=lease_ms))
+
+    async def aextend_rewarm(self, token: str, lease_ms: int) -> bool:
+        """Extend the re-warm lease ``token`` holds to ``lease_ms`` (False: not held)."""
+        with _unavailable_during_failover():
+            return bool(await self._aclient.eval(_LEASE, 1, self._lease_key, token, lease_ms))
+
+    async def arelease_rewarm(self, token: str) -> None:
+        """Give the re-warm lease back (if ``token`` still holds it)."""
+        with _unavailable_during_failover():
+            await self._aclient.eval(_LEASE, 1, self._lease_key, token, 0)
 
     async def aping(self) -> bool:
         """Async :meth:`ping`."""
