@@ -6,6 +6,7 @@ online state. Hypothesis over the transaction contract's edges lives beside the 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import func, select
 
 from api_support import API_KEY, FakeWriter, api_settings, build_app, write_model
+from storage_support import prediction_record
 from vigil.config import DataConfig, Settings
 from vigil.data.simulate import generate
 from vigil.data.training_data import TrainingData
@@ -24,10 +26,18 @@ from vigil.features import InMemoryStateStore
 from vigil.retraining.job import TrainingFailed
 from vigil.retraining.runner import RetrainRunner, TrainOutcome
 from vigil.serving.model_lifecycle import LifecycleServices
-from vigil.storage import create_db_engine, upgrade_database
+from vigil.storage import create_db_engine, insert_prediction_records, upgrade_database
 from vigil.storage.tables import labels
 
 EXAMPLES_PER_ROUTE = 25
+# Three cards' days, one card with a day of look-back: GET /cases (the newest event's day)
+# and the cards' case pages answer bodies with every field, times included.
+SCORED = [
+    prediction_record(
+        i, tx_datetime=datetime(2018, 9, 29 + i // 4, 8 + i), customer_id=i % 3, score=i / 10
+    )
+    for i in range(8)
+]
 EXCLUDED = [positive_data_acceptance]  # a schema-valid string is not always a valid CSV
 
 
@@ -47,6 +57,8 @@ def world(small_settings: Settings, tmp_path: Path) -> Iterator[tuple[TestClient
     generate(DataConfig(n_customers=20, n_terminals=40, n_days=3), settings.data.raw_dir)
     upgrade_database(settings.storage.database_url)
     engine = create_db_engine(settings.storage.database_url)
+    with engine.begin() as connection:  # scored transactions: the case routes answer cases
+        insert_prediction_records(connection, SCORED)
     writer, store = FakeWriter(), InMemoryStateStore()
     app = build_app(settings, write_model(settings, tmp_path / "a.onnx", "model-a"), writer, store)
     app.state.lifecycle = LifecycleServices(

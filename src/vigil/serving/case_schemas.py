@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from vigil.cases import Case, CaseQueue
 from vigil.data.transaction import EventTime, Id, check_text
@@ -14,6 +14,20 @@ from vigil.data.transaction import EventTime, Id, check_text
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(9999, 12, 30)
 MAX_FRAUD_IDS = 1000
+
+
+# A time of the case bodies: naive UTC, as stored (the transaction contract's event time). The
+# schema says so: JSON Schema's "date-time" demands an offset, which these values never carry.
+UtcTime = Annotated[
+    datetime,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?$",
+            "description": "UTC, ISO 8601 without an offset.",
+        }
+    ),
+]
 
 
 def _text(value: str) -> str:
@@ -33,7 +47,7 @@ class CaseTransactionOut(BaseModel):
     """One of the card's transactions of the day (or of the look-back)."""
 
     transaction_id: int
-    tx_datetime: datetime
+    tx_datetime: UtcTime
     terminal_id: int
     tx_amount: float
     score: float = Field(description="Fraud probability in [0, 1].")
@@ -46,10 +60,10 @@ class CaseTransactionOut(BaseModel):
         description="Amount over the card's mean amount of the habit days; null: no history."
     )
     terminal_frauds: int = Field(description="Known frauds at the terminal, fraud-run window.")
-    terminal_last_fraud: datetime | None
+    terminal_last_fraud: UtcTime | None
     terminal_compromised: bool = Field(description="An analyst marked the terminal compromised.")
     verdict: Literal["fraud", "legit"] | None
-    reviewed_at: datetime | None
+    reviewed_at: UtcTime | None
     analyst: str | None
     case_day: date | None = Field(
         description="The day of the case the verdict was given for; another day's (a later "

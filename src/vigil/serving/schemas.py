@@ -283,6 +283,15 @@ class ErrorOut(BaseModel):
     request_id: str | None = None
 
 
+UNREADABLE_BODY: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": ErrorOut,
+        "description": "The body could not be read as JSON (not UTF-8, or nested too deep).",
+    }
+}
+"""The answer of a route whose JSON body FastAPI parses, to a body it cannot parse."""
+
+
 class AddDataOut(BaseModel):
     """What one training-data upload did (``PUT /add_data``)."""
 

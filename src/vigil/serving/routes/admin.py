@@ -14,7 +14,13 @@ from fastapi import APIRouter
 
 from vigil.inference.follower import CHALLENGER, NO_CHALLENGER
 from vigil.serving.deps import LifecycleDep, ServicesDep
-from vigil.serving.schemas import ChallengerRequest, ErrorOut, ReloadOut, ReloadRequest
+from vigil.serving.schemas import (
+    UNREADABLE_BODY,
+    ChallengerRequest,
+    ErrorOut,
+    ReloadOut,
+    ReloadRequest,
+)
 from vigil.serving.security import ApiKeyDep
 from vigil.storage import save_deployment
 
@@ -23,7 +29,11 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[ApiKeyDep])
 _RESPONSES: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorOut, "description": "Missing X-API-Key."},
     403: {"model": ErrorOut, "description": "Wrong X-API-Key."},
-    422: {"model": ErrorOut, "description": "Model rejected; the serving one is unchanged."},
+    **UNREADABLE_BODY,
+    422: {
+        "description": "Model rejected (detail: the reason), the serving one unchanged; or an "
+        "invalid body (detail: the problems, each naming the field)."
+    },
 }
 
 

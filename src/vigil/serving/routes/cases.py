@@ -24,7 +24,7 @@ from vigil.serving.case_schemas import (
     VerdictOut,
 )
 from vigil.serving.deps import ServicesDep
-from vigil.serving.schemas import ErrorOut
+from vigil.serving.schemas import UNREADABLE_BODY, ErrorOut
 from vigil.serving.security import ApiKeyDep
 
 router = APIRouter(prefix="/cases", tags=["cases"], dependencies=[ApiKeyDep])
@@ -88,6 +88,7 @@ async def case(customer_id: CustomerId, services: ServicesDep, day: Day = None) 
         **_NOT_FOUND,
         200: {"model": VerdictOut, "description": "The same verdict again: nothing written."},
         409: {"model": ErrorOut, "description": "Already reviewed with another verdict."},
+        **UNREADABLE_BODY,
         422: {"description": "Invalid verdict, or one not fitting the case: names the field."},
     },
     summary="An analyst's verdict: labels the card's transactions of the day and its "
