@@ -9,14 +9,10 @@ import yaml
 from typer.testing import CliRunner
 
 from vigil.cli import app
-from vigil.config import DataConfig, TrackingConfig
+from vigil.config import TrackingConfig
 from vigil.inference.roles import CHALLENGER, CHAMPION
 from vigil.redaction import mask_url
-from vigil.tracking.lineage import (
-    TAG_DATASET_VERSION,
-    dataset_version,
-    dvc_data_hash,
-)
+from vigil.tracking.lineage import TAG_DATASET_VERSION, dvc_data_hash
 from vigil.tracking.model_registry import ModelRegistry, RegistryError
 
 
@@ -107,18 +103,3 @@ def test_dvc_hash_comes_from_dvc_lock(tmp_path: Path) -> None:
     assert dvc_data_hash(data, lock) == "abc123.dir"
     assert dvc_data_hash(tmp_path / "elsewhere", lock) == "untracked"
     assert dvc_data_hash(data, tmp_path / "no.lock") == "untracked"
-
-
-@pytest.mark.parametrize(
-    ("drift", "expected"),
-    [
-        ({}, "sim-1000c-90d-s0-base"),
-        (
-            {"scenario": "amount_inflation", "start_day": 60},
-            "sim-1000c-90d-s0-drift-amount_inflation-d60",
-        ),
-    ],
-)
-def test_dataset_version_names_world_and_drift(drift: dict, expected: str) -> None:
-    config = DataConfig.model_validate({"n_customers": 1000, "n_days": 90, "drift": drift})
-    assert dataset_version(config) == expected

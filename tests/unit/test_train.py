@@ -229,6 +229,7 @@ def test_run_logs_its_datasets_and_a_model_that_mlflow_scores_like_vigil_predict
     from typer.testing import CliRunner
 
     from vigil.cli import app
+    from vigil.tracking.lineage import TAG_DATASET_VERSION
     from vigil.tracking.registration import register_run
 
     root, table = world
@@ -241,6 +242,11 @@ def test_run_logs_its_datasets_and_a_model_that_mlflow_scores_like_vigil_predict
     run = run_training(settings, table).run_dir
     registration = register_run(settings, run)  # the first version is also champion
     client = mlflow.MlflowClient(settings.tracking.mlflow_uri)
+    # The world is a plain Parquet file (no recorded world): named by the bytes trained on.
+    named = f"external-{table.source_sha256[:12]}"
+    assert registration.tags[TAG_DATASET_VERSION] == named
+    assert json.loads((run / "metrics.json").read_text())["dataset"]["version"] == named
+    assert client.get_run(registration.run_id).data.tags[TAG_DATASET_VERSION] == named
     inputs = client.get_run(registration.run_id).inputs.dataset_inputs
     contexts = {i.tags[0].value: i.dataset for i in inputs}
     assert set(contexts) == {"training", "validation", "testing"}

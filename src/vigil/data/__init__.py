@@ -3,6 +3,7 @@
 - ``vigil.data.schema``: column names and dtypes;
 - ``vigil.data.simulate``: ``simulate_transactions``, ``generate`` (the handbook's simulator);
 - ``vigil.data.io``: ``read_transactions``, ``write_partitioned``;
+- ``vigil.data.origin``: ``recorded_world`` (the simulated world a dataset's files record);
 - ``vigil.data.contracts``: ``validate_transactions``, ``DataContractError``;
 - ``vigil.data.quality``: ``quality_report``.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -185,16 +185,24 @@ def partition_dir(out_dir: Path, day: pd.Timestamp) -> Path:
 
 
 def write_partitioned(
-    df: pd.DataFrame, out_dir: Path, part: str = "part-0", validate: bool = True
+    df: pd.DataFrame,
+    out_dir: Path,
+    part: str = "part-0",
+    validate: bool = True,
+    metadata: Mapping[bytes, bytes] | None = None,
 ) -> list[Path]:
-    """Write ``df`` as ``out_dir/tx_date=YYYY-MM-DD/{part}.parquet`` (contract checked first)."""
+    """Write ``df`` as ``out_dir/tx_date=YYYY-MM-DD/{part}.parquet`` (contract checked first);
+    ``metadata`` joins each file's key-value metadata (e.g. :mod:`vigil.data.origin`'s world)."""
     frame = validate_transactions(df) if validate else df
     days = frame[schema.TX_DATETIME].dt.normalize()
     written = []
     for day, rows in frame.groupby(days, sort=True):
         target = partition_dir(Path(out_dir), pd.Timestamp(day)) / f"{part}.parquet"
         target.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.Table.from_pandas(rows, preserve_index=False), target)
+        table = pa.Table.from_pandas(rows, preserve_index=False)
+        if metadata:
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+        pq.write_table(table, target)
         written.append(target)
     logger.debug("wrote %d rows into %d partition(s) under %s", len(frame), len(written), out_dir)
     return written

@@ -43,6 +43,7 @@ from vigil.data.drift_scenarios import (
     card_testing_bursts,
 )
 from vigil.data.io import write_partitioned
+from vigil.data.origin import SimulatedWorld
 from vigil.data.world import World, build_world
 
 logger = logging.getLogger(__name__)
@@ -267,7 +268,8 @@ def generate(
     progress: bool = True,
     overwrite: bool = False,
 ) -> SimulationSummary:
-    """Simulate day by day, streaming each day to ``out_dir/tx_date=.../part-0.parquet``."""
+    """Simulate day by day, streaming each day to ``out_dir/tx_date=.../part-0.parquet``,
+    each file recording the world (:class:`~vigil.data.origin.SimulatedWorld`) it holds."""
     out_dir = Path(out_dir)
     _prepare_out_dir(out_dir, overwrite)
     csv_path = out_dir / CSV_NAME if csv else None
@@ -279,8 +281,9 @@ def generate(
     days = tqdm(
         iter_days(config), total=config.n_days, unit="day", disable=not progress, desc="generate"
     )
+    world = SimulatedWorld.of(config).metadata()
     for frame in days:
-        write_partitioned(frame, out_dir)
+        write_partitioned(frame, out_dir, metadata=world)
         if csv_path is not None:
             frame.to_csv(csv_path, mode="a", header=rows == 0, index=False)
         rows += len(frame)

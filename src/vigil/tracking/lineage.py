@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from vigil.config import DataConfig
-from vigil.training.provenance import dataset_hash, git_commit
+from vigil.data.origin import recorded_world
+from vigil.training.provenance import git_commit
 
 TAG_GIT_COMMIT = "vigil.git_commit"
 TAG_DVC_DATA_HASH = "vigil.dvc_data_hash"
@@ -35,20 +35,27 @@ def dvc_data_hash(data_dir: Path, lock_file: Path = Path("dvc.lock")) -> str:
     return _dvc_lock_hash(data_dir, lock_file) or UNTRACKED
 
 
-def dataset_version(config: DataConfig) -> str:
-    """A readable dataset name: simulator world, seed and drift scenario."""
-    drift = config.drift.scenario
-    suffix = "base" if drift == "none" else f"drift-{drift}-d{config.drift.start_day}"
-    return f"sim-{config.n_customers}c-{config.n_days}d-s{config.seed}-{suffix}"
+def dataset_version(data: Path, data_sha256: str) -> str:
+    """A readable name of the data itself, never of a configuration.
+
+    ``sim-<customers>c-<terminals>t-<days>d-s<seed>-<base | drift-<scenario>-d<start day>>``
+    when all its Parquet files record one simulated world (``vigil generate`` writes it into
+    them), else ``external-<first 12 hex of data_sha256>`` (its SHA-256,
+    :func:`vigil.training.provenance.dataset_hash`): published data, rows added by
+    ``PUT /add_data``, feature tables.
+    """
+    world = recorded_world(data)
+    return world.name if world is not None else f"external-{data_sha256[:12]}"
 
 
-def lineage_tags(config: DataConfig, data_dir: Path, repo_dir: Path = Path()) -> dict[str, str]:
-    """The lineage tags every run and registered model version carries."""
-    if not data_dir.exists():
-        raise FileNotFoundError(f"training data {data_dir} does not exist")
+def lineage_tags(data: Path, data_sha256: str, repo_dir: Path = Path()) -> dict[str, str]:
+    """The lineage tags every registered run and model version carries: ``data`` is what the
+    run trained on and ``data_sha256`` its hash as the run recorded it."""
+    if not data.exists():
+        raise FileNotFoundError(f"training data {data} does not exist")
     return {
         TAG_GIT_COMMIT: git_commit(repo_dir),
-        TAG_DVC_DATA_HASH: dvc_data_hash(data_dir, repo_dir / "dvc.lock"),
-        TAG_DATA_SHA256: dataset_hash(data_dir),
-        TAG_DATASET_VERSION: dataset_version(config),
+        TAG_DVC_DATA_HASH: dvc_data_hash(data, repo_dir / "dvc.lock"),
+        TAG_DATA_SHA256: data_sha256,
+        TAG_DATASET_VERSION: dataset_version(data, data_sha256),
     }

@@ -49,12 +49,15 @@ def register_run(
 ) -> Registration:
     """Tag the run's MLflow run, register its ONNX model and point ``challenger`` at it.
 
-    The very first version also becomes ``champion``, so serving can always resolve one.
-    The record is written to ``output`` (default ``<run dir>/registration.json``).
+    The lineage tags describe the data the run trained on (its ``metrics.json`` records the
+    path and hash), not ``data.raw_dir``. The very first version also becomes ``champion``,
+    so serving can always resolve one. The record is written to ``output`` (default
+    ``<run dir>/registration.json``).
     """
     registry = ModelRegistry(settings.tracking)
     run_id = registry.run_id_for(run_dir.name)
-    tags = lineage_tags(settings.data, settings.data.raw_dir) | dict(extra_tags or {})
+    trained_on = json.loads((run_dir / METRICS_FILE).read_text())["dataset"]
+    tags = lineage_tags(Path(trained_on["path"]), trained_on["sha256"]) | dict(extra_tags or {})
     version = registry.register(run_id, run_dir / "model.onnx", tags)
     aliases = [CHALLENGER]
     if registry.by_alias(CHAMPION) is None:

@@ -26,6 +26,7 @@ from vigil.inference.metadata import ModelMetadata
 from vigil.models.baselines import fit_lightgbm, fit_lightgbm_stream, fit_logistic
 from vigil.models.kinds import Ensemble, FraudModel, SingleModel, model_kind, predict_scores
 from vigil.models.mlp import FraudMLP
+from vigil.tracking.lineage import TAG_DATASET_VERSION, dataset_version
 from vigil.training import artifacts
 from vigil.training.data import FeatureTable, feature_matrix, load_feature_table
 from vigil.training.provenance import dataset_hash, git_commit
@@ -323,7 +324,11 @@ def _fit_and_record(
         else None,
         "history": [asdict(r) for r in history],
         "git_commit": git_commit(),
-        "dataset": {"path": str(source), "sha256": source_sha256},
+        "dataset": {
+            "path": str(source),
+            "sha256": source_sha256,
+            "version": dataset_version(source, source_sha256),
+        },
         "streamed": isinstance(train, ParquetRows),
     }
     metadata = _metadata(settings, run_dir, train, summary)
@@ -365,6 +370,7 @@ def _tags(summary: dict[str, Any]) -> dict[str, str]:
         "git_commit": summary["git_commit"],
         "dataset_path": summary["dataset"]["path"],
         "dataset_sha256": summary["dataset"]["sha256"],
+        TAG_DATASET_VERSION: summary["dataset"]["version"],
         "model_kind": summary["model_kind"],
         "vigil_run_id": summary["run_id"],
     }
