@@ -78,6 +78,39 @@ def test_migrations_create_the_declared_schema(schema_url: str) -> None:
         engine.dispose()
 
 
+def test_migration_0009_reads_the_labels_received_lately_by_index(schema_url: str) -> None:
+    """The state recovery's tail re-warm reads the labels received since a time
+    (``features/warmup.received_transactions``): a range of ``ix_labels_received_at``, not a scan
+    of every label; the downgrade drops the index."""
+    from alembic import command
+
+    from vigil.storage.migrate import alembic_config
+
+    engine = create_db_engine(schema_url)
+    lately = text(
+        "EXPLAIN SELECT transaction_id FROM labels WHERE received_at >= '2026-12-06 19:40+00'"
+    )
+    try:
+        with engine.begin() as connection:  # a label a second over 10,000 s
+            connection.execute(
+                text(
+                    "INSERT INTO labels SELECT i, 0, timestamp '2026-12-06 17:00' + i * interval "
+                    "'1 s', timestamptz '2026-12-06 17:00+00' + i * interval '1 s' "
+                    "FROM generate_series(1, 10000) i"
+                )
+            )
+            connection.execute(text("ANALYZE labels"))
+            plan = "\n".join(connection.execute(lately).scalars())
+        assert "Index Scan using ix_labels_received_at on labels" in plan, plan
+        command.downgrade(alembic_config(schema_url), "0008")
+        assert "ix_labels_received_at" not in {
+            str(index["name"]) for index in inspect(engine).get_indexes("labels")
+        }
+        upgrade_database(schema_url)
+    finally:
+        engine.dispose()
+
+
 async def submit_all(
     writer: GroupCommitWriter, ids: range, acknowledged: set[int], concurrency: int = 64
 ) -> None:

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -25,6 +25,9 @@ from vigil.data import schema
 from vigil.features.online import OnlineFeatureComputer
 from vigil.features.replay import as_labels, as_transactions, in_event_order
 from vigil.features.state import Label
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Select
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,9 @@ def _due_labels(
     return window[window[schema.TX_DATETIME] + delay <= until]
 
 
-def _read_stored(database_url: str, window: Callable[[Any], list[Any]]) -> pd.DataFrame:
+def _read_stored(
+    database_url: str, window: Callable[[Connection], list[Select[Any]]]
+) -> pd.DataFrame:
     """The stored transactions that the queries ``window(connection)`` select (each over
     ``transactions`` outer-joined with ``labels``), with their labels (``tx_fraud``: missing
     where none is stored yet), each transaction once."""
@@ -86,7 +91,7 @@ def _read_stored(database_url: str, window: Callable[[Any], list[Any]]) -> pd.Da
     return frame
 
 
-def _stored_query() -> Any:
+def _stored_query() -> Select[Any]:
     """Stored transactions with their labels (a select to narrow with ``where``)."""
     from sqlalchemy import select
 
@@ -114,7 +119,7 @@ def stored_transactions(database_url: str, horizon_us: int) -> pd.DataFrame:
 
     from vigil.storage.tables import transactions
 
-    def window(connection: Any) -> list[Any]:
+    def window(connection: Connection) -> list[Select[Any]]:
         newest = connection.execute(select(func.max(transactions.c.tx_datetime))).scalar()
         if newest is None:
             return [_stored_query()]
@@ -128,10 +133,13 @@ def received_transactions(database_url: str, since: datetime) -> pd.DataFrame:
     """The transactions stored in ``database_url`` that were received at or after ``since``
     (aware UTC, the services' clock) or whose label was, with their labels: what a state
     store may have lost in a crash shortly after ``since``. On PostgreSQL the first query
-    reads only the day partitions from ``since`` on (ADR 0014); the second scans ``labels``."""
+    reads only the day partitions from ``since`` on (ADR 0014); the second reads the labels
+    received since then by their index (``ix_labels_received_at``, migration 0009), then their
+    transactions by key in every day partition (a tail of thousands of labels is hashed against
+    the transactions instead)."""
     from vigil.storage.tables import labels, transactions
 
-    def window(connection: Any) -> list[Any]:
+    def window(connection: Connection) -> list[Select[Any]]:
         return [
             _stored_query().where(transactions.c.received_at >= since),
             _stored_query().where(labels.c.received_at >= since),

@@ -118,6 +118,8 @@ labels = Table(
         sqlite_where=text("tx_fraud = 1"),
         postgresql_where=text("tx_fraud = 1"),
     ),
+    # ... all of them by receipt: the state recovery re-reads those received lately (0009)
+    Index("ix_labels_received_at", "received_at"),
 )
 
 # The analysts' verdict log: one row per reviewed transaction (a card's verdict covers its
