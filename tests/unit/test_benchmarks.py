@@ -121,6 +121,23 @@ def test_bench_reason_codes_writes_the_counts_with_the_command_time_and_model(
     assert payload["command"].startswith("python ")
 
 
+def test_results_name_the_cpu_and_the_numeric_libraries_they_ran_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An MLP fit's figures differ between CPUs (docs/benchmarks.md, "Why the shipped figures
+    moved"): a results file says which CPU and library versions produced it."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    from importlib import metadata
+
+    from _results import write_results
+
+    machine = json.loads(write_results("x", {"a": 1.0}, tmp_path / "x.json").read_text())["machine"]
+    assert machine["cpu"]["model"]
+    assert all(f.startswith(("avx", "amx")) for f in machine["cpu"]["vector_extensions"])
+    assert machine["libraries"]["numpy"] == metadata.version("numpy")
+    assert machine["libraries"]["torch"] == metadata.version("torch")
+
+
 def _make_bench_commands() -> dict[str, list[str]]:
     """Script name -> the arguments `make bench` runs it with (a dry run)."""
     dry = subprocess.run(
