@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -263,7 +263,7 @@ def test_add_data_refuses_values_it_would_truncate_or_overflow(
     column=st.sampled_from(
         ["transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount", "tx_fraud"]
     ),
-    handbook_name=st.booleans(),
+    spelling=st.sampled_from([str, str.upper, lambda name: f" {name.title()}\t"]),
     position=st.integers(min_value=0, max_value=6),
 )
 @hypothesis_settings(
@@ -273,20 +273,44 @@ def test_add_data_refuses_values_it_would_truncate_or_overflow(
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 def test_add_data_refuses_a_header_naming_a_column_twice(
-    client: TestClient, settings: Settings, column: str, handbook_name: bool, position: int
+    client: TestClient,
+    settings: Settings,
+    column: str,
+    spelling: Callable[[str], str],
+    position: int,
 ) -> None:
     """Which of two cells of one column counts would be a guess (pandas kept the first, the
-    handbook's upper-case name crashed the contract with a 500): refused whole, 422."""
+    handbook's upper-case name crashed the contract with a 500, " Tx_Amount" was kept as an
+    extra column): refused whole, 422."""
     rows = read_transactions(settings.data.raw_dir).tail(2).drop(columns=["tx_fraud_scenario"])
     rows["transaction_id"] += 3_000_000
     second = rows[column].iloc[::-1].to_numpy()  # another row's value
-    rows.insert(position, column.upper() if handbook_name else f"{column}_again", second)
-    body = rows.to_csv(index=False).replace(f"{column}_again", column, 1)
+    rows.insert(position, "repeat", second)
+    body = rows.to_csv(index=False).replace("repeat", spelling(column), 1)
     before = _files_and_labels(settings)
     response = client.put("/add_data", content=body, headers={**AUTH, "content-type": "text/csv"})
     assert response.status_code == 422, response.text
     assert column in response.json()["detail"]
     assert _files_and_labels(settings) == before
+
+
+def test_add_data_reads_a_column_name_in_any_case_as_that_column(
+    client: TestClient, settings: Settings
+) -> None:
+    """The header name ' Tx_Amount' is tx_amount, as the API's other CSV bodies read it; it
+    was kept as an extra column and the file refused for a missing tx_amount."""
+    rows = read_transactions(settings.data.raw_dir).tail(2).drop(columns=["tx_fraud_scenario"])
+    rows["transaction_id"] += 4_000_000
+    body = rows.rename(columns={"tx_amount": " Tx_Amount", "tx_fraud": "TX_Fraud"}).to_csv(
+        index=False
+    )
+    response = client.put("/add_data", content=body, headers={**AUTH, "content-type": "text/csv"})
+    assert response.status_code == 200, response.text
+    assert response.json()["appended"] == 2
+    stored = read_transactions(settings.data.raw_dir).set_index("transaction_id")
+    expected = rows.set_index("transaction_id")
+    assert stored.loc[expected.index, "tx_amount"].tolist() == expected["tx_amount"].tolist()
+    assert stored.loc[expected.index, "tx_fraud"].tolist() == expected["tx_fraud"].tolist()
 
 
 @pytest.mark.parametrize(

@@ -7,13 +7,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vigil.config import DataConfig
 from vigil.data import schema
-from vigil.data.io import DataFormatError, read_transactions, write_partitioned
+from vigil.data.io import DataFormatError, read_csv, read_transactions, to_schema, write_partitioned
 from vigil.data.simulate import simulate_transactions
+from vigil.serving.errors import BadUpload
+from vigil.serving.uploads import csv_rows
 
-HANDBOOK_NAMES = {vigil: handbook for handbook, vigil in schema.HANDBOOK_COLUMNS.items()}
+HANDBOOK_NAMES = {name: name.upper() for name in schema.DTYPES}
+# One row of every schema column, in schema.DTYPES's order, then an extra column's cell.
+ROW = "1,2018-04-01 00:00:31,5,9,20.5,0,0,x\n"
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +138,41 @@ def test_a_column_named_twice_is_refused(tmp_path: Path, frame: pd.DataFrame, re
     frame.head(3).assign(extra=1.0).rename(columns={"extra": repeat}).to_csv(path, index=False)
     with pytest.raises(DataFormatError, match="tx_amount"):
         read_transactions(path)
+
+
+@st.composite
+def spelled(draw: st.DrawFn, name: str) -> str:
+    """``name`` in any case, spaces or tabs around it."""
+    cased = "".join(draw(st.sampled_from([c.lower(), c.upper()])) for c in name)
+    padding = st.text(alphabet=" \t", max_size=2)
+    return draw(padding) + cased + draw(padding)
+
+
+@given(data=st.data())
+def test_both_csv_readers_read_any_spelling_of_a_column_as_that_column(data: st.DataObject) -> None:
+    """The API's CSV bodies (csv_rows) and the file readers and PUT /add_data (read_csv,
+    to_schema) mean the same columns by one header: "Tx_Amount" was an extra column beside
+    tx_amount for the second."""
+    header = [data.draw(spelled(name)) for name in schema.DTYPES] + [" Note "]
+    body = (",".join(header) + "\n" + ROW).encode()
+    (row,) = csv_rows(body)
+    frame = to_schema(read_csv(body))
+    assert set(row) == set(frame.columns) == {*schema.DTYPES, "Note"}
+    assert row[schema.TX_AMOUNT] == frame[schema.TX_AMOUNT].iloc[0] == 20.5
+
+
+@given(data=st.data())
+def test_both_csv_readers_refuse_a_column_named_twice_in_any_spelling(
+    data: st.DataObject,
+) -> None:
+    column = data.draw(st.sampled_from(list(schema.DTYPES)))
+    header = [*schema.DTYPES, "extra"]
+    header[-1] = data.draw(spelled(column))
+    body = (",".join(header) + "\n" + ROW).encode()
+    with pytest.raises(BadUpload, match=column):
+        csv_rows(body)
+    with pytest.raises(DataFormatError, match=column):
+        to_schema(read_csv(body))
 
 
 def test_unreadable_values_name_the_column_and_an_example(

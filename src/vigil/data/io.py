@@ -89,8 +89,8 @@ def _check_columns(names: Iterable[str]) -> None:
     repeated = schema.repeated_columns(names)
     if repeated:
         raise DataFormatError(
-            f"column(s) {repeated} named more than once (the handbook's upper-case names "
-            "are the same columns): which value counts would be a guess"
+            f"column(s) {repeated} named more than once (a name's case and the spaces around "
+            "it do not count): which value counts would be a guess"
         )
 
 
@@ -153,15 +153,16 @@ def _cast(series: pd.Series, dtype: str) -> pd.Series:
 
 
 def to_schema(frame: pd.DataFrame) -> pd.DataFrame:
-    """Map handbook or Vigil column names and dtypes onto Vigil's schema (extras kept)."""
+    """Map column names (:func:`~vigil.data.schema.column_name`: the handbook's too) and dtypes
+    onto Vigil's schema (extras kept)."""
     frame = frame.drop(columns=[c for c in HANDBOOK_DERIVED_COLUMNS if c in frame.columns])
-    frame = frame.rename(columns=schema.HANDBOOK_COLUMNS)
+    frame = frame.rename(columns=lambda c: schema.column_name(c) if isinstance(c, str) else c)
     _check_columns(frame.columns)
     missing = [c for c in schema.TRANSACTION_COLUMNS if c not in frame.columns]
     if missing:
         raise DataFormatError(
             f"missing required column(s) {missing}; found {list(frame.columns)} "
-            f"(expected {list(schema.TRANSACTION_COLUMNS)} or the handbook's upper-case names)"
+            f"(expected {list(schema.TRANSACTION_COLUMNS)} in any case, e.g. the handbook's)"
         )
     known = [c for c in schema.DTYPES if c in frame.columns]
     extras = [c for c in frame.columns if c not in schema.DTYPES]

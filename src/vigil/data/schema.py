@@ -32,16 +32,15 @@ DTYPES: dict[str, str] = {
     TX_FRAUD_SCENARIO: "int8",
 }
 
-# The Fraud Detection Handbook's published column names, mapped onto Vigil's.
-HANDBOOK_COLUMNS: dict[str, str] = {
-    "TRANSACTION_ID": TRANSACTION_ID,
-    "TX_DATETIME": TX_DATETIME,
-    "CUSTOMER_ID": CUSTOMER_ID,
-    "TERMINAL_ID": TERMINAL_ID,
-    "TX_AMOUNT": TX_AMOUNT,
-    "TX_FRAUD": TX_FRAUD,
-    "TX_FRAUD_SCENARIO": TX_FRAUD_SCENARIO,
-}
+_COLUMN_NAMES = {name.lower(): name for name in DTYPES}
+
+
+def column_name(name: str) -> str:
+    """The column a header name means, the one rule of every reader: a schema column's name in
+    any case, spaces around it ignored (the handbook's upper-case ``TX_AMOUNT`` is
+    ``tx_amount``); any other name without the spaces around it."""
+    stripped = name.strip()
+    return _COLUMN_NAMES.get(stripped.lower(), stripped)
 
 
 def repeated_columns(names: Iterable[str]) -> list[str]:

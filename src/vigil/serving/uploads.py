@@ -29,8 +29,6 @@ CSV = "text/csv"
 MULTIPART = "multipart/form-data"
 UPLOAD_FIELD = "file"
 GZIP_MAGIC = b"\x1f\x8b"
-# The handbook's upper-case column names are accepted as well.
-_COLUMN_ALIASES = {name.lower(): name.lower() for name in schema.HANDBOOK_COLUMNS}
 
 
 class UnsupportedMediaType(ServiceError):
@@ -74,8 +72,8 @@ def validate_rows(
 
 
 def csv_rows(data: bytes) -> list[dict[str, object]]:
-    """CSV with a header line as row dicts (handbook upper-case columns lower-cased), the
-    contract's columns read as numbers and times (:func:`~vigil.data.transaction.from_text`)."""
+    """CSV with a header line as row dicts, names read by :func:`~vigil.data.schema.column_name`
+    and the contract's columns as numbers and times (:func:`~vigil.data.transaction.from_text`)."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -87,7 +85,7 @@ def csv_rows(data: bytes) -> list[dict[str, object]]:
         raise BadUpload("the CSV upload is empty") from None
     except csv.Error as error:
         raise BadUpload(f"the CSV upload is malformed: {error}") from None
-    columns = [_COLUMN_ALIASES.get(name.strip().lower(), name.strip()) for name in header]
+    columns = [schema.column_name(name) for name in header]
     repeated = schema.repeated_columns(columns)
     if repeated:
         raise BadUpload(f"the CSV upload names column(s) {repeated} more than once")
