@@ -213,6 +213,41 @@ def test_a_refused_verdict_writes_nothing(
     assert all(not history.frauds for history in store._customers.values())
 
 
+@pytest.mark.parametrize(
+    ("field", "text", "control"),
+    [
+        ("analyst", "ana\x1b[31m", "U+001B"),  # an escape sequence: recolours a terminal
+        ("analyst", "ana\r\nINFO forged log line", "U+000D"),
+        ("analyst", "ana\nbob", "U+000A"),  # a name is one line
+        ("analyst", "ana\tbob", "U+0009"),
+        ("analyst", "ana\x85", "U+0085"),  # C1
+        ("note", "seen\x1b[2J", "U+001B"),
+        ("note", "line one\r\nline two", "U+000D"),
+        ("note", "a\x7f", "U+007F"),
+        ("note", "a\x00b", "NUL"),
+    ],
+)
+def test_a_control_character_in_the_analysts_text_is_422_naming_the_field(
+    client: TestClient, engine: Engine, field: str, text: str, control: str
+) -> None:
+    response = _verdict(client, 10, **{field: text})
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["detail"]
+    assert problem["loc"] == ["body", field]
+    assert field in problem["msg"] and control in problem["msg"]
+    assert _labels(engine) == {}
+    with engine.connect() as connection:
+        assert fetch_verdicts(connection) == []
+
+
+def test_a_note_may_span_lines_and_a_name_hold_spaces(client: TestClient, engine: Engine) -> None:
+    note = "called the customer:\n\tnot their purchase"
+    assert _verdict(client, 10, analyst="Ana María", note=note).status_code == 201
+    with engine.connect() as connection:
+        stored = fetch_verdicts(connection)
+    assert {(row["analyst"], row["note"]) for row in stored} == {("Ana María", note)}
+
+
 def test_an_explicit_review_time_is_logged(client: TestClient, engine: Engine) -> None:
     assert _verdict(client, 12, reviewed_at="2018-09-30T13:15:00+02:00").status_code == 201
     with engine.connect() as connection:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
 
 from vigil.cases import Case, CaseQueue
 from vigil.data.transaction import EventTime, Id, check_text
@@ -30,17 +39,34 @@ UtcTime = Annotated[
 ]
 
 
-def _text(value: str) -> str:
-    check_text(value, "text")
-    return value
+def plain_text(allowed: str = "") -> AfterValidator:
+    """An analyst's text as stored and shown: :func:`check_text`'s, and no control character
+    (Unicode's Cc: C0, DEL, C1) but those ``allowed`` — an escape sequence would restyle a
+    terminal showing it, a CR rewrite a log line; refused naming the field and the character."""
+
+    def check(value: str, info: ValidationInfo) -> str:
+        check_text(value, info.field_name or "text")
+        for position, char in enumerate(value):
+            if unicodedata.category(char) == "Cc" and char not in allowed:
+                raise ValueError(
+                    f"{info.field_name} holds the control character U+{ord(char):04X} at "
+                    f"position {position}"
+                )
+        return value
+
+    return AfterValidator(check)
 
 
 Analyst = Annotated[
     str,
-    Field(min_length=1, max_length=64, description="Who gave the verdict."),
-    AfterValidator(_text),
+    Field(
+        min_length=1,
+        max_length=64,
+        description="Who gave the verdict: one line, no control characters.",
+    ),
+    plain_text(),
 ]
-Note = Annotated[str, Field(max_length=2000), AfterValidator(_text)]
+Note = Annotated[str, Field(max_length=2000), plain_text(allowed="\n\t")]
 
 
 class CaseTransactionOut(BaseModel):
@@ -144,7 +170,11 @@ class VerdictIn(BaseModel):
     terminal_compromised: bool = Field(
         False, description="The terminals of the fraudulent transactions are compromised."
     )
-    note: Note | None = None
+    note: Note | None = Field(
+        None,
+        description="Free text; may span lines: newline and tab allowed, no other control "
+        "characters.",
+    )
     day: date | None = Field(
         None, ge=FIRST_DAY, le=LAST_DAY, description="The case's day (default: today)."
     )
