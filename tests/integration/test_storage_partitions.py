@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from conftest import private_pg_schema
 from storage_support import prediction_record
 from vigil.cli import app
+from vigil.features.warmup import _labels_received_query, received_transactions
 from vigil.storage import (
     GroupCommitWriter,
     PredictionRecord,
@@ -318,6 +319,27 @@ def test_the_id_receipt_index_is_brin_from_0006_and_a_btree_before(engine: Engin
     assert _id_receipt_index_method(engine) == "btree"
     upgrade_database(url)
     assert _id_receipt_index_method(engine) == "brin"
+
+
+def test_the_labels_received_lately_come_with_their_transactions_from_their_partitions(
+    engine: Engine,
+) -> None:
+    """The state recovery's tail re-warm: a label received after ``since`` brings its
+    transaction, received days before, read from that transaction's partition alone."""
+    url = engine.url.render_as_string(hide_password=False)
+    since = datetime(2026, 11, 22, tzinfo=UTC)  # after every transaction was received
+    with engine.begin() as connection:  # 1's label is received after since, 3's before
+        connection.exec_driver_sql(
+            "INSERT INTO labels VALUES (1, 1, '2018-04-08 10:00', '2026-11-23 00:00+00'), "
+            "(3, 0, '2018-04-09 09:00', '2026-11-20 00:00+00')"
+        )
+        query = _labels_received_query(connection, since)
+        sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
+        plan = connection.exec_driver_sql(f"EXPLAIN ANALYZE {sql}").scalars().all()
+    frame = received_transactions(url, since)
+    assert frame[["transaction_id", "tx_fraud"]].values.tolist() == [[1, 1]]
+    read = [line for line in plan if "on transactions_" in line and "never executed" not in line]
+    assert len(read) == 1 and "transactions_p20261120" in read[0], "\n".join(plan)
 
 
 def test_cli_maintain_reports_what_it_did(engine: Engine) -> None:

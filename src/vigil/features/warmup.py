@@ -91,22 +91,48 @@ def _read_stored(
     return frame
 
 
+_STORED_COLUMNS = ("transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount")
+"""The columns of ``transactions`` a warm-up reads (with the label's ``tx_fraud``)."""
+
+
 def _stored_query() -> Select[Any]:
     """Stored transactions with their labels (a select to narrow with ``where``)."""
     from sqlalchemy import select
 
     from vigil.storage.tables import labels, transactions
 
-    columns = [
-        transactions.c.transaction_id,
-        transactions.c.tx_datetime,
-        transactions.c.customer_id,
-        transactions.c.terminal_id,
-        transactions.c.tx_amount,
-        labels.c.tx_fraud,
-    ]
-    return select(*columns).outerjoin(
+    columns = [transactions.c[name] for name in _STORED_COLUMNS]
+    return select(*columns, labels.c.tx_fraud).outerjoin(
         labels, labels.c.transaction_id == transactions.c.transaction_id
+    )
+
+
+def _labels_received_query(connection: Connection, since: datetime) -> Select[Any]:
+    """The labels received at or after ``since`` (a range of ``ix_labels_received_at``) with
+    their transactions. In day partitions each transaction is read from its own partition: its
+    receipt time comes from the id index (as :mod:`vigil.storage.sinks` reads records), where a
+    join would find them by hashing every partition once the labels are a few thousand."""
+    from sqlalchemy import column, literal_column, select, table, true
+
+    from vigil.storage.partitions import ID_INDEX, is_partitioned
+    from vigil.storage.tables import labels, transactions
+
+    if not is_partitioned(connection):
+        return _stored_query().where(labels.c.received_at >= since)
+    index = table(ID_INDEX, column("transaction_id"), column("received_at"))
+    row = (
+        select(*[transactions.c[name] for name in _STORED_COLUMNS])
+        .where(transactions.c.transaction_id == index.c.transaction_id)
+        .where(transactions.c.received_at == index.c.received_at)
+        .limit(literal_column("1"))  # one row (its primary key); keeps it from being flattened
+        .lateral("t")
+    )
+    return (
+        select(*[row.c[name] for name in _STORED_COLUMNS], labels.c.tx_fraud)
+        .select_from(labels)
+        .join(index, index.c.transaction_id == labels.c.transaction_id)
+        .join(row, true())
+        .where(labels.c.received_at >= since)
     )
 
 
@@ -133,16 +159,14 @@ def received_transactions(database_url: str, since: datetime) -> pd.DataFrame:
     """The transactions stored in ``database_url`` that were received at or after ``since``
     (aware UTC, the services' clock) or whose label was, with their labels: what a state
     store may have lost in a crash shortly after ``since``. On PostgreSQL the first query
-    reads only the day partitions from ``since`` on (ADR 0014); the second reads the labels
-    received since then by their index (``ix_labels_received_at``, migration 0009), then their
-    transactions by key in every day partition (a tail of thousands of labels is hashed against
-    the transactions instead)."""
-    from vigil.storage.tables import labels, transactions
+    reads only the day partitions from ``since`` on (ADR 0014), the second the labels received
+    since then by their index and each one's transaction from its partition."""
+    from vigil.storage.tables import transactions
 
     def window(connection: Connection) -> list[Select[Any]]:
         return [
             _stored_query().where(transactions.c.received_at >= since),
-            _stored_query().where(labels.c.received_at >= since),
+            _labels_received_query(connection, since),
         ]
 
     return _read_stored(database_url, window)
