@@ -20,7 +20,6 @@ that fails or stops part-way leaves it for the next check, its own or another pr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -58,6 +57,16 @@ class Rewarm:
     transactions: int
     labels: int
     seconds: float
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for its end without taking on its outcome. Not
+    ``suppress(CancelledError): await task``: a cancellation of the *caller* arriving during
+    that await would be swallowed too, and a stopping recovery would run on forever."""
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.warning("re-warm lease extension failed: %s", error)
 
 
 class StateRecovery:
@@ -131,9 +140,7 @@ class StateRecovery:
                 try:
                     done = await asyncio.to_thread(self._rewarm, since)
                 finally:
-                    extending.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, RedisError):
-                        await extending
+                    await _stopped(extending)
             await self.store.amark_seen(ServersSeen(run_ids, now))
         finally:
             await self.store.arelease_rewarm(token)

@@ -7,7 +7,6 @@ from the one ``Settings``; an adapter adds only its transport.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -133,9 +132,10 @@ class Runtime:
     async def close(self) -> None:
         """Stop the recovery; release the database and (when built here) the state store."""
         if self._watching is not None:
-            self._watching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watching
+            # cancelled until it ends: one cancellation may be absorbed by library code
+            while not self._watching.done():
+                self._watching.cancel()
+                await asyncio.wait({self._watching}, timeout=1.0)
             self._watching = None
         await self.store.close()
         if self.owns_state:
